@@ -1,0 +1,122 @@
+# qroam — multi-cloud vehicle-to-cloud protocol with quantum keys.
+# Non-recursive GNU Makefile.  `make V=1` shows the commands.
+
+CC	?= cc
+PREFIX	?= /usr/local
+BINDIR	?= $(PREFIX)/bin
+DESTDIR	?=
+BUILD	?= build
+PYTHON	?= python3
+
+PKGS	:= libevent libevent_openssl openssl sqlite3 libprotobuf-c
+PKGCFG	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKGLIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=c11 -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes \
+	   -Wstrict-prototypes -Wpointer-arith -Wvla -Werror -MMD -MP
+CPPFLAGS += -D_GNU_SOURCE -Icommon -I$(BUILD)/proto $(PKGCFG)
+LDLIBS	+= $(PKGLIBS) -lm
+SAN	:= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+ifeq ($(V),1)
+Q	:=
+E	:= @:
+else
+Q	:= @
+E	:= @printf '  %-6s %s\n'
+endif
+
+DAEMONS	:= fillerd registrard tspd vehicled
+PROTO_C	:= $(BUILD)/proto/qroam.pb-c.c
+PROTO_H	:= $(BUILD)/proto/qroam.pb-c.h
+COMMON	:= $(wildcard common/*.c)
+UNIT	:= $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+TOOLS	:= qprobe
+
+# Objects of one variant ($1 = obj | asan).
+common_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(COMMON)) $(BUILD)/$(1)/proto/qroam.pb-c.o
+daemon_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(filter-out $(2)/$(2).c,$(wildcard $(2)/*.c)))
+
+.PHONY: all asan check run bench install lint clean deps
+.DEFAULT_GOAL := all
+
+all: $(addprefix $(BUILD)/bin/,$(DAEMONS))
+
+asan: $(addprefix $(BUILD)/asan/bin/,$(DAEMONS) $(TOOLS)) \
+      $(addprefix $(BUILD)/asan/test/,$(UNIT))
+
+$(PROTO_C) $(PROTO_H): proto/qroam.proto
+	@mkdir -p $(BUILD)/proto
+	$(E) PROTOC $<
+	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
+
+# One set of rules per variant: normal objects and sanitized objects.
+define variant
+$(BUILD)/$(1)/%.o: %.c $(PROTO_H)
+	@mkdir -p $$(@D)
+	$$(E) CC $$<
+	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) $(2) -c -o $$@ $$<
+
+$(BUILD)/$(1)/proto/qroam.pb-c.o: $(PROTO_C)
+	@mkdir -p $$(@D)
+	$$(E) CC $$<
+	$$(Q)$$(CC) $$(CPPFLAGS) $$(CFLAGS) -Wno-missing-prototypes $(2) -c -o $$@ $$<
+
+$(BUILD)/$(1)/libqroam.a: $(call common_objs,$(1))
+	$$(E) AR $$@
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+
+$(BUILD)/$(1)/lib%.a: $$$$(call daemon_objs,$(1),%)
+	$$(E) AR $$@
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+
+$(BUILD)/$(1)/bin/%: $(BUILD)/$(1)/%/%.o $(BUILD)/$(1)/lib%.a $(BUILD)/$(1)/libqroam.a
+	@mkdir -p $$(@D)
+	$$(E) LD $$@
+	$$(Q)$$(CC) $$(CFLAGS) $(2) -o $$@ $$^ $$(LDLIBS)
+endef
+
+.SECONDEXPANSION:
+$(eval $(call variant,obj,))
+$(eval $(call variant,asan,$(SAN)))
+
+$(BUILD)/bin/%: $(BUILD)/obj/bin/%
+	@mkdir -p $(@D)
+	$(Q)cp $< $@
+
+# Test tool: the vehicle library driven by a script-friendly CLI.
+$(BUILD)/asan/bin/qprobe: $(BUILD)/asan/tests/tools/qprobe.o $(BUILD)/asan/libvehicled.a $(BUILD)/asan/libqroam.a
+	@mkdir -p $(@D)
+	$(E) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+# Unit tests link every daemon library; only what they use is pulled in.
+$(BUILD)/asan/test/%: $(BUILD)/asan/tests/unit/%.o $(foreach d,$(DAEMONS),$(BUILD)/asan/lib$(d).a) $(BUILD)/asan/libqroam.a
+	@mkdir -p $(@D)
+	$(E) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+deps:
+	@sh scripts/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all asan
+	@$(PYTHON) tests/run.py
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@$(PYTHON) scripts/testbed.py
+
+install: all
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(DESTDIR)$(BINDIR)
+
+lint:
+	clang-format --dry-run --Werror common/*.[ch] $(foreach d,$(DAEMONS),$(d)/*.[ch])
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,35 @@
+/*
+ * Durable outbox: messages to every TSP of the topology, stored in the
+ * daemon's SQLite store in the same transaction as the state they describe,
+ * delivered at least once over the mutual-TLS provisioning channel in
+ * order per TSP, removed only after the TSP answered Status OK.  Failed
+ * deliveries are retried with exponential backoff.
+ */
+#ifndef QROAM_OUTBOX_H
+#define QROAM_OUTBOX_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "topo.h"
+
+/* Schema for the daemon's migration list. */
+extern const char outbox_schema[];
+
+struct outbox;
+
+struct outbox *outbox_new(struct event_base *, sqlite3 *, const struct topo *,
+	    SSL_CTX *client_tls, size_t max_frame);
+void	outbox_free(struct outbox *);
+/* Queue payload for every TSP; run inside the caller's transaction. */
+int	outbox_enqueue_all(struct outbox *, uint32_t type, const uint8_t *payload,
+	    size_t len);
+/* Start delivery of what was queued (call after the commit). */
+void	outbox_kick(struct outbox *);
+/* Messages not yet acknowledged, all TSPs together. */
+uint64_t outbox_depth(struct outbox *);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * SQLite helpers: WAL mode, a schema version (PRAGMA user_version) with
+ * forward migrations, transactions and prepared statements.
+ */
+#ifndef QROAM_STORE_H
+#define QROAM_STORE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Open (creating) path, set WAL and foreign keys, then run migrations[i]
+ * for every i >= the stored user_version, each in its own transaction.
+ * sync_full: synchronous=FULL (else NORMAL, durable across process crashes).
+ * NULL on failure, logged.
+ */
+sqlite3	*store_open(const char *path, const char *const *migrations,
+	    size_t nmigrations, int sync_full);
+void	store_close(sqlite3 *);
+
+/* Prepare sql; a failure is a programming error and fatal. */
+sqlite3_stmt *store_prepare(sqlite3 *, const char *sql);
+/* Run statements without results; 0 or -1 (logged). */
+int	store_exec(sqlite3 *, const char *sql);
+
+int	store_begin(sqlite3 *);		/* BEGIN IMMEDIATE */
+int	store_commit(sqlite3 *);
+void	store_rollback(sqlite3 *);
+
+/* Reset and clear bindings so the statement can be reused. */
+void	store_reset(sqlite3_stmt *);
+/* Step a statement expected to finish (INSERT/UPDATE/DELETE); resets it.
+ * 0 or -1 (logged).  changes receives sqlite3_changes if not NULL. */
+int	store_step_done(sqlite3_stmt *, int *changes);
+
+uint64_t store_now_ms(void);	/* wall clock, ms since the epoch */
+
+#endif

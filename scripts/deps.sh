@@ -1,0 +1,27 @@
+#!/bin/sh
+# Install the Debian 12 packages qroam needs to build, test and run.
+# As root, missing packages are installed with apt-get; otherwise the
+# missing list is printed and the script fails.
+set -eu
+
+PKGS="gcc make libc6-dev pkg-config libevent-dev libssl-dev openssl
+libsqlite3-dev sqlite3 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
+libjansson-dev libsystemd-dev python3 procps iproute2"
+
+missing=""
+for p in $PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+	    missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps: missing Debian packages:$missing" >&2
+	echo "deps: run as root, or: apt-get install$missing" >&2
+	exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
