@@ -31,6 +31,9 @@ struct conn_opts {
 	size_t		 co_max_frame;	/* 0: FRAME_MAX_DEFAULT */
 	int		 co_idle_ms;	/* close after this long without input; 0: never */
 	int		 co_connect_ms;	/* connect + handshake timeout; 0: 10 s */
+	/* TLS clients: close unless the server's certificate has this CN/role. */
+	const char	*co_peer_cn;
+	const char	*co_peer_role;
 };
 
 /* Outgoing connection to host:port; NULL only if nothing could be started. */

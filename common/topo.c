@@ -1,0 +1,199 @@
+/*
+ * Topology file loading: every endpoint and region of the deployment,
+ * parsed completely and checked before it is used.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "ids.h"
+#include "log.h"
+#include "topo.h"
+
+static struct topo_tsp *
+topo_find(struct topo *t, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < t->t_ntsps; i++)
+		if (strcmp(t->t_tsps[i].tt_id, id) == 0)
+			return &t->t_tsps[i];
+	return NULL;
+}
+
+static int
+topo_endpoint(const struct conf_line *cl, const char *s, struct endpoint *ep)
+{
+	if (conf_hostport(s, ep->ep_host, sizeof(ep->ep_host), &ep->ep_port) == -1) {
+		conf_error(cl, "bad address \"%s\" (want HOST:PORT)", s);
+		return -1;
+	}
+	return 0;
+}
+
+/* tsp ID vehicle HOST:PORT provision HOST:PORT */
+static int
+topo_line_tsp(struct topo *t, const struct conf_line *cl)
+{
+	struct topo_tsp	*tt;
+	int		 i;
+
+	if (cl->cl_argc < 2 || !id_valid_name(cl->cl_argv[1])) {
+		conf_error(cl, "tsp needs a valid id ([a-z0-9._-]{1,32})");
+		return -1;
+	}
+	if (topo_find(t, cl->cl_argv[1]) != NULL) {
+		conf_error(cl, "duplicate tsp \"%s\"", cl->cl_argv[1]);
+		return -1;
+	}
+	if (t->t_ntsps == TOPO_MAXTSP) {
+		conf_error(cl, "too many tsps (max %d)", TOPO_MAXTSP);
+		return -1;
+	}
+	tt = &t->t_tsps[t->t_ntsps];
+	memset(tt, 0, sizeof(*tt));
+	snprintf(tt->tt_id, sizeof(tt->tt_id), "%s", cl->cl_argv[1]);
+	if ((cl->cl_argc - 2) % 2 != 0) {
+		conf_error(cl, "tsp: expected \"vehicle HOST:PORT provision HOST:PORT\"");
+		return -1;
+	}
+	for (i = 2; i < cl->cl_argc; i += 2) {
+		if (strcmp(cl->cl_argv[i], "vehicle") == 0) {
+			if (topo_endpoint(cl, cl->cl_argv[i + 1], &tt->tt_vehicle) == -1)
+				return -1;
+		} else if (strcmp(cl->cl_argv[i], "provision") == 0) {
+			if (topo_endpoint(cl, cl->cl_argv[i + 1], &tt->tt_provision) == -1)
+				return -1;
+		} else {
+			conf_error(cl, "tsp: unknown endpoint \"%s\"", cl->cl_argv[i]);
+			return -1;
+		}
+	}
+	if (tt->tt_vehicle.ep_port == 0 || tt->tt_provision.ep_port == 0) {
+		conf_error(cl, "tsp %s needs both vehicle and provision addresses",
+		    tt->tt_id);
+		return -1;
+	}
+	t->t_ntsps++;
+	return 0;
+}
+
+/* region ID LAT,LON LAT,LON LAT,LON ... */
+static int
+topo_line_region(struct topo *t, const struct conf_line *cl)
+{
+	struct topo_tsp	*tt;
+	struct geo_point *pts;
+	char		 buf[64], *comma;
+	int		 i;
+
+	if (cl->cl_argc < 5) {
+		conf_error(cl, "region needs a tsp id and at least 3 LAT,LON points");
+		return -1;
+	}
+	if ((tt = topo_find(t, cl->cl_argv[1])) == NULL) {
+		conf_error(cl, "region for unknown tsp \"%s\"", cl->cl_argv[1]);
+		return -1;
+	}
+	if (tt->tt_region != NULL) {
+		conf_error(cl, "duplicate region for tsp \"%s\"", tt->tt_id);
+		return -1;
+	}
+	pts = xcalloc(cl->cl_argc - 2, sizeof(*pts));
+	for (i = 2; i < cl->cl_argc; i++) {
+		snprintf(buf, sizeof(buf), "%s", cl->cl_argv[i]);
+		if ((comma = strchr(buf, ',')) == NULL)
+			goto bad;
+		*comma = '\0';
+		if (conf_double(buf, -90, 90, &pts[i - 2].gp_lat) == -1 ||
+		    conf_double(comma + 1, -180, 180, &pts[i - 2].gp_lon) == -1)
+			goto bad;
+	}
+	tt->tt_region = pts;
+	tt->tt_nregion = cl->cl_argc - 2;
+	return 0;
+ bad:
+	conf_error(cl, "bad point \"%s\" (want LAT,LON in degrees)", cl->cl_argv[i]);
+	free(pts);
+	return -1;
+}
+
+static int
+topo_line(void *arg, const struct conf_line *cl)
+{
+	struct topo	*t = arg;
+	const char	*d = cl->cl_argv[0];
+	struct endpoint	*ep = NULL;
+
+	if (strcmp(d, "tsp") == 0)
+		return topo_line_tsp(t, cl);
+	if (strcmp(d, "region") == 0)
+		return topo_line_region(t, cl);
+	if (strcmp(d, "filler") == 0)
+		ep = &t->t_filler;
+	else if (strcmp(d, "registrar") == 0)
+		ep = &t->t_registrar;
+	else if (strcmp(d, "sched") == 0)
+		ep = &t->t_sched;
+	else if (strcmp(d, "qkd") == 0)
+		ep = &t->t_qkd;
+	if (ep == NULL) {
+		conf_error(cl, "unknown directive \"%s\"", d);
+		return -1;
+	}
+	if (cl->cl_argc != 2) {
+		conf_error(cl, "%s takes one HOST:PORT", d);
+		return -1;
+	}
+	return topo_endpoint(cl, cl->cl_argv[1], ep);
+}
+
+int
+topo_load(const char *path, struct topo *t)
+{
+	size_t	i;
+	int	errors;
+
+	memset(t, 0, sizeof(*t));
+	errors = conf_parse_file(path, topo_line, t);
+	for (i = 0; i < t->t_ntsps; i++) {
+		if (t->t_tsps[i].tt_region == NULL) {
+			fprintf(stderr, "%s: tsp %s has no region\n", path,
+			    t->t_tsps[i].tt_id);
+			errors++;
+		}
+	}
+	if (errors) {
+		topo_free(t);
+		return -1;
+	}
+	return 0;
+}
+
+void
+topo_free(struct topo *t)
+{
+	size_t	i;
+
+	for (i = 0; i < t->t_ntsps; i++)
+		free(t->t_tsps[i].tt_region);
+	memset(t, 0, sizeof(*t));
+}
+
+const struct topo_tsp *
+topo_tsp(const struct topo *t, const char *id)
+{
+	return topo_find((struct topo *)t, id);
+}
+
+const struct topo_tsp *
+topo_tsp_at(const struct topo *t, struct geo_point p)
+{
+	size_t	i;
+
+	for (i = 0; i < t->t_ntsps; i++)
+		if (geo_contains(t->t_tsps[i].tt_region, t->t_tsps[i].tt_nregion, p))
+			return &t->t_tsps[i];
+	return NULL;
+}
