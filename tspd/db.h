@@ -1,0 +1,157 @@
+/*
+ * The TSP store: fill records, M2 registrations, key draw positions and
+ * used keys, authentication state, sessions (K1) and the telemetry history.
+ * Every function that changes state runs one SQLite transaction, so a
+ * protocol step is either wholly stored or not at all, across crashes.
+ *
+ * The exported names carry the prefix tspdb_ rather than db_ so that they
+ * stay distinct from the other daemons' stores: unit tests link every
+ * daemon library together.
+ */
+#ifndef TSPD_DB_H
+#define TSPD_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "ids.h"
+#include "qroam.pb-c.h"
+
+struct tspdb;
+
+/* Results of the state-changing functions. */
+enum tspdb_result {
+	TSPDB_OK,		/* stored */
+	TSPDB_SAME,		/* already stored with the same content */
+	TSPDB_STALE,		/* older than what is stored; nothing changed */
+	TSPDB_CONFLICT,		/* differs from what is stored; nothing changed */
+	TSPDB_REPLAY,		/* nonce or sequence number seen before */
+	TSPDB_REUSED,		/* the chip key was used or burned before */
+	TSPDB_UNKNOWN,		/* no such index, code, chip or session */
+	TSPDB_ERROR,		/* the store failed; logged, rolled back */
+};
+
+/* Parameters of a stored fill record. */
+struct tspdb_fill {
+	uint32_t	 f_m;
+	uint32_t	 f_k;
+	uint32_t	 f_n;
+	uint64_t	 f_created_ms;
+};
+
+/* A vehicle's registration (M2).  r_prv is malloc'd: tspdb_reg_clear. */
+struct tspdb_reg {
+	char		 r_chip_id[CHIP_ID_LEN + 1];
+	uint8_t		*r_prv;
+	size_t		 r_prvlen;
+	uint64_t	 r_epoch;
+};
+
+/* One chip key selected by an M3. */
+struct tspdb_key {
+	uint32_t	 k_index;
+	uint8_t		 k_key[CRYPTO_KEYLEN];
+};
+
+/* A vehicle's session under K1. */
+struct tspdb_session {
+	char		 s_vid[VIN_LEN + 1];
+	char		 s_chip_id[CHIP_ID_LEN + 1];
+	uint8_t		 s_k1[CRYPTO_KEYLEN];
+	uint32_t	 s_key_index;
+	uint64_t	 s_rx_seq;	/* last vehicle->TSP seq accepted */
+	uint64_t	 s_tx_seq;	/* last TSP->vehicle seq used */
+	uint64_t	 s_opened_ms;
+};
+
+/* Open (creating or migrating) the store at path; NULL on failure, logged. */
+struct tspdb	*tspdb_open(const char *path, int sync_full);
+void		 tspdb_close(struct tspdb *);
+
+/* ---- F1 ---- */
+
+/*
+ * Store a validated fill record and its key position (0).  A record whose
+ * chip is stored already is never altered: TSPDB_SAME when it matches,
+ * TSPDB_CONFLICT when it does not.
+ */
+enum tspdb_result tspdb_fill_apply(struct tspdb *, const Qroam__FillRecord *);
+/* 1 and *f filled, 0 if the chip is unknown, -1 on a store error. */
+int	tspdb_fill_get(struct tspdb *, const char *chip_id, struct tspdb_fill *f);
+/* The chip's next unused position in sequential order; -1 on error. */
+int64_t	tspdb_keypos(struct tspdb *, const char *chip_id);
+
+/* ---- F2 ---- */
+
+/*
+ * Apply an M2: stored when the vehicle is new or epoch is above the stored
+ * one (which also ends the vehicle's authentication and session, made
+ * under the old binding).  Equal epoch: TSPDB_SAME; lower: TSPDB_STALE.
+ * *old_epoch receives the stored epoch (0 if none).
+ */
+enum tspdb_result tspdb_m2_apply(struct tspdb *, const char *vid,
+	    const char *chip_id, const uint8_t *prv, size_t prvlen,
+	    uint64_t epoch, uint64_t *old_epoch);
+/* 1 and *r filled, 0 if the vehicle is unknown, -1 on a store error. */
+int	tspdb_reg_get(struct tspdb *, const char *vid, struct tspdb_reg *r);
+/* Wipe and free the private key of r. */
+void	tspdb_reg_clear(struct tspdb_reg *r);
+
+/* ---- F3 ---- */
+
+/*
+ * Record a successful authentication in one transaction: purge expired
+ * nonces, refuse a nonce seen before (TSPDB_REPLAY), store the nonce until
+ * expires_ms, upsert auth(vid, chip_id, now, via) and end the vehicle's
+ * session.
+ */
+enum tspdb_result tspdb_auth_commit(struct tspdb *, const char *vid,
+	    const char *chip_id, const uint8_t *nonce, size_t noncelen,
+	    uint64_t now_ms, uint64_t expires_ms, const char *via);
+/* 1 and chip_id of the authentication filled, 0 if none, -1 on error. */
+int	tspdb_auth_get(struct tspdb *, const char *vid,
+	    char chip_id[CHIP_ID_LEN + 1]);
+
+/* ---- F4 ---- */
+
+/*
+ * Select the key an M3 names, without changing anything.  Sequential mode
+ * (code == NULL): index must be below m, at or after the key position and
+ * not used.  Arbitrary mode: code must name a key that lies at or after
+ * the key position and is not used.  TSPDB_OK and *key filled,
+ * TSPDB_UNKNOWN (index out of range, unknown code), TSPDB_REUSED or
+ * TSPDB_ERROR.
+ */
+enum tspdb_result tspdb_key_select(struct tspdb *, const char *chip_id,
+	    uint32_t index, const char *code, struct tspdb_key *key);
+
+/*
+ * Open a session after a successful M3, in one transaction: mark key
+ * s->s_key_index used ('m3'); in sequential mode burn the unused keys it
+ * skipped and move the key position past it, in arbitrary mode move the
+ * key position past any run of used keys; replace the vehicle's session
+ * with s (rx_seq 0, tx_seq 1) and store d1 as telemetry seq 0.
+ * TSPDB_REUSED if the key turned out used; nothing changes then.
+ */
+enum tspdb_result tspdb_session_open(struct tspdb *,
+	    const struct tspdb_session *s, int sequential,
+	    const Qroam__Telemetry *d1, const char *tsp_id, uint64_t now_ms);
+/* 1 and *s filled, 0 if there is no session, -1 on error. */
+int	tspdb_session_get(struct tspdb *, const char *vid,
+	    struct tspdb_session *s);
+/*
+ * Store telemetry received in the session under seq and advance rx_seq to
+ * seq and tx_seq to tx_seq, in one transaction.  TSPDB_REPLAY if seq is
+ * not above rx_seq, TSPDB_UNKNOWN if the session is gone.
+ */
+enum tspdb_result tspdb_session_telemetry(struct tspdb *, const char *vid,
+	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
+	    const char *tsp_id, uint64_t now_ms);
+/* End the vehicle's session; TSPDB_UNKNOWN if there was none. */
+enum tspdb_result tspdb_session_end(struct tspdb *, const char *vid);
+
+/* Rows of telemetry stored for vid; -1 on error. */
+int64_t	tspdb_telemetry_count(struct tspdb *, const char *vid);
+
+#endif
