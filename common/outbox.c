@@ -1,0 +1,338 @@
+/*
+ * Durable outbox to every TSP.  One delivery loop per destination: connect
+ * over mutual TLS (the server must be that TSP), send the oldest message,
+ * wait for Status OK, delete it, send the next.  Any failure closes the
+ * connection and retries after an exponential backoff.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "msg.h"
+#include "outbox.h"
+#include "store.h"
+
+#define OB_BACKOFF_MIN_MS	200
+#define OB_BACKOFF_MAX_MS	5000
+#define OB_REPLY_MS		10000
+
+const char outbox_schema[] =
+	"CREATE TABLE outbox ("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" dest TEXT NOT NULL,"
+	" type INTEGER NOT NULL,"
+	" payload BLOB NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" attempts INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX outbox_dest ON outbox(dest, id);";
+
+enum ob_state {
+	OB_IDLE,	/* nothing in flight, no connection */
+	OB_WAIT,	/* backoff timer running */
+	OB_BUSY,	/* connection open or opening */
+};
+
+struct ob_dest {
+	struct outbox		*od_ob;
+	const struct topo_tsp	*od_tsp;
+	enum ob_state		 od_state;
+	struct conn		*od_conn;
+	struct event		*od_timer;
+	int			 od_backoff_ms;
+	int64_t			 od_inflight;	/* outbox id awaiting its ack, 0 none */
+};
+
+struct outbox {
+	struct event_base	*ob_base;
+	sqlite3			*ob_db;
+	struct conn_opts	 ob_opts;
+	struct ob_dest		*ob_dests;
+	size_t			 ob_ndests;
+	sqlite3_stmt		*ob_insert;
+	sqlite3_stmt		*ob_head;
+	sqlite3_stmt		*ob_delete;
+	sqlite3_stmt		*ob_attempt;
+	sqlite3_stmt		*ob_count;
+};
+
+static void	ob_start(struct ob_dest *);
+
+static void
+ob_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct ob_dest	*od = arg;
+
+	(void)fd;
+	(void)ev;
+	od->od_state = OB_IDLE;
+	ob_start(od);
+}
+
+/* Schedule the next try after a growing delay. */
+static void
+ob_retry(struct ob_dest *od)
+{
+	struct timeval	tv;
+
+	od->od_state = OB_WAIT;
+	tv.tv_sec = od->od_backoff_ms / 1000;
+	tv.tv_usec = (od->od_backoff_ms % 1000) * 1000;
+	evtimer_add(od->od_timer, &tv);
+	od->od_backoff_ms *= 2;
+	if (od->od_backoff_ms > OB_BACKOFF_MAX_MS)
+		od->od_backoff_ms = OB_BACKOFF_MAX_MS;
+}
+
+/*
+ * Send the oldest message for od on its open connection.  Returns 1 if one
+ * was sent, 0 if the queue is empty, -1 on failure.
+ */
+static int
+ob_send_head(struct ob_dest *od)
+{
+	struct outbox		*ob = od->od_ob;
+	sqlite3_stmt		*st = ob->ob_head;
+	Qroam__Envelope		 env = QROAM__ENVELOPE__INIT;
+	uint8_t			*buf;
+	size_t			 n;
+	int			 rc, ret = 0;
+
+	sqlite3_bind_text(st, 1, od->od_tsp->tt_id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		od->od_inflight = sqlite3_column_int64(st, 0);
+		env.version = FRAME_VERSION;
+		env.type = (uint32_t)sqlite3_column_int(st, 1);
+		env.has_payload = 1;
+		env.payload.data = (uint8_t *)sqlite3_column_blob(st, 2);
+		env.payload.len = (size_t)sqlite3_column_bytes(st, 2);
+		env.has_request_id = 1;
+		env.request_id = (uint64_t)od->od_inflight;
+		n = qroam__envelope__get_packed_size(&env);
+		ret = -1;
+		if ((buf = malloc(FRAME_HDRLEN + n)) != NULL) {
+			buf[0] = n >> 24;
+			buf[1] = n >> 16;
+			buf[2] = n >> 8;
+			buf[3] = n;
+			qroam__envelope__pack(&env, buf + FRAME_HDRLEN);
+			if (conn_send_raw(od->od_conn, buf, FRAME_HDRLEN + n) == 0)
+				ret = 1;
+			free(buf);
+		}
+	} else if (rc != SQLITE_DONE) {
+		log_warnx("outbox: %s", sqlite3_errmsg(ob->ob_db));
+		ret = -1;
+	}
+	store_reset(st);
+	return ret;
+}
+
+/* Send the next message, or close the connection when the queue is empty. */
+static void
+ob_next(struct ob_dest *od)
+{
+	switch (ob_send_head(od)) {
+	case 1:
+		return;
+	case 0:
+		od->od_inflight = 0;
+		conn_close(od->od_conn, "outbox drained");
+		return;
+	default:
+		conn_close(od->od_conn, "cannot send outbox message");
+	}
+}
+
+static void
+ob_on_connected(struct conn *c, void *arg)
+{
+	struct ob_dest	*od = arg;
+
+	(void)c;
+	log_debug("outbox: connected to %s", od->od_tsp->tt_id);
+	ob_next(od);
+}
+
+/* A TSP answered: OK removes the message for good. */
+static void
+ob_on_frame(struct conn *c, const struct frame *f, void *arg)
+{
+	struct ob_dest	*od = arg;
+	struct outbox	*ob = od->od_ob;
+	Qroam__Status	*st;
+
+	if (f->f_type != QROAM__MSG_TYPE__MT_STATUS || od->od_inflight == 0 ||
+	    f->f_request_id != (uint64_t)od->od_inflight ||
+	    (st = (Qroam__Status *)frame_unpack(f, &qroam__status__descriptor)) == NULL) {
+		conn_close(c, "unexpected reply");
+		return;
+	}
+	if (st->code != QROAM__STATUS_CODE__OK) {
+		log_warnx("outbox: %s refused message %lld: %s %s",
+		    od->od_tsp->tt_id, (long long)od->od_inflight,
+		    msg_status_name(st->code), st->detail ? st->detail : "");
+		sqlite3_bind_int64(ob->ob_attempt, 1, od->od_inflight);
+		store_step_done(ob->ob_attempt, NULL);
+		qroam__status__free_unpacked(st, NULL);
+		conn_close(c, "message refused");
+		return;
+	}
+	qroam__status__free_unpacked(st, NULL);
+	sqlite3_bind_int64(ob->ob_delete, 1, od->od_inflight);
+	if (store_step_done(ob->ob_delete, NULL) == -1) {
+		conn_close(c, "cannot delete delivered message");
+		return;
+	}
+	log_info("outbox: delivered message %lld to %s", (long long)od->od_inflight,
+	    od->od_tsp->tt_id);
+	od->od_inflight = 0;
+	od->od_backoff_ms = OB_BACKOFF_MIN_MS;
+	ob_next(od);
+}
+
+static void
+ob_on_close(struct conn *c, const char *reason, void *arg)
+{
+	struct ob_dest	*od = arg;
+
+	(void)c;
+	od->od_conn = NULL;
+	if (od->od_inflight == 0 && strcmp(reason, "outbox drained") == 0) {
+		od->od_state = OB_IDLE;
+		/* Something may have been queued while we were closing. */
+		ob_start(od);
+		return;
+	}
+	log_warnx("outbox: delivery to %s interrupted: %s (retry in %d ms)",
+	    od->od_tsp->tt_id, reason, od->od_backoff_ms);
+	od->od_inflight = 0;
+	ob_retry(od);
+}
+
+static const struct conn_cb ob_cb = {
+	.on_connected = ob_on_connected,
+	.on_frame = ob_on_frame,
+	.on_close = ob_on_close,
+};
+
+/* 1 if anything is queued for od. */
+static int
+ob_pending(struct ob_dest *od)
+{
+	sqlite3_stmt	*st = od->od_ob->ob_head;
+	int		 rc;
+
+	sqlite3_bind_text(st, 1, od->od_tsp->tt_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	store_reset(st);
+	return rc == SQLITE_ROW;
+}
+
+/* Open a delivery connection to od if it is idle and has work. */
+static void
+ob_start(struct ob_dest *od)
+{
+	struct outbox	*ob = od->od_ob;
+	struct conn_opts o = ob->ob_opts;
+
+	if (od->od_state != OB_IDLE || !ob_pending(od))
+		return;
+	o.co_peer_cn = od->od_tsp->tt_id;
+	o.co_peer_role = "tsp";
+	od->od_state = OB_BUSY;
+	od->od_conn = conn_connect(ob->ob_base, od->od_tsp->tt_provision.ep_host,
+	    od->od_tsp->tt_provision.ep_port, &o, &ob_cb, od);
+	if (od->od_conn == NULL)
+		ob_retry(od);
+}
+
+struct outbox *
+outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
+    SSL_CTX *tls, size_t max_frame)
+{
+	struct outbox	*ob;
+	size_t		 i;
+
+	ob = xcalloc(1, sizeof(*ob));
+	ob->ob_base = base;
+	ob->ob_db = db;
+	ob->ob_opts.co_tls = tls;
+	ob->ob_opts.co_max_frame = max_frame;
+	ob->ob_opts.co_idle_ms = OB_REPLY_MS;
+	ob->ob_opts.co_connect_ms = OB_REPLY_MS;
+	ob->ob_insert = store_prepare(db, "INSERT INTO outbox"
+	    " (dest, type, payload, created_ms) VALUES (?, ?, ?, ?)");
+	ob->ob_head = store_prepare(db, "SELECT id, type, payload FROM outbox"
+	    " WHERE dest = ? ORDER BY id LIMIT 1");
+	ob->ob_delete = store_prepare(db, "DELETE FROM outbox WHERE id = ?");
+	ob->ob_attempt = store_prepare(db,
+	    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?");
+	ob->ob_count = store_prepare(db, "SELECT count(*) FROM outbox");
+	ob->ob_ndests = topo->t_ntsps;
+	ob->ob_dests = xcalloc(topo->t_ntsps, sizeof(*ob->ob_dests));
+	for (i = 0; i < topo->t_ntsps; i++) {
+		ob->ob_dests[i].od_ob = ob;
+		ob->ob_dests[i].od_tsp = &topo->t_tsps[i];
+		ob->ob_dests[i].od_backoff_ms = OB_BACKOFF_MIN_MS;
+		if ((ob->ob_dests[i].od_timer = evtimer_new(base, ob_timer_cb,
+		    &ob->ob_dests[i])) == NULL)
+			fatalx("evtimer_new");
+	}
+	return ob;
+}
+
+void
+outbox_free(struct outbox *ob)
+{
+	size_t	i;
+
+	if (ob == NULL)
+		return;
+	for (i = 0; i < ob->ob_ndests; i++) {
+		event_free(ob->ob_dests[i].od_timer);
+		if (ob->ob_dests[i].od_conn != NULL)
+			conn_free_sync(ob->ob_dests[i].od_conn);
+	}
+	free(ob->ob_dests);
+	free(ob);
+}
+
+int
+outbox_enqueue_all(struct outbox *ob, uint32_t type, const uint8_t *payload,
+    size_t len)
+{
+	uint64_t	now = store_now_ms();
+	size_t		i;
+
+	for (i = 0; i < ob->ob_ndests; i++) {
+		sqlite3_bind_text(ob->ob_insert, 1, ob->ob_dests[i].od_tsp->tt_id,
+		    -1, SQLITE_STATIC);
+		sqlite3_bind_int(ob->ob_insert, 2, (int)type);
+		sqlite3_bind_blob(ob->ob_insert, 3, payload, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(ob->ob_insert, 4, (sqlite3_int64)now);
+		if (store_step_done(ob->ob_insert, NULL) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+void
+outbox_kick(struct outbox *ob)
+{
+	size_t	i;
+
+	for (i = 0; i < ob->ob_ndests; i++)
+		ob_start(&ob->ob_dests[i]);
+}
+
+uint64_t
+outbox_depth(struct outbox *ob)
+{
+	uint64_t	n = 0;
+
+	if (sqlite3_step(ob->ob_count) == SQLITE_ROW)
+		n = (uint64_t)sqlite3_column_int64(ob->ob_count, 0);
+	store_reset(ob->ob_count);
+	return n;
+}
