@@ -1,0 +1,107 @@
+/* Command line and signals shared by every daemon's main(). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+extern char *__progname;
+
+void
+daemon_getopt(int argc, char **argv, const char *default_config,
+    struct daemon_opts *o)
+{
+	int	ch;
+
+	o->do_config = default_config;
+	o->do_check = 0;
+	o->do_verbose = 0;
+	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
+		switch (ch) {
+		case 'd':
+		case 'v':
+			o->do_verbose++;
+			break;
+		case 'f':
+			o->do_config = optarg;
+			break;
+		case 'n':
+			o->do_check = 1;
+			break;
+		default:
+			goto usage;
+		}
+	}
+	if (optind != argc)
+		goto usage;
+	return;
+ usage:
+	fprintf(stderr, "usage: %s [-dnv] [-f config]\n", __progname);
+	exit(1);
+}
+
+struct daemon_signals {
+	struct event	*ds_ev[4];
+	void		(*ds_stop)(void *);
+	void		(*ds_reload)(void *);
+	void		(*ds_usr1)(void *);
+	void		*ds_arg;
+};
+
+static void
+daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon_signals	*ds = arg;
+
+	(void)ev;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		ds->ds_stop(ds->ds_arg);
+		break;
+	case SIGHUP:
+		if (ds->ds_reload != NULL)
+			ds->ds_reload(ds->ds_arg);
+		break;
+	case SIGUSR1:
+		if (ds->ds_usr1 != NULL)
+			ds->ds_usr1(ds->ds_arg);
+		break;
+	}
+}
+
+struct daemon_signals *
+daemon_signals_new(struct event_base *base, void (*on_stop)(void *),
+    void (*on_reload)(void *), void (*on_usr1)(void *), void *arg)
+{
+	static const int	 sigs[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	struct daemon_signals	*ds;
+	size_t			 i;
+
+	signal(SIGPIPE, SIG_IGN);
+	ds = xcalloc(1, sizeof(*ds));
+	ds->ds_stop = on_stop;
+	ds->ds_reload = on_reload;
+	ds->ds_usr1 = on_usr1;
+	ds->ds_arg = arg;
+	for (i = 0; i < 4; i++) {
+		ds->ds_ev[i] = evsignal_new(base, sigs[i], daemon_signal_cb, ds);
+		if (ds->ds_ev[i] == NULL || evsignal_add(ds->ds_ev[i], NULL) == -1)
+			fatalx("cannot install signal handler");
+	}
+	return ds;
+}
+
+void
+daemon_signals_free(struct daemon_signals *ds)
+{
+	size_t	i;
+
+	if (ds == NULL)
+		return;
+	for (i = 0; i < 4; i++)
+		event_free(ds->ds_ev[i]);
+	free(ds);
+}
