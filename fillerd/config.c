@@ -1,0 +1,69 @@
+/* fillerd configuration file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#include "keyseq.h"
+
+static int
+fillerd_conf_line(void *arg, const struct conf_line *cl)
+{
+	struct fillerd_conf	*fc = arg;
+	const char		*d = cl->cl_argv[0];
+	uint64_t		 v;
+	int			 rc;
+
+	if ((rc = cfg_common_line(&fc->fc_common, cl)) != 0)
+		return rc == 1 ? 0 : -1;
+	if (cl->cl_argc != 2) {
+		conf_error(cl, "unknown directive or wrong arguments: %s", d);
+		return -1;
+	}
+	if (strcmp(d, "m") == 0) {
+		if (conf_uint(cl->cl_argv[1], 2, KEYSEQ_MAXM, &v) == -1) {
+			conf_error(cl, "m must be 2..%d", KEYSEQ_MAXM);
+			return -1;
+		}
+		fc->fc_m = v;
+	} else if (strcmp(d, "k") == 0) {
+		if (conf_uint(cl->cl_argv[1], KEYSEQ_MINK, KEYSEQ_MAXK, &v) == -1) {
+			conf_error(cl, "k must be %d..%d", KEYSEQ_MINK, KEYSEQ_MAXK);
+			return -1;
+		}
+		fc->fc_k = v;
+	} else if (strcmp(d, "n") == 0) {
+		if (conf_uint(cl->cl_argv[1], 1, KEYSEQ_MAXK, &v) == -1) {
+			conf_error(cl, "n must be 1..%d", KEYSEQ_MAXK);
+			return -1;
+		}
+		fc->fc_n = v;
+	} else {
+		conf_error(cl, "unknown directive \"%s\"", d);
+		return -1;
+	}
+	return 0;
+}
+
+int
+fillerd_conf_load(const char *path, struct fillerd_conf *fc)
+{
+	memset(fc, 0, sizeof(*fc));
+	cfg_common_init(&fc->fc_common);
+	fc->fc_m = 256;
+	fc->fc_k = 10;
+	fc->fc_n = 6;
+	if (conf_parse_file(path, fillerd_conf_line, fc) != 0)
+		return -1;
+	if (fc->fc_n > fc->fc_k) {
+		fprintf(stderr, "%s: n (%u) must not exceed k (%u)\n", path,
+		    fc->fc_n, fc->fc_k);
+		return -1;
+	}
+	return cfg_common_check(&fc->fc_common, path, 1);
+}
+
+void
+fillerd_conf_free(struct fillerd_conf *fc)
+{
+	cfg_common_free(&fc->fc_common);
+}

@@ -1,0 +1,221 @@
+/*
+ * F1 on the filler side: a factory asks over the authenticated channel,
+ * the filler draws and orders the keys, stores the fill record and queues
+ * it for every TSP in one transaction, then answers the factory.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "crypto.h"
+#include "fill.h"
+#include "log.h"
+#include "msg.h"
+#include "outbox.h"
+#include "server.h"
+#include "store.h"
+
+struct filler {
+	const struct fillerd_conf *f_conf;
+	sqlite3			*f_db;
+	struct outbox		*f_ob;
+	struct listener		*f_lis;
+	sqlite3_stmt		*f_ins_fill;
+	sqlite3_stmt		*f_ins_key;
+};
+
+static const char *const filler_schema[] = {
+	"CREATE TABLE fills ("
+	" chip_id TEXT PRIMARY KEY,"
+	" m INTEGER NOT NULL, k INTEGER NOT NULL, n INTEGER NOT NULL,"
+	" created_ms INTEGER NOT NULL,"
+	" requested_by TEXT NOT NULL);"
+	"CREATE TABLE fill_keys ("
+	" chip_id TEXT NOT NULL REFERENCES fills(chip_id),"
+	" idx INTEGER NOT NULL, code TEXT NOT NULL, key BLOB NOT NULL,"
+	" PRIMARY KEY (chip_id, idx), UNIQUE (chip_id, code));",
+	outbox_schema,
+};
+
+/* Store rec and queue it for every TSP, atomically.  0 or -1. */
+static int
+filler_store(struct filler *f, const Qroam__FillRecord *rec, const char *who)
+{
+	uint8_t		*buf;
+	size_t		 len, i;
+	int		 rc = -1;
+
+	len = qroam__fill_record__get_packed_size(rec);
+	if ((buf = malloc(len)) == NULL)
+		return -1;
+	qroam__fill_record__pack(rec, buf);
+	if (store_begin(f->f_db) == -1)
+		goto out;
+	sqlite3_bind_text(f->f_ins_fill, 1, rec->chip_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(f->f_ins_fill, 2, (int)rec->m);
+	sqlite3_bind_int(f->f_ins_fill, 3, (int)rec->k);
+	sqlite3_bind_int(f->f_ins_fill, 4, (int)rec->n);
+	sqlite3_bind_int64(f->f_ins_fill, 5, (sqlite3_int64)rec->created_ms);
+	sqlite3_bind_text(f->f_ins_fill, 6, who, -1, SQLITE_STATIC);
+	if (store_step_done(f->f_ins_fill, NULL) == -1)
+		goto fail;
+	for (i = 0; i < rec->n_keys; i++) {
+		sqlite3_bind_text(f->f_ins_key, 1, rec->chip_id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(f->f_ins_key, 2, (sqlite3_int64)i);
+		sqlite3_bind_text(f->f_ins_key, 3, rec->keys[i]->code, -1,
+		    SQLITE_STATIC);
+		sqlite3_bind_blob(f->f_ins_key, 4, rec->keys[i]->key.data,
+		    (int)rec->keys[i]->key.len, SQLITE_STATIC);
+		if (store_step_done(f->f_ins_key, NULL) == -1)
+			goto fail;
+	}
+	if (outbox_enqueue_all(f->f_ob, QROAM__MSG_TYPE__MT_FILL_RECORD, buf,
+	    len) == -1)
+		goto fail;
+	rc = store_commit(f->f_db);
+	goto out;
+ fail:
+	store_rollback(f->f_db);
+ out:
+	crypto_wipe(buf, len);
+	free(buf);
+	return rc;
+}
+
+/* MT_FILL_REQUEST from a factory or operator. */
+static void
+filler_fill(struct filler *f, struct conn *c, const struct frame *fr)
+{
+	Qroam__FillRequest	*req;
+	Qroam__FillRecord	*rec = NULL;
+	const char		*why = NULL;
+	unsigned		 m;
+
+	req = (Qroam__FillRequest *)frame_unpack(fr, &qroam__fill_request__descriptor);
+	if (req == NULL) {
+		log_warnx("fill refused from %s: malformed request", conn_peer_addr(c));
+		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
+		    "malformed FillRequest");
+		return;
+	}
+	m = req->has_m ? req->m : f->f_conf->fc_m;
+	qroam__fill_request__free_unpacked(req, NULL);
+	/* Each key costs about 50 bytes on the wire; the record must fit a frame. */
+	if ((size_t)m * 50 + 256 > f->f_conf->fc_common.cc_max_frame) {
+		log_warnx("fill refused for %s: m=%u does not fit max_frame",
+		    conn_peer_cn(c), m);
+		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
+		    "m too large for max_frame");
+		return;
+	}
+	if (fill_generate(m, f->f_conf->fc_k, f->f_conf->fc_n, &rec, &why) == -1) {
+		log_warnx("fill refused for %s: %s", conn_peer_cn(c), why);
+		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
+		    why);
+		return;
+	}
+	if (filler_store(f, rec, conn_peer_cn(c)) == -1) {
+		log_warnx("fill for %s not stored", conn_peer_cn(c));
+		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__INTERNAL,
+		    "store failed");
+		fill_record_free(rec);
+		return;
+	}
+	log_info("fill chip=%.16s m=%u k=%u n=%u for %s", rec->chip_id, rec->m,
+	    rec->k, rec->n, conn_peer_cn(c));
+	conn_send(c, QROAM__MSG_TYPE__MT_FILL_REPLY, fr->f_request_id, &rec->base);
+	fill_record_free(rec);
+	outbox_kick(f->f_ob);
+}
+
+static void
+filler_on_frame(struct conn *c, const struct frame *fr, void *arg)
+{
+	struct filler	*f = arg;
+	const char	*role = conn_peer_role(c);
+
+	if (strcmp(role, "factory") != 0 && strcmp(role, "operator") != 0) {
+		log_warnx("refused %s from %s (%s, role \"%s\"): not a factory",
+		    frame_type_name(fr->f_type), conn_peer_addr(c), conn_peer_cn(c),
+		    role);
+		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__AUTH_FAILED,
+		    "certificate role may not fill chips");
+		conn_close(c, "unauthorised role");
+		return;
+	}
+	switch (fr->f_type) {
+	case QROAM__MSG_TYPE__MT_FILL_REQUEST:
+		filler_fill(f, c, fr);
+		break;
+	default:
+		log_warnx("unexpected %s (%u) from %s", frame_type_name(fr->f_type),
+		    fr->f_type, conn_peer_addr(c));
+		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
+		    "unexpected message type");
+		break;
+	}
+}
+
+static void
+filler_on_close(struct conn *c, const char *reason, void *arg)
+{
+	(void)arg;
+	log_debug("connection %s closed: %s", conn_peer_addr(c), reason);
+}
+
+static const struct conn_cb filler_cb = {
+	.on_frame = filler_on_frame,
+	.on_close = filler_on_close,
+};
+
+struct filler *
+filler_new(struct event_base *base, const struct fillerd_conf *conf,
+    const struct topo *topo, SSL_CTX *server_tls, SSL_CTX *client_tls)
+{
+	struct filler		*f;
+	struct conn_opts	 o;
+
+	if (topo->t_filler.ep_port == 0) {
+		log_warnx("topology has no filler address");
+		return NULL;
+	}
+	f = xcalloc(1, sizeof(*f));
+	f->f_conf = conf;
+	f->f_db = store_open(conf->fc_common.cc_store, filler_schema,
+	    sizeof(filler_schema) / sizeof(filler_schema[0]), 1);
+	if (f->f_db == NULL)
+		goto fail;
+	f->f_ins_fill = store_prepare(f->f_db, "INSERT INTO fills"
+	    " (chip_id, m, k, n, created_ms, requested_by) VALUES (?,?,?,?,?,?)");
+	f->f_ins_key = store_prepare(f->f_db, "INSERT INTO fill_keys"
+	    " (chip_id, idx, code, key) VALUES (?,?,?,?)");
+	f->f_ob = outbox_new(base, f->f_db, topo, client_tls,
+	    conf->fc_common.cc_max_frame);
+	memset(&o, 0, sizeof(o));
+	o.co_tls = server_tls;
+	o.co_max_frame = conf->fc_common.cc_max_frame;
+	o.co_idle_ms = 60000;
+	f->f_lis = listener_new(base, topo->t_filler.ep_host,
+	    topo->t_filler.ep_port, &o, &filler_cb, f);
+	if (f->f_lis == NULL)
+		goto fail;
+	log_info("listening on %s:%u, %llu fill records waiting for sync",
+	    topo->t_filler.ep_host, topo->t_filler.ep_port,
+	    (unsigned long long)outbox_depth(f->f_ob));
+	outbox_kick(f->f_ob);
+	return f;
+ fail:
+	filler_free(f);
+	return NULL;
+}
+
+void
+filler_free(struct filler *f)
+{
+	if (f == NULL)
+		return;
+	listener_free(f->f_lis);
+	outbox_free(f->f_ob);
+	store_close(f->f_db);
+	free(f);
+}
