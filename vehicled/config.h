@@ -1,0 +1,41 @@
+/* vehicled configuration: the common directives plus the vehicle's own. */
+#ifndef VEHICLED_CONFIG_H
+#define VEHICLED_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chip.h"
+#include "conf.h"
+#include "geo.h"
+
+#define VCONF_MAXROUTE	1024
+
+struct vconf {
+	struct cfg_common	 vc_common;
+	char			 vc_vid[18];
+	char			*vc_operator_cert;
+	char			*vc_operator_key;
+	enum chip_mode		 vc_draw;
+	uint32_t		 vc_fill_m;		/* 0: fillerd's default */
+	uint64_t		 vc_retransmit_ms;	/* Δt1 */
+	uint64_t		 vc_telemetry_ms;
+	uint64_t		 vc_session_rekey;	/* 0: never */
+	int			 vc_refill;
+	struct geo_point	*vc_route;
+	size_t			 vc_nroute;
+	double			 vc_speed;		/* m/s */
+	double			 vc_time_factor;
+	uint64_t		 vc_trip_ms;		/* simulated; 0: no end */
+	uint64_t		 vc_connect_ms;		/* TCP connect timeout */
+	uint64_t		 vc_provision_ms;	/* fill/register wait */
+};
+
+/*
+ * Parse path into a fresh configuration.  Errors are printed as
+ * "file:line: message"; returns 0, or -1 with *vc left empty.
+ */
+int	vconf_load(const char *path, struct vconf *vc);
+void	vconf_free(struct vconf *vc);
+
+#endif
