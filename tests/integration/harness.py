@@ -372,11 +372,11 @@ class Result:
 class Probe:
     """One test vehicle driven by qprobe, with its own chip store."""
 
-    def __init__(self, tb, vehicle_id, cert="factory"):
+    def __init__(self, tb, vehicle_id, cert="factory", store=None):
         self.tb = tb
         self.vin = vehicle_id
         self.cert = cert
-        self.store = os.path.join(tb.dir, "probes", vehicle_id + ".db")
+        self.store = store or os.path.join(tb.dir, "probes", vehicle_id + ".db")
         self.log = os.path.join(tb.dir, "logs", "qprobe-%s.log" % vehicle_id)
         self.nrun = 0
 
@@ -487,7 +487,8 @@ class Testbed:
         self.env = dict(os.environ)
         self.env.update(SAN_ENV)
         self.daemons = {}
-        self.probes = {}
+        self.probes = {}		# VIN -> first probe of that VIN
+        self.probe_list = []
         self.secrets = Secrets()
         self.sessions_seen = {}		# (store, vehicle_id, opened_ms) -> key_index
         self._closed = False
@@ -803,11 +804,16 @@ class Testbed:
 
     # -- probes and raw connections
 
-    def probe(self, vehicle_id=None, cert="factory"):
+    def probe(self, vehicle_id=None, cert="factory", store=None):
+        """A qprobe vehicle; a new VIN unless given.  store: share or name
+        another chip store (e.g. a second probe for the same VIN)."""
         if vehicle_id is None:
-            vehicle_id = vin(len(self.probes) + 1)
-        p = Probe(self, vehicle_id, cert)
-        self.probes[vehicle_id] = p
+            vehicle_id = vin(len(self.probe_list) + 1)
+            while vehicle_id in self.probes:
+                vehicle_id = vin(int(vehicle_id[6:]) + 1)
+        p = Probe(self, vehicle_id, cert, store)
+        self.probes.setdefault(vehicle_id, p)
+        self.probe_list.append(p)
         return p
 
     def client_tls(self, cert=None):
@@ -922,7 +928,8 @@ class Testbed:
                                   lambda r, n=name: self.secrets.add(r[0], n + " chip key"))
                 elif not quick:
                     self._collect_generic(name, d.prog)
-            for v, p in list(self.probes.items()):
+            for p in list(self.probe_list):
+                v = p.vin
                 if not os.path.exists(p.store):
                     continue
                 self._collect(p.store, "SELECT k1 FROM probe_session",
