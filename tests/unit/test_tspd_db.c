@@ -1,0 +1,440 @@
+/*
+ * Unit tests of the TSP store (tspd/db.c) on a temporary SQLite file: fill
+ * records applied idempotently, M2 epoch rules, authentication nonces, the
+ * key draw rules of both modes and the session sequence numbers.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "log.h"
+
+#include "../../tspd/db.h"
+
+#define VIN_A	"1HGCM82633A004352"
+#define VIN_B	"WVWZZZ1JZXW000001"
+#define TSP	"tsp-a"
+#define NKEYS	8
+
+struct fixture {
+	char			 dir[64];
+	char			 path[96];
+	struct tspdb		*db;
+	Qroam__FillRecord	 fr;
+	Qroam__ChipKey		 ck[NKEYS];
+	Qroam__ChipKey		*ckp[NKEYS];
+	uint8_t			 keys[NKEYS][32];
+	char			 codes[NKEYS][11];
+	char			 chip[65];
+};
+
+/* A fill record of NKEYS keys for chip id "<c><c>...": content only. */
+static void
+fill_record(struct fixture *fx, char c)
+{
+	size_t	 i;
+
+	memset(fx->chip, c, 64);
+	fx->chip[64] = '\0';
+	qroam__fill_record__init(&fx->fr);
+	fx->fr.chip_id = fx->chip;
+	fx->fr.m = NKEYS;
+	fx->fr.k = 10;
+	fx->fr.n = 6;
+	fx->fr.created_ms = 1000;
+	fx->fr.n_keys = NKEYS;
+	fx->fr.keys = fx->ckp;
+	for (i = 0; i < NKEYS; i++) {
+		memset(fx->keys[i], (int)(i + 1) * 16 + c, 32);
+		snprintf(fx->codes[i], sizeof(fx->codes[i]), "%c%09zu", c, i);
+		qroam__chip_key__init(&fx->ck[i]);
+		fx->ck[i].key.data = fx->keys[i];
+		fx->ck[i].key.len = 32;
+		fx->ck[i].code = fx->codes[i];
+		fx->ckp[i] = &fx->ck[i];
+	}
+}
+
+static int
+setup(void **state)
+{
+	struct fixture	*fx;
+
+	fx = calloc(1, sizeof(*fx));
+	assert_non_null(fx);
+	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_tspd_db.XXXXXX");
+	assert_non_null(mkdtemp(fx->dir));
+	snprintf(fx->path, sizeof(fx->path), "%s/tspd.db", fx->dir);
+	fx->db = tspdb_open(fx->path, 0);
+	assert_non_null(fx->db);
+	*state = fx;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture	*fx = *state;
+	char		 p[128];
+
+	tspdb_close(fx->db);
+	unlink(fx->path);
+	snprintf(p, sizeof(p), "%s-wal", fx->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", fx->path);
+	unlink(p);
+	rmdir(fx->dir);
+	free(fx);
+	return 0;
+}
+
+/* One integer from a query on the store file, read by a second handle. */
+static int64_t
+query_int(struct fixture *fx, const char *sql)
+{
+	sqlite3		*h;
+	sqlite3_stmt	*st;
+	int64_t		 v = -1;
+
+	assert_int_equal(sqlite3_open(fx->path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}
+
+/* Register vid on the fixture's chip (epoch 1) and authenticate it. */
+static void
+vehicle_ready(struct fixture *fx, const char *vid, uint8_t noncebyte)
+{
+	uint8_t			 prv[8] = "prv-der";
+	uint8_t			 nonce[16];
+	uint64_t		 old;
+	enum tspdb_result	 r;
+
+	memset(nonce, noncebyte, sizeof(nonce));
+	r = tspdb_m2_apply(fx->db, vid, fx->chip, prv, sizeof(prv), 1, &old);
+	assert_true(r == TSPDB_OK || r == TSPDB_SAME);
+	assert_int_equal(tspdb_auth_commit(fx->db, vid, fx->chip, nonce,
+	    sizeof(nonce), 1000, 61000, "f3"), TSPDB_OK);
+}
+
+static void
+telemetry(Qroam__Telemetry *t)
+{
+	qroam__telemetry__init(t);
+	t->unix_ms = 5000;
+	t->lat = 30.05;
+	t->lon = 120.05;
+	t->speed = 13.9;
+	t->heading = 90.0;
+}
+
+/* Select and consume key idx (or code) the way an M3 does. */
+static enum tspdb_result
+draw(struct fixture *fx, const char *vid, uint32_t idx, const char *code)
+{
+	struct tspdb_session	 s;
+	struct tspdb_key	 key;
+	Qroam__Telemetry	 t;
+	enum tspdb_result	 r;
+
+	if ((r = tspdb_key_select(fx->db, fx->chip, idx, code, &key)) !=
+	    TSPDB_OK)
+		return r;
+	assert_memory_equal(key.k_key, fx->keys[key.k_index], 32);
+	memset(&s, 0, sizeof(s));
+	snprintf(s.s_vid, sizeof(s.s_vid), "%s", vid);
+	memcpy(s.s_chip_id, fx->chip, sizeof(s.s_chip_id));
+	memset(s.s_k1, 0x5a, sizeof(s.s_k1));
+	s.s_key_index = key.k_index;
+	telemetry(&t);
+	return tspdb_session_open(fx->db, &s, code == NULL, &t, TSP, 2000);
+}
+
+static void
+test_fill_idempotent(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tspdb_fill	 f;
+
+	fill_record(fx, 'a');
+	assert_int_equal(tspdb_fill_get(fx->db, fx->chip, &f), 0);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_SAME);
+	assert_int_equal(tspdb_fill_get(fx->db, fx->chip, &f), 1);
+	assert_int_equal(f.f_m, NKEYS);
+	assert_int_equal(f.f_k, 10);
+	assert_int_equal(f.f_n, 6);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 0);
+
+	/* A different record under the same chip id never replaces it. */
+	fx->codes[3][9] = 'f';
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_CONFLICT);
+	fx->codes[3][9] = '3';
+	fx->keys[7][0] ^= 1;
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_CONFLICT);
+	fx->keys[7][0] ^= 1;
+	fx->fr.n_keys = NKEYS - 1;
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_CONFLICT);
+	fx->fr.n_keys = NKEYS;
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM fill_keys WHERE code = 'a00000000f'"), 0);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM fill_keys"),
+	    NKEYS);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_SAME);
+}
+
+static void
+test_m2_epochs(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tspdb_reg	 r;
+	uint8_t			 prv1[4] = { 1, 2, 3, 4 }, prv2[3] = { 9, 9, 9 };
+	uint8_t			 nonce[16];
+	uint64_t		 old;
+
+	fill_record(fx, 'b');
+	assert_int_equal(tspdb_reg_get(fx->db, VIN_A, &r), 0);
+	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, fx->chip, prv1,
+	    sizeof(prv1), 2, &old), TSPDB_OK);
+	assert_int_equal(old, 0);
+	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, "c", prv2,
+	    sizeof(prv2), 2, &old), TSPDB_SAME);
+	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, "c", prv2,
+	    sizeof(prv2), 1, &old), TSPDB_STALE);
+	assert_int_equal(old, 2);
+	assert_int_equal(tspdb_reg_get(fx->db, VIN_A, &r), 1);
+	assert_string_equal(r.r_chip_id, fx->chip);
+	assert_int_equal(r.r_prvlen, sizeof(prv1));
+	assert_memory_equal(r.r_prv, prv1, sizeof(prv1));
+	assert_int_equal(r.r_epoch, 2);
+	tspdb_reg_clear(&r);
+	assert_null(r.r_prv);
+
+	/* A newer binding replaces the old one and ends its auth/session. */
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	memset(nonce, 0x11, sizeof(nonce));
+	assert_int_equal(tspdb_auth_commit(fx->db, VIN_A, fx->chip, nonce,
+	    sizeof(nonce), 1000, 61000, "f3"), TSPDB_OK);
+	assert_int_equal(draw(fx, VIN_A, 0, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, "d", prv2,
+	    sizeof(prv2), 3, &old), TSPDB_OK);
+	assert_int_equal(old, 2);
+	assert_int_equal(tspdb_reg_get(fx->db, VIN_A, &r), 1);
+	assert_string_equal(r.r_chip_id, "d");
+	assert_int_equal(r.r_epoch, 3);
+	tspdb_reg_clear(&r);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM auth"), 0);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM sessions"), 0);
+}
+
+static void
+test_auth_nonces(void **state)
+{
+	struct fixture	*fx = *state;
+	char		 chip[65];
+	uint8_t		 n1[16], n2[16];
+
+	memset(n1, 1, sizeof(n1));
+	memset(n2, 2, sizeof(n2));
+	assert_int_equal(tspdb_auth_get(fx->db, VIN_A, chip), 0);
+	assert_int_equal(tspdb_auth_commit(fx->db, VIN_A, "c1", n1,
+	    sizeof(n1), 1000, 61000, "f3"), TSPDB_OK);
+	assert_int_equal(tspdb_auth_get(fx->db, VIN_A, chip), 1);
+	assert_string_equal(chip, "c1");
+
+	/* The same nonce inside its window is a replay and changes nothing. */
+	assert_int_equal(tspdb_auth_commit(fx->db, VIN_A, "c2", n1,
+	    sizeof(n1), 2000, 62000, "f3"), TSPDB_REPLAY);
+	assert_int_equal(tspdb_auth_get(fx->db, VIN_A, chip), 1);
+	assert_string_equal(chip, "c1");
+
+	/* Expired nonces are purged by a later authentication. */
+	assert_int_equal(tspdb_auth_commit(fx->db, VIN_B, "c3", n2,
+	    sizeof(n2), 70000, 130000, "f3"), TSPDB_OK);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM auth_nonces"), 1);
+	assert_int_equal(query_int(fx,
+	    "SELECT authed_ms FROM auth WHERE vehicle_id = '" VIN_B "'"),
+	    70000);
+}
+
+static void
+test_draw_sequential(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tspdb_key	 key;
+
+	fill_record(fx, 'c');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x21);
+
+	assert_int_equal(draw(fx, VIN_A, 0, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 1);
+	assert_int_equal(draw(fx, VIN_A, 0, NULL), TSPDB_REUSED);
+
+	/* Skipping ahead burns the skipped keys. */
+	assert_int_equal(draw(fx, VIN_A, 3, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 4);
+	assert_int_equal(draw(fx, VIN_A, 1, NULL), TSPDB_REUSED);
+	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_REUSED);
+	assert_int_equal(draw(fx, VIN_A, 3, NULL), TSPDB_REUSED);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM used_keys WHERE how = 'burned'"), 2);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM used_keys WHERE how = 'm3'"), 2);
+
+	/* Out of range; selection alone changes nothing. */
+	assert_int_equal(tspdb_key_select(fx->db, fx->chip, NKEYS, NULL, &key),
+	    TSPDB_UNKNOWN);
+	assert_int_equal(tspdb_key_select(fx->db, fx->chip, 5, NULL, &key),
+	    TSPDB_OK);
+	assert_int_equal(key.k_index, 5);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 4);
+	assert_int_equal(draw(fx, VIN_A, NKEYS - 1, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), NKEYS);
+	assert_int_equal(draw(fx, VIN_A, 5, NULL), TSPDB_REUSED);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM used_keys"),
+	    NKEYS);
+}
+
+static void
+test_draw_arbitrary(void **state)
+{
+	struct fixture	*fx = *state;
+
+	fill_record(fx, 'd');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x31);
+
+	assert_int_equal(draw(fx, VIN_A, 0, "d000000002"), TSPDB_OK);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 0);
+	assert_int_equal(draw(fx, VIN_A, 0, "d000000002"), TSPDB_REUSED);
+	assert_int_equal(draw(fx, VIN_A, 0, "d00000000f"), TSPDB_UNKNOWN);
+
+	/* Using the key at the position moves it past the run of used keys. */
+	assert_int_equal(draw(fx, VIN_A, 0, "d000000001"), TSPDB_OK);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 0);
+	assert_int_equal(draw(fx, VIN_A, 0, "d000000000"), TSPDB_OK);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 3);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM used_keys WHERE how = 'burned'"), 0);
+
+	/* Modes mix: a sequential draw after arbitrary ones. */
+	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_REUSED);
+	assert_int_equal(draw(fx, VIN_A, 4, NULL), TSPDB_OK);
+	assert_int_equal(draw(fx, VIN_A, 0, "d000000003"), TSPDB_REUSED);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 5);
+}
+
+static void
+test_session_sequence(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tspdb_session	 s;
+	Qroam__Telemetry	 t;
+
+	fill_record(fx, 'e');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x41);
+	telemetry(&t);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 0);
+	assert_int_equal(tspdb_session_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000), TSPDB_UNKNOWN);
+
+	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 1);
+	assert_string_equal(s.s_vid, VIN_A);
+	assert_string_equal(s.s_chip_id, fx->chip);
+	assert_int_equal(s.s_key_index, 2);
+	assert_int_equal(s.s_rx_seq, 0);
+	assert_int_equal(s.s_tx_seq, 1);
+	assert_int_equal(s.s_k1[0], 0x5a);
+	assert_int_equal(tspdb_telemetry_count(fx->db, VIN_A), 1);
+
+	assert_int_equal(tspdb_session_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_session_telemetry(fx->db, VIN_A, 1, 3, &t, TSP,
+	    3000), TSPDB_REPLAY);
+	assert_int_equal(tspdb_session_telemetry(fx->db, VIN_A, 5, 3, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_session_telemetry(fx->db, VIN_A, 4, 4, &t, TSP,
+	    3000), TSPDB_REPLAY);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 1);
+	assert_int_equal(s.s_rx_seq, 5);
+	assert_int_equal(s.s_tx_seq, 3);
+	assert_int_equal(tspdb_telemetry_count(fx->db, VIN_A), 3);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM telemetry WHERE seq = 0 AND fuel IS NULL"),
+	    1);
+
+	/* A refused M3 leaves the session alone; a new one replaces it. */
+	assert_int_equal(draw(fx, VIN_A, 1, NULL), TSPDB_REUSED);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 1);
+	assert_int_equal(s.s_key_index, 2);
+	assert_int_equal(draw(fx, VIN_A, 6, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 1);
+	assert_int_equal(s.s_key_index, 6);
+	assert_int_equal(s.s_rx_seq, 0);
+
+	/* A new authentication ends the session. */
+	vehicle_ready(fx, VIN_A, 0x42);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 0);
+	assert_int_equal(draw(fx, VIN_A, 7, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_session_end(fx->db, VIN_A), TSPDB_OK);
+	assert_int_equal(tspdb_session_end(fx->db, VIN_A), TSPDB_UNKNOWN);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 0);
+}
+
+static void
+test_reopen(void **state)
+{
+	struct fixture	*fx = *state;
+
+	fill_record(fx, 'f');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	vehicle_ready(fx, VIN_B, 0x51);
+	assert_int_equal(draw(fx, VIN_B, 3, NULL), TSPDB_OK);
+	tspdb_close(fx->db);
+
+	/* The state survives a restart; migrations do not run twice. */
+	fx->db = tspdb_open(fx->path, 0);
+	assert_non_null(fx->db);
+	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 4);
+	assert_int_equal(draw(fx, VIN_B, 3, NULL), TSPDB_REUSED);
+	assert_int_equal(draw(fx, VIN_B, 2, NULL), TSPDB_REUSED);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_SAME);
+	assert_int_equal(tspdb_telemetry_count(fx->db, VIN_B), 1);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fill_idempotent, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_m2_epochs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_nonces, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_draw_sequential, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_draw_arbitrary, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_session_sequence, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+	};
+
+	log_init("test_tspd_db", 0);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,374 @@
+/*
+ * F4 and F5: session establishment with an M3 (K1 wrapped under a one-time
+ * chip key) and the session traffic under K1.  The store is the only
+ * session state: each accepted message is committed before its answer
+ * leaves, and nothing changes for a refused one.
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "ids.h"
+#include "log.h"
+#include "msg.h"
+#include "store.h"
+
+#include "tspd.h"
+
+/* One M3 being checked. */
+struct m3_req {
+	const Qroam__M3		*mr_m3;
+	struct tspdb_session	 mr_sess;	/* vid, chip, K1, key index */
+	struct tspdb_fill	 mr_fill;
+	int			 mr_sequential;
+	Qroam__Telemetry	*mr_d1;
+	const char		*mr_reason;	/* why it was refused */
+};
+
+/* Check the values of a Telemetry; NULL if fine, else the reason. */
+static const char *
+telemetry_check(const Qroam__Telemetry *t)
+{
+	if (t->unix_ms > INT64_MAX)
+		return "bad telemetry time";
+	if (!isfinite(t->lat) || t->lat < -90.0 || t->lat > 90.0)
+		return "bad latitude";
+	if (!isfinite(t->lon) || t->lon < -180.0 || t->lon > 180.0)
+		return "bad longitude";
+	if (!isfinite(t->speed) || t->speed < 0.0)
+		return "bad speed";
+	if (!isfinite(t->heading) || t->heading < 0.0 || t->heading > 360.0)
+		return "bad heading";
+	if (t->has_fuel && !isfinite(t->fuel))
+		return "bad fuel";
+	if (t->has_odometer && !isfinite(t->odometer))
+		return "bad odometer";
+	return NULL;
+}
+
+/*
+ * Seal ServiceResponse{ack_seq, region} to vid under k1 as the TSP's
+ * message tx_seq.  out->ct.data is malloc'd; 0 or -1.
+ */
+static int
+session_seal_response(struct tspd *env, const uint8_t k1[CRYPTO_KEYLEN],
+    const char *vid, uint64_t tx_seq, uint64_t ack_seq, Qroam__SessionMsg *out)
+{
+	Qroam__SessionInner	 inner = QROAM__SESSION_INNER__INIT;
+	Qroam__ServiceResponse	 resp = QROAM__SERVICE_RESPONSE__INIT;
+
+	resp.ack_seq = ack_seq;
+	resp.region = (char *)env->t_id;
+	inner.body_case = QROAM__SESSION_INNER__BODY_RESPONSE;
+	inner.response = &resp;
+	qroam__session_msg__init(out);
+	if (msg_session_seal(k1, vid, env->t_id, MSG_DIR_C2V, tx_seq, &inner,
+	    out) == -1)
+		return -1;
+	out->vehicle_id = (char *)vid;
+	out->seq = tx_seq;
+	return 0;
+}
+
+/* Check the fields of an M3 that need no store; NULL if fine. */
+static const char *
+m3_check_fields(const Qroam__M3 *m3)
+{
+	if (!id_valid_vin(m3->vehicle_id))
+		return "bad vehicle_id";
+	if (m3->has_key_index == (m3->code != NULL))
+		return "needs exactly one of key_index and code";
+	if (m3->cek_nonce.len != CRYPTO_NONCELEN ||
+	    m3->g_nonce.len != CRYPTO_NONCELEN)
+		return "bad nonce length";
+	if (m3->cek1.len != CRYPTO_KEYLEN + CRYPTO_TAGLEN)
+		return "bad cek1 length";
+	if (m3->g1.len < CRYPTO_TAGLEN)
+		return "bad g1 length";
+	return NULL;
+}
+
+/*
+ * Find what an M3 refers to: the vehicle's authentication, registration,
+ * fill record and the selected key, which must be unused.  Returns OK
+ * with key filled, or the status to refuse with and mr_reason set.
+ */
+static int
+m3_select(struct tspd *env, struct m3_req *mr, struct tspdb_key *key)
+{
+	const Qroam__M3		*m3 = mr->mr_m3;
+	struct tspdb_reg	 reg;
+	char			 authchip[CHIP_ID_LEN + 1];
+	int			 r;
+
+	mr->mr_reason = "store error";
+	if ((r = tspdb_auth_get(env->t_db, m3->vehicle_id, authchip)) != 1) {
+		mr->mr_reason = "not authenticated";
+		return r == 0 ? QROAM__STATUS_CODE__AUTH_REQUIRED :
+		    QROAM__STATUS_CODE__INTERNAL;
+	}
+	if ((r = tspdb_reg_get(env->t_db, m3->vehicle_id, &reg)) != 1) {
+		mr->mr_reason = "unknown vehicle";
+		return r == 0 ? QROAM__STATUS_CODE__UNKNOWN_VEHICLE :
+		    QROAM__STATUS_CODE__INTERNAL;
+	}
+	memcpy(mr->mr_sess.s_chip_id, reg.r_chip_id, sizeof(reg.r_chip_id));
+	tspdb_reg_clear(&reg);
+	if (strcmp(authchip, mr->mr_sess.s_chip_id) != 0) {
+		mr->mr_reason = "authenticated under another chip";
+		return QROAM__STATUS_CODE__AUTH_REQUIRED;
+	}
+	if ((r = tspdb_fill_get(env->t_db, mr->mr_sess.s_chip_id,
+	    &mr->mr_fill)) != 1) {
+		mr->mr_reason = "no fill record for the chip";
+		return r == 0 ? QROAM__STATUS_CODE__UNKNOWN_CHIP :
+		    QROAM__STATUS_CODE__INTERNAL;
+	}
+	mr->mr_sequential = m3->has_key_index;
+	if (mr->mr_sequential && m3->key_index >= mr->mr_fill.f_m) {
+		mr->mr_reason = "key_index out of range";
+		return QROAM__STATUS_CODE__BAD_REQUEST;
+	}
+	if (!mr->mr_sequential && !id_valid_hex(m3->code, mr->mr_fill.f_k)) {
+		mr->mr_reason = "bad code";
+		return QROAM__STATUS_CODE__BAD_REQUEST;
+	}
+	switch (tspdb_key_select(env->t_db, mr->mr_sess.s_chip_id,
+	    m3->key_index, mr->mr_sequential ? NULL : m3->code, key)) {
+	case TSPDB_OK:
+		return QROAM__STATUS_CODE__OK;
+	case TSPDB_REUSED:
+		mr->mr_reason = "key used before";
+		return QROAM__STATUS_CODE__KEY_REUSED;
+	case TSPDB_UNKNOWN:
+		mr->mr_reason = "no such key";
+		return QROAM__STATUS_CODE__BAD_REQUEST;
+	default:
+		return QROAM__STATUS_CODE__INTERNAL;
+	}
+}
+
+/* Unwrap K1 and D1 of an M3 with the selected key; OK or a refusal. */
+static int
+m3_open(struct tspd *env, struct m3_req *mr, struct tspdb_key *key)
+{
+	const char	*why;
+	int		 r;
+
+	r = msg_m3_open(mr->mr_m3, env->t_id, key->k_key, mr->mr_sess.s_k1,
+	    &mr->mr_d1);
+	crypto_wipe(key->k_key, sizeof(key->k_key));
+	if (r == -1) {
+		mr->mr_d1 = NULL;
+		mr->mr_reason = "does not decrypt";
+		return QROAM__STATUS_CODE__DECRYPT_FAILED;
+	}
+	if ((why = telemetry_check(mr->mr_d1)) != NULL) {
+		mr->mr_reason = why;
+		return QROAM__STATUS_CODE__BAD_REQUEST;
+	}
+	mr->mr_sess.s_key_index = key->k_index;
+	return QROAM__STATUS_CODE__OK;
+}
+
+/* Commit the session of a verified M3 and answer with ServiceResponse. */
+static int
+m3_accept(struct tspd *env, struct conn *c, const struct frame *f,
+    struct m3_req *mr)
+{
+	Qroam__SessionMsg	 reply;
+	const char		*vid = mr->mr_sess.s_vid;
+	int			 code = QROAM__STATUS_CODE__OK;
+
+	if (session_seal_response(env, mr->mr_sess.s_k1, vid, 1, 0,
+	    &reply) == -1) {
+		mr->mr_reason = "sealing the response failed";
+		return QROAM__STATUS_CODE__INTERNAL;
+	}
+	switch (tspdb_session_open(env->t_db, &mr->mr_sess, mr->mr_sequential,
+	    mr->mr_d1, env->t_id, store_now_ms())) {
+	case TSPDB_OK:
+		conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG, f->f_request_id,
+		    &reply.base);
+		log_info("session open vehicle=%s key_index=%u mode=%s",
+		    vid, mr->mr_sess.s_key_index,
+		    mr->mr_sequential ? "sequential" : "arbitrary");
+		break;
+	case TSPDB_REUSED:
+		mr->mr_reason = "key used before";
+		code = QROAM__STATUS_CODE__KEY_REUSED;
+		break;
+	default:
+		mr->mr_reason = "store error";
+		code = QROAM__STATUS_CODE__INTERNAL;
+		break;
+	}
+	free(reply.ct.data);
+	return code;
+}
+
+void
+tspd_session_m3(struct tspd *env, struct conn *c, const struct frame *f)
+{
+	Qroam__M3	*m3;
+	struct m3_req	 mr;
+	struct tspdb_key key;
+	const char	*why;
+	int		 code;
+
+	if ((m3 = (Qroam__M3 *)frame_unpack(f, &qroam__m3__descriptor)) == NULL ||
+	    (why = m3_check_fields(m3)) != NULL) {
+		why = m3 == NULL ? "malformed M3" : why;
+		log_warnx("m3 refused vehicle=%s addr=%s reason=BAD_REQUEST (%s)",
+		    m3 != NULL && id_valid_vin(m3->vehicle_id) ?
+		    m3->vehicle_id : "(invalid)", conn_peer_addr(c), why);
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__BAD_REQUEST, why);
+		if (m3 != NULL)
+			qroam__m3__free_unpacked(m3, NULL);
+		return;
+	}
+	memset(&mr, 0, sizeof(mr));
+	memset(&key, 0, sizeof(key));
+	mr.mr_m3 = m3;
+	memcpy(mr.mr_sess.s_vid, m3->vehicle_id, VIN_LEN + 1);
+	if ((code = m3_select(env, &mr, &key)) == QROAM__STATUS_CODE__OK &&
+	    (code = m3_open(env, &mr, &key)) == QROAM__STATUS_CODE__OK)
+		code = m3_accept(env, c, f, &mr);
+	if (code != QROAM__STATUS_CODE__OK) {
+		log_warnx("m3 refused vehicle=%s addr=%s reason=%s (%s)",
+		    mr.mr_sess.s_vid, conn_peer_addr(c), msg_status_name(code),
+		    mr.mr_reason);
+		conn_send_status(c, f->f_request_id, code, mr.mr_reason);
+	}
+	crypto_wipe(&key, sizeof(key));
+	crypto_wipe(mr.mr_sess.s_k1, sizeof(mr.mr_sess.s_k1));
+	if (mr.mr_d1 != NULL)
+		qroam__telemetry__free_unpacked(mr.mr_d1, NULL);
+	qroam__m3__free_unpacked(m3, NULL);
+}
+
+/* F5 telemetry: store it, advance the sequence numbers and acknowledge. */
+static void
+session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
+    const struct tspdb_session *s, uint64_t seq, const Qroam__Telemetry *t)
+{
+	Qroam__SessionMsg	 reply;
+	const char		*why;
+	uint64_t		 tx_seq = s->s_tx_seq + 1;
+
+	if ((why = telemetry_check(t)) != NULL) {
+		log_warnx("telemetry refused vehicle=%s seq=%" PRIu64
+		    " reason=%s", s->s_vid, seq, why);
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__BAD_REQUEST, why);
+		return;
+	}
+	if (session_seal_response(env, s->s_k1, s->s_vid, tx_seq, seq,
+	    &reply) == -1) {
+		log_warnx("telemetry vehicle=%s seq=%" PRIu64 ": sealing the "
+		    "response failed", s->s_vid, seq);
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__INTERNAL, NULL);
+		return;
+	}
+	switch (tspdb_session_telemetry(env->t_db, s->s_vid, seq, tx_seq, t,
+	    env->t_id, store_now_ms())) {
+	case TSPDB_OK:
+		conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG, f->f_request_id,
+		    &reply.base);
+		log_debug("telemetry stored vehicle=%s seq=%" PRIu64, s->s_vid,
+		    seq);
+		break;
+	case TSPDB_REPLAY:
+		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
+		    " reason=replay", s->s_vid, seq);
+		break;
+	case TSPDB_UNKNOWN:
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__AUTH_REQUIRED, "no session");
+		break;
+	default:
+		log_warnx("telemetry vehicle=%s seq=%" PRIu64 ": store failed",
+		    s->s_vid, seq);
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__INTERNAL, NULL);
+		break;
+	}
+	free(reply.ct.data);
+}
+
+/* Act on the decrypted body of a session message. */
+static void
+session_inner(struct tspd *env, struct conn *c, const struct frame *f,
+    const struct tspdb_session *s, uint64_t seq, const Qroam__SessionInner *in)
+{
+	switch (in->body_case) {
+	case QROAM__SESSION_INNER__BODY_TELEMETRY:
+		session_telemetry(env, c, f, s, seq, in->telemetry);
+		break;
+	case QROAM__SESSION_INNER__BODY_BYE:
+		if (tspdb_session_end(env->t_db, s->s_vid) == TSPDB_ERROR) {
+			conn_send_status(c, f->f_request_id,
+			    QROAM__STATUS_CODE__INTERNAL, NULL);
+			break;
+		}
+		log_info("session closed vehicle=%s reason=bye", s->s_vid);
+		break;
+	default:
+		log_warnx("session message refused vehicle=%s seq=%" PRIu64
+		    " reason=unexpected body %d", s->s_vid, seq,
+		    (int)in->body_case);
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__BAD_REQUEST, "unexpected body");
+		break;
+	}
+}
+
+void
+tspd_session_msg(struct tspd *env, struct conn *c, const struct frame *f)
+{
+	Qroam__SessionMsg	*sm;
+	Qroam__SessionInner	*in = NULL;
+	struct tspdb_session	 s;
+	int			 r;
+
+	sm = (Qroam__SessionMsg *)frame_unpack(f,
+	    &qroam__session_msg__descriptor);
+	if (sm == NULL || !id_valid_vin(sm->vehicle_id)) {
+		log_warnx("session message refused addr=%s reason=%s",
+		    conn_peer_addr(c), sm == NULL ? "malformed" :
+		    "bad vehicle_id");
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__BAD_REQUEST,
+		    sm == NULL ? "malformed SessionMsg" : "bad vehicle_id");
+		goto done;
+	}
+	if ((r = tspdb_session_get(env->t_db, sm->vehicle_id, &s)) != 1) {
+		log_warnx("session message refused vehicle=%s reason=%s",
+		    sm->vehicle_id, r == 0 ? "no session" : "store error");
+		conn_send_status(c, f->f_request_id, r == 0 ?
+		    QROAM__STATUS_CODE__AUTH_REQUIRED :
+		    QROAM__STATUS_CODE__INTERNAL, r == 0 ? "no session" : NULL);
+		goto done;
+	}
+	if (sm->seq <= s.s_rx_seq || sm->seq > INT64_MAX)
+		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
+		    " reason=%s", sm->vehicle_id, sm->seq,
+		    sm->seq <= s.s_rx_seq ? "replay" : "bad seq");
+	else if ((in = msg_session_open(s.s_k1, env->t_id, MSG_DIR_V2C,
+	    sm)) == NULL)
+		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
+		    " reason=does not decrypt", sm->vehicle_id, sm->seq);
+	else
+		session_inner(env, c, f, &s, sm->seq, in);
+	crypto_wipe(s.s_k1, sizeof(s.s_k1));
+ done:
+	if (in != NULL)
+		qroam__session_inner__free_unpacked(in, NULL);
+	if (sm != NULL)
+		qroam__session_msg__free_unpacked(sm, NULL);
+}

@@ -1,0 +1,174 @@
+/*
+ * tspd: the regional cloud (TSP) of qroam.  main(), options, signals,
+ * start-up and shutdown; the protocol lives in provision.c, auth.c,
+ * session.c and vehicle.c.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "daemon.h"
+#include "ids.h"
+#include "log.h"
+#include "tls.h"
+#include "topo.h"
+
+#include "tspd.h"
+
+/*
+ * Load the configuration and the topology and find this TSP in it.
+ * Errors go to stderr as file:line: message; 0 or -1.
+ */
+static int
+tspd_load(const char *path, struct tspd_config *conf, struct topo *topo,
+    const struct topo_tsp **self)
+{
+	if (tspd_config_load(path, conf) == -1)
+		return -1;
+	if (!id_valid_name(conf->tc_common.cc_id)) {
+		fprintf(stderr, "%s: missing or bad \"id\" (the tsp_id)\n",
+		    path);
+		tspd_config_free(conf);
+		return -1;
+	}
+	if (topo_load(conf->tc_common.cc_topology, topo) == -1) {
+		tspd_config_free(conf);
+		return -1;
+	}
+	*self = topo_tsp(topo, conf->tc_common.cc_id);
+	if (*self == NULL || (*self)->tt_vehicle.ep_port == 0 ||
+	    (*self)->tt_provision.ep_port == 0) {
+		fprintf(stderr, "%s: tsp %s has no vehicle and provision "
+		    "endpoints\n", conf->tc_common.cc_topology,
+		    conf->tc_common.cc_id);
+		topo_free(topo);
+		tspd_config_free(conf);
+		return -1;
+	}
+	return 0;
+}
+
+/* Open the store, the TLS context and both listeners. */
+static void
+tspd_start(struct tspd *env)
+{
+	struct tspd_config	*conf = &env->t_conf;
+	struct conn_opts	 vo, po;
+
+	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, 1)) == NULL)
+		fatalx("cannot open store %s", conf->tc_common.cc_store);
+	env->t_tls = tls_server_ctx(conf->tc_common.cc_ca,
+	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
+	if (env->t_tls == NULL)
+		fatalx("cannot load the TLS credentials");
+
+	memset(&vo, 0, sizeof(vo));
+	vo.co_max_frame = conf->tc_common.cc_max_frame;
+	vo.co_idle_ms = (int)conf->tc_idle_timeout_ms;
+	po = vo;
+	po.co_tls = env->t_tls;
+	env->t_vehicle = listener_new(env->t_base,
+	    env->t_self->tt_vehicle.ep_host, env->t_self->tt_vehicle.ep_port,
+	    &vo, &tspd_vehicle_cb, env);
+	if (env->t_vehicle == NULL)
+		fatalx("cannot listen on the vehicle endpoint");
+	env->t_provision = listener_new(env->t_base,
+	    env->t_self->tt_provision.ep_host,
+	    env->t_self->tt_provision.ep_port, &po, &tspd_provision_cb, env);
+	if (env->t_provision == NULL)
+		fatalx("cannot listen on the provision endpoint");
+	log_info("started: vehicle %s:%u, provision %s:%u (mTLS), store %s",
+	    env->t_self->tt_vehicle.ep_host, env->t_self->tt_vehicle.ep_port,
+	    env->t_self->tt_provision.ep_host,
+	    env->t_self->tt_provision.ep_port, conf->tc_common.cc_store);
+}
+
+/*
+ * SIGHUP: parse the configuration again and take over the settings that
+ * need no new sockets or store (auth_skew, auth_fail).
+ */
+static void
+tspd_reload(void *arg)
+{
+	struct tspd		*env = arg;
+	struct tspd_config	 conf;
+	struct topo		 topo;
+	const struct topo_tsp	*self;
+
+	if (tspd_load(env->t_conf_path, &conf, &topo, &self) == -1) {
+		log_warnx("reload: configuration has errors, keeping the old one");
+		return;
+	}
+	topo_free(&topo);
+	env->t_conf.tc_auth_skew_ms = conf.tc_auth_skew_ms;
+	env->t_conf.tc_auth_fail_reply = conf.tc_auth_fail_reply;
+	log_info("reloaded: auth_skew %llums, auth_fail %s (listeners, store, "
+	    "credentials and idle_timeout change on restart)",
+	    (unsigned long long)conf.tc_auth_skew_ms,
+	    conf.tc_auth_fail_reply ? "reply" : "drop");
+	tspd_config_free(&conf);
+}
+
+/* SIGTERM, SIGINT: leave the event loop for a clean shutdown. */
+static void
+tspd_stop(void *arg)
+{
+	struct tspd	*env = arg;
+
+	log_info("stopping");
+	event_base_loopexit(env->t_base, NULL);
+}
+
+/* Close every connection and free what start-up allocated. */
+static void
+tspd_shutdown(struct tspd *env)
+{
+	listener_free(env->t_vehicle);
+	listener_free(env->t_provision);
+	/* Let connections closed earlier finish their deferred teardown. */
+	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
+	tspdb_close(env->t_db);
+	SSL_CTX_free(env->t_tls);
+	topo_free(&env->t_topo);
+	tspd_config_free(&env->t_conf);
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon_opts	 opts;
+	struct daemon_signals	*sigs;
+	struct tspd		 env;
+	char			 name[64];
+
+	daemon_getopt(argc, argv, "/etc/qroam/tspd.conf", &opts);
+	log_init("tspd", opts.do_verbose);
+	memset(&env, 0, sizeof(env));
+	env.t_conf_path = opts.do_config;
+	if (tspd_load(opts.do_config, &env.t_conf, &env.t_topo,
+	    &env.t_self) == -1)
+		return 1;
+	if (opts.do_check) {
+		printf("%s: configuration OK\n", opts.do_config);
+		topo_free(&env.t_topo);
+		tspd_config_free(&env.t_conf);
+		return 0;
+	}
+	env.t_id = env.t_conf.tc_common.cc_id;
+	snprintf(name, sizeof(name), "tspd[%s]", env.t_id);
+	log_setname(name);
+	if (opts.do_verbose == 0)
+		log_setverbose(env.t_conf.tc_common.cc_verbose);
+
+	if ((env.t_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	sigs = daemon_signals_new(env.t_base, tspd_stop, tspd_reload, NULL, &env);
+	tspd_start(&env);
+	event_base_dispatch(env.t_base);
+	tspd_shutdown(&env);
+	daemon_signals_free(sigs);
+	event_base_free(env.t_base);
+	return 0;
+}
