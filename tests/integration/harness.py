@@ -27,7 +27,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.join(ROOT, "build", "asan", "bin")
+# QROAM_BIN selects other builds of the same programs (default: the ASan build).
+BIN = os.environ.get("QROAM_BIN", os.path.join(ROOT, "build", "asan", "bin"))
 MKPKI = os.path.join(ROOT, "scripts", "mkpki.sh")
 
 # Generous: a slow or loaded machine must never fail a test.
