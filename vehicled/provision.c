@@ -219,3 +219,82 @@ vprov_result_name(int rc)
 		return "ERROR";
 	return msg_status_name(rc);
 }
+
+/* 1 if the stored registration names the chip's current chip_id. */
+static int
+vprov_reg_current(sqlite3 *db, const struct chip_info *ci, int *registered)
+{
+	struct chip_reg	cr;
+	int		r, same;
+
+	*registered = 0;
+	if ((r = chip_reg_load(db, &cr)) == -1)
+		return -1;
+	if (r == 0)
+		return 0;
+	*registered = 1;
+	same = strcmp(cr.cr_chip_id, ci->ci_chip_id) == 0;
+	chip_reg_clear(&cr);
+	return same;
+}
+
+int
+vprov_enroll(const struct vprov *factory, const struct vprov *oper,
+    sqlite3 *db, const char *vid, uint32_t m)
+{
+	struct chip_info	ci;
+	int			rc, registered;
+
+	if ((rc = chip_get(db, &ci)) == -1)
+		return -1;
+	if (rc == 0) {
+		log_info("the chip is empty: asking the filler for a fill");
+		if ((rc = vprov_fill(factory, db, m, &ci)) != 0) {
+			log_warnx("fill failed: %s", vprov_result_name(rc));
+			return -1;
+		}
+	}
+	if ((rc = vprov_reg_current(db, &ci, &registered)) != 0)
+		return rc == 1 ? 0 : -1;
+	if (registered) {
+		if (oper == NULL) {
+			log_warnx("the registration names another chip than"
+			    " %s and no operator credential is configured",
+			    ci.ci_chip_id);
+			return -1;
+		}
+		rc = vprov_register(oper, db, vid, 1);
+	} else {
+		log_info("registering %s with the registrar", vid);
+		rc = vprov_register(factory, db, vid, 0);
+	}
+	if (rc != 0) {
+		log_warnx("registration of %s failed: %s", vid,
+		    vprov_result_name(rc));
+		return -1;
+	}
+	return 0;
+}
+
+int
+vprov_refill(const struct vprov *oper, sqlite3 *db, const char *vid,
+    uint32_t m, enum chip_mode mode)
+{
+	struct chip_info	ci;
+	int64_t			left;
+	int			rc, registered;
+
+	if ((left = chip_unused(db, mode)) < 0 || chip_get(db, &ci) == -1)
+		return VPROV_ERROR;
+	if (left == 0) {
+		log_info("refill: asking the filler for a new chip");
+		if ((rc = vprov_fill(oper, db, m, &ci)) != 0)
+			return rc;
+	}
+	if ((rc = vprov_reg_current(db, &ci, &registered)) == -1)
+		return VPROV_ERROR;
+	if (rc == 1)
+		return QROAM__STATUS_CODE__OK;
+	log_info("refill: re-registering %s with chip %s", vid, ci.ci_chip_id);
+	return vprov_register(oper, db, vid, registered);
+}

@@ -40,6 +40,21 @@ int	vprov_fill(const struct vprov *, sqlite3 *db, uint32_t m,
  */
 int	vprov_register(const struct vprov *, sqlite3 *db, const char *vid,
 	    int rebind);
+/*
+ * Start-up enrollment: fill an empty chip (m keys), register once, and
+ * rebind with the operator credential (oper, may be NULL) when the chip
+ * changed since the registration.  0 when the vehicle is registered with
+ * its chip, -1 otherwise (logged; DUPLICATE_REGISTRATION is an error).
+ */
+int	vprov_enroll(const struct vprov *factory, const struct vprov *oper,
+	    sqlite3 *db, const char *vid, uint32_t m);
+/*
+ * F9 refill with the operator credential: a new fill when the chip has no
+ * unused key left for mode, then the rebind of the registration.  OK, or
+ * the first failure.
+ */
+int	vprov_refill(const struct vprov *oper, sqlite3 *db, const char *vid,
+	    uint32_t m, enum chip_mode mode);
 /* "OK", a status name, "NO_REPLY" or "ERROR". */
 const char *vprov_result_name(int);
 

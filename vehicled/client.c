@@ -1,0 +1,621 @@
+/*
+ * The vehicle's protocol steps over one connection to the current TSP.
+ *
+ * F3: M4 with a fresh nonce and time; no valid AuthResult within Δt1 means
+ * a new M4, backing off to 8 × Δt1.  F4: draw a chip key, destroy it
+ * durably, then send M3; any failure costs that key and the next M3 uses
+ * the next one.  F5: periodic telemetry under K1, acknowledged by the TSP.
+ * Every reply is decoded and checked before it changes any state.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "conn.h"
+#include "crypto.h"
+#include "log.h"
+#include "rand.h"
+#include "store.h"
+#include "vmsg.h"
+
+#define CLIENT_MAXBACKOFF	8
+#define CLIENT_RECONNECT_MS	250
+#define CLIENT_RECONNECT_SHIFT	5
+
+static void	client_on_connected(struct conn *, void *);
+static void	client_on_frame(struct conn *, const struct frame *, void *);
+static void	client_on_close(struct conn *, const char *, void *);
+
+static const struct conn_cb client_cb = {
+	client_on_connected, client_on_frame, client_on_close
+};
+
+const char *
+client_state_name(enum vc_state s)
+{
+	switch (s) {
+	case VC_OFF:
+		return "off";
+	case VC_IDLE:
+		return "idle";
+	case VC_AUTH:
+		return "auth";
+	case VC_OPEN:
+		return "open";
+	case VC_SESSION:
+		return "session";
+	case VC_REFILL:
+		return "refill";
+	}
+	return "?";
+}
+
+void
+client_set_state(struct vclient *c, enum vc_state s)
+{
+	if (c->vc_state != s)
+		log_debug("state %s -> %s", client_state_name(c->vc_state),
+		    client_state_name(s));
+	c->vc_state = s;
+}
+
+void
+client_error(struct vclient *c, const char *fmt, ...)
+{
+	char	buf[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	log_warnx("%s", buf);
+	c->vc_stats.vs_errors++;
+	chip_count(c->vc_db, "errors", 1);
+}
+
+void
+client_arm(struct vclient *c, uint64_t ms)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	evtimer_add(c->vc_timer, &tv);
+}
+
+/* The retransmission delay of the current attempt. */
+static uint64_t
+client_retry_ms(const struct vclient *c)
+{
+	return c->vc_conf->vc_retransmit_ms * (uint64_t)c->vc_backoff;
+}
+
+/* Start connecting to the current TSP unless a connection exists. */
+static int
+client_connect(struct vclient *c)
+{
+	struct conn_opts	opts;
+
+	if (c->vc_conn != NULL)
+		return 0;
+	if (c->vc_tsp[0] == '\0')
+		return -1;
+	memset(&opts, 0, sizeof(opts));
+	opts.co_max_frame = c->vc_conf->vc_common.cc_max_frame;
+	opts.co_connect_ms = (int)c->vc_conf->vc_connect_ms;
+	c->vc_connected = 0;
+	c->vc_conn = conn_connect(c->vc_base, c->vc_ep.ep_host,
+	    c->vc_ep.ep_port, &opts, &client_cb, c);
+	if (c->vc_conn == NULL) {
+		c->vc_connfails++;
+		log_warnx("cannot connect to %s at %s:%u", c->vc_tsp,
+		    c->vc_ep.ep_host, c->vc_ep.ep_port);
+		return -1;
+	}
+	log_debug("connecting to %s at %s:%u", c->vc_tsp, c->vc_ep.ep_host,
+	    c->vc_ep.ep_port);
+	return 0;
+}
+
+/* Retry after a failed or lost connection, backing off. */
+static void
+client_retry_connect(struct vclient *c)
+{
+	int	shift = c->vc_connfails;
+
+	if (shift > CLIENT_RECONNECT_SHIFT)
+		shift = CLIENT_RECONNECT_SHIFT;
+	client_arm(c, (uint64_t)CLIENT_RECONNECT_MS << shift);
+}
+
+/* Drop the connection without waiting for its callbacks. */
+static void
+client_drop(struct vclient *c, const char *reason)
+{
+	if (c->vc_conn == NULL)
+		return;
+	conn_set_arg(c->vc_conn, NULL);
+	conn_close(c->vc_conn, reason);
+	c->vc_conn = NULL;
+	c->vc_connected = 0;
+}
+
+/* Ensure a connection for the step; 1 if it is ready to send now. */
+static int
+client_ready(struct vclient *c)
+{
+	if (c->vc_conn != NULL && c->vc_connected)
+		return 1;
+	if (client_connect(c) == -1)
+		client_retry_connect(c);
+	else
+		client_arm(c, client_retry_ms(c));
+	return 0;
+}
+
+/* Seal one SessionInner as the next vehicle-to-cloud SessionMsg. */
+static int
+client_send_inner(struct vclient *c, const Qroam__SessionInner *in)
+{
+	Qroam__SessionMsg	sm;
+	int			rc;
+
+	if (vmsg_session_out(&sm, c->vc_k1, c->vc_reg.cr_vid, c->vc_tsp,
+	    c->vc_tx_seq + 1, in) == -1)
+		return -1;
+	c->vc_tx_seq++;
+	rc = conn_send(c->vc_conn, QROAM__MSG_TYPE__MT_SESSION_MSG,
+	    ++c->vc_reqid, &sm.base);
+	free(sm.ct.data);
+	return rc;
+}
+
+/* F3: send a new M4 (fresh nonce and time). */
+static void
+client_auth_attempt(struct vclient *c)
+{
+	Qroam__M4	m4;
+	int		rc;
+
+	if (!client_ready(c))
+		return;
+	if (vmsg_m4(&m4, c->vc_pbv, c->vc_reg.cr_vid, c->vc_reg.cr_chip_id,
+	    c->vc_tsp, store_now_ms(), c->vc_nonce) == -1) {
+		client_error(c, "auth: cannot build M4 for %s", c->vc_tsp);
+		client_arm(c, client_retry_ms(c));
+		return;
+	}
+	rc = conn_send(c->vc_conn, QROAM__MSG_TYPE__MT_M4, ++c->vc_reqid,
+	    &m4.base);
+	vmsg_m4_clear(&m4);
+	if (rc == -1) {
+		client_error(c, "auth: cannot send M4 to %s", c->vc_tsp);
+		client_arm(c, client_retry_ms(c));
+		return;
+	}
+	c->vc_inflight = 1;
+	c->vc_sent_ms = vclient_now_ms();
+	log_info("auth: M4 sent to %s (next retransmit in %llu ms)", c->vc_tsp,
+	    (unsigned long long)client_retry_ms(c));
+	chip_event(c->vc_db, "auth_sent", c->vc_tsp, "request %llu",
+	    (unsigned long long)c->vc_reqid);
+	client_arm(c, client_retry_ms(c));
+}
+
+void
+client_start_auth(struct vclient *c)
+{
+	evtimer_del(c->vc_timer);
+	client_set_state(c, VC_AUTH);
+	c->vc_authed = 0;
+	c->vc_backoff = 1;
+	c->vc_inflight = 0;
+	client_auth_attempt(c);
+}
+
+/* Draw the chip key of the next M3 and destroy it durably; 0 or -1. */
+static int
+client_take_key(struct vclient *c, struct chip_key *ck)
+{
+	switch (chip_draw(c->vc_db, c->vc_conf->vc_draw, ck)) {
+	case CHIP_DRAW_OK:
+		break;
+	case CHIP_DRAW_NONE:
+	case CHIP_DRAW_DESTROYED:
+		vclient_exhausted(c);
+		return -1;
+	case CHIP_DRAW_ERROR:
+		client_error(c, "session: cannot read the chip");
+		client_arm(c, client_retry_ms(c));
+		return -1;
+	}
+	if (chip_destroy_key(c->vc_db, ck->ck_index) == -1) {
+		chip_key_wipe(ck);
+		client_error(c, "session: cannot destroy chip key %u; M3 not sent",
+		    ck->ck_index);
+		client_arm(c, client_retry_ms(c));
+		return -1;
+	}
+	return 0;
+}
+
+/* F4: draw K1 and a chip key (destroyed before sending), send M3. */
+static void
+client_open_attempt(struct vclient *c)
+{
+	Qroam__M3		 m3;
+	Qroam__Telemetry	 d1;
+	struct route_pos	 rp;
+	struct chip_key		 ck;
+	int			 rc;
+
+	if (!client_ready(c))
+		return;
+	if (client_take_key(c, &ck) == -1)
+		return;
+	qrand_bytes(c->vc_k1, sizeof(c->vc_k1));
+	vclient_position(c, &rp);
+	vmsg_telemetry(&d1, &rp, store_now_ms());
+	rc = vmsg_m3(&m3, c->vc_reg.cr_vid, c->vc_tsp, &ck, c->vc_conf->vc_draw,
+	    c->vc_k1, &d1);
+	c->vc_key_index = ck.ck_index;
+	chip_key_wipe(&ck);
+	if (rc == 0)
+		rc = conn_send(c->vc_conn, QROAM__MSG_TYPE__MT_M3, ++c->vc_reqid,
+		    &m3.base);
+	msg_m3_clear(&m3);
+	c->vc_tx_seq = c->vc_rx_seq = c->vc_acked = c->vc_nsent = 0;
+	c->vc_inflight = 1;
+	c->vc_sent_ms = vclient_now_ms();
+	client_arm(c, client_retry_ms(c));
+	if (rc == -1) {
+		client_error(c, "session: cannot send M3 to %s", c->vc_tsp);
+		return;
+	}
+	log_info("session: M3 sent to %s with chip key %u (%lld keys left)",
+	    c->vc_tsp, c->vc_key_index,
+	    (long long)chip_unused(c->vc_db, c->vc_conf->vc_draw));
+}
+
+void
+client_start_session(struct vclient *c)
+{
+	evtimer_del(c->vc_timer);
+	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
+	client_set_state(c, VC_OPEN);
+	c->vc_backoff = 1;
+	c->vc_inflight = 0;
+	client_open_attempt(c);
+}
+
+void
+client_timer_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct vclient	*c = arg;
+	uint64_t	 waited = client_retry_ms(c);
+
+	(void)fd;
+	(void)ev;
+	if (c->vc_inflight && (c->vc_state == VC_AUTH ||
+	    c->vc_state == VC_OPEN)) {
+		if (c->vc_backoff < CLIENT_MAXBACKOFF)
+			c->vc_backoff *= 2;
+		if (c->vc_state == VC_AUTH) {
+			log_info("auth: no valid AuthResult from %s within %llu"
+			    " ms; retransmitting a new M4", c->vc_tsp,
+			    (unsigned long long)waited);
+			chip_event(c->vc_db, "auth_retransmit", c->vc_tsp,
+			    "backoff x%d", c->vc_backoff);
+		} else
+			log_info("session: no reply to M3 from %s within %llu"
+			    " ms; new M3 with the next key", c->vc_tsp,
+			    (unsigned long long)waited);
+	}
+	c->vc_inflight = 0;
+	switch (c->vc_state) {
+	case VC_AUTH:
+		client_auth_attempt(c);
+		break;
+	case VC_OPEN:
+		client_open_attempt(c);
+		break;
+	case VC_SESSION:
+		if (c->vc_conn == NULL && client_connect(c) == -1)
+			client_retry_connect(c);
+		break;
+	case VC_REFILL:
+		vclient_refill(c);
+		break;
+	case VC_OFF:
+	case VC_IDLE:
+		break;
+	}
+}
+
+/* A reply to M4. */
+static void
+client_auth_reply(struct vclient *c, const struct frame *f)
+{
+	int	code;
+
+	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS && f->f_request_id != 0 &&
+	    f->f_request_id != c->vc_reqid) {
+		log_debug("auth: Status for an earlier request ignored");
+		return;
+	}
+	switch (vmsg_auth_check(f, c->vc_pbv, c->vc_reg.cr_vid, c->vc_tsp,
+	    c->vc_nonce, &code)) {
+	case VMSG_AUTH_OK:
+		break;
+	case VMSG_AUTH_REFUSED:
+		client_error(c, "auth: %s refused M4: %s; retransmitting after"
+		    " %llu ms", c->vc_tsp, msg_status_name(code),
+		    (unsigned long long)client_retry_ms(c));
+		return;
+	case VMSG_AUTH_BAD_SIG:
+		client_error(c, "auth: AuthResult from %s has a bad signature;"
+		    " ignored", c->vc_tsp);
+		return;
+	case VMSG_AUTH_OTHER:
+		log_debug("auth: AuthResult for an earlier M4 ignored");
+		return;
+	case VMSG_AUTH_MALFORMED:
+		client_error(c, "auth: malformed %s from %s; ignored",
+		    frame_type_name(f->f_type), c->vc_tsp);
+		return;
+	}
+	evtimer_del(c->vc_timer);
+	c->vc_inflight = 0;
+	c->vc_authed = 1;
+	c->vc_stats.vs_auth_ok++;
+	chip_count(c->vc_db, "auth_ok", 1);
+	chip_event(c->vc_db, "auth_ok", c->vc_tsp, "after %llu ms",
+	    (unsigned long long)(vclient_now_ms() - c->vc_sent_ms));
+	log_info("auth: %s authenticated us (signature verified, %llu ms)",
+	    c->vc_tsp, (unsigned long long)(vclient_now_ms() - c->vc_sent_ms));
+	client_start_session(c);
+}
+
+/* A Status reply to M3 or in a session. */
+static void
+client_status(struct vclient *c, const struct frame *f)
+{
+	int	code;
+
+	if (vmsg_status(f, &code) == -1) {
+		client_error(c, "malformed Status from %s; ignored", c->vc_tsp);
+		return;
+	}
+	if (c->vc_state == VC_OPEN && f->f_request_id != 0 &&
+	    f->f_request_id != c->vc_reqid) {
+		log_debug("session: Status for an earlier request ignored");
+		return;
+	}
+	if (code == QROAM__STATUS_CODE__AUTH_REQUIRED) {
+		log_info("%s requires authentication: running F3", c->vc_tsp);
+		chip_event(c->vc_db, "session_refused", c->vc_tsp,
+		    "AUTH_REQUIRED");
+		client_start_auth(c);
+		return;
+	}
+	if (c->vc_state == VC_OPEN) {
+		chip_event(c->vc_db, "session_refused", c->vc_tsp, "%s",
+		    msg_status_name(code));
+		client_error(c, "session: %s refused M3 with key %u: %s; next"
+		    " M3 in %llu ms", c->vc_tsp, c->vc_key_index,
+		    msg_status_name(code), (unsigned long long)client_retry_ms(c));
+		client_arm(c, client_retry_ms(c));
+		return;
+	}
+	client_error(c, "session: %s replied %s", c->vc_tsp,
+	    msg_status_name(code));
+}
+
+/* The session is open: the M3 was answered under K1. */
+static void
+client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
+{
+	uint64_t	now = vclient_now_ms();
+
+	evtimer_del(c->vc_timer);
+	c->vc_inflight = 0;
+	c->vc_backoff = 1;
+	client_set_state(c, VC_SESSION);
+	c->vc_stats.vs_sessions++;
+	chip_count(c->vc_db, "sessions", 1);
+	chip_event(c->vc_db, "session_open", c->vc_tsp, "key %u, %llu ms after"
+	    " entering the region", c->vc_key_index,
+	    (unsigned long long)(now - c->vc_entered_ms));
+	log_info("session: open with %s (key %u, region %s, reply after %llu"
+	    " ms, %llu ms after entering the region)", c->vc_tsp,
+	    c->vc_key_index, sr->region ? sr->region : "-",
+	    (unsigned long long)(now - c->vc_sent_ms),
+	    (unsigned long long)(now - c->vc_entered_ms));
+}
+
+/* A SessionMsg from the TSP: the M3 reply, an ack, or a Bye. */
+static void
+client_session_msg(struct vclient *c, const struct frame *f)
+{
+	Qroam__SessionInner	*in;
+	const char		*why = "?";
+	uint64_t		 ack;
+
+	in = vmsg_session_in(f, c->vc_k1, c->vc_reg.cr_vid, c->vc_tsp,
+	    &c->vc_rx_seq, &why);
+	if (in == NULL) {
+		client_error(c, "session: %s from %s; ignored", why, c->vc_tsp);
+		return;
+	}
+	switch (in->body_case) {
+	case QROAM__SESSION_INNER__BODY_RESPONSE:
+		ack = in->response->ack_seq;
+		if (c->vc_state == VC_OPEN && ack == 0)
+			client_session_open(c, in->response);
+		else if (c->vc_state == VC_SESSION && ack > c->vc_acked &&
+		    ack <= c->vc_tx_seq) {
+			c->vc_acked = ack;
+			c->vc_stats.vs_telemetry_acked++;
+			chip_count(c->vc_db, "telemetry_acked", 1);
+			log_debug("telemetry %llu acknowledged by %s",
+			    (unsigned long long)ack, c->vc_tsp);
+		} else
+			log_debug("session: ack %llu from %s ignored",
+			    (unsigned long long)ack, c->vc_tsp);
+		break;
+	case QROAM__SESSION_INNER__BODY_BYE:
+		log_info("session: %s ended the session (%s); new session in"
+		    " %llu ms", c->vc_tsp, in->bye->reason ? in->bye->reason :
+		    "no reason", (unsigned long long)c->vc_conf->vc_retransmit_ms);
+		client_set_state(c, VC_OPEN);
+		c->vc_inflight = 0;
+		c->vc_backoff = 1;
+		client_arm(c, client_retry_ms(c));
+		break;
+	default:
+		client_error(c, "session: unexpected message from %s; ignored",
+		    c->vc_tsp);
+		break;
+	}
+	qroam__session_inner__free_unpacked(in, NULL);
+}
+
+static void
+client_on_frame(struct conn *conn, const struct frame *f, void *arg)
+{
+	struct vclient	*c = arg;
+
+	if (c == NULL || conn != c->vc_conn)
+		return;
+	if (c->vc_state == VC_AUTH) {
+		client_auth_reply(c, f);
+		return;
+	}
+	if (c->vc_state != VC_OPEN && c->vc_state != VC_SESSION) {
+		log_debug("%s from %s ignored in state %s",
+		    frame_type_name(f->f_type), c->vc_tsp,
+		    client_state_name(c->vc_state));
+		return;
+	}
+	switch (f->f_type) {
+	case QROAM__MSG_TYPE__MT_STATUS:
+		client_status(c, f);
+		break;
+	case QROAM__MSG_TYPE__MT_SESSION_MSG:
+		client_session_msg(c, f);
+		break;
+	default:
+		client_error(c, "unexpected %s (type %u) from %s; ignored",
+		    frame_type_name(f->f_type), f->f_type, c->vc_tsp);
+		break;
+	}
+}
+
+static void
+client_on_connected(struct conn *conn, void *arg)
+{
+	struct vclient	*c = arg;
+
+	if (c == NULL || conn != c->vc_conn)
+		return;
+	c->vc_connected = 1;
+	c->vc_connfails = 0;
+	log_debug("connected to %s at %s", c->vc_tsp, conn_peer_addr(conn));
+	evtimer_del(c->vc_timer);
+	if (c->vc_state == VC_AUTH)
+		client_auth_attempt(c);
+	else if (c->vc_state == VC_OPEN)
+		client_open_attempt(c);
+}
+
+static void
+client_on_close(struct conn *conn, const char *reason, void *arg)
+{
+	struct vclient	*c = arg;
+	int		 was = 0;
+
+	if (c == NULL || conn != c->vc_conn)
+		return;
+	was = c->vc_connected;
+	c->vc_conn = NULL;
+	c->vc_connected = 0;
+	if (was)
+		log_info("connection to %s lost: %s", c->vc_tsp, reason);
+	else {
+		c->vc_connfails++;
+		log_info("cannot reach %s at %s:%u: %s", c->vc_tsp,
+		    c->vc_ep.ep_host, c->vc_ep.ep_port, reason);
+	}
+	if (c->vc_state == VC_AUTH || c->vc_state == VC_OPEN ||
+	    c->vc_state == VC_SESSION)
+		client_retry_connect(c);
+}
+
+void
+client_leave(struct vclient *c, const char *reason)
+{
+	Qroam__SessionInner	in = QROAM__SESSION_INNER__INIT;
+	Qroam__Bye		bye = QROAM__BYE__INIT;
+
+	evtimer_del(c->vc_timer);
+	c->vc_inflight = 0;
+	if (c->vc_state == VC_SESSION && c->vc_connected) {
+		bye.reason = (char *)reason;
+		in.body_case = QROAM__SESSION_INNER__BODY_BYE;
+		in.bye = &bye;
+		if (client_send_inner(c, &in) == 0)
+			log_info("session: Bye sent to %s (%s)", c->vc_tsp,
+			    reason);
+	}
+	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
+	client_drop(c, reason);
+}
+
+/* F5: one telemetry sample under K1. */
+static void
+client_send_telemetry(struct vclient *c, const struct route_pos *rp)
+{
+	Qroam__SessionInner	in = QROAM__SESSION_INNER__INIT;
+	Qroam__Telemetry	t;
+
+	vmsg_telemetry(&t, rp, store_now_ms());
+	in.body_case = QROAM__SESSION_INNER__BODY_TELEMETRY;
+	in.telemetry = &t;
+	if (client_send_inner(c, &in) == -1) {
+		client_error(c, "session: cannot send telemetry to %s",
+		    c->vc_tsp);
+		return;
+	}
+	c->vc_nsent++;
+	c->vc_stats.vs_telemetry_sent++;
+	chip_count(c->vc_db, "telemetry_sent", 1);
+	log_debug("telemetry %llu sent to %s (%.5f,%.5f)",
+	    (unsigned long long)c->vc_tx_seq, c->vc_tsp, t.lat, t.lon);
+}
+
+void
+client_tick(struct vclient *c, const struct route_pos *rp)
+{
+	uint64_t	rekey = c->vc_conf->vc_session_rekey;
+
+	if (c->vc_state != VC_SESSION)
+		return;
+	if (c->vc_conn == NULL) {
+		if (!evtimer_pending(c->vc_timer, NULL) &&
+		    client_connect(c) == -1)
+			client_retry_connect(c);
+		return;
+	}
+	if (!c->vc_connected)
+		return;
+	if (rekey != 0 && c->vc_nsent >= rekey) {
+		log_info("session: %llu telemetry messages sent to %s; new"
+		    " session with the next key", (unsigned long long)c->vc_nsent,
+		    c->vc_tsp);
+		client_start_session(c);
+		return;
+	}
+	client_send_telemetry(c, rp);
+}
