@@ -80,7 +80,7 @@ conf_parse_file(const char *path, conf_cb cb, void *arg)
 			conf_error(&cl, "line too long");
 			errors++;
 			while (fgets(line, sizeof(line), fp) != NULL &&
-			    line[strlen(line) - 1] != '\n')
+			    line[0] != '\0' && line[strlen(line) - 1] != '\n')
 				;
 			continue;
 		}
