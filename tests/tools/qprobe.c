@@ -828,6 +828,7 @@ int
 main(int argc, char *argv[])
 {
 	struct probe	 p;
+	const char	*cmd;
 	int64_t		 v;
 	int		 ch, rc;
 
@@ -865,6 +866,7 @@ main(int argc, char *argv[])
 	}
 	if (p.p_store == NULL || p.p_topofile == NULL || optind >= argc)
 		return probe_usage("-s, -t and a COMMAND are required");
+	cmd = argv[optind];
 	if (probe_command_opts(&p, argc - optind, argv + optind) == -1)
 		return probe_usage("bad command options");
 	if (topo_load(p.p_topofile, &p.p_topo) == -1)
@@ -875,7 +877,7 @@ main(int argc, char *argv[])
 	}
 	if ((p.p_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	rc = probe_run(&p, argv[optind]);
+	rc = probe_run(&p, cmd);
 	EVP_PKEY_free(p.p_pbv);
 	chip_reg_clear(&p.p_reg);
 	if (p.p_tls != NULL)
