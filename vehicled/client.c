@@ -274,8 +274,8 @@ client_open_attempt(struct vclient *c)
 		client_error(c, "session: cannot send M3 to %s", c->vc_tsp);
 		return;
 	}
-	log_info("session: M3 sent to %s with chip key %u (%lld keys left)",
-	    c->vc_tsp, c->vc_key_index,
+	log_info("session: M3 sent to %s with chip key %u (unused keys left:"
+	    " %lld)", c->vc_tsp, c->vc_key_index,
 	    (long long)chip_unused(c->vc_db, c->vc_conf->vc_draw));
 }
 
@@ -418,6 +418,7 @@ static void
 client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 {
 	uint64_t	now = vclient_now_ms();
+	char		gap[64] = "";
 
 	evtimer_del(c->vc_timer);
 	c->vc_inflight = 0;
@@ -425,14 +426,15 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 	client_set_state(c, VC_SESSION);
 	c->vc_stats.vs_sessions++;
 	chip_count(c->vc_db, "sessions", 1);
-	chip_event(c->vc_db, "session_open", c->vc_tsp, "key %u, %llu ms after"
-	    " entering the region", c->vc_key_index,
-	    (unsigned long long)(now - c->vc_entered_ms));
+	if (c->vc_first)
+		snprintf(gap, sizeof(gap), ", %llu ms after entering the region",
+		    (unsigned long long)(now - c->vc_entered_ms));
+	c->vc_first = 0;
+	chip_event(c->vc_db, "session_open", c->vc_tsp, "key %u%s",
+	    c->vc_key_index, gap);
 	log_info("session: open with %s (key %u, region %s, reply after %llu"
-	    " ms, %llu ms after entering the region)", c->vc_tsp,
-	    c->vc_key_index, sr->region ? sr->region : "-",
-	    (unsigned long long)(now - c->vc_sent_ms),
-	    (unsigned long long)(now - c->vc_entered_ms));
+	    " ms%s)", c->vc_tsp, c->vc_key_index, sr->region ? sr->region : "-",
+	    (unsigned long long)(now - c->vc_sent_ms), gap);
 }
 
 /* A SessionMsg from the TSP: the M3 reply, an ack, or a Bye. */

@@ -55,6 +55,7 @@ struct vclient {
 	struct endpoint		 vc_ep;
 	int			 vc_authed;	/* F3 passed since power-on */
 	uint64_t		 vc_entered_ms;	/* when the current region began */
+	int			 vc_first;	/* no session yet since entering */
 
 	struct conn		*vc_conn;
 	int			 vc_connected;

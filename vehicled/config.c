@@ -230,7 +230,7 @@ vconf_load(const char *path, struct vconf *out)
 
 	vconf_init(&vc);
 	errors = conf_parse_file(path, vconf_line, &vc);
-	if (errors == 0 && vconf_check(&vc, path) == -1)
+	if (vconf_check(&vc, path) == -1)
 		errors++;
 	if (errors) {
 		vconf_free(&vc);

@@ -70,6 +70,8 @@ vprov_exchange(const struct vprov *vp, const struct endpoint *ep,
 		rc = 0;
 	if (c != NULL)
 		conn_free_sync(c);
+	/* Let deferred bufferevent callbacks drop their references. */
+	event_base_loop(base, EVLOOP_NONBLOCK);
 	event_base_free(base);
 	SSL_CTX_free(ctx);
 	return rc;

@@ -164,6 +164,7 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 	memcpy(old, c->vc_tsp, sizeof(old));
 	client_leave(c, tt == NULL ? "no service region" : "region change");
 	c->vc_entered_ms = vclient_now_ms();
+	c->vc_first = 1;
 	if (tt == NULL) {
 		log_info("at %.5f,%.5f: outside every service region%s%s",
 		    rp->rp_point.gp_lat, rp->rp_point.gp_lon,

@@ -139,11 +139,16 @@ main(int argc, char *argv[])
 
 	daemon_getopt(argc, argv, "/etc/qroam/vehicled.conf", &opts);
 	log_init("vehicled", opts.do_verbose);
-	if (vconf_load(opts.do_config, &conf) == -1 ||
-	    topo_load(conf.vc_common.cc_topology, &topo) == -1)
+	if (vconf_load(opts.do_config, &conf) == -1)
 		return 1;
+	if (topo_load(conf.vc_common.cc_topology, &topo) == -1) {
+		vconf_free(&conf);
+		return 1;
+	}
 	if (opts.do_check) {
 		printf("%s: configuration OK\n", opts.do_config);
+		topo_free(&topo);
+		vconf_free(&conf);
 		return 0;
 	}
 	if (opts.do_verbose == 0)

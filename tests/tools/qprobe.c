@@ -882,6 +882,8 @@ main(int argc, char *argv[])
 	chip_reg_clear(&p.p_reg);
 	if (p.p_tls != NULL)
 		SSL_CTX_free(p.p_tls);
+	/* Let deferred bufferevent callbacks drop their references. */
+	event_base_loop(p.p_base, EVLOOP_NONBLOCK);
 	event_base_free(p.p_base);
 	chip_close(p.p_db);
 	topo_free(&p.p_topo);
