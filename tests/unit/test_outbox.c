@@ -521,6 +521,12 @@ a_done(struct fixture *fx)
 	return fx->fx_tsp[0].ft_nmsg == 2;
 }
 
+static int
+a_got_one(struct fixture *fx)
+{
+	return fx->fx_tsp[0].ft_nmsg == 1;
+}
+
 static void
 test_down_tsp_converges(void **state)
 {
@@ -576,7 +582,8 @@ test_wrong_role_gets_nothing(void **state)
 	ft_start(fx, &fx->fx_tsp[1], "tsp-b-registrar");
 	enqueue(fx, "rec", 1, 1);
 	outbox_kick(fx->fx_ob);
-	run_for(fx, 400);
+	assert_int_equal(run_until(fx, a_got_one, WAIT_MS), 0);
+	run_for(fx, 300);
 	expect_received(&fx->fx_tsp[0], "rec", 1);
 	assert_int_equal(fx->fx_tsp[1].ft_frames, 0);
 	assert_int_equal(outbox_depth(fx->fx_ob), 1);
