@@ -141,7 +141,6 @@ def case_output(out, case):
 
 def integration_tests():
     """[(module file, function name, function)] in file and source order."""
-    sys.path.insert(0, INTEG_DIR)
     tests = []
     for path in sorted(glob.glob(os.path.join(INTEG_DIR, "test_*.py"))):
         modname = os.path.splitext(os.path.basename(path))[0]
@@ -160,6 +159,7 @@ def integration_tests():
 
 
 def run_integration(tally, filters):
+    sys.path.insert(0, INTEG_DIR)
     harness = importlib.import_module("harness")
     for modname, fname, fn in integration_tests():
         name = "integration/%s.py::%s" % (modname, fname)

@@ -1024,7 +1024,7 @@ class Testbed:
         except Exception as e:
             leaks = [("?", "secret scan failed", repr(e))]
         problems += ["secret in log %s: %s (%s)" % l for l in leaks[:20]]
-        if failed or problems:
+        if failed or problems or os.environ.get("QROAM_KEEP"):
             print("    kept test directory: %s" % self.dir, file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)

@@ -24,6 +24,8 @@ def refusal_logged(tb, mark, vehicle_id, reason_rx):
         bare = re.sub(r"tspd\[[^]]*\]", "", line)
         if not re.search(re.escape(vehicle_id) + r"|auth|M4", bare, re.I):
             continue
+        if not re.search(r"refus|reject|drop|fail|denied|invalid|replay", bare, re.I):
+            continue
         if re.search(reason_rx, bare.replace(vehicle_id, ""), re.I):
             lines.append(line)
     assert lines, "no log line matching /%s/ in tsp-a log:\n%s" % (reason_rx, text[-2000:])

@@ -21,7 +21,7 @@
 
 #define NKEYS	5
 
-/* PROTOCOL section 10: sequence order 2, 1, 3, 4, 0 of key_i = SHA-256("key" i). */
+/* PROTOCOL section 10: key_i = SHA-256("key" i), sequence 2, 1, 3, 4, 0. */
 static const int	 seq_order[NKEYS] = { 2, 1, 3, 4, 0 };
 static const char	*seq_codes[NKEYS] = {
 	"3cfe019e5e", "3f46cde218", "7f60039f1e", "bcf5e735f2", "fc8b584c8d"
