@@ -66,14 +66,16 @@ config_line(void *arg, const struct conf_line *l)
 int
 tspd_config_load(const char *path, struct tspd_config *conf)
 {
+	int	 errors;
+
 	memset(conf, 0, sizeof(*conf));
 	cfg_common_init(&conf->tc_common);
 	conf->tc_auth_skew_ms = TSPD_AUTH_SKEW_MS;
 	conf->tc_auth_fail_reply = 0;
 	conf->tc_idle_timeout_ms = TSPD_IDLE_TIMEOUT_MS;
 
-	if (conf_parse_file(path, config_line, conf) != 0 ||
-	    cfg_common_check(&conf->tc_common, path, 1) == -1) {
+	errors = conf_parse_file(path, config_line, conf);
+	if (cfg_common_check(&conf->tc_common, path, 1) == -1 || errors != 0) {
 		tspd_config_free(conf);
 		return -1;
 	}
