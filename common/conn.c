@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,18 @@ conn_set_connect_timeout(struct conn *c, int ms)
 	bufferevent_set_timeouts(c->c_bev, &tv, &tv);
 }
 
+/* A peer that resets the connection must not kill the process on write. */
+static void
+conn_ignore_sigpipe(void)
+{
+	static int	done;
+
+	if (!done) {
+		signal(SIGPIPE, SIG_IGN);
+		done = 1;
+	}
+}
+
 /* A new conn around bev (which it owns from now on). */
 static struct conn *
 conn_new(struct event_base *base, struct bufferevent *bev,
@@ -106,6 +119,7 @@ conn_new(struct event_base *base, struct bufferevent *bev,
 {
 	struct conn	*c;
 
+	conn_ignore_sigpipe();
 	if ((c = calloc(1, sizeof(*c))) == NULL) {
 		bufferevent_free(bev);
 		return NULL;
@@ -279,7 +293,8 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		    c->c_state == CONN_DRAINING ? "flush timeout" : "idle timeout");
 	else if (what & BEV_EVENT_EOF)
 		snprintf(reason, sizeof(reason), "connection closed by peer");
-	else if ((e = bufferevent_get_openssl_error(bev)) != 0) {
+	else if ((e = bufferevent_get_openssl_error(bev)) != 0 &&
+	    ERR_GET_LIB(e) != 0) {
 		snprintf(reason, sizeof(reason), "tls: ");
 		ERR_error_string_n(e, reason + 5, sizeof(reason) - 5);
 	} else
@@ -718,6 +733,10 @@ void
 conn_free_sync(struct conn *c)
 {
 	if (c == NULL)
+		return;
+	c->c_cb.on_close = NULL;
+	/* An async conn already closed is freed by its pending reap. */
+	if (!c->c_sync && c->c_state == CONN_DEAD)
 		return;
 	if (c->c_state != CONN_DEAD) {
 		c->c_state = CONN_DEAD;
