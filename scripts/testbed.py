@@ -33,8 +33,8 @@ region tsp-b 30.00,120.10 30.00,120.20 30.10,120.20 30.10,120.10
 
 VEHICLES = [
     # VIN, draw mode, route (inside one region), speed m/s
-    ("LQR0A000000000001", "sequential", "30.02,120.02 30.05,120.06 30.08,120.03", 20),
-    ("LQR0B000000000002", "arbitrary", "30.03,120.13 30.06,120.17 30.09,120.12", 25),
+    ("LSVAA2B10K0000001", "sequential", "30.02,120.02 30.05,120.06 30.08,120.03", 20),
+    ("LSVAA2B10K0000002", "arbitrary", "30.03,120.13 30.06,120.17 30.09,120.12", 25),
 ]
 
 
@@ -116,7 +116,7 @@ class Daemon:
             self.log.flush()
             if "fatal:" in line or "Sanitizer" in line:
                 self.errors += 1
-            print("%-18s %s" % ("[" + self.name + "]", line), flush=True)
+            print(line, flush=True)
 
     def stop(self, timeout=10):
         if self.proc.poll() is None:
