@@ -406,7 +406,10 @@ client_status(struct vclient *c, const struct frame *f)
 		client_error(c, "session: %s refused M3 with key %u: %s; next"
 		    " M3 in %llu ms", c->vc_tsp, c->vc_key_index,
 		    msg_status_name(code), (unsigned long long)client_retry_ms(c));
+		c->vc_inflight = 0;
 		client_arm(c, client_retry_ms(c));
+		if (c->vc_backoff < CLIENT_MAXBACKOFF)
+			c->vc_backoff *= 2;
 		return;
 	}
 	client_error(c, "session: %s replied %s", c->vc_tsp,
@@ -491,6 +494,12 @@ client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 
 	if (c == NULL || conn != c->vc_conn)
 		return;
+	if (c->vc_state == VC_AUTH &&
+	    f->f_type == QROAM__MSG_TYPE__MT_SESSION_MSG) {
+		log_debug("SessionMsg from %s ignored while authenticating",
+		    c->vc_tsp);
+		return;
+	}
 	if (c->vc_state == VC_AUTH) {
 		client_auth_reply(c, f);
 		return;
