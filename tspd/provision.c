@@ -133,7 +133,8 @@ provision_m2_apply(struct tspd *env, struct conn *c, const struct frame *f,
 	case TSPDB_OK:
 		if (old != 0)
 			log_info("registration replaced vehicle=%s chip=%s "
-			    "epoch=%" PRIu64 " old_epoch=%" PRIu64,
+			    "epoch=%" PRIu64 " old_epoch=%" PRIu64
+			    " (its authentication and session ended)",
 			    m2->vehicle_id, m2->chip_id, m2->epoch, old);
 		else
 			log_info("registration stored vehicle=%s chip=%s "
