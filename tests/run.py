@@ -161,12 +161,17 @@ def integration_tests():
 def run_integration(tally, filters):
     sys.path.insert(0, INTEG_DIR)
     harness = importlib.import_module("harness")
+    try:
+        harness.check_build()
+        build_error = None
+    except AssertionError as e:
+        build_error = str(e)
     for modname, fname, fn in integration_tests():
         name = "integration/%s.py::%s" % (modname, fname)
         if not selected(name, filters):
             continue
-        if isinstance(fn, str):
-            tally.fail(name, fn)
+        if isinstance(fn, str) or build_error:
+            tally.fail(name, build_error or fn)
             continue
         t0 = time.monotonic()
         tb = None

@@ -455,6 +455,22 @@ class Probe:
 
 # ---- daemons ---------------------------------------------------------------
 
+def check_build():
+    """Every program exists and is newer than the libraries it links, so a
+    test never runs a stale binary."""
+    libdir = os.path.dirname(BIN)
+    for prog in ("fillerd", "registrard", "tspd", "vehicled", "qprobe"):
+        exe = os.path.join(BIN, prog)
+        if not os.path.exists(exe):
+            raise AssertionError("%s is not built (run `make asan`)" % exe)
+        lib = "libvehicled.a" if prog == "qprobe" else "lib%s.a" % prog
+        for dep in (lib, "libqroam.a"):
+            dep = os.path.join(libdir, dep)
+            if os.path.exists(dep) and os.path.getmtime(dep) > os.path.getmtime(exe):
+                raise AssertionError("%s is older than %s: stale build (run `make asan`)"
+                                     % (exe, dep))
+
+
 class Daemon:
     def __init__(self, name, prog, conf, store, log, ports):
         self.name = name
@@ -474,10 +490,7 @@ class Testbed:
 
     def __init__(self, name="qroam", tsps=("tsp-a", "tsp-b"), debug=False,
                  max_frame=None):
-        for prog in ("fillerd", "registrard", "tspd", "vehicled", "qprobe"):
-            if not os.path.exists(os.path.join(BIN, prog)):
-                raise AssertionError("%s is not built (run `make asan`)"
-                                     % os.path.join(BIN, prog))
+        check_build()
         self.name = name
         self.dir = tempfile.mkdtemp(prefix="qroam-%s-" % name)
         for sub in ("pki", "conf", "stores", "logs", "probes", "frames"):

@@ -6,8 +6,9 @@ from harness import chip_id_of, wait_until
 
 
 def tsp_fill(tb, tsp, chip):
-    """(fills row, fill_keys rows) of chip at tsp."""
-    fills = tb.query(tsp, "SELECT chip_id, m, k, n FROM fills WHERE chip_id=?", (chip,))
+    """(fills row, fill_keys rows) of chip in a tspd or fillerd store."""
+    fills = tb.query(tsp, "SELECT chip_id, m, k, n, created_ms FROM fills "
+                     "WHERE chip_id=?", (chip,))
     keys = tb.query(tsp, "SELECT idx, code, key FROM fill_keys WHERE chip_id=? "
                     "ORDER BY idx", (chip,))
     return fills, keys
@@ -23,7 +24,7 @@ def probe_fill(probe):
 def check_fill_record(fills, keys):
     """The record follows PROTOCOL F1: codes from SHA-256, sorted, unique,
     and chip_id over the keys in sequence order."""
-    (chip_id, m, k, n), = fills
+    (chip_id, m, k, n), = [r[:4] for r in fills]
     assert len(keys) == m, (len(keys), m)
     assert [r[0] for r in keys] == list(range(m))
     codes = [r[1] for r in keys]
@@ -36,7 +37,12 @@ def check_fill_record(fills, keys):
 
 
 def converged(tb, tsps, probe):
-    want = probe_fill(probe)
+    """Every TSP in tsps holds exactly the filler's record of the probe's
+    chip, which is also what the chip itself received."""
+    want = tsp_fill(tb, "filler", probe.chip_id)
+    chip_fills, chip_keys = probe_fill(probe)
+    assert [r[:4] for r in want[0]] == chip_fills and want[1] == chip_keys, \
+        "the filler's record differs from the chip's"
     return all(tsp_fill(tb, t, probe.chip_id) == want for t in tsps)
 
 

@@ -26,6 +26,9 @@ def test_register_syncs_m2(tb):
     assert rows["tsp-a"] == rows["tsp-b"], "TSPs disagree on the registration"
     assert chip == p.chip_id and epoch >= 1, (chip, epoch)
     assert len(rsa_private_parts(prv)) == 6, "Prv at the TSP is not an RSA PKCS#8 key"
+    # Exactly the registrar's binding and key pair.
+    assert tb.query("registrar", "SELECT chip_id, prv, epoch FROM registrations "
+                    "WHERE vehicle_id=?", (p.vin,)) == rows["tsp-a"]
     reg = tb.query(p.store, "SELECT vehicle_id, chip_id, pbv FROM registration")
     assert reg and reg[0][0] == p.vin and reg[0][1] == p.chip_id and reg[0][2], reg
     # M1 lists every TSP of the topology with its vehicle endpoint.

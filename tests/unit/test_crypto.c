@@ -383,10 +383,12 @@ test_oaep_roundtrip(void **state)
 	free(pt);
 
 	/* Wrong key, public-only key, tampering and truncation fail. */
-	assert_int_equal(crypto_oaep_decrypt(key_b, ct, ctlen, &pt, &ptlen), -1);
+	assert_int_equal(crypto_oaep_decrypt(key_b, ct, ctlen, &pt, &ptlen),
+	    -1);
 	assert_int_equal(crypto_oaep_decrypt(pub, ct, ctlen, &pt, &ptlen), -1);
 	ct[100] ^= 0x04;
-	assert_int_equal(crypto_oaep_decrypt(key_a, ct, ctlen, &pt, &ptlen), -1);
+	assert_int_equal(crypto_oaep_decrypt(key_a, ct, ctlen, &pt, &ptlen),
+	    -1);
 	ct[100] ^= 0x04;
 	assert_int_equal(crypto_oaep_decrypt(key_a, ct, ctlen - 1, &pt,
 	    &ptlen), -1);
@@ -445,10 +447,12 @@ test_oaep_parameters(void **state)
 	assert_memory_equal(pt, "abc", 3);
 	free(pt);
 	ctlen = oaep_encrypt_with(key_a, EVP_sha1(), EVP_sha1(), "abc", 3, ct);
-	assert_int_equal(crypto_oaep_decrypt(key_a, ct, ctlen, &pt, &ptlen), -1);
+	assert_int_equal(crypto_oaep_decrypt(key_a, ct, ctlen, &pt, &ptlen),
+	    -1);
 	ctlen = oaep_encrypt_with(key_a, EVP_sha256(), EVP_sha1(), "abc", 3,
 	    ct);
-	assert_int_equal(crypto_oaep_decrypt(key_a, ct, ctlen, &pt, &ptlen), -1);
+	assert_int_equal(crypto_oaep_decrypt(key_a, ct, ctlen, &pt, &ptlen),
+	    -1);
 	assert_int_equal(ERR_peek_error(), 0);
 }
 
@@ -496,7 +500,7 @@ test_pss_roundtrip(void **state)
 	EVP_PKEY_free(pub);
 }
 
-/* Verify through a plain EVP context: PSS-SHA256 with saltlen, or PKCS#1 v1.5. */
+/* Verify through a plain EVP context: PSS-SHA256 or PKCS#1 v1.5. */
 static int
 verify_with(EVP_PKEY *pub, int pad, int saltlen, const char *msg,
     const uint8_t *sig, size_t siglen)

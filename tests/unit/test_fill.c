@@ -81,7 +81,7 @@ test_key(unsigned i, uint8_t key[KEYSEQ_KEYLEN])
 	crypto_sha256(s, strlen(s), key);
 }
 
-/* Collect count keys SHA-256("key" + i), i >= *from, whose code starts with prefix. */
+/* Collect count keys SHA-256("key" + i), i >= *from, codes starting prefix. */
 static void
 find_keys(const char *prefix, unsigned *from, size_t count,
     uint8_t (*keys)[KEYSEQ_KEYLEN])
@@ -387,7 +387,8 @@ test_duplicate_key(void **state)
 static void
 assert_bad_params(unsigned m, unsigned k, unsigned n, const char *want)
 {
-	uint8_t			 keys[3][KEYSEQ_KEYLEN] = { { 1 }, { 2 }, { 3 } };
+	uint8_t			 keys[3][KEYSEQ_KEYLEN] = {
+	    { 1 }, { 2 }, { 3 } };
 	Qroam__FillRecord	*fr = (Qroam__FillRecord *)keys;
 	const char		*why = NULL;
 
@@ -486,10 +487,11 @@ test_large(void **state)
 	assert_int_equal(keyseq_validate(fr, &why), 0);
 	fill_record_free(fr);
 
-	/* k = 6, n = 2: about 128 colliding pairs among 16^5 codes per prefix. */
+	/* k = 6, n = 2: about 128 colliding pairs, 16^5 codes per prefix. */
 	assert_int_equal(fill_generate(KEYSEQ_MAXM, 6, 2, &fr, &why), 0);
 	for (i = 1; i < fr->n_keys; i++)
-		assert_true(strcmp(fr->keys[i - 1]->code, fr->keys[i]->code) < 0);
+		assert_true(strcmp(fr->keys[i - 1]->code,
+		    fr->keys[i]->code) < 0);
 	assert_int_equal(keyseq_validate(fr, &why), 0);
 	fill_record_free(fr);
 }
@@ -500,8 +502,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_vector, teardown),
 		cmocka_unit_test_teardown(test_scripted_collision, teardown),
-		cmocka_unit_test_teardown(test_forced_collisions_full, teardown),
-		cmocka_unit_test_teardown(test_forced_collisions_wide, teardown),
+		cmocka_unit_test_teardown(test_forced_collisions_full,
+		    teardown),
+		cmocka_unit_test_teardown(test_forced_collisions_wide,
+		    teardown),
 		cmocka_unit_test_teardown(test_impossible, teardown),
 		cmocka_unit_test_teardown(test_duplicate_key, teardown),
 		cmocka_unit_test_teardown(test_params, teardown),

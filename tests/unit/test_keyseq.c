@@ -288,7 +288,7 @@ test_validate_order(void **state)
 	v.v_ckp[1] = v.v_ckp[2];
 	v.v_ckp[2] = t;
 	assert_refused(&v, "codes do not strictly ascend");
-	/* Equal codes: with n = 1 no prefix is fixed, so only order catches it. */
+	/* Equal codes: with n = 1 no prefix is fixed; only the order check. */
 	vec_init(&v);
 	v.v_fr.n = 1;
 	strcpy(v.v_code[1], v.v_code[0]);
