@@ -294,7 +294,7 @@ void
 client_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct vclient	*c = arg;
-	uint64_t	 waited = client_retry_ms(c);
+	uint64_t	 waited = vclient_now_ms() - c->vc_sent_ms;
 
 	(void)fd;
 	(void)ev;
@@ -303,13 +303,13 @@ client_timer_cb(evutil_socket_t fd, short ev, void *arg)
 		if (c->vc_backoff < CLIENT_MAXBACKOFF)
 			c->vc_backoff *= 2;
 		if (c->vc_state == VC_AUTH) {
-			log_info("auth: no valid AuthResult from %s within %llu"
+			log_info("auth: no valid AuthResult from %s after %llu"
 			    " ms; retransmitting a new M4", c->vc_tsp,
 			    (unsigned long long)waited);
 			chip_event(c->vc_db, "auth_retransmit", c->vc_tsp,
 			    "backoff x%d", c->vc_backoff);
 		} else
-			log_info("session: no reply to M3 from %s within %llu"
+			log_info("session: no reply to M3 from %s after %llu"
 			    " ms; new M3 with the next key", c->vc_tsp,
 			    (unsigned long long)waited);
 	}
@@ -350,8 +350,8 @@ client_auth_reply(struct vclient *c, const struct frame *f)
 	case VMSG_AUTH_OK:
 		break;
 	case VMSG_AUTH_REFUSED:
-		client_error(c, "auth: %s refused M4: %s; retransmitting after"
-		    " %llu ms", c->vc_tsp, msg_status_name(code),
+		client_error(c, "auth: %s refused M4: %s (%d); retransmitting"
+		    " after %llu ms", c->vc_tsp, msg_status_name(code), code,
 		    (unsigned long long)client_retry_ms(c));
 		return;
 	case VMSG_AUTH_BAD_SIG:

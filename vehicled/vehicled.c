@@ -85,8 +85,8 @@ vehicled_trip(struct vehicled *vd, const struct vconf *conf)
 		fatalx("cannot arm the trip timer");
 }
 
-/* Fill and register at start-up when the store lacks either. */
-static void
+/* Fill and register at start-up when the store lacks either; 0 or -1. */
+static int
 vehicled_enroll(const struct vconf *conf, const struct topo *topo,
     sqlite3 *db)
 {
@@ -106,7 +106,9 @@ vehicled_enroll(const struct vconf *conf, const struct topo *topo,
 	    conf->vc_vid, conf->vc_fill_m) == -1) {
 		log_warnx("enrollment failed: the vehicle runs without service");
 		chip_count(db, "errors", 1);
+		return -1;
 	}
+	return 0;
 }
 
 /* The STATS line on stdout; the same numbers are in the counters table. */
@@ -136,6 +138,7 @@ main(int argc, char *argv[])
 	struct vstats		 stats;
 	sqlite3			*db;
 	char			 name[64];
+	int			 enrolled;
 
 	daemon_getopt(argc, argv, "/etc/qroam/vehicled.conf", &opts);
 	log_init("vehicled", opts.do_verbose);
@@ -157,12 +160,14 @@ main(int argc, char *argv[])
 	log_setname(name);
 	if ((db = chip_open(conf.vc_common.cc_store)) == NULL)
 		fatalx("cannot open the store %s", conf.vc_common.cc_store);
-	vehicled_enroll(&conf, &topo, db);
+	enrolled = vehicled_enroll(&conf, &topo, db);
 
 	memset(&vd, 0, sizeof(vd));
 	if ((vd.vd_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	vd.vd_client = vclient_new(vd.vd_base, &conf, db, &topo);
+	if (enrolled == -1)
+		vd.vd_client->vc_stats.vs_errors++;
 	sigs = daemon_signals_new(vd.vd_base, vehicled_stop, vehicled_reload,
 	    vehicled_usr1, &vd);
 	vehicled_trip(&vd, &conf);
