@@ -190,7 +190,7 @@ vclient_tick_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (c->vc_state == VC_OFF)
+	if (c->vc_state == VC_OFF || c->vc_pbv == NULL)
 		return;
 	vclient_position(c, &rp);
 	vclient_track_region(c, &rp);
