@@ -506,6 +506,7 @@ class Testbed:
         self.secrets = Secrets()
         self.sessions_seen = {}		# (store, vehicle_id, opened_ms) -> key_index
         self._closed = False
+        self.kept = False
         self._sampler_stop = threading.Event()
         self._sampler = None
         self._lock = threading.Lock()
@@ -1016,7 +1017,9 @@ class Testbed:
             return
         self._closed = True
         problems = []
-        for name, d in self.daemons.items():
+        # Vehicles first (they power off cleanly while their TSP is up), then
+        # the rest in reverse order of configuration.
+        for name, d in reversed(list(self.daemons.items())):
             if d.proc is None:
                 continue
             if d.proc.poll() is not None:
@@ -1037,10 +1040,11 @@ class Testbed:
         except Exception as e:
             leaks = [("?", "secret scan failed", repr(e))]
         problems += ["secret in log %s: %s (%s)" % l for l in leaks[:20]]
-        if failed or problems or os.environ.get("QROAM_KEEP"):
-            print("    kept test directory: %s" % self.dir, file=sys.stderr)
-        else:
+        self.kept = bool(failed or problems or os.environ.get("QROAM_KEEP"))
+        if not self.kept:
             shutil.rmtree(self.dir, ignore_errors=True)
+        elif os.environ.get("QROAM_KEEP"):
+            print("    kept test directory: %s" % self.dir, file=sys.stderr)
         if problems:
             raise AssertionError("teardown checks failed:\n  " + "\n  ".join(problems))
 
@@ -1048,7 +1052,11 @@ class Testbed:
         return self
 
     def __exit__(self, et, ev, tb):
-        self.close(failed=et is not None)
+        try:
+            self.close(failed=et is not None)
+        finally:
+            if self.kept:
+                print("    kept test directory: %s" % self.dir, file=sys.stderr)
         return False
 
 

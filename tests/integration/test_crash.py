@@ -11,10 +11,6 @@ from harness import testbed, vin, wait_until
 V = vin(700)
 
 
-def telemetry_rows(tb):
-    return tb.count("tsp-a", "telemetry", "vehicle_id=? AND seq>0", (V,))
-
-
 def destroyed_count(tb):
     return tb.count(V, "chip_keys", "destroyed=1")
 
@@ -58,8 +54,13 @@ def check_keys(tb):
 @testbed(tsps=["tsp-a"])
 def test_kill9_during_session_establishment(tb):
     seed = int(os.environ.get("QROAM_TEST_SEED", random.randrange(1 << 30)))
-    rng = random.Random(seed)
-    print("    crash test seed %d (QROAM_TEST_SEED)" % seed)
+    try:
+        crash_rounds(tb, random.Random(seed))
+    except AssertionError as e:
+        raise AssertionError("%s [rerun with QROAM_TEST_SEED=%d]" % (e, seed)) from e
+
+
+def crash_rounds(tb, rng):
     tb.start_tsp("tsp-a")
     tb.start_filler()
     tb.start_registrar()
