@@ -218,16 +218,15 @@ test_vector(void **state)
 /*
  * Two keys share their 3-char code; the scripted source makes the first
  * redraw collide again ("f12" twice), the second separates them.  The third
- * key, alone with its code, keeps it.
+ * key, alone with its code, keeps it.  Each digit is the low nibble of one
+ * byte.
  */
 static void
 test_scripted_collision(void **state)
 {
 	static const uint8_t	 script[] = {
-		0, 0, 0, 1, 0, 0, 0, 2,		/* round 1: "f12" */
-		0, 0, 0, 1, 0, 0, 0, 2,		/* round 1: "f12" */
-		0, 0, 0, 3, 0, 0, 0, 4,		/* round 2: "f34" */
-		0, 0, 0, 5, 0, 0, 0, 6,		/* round 2: "f56" */
+		0x01, 0x02, 0xf1, 0x32,		/* round 1: "f12", "f12" */
+		0x03, 0x04, 0x05, 0x76,		/* round 2: "f34", "f56" */
 	};
 	struct src		 s = { script, sizeof(script), 0, 1, 0, 0 };
 	uint8_t			 keys[3][KEYSEQ_KEYLEN];
@@ -268,13 +267,13 @@ test_scripted_collision(void **state)
 /*
  * k = 2, n = 2: sixteen keys whose codes start with '0' fill all sixteen
  * codes "00".."0f"; three more start with 'e'.  The source first forces
- * every redrawn digit to '0' for thousands of draws, so collisions repeat
+ * every redrawn digit to '0' for 4096 digits, so collisions repeat
  * round after round, then turns random.
  */
 static void
 test_forced_collisions_full(void **state)
 {
-	struct src		 s = { NULL, 0, 16384, 42, 0, 0 };
+	struct src		 s = { NULL, 0, 4096, 42, 0, 0 };
 	uint8_t			 keys[19][KEYSEQ_KEYLEN];
 	char			 want[3];
 	Qroam__FillRecord	*fr = NULL;
@@ -304,7 +303,7 @@ test_forced_collisions_full(void **state)
 static void
 test_forced_collisions_wide(void **state)
 {
-	struct src		 s = { NULL, 0, 4096, 7, 0, 0 };
+	struct src		 s = { NULL, 0, 1024, 7, 0, 0 };
 	uint8_t			 keys[128][KEYSEQ_KEYLEN];
 	Qroam__FillRecord	*fr = NULL;
 	const char		*why = NULL;
