@@ -290,6 +290,7 @@ client_start_session(struct vclient *c)
 	client_open_attempt(c);
 }
 
+/* The step timer: retransmit (with backoff), retry or reconnect. */
 void
 client_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -487,6 +488,7 @@ client_session_msg(struct vclient *c, const struct frame *f)
 	qroam__session_inner__free_unpacked(in, NULL);
 }
 
+/* Dispatch one frame from the TSP by state and type. */
 static void
 client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 {
@@ -524,6 +526,7 @@ client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 	}
 }
 
+/* The connection is up: send what the current step waits to send. */
 static void
 client_on_connected(struct conn *conn, void *arg)
 {
@@ -541,6 +544,7 @@ client_on_connected(struct conn *conn, void *arg)
 		client_open_attempt(c);
 }
 
+/* The connection is gone: reconnect later if a step still needs it. */
 static void
 client_on_close(struct conn *conn, const char *reason, void *arg)
 {

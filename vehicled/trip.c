@@ -182,6 +182,7 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 		vclient_serve(c);
 }
 
+/* Every telemetry interval: move, follow regions, run the session. */
 static void
 vclient_tick_cb(evutil_socket_t fd, short ev, void *arg)
 {

@@ -35,12 +35,14 @@ vehicled_shutdown(struct vehicled *vd, const char *reason)
 	event_base_loopexit(vd->vd_base, &tv);
 }
 
+/* SIGTERM, SIGINT: power off (Bye) and exit 0. */
 static void
 vehicled_stop(void *arg)
 {
 	vehicled_shutdown(arg, "stopped");
 }
 
+/* SIGHUP: nothing to reload. */
 static void
 vehicled_reload(void *arg)
 {
@@ -48,6 +50,7 @@ vehicled_reload(void *arg)
 	log_info("SIGHUP: vehicled has no reloadable settings; ignored");
 }
 
+/* SIGUSR1: power cycle (F8). */
 static void
 vehicled_usr1(void *arg)
 {
@@ -57,6 +60,7 @@ vehicled_usr1(void *arg)
 		vclient_power_cycle(vd->vd_client);
 }
 
+/* The simulated trip time is over: power off and exit. */
 static void
 vehicled_trip_end(evutil_socket_t fd, short ev, void *arg)
 {

@@ -88,6 +88,7 @@ probe_result(int rc, const char *status, const char *fmt, ...)
 	return rc;
 }
 
+/* Usage on stderr and a USAGE result. */
 static int
 probe_usage(const char *why)
 {
@@ -216,6 +217,7 @@ probe_exchange(struct probe *p, uint32_t type, const ProtobufCMessage *msg,
 	return rc;
 }
 
+/* fill: F1 through vehicled's provisioning code. */
 static int
 probe_fill(struct probe *p)
 {
@@ -232,6 +234,7 @@ probe_fill(struct probe *p)
 	    vprov_result_name(rc), NULL);
 }
 
+/* register: F2, optionally as an operator rebind. */
 static int
 probe_register(struct probe *p)
 {
@@ -248,6 +251,7 @@ probe_register(struct probe *p)
 	    vprov_result_name(rc), NULL);
 }
 
+/* auth: one M4 (with the requested forgeries) and its AuthResult. */
 static int
 probe_auth(struct probe *p)
 {
@@ -382,6 +386,7 @@ probe_m3_reply(struct probe *p, const struct frame *f, const uint8_t k1[32],
 	    ck->ck_code);
 }
 
+/* m3: draw (and unless --keep-key destroy) a key, send M3, read the reply. */
 static int
 probe_m3(struct probe *p)
 {
@@ -463,6 +468,7 @@ probe_session_load(struct probe *p, uint8_t k1[32], uint64_t *tx,
 	return rc;
 }
 
+/* Store the sequence numbers reached by a telemetry run. */
 static int
 probe_session_update(struct probe *p, uint64_t tx, uint64_t rx)
 {
@@ -575,6 +581,7 @@ probe_telemetry_run(struct probe *p, struct conn *c, const uint8_t k1[32],
 	    " replay=accepted" : " replay=refused");
 }
 
+/* telemetry: COUNT messages on the stored session. */
 static int
 probe_telemetry(struct probe *p)
 {
@@ -623,6 +630,7 @@ probe_read_file(const char *path, size_t *len)
 	return buf;
 }
 
+/* send: raw bytes from FILE, and the status of the reply. */
 static int
 probe_send(struct probe *p)
 {
