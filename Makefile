@@ -72,7 +72,7 @@ $(BUILD)/$(1)/lib%.a: $$$$(call daemon_objs,$(1),%)
 	$$(E) AR $$@
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 
-$(BUILD)/$(1)/bin/%: $(BUILD)/$(1)/%/%.o $(BUILD)/$(1)/lib%.a $(BUILD)/$(1)/libqroam.a
+$(BUILD)/$(1)/bin/%: $(BUILD)/$(1)/%/$$$$*.o $(BUILD)/$(1)/lib%.a $(BUILD)/$(1)/libqroam.a
 	@mkdir -p $$(@D)
 	$$(E) LD $$@
 	$$(Q)$$(CC) $$(CFLAGS) $(2) -o $$@ $$^ $$(LDLIBS)

@@ -46,8 +46,12 @@ frame_decode(const uint8_t *buf, size_t len, size_t max, struct frame *f,
 void
 frame_release(struct frame *f)
 {
-	if (f->f_env != NULL)
+	if (f->f_env != NULL) {
+		/* Payloads may carry chip keys or private keys. */
+		if (f->f_env->has_payload && f->f_env->payload.data != NULL)
+			explicit_bzero(f->f_env->payload.data, f->f_env->payload.len);
 		qroam__envelope__free_unpacked(f->f_env, NULL);
+	}
 	memset(f, 0, sizeof(*f));
 }
 

@@ -7,6 +7,7 @@
 #define QROAM_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 /* name is copied ("tspd[tsp-a]"); verbose 0 = info, 1+ = debug. */
 void	log_init(const char *name, int verbose);
