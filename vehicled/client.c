@@ -32,6 +32,10 @@ static const struct conn_cb client_cb = {
 	client_on_connected, client_on_frame, client_on_close
 };
 
+/* The argument of connections being closed, and how many there are. */
+static char	client_gone;
+static int	client_ndraining;
+
 const char *
 client_state_name(enum vc_state s)
 {
@@ -136,7 +140,8 @@ client_drop(struct vclient *c, const char *reason)
 {
 	if (c->vc_conn == NULL)
 		return;
-	conn_set_arg(c->vc_conn, NULL);
+	conn_set_arg(c->vc_conn, &client_gone);
+	client_ndraining++;
 	conn_close(c->vc_conn, reason);
 	c->vc_conn = NULL;
 	c->vc_connected = 0;
@@ -494,7 +499,7 @@ client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 {
 	struct vclient	*c = arg;
 
-	if (c == NULL || conn != c->vc_conn)
+	if (arg == &client_gone || conn != c->vc_conn)
 		return;
 	if (c->vc_state == VC_AUTH &&
 	    f->f_type == QROAM__MSG_TYPE__MT_SESSION_MSG) {
@@ -532,7 +537,7 @@ client_on_connected(struct conn *conn, void *arg)
 {
 	struct vclient	*c = arg;
 
-	if (c == NULL || conn != c->vc_conn)
+	if (arg == &client_gone || conn != c->vc_conn)
 		return;
 	c->vc_connected = 1;
 	c->vc_connfails = 0;
@@ -551,7 +556,11 @@ client_on_close(struct conn *conn, const char *reason, void *arg)
 	struct vclient	*c = arg;
 	int		 was = 0;
 
-	if (c == NULL || conn != c->vc_conn)
+	if (arg == &client_gone) {
+		client_ndraining--;
+		return;
+	}
+	if (conn != c->vc_conn)
 		return;
 	was = c->vc_connected;
 	c->vc_conn = NULL;
@@ -633,4 +642,10 @@ client_tick(struct vclient *c, const struct route_pos *rp)
 		return;
 	}
 	client_send_telemetry(c, rp);
+}
+
+int
+client_draining(void)
+{
+	return client_ndraining;
 }

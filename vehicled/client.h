@@ -108,6 +108,8 @@ void	client_tick(struct vclient *, const struct route_pos *);
 void	client_timer_cb(evutil_socket_t, short, void *);
 /* Arm the step timer. */
 void	client_arm(struct vclient *, uint64_t ms);
+/* Connections still flushing their last messages before they close. */
+int	client_draining(void);
 /* Log a failure and count it. */
 void	client_error(struct vclient *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));

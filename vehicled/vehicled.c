@@ -13,26 +13,45 @@
 #include "log.h"
 #include "provision.h"
 
-#define VEHICLED_DRAIN_MS	300	/* time for the Bye to leave */
+#define VEHICLED_DRAIN_POLL_MS	20
+#define VEHICLED_DRAIN_MAX_MS	6000	/* longer than the flush timeout */
 
 struct vehicled {
 	struct event_base	*vd_base;
 	struct vclient		*vd_client;
 	struct event		*vd_trip;
+	struct event		*vd_drain;
 	int			 vd_stopping;
+	int			 vd_waited_ms;
 };
 
-/* Power off and leave the loop once the Bye had time to drain. */
+/* Leave the loop once the Bye left and the connection closed. */
+static void
+vehicled_drain(evutil_socket_t fd, short ev, void *arg)
+{
+	struct vehicled	*vd = arg;
+
+	(void)fd;
+	(void)ev;
+	vd->vd_waited_ms += VEHICLED_DRAIN_POLL_MS;
+	if (client_draining() == 0 || vd->vd_waited_ms >= VEHICLED_DRAIN_MAX_MS)
+		event_base_loopbreak(vd->vd_base);
+}
+
+/* Power off, then stop once the last connection is closed. */
 static void
 vehicled_shutdown(struct vehicled *vd, const char *reason)
 {
-	struct timeval	tv = { 0, VEHICLED_DRAIN_MS * 1000 };
+	struct timeval	tv = { 0, VEHICLED_DRAIN_POLL_MS * 1000 };
 
 	if (vd->vd_stopping)
 		return;
 	vd->vd_stopping = 1;
 	vclient_power_off(vd->vd_client, reason);
-	event_base_loopexit(vd->vd_base, &tv);
+	vd->vd_drain = event_new(vd->vd_base, -1, EV_PERSIST, vehicled_drain,
+	    vd);
+	if (vd->vd_drain == NULL || event_add(vd->vd_drain, &tv) == -1)
+		event_base_loopbreak(vd->vd_base);
 }
 
 /* SIGTERM, SIGINT: power off (Bye) and exit 0. */
@@ -186,6 +205,8 @@ main(int argc, char *argv[])
 	vclient_free(vd.vd_client);
 	if (vd.vd_trip != NULL)
 		event_free(vd.vd_trip);
+	if (vd.vd_drain != NULL)
+		event_free(vd.vd_drain);
 	daemon_signals_free(sigs);
 	event_base_free(vd.vd_base);
 	chip_close(db);
