@@ -410,6 +410,8 @@ class Probe:
         with open(self.log, "ab") as errf:
             errf.write(("=== stdout: %s\n" % out.strip()).encode())
         r = Result(cmd, p.returncode, out)
+        # K1s are replaced by the next session: record them while they exist.
+        self.tb.sample_secrets(quick=True)
         if expect_rc is not None and p.returncode != expect_rc:
             raise AssertionError("qprobe exited %d, expected %d: %r"
                                  % (p.returncode, expect_rc, r))
