@@ -266,10 +266,11 @@ client_open_attempt(struct vclient *c)
 	rc = vmsg_m3(&m3, c->vc_reg.cr_vid, c->vc_tsp, &ck, c->vc_conf->vc_draw,
 	    c->vc_k1, &d1);
 	c->vc_key_index = ck.ck_index;
-	chip_key_wipe(&ck);
+	/* m3.code points into ck: wipe the key only once M3 is packed. */
 	if (rc == 0)
 		rc = conn_send(c->vc_conn, QROAM__MSG_TYPE__MT_M3, ++c->vc_reqid,
 		    &m3.base);
+	chip_key_wipe(&ck);
 	msg_m3_clear(&m3);
 	c->vc_tx_seq = c->vc_rx_seq = c->vc_acked = c->vc_nsent = 0;
 	c->vc_inflight = 1;
