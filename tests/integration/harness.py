@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import os
 import random
+import resource
 import re
 import shutil
 import signal
@@ -483,6 +484,7 @@ class Daemon:
         self.ports = ports
         self.opts = {}
         self.proc = None
+        self.nofile = None
         self.nstarts = 0
         self.exits = []		# (how, returncode)
 
@@ -608,8 +610,10 @@ class Testbed:
         self._write_conf(d, self._common("registrar", "registrar", d), opts)
         return self.start("registrar")
 
-    def start_tsp(self, tsp, **opts):
+    def start_tsp(self, tsp, nofile=None, **opts):
+        """tspd for tsp; nofile limits its open descriptors (RLIMIT_NOFILE)."""
         d = self._daemon(tsp, "tspd", [self.port[tsp], self.port[tsp + "/provision"]])
+        d.nofile = nofile
         self._write_conf(d, self._common(tsp, tsp, d), opts)
         return self.start(tsp)
 
@@ -639,8 +643,13 @@ class Testbed:
             logf.write(("=== harness: start %d of %s: %s\n"
                         % (d.nstarts, name, " ".join(argv))).encode())
             logf.flush()
+            limit = None
+            if d.nofile:
+                def limit(n=d.nofile):
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
             d.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                      stderr=logf, env=self.env, cwd=self.dir)
+                                      stderr=logf, env=self.env, cwd=self.dir,
+                                      preexec_fn=limit)
         self._start_sampler()
         if wait:
             for port in d.ports:

@@ -4,11 +4,12 @@ still answers valid requests afterwards."""
 
 import hashlib
 import random
+import socket
 import struct
 import time
 
-from harness import (MT, enrolled_probe, envelope, frame, parse_frames, pb_encode,
-                     status_name, testbed, vin, wait_until)
+from harness import (MT, TIMEOUT, enrolled_probe, envelope, frame, parse_frames,
+                     pb_encode, status_name, testbed, vin, wait_until)
 
 MAX_FRAME = 65536
 
@@ -193,3 +194,34 @@ def test_hostile_input_every_listener(tb):
     assert r.status == "OK" and r["acked"] == "5", r
     r = p.telemetry("tsp-a", 5)
     assert r.status == "OK" and r["acked"] == "5", r
+
+
+@testbed(tsps=["tsp-a"])
+def test_descriptor_exhaustion(tb):
+    """More connections than tspd has descriptors: it pauses accepting,
+    stays up, and serves again once they are gone."""
+    tb.start_tsp("tsp-a", nofile=64)
+    tb.start_filler()
+    tb.start_registrar()
+    p = enrolled_probe(tb, ["tsp-a"], m=8)
+    socks = []
+    try:
+        for i in range(200):
+            try:
+                s = socket.create_connection(("127.0.0.1", tb.port["tsp-a"]), timeout=2)
+            except OSError:
+                break	# the listen backlog is full while tspd pauses accepting
+            socks.append(s)
+            try:
+                s.sendall(struct.pack(">I", 50) + b"\x08\x01")
+            except OSError:
+                pass
+        assert len(socks) > 64, "only %d connections" % len(socks)
+        wait_until(lambda: "accept" in tb.log("tsp-a"), what="tsp-a to log the accept failure")
+        tb.assert_running("tsp-a")
+    finally:
+        for s in socks:
+            s.close()
+    assert_answers(tb, "tsp-a", tb.port["tsp-a"], None)
+    assert p.auth("tsp-a").status == "OK"
+    assert p.m3("tsp-a").status == "OK"
