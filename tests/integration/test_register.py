@@ -93,3 +93,22 @@ def test_operator_rebind(tb):
                                     "WHERE vehicle_id=?", (old_epoch, p.vin))
                    == [(refill.chip_id, 1)], what="rebound registration at " + t)
     provisioned(tb, TSPS, refill)
+
+
+def test_registration_converges_after_outage(tb):
+    """A registration acknowledged while a TSP is down survives a crash of
+    the registrar and reaches that TSP when it comes back."""
+    tb.start_tsp("tsp-a")
+    tb.start_filler()
+    tb.start_registrar()
+    p = tb.probe()
+    p.fill(m=8)
+    assert p.register().status == "OK"
+    provisioned(tb, ["tsp-a"], p)
+    tb.kill("registrar")
+    tb.start("registrar")
+    tb.start_tsp("tsp-b")
+    provisioned(tb, TSPS, p)
+    assert tb.query("tsp-a", "SELECT * FROM registrations") == \
+        tb.query("tsp-b", "SELECT * FROM registrations")
+    wait_until(lambda: tb.count("registrar", "outbox") == 0, what="registrar outbox to drain")

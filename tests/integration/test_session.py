@@ -156,3 +156,22 @@ def test_telemetry_thousand_messages(tb):
     r = p.telemetry("tsp-a", 10)
     assert r.status == "OK" and r["acked"] == "10", r
     assert tb.count("tsp-a", "telemetry", "vehicle_id=? AND seq>0", (p.vin,)) == 1010
+
+
+@testbed(tsps=TSPS)
+def test_acknowledged_telemetry_survives_crash(tb):
+    """Telemetry is acknowledged only after it is stored: a kill -9 of the
+    TSP right after the acks loses none of it, and the session continues."""
+    start_all(tb)
+    p = enrolled_probe(tb, TSPS, m=8)
+    assert p.auth("tsp-a").status == "OK"
+    assert p.m3("tsp-a").status == "OK"
+    r = p.telemetry("tsp-a", 200)
+    assert r["acked"] == "200", r
+    tb.kill("tsp-a")
+    assert tb.count("tsp-a", "telemetry", "vehicle_id=? AND seq>0", (p.vin,)) == 200
+    tb.start("tsp-a")
+    assert session(tb, p)[2] == 200
+    r = p.telemetry("tsp-a", 5)
+    assert r.status == "OK" and r["acked"] == "5", r
+    assert tb.count("tsp-a", "telemetry", "vehicle_id=? AND seq>0", (p.vin,)) == 205
