@@ -33,6 +33,8 @@ PROTO_C	:= $(BUILD)/proto/qroam.pb-c.c
 PROTO_H	:= $(BUILD)/proto/qroam.pb-c.h
 COMMON	:= $(wildcard common/*.c)
 UNIT	:= $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
+UNITLIB	:= $(patsubst %.c,$(BUILD)/asan/%.o,$(filter-out tests/unit/test_%.c,$(wildcard tests/unit/*.c)))
+QPROBE	:= $(patsubst %.c,$(BUILD)/asan/%.o,$(wildcard tests/tools/*.c))
 TOOLS	:= qprobe
 
 # Objects of one variant ($1 = obj | asan).
@@ -87,13 +89,14 @@ $(BUILD)/bin/%: $(BUILD)/obj/bin/%
 	$(Q)cp $< $@
 
 # Test tool: the vehicle library driven by a script-friendly CLI.
-$(BUILD)/asan/bin/qprobe: $(BUILD)/asan/tests/tools/qprobe.o $(BUILD)/asan/libvehicled.a $(BUILD)/asan/libqroam.a
+$(BUILD)/asan/bin/qprobe: $(QPROBE) $(BUILD)/asan/libvehicled.a $(BUILD)/asan/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-# Unit tests link every daemon library; only what they use is pulled in.
-$(BUILD)/asan/test/%: $(BUILD)/asan/tests/unit/%.o $(foreach d,$(DAEMONS),$(BUILD)/asan/lib$(d).a) $(BUILD)/asan/libqroam.a
+# Unit tests link the shared test helpers and every daemon library; only
+# what they use is pulled in.
+$(BUILD)/asan/test/%: $(BUILD)/asan/tests/unit/%.o $(UNITLIB) $(foreach d,$(DAEMONS),$(BUILD)/asan/lib$(d).a) $(BUILD)/asan/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
