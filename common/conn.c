@@ -479,25 +479,37 @@ conn_bev(struct event_base *base, evutil_socket_t fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 }
 
-/* Start an outgoing connection; sync conns are freed by their caller. */
-static struct conn *
-conn_start(struct event_base *base, const char *host, uint16_t port,
-    const struct conn_opts *o, const struct conn_cb *cb, void *arg, int sync)
+/* Resolve host:port for TCP (passive: to listen on); NULL is logged. */
+static struct evutil_addrinfo *
+conn_resolve(const char *host, uint16_t port, int passive)
 {
 	struct evutil_addrinfo	 hints, *res = NULL;
-	struct bufferevent	*bev;
-	struct conn		*c;
 	char			 portstr[8];
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = passive ? EVUTIL_AI_PASSIVE : 0;
 	snprintf(portstr, sizeof(portstr), "%u", port);
 	if (evutil_getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) {
 		log_warnx("cannot resolve %s", host);
 		return NULL;
 	}
+	return res;
+}
+
+/* Start an outgoing connection; sync conns are freed by their caller. */
+static struct conn *
+conn_start(struct event_base *base, const char *host, uint16_t port,
+    const struct conn_opts *o, const struct conn_cb *cb, void *arg, int sync)
+{
+	struct evutil_addrinfo	*res;
+	struct bufferevent	*bev;
+	struct conn		*c;
+
+	if ((res = conn_resolve(host, port, 0)) == NULL)
+		return NULL;
 	if ((bev = conn_bev(base, -1, o, 0, host)) == NULL) {
 		evutil_freeaddrinfo(res);
 		return NULL;
@@ -591,19 +603,11 @@ struct listener *
 listener_new(struct event_base *base, const char *host, uint16_t port,
     const struct conn_opts *o, const struct conn_cb *cb, void *arg)
 {
-	struct evutil_addrinfo	 hints, *res = NULL;
+	struct evutil_addrinfo	*res;
 	struct listener		*l;
-	char			 portstr[8];
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE;
-	snprintf(portstr, sizeof(portstr), "%u", port);
-	if (evutil_getaddrinfo(host, portstr, &hints, &res) != 0 || res == NULL) {
-		log_warnx("cannot resolve listen address %s", host);
+	if ((res = conn_resolve(host, port, 1)) == NULL)
 		return NULL;
-	}
 	l = xcalloc(1, sizeof(*l));
 	l->l_base = base;
 	l->l_opts = *o;
