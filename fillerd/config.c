@@ -59,6 +59,13 @@ fillerd_conf_load(const char *path, struct fillerd_conf *fc)
 		    fc->fc_n, fc->fc_k);
 		return -1;
 	}
+	/* Collisions redraw chars n..k: they must offer at least m codes. */
+	if (fc->fc_k - fc->fc_n + 1 < 8 &&
+	    (1u << 4 * (fc->fc_k - fc->fc_n + 1)) < fc->fc_m) {
+		fprintf(stderr, "%s: k=%u n=%u leave too few codes for m=%u keys\n",
+		    path, fc->fc_k, fc->fc_n, fc->fc_m);
+		return -1;
+	}
 	return cfg_common_check(&fc->fc_common, path, 1);
 }
 
