@@ -8,8 +8,6 @@ reports and for secrets (chip keys, K1, Prv), and removes the directory
 unless something failed.
 """
 
-import base64
-import binascii
 import hashlib
 import os
 import random
@@ -20,12 +18,18 @@ import signal
 import socket
 import sqlite3
 import ssl
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+# The wire codec, leak finder and probe live in their own modules; tests
+# import them from here.
+from leaks import Secrets, rsa_private_parts  # noqa: F401
+from qprobe import Probe, Result  # noqa: F401
+from wire import (MT, STATUS, envelope, frame, parse_frames, pb_decode,  # noqa: F401
+                  pb_encode, pb_varint, status_name)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # QROAM_BIN selects other builds of the same programs (default: the ASan build).
@@ -81,238 +85,6 @@ def wait_until(pred, timeout=TIMEOUT, interval=POLL, what=None):
         time.sleep(interval)
 
 
-# ---- protobuf and frames ---------------------------------------------------
-
-MT = {
-    "MT_NONE": 0, "MT_KEY_REQUEST": 1, "MT_ACCESS_REQUEST": 2, "MT_STATUS": 10,
-    "MT_FILL_REQUEST": 20, "MT_FILL_REPLY": 21, "MT_FILL_RECORD": 22,
-    "MT_REGISTER": 23, "MT_M1": 24, "MT_M2": 25, "MT_M4": 40,
-    "MT_AUTH_RESULT": 41, "MT_M3": 42, "MT_SESSION_MSG": 43,
-}
-STATUS = ["OK", "DUPLICATE_REGISTRATION", "UNKNOWN_VEHICLE", "UNKNOWN_CHIP",
-          "AUTH_FAILED", "AUTH_REQUIRED", "KEY_REUSED", "KEY_EXHAUSTED",
-          "DECRYPT_FAILED", "STALE", "BAD_REQUEST", "UNAVAILABLE", "INTERNAL"]
-
-
-def pb_varint(n):
-    out = bytearray()
-    n &= (1 << 64) - 1
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def pb_encode(fields):
-    """Encode [(field_number, value), ...]: int = varint, bytes/str = length
-    delimited, float = fixed64 double."""
-    out = bytearray()
-    for num, val in fields:
-        if isinstance(val, bool):
-            val = int(val)
-        if isinstance(val, int):
-            out += pb_varint(num << 3 | 0) + pb_varint(val)
-        elif isinstance(val, float):
-            out += pb_varint(num << 3 | 1) + struct.pack("<d", val)
-        else:
-            if isinstance(val, str):
-                val = val.encode()
-            out += pb_varint(num << 3 | 2) + pb_varint(len(val)) + val
-    return bytes(out)
-
-
-def pb_decode(buf):
-    """Decode one message level into {field_number: [values]}."""
-    out = {}
-    i = 0
-
-    def varint():
-        nonlocal i
-        shift = n = 0
-        while True:
-            if i >= len(buf):
-                raise ValueError("truncated varint")
-            b = buf[i]
-            i += 1
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                return n
-
-    while i < len(buf):
-        key = varint()
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v = varint()
-        elif wt == 1:
-            v = buf[i:i + 8]
-            i += 8
-        elif wt == 2:
-            ln = varint()
-            v = buf[i:i + ln]
-            if len(v) != ln:
-                raise ValueError("truncated field")
-            i += ln
-        elif wt == 5:
-            v = buf[i:i + 4]
-            i += 4
-        else:
-            raise ValueError("bad wire type %d" % wt)
-        out.setdefault(num, []).append(v)
-    return out
-
-
-def envelope(mtype, payload=None, request_id=None, version=1):
-    fields = [(1, version), (2, mtype)]
-    if payload is not None:
-        fields.append((3, payload))
-    if request_id is not None:
-        fields.append((4, request_id))
-    return pb_encode(fields)
-
-
-def frame(mtype, payload=None, request_id=None, version=1):
-    """A whole frame: 4-byte big-endian length, then the Envelope."""
-    env = envelope(mtype, payload, request_id, version)
-    return struct.pack(">I", len(env)) + env
-
-
-def parse_frames(data):
-    """Split received bytes into [(type, payload, request_id)]; a trailing
-    partial frame is ignored."""
-    frames = []
-    i = 0
-    while i + 4 <= len(data):
-        (n,) = struct.unpack(">I", data[i:i + 4])
-        if i + 4 + n > len(data):
-            break
-        env = pb_decode(data[i + 4:i + 4 + n])
-        frames.append((env.get(2, [None])[0], env.get(3, [b""])[0],
-                       env.get(4, [None])[0]))
-        i += 4 + n
-    return frames
-
-
-def status_name(payload):
-    """Name of the code in a Status or AuthResult payload."""
-    code = pb_decode(payload).get(1, [None])[0]
-    if code is None or code >= len(STATUS):
-        return "?%r" % (code,)
-    return STATUS[code]
-
-
-# ---- secrets ---------------------------------------------------------------
-
-def _der_read(buf, i):
-    """One DER TLV at i: (tag, value_start, value_end)."""
-    tag = buf[i]
-    ln = buf[i + 1]
-    j = i + 2
-    if ln & 0x80:
-        nb = ln & 0x7F
-        ln = int.from_bytes(buf[j:j + nb], "big")
-        j += nb
-    return tag, j, j + ln
-
-
-def rsa_private_parts(der):
-    """The private integers (d, p, q, dp, dq, qinv) of a PKCS#8 or PKCS#1
-    RSA private key, as big-endian bytes; [] if der is not one."""
-    try:
-        tag, s, e = _der_read(der, 0)
-        if tag != 0x30:
-            return []
-        items = []
-        i = s
-        while i < e:
-            t, vs, ve = _der_read(der, i)
-            items.append((t, vs, ve))
-            i = ve
-        if len(items) >= 3 and items[1][0] == 0x30 and items[2][0] == 0x04:
-            return rsa_private_parts(der[items[2][1]:items[2][2]])
-        if len(items) >= 9 and all(t == 0x02 for t, _, _ in items[:9]):
-            return [der[vs:ve].lstrip(b"\0") for _, vs, ve in items[3:9]]
-    except (IndexError, ValueError):
-        pass
-    return []
-
-
-class Secrets:
-    """Secret byte strings and the 16-hex-char windows of their hex forms."""
-
-    WINDOW = 16
-
-    def __init__(self):
-        self.items = {}		# bytes -> label
-        self.windows = {}	# 16-char lowercase hex -> label
-
-    def add(self, data, label):
-        if data is None:
-            return
-        if isinstance(data, memoryview):
-            data = bytes(data)
-        if not isinstance(data, bytes) or len(data) < 8 or data in self.items:
-            return
-        self.items[data] = label
-        h = data.hex()
-        for i in range(len(h) - self.WINDOW + 1):
-            self.windows.setdefault(h[i:i + self.WINDOW], label)
-
-    def add_private_key(self, der, label):
-        if isinstance(der, str) and "PRIVATE KEY" in der:
-            body = "".join(l for l in der.splitlines() if l and not l.startswith("-----"))
-            try:
-                der = base64.b64decode(body)
-            except binascii.Error:
-                return
-        if isinstance(der, memoryview):
-            der = bytes(der)
-        if not isinstance(der, bytes):
-            return
-        parts = rsa_private_parts(der)
-        for p in parts:
-            self.add(p, label)
-        if parts:
-            self.items.setdefault(der, label)
-
-    def __len__(self):
-        return len(self.items)
-
-    def find(self, text):
-        """[(label, evidence)] for every secret found in text as hex (any
-        case, 16+ chars) or base64."""
-        hits = []
-        for m in re.finditer(r"[0-9A-Fa-f]{%d,}" % self.WINDOW, text):
-            run = m.group(0).lower()
-            for i in range(len(run) - self.WINDOW + 1):
-                lab = self.windows.get(run[i:i + self.WINDOW])
-                if lab:
-                    hits.append((lab, "hex %r" % run[max(0, i - 8):i + 40]))
-                    break
-        for m in re.finditer(r"[A-Za-z0-9+/_-]{22,}", text):
-            run = m.group(0).replace("-", "+").replace("_", "/")
-            for off in range(4):
-                chunk = run[off:]
-                chunk = chunk[:len(chunk) - len(chunk) % 4]
-                try:
-                    h = base64.b64decode(chunk).hex()
-                except (binascii.Error, ValueError):
-                    continue
-                for i in range(len(h) - self.WINDOW + 1):
-                    lab = self.windows.get(h[i:i + self.WINDOW])
-                    if lab:
-                        hits.append((lab, "base64 %r" % m.group(0)[:60]))
-                        break
-                else:
-                    continue
-                break
-        return hits
-
-
 # ---- ports and PKI ---------------------------------------------------------
 
 _used_ports = set()
@@ -339,121 +111,6 @@ def free_port():
 def vin(n):
     """A valid, distinct VIN for test vehicle n."""
     return "LVTEST%011d" % n
-
-
-# ---- qprobe ----------------------------------------------------------------
-
-class Result:
-    """The parsed `RESULT STATUS k=v ...` line of one qprobe run."""
-
-    def __init__(self, args, rc, out):
-        self.args = args
-        self.rc = rc
-        self.out = out
-        self.status = None
-        self.kv = {}
-        lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
-        if lines:
-            words = lines[-1].split()
-            self.status = words[1] if len(words) > 1 else ""
-            for w in words[2:]:
-                k, _, v = w.partition("=")
-                self.kv[k] = v
-
-    def __getitem__(self, k):
-        return self.kv[k]
-
-    def get(self, k, default=None):
-        return self.kv.get(k, default)
-
-    def __repr__(self):
-        return "<qprobe %s rc=%s status=%s %s out=%r>" % (
-            " ".join(self.args), self.rc, self.status, self.kv, self.out[-400:])
-
-
-class Probe:
-    """One test vehicle driven by qprobe, with its own chip store."""
-
-    def __init__(self, tb, vehicle_id, cert="factory", store=None):
-        self.tb = tb
-        self.vin = vehicle_id
-        self.cert = cert
-        self.store = store or os.path.join(tb.dir, "probes", vehicle_id + ".db")
-        self.log = os.path.join(tb.dir, "logs", "qprobe-%s.log" % vehicle_id)
-        self.nrun = 0
-
-    def run(self, command, *args, cert=None, wait_ms=3000, expect_rc=0, **opts):
-        """Run one qprobe command; opts become --long-options."""
-        exe = os.path.join(BIN, "qprobe")
-        if not os.path.exists(exe):
-            raise AssertionError("qprobe is not built: %s" % exe)
-        cert = cert or self.cert
-        argv = [exe, "-s", self.store, "-t", self.tb.topology,
-                "-c", self.tb.ca, "-C", self.tb.cert(cert), "-K", self.tb.key(cert),
-                "-w", str(wait_ms)]
-        cmd = [command]
-        for k, v in opts.items():
-            if v is None or v is False:
-                continue
-            flag = "--" + k.replace("_", "-") if len(k) > 1 else "-" + k
-            cmd.append(flag)
-            if v is not True:
-                cmd.append(str(v))
-        cmd += [str(a) for a in args]
-        argv += cmd
-        self.nrun += 1
-        with open(self.log, "ab") as errf:
-            errf.write(("=== %s\n" % " ".join(argv[1:])).encode())
-            errf.flush()
-            p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=errf,
-                               env=self.tb.env, timeout=wait_ms / 1000 * 4 + 60)
-        out = p.stdout.decode(errors="replace")
-        with open(self.log, "ab") as errf:
-            errf.write(("=== stdout: %s\n" % out.strip()).encode())
-        r = Result(cmd, p.returncode, out)
-        # K1s are replaced by the next session: record them while they exist.
-        self.tb.sample_secrets(quick=True)
-        if expect_rc is not None and p.returncode != expect_rc:
-            raise AssertionError("qprobe exited %d, expected %d: %r"
-                                 % (p.returncode, expect_rc, r))
-        if expect_rc == 0 and r.status is None:
-            raise AssertionError("qprobe printed no RESULT line: %r" % r)
-        return r
-
-    def fill(self, m=None, **kw):
-        r = self.run("fill", m=m, **kw)
-        assert r.status == "OK", r
-        return r
-
-    def register(self, rebind=False, **kw):
-        return self.run("register", V=self.vin, rebind=rebind, **kw)
-
-    def auth(self, tsp, **kw):
-        return self.run("auth", T=tsp, **kw)
-
-    def m3(self, tsp, **kw):
-        return self.run("m3", T=tsp, **kw)
-
-    def telemetry(self, tsp, n, **kw):
-        return self.run("telemetry", T=tsp, n=n, **kw)
-
-    def send(self, tsp, path, provision=False, **kw):
-        return self.run("send", path, T=tsp, provision=provision, **kw)
-
-    def chip(self):
-        """(chip_id, m, k, n) of the probe's chip, or None."""
-        rows = self.tb.query(self.store, "SELECT chip_id, m, k, n FROM chip")
-        return rows[0] if rows else None
-
-    @property
-    def chip_id(self):
-        c = self.chip()
-        return c[0] if c else None
-
-    def keys(self):
-        """[(idx, code, key or None, destroyed)] in sequence order."""
-        return self.tb.query(self.store, "SELECT idx, code, key, destroyed "
-                             "FROM chip_keys ORDER BY idx")
 
 
 # ---- daemons ---------------------------------------------------------------
@@ -496,6 +153,7 @@ class Testbed:
                  max_frame=None):
         check_build()
         self.name = name
+        self.bindir = BIN
         self.dir = tempfile.mkdtemp(prefix="qroam-%s-" % name)
         for sub in ("pki", "conf", "stores", "logs", "probes", "frames"):
             os.makedirs(os.path.join(self.dir, sub))

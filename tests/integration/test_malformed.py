@@ -8,7 +8,7 @@ import socket
 import struct
 import time
 
-from harness import (MT, TIMEOUT, enrolled_probe, envelope, frame, parse_frames,
+from harness import (MT, enrolled_probe, envelope, frame, parse_frames,
                      pb_encode, status_name, testbed, vin, wait_until)
 
 MAX_FRAME = 65536
