@@ -226,14 +226,19 @@ def main(argv):
             filters.append(a)
     tally = Tally()
     if unit:
-        progs = sorted(p for p in glob.glob(os.path.join(UNIT_DIR, "test_*"))
-                       if os.access(p, os.X_OK) and not p.endswith(".d")
-                       and os.path.isfile(p))
-        for p in progs:
-            prog = os.path.basename(p)
+        # Every tests/unit/test_*.c must have been built.
+        sources = glob.glob(os.path.join(ROOT, "tests", "unit", "test_*.c"))
+        names = set(os.path.splitext(os.path.basename(p))[0] for p in sources)
+        names |= set(os.path.basename(p) for p in glob.glob(os.path.join(UNIT_DIR, "test_*"))
+                     if os.access(p, os.X_OK) and os.path.isfile(p))
+        for prog in sorted(names):
             if filters and not any(f in "unit/" + prog for f in filters):
                 continue
-            run_unit(p, tally)
+            path = os.path.join(UNIT_DIR, prog)
+            if not os.access(path, os.X_OK):
+                tally.fail("unit/" + prog, "%s is not built (run `make asan`)" % path)
+                continue
+            run_unit(path, tally)
     if integ:
         run_integration(tally, filters)
     if tally.skipped:
