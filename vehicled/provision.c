@@ -248,34 +248,39 @@ vprov_enroll(const struct vprov *factory, const struct vprov *oper,
 	int			rc, registered;
 
 	if ((rc = chip_get(db, &ci)) == -1)
-		return -1;
+		return VPROV_ERROR;
 	if (rc == 0) {
 		log_info("the chip is empty: asking the filler for a fill");
 		if ((rc = vprov_fill(factory, db, m, &ci)) != 0) {
 			log_warnx("fill failed: %s", vprov_result_name(rc));
-			return -1;
+			return rc;
 		}
 	}
 	if ((rc = vprov_reg_current(db, &ci, &registered)) != 0)
-		return rc == 1 ? 0 : -1;
+		return rc == 1 ? QROAM__STATUS_CODE__OK : VPROV_ERROR;
 	if (registered) {
 		if (oper == NULL) {
 			log_warnx("the registration names another chip than"
 			    " %s and no operator credential is configured",
 			    ci.ci_chip_id);
-			return -1;
+			return QROAM__STATUS_CODE__AUTH_FAILED;
 		}
 		rc = vprov_register(oper, db, vid, 1);
 	} else {
 		log_info("registering %s with the registrar", vid);
 		rc = vprov_register(factory, db, vid, 0);
 	}
-	if (rc != 0) {
+	if (rc != 0)
 		log_warnx("registration of %s failed: %s", vid,
 		    vprov_result_name(rc));
-		return -1;
-	}
-	return 0;
+	return rc;
+}
+
+int
+vprov_transient(int rc)
+{
+	return rc == VPROV_NO_REPLY || rc == QROAM__STATUS_CODE__UNAVAILABLE ||
+	    rc == QROAM__STATUS_CODE__INTERNAL;
 }
 
 int

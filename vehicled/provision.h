@@ -43,11 +43,13 @@ int	vprov_register(const struct vprov *, sqlite3 *db, const char *vid,
 /*
  * Start-up enrollment: fill an empty chip (m keys), register once, and
  * rebind with the operator credential (oper, may be NULL) when the chip
- * changed since the registration.  0 when the vehicle is registered with
- * its chip, -1 otherwise (logged; DUPLICATE_REGISTRATION is an error).
+ * changed since the registration.  OK when the vehicle is registered with
+ * its chip, else the first failure (logged; DUPLICATE_REGISTRATION is one).
  */
 int	vprov_enroll(const struct vprov *factory, const struct vprov *oper,
 	    sqlite3 *db, const char *vid, uint32_t m);
+/* 1 if a provisioning result may go away by itself (retry later). */
+int	vprov_transient(int);
 /*
  * F9 refill with the operator credential: a new fill when the chip has no
  * unused key left for mode, then the rebind of the registration.  OK, or

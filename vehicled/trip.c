@@ -70,7 +70,6 @@ vclient_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
 	tv.tv_sec = conf->vc_telemetry_ms / 1000;
 	tv.tv_usec = (conf->vc_telemetry_ms % 1000) * 1000;
 	event_add(c->vc_tick, &tv);
-	vclient_load_registration(c);
 	return c;
 }
 
@@ -205,6 +204,8 @@ vclient_power_on(struct vclient *c)
 
 	if (c->vc_state != VC_OFF)
 		return;
+	/* The chip and registration as they are now (enrolment, refill). */
+	vclient_load_registration(c);
 	vclient_position(c, &rp);
 	log_info("power on at %.5f,%.5f (chip %s)", rp.rp_point.gp_lat,
 	    rp.rp_point.gp_lon, c->vc_chip_id[0] ? c->vc_chip_id : "empty");

@@ -21,6 +21,11 @@ struct vehicled {
 	struct vclient		*vd_client;
 	struct event		*vd_trip;
 	struct event		*vd_drain;
+	struct event		*vd_enroll;
+	int			 vd_enroll_ms;
+	const struct vconf	*vd_conf;
+	const struct topo	*vd_topo;
+	sqlite3			*vd_db;
 	int			 vd_stopping;
 	int			 vd_waited_ms;
 };
@@ -108,15 +113,27 @@ vehicled_trip(struct vehicled *vd, const struct vconf *conf)
 		fatalx("cannot arm the trip timer");
 }
 
-/* Fill and register at start-up when the store lacks either; 0 or -1. */
-static int
-vehicled_enroll(const struct vconf *conf, const struct topo *topo,
-    sqlite3 *db)
-{
-	struct vprov	factory, oper;
+#define VEHICLED_ENROLL_MIN_MS	1000
+#define VEHICLED_ENROLL_MAX_MS	30000
 
+/*
+ * Fill and register when the store lacks either, then power on.  A filler
+ * or registrar that is down or slow is retried with backoff; a refusal
+ * leaves the vehicle powered on without service.
+ */
+static void
+vehicled_enroll(evutil_socket_t fd, short ev, void *arg)
+{
+	struct vehicled		*vd = arg;
+	const struct vconf	*conf = vd->vd_conf;
+	struct vprov		 factory, oper;
+	struct timeval		 tv;
+	int			 rc;
+
+	(void)fd;
+	(void)ev;
 	memset(&factory, 0, sizeof(factory));
-	factory.vp_topo = topo;
+	factory.vp_topo = vd->vd_topo;
 	factory.vp_ca = conf->vc_common.cc_ca;
 	factory.vp_cert = conf->vc_common.cc_cert;
 	factory.vp_key = conf->vc_common.cc_key;
@@ -125,13 +142,27 @@ vehicled_enroll(const struct vconf *conf, const struct topo *topo,
 	oper = factory;
 	oper.vp_cert = conf->vc_operator_cert;
 	oper.vp_key = conf->vc_operator_key;
-	if (vprov_enroll(&factory, conf->vc_operator_cert ? &oper : NULL, db,
-	    conf->vc_vid, conf->vc_fill_m) == -1) {
-		log_warnx("enrollment failed: the vehicle runs without service");
-		chip_count(db, "errors", 1);
-		return -1;
+	rc = vprov_enroll(&factory, conf->vc_operator_cert ? &oper : NULL,
+	    vd->vd_db, conf->vc_vid, conf->vc_fill_m);
+	if (rc != QROAM__STATUS_CODE__OK && vprov_transient(rc) &&
+	    !vd->vd_stopping) {
+		log_warnx("enrollment: %s; retrying in %d ms",
+		    vprov_result_name(rc), vd->vd_enroll_ms);
+		tv.tv_sec = vd->vd_enroll_ms / 1000;
+		tv.tv_usec = (vd->vd_enroll_ms % 1000) * 1000;
+		evtimer_add(vd->vd_enroll, &tv);
+		vd->vd_enroll_ms *= 2;
+		if (vd->vd_enroll_ms > VEHICLED_ENROLL_MAX_MS)
+			vd->vd_enroll_ms = VEHICLED_ENROLL_MAX_MS;
+		return;
 	}
-	return 0;
+	if (rc != QROAM__STATUS_CODE__OK) {
+		log_warnx("enrollment failed: the vehicle runs without service");
+		chip_count(vd->vd_db, "errors", 1);
+		vd->vd_client->vc_stats.vs_errors++;
+	}
+	if (!vd->vd_stopping)
+		vclient_power_on(vd->vd_client);
 }
 
 /* The STATS line on stdout; the same numbers are in the counters table. */
@@ -161,7 +192,6 @@ main(int argc, char *argv[])
 	struct vstats		 stats;
 	sqlite3			*db;
 	char			 name[64];
-	int			 enrolled;
 
 	daemon_getopt(argc, argv, "/etc/qroam/vehicled.conf", &opts);
 	log_init("vehicled", opts.do_verbose);
@@ -183,14 +213,15 @@ main(int argc, char *argv[])
 	log_setname(name);
 	if ((db = chip_open(conf.vc_common.cc_store)) == NULL)
 		fatalx("cannot open the store %s", conf.vc_common.cc_store);
-	enrolled = vehicled_enroll(&conf, &topo, db);
-
 	memset(&vd, 0, sizeof(vd));
-	if ((vd.vd_base = event_base_new()) == NULL)
+	vd.vd_conf = &conf;
+	vd.vd_topo = &topo;
+	vd.vd_db = db;
+	vd.vd_enroll_ms = VEHICLED_ENROLL_MIN_MS;
+	if ((vd.vd_base = event_base_new()) == NULL ||
+	    (vd.vd_enroll = evtimer_new(vd.vd_base, vehicled_enroll, &vd)) == NULL)
 		fatalx("event_base_new");
 	vd.vd_client = vclient_new(vd.vd_base, &conf, db, &topo);
-	if (enrolled == -1)
-		vd.vd_client->vc_stats.vs_errors++;
 	sigs = daemon_signals_new(vd.vd_base, vehicled_stop, vehicled_reload,
 	    vehicled_usr1, &vd);
 	vehicled_trip(&vd, &conf);
@@ -198,7 +229,7 @@ main(int argc, char *argv[])
 	    " ms", conf.vc_draw == CHIP_SEQUENTIAL ? "sequential" : "arbitrary",
 	    (unsigned long long)conf.vc_retransmit_ms,
 	    (unsigned long long)conf.vc_telemetry_ms);
-	vclient_power_on(vd.vd_client);
+	event_active(vd.vd_enroll, EV_TIMEOUT, 0);
 	event_base_dispatch(vd.vd_base);
 
 	stats = *vclient_stats(vd.vd_client);
@@ -207,6 +238,7 @@ main(int argc, char *argv[])
 		event_free(vd.vd_trip);
 	if (vd.vd_drain != NULL)
 		event_free(vd.vd_drain);
+	event_free(vd.vd_enroll);
 	daemon_signals_free(sigs);
 	event_base_free(vd.vd_base);
 	chip_close(db);

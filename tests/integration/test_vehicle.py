@@ -75,3 +75,19 @@ def test_power_cycle_reauthenticates(tb):
     # The new session has a key the TSP never saw before.
     tb.stop(v)
     assert_keys_consistent(tb, v, "tsp-a")
+
+
+@testbed(tsps=["tsp-a"])
+def test_enrollment_waits_for_the_registrar(tb):
+    """A vehicle powered on while the registrar is down keeps trying to
+    register, and is served once the registrar comes up."""
+    tb.start_tsp("tsp-a")
+    tb.start_filler()
+    v = vin(903)
+    tb.start_vehicle(v, "tsp-a", fill_m=16, telemetry_interval="100ms",
+                     retransmit="500ms", provision_timeout="500ms")
+    tb.wait_log(v, r"enrollment: NO_REPLY; retrying")
+    assert tb.count(v, "registration") == 0
+    tb.start_registrar()
+    wait_until(lambda: events(tb, v, "session_open") >= 1, what="served after registration")
+    assert tb.count("registrar", "registrations", "vehicle_id=?", (v,)) == 1
