@@ -10,62 +10,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cmocka.h>
 
-#include "crypto.h"
 #include "log.h"
 #include "store.h"
 
 #include "../../vehicled/chip.h"
 
-#define NKEYS	5
+#include "testutil.h"
 
-/* PROTOCOL section 10: key_i = SHA-256("key" i), sequence 2, 1, 3, 4, 0. */
-static const int	 seq_order[NKEYS] = { 2, 1, 3, 4, 0 };
-static const char	*seq_codes[NKEYS] = {
-	"3cfe019e5e", "3f46cde218", "7f60039f1e", "bcf5e735f2", "fc8b584c8d"
-};
-static const char	*vector_chip_id =
-    "ce055a97e79cbc8df07f12c729f2f8433cf27fe8310ecbfae1f974715c63d92d";
+#define NKEYS	TU_VEC_M
 
 struct fixture {
-	char			 f_dir[64];
-	char			 f_path[96];
-	sqlite3			*f_db;
-	uint8_t			 f_keys[NKEYS][32];	/* by sequence index */
-	char			 f_codes[NKEYS][11];
-	Qroam__ChipKey		 f_ck[NKEYS];
-	Qroam__ChipKey		*f_ckp[NKEYS];
-	Qroam__FillRecord	 f_rec;
+	char		 f_dir[64];
+	char		 f_path[96];
+	sqlite3		*f_db;
+	struct tu_fill	 f_fill;	/* the test vector, by sequence index */
 };
 
-/* The fill record of the test vector. */
-static void
-fixture_record(struct fixture *fx)
+/* Code of the key at sequence position i of the test vector. */
+static const char *
+seq_code(int i)
 {
-	char	text[16];
-	int	i;
-
-	qroam__fill_record__init(&fx->f_rec);
-	for (i = 0; i < NKEYS; i++) {
-		snprintf(text, sizeof(text), "key%d", seq_order[i]);
-		crypto_sha256(text, strlen(text), fx->f_keys[i]);
-		snprintf(fx->f_codes[i], sizeof(fx->f_codes[i]), "%s",
-		    seq_codes[i]);
-		qroam__chip_key__init(&fx->f_ck[i]);
-		fx->f_ck[i].key.data = fx->f_keys[i];
-		fx->f_ck[i].key.len = 32;
-		fx->f_ck[i].code = fx->f_codes[i];
-		fx->f_ckp[i] = &fx->f_ck[i];
-	}
-	fx->f_rec.chip_id = (char *)vector_chip_id;
-	fx->f_rec.m = NKEYS;
-	fx->f_rec.k = 10;
-	fx->f_rec.n = 6;
-	fx->f_rec.n_keys = NKEYS;
-	fx->f_rec.keys = fx->f_ckp;
-	fx->f_rec.created_ms = 1;
+	return tu_vec_codes[tu_vec_order[i]];
 }
 
 static int
@@ -75,12 +42,12 @@ setup(void **state)
 
 	fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
-	snprintf(fx->f_dir, sizeof(fx->f_dir), "/tmp/test_chip.XXXXXX");
-	assert_non_null(mkdtemp(fx->f_dir));
+	assert_int_equal(tu_tmpdir_new(fx->f_dir, sizeof(fx->f_dir),
+	    "test_chip"), 0);
 	snprintf(fx->f_path, sizeof(fx->f_path), "%s/chip.db", fx->f_dir);
 	fx->f_db = chip_open(fx->f_path);
 	assert_non_null(fx->f_db);
-	fixture_record(fx);
+	tu_fill_vector(&fx->f_fill);
 	*state = fx;
 	return 0;
 }
@@ -89,28 +56,12 @@ static int
 teardown(void **state)
 {
 	struct fixture	*fx = *state;
-	char		 cmd[128];
 
 	chip_close(fx->f_db);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx->f_dir);
-	if (system(cmd) != 0)
+	if (tu_tmpdir_free(fx->f_dir) == -1)
 		fprintf(stderr, "cannot remove %s\n", fx->f_dir);
 	free(fx);
 	return 0;
-}
-
-/* Integer result of a one-value query. */
-static int64_t
-query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt	*st;
-	int64_t		 v = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
 }
 
 static void
@@ -122,17 +73,17 @@ test_fill_writes_chip(void **state)
 	int			 i;
 
 	assert_int_equal(chip_get(fx->f_db, &ci), 0);
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), 0);
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), 0);
 	assert_int_equal(chip_get(fx->f_db, &ci), 1);
-	assert_string_equal(ci.ci_chip_id, vector_chip_id);
+	assert_string_equal(ci.ci_chip_id, TU_VEC_CHIP_ID);
 	assert_int_equal(ci.ci_m, NKEYS);
 	assert_int_equal(ci.ci_k, 10);
 	assert_int_equal(ci.ci_n, 6);
 	for (i = 0; i < NKEYS; i++) {
 		assert_int_equal(chip_draw_index(fx->f_db, i, &ck), CHIP_DRAW_OK);
-		assert_string_equal(ck.ck_code, seq_codes[i]);
-		assert_memory_equal(ck.ck_key, fx->f_keys[i], 32);
-		assert_int_equal(chip_draw_code(fx->f_db, seq_codes[i], &ck),
+		assert_string_equal(ck.ck_code, seq_code(i));
+		assert_memory_equal(ck.ck_key, fx->f_fill.tf_key[i], 32);
+		assert_int_equal(chip_draw_code(fx->f_db, seq_code(i), &ck),
 		    CHIP_DRAW_OK);
 		assert_int_equal(ck.ck_index, i);
 	}
@@ -150,15 +101,17 @@ test_fill_rejects_bad_record(void **state)
 	struct chip_info	 ci;
 	char			 bad[65];
 
-	snprintf(bad, sizeof(bad), "%s", vector_chip_id);
+	snprintf(bad, sizeof(bad), "%s", TU_VEC_CHIP_ID);
 	bad[0] = bad[0] == 'c' ? 'd' : 'c';
-	fx->f_rec.chip_id = bad;
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), -1);
+	fx->f_fill.tf_rec.chip_id = bad;
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), -1);
 	assert_int_equal(chip_get(fx->f_db, &ci), 0);
-	fx->f_rec.chip_id = (char *)vector_chip_id;
-	fx->f_ck[1].code = fx->f_codes[0];	/* codes must ascend */
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), -1);
-	assert_int_equal(query_int(fx->f_db, "SELECT COUNT(*) FROM chip_keys"), 0);
+	fx->f_fill.tf_rec.chip_id = fx->f_fill.tf_chip_id;
+	/* Codes must ascend. */
+	fx->f_fill.tf_ck[1].code = fx->f_fill.tf_code[0];
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), -1);
+	assert_int_equal(tu_query_int(fx->f_db,
+	    "SELECT COUNT(*) FROM chip_keys"), 0);
 }
 
 static void
@@ -168,13 +121,13 @@ test_draw_sequential(void **state)
 	struct chip_key	 ck;
 	int		 i;
 
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), 0);
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), 0);
 	for (i = 0; i < NKEYS; i++) {
 		assert_int_equal(chip_draw(fx->f_db, CHIP_SEQUENTIAL, &ck),
 		    CHIP_DRAW_OK);
 		assert_int_equal(ck.ck_index, i);
-		assert_string_equal(ck.ck_code, seq_codes[i]);
-		assert_memory_equal(ck.ck_key, fx->f_keys[i], 32);
+		assert_string_equal(ck.ck_code, seq_code(i));
+		assert_memory_equal(ck.ck_key, fx->f_fill.tf_key[i], 32);
 		/* Drawing alone does not use the key up. */
 		assert_int_equal(chip_unused(fx->f_db, CHIP_SEQUENTIAL), NKEYS - i);
 		assert_int_equal(chip_destroy_key(fx->f_db, ck.ck_index), 0);
@@ -187,7 +140,7 @@ test_draw_sequential(void **state)
 	assert_int_equal(chip_unused(fx->f_db, CHIP_ARBITRARY), 0);
 	assert_int_equal(chip_draw_index(fx->f_db, 0, &ck), CHIP_DRAW_DESTROYED);
 	assert_int_equal(ck.ck_index, 0);
-	assert_string_equal(ck.ck_code, seq_codes[0]);
+	assert_string_equal(ck.ck_code, seq_code(0));
 	/* A destroyed key cannot be destroyed (used) again. */
 	assert_int_equal(chip_destroy_key(fx->f_db, 0), -1);
 }
@@ -198,7 +151,7 @@ test_sequential_continues_after_last_destroyed(void **state)
 	struct fixture	*fx = *state;
 	struct chip_key	 ck;
 
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), 0);
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), 0);
 	assert_int_equal(chip_destroy_key(fx->f_db, 2), 0);
 	/* The keys before it are skipped: a TSP burns them. */
 	assert_int_equal(chip_draw(fx->f_db, CHIP_SEQUENTIAL, &ck), CHIP_DRAW_OK);
@@ -207,7 +160,7 @@ test_sequential_continues_after_last_destroyed(void **state)
 	assert_int_equal(chip_unused(fx->f_db, CHIP_ARBITRARY), 4);
 	/* They stay intact and can still be named explicitly. */
 	assert_int_equal(chip_draw_index(fx->f_db, 1, &ck), CHIP_DRAW_OK);
-	assert_memory_equal(ck.ck_key, fx->f_keys[1], 32);
+	assert_memory_equal(ck.ck_key, fx->f_fill.tf_key[1], 32);
 	assert_int_equal(chip_destroy_key(fx->f_db, 4), 0);
 	assert_int_equal(chip_draw(fx->f_db, CHIP_SEQUENTIAL, &ck), CHIP_DRAW_NONE);
 	assert_int_equal(chip_unused(fx->f_db, CHIP_SEQUENTIAL), 0);
@@ -221,15 +174,16 @@ test_draw_arbitrary(void **state)
 	struct chip_key	 ck;
 	int		 seen[NKEYS] = { 0 }, i;
 
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), 0);
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), 0);
 	for (i = 0; i < NKEYS; i++) {
 		assert_int_equal(chip_draw(fx->f_db, CHIP_ARBITRARY, &ck),
 		    CHIP_DRAW_OK);
 		assert_true(ck.ck_index < NKEYS);
 		assert_int_equal(seen[ck.ck_index], 0);
 		seen[ck.ck_index] = 1;
-		assert_string_equal(ck.ck_code, seq_codes[ck.ck_index]);
-		assert_memory_equal(ck.ck_key, fx->f_keys[ck.ck_index], 32);
+		assert_string_equal(ck.ck_code, seq_code(ck.ck_index));
+		assert_memory_equal(ck.ck_key, fx->f_fill.tf_key[ck.ck_index],
+		    32);
 		assert_int_equal(chip_destroy_key(fx->f_db, ck.ck_index), 0);
 		assert_int_equal(chip_unused(fx->f_db, CHIP_ARBITRARY),
 		    NKEYS - i - 1);
@@ -243,19 +197,19 @@ test_destroy_is_durable(void **state)
 	struct fixture	*fx = *state;
 	struct chip_key	 ck;
 
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), 0);
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), 0);
 	assert_int_equal(chip_destroy_key(fx->f_db, 1), 0);
 	chip_close(fx->f_db);
 	fx->f_db = chip_open(fx->f_path);
 	assert_non_null(fx->f_db);
-	assert_int_equal(query_int(fx->f_db, "PRAGMA synchronous"), 2);
-	assert_int_equal(query_int(fx->f_db,
+	assert_int_equal(tu_query_int(fx->f_db, "PRAGMA synchronous"), 2);
+	assert_int_equal(tu_query_int(fx->f_db,
 	    "SELECT destroyed FROM chip_keys WHERE idx = 1"), 1);
-	assert_int_equal(query_int(fx->f_db,
+	assert_int_equal(tu_query_int(fx->f_db,
 	    "SELECT COUNT(*) FROM chip_keys WHERE idx = 1 AND key IS NULL"), 1);
-	assert_int_equal(query_int(fx->f_db,
+	assert_int_equal(tu_query_int(fx->f_db,
 	    "SELECT COUNT(*) FROM chip_keys WHERE destroyed_ms > 0"), 1);
-	assert_int_equal(query_int(fx->f_db,
+	assert_int_equal(tu_query_int(fx->f_db,
 	    "SELECT COUNT(*) FROM chip_keys WHERE key IS NOT NULL"), NKEYS - 1);
 	assert_int_equal(chip_draw_index(fx->f_db, 1, &ck), CHIP_DRAW_DESTROYED);
 	assert_int_equal(chip_draw(fx->f_db, CHIP_SEQUENTIAL, &ck), CHIP_DRAW_OK);
@@ -269,12 +223,12 @@ test_refill_replaces_chip(void **state)
 	struct fixture		*fx = *state;
 	struct chip_info	 ci;
 
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), 0);
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), 0);
 	assert_int_equal(chip_destroy_key(fx->f_db, 0), 0);
-	assert_int_equal(chip_fill(fx->f_db, &fx->f_rec), 0);
+	assert_int_equal(chip_fill(fx->f_db, &fx->f_fill.tf_rec), 0);
 	assert_int_equal(chip_get(fx->f_db, &ci), 1);
-	assert_int_equal(query_int(fx->f_db, "SELECT COUNT(*) FROM chip_keys"),
-	    NKEYS);
+	assert_int_equal(tu_query_int(fx->f_db,
+	    "SELECT COUNT(*) FROM chip_keys"), NKEYS);
 	assert_int_equal(chip_unused(fx->f_db, CHIP_SEQUENTIAL), NKEYS);
 }
 
@@ -306,13 +260,13 @@ test_registration(void **state)
 	m1.n_tsps = 1;
 	m1.tsps = &tip;
 	assert_int_equal(chip_reg_load(fx->f_db, &cr), 0);
-	assert_int_equal(chip_reg_save(fx->f_db, "NOT A VIN", vector_chip_id,
+	assert_int_equal(chip_reg_save(fx->f_db, "NOT A VIN", TU_VEC_CHIP_ID,
 	    &m1), -1);
 	assert_int_equal(chip_reg_save(fx->f_db, "LVTEST00000000001",
-	    vector_chip_id, &m1), 0);
+	    TU_VEC_CHIP_ID, &m1), 0);
 	assert_int_equal(chip_reg_load(fx->f_db, &cr), 1);
 	assert_string_equal(cr.cr_vid, "LVTEST00000000001");
-	assert_string_equal(cr.cr_chip_id, vector_chip_id);
+	assert_string_equal(cr.cr_chip_id, TU_VEC_CHIP_ID);
 	assert_int_equal(cr.cr_pbvlen, sizeof(pbv));
 	assert_memory_equal(cr.cr_pbv, pbv, sizeof(pbv));
 	chip_reg_clear(&cr);
@@ -324,7 +278,7 @@ test_registration(void **state)
 	chip_reg_tsps_free(&t);
 	ti.port = 0;
 	assert_int_equal(chip_reg_save(fx->f_db, "LVTEST00000000001",
-	    vector_chip_id, &m1), -1);
+	    TU_VEC_CHIP_ID, &m1), -1);
 }
 
 static void
@@ -334,9 +288,10 @@ test_events_and_counters(void **state)
 
 	chip_event(fx->f_db, "power_on", NULL, "at %d,%d", 1, 2);
 	chip_event(fx->f_db, "auth_ok", "tsp-a", "after %d ms", 5);
-	assert_int_equal(query_int(fx->f_db, "SELECT COUNT(*) FROM events"), 2);
-	assert_int_equal(query_int(fx->f_db, "SELECT COUNT(*) FROM events WHERE"
-	    " kind = 'auth_ok' AND tsp_id = 'tsp-a'"), 1);
+	assert_int_equal(tu_query_int(fx->f_db,
+	    "SELECT COUNT(*) FROM events"), 2);
+	assert_int_equal(tu_query_int(fx->f_db, "SELECT COUNT(*) FROM events"
+	    " WHERE kind = 'auth_ok' AND tsp_id = 'tsp-a'"), 1);
 	assert_int_equal(chip_counter(fx->f_db, "telemetry_sent"), 0);
 	chip_count(fx->f_db, "telemetry_sent", 1);
 	chip_count(fx->f_db, "telemetry_sent", 2);

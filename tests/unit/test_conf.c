@@ -2,8 +2,6 @@
  * Unit tests of the configuration parser: tokenizing, file:line error
  * reports, value parsers and the directives every daemon shares.
  */
-#include <sys/stat.h>
-#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,83 +9,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "conf.h"
 #include "frame.h"
 
+#include "testutil.h"
+
 static char	tmpdir[64];
-static char	errbuf[8192];
-static int	saved_stderr = -1;
-static char	errpath[128];
-
-/* Write text into a file in the test directory; returns its path. */
-static const char *
-write_file(const char *name, const char *text)
-{
-	static char	path[192];
-	FILE		*fp;
-
-	snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	assert_int_equal(fputs(text, fp) >= 0, 1);
-	assert_int_equal(fclose(fp), 0);
-	return path;
-}
-
-/* Send stderr to a temporary file until capture_end(). */
-static void
-capture_begin(void)
-{
-	int	fd;
-
-	fflush(stderr);
-	snprintf(errpath, sizeof(errpath), "%s/stderr", tmpdir);
-	fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
-}
-
-/* Restore stderr and return what was written to it. */
-static const char *
-capture_end(void)
-{
-	FILE	*fp;
-	size_t	 n;
-
-	fflush(stderr);
-	assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
-	close(saved_stderr);
-	saved_stderr = -1;
-	fp = fopen(errpath, "r");
-	assert_non_null(fp);
-	n = fread(errbuf, 1, sizeof(errbuf) - 1, fp);
-	errbuf[n] = '\0';
-	fclose(fp);
-	return errbuf;
-}
 
 static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_conf.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tu_tmpdir_new(tmpdir, sizeof(tmpdir), "test_conf");
 }
 
 static int
 teardown(void **state)
 {
-	char	cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_free(tmpdir);
 }
 
 #define REC_MAX	16
@@ -125,6 +67,21 @@ record_cb(void *arg, const struct conf_line *cl)
 	return 0;
 }
 
+/* Parsing path with record_cb reports one error: "path:line: msg". */
+static void
+expect_one_error(const char *path, struct recorder *r, int line,
+    const char *msg)
+{
+	const char	*err;
+	char		 want[512];
+
+	tu_capture_begin();
+	assert_int_equal(conf_parse_file(path, record_cb, r), 1);
+	err = tu_capture_end();
+	snprintf(want, sizeof(want), "%s:%d: %s\n", path, line, msg);
+	assert_string_equal(err, want);
+}
+
 static void
 test_tokenizer(void **state)
 {
@@ -133,7 +90,7 @@ test_tokenizer(void **state)
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
-	path = write_file("tok.conf",
+	path = tu_write_file(tmpdir, "tok.conf",
 	    "# a comment line\n"
 	    "\n"
 	    "   \t  \n"
@@ -163,18 +120,13 @@ static void
 test_errors_file_line(void **state)
 {
 	struct recorder	 r;
-	const char	*path, *err;
-	char		 want[512];
+	const char	*path;
 
 	(void)state;
 	memset(&r, 0, sizeof(r));
 	r.r_fail_on = 3;
-	path = write_file("err.conf", "a 1\n\nb 2\nc 3\n");
-	capture_begin();
-	assert_int_equal(conf_parse_file(path, record_cb, &r), 1);
-	err = capture_end();
-	snprintf(want, sizeof(want), "%s:3: rejected b\n", path);
-	assert_string_equal(err, want);
+	path = tu_write_file(tmpdir, "err.conf", "a 1\n\nb 2\nc 3\n");
+	expect_one_error(path, &r, 3, "rejected b");
 	/* Every line is still seen after an error. */
 	assert_int_equal(r.r_n, 3);
 	assert_int_equal(r.r_line[2], 4);
@@ -184,8 +136,8 @@ static void
 test_too_many_words(void **state)
 {
 	struct recorder	 r;
-	const char	*path, *err;
-	char		 text[1024], want[512];
+	const char	*path;
+	char		 text[1024];
 	int		 i;
 
 	(void)state;
@@ -197,12 +149,8 @@ test_too_many_words(void **state)
 	for (i = 1; i < CONF_MAXARGS; i++)
 		strcat(text, " w");
 	strcat(text, "\nafter 2\n");
-	path = write_file("words.conf", text);
-	capture_begin();
-	assert_int_equal(conf_parse_file(path, record_cb, &r), 1);
-	err = capture_end();
-	snprintf(want, sizeof(want), "%s:2: too many words\n", path);
-	assert_string_equal(err, want);
+	path = tu_write_file(tmpdir, "words.conf", text);
+	expect_one_error(path, &r, 2, "too many words");
 	assert_int_equal(r.r_n, 3);
 	assert_int_equal(r.r_line[1], 3);
 	assert_int_equal(r.r_argc[1], CONF_MAXARGS);
@@ -213,8 +161,8 @@ static void
 test_line_too_long(void **state)
 {
 	struct recorder	 r;
-	const char	*path, *err;
-	char		*text, want[512];
+	const char	*path;
+	char		*text;
 	size_t		 n = 10000;
 
 	(void)state;
@@ -224,13 +172,9 @@ test_line_too_long(void **state)
 	strcpy(text, "first 1\nlong ");
 	memset(text + strlen(text), 'x', n);
 	strcpy(text + 13 + n, "\nnext 2\n");
-	path = write_file("long.conf", text);
+	path = tu_write_file(tmpdir, "long.conf", text);
 	free(text);
-	capture_begin();
-	assert_int_equal(conf_parse_file(path, record_cb, &r), 1);
-	err = capture_end();
-	snprintf(want, sizeof(want), "%s:2: line too long\n", path);
-	assert_string_equal(err, want);
+	expect_one_error(path, &r, 2, "line too long");
 	/* The rest of the long line is skipped, numbering stays right. */
 	assert_int_equal(r.r_n, 2);
 	assert_string_equal(r.r_words[1], "next|2");
@@ -242,8 +186,7 @@ static void
 test_nul_after_long_line(void **state)
 {
 	struct recorder	 r;
-	const char	*err;
-	char		 path[192], want[512];
+	char		 path[192];
 	FILE		*fp;
 	int		 i;
 
@@ -257,11 +200,7 @@ test_nul_after_long_line(void **state)
 	fputc('\0', fp);
 	fputs("xyz\nok 1\n", fp);
 	assert_int_equal(fclose(fp), 0);
-	capture_begin();
-	assert_int_equal(conf_parse_file(path, record_cb, &r), 1);
-	err = capture_end();
-	snprintf(want, sizeof(want), "%s:1: line too long\n", path);
-	assert_string_equal(err, want);
+	expect_one_error(path, &r, 1, "line too long");
 	assert_int_equal(r.r_n, 1);
 	assert_string_equal(r.r_words[0], "ok|1");
 	assert_int_equal(r.r_line[0], 2);
@@ -277,9 +216,9 @@ test_missing_file(void **state)
 	(void)state;
 	memset(&r, 0, sizeof(r));
 	snprintf(path, sizeof(path), "%s/does-not-exist.conf", tmpdir);
-	capture_begin();
+	tu_capture_begin();
 	assert_int_equal(conf_parse_file(path, record_cb, &r), 1);
-	err = capture_end();
+	err = tu_capture_end();
 	assert_non_null(strstr(err, path));
 	assert_non_null(strstr(err, "No such file"));
 	assert_int_equal(r.r_n, 0);
@@ -455,7 +394,7 @@ test_common_directives(void **state)
 	cfg_common_init(&cx.cx_cc);
 	cx.cx_other = 0;
 	assert_int_equal(cx.cx_cc.cc_max_frame, FRAME_MAX_DEFAULT);
-	path = write_file("common.conf",
+	path = tu_write_file(tmpdir, "common.conf",
 	    "id tsp-a\n"
 	    "topology /etc/qroam/topology\n"
 	    "store /var/db/old.db\n"
@@ -491,7 +430,7 @@ test_common_errors(void **state)
 	(void)state;
 	cfg_common_init(&cx.cx_cc);
 	cx.cx_other = 0;
-	path = write_file("bad.conf",
+	path = tu_write_file(tmpdir, "bad.conf",
 	    "id TSP-A\n"
 	    "id a-name-that-is-much-longer-than-32-chars\n"
 	    "store\n"
@@ -502,9 +441,9 @@ test_common_errors(void **state)
 	    "verbose 10\n"
 	    "verbose -1\n"
 	    "topology t\n");
-	capture_begin();
+	tu_capture_begin();
 	assert_int_equal(conf_parse_file(path, common_cb, &cx), 8);
-	err = capture_end();
+	err = tu_capture_end();
 	snprintf(want, sizeof(want),
 	    "%1$s:1: invalid id \"TSP-A\" (want [a-z0-9._-]{1,32})\n"
 	    "%1$s:2: invalid id \"a-name-that-is-much-longer-than-32-chars\""
@@ -522,21 +461,21 @@ test_common_errors(void **state)
 	assert_null(cx.cx_cc.cc_store);
 
 	/* store missing; topology present; TLS files only when asked for. */
-	capture_begin();
+	tu_capture_begin();
 	assert_int_equal(cfg_common_check(&cx.cx_cc, "bad.conf", 0), -1);
-	err = capture_end();
+	err = tu_capture_end();
 	assert_string_equal(err, "bad.conf: missing \"store\"\n");
-	capture_begin();
+	tu_capture_begin();
 	assert_int_equal(cfg_common_check(&cx.cx_cc, "bad.conf", 1), -1);
-	err = capture_end();
+	err = tu_capture_end();
 	assert_string_equal(err, "bad.conf: missing \"store\"\n"
 	    "bad.conf: missing \"ca\", \"cert\" or \"key\"\n");
 	cfg_common_free(&cx.cx_cc);
 
 	cfg_common_init(&cx.cx_cc);
-	capture_begin();
+	tu_capture_begin();
 	assert_int_equal(cfg_common_check(&cx.cx_cc, "empty.conf", 0), -1);
-	err = capture_end();
+	err = tu_capture_end();
 	assert_string_equal(err, "empty.conf: missing \"store\"\n"
 	    "empty.conf: missing \"topology\"\n");
 	cfg_common_free(&cx.cx_cc);
@@ -569,9 +508,9 @@ test_common_check_tls(void **state)
 	cl.cl_argv[1] = "c.pem";
 	assert_int_equal(cfg_common_line(&cc, &cl), 1);
 	/* key still missing */
-	capture_begin();
+	tu_capture_begin();
 	assert_int_equal(cfg_common_check(&cc, "direct.conf", 1), -1);
-	err = capture_end();
+	err = tu_capture_end();
 	assert_string_equal(err, "direct.conf: missing \"ca\", \"cert\" or \"key\"\n");
 	cl.cl_argv[0] = "key";
 	cl.cl_argv[1] = "k.pem";

@@ -14,13 +14,11 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "crypto.h"
 #include "../../fillerd/fill.h"
 #include "keyseq.h"
 #include "rand.h"
 
-#define VEC_CHIP_ID	\
-    "ce055a97e79cbc8df07f12c729f2f8433cf27fe8310ecbfae1f974715c63d92d"
+#include "testutil.h"
 
 /*
  * Test random source: first the script bytes, then s_zeros zero bytes
@@ -63,24 +61,6 @@ src_fn(void *ctx, uint8_t *buf, size_t len)
 	return 0;
 }
 
-static int
-teardown(void **state)
-{
-	(void)state;
-	qrand_set_source(NULL, NULL);
-	return 0;
-}
-
-/* key_i = SHA-256("key" + i). */
-static void
-test_key(unsigned i, uint8_t key[KEYSEQ_KEYLEN])
-{
-	char	 s[16];
-
-	snprintf(s, sizeof(s), "key%u", i);
-	crypto_sha256(s, strlen(s), key);
-}
-
 /* Collect count keys SHA-256("key" + i), i >= *from, codes starting prefix. */
 static void
 find_keys(const char *prefix, unsigned *from, size_t count,
@@ -91,7 +71,7 @@ find_keys(const char *prefix, unsigned *from, size_t count,
 
 	for (; found < count; (*from)++) {
 		assert_true(*from < 1000000);
-		test_key(*from, keys[found]);
+		tu_vec_key(*from, keys[found]);
 		keyseq_code(keys[found], (unsigned)plen, code);
 		if (strcmp(code, prefix) == 0)
 			found++;
@@ -181,37 +161,35 @@ now_ms(void)
 static void
 test_vector(void **state)
 {
-	static const char *const codes[] = {
-		"3cfe019e5e", "3f46cde218", "7f60039f1e", "bcf5e735f2",
-		"fc8b584c8d",
-	};
-	static const unsigned order[] = { 2, 1, 3, 4, 0 };
 	struct src		 s = { 0 };
-	uint8_t			 keys[5][KEYSEQ_KEYLEN], want[KEYSEQ_KEYLEN];
+	uint8_t			 keys[TU_VEC_M][KEYSEQ_KEYLEN];
+	uint8_t			 want[KEYSEQ_KEYLEN];
 	Qroam__FillRecord	*fr = NULL;
 	const char		*why = NULL;
 	uint64_t		 before = now_ms();
 	unsigned		 i;
 
 	(void)state;
-	for (i = 0; i < 5; i++)
-		test_key(i, keys[i]);
+	for (i = 0; i < TU_VEC_M; i++)
+		tu_vec_key(i, keys[i]);
 	qrand_set_source(src_fn, &s);
 	assert_int_equal(fill_from_keys((const uint8_t (*)[KEYSEQ_KEYLEN])keys,
-	    5, 10, 6, &fr, &why), 0);
+	    TU_VEC_M, 10, 6, &fr, &why), 0);
 	assert_int_equal(s.s_calls, 0);
-	assert_string_equal(fr->chip_id, VEC_CHIP_ID);
-	assert_int_equal(fr->m, 5);
+	assert_string_equal(fr->chip_id, TU_VEC_CHIP_ID);
+	assert_int_equal(fr->m, TU_VEC_M);
 	assert_int_equal(fr->k, 10);
 	assert_int_equal(fr->n, 6);
-	assert_int_equal(fr->n_keys, 5);
-	for (i = 0; i < 5; i++) {
-		test_key(order[i], want);
+	assert_int_equal(fr->n_keys, TU_VEC_M);
+	for (i = 0; i < TU_VEC_M; i++) {
+		tu_vec_key(tu_vec_order[i], want);
 		assert_memory_equal(fr->keys[i]->key.data, want, KEYSEQ_KEYLEN);
-		assert_string_equal(fr->keys[i]->code, codes[i]);
+		assert_string_equal(fr->keys[i]->code,
+		    tu_vec_codes[tu_vec_order[i]]);
 	}
 	assert_true(fr->created_ms >= before && fr->created_ms <= now_ms());
-	assert_record_of(fr, (const uint8_t (*)[KEYSEQ_KEYLEN])keys, 5, 10, 6);
+	assert_record_of(fr, (const uint8_t (*)[KEYSEQ_KEYLEN])keys, TU_VEC_M,
+	    10, 6);
 	fill_record_free(fr);
 }
 
@@ -237,8 +215,8 @@ test_scripted_collision(void **state)
 
 	(void)state;
 	/* key0 and key719 share the code "fc8". */
-	test_key(0, keys[0]);
-	test_key(719, keys[1]);
+	tu_vec_key(0, keys[0]);
+	tu_vec_key(719, keys[1]);
 	keyseq_code(keys[0], 3, c0);
 	keyseq_code(keys[1], 3, c1);
 	assert_string_equal(c0, "fc8");
@@ -373,9 +351,9 @@ test_duplicate_key(void **state)
 	const char		*why = NULL;
 
 	(void)state;
-	test_key(1, keys[0]);
-	test_key(2, keys[1]);
-	test_key(1, keys[2]);
+	tu_vec_key(1, keys[0]);
+	tu_vec_key(2, keys[1]);
+	tu_vec_key(1, keys[2]);
 	assert_int_equal(fill_from_keys((const uint8_t (*)[KEYSEQ_KEYLEN])keys,
 	    3, 10, 6, &fr, &why), -1);
 	assert_null(fr);
@@ -499,17 +477,19 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_vector, teardown),
-		cmocka_unit_test_teardown(test_scripted_collision, teardown),
+		cmocka_unit_test_teardown(test_vector, tu_rand_restore),
+		cmocka_unit_test_teardown(test_scripted_collision,
+		    tu_rand_restore),
 		cmocka_unit_test_teardown(test_forced_collisions_full,
-		    teardown),
+		    tu_rand_restore),
 		cmocka_unit_test_teardown(test_forced_collisions_wide,
-		    teardown),
-		cmocka_unit_test_teardown(test_impossible, teardown),
-		cmocka_unit_test_teardown(test_duplicate_key, teardown),
-		cmocka_unit_test_teardown(test_params, teardown),
-		cmocka_unit_test_teardown(test_generate_from_source, teardown),
-		cmocka_unit_test_teardown(test_large, teardown),
+		    tu_rand_restore),
+		cmocka_unit_test_teardown(test_impossible, tu_rand_restore),
+		cmocka_unit_test_teardown(test_duplicate_key, tu_rand_restore),
+		cmocka_unit_test_teardown(test_params, tu_rand_restore),
+		cmocka_unit_test_teardown(test_generate_from_source,
+		    tu_rand_restore),
+		cmocka_unit_test_teardown(test_large, tu_rand_restore),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,8 @@
 #include "msg.h"
 #include "rand.h"
 
+#include "testutil.h"
+
 #define VID	"1HGCM82633A004352"
 #define TSP	"tsp-a"
 
@@ -69,17 +71,6 @@ fill_bytes(uint8_t *p, size_t len, uint8_t first)
 
 	for (i = 0; i < len; i++)
 		p[i] = (uint8_t)(first + i);
-}
-
-static int
-all_zero(const uint8_t *p, size_t len)
-{
-	size_t	 i;
-
-	for (i = 0; i < len; i++)
-		if (p[i] != 0)
-			return 0;
-	return 1;
 }
 
 static void
@@ -356,7 +347,7 @@ assert_m3_refused(const Qroam__M3 *m3, const char *tsp, const uint8_t pfk[32])
 
 	memset(k1, 0xaa, sizeof(k1));
 	assert_int_equal(msg_m3_open(m3, tsp, pfk, k1, &got), -1);
-	assert_true(all_zero(k1, sizeof(k1)));
+	assert_true(tu_all_zero(k1, sizeof(k1)));
 	assert_null(got);
 }
 

@@ -4,9 +4,6 @@
  * request id.  Checks ordered delivery to every TSP, transactional
  * enqueueing, and retries when a TSP refuses, is down or is an impostor.
  */
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include <event2/event.h>
@@ -26,8 +22,9 @@
 #include "log.h"
 #include "outbox.h"
 #include "store.h"
-#include "tls.h"
 #include "topo.h"
+
+#include "testutil.h"
 
 #define WAIT_MS		5000
 #define FT_MAXMSG	32
@@ -68,107 +65,35 @@ struct fixture {
 };
 
 static char	tmpdir[64];
-static char	ca_pem[128];
 static int	dbseq;
 
-/* Run a shell command in the test directory; 0 or -1. */
-static int
-sh(const char *cmd)
-{
-	char	full[1024];
-
-	snprintf(full, sizeof(full), "cd '%s' && %s >/dev/null 2>&1", tmpdir, cmd);
-	return system(full) == 0 ? 0 : -1;
-}
-
-/* FILE.key and FILE.pem for CN=cn OU=role, signed by the test CA. */
-static int
-make_party(const char *file, const char *cn, const char *role)
-{
-	char	cmd[512];
-
-	snprintf(cmd, sizeof(cmd),
-	    "openssl ecparam -name prime256v1 -genkey -noout -out %1$s.key &&"
-	    " openssl req -new -sha256 -key %1$s.key -subj '/CN=%2$s/OU=%3$s'"
-	    " -out %1$s.csr &&"
-	    " openssl x509 -req -sha256 -in %1$s.csr -CA ca.pem -CAkey ca.key"
-	    " -CAcreateserial -extfile party.ext -days 2 -out %1$s.pem",
-	    file, cn, role);
-	return sh(cmd);
-}
+/* A CA, both TSPs, the filler, and tsp-b's name under the wrong role. */
+static const struct tu_cert pki[] = {
+	{ "ca",			"test CA",	"ca",		NULL },
+	{ "tsp-a",		"tsp-a",	"tsp",		"ca" },
+	{ "tsp-b",		"tsp-b",	"tsp",		"ca" },
+	{ "filler",		"filler",	"filler",	"ca" },
+	{ "tsp-b-registrar",	"tsp-b",	"registrar",	"ca" },
+	{ NULL,			NULL,		NULL,		NULL },
+};
 
 static int
 group_setup(void **state)
 {
 	(void)state;
 	log_init("test_outbox", 0);
-	/* As daemon_signals_new() does: a write to a reset peer is not fatal. */
+	/* Like daemon_signals_new(): a write to a reset peer is not fatal. */
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_outbox.XXXXXX");
-	if (mkdtemp(tmpdir) == NULL)
+	if (tu_tmpdir_new(tmpdir, sizeof(tmpdir), "test_outbox") == -1)
 		return -1;
-	if (sh("printf '%s\\n' basicConstraints=critical,CA:FALSE"
-	    " keyUsage=critical,digitalSignature,keyAgreement"
-	    " extendedKeyUsage=serverAuth,clientAuth"
-	    " subjectAltName=DNS:localhost,IP:127.0.0.1 > party.ext") == -1 ||
-	    sh("openssl ecparam -name prime256v1 -genkey -noout -out ca.key &&"
-	    " openssl req -new -x509 -sha256 -days 2 -key ca.key"
-	    " -subj '/CN=test CA/OU=ca'"
-	    " -addext basicConstraints=critical,CA:TRUE"
-	    " -addext keyUsage=critical,keyCertSign,cRLSign -out ca.pem") == -1 ||
-	    make_party("tsp-a", "tsp-a", "tsp") == -1 ||
-	    make_party("tsp-b", "tsp-b", "tsp") == -1 ||
-	    make_party("filler", "filler", "filler") == -1 ||
-	    make_party("tsp-b-registrar", "tsp-b", "registrar") == -1) {
-		fprintf(stderr, "cannot make the test PKI in %s\n", tmpdir);
-		return -1;
-	}
-	snprintf(ca_pem, sizeof(ca_pem), "%s/ca.pem", tmpdir);
-	return 0;
+	return tu_pki_make(tmpdir, pki);
 }
 
 static int
 group_teardown(void **state)
 {
-	char	cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
-}
-
-static uint16_t
-free_port(void)
-{
-	struct sockaddr_in	sin;
-	socklen_t		len = sizeof(sin);
-	int			fd;
-	uint16_t		port;
-
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	assert_true(fd >= 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
-	port = ntohs(sin.sin_port);
-	close(fd);
-	return port;
-}
-
-static SSL_CTX *
-ctx_for(const char *name, int server)
-{
-	char	 cert[128], key[128];
-	SSL_CTX	*ctx;
-
-	snprintf(cert, sizeof(cert), "%s/%s.pem", tmpdir, name);
-	snprintf(key, sizeof(key), "%s/%s.key", tmpdir, name);
-	ctx = server ? tls_server_ctx(ca_pem, cert, key) :
-	    tls_client_ctx(ca_pem, cert, key);
-	assert_non_null(ctx);
-	return ctx;
+	return tu_tmpdir_free(tmpdir);
 }
 
 static void
@@ -225,11 +150,19 @@ ft_start(struct fixture *fx, struct fake_tsp *ft, const char *cert_name)
 	struct conn_opts	o;
 
 	memset(&o, 0, sizeof(o));
-	ft->ft_ctx = ctx_for(cert_name, 1);
+	ft->ft_ctx = tu_tls_ctx(tmpdir, cert_name, 1);
 	o.co_tls = ft->ft_ctx;
 	ft->ft_l = listener_new(fx->fx_base, "127.0.0.1", ft->ft_port, &o, &ft_cb,
 	    ft);
 	assert_non_null(ft->ft_l);
+}
+
+/* Listen for both TSPs, each with its own certificate. */
+static void
+ft_start_both(struct fixture *fx)
+{
+	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
+	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
 }
 
 static void
@@ -246,71 +179,37 @@ static void
 fixture_init(struct fixture *fx)
 {
 	const char *const migrations[] = { outbox_schema };
-	char		 path[192];
-	FILE		*fp;
+	char		 text[256], path[192];
 
 	memset(fx, 0, sizeof(*fx));
 	fx->fx_base = event_base_new();
 	assert_non_null(fx->fx_base);
 	fx->fx_tsp[0].ft_id = "tsp-a";
 	fx->fx_tsp[1].ft_id = "tsp-b";
-	fx->fx_tsp[0].ft_port = free_port();
-	fx->fx_tsp[1].ft_port = free_port();
-	snprintf(path, sizeof(path), "%s/topology", tmpdir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	fprintf(fp, "tsp tsp-a vehicle 127.0.0.1:1 provision 127.0.0.1:%u\n"
+	fx->fx_tsp[0].ft_port = tu_free_port();
+	fx->fx_tsp[1].ft_port = tu_free_port();
+	snprintf(text, sizeof(text),
+	    "tsp tsp-a vehicle 127.0.0.1:1 provision 127.0.0.1:%u\n"
 	    "tsp tsp-b vehicle 127.0.0.1:2 provision 127.0.0.1:%u\n"
 	    "region tsp-a 0,0 0,1 1,1\n"
 	    "region tsp-b 0,1 0,2 1,2\n",
 	    fx->fx_tsp[0].ft_port, fx->fx_tsp[1].ft_port);
-	assert_int_equal(fclose(fp), 0);
-	assert_int_equal(topo_load(path, &fx->fx_topo), 0);
+	assert_int_equal(topo_load(tu_write_file(tmpdir, "topology", text),
+	    &fx->fx_topo), 0);
 	snprintf(path, sizeof(path), "%s/store%d.db", tmpdir, ++dbseq);
 	fx->fx_db = store_open(path, migrations, 1, 0);
 	assert_non_null(fx->fx_db);
-	fx->fx_client = ctx_for("filler", 0);
+	fx->fx_client = tu_tls_ctx(tmpdir, "filler", 0);
 	fx->fx_ob = outbox_new(fx->fx_base, fx->fx_db, &fx->fx_topo,
 	    fx->fx_client, 0);
 	assert_non_null(fx->fx_ob);
 }
 
-static void
-expire_cb(evutil_socket_t fd, short ev, void *arg)
-{
-	(void)fd;
-	(void)ev;
-	*(int *)arg = 1;
-}
-
-/* Run the loop until done(fx) holds or ms pass; 0 if it holds. */
 static int
-run_until(struct fixture *fx, int (*done)(struct fixture *), int ms)
+is_drained(void *arg)
 {
-	struct event	*t;
-	struct timeval	 tv;
-	int		 expired = 0;
+	struct fixture	*fx = arg;
 
-	t = evtimer_new(fx->fx_base, expire_cb, &expired);
-	assert_non_null(t);
-	tv.tv_sec = ms / 1000;
-	tv.tv_usec = (ms % 1000) * 1000;
-	evtimer_add(t, &tv);
-	while ((done == NULL || !done(fx)) && !expired)
-		event_base_loop(fx->fx_base, EVLOOP_ONCE);
-	event_free(t);
-	return done != NULL && done(fx) ? 0 : -1;
-}
-
-static void
-run_for(struct fixture *fx, int ms)
-{
-	run_until(fx, NULL, ms);
-}
-
-static int
-is_drained(struct fixture *fx)
-{
 	return outbox_depth(fx->fx_ob) == 0;
 }
 
@@ -338,7 +237,7 @@ fixture_teardown(void **state)
 		if (fx->fx_tsp[i].ft_l != NULL)
 			ft_stop(&fx->fx_tsp[i]);
 	/* Let deferred connection frees run before the base goes. */
-	run_for(fx, 30);
+	tu_run_for(fx->fx_base, 30);
 	store_close(fx->fx_db);
 	topo_free(&fx->fx_topo);
 	SSL_CTX_free(fx->fx_client);
@@ -382,40 +281,27 @@ expect_received(const struct fake_tsp *ft, const char *name, int n)
 	}
 }
 
-static int64_t
-query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt	*st;
-	int64_t		 v;
-
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 static void
 test_delivers_in_order_to_every_tsp(void **state)
 {
 	struct fixture	*fx = *state;
 	int		i;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
-	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
+	ft_start_both(fx);
 	enqueue(fx, "rec", 1, 3);
 	assert_int_equal(outbox_depth(fx->fx_ob), 6);
-	assert_int_equal(query_int(fx->fx_db,
+	assert_int_equal(tu_query_int(fx->fx_db,
 	    "SELECT count(*) FROM outbox WHERE dest = 'tsp-a'"), 3);
-	assert_int_equal(query_int(fx->fx_db,
+	assert_int_equal(tu_query_int(fx->fx_db,
 	    "SELECT count(*) FROM outbox WHERE dest = 'tsp-b'"), 3);
 	/* Nothing moves before the kick. */
-	run_for(fx, 50);
+	tu_run_for(fx->fx_base, 50);
 	assert_int_equal(fx->fx_tsp[0].ft_frames + fx->fx_tsp[1].ft_frames, 0);
 
 	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, is_drained, WAIT_MS), 0);
-	assert_int_equal(query_int(fx->fx_db, "SELECT count(*) FROM outbox"), 0);
+	tu_wait(fx->fx_base, is_drained, fx, WAIT_MS);
+	assert_int_equal(tu_query_int(fx->fx_db,
+	    "SELECT count(*) FROM outbox"), 0);
 	for (i = 0; i < 2; i++) {
 		expect_received(&fx->fx_tsp[i], "rec", 3);
 		assert_int_equal(fx->fx_tsp[i].ft_refused, 0);
@@ -425,10 +311,10 @@ test_delivers_in_order_to_every_tsp(void **state)
 	}
 
 	/* After draining, later messages go out on a new kick. */
-	run_for(fx, 50);
+	tu_run_for(fx->fx_base, 50);
 	enqueue(fx, "rec", 4, 1);
 	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, is_drained, WAIT_MS), 0);
+	tu_wait(fx->fx_base, is_drained, fx, WAIT_MS);
 	for (i = 0; i < 2; i++) {
 		expect_received(&fx->fx_tsp[i], "rec", 4);
 	}
@@ -439,21 +325,22 @@ test_rolled_back_enqueue_sends_nothing(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
-	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
+	ft_start_both(fx);
 	assert_int_equal(store_begin(fx->fx_db), 0);
 	assert_int_equal(outbox_enqueue_all(fx->fx_ob,
 	    QROAM__MSG_TYPE__MT_M2, (const uint8_t *)"lost", 4), 0);
 	store_rollback(fx->fx_db);
 	assert_int_equal(outbox_depth(fx->fx_ob), 0);
 	outbox_kick(fx->fx_ob);
-	run_for(fx, 200);
+	tu_run_for(fx->fx_base, 200);
 	assert_int_equal(fx->fx_tsp[0].ft_frames + fx->fx_tsp[1].ft_frames, 0);
 }
 
 static int
-b_refused_twice(struct fixture *fx)
+b_refused_twice(void *arg)
 {
+	struct fixture	*fx = arg;
+
 	return fx->fx_tsp[0].ft_nmsg == 3 && fx->fx_tsp[1].ft_refused >= 2;
 }
 
@@ -462,28 +349,27 @@ test_refusing_tsp_is_retried(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
-	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
+	ft_start_both(fx);
 	fx->fx_tsp[1].ft_mode = FT_REFUSE;
 	enqueue(fx, "rec", 1, 3);
 	outbox_kick(fx->fx_ob);
 	/* tsp-a drains; tsp-b refuses the head and is tried again later. */
-	assert_int_equal(run_until(fx, b_refused_twice, WAIT_MS), 0);
+	tu_wait(fx->fx_base, b_refused_twice, fx, WAIT_MS);
 	expect_received(&fx->fx_tsp[0], "rec", 3);
 	assert_int_equal(fx->fx_tsp[1].ft_nmsg, 0);
 	assert_int_equal(outbox_depth(fx->fx_ob), 3);
-	assert_int_equal(query_int(fx->fx_db,
+	assert_int_equal(tu_query_int(fx->fx_db,
 	    "SELECT count(*) FROM outbox WHERE dest = 'tsp-b'"), 3);
 	/* Refusals are counted on the head message only. */
-	assert_true(query_int(fx->fx_db, "SELECT attempts FROM outbox"
+	assert_true(tu_query_int(fx->fx_db, "SELECT attempts FROM outbox"
 	    " WHERE dest = 'tsp-b' ORDER BY id LIMIT 1") >= 1);
-	assert_int_equal(query_int(fx->fx_db, "SELECT sum(attempts) FROM"
+	assert_int_equal(tu_query_int(fx->fx_db, "SELECT sum(attempts) FROM"
 	    " (SELECT attempts FROM outbox WHERE dest = 'tsp-b'"
 	    " ORDER BY id LIMIT -1 OFFSET 1)"), 0);
 
 	/* tsp-b recovers: everything arrives, in order. */
 	fx->fx_tsp[1].ft_mode = FT_OK;
-	assert_int_equal(run_until(fx, is_drained, WAIT_MS), 0);
+	tu_wait(fx->fx_base, is_drained, fx, WAIT_MS);
 	expect_received(&fx->fx_tsp[1], "rec", 3);
 	expect_received(&fx->fx_tsp[0], "rec", 3);
 }
@@ -493,13 +379,12 @@ test_refusal_mid_queue_keeps_order(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
-	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
+	ft_start_both(fx);
 	fx->fx_tsp[0].ft_mode = FT_REFUSE_ONCE;
 	fx->fx_tsp[0].ft_refuse_this = "rec-2";
 	enqueue(fx, "rec", 1, 3);
 	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, is_drained, WAIT_MS), 0);
+	tu_wait(fx->fx_base, is_drained, fx, WAIT_MS);
 	/* rec-1 is not sent again; rec-3 never overtakes rec-2. */
 	expect_received(&fx->fx_tsp[0], "rec", 3);
 	assert_int_equal(fx->fx_tsp[0].ft_refused, 1);
@@ -510,21 +395,33 @@ test_refusal_mid_queue_keeps_order(void **state)
 
 /* Each TSP saw the second batch's message at least once. */
 static int
-both_seen(struct fixture *fx)
+both_seen(void *arg)
 {
+	struct fixture	*fx = arg;
+
 	return fx->fx_tsp[0].ft_frames >= 2 && fx->fx_tsp[1].ft_frames >= 2;
 }
 
-static int
-a_done(struct fixture *fx)
+/*
+ * tsp-a listens as itself, tsp-b as cert_b (NULL: nothing listens): n
+ * queued messages reach tsp-a, and tsp-b gets none of them, also after
+ * at least one retry, so they stay queued for it.
+ */
+static void
+expect_only_a(struct fixture *fx, const char *cert_b, int n)
 {
-	return fx->fx_tsp[0].ft_nmsg == 2;
-}
-
-static int
-a_got_one(struct fixture *fx)
-{
-	return fx->fx_tsp[0].ft_nmsg == 1;
+	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
+	if (cert_b != NULL)
+		ft_start(fx, &fx->fx_tsp[1], cert_b);
+	enqueue(fx, "rec", 1, n);
+	outbox_kick(fx->fx_ob);
+	tu_wait_count(fx->fx_base, &fx->fx_tsp[0].ft_nmsg, n, WAIT_MS);
+	tu_run_for(fx->fx_base, 300);
+	expect_received(&fx->fx_tsp[0], "rec", n);
+	assert_int_equal(fx->fx_tsp[1].ft_frames, 0);
+	assert_int_equal(outbox_depth(fx->fx_ob), n);
+	assert_int_equal(tu_query_int(fx->fx_db,
+	    "SELECT count(*) FROM outbox WHERE dest = 'tsp-b'"), n);
 }
 
 static void
@@ -532,19 +429,11 @@ test_down_tsp_converges(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
 	/* tsp-b is down: nothing listens on its port. */
-	enqueue(fx, "rec", 1, 2);
-	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, a_done, WAIT_MS), 0);
-	run_for(fx, 300);	/* at least one retry against the closed port */
-	expect_received(&fx->fx_tsp[0], "rec", 2);
-	assert_int_equal(outbox_depth(fx->fx_ob), 2);
-	assert_int_equal(query_int(fx->fx_db,
-	    "SELECT count(*) FROM outbox WHERE dest = 'tsp-b'"), 2);
+	expect_only_a(fx, NULL, 2);
 	/* It comes up and gets everything without another kick. */
 	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
-	assert_int_equal(run_until(fx, is_drained, WAIT_MS), 0);
+	tu_wait(fx->fx_base, is_drained, fx, WAIT_MS);
 	expect_received(&fx->fx_tsp[1], "rec", 2);
 	expect_received(&fx->fx_tsp[0], "rec", 2);
 }
@@ -554,21 +443,12 @@ test_impostor_tsp_gets_nothing(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
 	/* tsp-b's address answers with tsp-a's certificate. */
-	ft_start(fx, &fx->fx_tsp[1], "tsp-a");
-	enqueue(fx, "rec", 1, 2);
-	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, a_done, WAIT_MS), 0);
-	run_for(fx, 300);
-	expect_received(&fx->fx_tsp[0], "rec", 2);
-	assert_int_equal(fx->fx_tsp[1].ft_frames, 0);
-	assert_int_equal(query_int(fx->fx_db,
-	    "SELECT count(*) FROM outbox WHERE dest = 'tsp-b'"), 2);
+	expect_only_a(fx, "tsp-a", 2);
 	/* The real tsp-b takes over the address: it gets everything. */
 	ft_stop(&fx->fx_tsp[1]);
 	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
-	assert_int_equal(run_until(fx, is_drained, WAIT_MS), 0);
+	tu_wait(fx->fx_base, is_drained, fx, WAIT_MS);
 	expect_received(&fx->fx_tsp[1], "rec", 2);
 }
 
@@ -577,16 +457,8 @@ test_wrong_role_gets_nothing(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
 	/* CN tsp-b, but OU registrar. */
-	ft_start(fx, &fx->fx_tsp[1], "tsp-b-registrar");
-	enqueue(fx, "rec", 1, 1);
-	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, a_got_one, WAIT_MS), 0);
-	run_for(fx, 300);
-	expect_received(&fx->fx_tsp[0], "rec", 1);
-	assert_int_equal(fx->fx_tsp[1].ft_frames, 0);
-	assert_int_equal(outbox_depth(fx->fx_ob), 1);
+	expect_only_a(fx, "tsp-b-registrar", 1);
 }
 
 /* The outbox can be freed in any state: drained, waiting, mid-delivery. */
@@ -595,14 +467,13 @@ test_free_in_any_state(void **state)
 {
 	struct fixture	*fx = *state;
 
-	ft_start(fx, &fx->fx_tsp[0], "tsp-a");
-	ft_start(fx, &fx->fx_tsp[1], "tsp-b");
+	ft_start_both(fx);
 	enqueue(fx, "rec", 1, 1);
 	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, is_drained, WAIT_MS), 0);
+	tu_wait(fx->fx_base, is_drained, fx, WAIT_MS);
 	outbox_free(fx->fx_ob);
 	/* The loop keeps running for the rest of the daemon. */
-	run_for(fx, 50);
+	tu_run_for(fx->fx_base, 50);
 
 	/* tsp-a never answers (in flight), tsp-b refuses (backoff timer). */
 	fx->fx_ob = outbox_new(fx->fx_base, fx->fx_db, &fx->fx_topo,
@@ -611,13 +482,14 @@ test_free_in_any_state(void **state)
 	fx->fx_tsp[1].ft_mode = FT_REFUSE;
 	enqueue(fx, "rec", 2, 1);
 	outbox_kick(fx->fx_ob);
-	assert_int_equal(run_until(fx, both_seen, WAIT_MS), 0);
-	run_for(fx, 20);
+	tu_wait(fx->fx_base, both_seen, fx, WAIT_MS);
+	tu_run_for(fx->fx_base, 20);
 	outbox_free(fx->fx_ob);
 	fx->fx_ob = NULL;
-	run_for(fx, 300);
+	tu_run_for(fx->fx_base, 300);
 	/* Nothing was acknowledged, so nothing was lost. */
-	assert_int_equal(query_int(fx->fx_db, "SELECT count(*) FROM outbox"), 2);
+	assert_int_equal(tu_query_int(fx->fx_db,
+	    "SELECT count(*) FROM outbox"), 2);
 }
 
 int

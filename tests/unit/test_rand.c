@@ -15,6 +15,8 @@
 
 #include "rand.h"
 
+#include "testutil.h"
+
 /* A scripted source: hands out script bytes in order, counting calls. */
 struct script {
 	const uint8_t	*s_bytes;
@@ -43,14 +45,6 @@ failing_source(void *ctx, uint8_t *buf, size_t len)
 	(void)buf;
 	(void)len;
 	return -1;
-}
-
-static int
-teardown(void **state)
-{
-	(void)state;
-	qrand_set_source(NULL, NULL);
-	return 0;
 }
 
 static void
@@ -195,11 +189,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_default_source, teardown),
-		cmocka_unit_test_teardown(test_plugged_source, teardown),
-		cmocka_unit_test_teardown(test_uniform_scripted, teardown),
-		cmocka_unit_test_teardown(test_uniform_spread, teardown),
-		cmocka_unit_test_teardown(test_failure_is_fatal, teardown),
+		cmocka_unit_test_teardown(test_default_source, tu_rand_restore),
+		cmocka_unit_test_teardown(test_plugged_source, tu_rand_restore),
+		cmocka_unit_test_teardown(test_uniform_scripted,
+		    tu_rand_restore),
+		cmocka_unit_test_teardown(test_uniform_spread, tu_rand_restore),
+		cmocka_unit_test_teardown(test_failure_is_fatal,
+		    tu_rand_restore),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "store.h"
 
+#include "testutil.h"
+
 static char	tmpdir[64];
 static char	dbpath[192];
 static int	dbseq;
@@ -41,18 +43,14 @@ static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_store.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tu_tmpdir_new(tmpdir, sizeof(tmpdir), "test_store");
 }
 
 static int
 teardown(void **state)
 {
-	char	cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_free(tmpdir);
 }
 
 /* A fresh database path for each test. */
@@ -64,18 +62,20 @@ fresh_db(void **state)
 	return 0;
 }
 
-/* Run a query returning one integer. */
-static int64_t
-query_int(sqlite3 *db, const char *sql)
+/*
+ * Open dbpath with the first n migrations: the schema is at version n and
+ * ran migrations have logged ran rows in all.
+ */
+static sqlite3 *
+open_at(size_t n, int64_t ran)
 {
-	sqlite3_stmt	*st;
-	int64_t		 v;
+	sqlite3	*db;
 
-	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	db = store_open(dbpath, migrations, n, 0);
+	assert_non_null(db);
+	assert_int_equal(tu_query_int(db, "PRAGMA user_version"), n);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM miglog"), ran);
+	return db;
 }
 
 static void
@@ -85,33 +85,24 @@ test_migrations_run_once(void **state)
 	sqlite3_stmt	*st;
 
 	(void)state;
-	db = store_open(dbpath, migrations, 2, 0);
-	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM miglog"), 2);
-	assert_int_equal(query_int(db, "SELECT sum(v) FROM miglog"), 3);
+	db = open_at(2, 2);
+	assert_int_equal(tu_query_int(db, "SELECT sum(v) FROM miglog"), 3);
 	/* Migration 2 really ran: the column exists. */
 	assert_int_equal(store_exec(db,
 	    "INSERT INTO kv (k, v, note) VALUES ('a', 1, 'n')"), 0);
 	store_close(db);
 
 	/* Reopening with the same list runs nothing. */
-	db = store_open(dbpath, migrations, 2, 0);
-	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM miglog"), 2);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv"), 1);
+	db = open_at(2, 2);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv"), 1);
 	/* Prepared statements left open are finalized by store_close. */
 	st = store_prepare(db, "SELECT k FROM kv");
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	store_close(db);
 
 	/* A longer list runs only the new migration. */
-	db = store_open(dbpath, migrations, 3, 0);
-	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 3);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM miglog"), 3);
-	assert_int_equal(query_int(db, "SELECT max(v) FROM miglog"), 3);
+	db = open_at(3, 3);
+	assert_int_equal(tu_query_int(db, "SELECT max(v) FROM miglog"), 3);
 	store_close(db);
 }
 
@@ -124,8 +115,9 @@ test_pragmas(void **state)
 	(void)state;
 	db = store_open(dbpath, migrations, 1, 1);
 	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA synchronous"), 2);	/* FULL */
-	assert_int_equal(query_int(db, "PRAGMA foreign_keys"), 1);
+	/* FULL */
+	assert_int_equal(tu_query_int(db, "PRAGMA synchronous"), 2);
+	assert_int_equal(tu_query_int(db, "PRAGMA foreign_keys"), 1);
 	assert_int_equal(store_exec(db, "INSERT INTO kv VALUES ('x', 1)"), 0);
 	snprintf(wal, sizeof(wal), "%s-wal", dbpath);
 	assert_int_equal(access(wal, F_OK), 0);
@@ -133,7 +125,8 @@ test_pragmas(void **state)
 
 	db = store_open(dbpath, migrations, 1, 0);
 	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA synchronous"), 1);	/* NORMAL */
+	/* NORMAL */
+	assert_int_equal(tu_query_int(db, "PRAGMA synchronous"), 1);
 	{
 		sqlite3_stmt	*st;
 
@@ -152,17 +145,13 @@ test_newer_schema_refused(void **state)
 	sqlite3	*db;
 
 	(void)state;
-	db = store_open(dbpath, migrations, 3, 0);
-	assert_non_null(db);
+	db = open_at(3, 3);
 	store_close(db);
 	/* An older program must not touch a newer schema. */
 	assert_null(store_open(dbpath, migrations, 2, 0));
 	assert_null(store_open(dbpath, migrations, 0, 0));
 	/* ...and the refusal changed nothing. */
-	db = store_open(dbpath, migrations, 3, 0);
-	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 3);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM miglog"), 3);
+	db = open_at(3, 3);
 	store_close(db);
 }
 
@@ -180,17 +169,12 @@ test_failed_migration_rolls_back(void **state)
 	(void)state;
 	assert_null(store_open(dbpath, bad, 2, 0));
 	/* Migration 1 committed, migration 2 left no trace. */
-	db = store_open(dbpath, migrations, 1, 0);
-	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM miglog"), 1);
-	assert_int_equal(query_int(db,
+	db = open_at(1, 1);
+	assert_int_equal(tu_query_int(db,
 	    "SELECT count(*) FROM sqlite_master WHERE name = 'half'"), 0);
 	store_close(db);
 	/* The fixed list then migrates normally. */
-	db = store_open(dbpath, migrations, 2, 0);
-	assert_non_null(db);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
+	db = open_at(2, 2);
 	store_close(db);
 }
 
@@ -218,16 +202,16 @@ test_transactions(void **state)
 	assert_int_equal(store_exec(db, "INSERT INTO kv (k, v) VALUES ('r', 1)"), 0);
 	store_rollback(db);
 	assert_int_equal(sqlite3_get_autocommit(db), 1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv"), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv"), 0);
 
 	assert_int_equal(store_begin(db), 0);
 	assert_int_equal(store_exec(db, "INSERT INTO kv (k, v) VALUES ('c', 2)"), 0);
 	assert_int_equal(store_commit(db), 0);
-	assert_int_equal(query_int(db, "SELECT v FROM kv WHERE k = 'c'"), 2);
+	assert_int_equal(tu_query_int(db, "SELECT v FROM kv WHERE k = 'c'"), 2);
 
 	/* Rollback outside a transaction is harmless. */
 	store_rollback(db);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv"), 1);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv"), 1);
 
 	/* A nested BEGIN fails and leaves the outer transaction intact. */
 	assert_int_equal(store_begin(db), 0);
@@ -235,7 +219,7 @@ test_transactions(void **state)
 	assert_int_equal(store_begin(db), -1);
 	assert_int_equal(sqlite3_get_autocommit(db), 0);
 	store_rollback(db);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv"), 1);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv"), 1);
 
 	/* A COMMIT that fails (deferred foreign key) rolls back. */
 	assert_int_equal(store_begin(db), 0);
@@ -244,8 +228,8 @@ test_transactions(void **state)
 	    "INSERT INTO child (id, pid) VALUES (1, 99)"), 0);
 	assert_int_equal(store_commit(db), -1);
 	assert_int_equal(sqlite3_get_autocommit(db), 1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv WHERE k = 'fk'"), 0);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM child"), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv WHERE k = 'fk'"), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM child"), 0);
 	store_close(db);
 }
 
@@ -262,9 +246,9 @@ test_transaction_visibility(void **state)
 	assert_int_equal(store_begin(db), 0);
 	assert_int_equal(store_exec(db, "INSERT INTO kv VALUES ('w', 1)"), 0);
 	/* Uncommitted rows are invisible to another connection (WAL). */
-	assert_int_equal(query_int(other, "SELECT count(*) FROM kv"), 0);
+	assert_int_equal(tu_query_int(other, "SELECT count(*) FROM kv"), 0);
 	assert_int_equal(store_commit(db), 0);
-	assert_int_equal(query_int(other, "SELECT count(*) FROM kv"), 1);
+	assert_int_equal(tu_query_int(other, "SELECT count(*) FROM kv"), 1);
 	store_close(other);
 	store_close(db);
 }
@@ -299,11 +283,11 @@ test_step_done(void **state)
 	/* Bindings were cleared: v = NULL violates NOT NULL. */
 	sqlite3_bind_text(ins, 1, "c", -1, SQLITE_STATIC);
 	assert_int_equal(store_step_done(ins, NULL), -1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv"), 2);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv"), 2);
 	sqlite3_bind_text(ins, 1, "c", -1, SQLITE_STATIC);
 	sqlite3_bind_int(ins, 2, 5);
 	assert_int_equal(store_step_done(ins, NULL), 0);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv"), 3);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv"), 3);
 
 	sqlite3_bind_int(upd, 1, 10);
 	assert_int_equal(store_step_done(upd, &changes), 0);
@@ -311,7 +295,8 @@ test_step_done(void **state)
 	sqlite3_bind_int(upd, 1, 1000);
 	assert_int_equal(store_step_done(upd, &changes), 0);
 	assert_int_equal(changes, 0);
-	assert_int_equal(query_int(db, "SELECT v FROM kv WHERE k = 'b'"), 21);
+	assert_int_equal(tu_query_int(db,
+	    "SELECT v FROM kv WHERE k = 'b'"), 21);
 
 	/* A statement that returns rows is not "done". */
 	{
@@ -337,7 +322,7 @@ test_exec_errors(void **state)
 	assert_int_equal(store_exec(db, "INSERT INTO kv VALUES ('a', 1);"
 	    "INSERT INTO missing VALUES (1);"
 	    "INSERT INTO kv VALUES ('b', 2)"), -1);
-	assert_int_equal(query_int(db, "SELECT count(*) FROM kv WHERE k = 'b'"), 0);
+	assert_int_equal(tu_query_int(db, "SELECT count(*) FROM kv WHERE k = 'b'"), 0);
 	store_close(db);
 	store_close(NULL);
 }

@@ -3,7 +3,6 @@
  * its errors, region lookup, containment on boundaries and concave
  * polygons, distance, bearing and projection.
  */
-#include <fcntl.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,17 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <cmocka.h>
 
 #include "geo.h"
 #include "topo.h"
 
+#include "testutil.h"
+
 static char	tmpdir[64];
-static char	errbuf[8192];
-static int	saved_stderr = -1;
-static char	errpath[128];
-static char	path[192];
 
 /* Two neighbouring regions sharing the edge lon = 120.10. */
 static const char topo_ok[] =
@@ -37,68 +33,25 @@ static const char topo_ok[] =
 	"region tsp-a 30.00,120.00 30.00,120.10 30.10,120.10 30.10,120.00\n"
 	"region tsp-b 30.00,120.10 30.00,120.20 30.10,120.20 30.10,120.10\n";
 
-/* Write text as the test's topology file. */
+/* Write text as the test's topology file; returns its path. */
 static const char *
 write_topo(const char *text)
 {
-	FILE	*fp;
-
-	snprintf(path, sizeof(path), "%s/topology", tmpdir);
-	fp = fopen(path, "w");
-	assert_non_null(fp);
-	assert_true(fputs(text, fp) >= 0);
-	assert_int_equal(fclose(fp), 0);
-	return path;
-}
-
-static void
-capture_begin(void)
-{
-	int	fd;
-
-	fflush(stderr);
-	snprintf(errpath, sizeof(errpath), "%s/stderr", tmpdir);
-	fd = open(errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-	assert_true(fd >= 0);
-	saved_stderr = dup(STDERR_FILENO);
-	assert_true(saved_stderr >= 0);
-	assert_true(dup2(fd, STDERR_FILENO) >= 0);
-	close(fd);
-}
-
-static const char *
-capture_end(void)
-{
-	FILE	*fp;
-	size_t	 n;
-
-	fflush(stderr);
-	assert_true(dup2(saved_stderr, STDERR_FILENO) >= 0);
-	close(saved_stderr);
-	fp = fopen(errpath, "r");
-	assert_non_null(fp);
-	n = fread(errbuf, 1, sizeof(errbuf) - 1, fp);
-	errbuf[n] = '\0';
-	fclose(fp);
-	return errbuf;
+	return tu_write_file(tmpdir, "topology", text);
 }
 
 static int
 setup(void **state)
 {
 	(void)state;
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test_topo.XXXXXX");
-	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+	return tu_tmpdir_new(tmpdir, sizeof(tmpdir), "test_topo");
 }
 
 static int
 teardown(void **state)
 {
-	char	cmd[128];
-
 	(void)state;
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-	return system(cmd) == 0 ? 0 : -1;
+	return tu_tmpdir_free(tmpdir);
 }
 
 static struct geo_point
@@ -187,9 +140,9 @@ expect_error(const char *text, const char *tmpl)
 	char		 want[2048];
 
 	p = write_topo(text);
-	capture_begin();
+	tu_capture_begin();
 	assert_int_equal(topo_load(p, &t), -1);
-	err = capture_end();
+	err = tu_capture_end();
 	expand(tmpl, p, want, sizeof(want));
 	assert_string_equal(err, want);
 	/* Nothing is left allocated or half-filled. */

@@ -19,21 +19,18 @@
 
 #include "../../tspd/db.h"
 
+#include "testutil.h"
+
 #define VIN_A	"1HGCM82633A004352"
 #define VIN_B	"WVWZZZ1JZXW000001"
 #define TSP	"tsp-a"
 #define NKEYS	8
 
 struct fixture {
-	char			 dir[64];
-	char			 path[96];
-	struct tspdb		*db;
-	Qroam__FillRecord	 fr;
-	Qroam__ChipKey		 ck[NKEYS];
-	Qroam__ChipKey		*ckp[NKEYS];
-	uint8_t			 keys[NKEYS][32];
-	char			 codes[NKEYS][11];
-	char			 chip[65];
+	char		 dir[64];
+	char		 path[96];
+	struct tspdb	*db;
+	struct tu_fill	 fill;
 };
 
 /* A fill record of NKEYS keys for chip id "<c><c>...": content only. */
@@ -42,24 +39,12 @@ fill_record(struct fixture *fx, char c)
 {
 	size_t	 i;
 
-	memset(fx->chip, c, 64);
-	fx->chip[64] = '\0';
-	qroam__fill_record__init(&fx->fr);
-	fx->fr.chip_id = fx->chip;
-	fx->fr.m = NKEYS;
-	fx->fr.k = 10;
-	fx->fr.n = 6;
-	fx->fr.created_ms = 1000;
-	fx->fr.n_keys = NKEYS;
-	fx->fr.keys = fx->ckp;
+	tu_fill_init(&fx->fill, NKEYS, 1000);
+	memset(fx->fill.tf_chip_id, c, 64);
 	for (i = 0; i < NKEYS; i++) {
-		memset(fx->keys[i], (int)(i + 1) * 16 + c, 32);
-		snprintf(fx->codes[i], sizeof(fx->codes[i]), "%c%09zu", c, i);
-		qroam__chip_key__init(&fx->ck[i]);
-		fx->ck[i].key.data = fx->keys[i];
-		fx->ck[i].key.len = 32;
-		fx->ck[i].code = fx->codes[i];
-		fx->ckp[i] = &fx->ck[i];
+		memset(fx->fill.tf_key[i], (int)(i + 1) * 16 + c, 32);
+		snprintf(fx->fill.tf_code[i], sizeof(fx->fill.tf_code[i]),
+		    "%c%09zu", c, i);
 	}
 }
 
@@ -70,8 +55,8 @@ setup(void **state)
 
 	fx = calloc(1, sizeof(*fx));
 	assert_non_null(fx);
-	snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_tspd_db.XXXXXX");
-	assert_non_null(mkdtemp(fx->dir));
+	assert_int_equal(tu_tmpdir_new(fx->dir, sizeof(fx->dir),
+	    "test_tspd_db"), 0);
 	snprintf(fx->path, sizeof(fx->path), "%s/tspd.db", fx->dir);
 	fx->db = tspdb_open(fx->path, 0);
 	assert_non_null(fx->db);
@@ -83,17 +68,12 @@ static int
 teardown(void **state)
 {
 	struct fixture	*fx = *state;
-	char		 p[128];
+	int		 rc;
 
 	tspdb_close(fx->db);
-	unlink(fx->path);
-	snprintf(p, sizeof(p), "%s-wal", fx->path);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", fx->path);
-	unlink(p);
-	rmdir(fx->dir);
+	rc = tu_tmpdir_free(fx->dir);
 	free(fx);
-	return 0;
+	return rc;
 }
 
 /* One integer from a query on the store file, read by a second handle. */
@@ -101,14 +81,10 @@ static int64_t
 query_int(struct fixture *fx, const char *sql)
 {
 	sqlite3		*h;
-	sqlite3_stmt	*st;
-	int64_t		 v = -1;
+	int64_t		 v;
 
 	assert_int_equal(sqlite3_open(fx->path, &h), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &st, NULL), SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	v = tu_query_int(h, sql);
 	sqlite3_close(h);
 	return v;
 }
@@ -123,10 +99,11 @@ vehicle_ready(struct fixture *fx, const char *vid, uint8_t noncebyte)
 	enum tspdb_result	 r;
 
 	memset(nonce, noncebyte, sizeof(nonce));
-	r = tspdb_m2_apply(fx->db, vid, fx->chip, prv, sizeof(prv), 1, &old);
+	r = tspdb_m2_apply(fx->db, vid, fx->fill.tf_chip_id, prv, sizeof(prv),
+	    1, &old);
 	assert_true(r == TSPDB_OK || r == TSPDB_SAME);
-	assert_int_equal(tspdb_auth_commit(fx->db, vid, fx->chip, nonce,
-	    sizeof(nonce), 1000, 61000, "f3"), TSPDB_OK);
+	assert_int_equal(tspdb_auth_commit(fx->db, vid, fx->fill.tf_chip_id,
+	    nonce, sizeof(nonce), 1000, 61000, "f3"), TSPDB_OK);
 }
 
 static void
@@ -149,13 +126,13 @@ draw(struct fixture *fx, const char *vid, uint32_t idx, const char *code)
 	Qroam__Telemetry	 t;
 	enum tspdb_result	 r;
 
-	if ((r = tspdb_key_select(fx->db, fx->chip, idx, code, &key)) !=
-	    TSPDB_OK)
+	if ((r = tspdb_key_select(fx->db, fx->fill.tf_chip_id, idx, code,
+	    &key)) != TSPDB_OK)
 		return r;
-	assert_memory_equal(key.k_key, fx->keys[key.k_index], 32);
+	assert_memory_equal(key.k_key, fx->fill.tf_key[key.k_index], 32);
 	memset(&s, 0, sizeof(s));
 	snprintf(s.s_vid, sizeof(s.s_vid), "%s", vid);
-	memcpy(s.s_chip_id, fx->chip, sizeof(s.s_chip_id));
+	memcpy(s.s_chip_id, fx->fill.tf_chip_id, sizeof(s.s_chip_id));
 	memset(s.s_k1, 0x5a, sizeof(s.s_k1));
 	s.s_key_index = key.k_index;
 	telemetry(&t);
@@ -169,30 +146,35 @@ test_fill_idempotent(void **state)
 	struct tspdb_fill	 f;
 
 	fill_record(fx, 'a');
-	assert_int_equal(tspdb_fill_get(fx->db, fx->chip, &f), 0);
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_SAME);
-	assert_int_equal(tspdb_fill_get(fx->db, fx->chip, &f), 1);
+	assert_int_equal(tspdb_fill_get(fx->db, fx->fill.tf_chip_id, &f), 0);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec),
+	    TSPDB_SAME);
+	assert_int_equal(tspdb_fill_get(fx->db, fx->fill.tf_chip_id, &f), 1);
 	assert_int_equal(f.f_m, NKEYS);
 	assert_int_equal(f.f_k, 10);
 	assert_int_equal(f.f_n, 6);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 0);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 0);
 
 	/* A different record under the same chip id never replaces it. */
-	fx->codes[3][9] = 'f';
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_CONFLICT);
-	fx->codes[3][9] = '3';
-	fx->keys[7][0] ^= 1;
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_CONFLICT);
-	fx->keys[7][0] ^= 1;
-	fx->fr.n_keys = NKEYS - 1;
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_CONFLICT);
-	fx->fr.n_keys = NKEYS;
+	fx->fill.tf_code[3][9] = 'f';
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec),
+	    TSPDB_CONFLICT);
+	fx->fill.tf_code[3][9] = '3';
+	fx->fill.tf_key[7][0] ^= 1;
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec),
+	    TSPDB_CONFLICT);
+	fx->fill.tf_key[7][0] ^= 1;
+	fx->fill.tf_rec.n_keys = NKEYS - 1;
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec),
+	    TSPDB_CONFLICT);
+	fx->fill.tf_rec.n_keys = NKEYS;
 	assert_int_equal(query_int(fx,
 	    "SELECT count(*) FROM fill_keys WHERE code = 'a00000000f'"), 0);
 	assert_int_equal(query_int(fx, "SELECT count(*) FROM fill_keys"),
 	    NKEYS);
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_SAME);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec),
+	    TSPDB_SAME);
 }
 
 static void
@@ -206,8 +188,8 @@ test_m2_epochs(void **state)
 
 	fill_record(fx, 'b');
 	assert_int_equal(tspdb_reg_get(fx->db, VIN_A, &r), 0);
-	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, fx->chip, prv1,
-	    sizeof(prv1), 2, &old), TSPDB_OK);
+	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, fx->fill.tf_chip_id,
+	    prv1, sizeof(prv1), 2, &old), TSPDB_OK);
 	assert_int_equal(old, 0);
 	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, "c", prv2,
 	    sizeof(prv2), 2, &old), TSPDB_SAME);
@@ -215,7 +197,7 @@ test_m2_epochs(void **state)
 	    sizeof(prv2), 1, &old), TSPDB_STALE);
 	assert_int_equal(old, 2);
 	assert_int_equal(tspdb_reg_get(fx->db, VIN_A, &r), 1);
-	assert_string_equal(r.r_chip_id, fx->chip);
+	assert_string_equal(r.r_chip_id, fx->fill.tf_chip_id);
 	assert_int_equal(r.r_prvlen, sizeof(prv1));
 	assert_memory_equal(r.r_prv, prv1, sizeof(prv1));
 	assert_int_equal(r.r_epoch, 2);
@@ -223,10 +205,10 @@ test_m2_epochs(void **state)
 	assert_null(r.r_prv);
 
 	/* A newer binding replaces the old one and ends its auth/session. */
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
 	memset(nonce, 0x11, sizeof(nonce));
-	assert_int_equal(tspdb_auth_commit(fx->db, VIN_A, fx->chip, nonce,
-	    sizeof(nonce), 1000, 61000, "f3"), TSPDB_OK);
+	assert_int_equal(tspdb_auth_commit(fx->db, VIN_A, fx->fill.tf_chip_id,
+	    nonce, sizeof(nonce), 1000, 61000, "f3"), TSPDB_OK);
 	assert_int_equal(draw(fx, VIN_A, 0, NULL), TSPDB_OK);
 	assert_int_equal(tspdb_m2_apply(fx->db, VIN_A, "d", prv2,
 	    sizeof(prv2), 3, &old), TSPDB_OK);
@@ -276,16 +258,16 @@ test_draw_sequential(void **state)
 	struct tspdb_key	 key;
 
 	fill_record(fx, 'c');
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
 	vehicle_ready(fx, VIN_A, 0x21);
 
 	assert_int_equal(draw(fx, VIN_A, 0, NULL), TSPDB_OK);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 1);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 1);
 	assert_int_equal(draw(fx, VIN_A, 0, NULL), TSPDB_REUSED);
 
 	/* Skipping ahead burns the skipped keys. */
 	assert_int_equal(draw(fx, VIN_A, 3, NULL), TSPDB_OK);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 4);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 4);
 	assert_int_equal(draw(fx, VIN_A, 1, NULL), TSPDB_REUSED);
 	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_REUSED);
 	assert_int_equal(draw(fx, VIN_A, 3, NULL), TSPDB_REUSED);
@@ -295,14 +277,14 @@ test_draw_sequential(void **state)
 	    "SELECT count(*) FROM used_keys WHERE how = 'm3'"), 2);
 
 	/* Out of range; selection alone changes nothing. */
-	assert_int_equal(tspdb_key_select(fx->db, fx->chip, NKEYS, NULL, &key),
-	    TSPDB_UNKNOWN);
-	assert_int_equal(tspdb_key_select(fx->db, fx->chip, 5, NULL, &key),
-	    TSPDB_OK);
+	assert_int_equal(tspdb_key_select(fx->db, fx->fill.tf_chip_id, NKEYS,
+	    NULL, &key), TSPDB_UNKNOWN);
+	assert_int_equal(tspdb_key_select(fx->db, fx->fill.tf_chip_id, 5, NULL,
+	    &key), TSPDB_OK);
 	assert_int_equal(key.k_index, 5);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 4);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 4);
 	assert_int_equal(draw(fx, VIN_A, NKEYS - 1, NULL), TSPDB_OK);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), NKEYS);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), NKEYS);
 	assert_int_equal(draw(fx, VIN_A, 5, NULL), TSPDB_REUSED);
 	assert_int_equal(query_int(fx, "SELECT count(*) FROM used_keys"),
 	    NKEYS);
@@ -314,19 +296,19 @@ test_draw_arbitrary(void **state)
 	struct fixture	*fx = *state;
 
 	fill_record(fx, 'd');
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
 	vehicle_ready(fx, VIN_A, 0x31);
 
 	assert_int_equal(draw(fx, VIN_A, 0, "d000000002"), TSPDB_OK);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 0);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 0);
 	assert_int_equal(draw(fx, VIN_A, 0, "d000000002"), TSPDB_REUSED);
 	assert_int_equal(draw(fx, VIN_A, 0, "d00000000f"), TSPDB_UNKNOWN);
 
 	/* Using the key at the position moves it past the run of used keys. */
 	assert_int_equal(draw(fx, VIN_A, 0, "d000000001"), TSPDB_OK);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 0);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 0);
 	assert_int_equal(draw(fx, VIN_A, 0, "d000000000"), TSPDB_OK);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 3);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 3);
 	assert_int_equal(query_int(fx,
 	    "SELECT count(*) FROM used_keys WHERE how = 'burned'"), 0);
 
@@ -334,7 +316,7 @@ test_draw_arbitrary(void **state)
 	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_REUSED);
 	assert_int_equal(draw(fx, VIN_A, 4, NULL), TSPDB_OK);
 	assert_int_equal(draw(fx, VIN_A, 0, "d000000003"), TSPDB_REUSED);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 5);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 5);
 }
 
 static void
@@ -345,7 +327,7 @@ test_session_sequence(void **state)
 	Qroam__Telemetry	 t;
 
 	fill_record(fx, 'e');
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
 	vehicle_ready(fx, VIN_A, 0x41);
 	telemetry(&t);
 	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 0);
@@ -355,7 +337,7 @@ test_session_sequence(void **state)
 	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_OK);
 	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 1);
 	assert_string_equal(s.s_vid, VIN_A);
-	assert_string_equal(s.s_chip_id, fx->chip);
+	assert_string_equal(s.s_chip_id, fx->fill.tf_chip_id);
 	assert_int_equal(s.s_key_index, 2);
 	assert_int_equal(s.s_rx_seq, 0);
 	assert_int_equal(s.s_tx_seq, 1);
@@ -402,7 +384,7 @@ test_reopen(void **state)
 	struct fixture	*fx = *state;
 
 	fill_record(fx, 'f');
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_OK);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
 	vehicle_ready(fx, VIN_B, 0x51);
 	assert_int_equal(draw(fx, VIN_B, 3, NULL), TSPDB_OK);
 	tspdb_close(fx->db);
@@ -410,10 +392,11 @@ test_reopen(void **state)
 	/* The state survives a restart; migrations do not run twice. */
 	fx->db = tspdb_open(fx->path, 0);
 	assert_non_null(fx->db);
-	assert_int_equal(tspdb_keypos(fx->db, fx->chip), 4);
+	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 4);
 	assert_int_equal(draw(fx, VIN_B, 3, NULL), TSPDB_REUSED);
 	assert_int_equal(draw(fx, VIN_B, 2, NULL), TSPDB_REUSED);
-	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fr), TSPDB_SAME);
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec),
+	    TSPDB_SAME);
 	assert_int_equal(tspdb_telemetry_count(fx->db, VIN_B), 1);
 }
 
