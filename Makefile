@@ -8,7 +8,7 @@ DESTDIR	?=
 BUILD	?= build
 PYTHON	?= python3
 
-PKGS	:= libevent libevent_openssl openssl sqlite3 libprotobuf-c
+PKGS	:= libevent libevent_openssl openssl sqlite3 libprotobuf-c jansson
 PKGCFG	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -28,7 +28,8 @@ Q	:= @
 E	:= @printf '  %-6s %s\n'
 endif
 
-DAEMONS	:= fillerd registrard tspd vehicled
+# Every daemon folder with its main in <d>/<d>.c.
+DAEMONS	:= $(foreach d,fillerd registrard tspd vehicled schedd qkdd,$(if $(wildcard $(d)/$(d).c),$(d)))
 PROTO_C	:= $(BUILD)/proto/qroam.pb-c.c
 PROTO_H	:= $(BUILD)/proto/qroam.pb-c.h
 COMMON	:= $(wildcard common/*.c)
