@@ -88,8 +88,7 @@ def test_auth_ok(tb):
     assert row == [(p.chip_id, "f3")], row
     assert tb.count("tsp-a", "auth_nonces", "vehicle_id=?", (p.vin,)) == 1
     assert tb.count("tsp-b", "auth") == 0
-    # The TSP holds the matching private key; nothing else about auth is
-    # stored at the vehicle side.
+    # The TSP verified the M4 with the vehicle's Prv from M2.
     prv = tb.scalar("tsp-a", "SELECT prv FROM registrations WHERE vehicle_id=?", (p.vin,))
     assert rsa_private_parts(prv)
 
