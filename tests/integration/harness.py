@@ -756,3 +756,33 @@ def enrolled_probe(tb, tsps=None, m=16, vehicle_id=None):
     assert r.status == "OK", r
     provisioned(tb, tsps or tb.tsps, p)
     return p
+
+
+# ---- QKD emulator ----------------------------------------------------------
+
+def _start_qkd(self, links=None, **opts):
+    """qkdd (id and certificate `qkd`) on a new loopback port, announced by a
+    `qkd` line in the topology.  links: arguments of its `link` directives
+    ("SAE_A SAE_B [rate BPS] [qber Q] [pool N] [eavesdropper F]"); by
+    default `sched` with every TSP.  Other options become directives."""
+    exe = os.path.join(BIN, "qkdd")
+    if not os.path.exists(exe):
+        raise AssertionError("%s is not built (run `make asan`)" % exe)
+    if "qkd" not in self.port:
+        self.port["qkd"] = free_port()
+        subprocess.run(["sh", MKPKI, self.path("pki"), "qkd:qkd", "sched:sched"],
+                       check=True, stdout=subprocess.DEVNULL)
+        with open(self.topology, "a") as f:
+            f.write("qkd       127.0.0.1:%d\n" % self.port["qkd"])
+    d = self._daemon("qkd", "qkdd", [self.port["qkd"]])
+    if links is not None:
+        d.qkd_links = list(links)
+    elif not hasattr(d, "qkd_links"):
+        d.qkd_links = ["sched %s" % t for t in self.tsps]
+    self._write_conf(d, self._common("qkd", "qkd", d), opts)
+    with open(d.conf, "a") as f:
+        f.write("".join("link %s\n" % l for l in d.qkd_links))
+    return self.start("qkd")
+
+
+Testbed.start_qkd = _start_qkd
