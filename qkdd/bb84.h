@@ -1,0 +1,62 @@
+/*
+ * BB84 link simulation (PROTOCOL section 7): Alice sends random bits in
+ * random bases, an intercept-resend eavesdropper measures a fraction of
+ * the qubits in random bases and resends what she saw, the channel flips
+ * bits at a base error rate, Bob measures in random bases.  Then sifting,
+ * a QBER estimate on a disclosed random sample of the sifted bits, the
+ * abort above 11 %, the secret fraction 1 - 2h(Q) and privacy
+ * amplification with SHA-256.  Pure computation: every random choice comes
+ * from qrand_bytes() and nothing here does I/O.
+ */
+#ifndef QKDD_BB84_H
+#define QKDD_BB84_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BB84_QBER_MAX	0.11	/* abort threshold */
+
+struct bb84_params {
+	double		 bp_qber;	/* channel bit error probability, 0..0.5 */
+	double		 bp_eve;	/* fraction of qubits intercepted, 0..1 */
+	double		 bp_sample;	/* fraction of sifted bits disclosed, 0..1 */
+};
+
+struct bb84_block {
+	size_t		 bb_qubits;	/* qubits Alice sent */
+	size_t		 bb_sifted;	/* qubits measured in Alice's basis */
+	size_t		 bb_sampled;	/* sifted bits disclosed for the estimate */
+	size_t		 bb_sample_errors; /* disagreements among them */
+	size_t		 bb_kept;	/* sifted bits left after the sample */
+	size_t		 bb_kept_errors; /* Bob's errors among those, reconciled */
+	double		 bb_qber;	/* estimate: sample errors / sampled */
+	double		 bb_fraction;	/* secret fraction; 0 when aborted */
+	int		 bb_aborted;	/* no sample, or estimate above 11 % */
+	uint8_t		*bb_bits;	/* reconciled kept bits, MSB first */
+	size_t		 bb_bitslen;	/* bytes in bb_bits */
+};
+
+/* Binary entropy h(p) in bits; 0 at p = 0 and p = 1. */
+double	bb84_entropy(double p);
+
+/* 1 - 2h(q) for 0 <= q <= 0.11, else 0. */
+double	bb84_secret_fraction(double qber);
+
+/* Simulate nqubits qubits into blk (freed with bb84_block_free); 0 or -1. */
+int	bb84_run(const struct bb84_params *, size_t nqubits,
+	    struct bb84_block *blk);
+
+/* Secret bits the block yields: floor(fraction * kept). */
+size_t	bb84_secret_bits(const struct bb84_block *);
+
+/*
+ * Privacy amplification: outlen bytes from SHA-256 over the reconciled
+ * block, one 32-byte output per counter value.  0, or -1 if the block was
+ * aborted or hashing failed.
+ */
+int	bb84_amplify(const struct bb84_block *, uint8_t *out, size_t outlen);
+
+/* Wipe and free the block's bits. */
+void	bb84_block_free(struct bb84_block *);
+
+#endif

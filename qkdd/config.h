@@ -1,0 +1,43 @@
+/*
+ * qkdd configuration: the common directives (id, store, ca, cert, key,
+ * topology for the `qkd` listen address) plus
+ *
+ *   key_size BITS			(256)
+ *   max_key_per_request N		(128)
+ *   link SAE_A SAE_B [rate BPS | fibre KM [loss DB_PER_KM]] [qber Q]
+ *	[pool KEYS] [eavesdropper FRACTION]
+ */
+#ifndef QKDD_CONFIG_H
+#define QKDD_CONFIG_H
+
+#include "conf.h"
+
+#define QKDD_MAXLINKS		256
+#define QKDD_MAX_KEYSIZE	4096	/* bits */
+#define QKDD_MIN_KEYSIZE	64	/* bits */
+
+struct qkdd_link_conf {
+	char		lc_a[33];	/* the pair, lc_a < lc_b */
+	char		lc_b[33];
+	double		lc_rate;	/* secret bits/s at the base QBER */
+	int		lc_fibre;	/* rate follows from fibre length instead */
+	double		lc_fibre_km;
+	double		lc_loss;	/* dB per km */
+	double		lc_qber;	/* base QBER of the channel */
+	double		lc_eve;		/* intercepted fraction of qubits */
+	unsigned	lc_pool;	/* keys the pool holds at most */
+};
+
+struct qkdd_conf {
+	struct cfg_common	 qc_common;
+	unsigned		 qc_key_size;		/* bits */
+	unsigned		 qc_max_per_request;
+	struct qkdd_link_conf	 qc_links[QKDD_MAXLINKS];
+	size_t			 qc_nlinks;
+};
+
+/* Parse path completely; errors go to stderr as file:line: message. */
+int	qkdd_conf_load(const char *path, struct qkdd_conf *);
+void	qkdd_conf_free(struct qkdd_conf *);
+
+#endif

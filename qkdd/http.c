@@ -1,0 +1,240 @@
+/*
+ * HTTPS for the ETSI GS QKD 014 interface.  This file is the one place in
+ * qroam where protocol-facing code touches bufferevent_* and SSL directly:
+ * ETSI 014 is HTTP, so qkdd serves it with libevent's evhttp, which needs
+ * an OpenSSL bufferevent per connection (evhttp_set_bevcb) and gives the
+ * caller's certificate only through that bufferevent's SSL.  Everything
+ * past the transport lives in kme.c and admin.c.
+ *
+ * The server context demands a client certificate, so a client without
+ * one fails the TLS handshake and never reaches a handler.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <event2/listener.h>
+
+#include "crypto.h"
+#include "http.h"
+#include "log.h"
+#include "tls.h"
+
+#define HTTP_MAX_BODY		65536
+#define HTTP_MAX_HEADERS	8192
+#define HTTP_TIMEOUT_S		30
+#define ACCEPT_PAUSE_S		1	/* after running out of descriptors */
+
+struct qkd_http {
+	struct evhttp		*h_http;
+	SSL_CTX			*h_tls;
+	struct kme		*h_kme;
+};
+
+/*
+ * evhttp's connection factory: a TLS server bufferevent.  Returning NULL
+ * would make evhttp fall back to plain TCP, so a failure here is fatal.
+ */
+static struct bufferevent *
+qkd_http_bev(struct event_base *base, void *arg)
+{
+	struct qkd_http		*h = arg;
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	if ((ssl = SSL_new(h->h_tls)) == NULL)
+		fatalx("SSL_new: out of memory");
+	bev = bufferevent_openssl_socket_new(base, -1, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		fatalx("bufferevent_openssl_socket_new: out of memory");
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	return bev;
+}
+
+static const char *
+qkd_http_reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return "Internal Server Error";
+	}
+}
+
+/* evbuffer cleanup of a reply holding keys: wipe, then free. */
+static void
+qkd_http_wipe(const void *data, size_t len, void *arg)
+{
+	(void)arg;
+	crypto_wipe((void *)(uintptr_t)data, len);
+	free((void *)(uintptr_t)data);
+}
+
+/* Send rep on req; the body buffer passes to libevent. */
+static void
+qkd_http_send(struct evhttp_request *req, struct kme_reply *rep)
+{
+	struct evbuffer	*out;
+	int		 status = rep->kp_status;
+
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "application/json");
+	if ((out = evbuffer_new()) == NULL) {
+		kme_reply_free(rep);
+		evhttp_send_error(req, 500, NULL);
+		return;
+	}
+	if (rep->kp_body != NULL) {
+		if (rep->kp_secret) {
+			if (evbuffer_add_reference(out, rep->kp_body,
+			    rep->kp_len, qkd_http_wipe, NULL) == 0)
+				rep->kp_body = NULL;
+		} else
+			evbuffer_add(out, rep->kp_body, rep->kp_len);
+	}
+	kme_reply_free(rep);
+	evhttp_send_reply(req, status, qkd_http_reason(status), out);
+	evbuffer_free(out);
+}
+
+/* One request: the caller's identity from its TLS session, then the KME. */
+static void
+qkd_http_request(struct evhttp_request *req, void *arg)
+{
+	struct qkd_http			*h = arg;
+	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
+	struct bufferevent		*bev;
+	const struct evhttp_uri		*uri;
+	struct evbuffer			*in;
+	struct kme_request		 kr;
+	struct kme_reply		 rep;
+	char				 cn[64], role[64], peer[300], *addr;
+	ev_uint16_t			 port;
+
+	evhttp_connection_get_peer(conn, &addr, &port);
+	snprintf(peer, sizeof(peer), "%s:%u", addr ? addr : "?", port);
+	bev = evhttp_connection_get_bufferevent(conn);
+	if (tls_peer_identity(bev ? bufferevent_openssl_get_ssl(bev) : NULL,
+	    cn, sizeof(cn), role, sizeof(role)) == -1) {
+		log_warnx("request from %s without a verified certificate", peer);
+		evhttp_send_error(req, 401, "Unauthorized");
+		return;
+	}
+	memset(&kr, 0, sizeof(kr));
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET:
+		kr.kr_method = KME_GET;
+		break;
+	case EVHTTP_REQ_POST:
+		kr.kr_method = KME_POST;
+		break;
+	default:
+		kr.kr_method = KME_OTHER;
+		break;
+	}
+	uri = evhttp_request_get_evhttp_uri(req);
+	kr.kr_path = evhttp_uri_get_path(uri);
+	kr.kr_query = evhttp_uri_get_query(uri);
+	in = evhttp_request_get_input_buffer(req);
+	kr.kr_bodylen = evbuffer_get_length(in);
+	kr.kr_body = kr.kr_bodylen ? (const char *)evbuffer_pullup(in, -1) : "";
+	kr.kr_cn = cn;
+	kr.kr_role = role;
+	kr.kr_peer = peer;
+	log_debug("%s %.128s from %s (%s, role %s)",
+	    kr.kr_method == KME_GET ? "GET" : "POST",
+	    kr.kr_path ? kr.kr_path : "", cn, peer, role);
+	kme_handle(h->h_kme, &kr, &rep);
+	qkd_http_send(req, &rep);
+}
+
+/* One-shot timer: accept connections again after a pause. */
+static void
+qkd_http_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	evconnlistener_enable(arg);
+}
+
+/*
+ * Accept failed: running out of descriptors pauses accepting for a
+ * moment instead of spinning on the listening socket.  (The callback's
+ * argument is evhttp's, so the listener itself is passed on.)
+ */
+static void
+qkd_http_accept_error(struct evconnlistener *lis, void *arg)
+{
+	struct timeval	 tv = { ACCEPT_PAUSE_S, 0 };
+	int		 err = EVUTIL_SOCKET_ERROR();
+
+	(void)arg;
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) {
+		log_warnx("accept: %s", evutil_socket_error_to_string(err));
+		return;
+	}
+	log_warnx("accept: %s: pausing for %d s",
+	    evutil_socket_error_to_string(err), ACCEPT_PAUSE_S);
+	evconnlistener_disable(lis);
+	if (event_base_once(evconnlistener_get_base(lis), -1, EV_TIMEOUT,
+	    qkd_http_resume, lis, &tv) == -1)
+		evconnlistener_enable(lis);
+}
+
+struct qkd_http *
+qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
+    uint16_t port, struct kme *k)
+{
+	struct qkd_http			*h;
+	struct evhttp_bound_socket	*bound;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->h_tls = tls;
+	h->h_kme = k;
+	if ((h->h_http = evhttp_new(base)) == NULL)
+		goto fail;
+	evhttp_set_bevcb(h->h_http, qkd_http_bev, h);
+	evhttp_set_gencb(h->h_http, qkd_http_request, h);
+	evhttp_set_max_body_size(h->h_http, HTTP_MAX_BODY);
+	evhttp_set_max_headers_size(h->h_http, HTTP_MAX_HEADERS);
+	evhttp_set_timeout(h->h_http, HTTP_TIMEOUT_S);
+	if ((bound = evhttp_bind_socket_with_handle(h->h_http, host,
+	    port)) == NULL) {
+		log_warnx("cannot listen on %s:%u", host, port);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound),
+	    qkd_http_accept_error);
+	return h;
+ fail:
+	qkd_http_free(h);
+	return NULL;
+}
+
+void
+qkd_http_free(struct qkd_http *h)
+{
+	if (h == NULL)
+		return;
+	if (h->h_http != NULL)
+		evhttp_free(h->h_http);
+	free(h);
+}

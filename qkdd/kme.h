@@ -1,0 +1,68 @@
+/*
+ * The KME side of ETSI GS QKD 014 v1.1.1 as PROTOCOL section 7 gives it,
+ * and the operators' link administration, as request -> reply functions
+ * with no I/O: http.c feeds them requests and sends their replies.
+ *
+ *   GET       /api/v1/keys/{slave_SAE_ID}/status
+ *   GET|POST  /api/v1/keys/{slave_SAE_ID}/enc_keys	(caller = master)
+ *   GET|POST  /api/v1/keys/{master_SAE_ID}/dec_keys	(caller = slave)
+ *   GET       /admin/v1/links				(role operator)
+ *   GET|POST  /admin/v1/links/{sae_a}/{sae_b}		(role operator)
+ */
+#ifndef QKDD_KME_H
+#define QKDD_KME_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "links.h"
+#include "pool.h"
+
+enum kme_method {
+	KME_GET,
+	KME_POST,
+	KME_OTHER,
+};
+
+struct kme_request {
+	enum kme_method	 kr_method;
+	const char	*kr_path;	/* path part of the URI */
+	const char	*kr_query;	/* query string, NULL if none */
+	const char	*kr_body;
+	size_t		 kr_bodylen;
+	const char	*kr_cn;		/* caller's certificate CN: the SAE id */
+	const char	*kr_role;	/* caller's certificate OU */
+	const char	*kr_peer;	/* caller's address, for logs */
+};
+
+struct kme_reply {
+	int		 kp_status;	/* HTTP status */
+	char		*kp_body;	/* JSON text, malloc'd */
+	size_t		 kp_len;
+	int		 kp_secret;	/* body holds keys: wipe once sent */
+};
+
+struct kme {
+	const struct qkdd_conf	*k_conf;
+	struct qkd_pool		*k_pool;
+	struct qkd_links	*k_links;
+};
+
+/* Answer one request; the reply is always set (free with kme_reply_free). */
+void	kme_handle(struct kme *, const struct kme_request *, struct kme_reply *);
+void	kme_reply_free(struct kme_reply *);
+
+/* A {"message": ...} reply with status, logged with the request. */
+void	kme_error(struct kme_reply *, const struct kme_request *, int status,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A reply holding the JSON value v (reference stolen). */
+void	kme_json(struct kme_reply *, int status, json_t *v);
+/* The request body as a JSON object ({} when empty); NULL after a 400. */
+json_t	*kme_body_object(const struct kme_request *, struct kme_reply *);
+
+/* /admin/v1/links[/{a}/{b}]: seg holds the path segments after "links". */
+void	kme_admin(struct kme *, const struct kme_request *, char **seg,
+	    size_t nseg, struct kme_reply *);
+
+#endif

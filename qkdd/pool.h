@@ -1,0 +1,74 @@
+/*
+ * The key store of qkdd (SQLite): distilled keys per unordered SAE pair,
+ * each reserved at most once for a master and a slave (enc_keys) and
+ * handed to that slave at most once (dec_keys), after which the key is
+ * deleted and only its ID is kept in the delivery record.  Link
+ * statistics are kept alongside for operators.
+ */
+#ifndef QKDD_POOL_H
+#define QKDD_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QKD_KEYID_LEN	36			/* UUID text */
+#define QKD_KEYMAX	512			/* bytes, 4096 bits */
+
+struct qkd_key {
+	char		 qk_id[QKD_KEYID_LEN + 1];
+	uint8_t		 qk_key[QKD_KEYMAX];
+	size_t		 qk_len;
+};
+
+enum qkd_take {
+	QKD_TAKE_OK,
+	QKD_TAKE_NOTFOUND,	/* no such key, or not issued yet */
+	QKD_TAKE_DENIED,	/* issued for another master or slave */
+	QKD_TAKE_ERROR,		/* store failure, logged */
+};
+
+struct qkd_pool;
+
+/* Open (creating) the store at path; NULL on failure, logged. */
+struct qkd_pool *qkd_pool_open(const char *path);
+void	qkd_pool_close(struct qkd_pool *);
+
+int	qkd_pool_begin(struct qkd_pool *);
+int	qkd_pool_commit(struct qkd_pool *);
+void	qkd_pool_rollback(struct qkd_pool *);
+
+/*
+ * Inside a transaction: add n keys of keylen bytes (consecutive in keys)
+ * for the pair a < b, each under a fresh UUID v4.  0 or -1.
+ */
+int	qkd_pool_add(struct qkd_pool *, const char *a, const char *b,
+	    const uint8_t *keys, size_t n, size_t keylen);
+
+/* Unreserved keys of the pair a < b into *count; 0 or -1. */
+int	qkd_pool_available(struct qkd_pool *, const char *a, const char *b,
+	    size_t *count);
+
+/*
+ * enc_keys: reserve the n oldest unreserved keys of the pair for master
+ * and slave, cut to keylen bytes, and copy them to out[0..n-1], in one
+ * transaction.  0; 1 if fewer than n keys are stored; -1 on a store error.
+ */
+int	qkd_pool_reserve(struct qkd_pool *, const char *master,
+	    const char *slave, size_t n, size_t keylen, struct qkd_key *out);
+
+/*
+ * dec_keys: the keys ids[0..n-1] reserved for master and slave into
+ * out[0..n-1], deleted from the pool and recorded as delivered, in one
+ * transaction that changes nothing unless every key qualifies.  *bad is
+ * the index of the first key that did not.
+ */
+enum qkd_take qkd_pool_take(struct qkd_pool *, const char *master,
+	    const char *slave, const char *const *ids, size_t n,
+	    struct qkd_key *out, size_t *bad);
+
+/* Record a link's statistics (no key material); 0 or -1. */
+int	qkd_pool_link_stats(struct qkd_pool *, const char *a, const char *b,
+	    double qber, double eve, double secret_bps, uint64_t keys_made,
+	    uint64_t aborts);
+
+#endif
