@@ -1,0 +1,630 @@
+/*
+ * Unit tests of the ETSI GS QKD 014 key source against a fake KME in the
+ * same process: an evhttp HTTPS server with mutual TLS that answers canned
+ * JSON.  Checks the requests (path, method, body, the caller's certificate),
+ * key delivery, the mapping of 503/400/401 and of malformed answers, a KME
+ * that is down or silent, connection reuse and reconnection, and that key
+ * bytes never reach the log.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/ssl.h>
+
+#include "crypto.h"
+#include "keysrc.h"
+#include "log.h"
+#include "tls.h"
+
+#include "testutil.h"
+
+#define WAIT_MS		5000
+#define TIMEOUT_MS	400
+#define KEY_ID		"550e8400-e29b-41d4-a716-446655440000"
+#define MAXGOT		8
+
+/* A fake KME and what it was asked. */
+struct fake_kme {
+	struct event_base	*fk_base;
+	struct evhttp		*fk_http;
+	SSL_CTX			*fk_tls;
+	uint16_t		 fk_port;
+	int			 fk_status;	/* HTTP status of the answers */
+	const char		*fk_body;	/* NULL: a container with fk_key */
+	int			 fk_silent;	/* never answer */
+	int			 fk_close;	/* answer with Connection: close */
+	int			 fk_requests;
+	int			 fk_conns;
+	int			 fk_method;
+	char			 fk_path[128];
+	char			 fk_reqbody[256];
+	char			 fk_cn[65];
+	char			 fk_role[33];
+	uint8_t			 fk_key[KEYSRC_KEYLEN];
+};
+
+/* Results handed to the key source's callback. */
+struct got {
+	int			 g_n;
+	enum keysrc_result	 g_res[MAXGOT];
+	char			 g_id[MAXGOT][KEYSRC_IDMAX + 1];
+	uint8_t			 g_key[MAXGOT][KEYSRC_KEYLEN];
+	int			 g_nokey[MAXGOT];
+	char			 g_why[MAXGOT][256];
+	struct keysrc		*g_free_in_cb;
+};
+
+static char		 pkidir[64];
+static struct event_base *base;
+static struct fake_kme	 kme;
+static SSL_CTX		*client_tls;
+
+/* Our CA with the KME, the scheduler and a TSP, and a KME from elsewhere. */
+static const struct tu_cert pki[] = {
+	{ "ca",		"test CA",	"ca",		NULL },
+	{ "rogue",	"rogue CA",	"ca",		NULL },
+	{ "qkd",	"qkd",		"qkd",		"ca" },
+	{ "sched",	"sched",	"sched",	"ca" },
+	{ "fake-qkd",	"qkd",		"qkd",		"rogue" },
+	{ NULL,		NULL,		NULL,		NULL },
+};
+
+/* The TLS side of every connection the fake KME accepts. */
+static struct bufferevent *
+kme_bevcb(struct event_base *b, void *arg)
+{
+	struct fake_kme	*fk = arg;
+
+	fk->fk_conns++;
+	return bufferevent_openssl_socket_new(b, -1, SSL_new(fk->fk_tls),
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+/* The key container of fk_key under KEY_ID, as a KME sends it. */
+static void
+kme_container(const struct fake_kme *fk, struct evbuffer *out)
+{
+	char	b64[64];
+
+	EVP_EncodeBlock((unsigned char *)b64, fk->fk_key, KEYSRC_KEYLEN);
+	evbuffer_add_printf(out, "{\"keys\":[{\"key_ID\":\"%s\",\"key\":\"%s\"}]}",
+	    KEY_ID, b64);
+}
+
+/* Record the request and who made it, then answer as configured. */
+static void
+kme_gencb(struct evhttp_request *req, void *arg)
+{
+	struct fake_kme		*fk = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
+	struct evbuffer		*out;
+	SSL			*ssl;
+	size_t			 n;
+
+	fk->fk_requests++;
+	fk->fk_method = evhttp_request_get_command(req);
+	snprintf(fk->fk_path, sizeof(fk->fk_path), "%s", evhttp_request_get_uri(req));
+	n = evbuffer_copyout(in, fk->fk_reqbody, sizeof(fk->fk_reqbody) - 1);
+	fk->fk_reqbody[n] = '\0';
+	ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
+	assert_int_equal(tls_peer_identity(ssl, fk->fk_cn, sizeof(fk->fk_cn),
+	    fk->fk_role, sizeof(fk->fk_role)), 0);
+	if (fk->fk_silent)
+		return;
+	out = evbuffer_new();
+	assert_non_null(out);
+	if (fk->fk_body != NULL)
+		evbuffer_add(out, fk->fk_body, strlen(fk->fk_body));
+	else
+		kme_container(fk, out);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+	    "application/json");
+	if (fk->fk_close)
+		evhttp_add_header(evhttp_request_get_output_headers(req),
+		    "Connection", "close");
+	evhttp_send_reply(req, fk->fk_status, "answer", out);
+	evbuffer_free(out);
+}
+
+/* Start the fake KME on a free loopback port with certificate cert. */
+static void
+kme_start(struct fake_kme *fk, const char *cert)
+{
+	struct evhttp_bound_socket	*bs;
+
+	memset(fk, 0, sizeof(*fk));
+	fk->fk_base = base;
+	fk->fk_tls = tu_tls_ctx(pkidir, cert, 1);
+	fk->fk_status = 200;
+	fk->fk_http = evhttp_new(base);
+	assert_non_null(fk->fk_http);
+	evhttp_set_bevcb(fk->fk_http, kme_bevcb, fk);
+	evhttp_set_gencb(fk->fk_http, kme_gencb, fk);
+	evhttp_set_allowed_methods(fk->fk_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST);
+	fk->fk_port = tu_free_port();
+	bs = evhttp_bind_socket_with_handle(fk->fk_http, "127.0.0.1", fk->fk_port);
+	assert_non_null(bs);
+	memset(fk->fk_key, 0xa5, sizeof(fk->fk_key));
+	fk->fk_key[0] = 0x3c;
+}
+
+static void
+kme_stop(struct fake_kme *fk)
+{
+	evhttp_free(fk->fk_http);
+	SSL_CTX_free(fk->fk_tls);
+	fk->fk_http = NULL;
+}
+
+static void
+got_cb(void *arg, enum keysrc_result res, const char *key_id,
+    const uint8_t *key, const char *why)
+{
+	struct got	*g = arg;
+	int		 i = g->g_n;
+
+	assert_true(i < MAXGOT);
+	g->g_res[i] = res;
+	if (key_id != NULL)
+		snprintf(g->g_id[i], sizeof(g->g_id[i]), "%s", key_id);
+	g->g_nokey[i] = key == NULL;
+	if (key != NULL)
+		memcpy(g->g_key[i], key, KEYSRC_KEYLEN);
+	if (res == KEYSRC_OK)
+		assert_null(why);
+	else {
+		assert_non_null(why);
+		assert_null(key_id);
+		snprintf(g->g_why[i], sizeof(g->g_why[i]), "%s", why);
+	}
+	g->g_n++;
+	if (g->g_free_in_cb != NULL) {
+		keysrc_free(g->g_free_in_cb);
+		g->g_free_in_cb = NULL;
+	}
+}
+
+static int
+group_setup(void **state)
+{
+	(void)state;
+	log_init("test_keysrc", 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (tu_tmpdir_new(pkidir, sizeof(pkidir), "test_keysrc") == -1)
+		return -1;
+	return tu_pki_make(pkidir, pki);
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	return tu_tmpdir_free(pkidir);
+}
+
+static int
+setup(void **state)
+{
+	(void)state;
+	base = event_base_new();
+	assert_non_null(base);
+	client_tls = tu_tls_ctx(pkidir, "sched", 0);
+	kme_start(&kme, "qkd");
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void)state;
+	if (kme.fk_http != NULL)
+		kme_stop(&kme);
+	tu_run_for(base, 20);
+	SSL_CTX_free(client_tls);
+	event_base_free(base);
+	return 0;
+}
+
+static struct keysrc *
+new_source(void)
+{
+	struct keysrc	*ks;
+
+	ks = keysrc_new(base, "127.0.0.1", kme.fk_port, client_tls, TIMEOUT_MS);
+	assert_non_null(ks);
+	return ks;
+}
+
+/* One enc_keys request for tsp-a; waits for its result. */
+static void
+enc_one(struct keysrc *ks, struct got *g)
+{
+	int	n = g->g_n;
+
+	assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, g), 0);
+	tu_wait_count(base, &g->g_n, n + 1, WAIT_MS);
+}
+
+/* The request body as JSON; the caller frees it. */
+static json_t *
+request_json(void)
+{
+	json_t	*j = json_loads(kme.fk_reqbody, 0, NULL);
+
+	assert_non_null(j);
+	return j;
+}
+
+static void
+test_enc_key(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+	json_t		*j;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[0], KEYSRC_OK);
+	assert_string_equal(g.g_id[0], KEY_ID);
+	assert_memory_equal(g.g_key[0], kme.fk_key, KEYSRC_KEYLEN);
+	assert_int_equal(kme.fk_method, EVHTTP_REQ_POST);
+	assert_string_equal(kme.fk_path, "/api/v1/keys/tsp-a/enc_keys");
+	assert_string_equal(kme.fk_cn, "sched");
+	j = request_json();
+	assert_int_equal(json_integer_value(json_object_get(j, "number")), 1);
+	assert_int_equal(json_integer_value(json_object_get(j, "size")), 256);
+	json_decref(j);
+	keysrc_free(ks);
+}
+
+static void
+test_dec_key(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+	json_t		*j, *ids;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(keysrc_dec_key(ks, "sched", KEY_ID, got_cb, &g), 0);
+	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
+	assert_int_equal(g.g_res[0], KEYSRC_OK);
+	assert_string_equal(g.g_id[0], KEY_ID);
+	assert_memory_equal(g.g_key[0], kme.fk_key, KEYSRC_KEYLEN);
+	assert_string_equal(kme.fk_path, "/api/v1/keys/sched/dec_keys");
+	j = request_json();
+	ids = json_object_get(j, "key_IDs");
+	assert_int_equal(json_array_size(ids), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(ids, 0), "key_ID")), KEY_ID);
+	json_decref(j);
+	keysrc_free(ks);
+}
+
+/* Requests share one connection; a closed one is replaced. */
+static void
+test_reuse_and_reconnect(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct timeval	 idle = { 0, 150000 };
+	struct got	 g;
+	int		 i;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	for (i = 0; i < 3; i++)
+		assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, &g), 0);
+	tu_wait_count(base, &g.g_n, 3, WAIT_MS);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(g.g_res[i], KEYSRC_OK);
+	assert_int_equal(kme.fk_requests, 3);
+	assert_int_equal(kme.fk_conns, 1);
+	kme.fk_close = 1;
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[3], KEYSRC_OK);
+	kme.fk_close = 0;
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[4], KEYSRC_OK);
+	assert_int_equal(kme.fk_conns, 2);
+	/* The KME drops the idle connection; the next request reconnects. */
+	evhttp_set_timeout_tv(kme.fk_http, &idle);
+	enc_one(ks, &g);
+	tu_run_for(base, 400);
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[5], KEYSRC_OK);
+	assert_int_equal(g.g_res[6], KEYSRC_OK);
+	assert_int_equal(kme.fk_conns, 3);
+	keysrc_free(ks);
+}
+
+/* One request against a canned answer; returns its result, why in g. */
+static enum keysrc_result
+answer_with(int status, const char *body, struct got *g)
+{
+	struct keysrc	*ks = new_source();
+
+	memset(g, 0, sizeof(*g));
+	kme.fk_status = status;
+	kme.fk_body = body;
+	enc_one(ks, g);
+	assert_true(g->g_nokey[0] || g->g_res[0] == KEYSRC_OK);
+	keysrc_free(ks);
+	return g->g_res[0];
+}
+
+static void
+test_unavailable(void **state)
+{
+	struct got	g;
+
+	(void)state;
+	assert_int_equal(answer_with(503, "{\"message\":\"no key available: "
+	    "QBER 0.21 above threshold\"}", &g), KEYSRC_UNAVAILABLE);
+	assert_non_null(strstr(g.g_why[0], "503"));
+	assert_non_null(strstr(g.g_why[0], "QBER 0.21 above threshold"));
+	assert_int_equal(answer_with(503, "", &g), KEYSRC_UNAVAILABLE);
+}
+
+static void
+test_refused(void **state)
+{
+	struct got	g;
+
+	(void)state;
+	assert_int_equal(answer_with(401, "{\"message\":\"unauthorized\"}", &g),
+	    KEYSRC_REFUSED);
+	assert_non_null(strstr(g.g_why[0], "unauthorized"));
+	assert_int_equal(answer_with(400, "{\"message\":\"size shall be a "
+	    "multiple of 8\"}", &g), KEYSRC_REFUSED);
+	assert_non_null(strstr(g.g_why[0], "size shall be a multiple of 8"));
+	assert_int_equal(answer_with(500, "{\"message\":\"boom\"}", &g),
+	    KEYSRC_ERROR);
+	assert_int_equal(answer_with(404, "not found", &g), KEYSRC_ERROR);
+}
+
+static void
+test_malformed(void **state)
+{
+	static const char *const bad[] = {
+		"not json",
+		"{\"keys\":[]}",
+		"{\"keys\":{}}",
+		"{\"nokeys\":1}",
+		"[1,2]",
+		/* 16 bytes, 33 bytes, not base64, a number */
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":\"AAAAAAAAAAAAAAAAAAAAAA==\"}]}",
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}]}",
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+		    "\"!!!!AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":12}]}",
+		/* no key_ID, an empty one, one with a blank */
+		"{\"keys\":[{\"key\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		"{\"keys\":[{\"key_ID\":\"\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		"{\"keys\":[{\"key_ID\":\"a b\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		/* two keys for one asked */
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"},"
+		    "{\"key_ID\":\"b\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		NULL,
+	};
+	struct got	g;
+	size_t		i;
+
+	(void)state;
+	for (i = 0; bad[i] != NULL; i++) {
+		if (answer_with(200, bad[i], &g) != KEYSRC_ERROR)
+			fail_msg("answer %zu accepted: %s", i, bad[i]);
+		assert_true(g.g_nokey[0]);
+	}
+	/* The same container shape with 32 bytes is fine. */
+	assert_int_equal(answer_with(200, "{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+	    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}", &g), KEYSRC_OK);
+	assert_string_equal(g.g_id[0], "a");
+	assert_true(tu_all_zero(g.g_key[0], KEYSRC_KEYLEN));
+}
+
+/* dec_keys must return the key asked for, not another one. */
+static void
+test_dec_other_key(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(keysrc_dec_key(ks, "sched", "another-key-id", got_cb,
+	    &g), 0);
+	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
+	assert_int_equal(g.g_res[0], KEYSRC_ERROR);
+	assert_non_null(strstr(g.g_why[0], "another-key-id"));
+	keysrc_free(ks);
+}
+
+static void
+test_kme_down(void **state)
+{
+	struct keysrc	*ks;
+	struct got	 g;
+
+	(void)state;
+	kme_stop(&kme);
+	ks = keysrc_new(base, "127.0.0.1", tu_free_port(), client_tls, 2000);
+	assert_non_null(ks);
+	memset(&g, 0, sizeof(g));
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[0], KEYSRC_ERROR);
+	assert_true(g.g_nokey[0]);
+	assert_true(g.g_why[0][0] != '\0');
+	keysrc_free(ks);
+}
+
+/* A silent KME times out; the next request goes on a new connection. */
+static void
+test_timeout(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_silent = 1;
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[0], KEYSRC_ERROR);
+	assert_non_null(strstr(g.g_why[0], "within"));
+	kme.fk_silent = 0;
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[1], KEYSRC_OK);
+	assert_int_equal(kme.fk_conns, 2);
+	keysrc_free(ks);
+}
+
+/* A KME whose certificate our CA did not issue gets no request. */
+static void
+test_untrusted_kme(void **state)
+{
+	struct keysrc	*ks;
+	struct got	 g;
+
+	(void)state;
+	kme_stop(&kme);
+	kme_start(&kme, "fake-qkd");
+	ks = new_source();
+	memset(&g, 0, sizeof(g));
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[0], KEYSRC_ERROR);
+	assert_int_equal(kme.fk_requests, 0);
+	keysrc_free(ks);
+}
+
+static void
+test_bad_arguments(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(keysrc_enc_key(ks, "TSP-A", got_cb, &g), -1);
+	assert_int_equal(keysrc_enc_key(ks, "../keys", got_cb, &g), -1);
+	assert_int_equal(keysrc_enc_key(ks, "tsp a", got_cb, &g), -1);
+	assert_int_equal(keysrc_enc_key(ks, "", got_cb, &g), -1);
+	assert_int_equal(keysrc_enc_key(ks,
+	    "a23456789012345678901234567890123", got_cb, &g), -1);
+	assert_int_equal(keysrc_enc_key(ks, NULL, got_cb, &g), -1);
+	assert_int_equal(keysrc_dec_key(ks, "sched", "", got_cb, &g), -1);
+	assert_int_equal(keysrc_dec_key(ks, "sched", "a b", got_cb, &g), -1);
+	assert_int_equal(keysrc_dec_key(ks, "sched", NULL, got_cb, &g), -1);
+	assert_int_equal(keysrc_dec_key(ks, "sched?x=1", KEY_ID, got_cb, &g), -1);
+	tu_run_for(base, 50);
+	assert_int_equal(g.g_n, 0);
+	assert_int_equal(kme.fk_requests, 0);
+	assert_null(keysrc_new(base, "127.0.0.1", 0, client_tls, 100));
+	assert_null(keysrc_new(base, "127.0.0.1", 1, NULL, 100));
+	keysrc_free(ks);
+}
+
+/* Freeing drops pending requests; a callback may free its source. */
+static void
+test_free_source(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_silent = 1;
+	assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, &g), 0);
+	assert_int_equal(keysrc_enc_key(ks, "tsp-b", got_cb, &g), 0);
+	tu_wait_count(base, &kme.fk_requests, 1, WAIT_MS);
+	keysrc_free(ks);
+	tu_run_for(base, TIMEOUT_MS + 100);
+	assert_int_equal(g.g_n, 0);
+	kme.fk_silent = 0;
+	ks = new_source();
+	g.g_free_in_cb = ks;
+	assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, &g), 0);
+	assert_int_equal(keysrc_enc_key(ks, "tsp-b", got_cb, &g), 0);
+	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
+	tu_run_for(base, 100);
+	assert_int_equal(g.g_n, 1);
+	assert_null(g.g_free_in_cb);
+}
+
+/* With debug logging on, neither the key nor its base64 text is logged. */
+static void
+test_no_key_in_log(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+	const char	*out;
+	char		 hex[2 * KEYSRC_KEYLEN + 1], b64[64];
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	log_setverbose(2);
+	tu_capture_begin();
+	enc_one(ks, &g);
+	assert_int_equal(keysrc_dec_key(ks, "sched", KEY_ID, got_cb, &g), 0);
+	tu_wait_count(base, &g.g_n, 2, WAIT_MS);
+	kme.fk_status = 503;
+	kme.fk_body = "{\"message\":\"empty\"}";
+	enc_one(ks, &g);
+	out = tu_capture_end();
+	log_setverbose(0);
+	assert_int_equal(g.g_res[0], KEYSRC_OK);
+	assert_int_equal(g.g_res[2], KEYSRC_UNAVAILABLE);
+	assert_non_null(strstr(out, KEY_ID));
+	crypto_hex(kme.fk_key, KEYSRC_KEYLEN, hex);
+	EVP_EncodeBlock((unsigned char *)b64, kme.fk_key, KEYSRC_KEYLEN);
+	assert_null(strstr(out, hex));
+	assert_null(strstr(out, b64));
+	keysrc_free(ks);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_enc_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dec_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reuse_and_reconnect, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_unavailable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dec_other_key, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_kme_down, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_untrusted_kme, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_bad_arguments, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_free_source, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_no_key_in_log, setup,
+		    teardown),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
