@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -36,6 +38,30 @@ struct qkd_http {
 	struct kme		*h_kme;
 };
 
+/* Log the fatal alerts this server sends, such as a missing certificate. */
+static void
+qkd_http_tls_info(const SSL *ssl, int where, int ret)
+{
+	struct sockaddr_storage	ss;
+	socklen_t		len = sizeof(ss);
+	char			host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if ((where & SSL_CB_ALERT) == 0 || (where & SSL_CB_WRITE) == 0 ||
+	    (ret >> 8) != SSL3_AL_FATAL)
+		return;
+	if (getpeername(SSL_get_fd(ssl), (struct sockaddr *)&ss, &len) == -1 ||
+	    getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), serv,
+	    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		snprintf(host, sizeof(host), "?");
+	else
+		snprintf(host + strlen(host), sizeof(host) - strlen(host),
+		    ":%s", serv);
+	/* OpenSSL 3.0 has no text for TLS 1.3's certificate_required (116). */
+	log_warnx("TLS connection from %s refused: %s", host,
+	    (ret & 0xff) == 116 ? "certificate required" :
+	    SSL_alert_desc_string_long(ret));
+}
+
 /*
  * evhttp's connection factory: a TLS server bufferevent.  Returning NULL
  * would make evhttp fall back to plain TCP, so a failure here is fatal.
@@ -49,6 +75,7 @@ qkd_http_bev(struct event_base *base, void *arg)
 
 	if ((ssl = SSL_new(h->h_tls)) == NULL)
 		fatalx("SSL_new: out of memory");
+	SSL_set_info_callback(ssl, qkd_http_tls_info);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
