@@ -288,6 +288,30 @@ class Testbed:
         self._write_conf(d, common, opts)
         return self.start(vehicle_id)
 
+    def start_qkd(self, links=None, **opts):
+        """qkdd (id and certificate `qkd`) on a new loopback port, announced
+        by a `qkd` line in the topology.  links: arguments of its `link`
+        directives ("SAE_A SAE_B [rate BPS] [qber Q] [pool N] [eavesdropper F]");
+        by default `sched` with every TSP.  Other options become directives."""
+        exe = os.path.join(BIN, "qkdd")
+        if not os.path.exists(exe):
+            raise AssertionError("%s is not built (run `make asan`)" % exe)
+        if "qkd" not in self.port:
+            self.port["qkd"] = free_port()
+            subprocess.run(["sh", MKPKI, self.path("pki"), "qkd:qkd", "sched:sched"],
+                           check=True, stdout=subprocess.DEVNULL)
+            with open(self.topology, "a") as f:
+                f.write("qkd       127.0.0.1:%d\n" % self.port["qkd"])
+        d = self._daemon("qkd", "qkdd", [self.port["qkd"]])
+        if links is not None:
+            d.qkd_links = list(links)
+        elif not hasattr(d, "qkd_links"):
+            d.qkd_links = ["sched %s" % t for t in self.tsps]
+        self._write_conf(d, self._common("qkd", "qkd", d), opts)
+        with open(d.conf, "a") as f:
+            f.write("".join("link %s\n" % l for l in d.qkd_links))
+        return self.start("qkd")
+
     def start(self, name, wait=True):
         """(Re)start a configured daemon and wait until its ports accept."""
         d = self.daemons[name]
@@ -636,8 +660,9 @@ class Testbed:
             fn(r)
 
     def _collect_generic(self, name, prog):
-        """fillerd and registrard stores: 32-byte blobs are chip keys, and
-        anything that parses as an RSA private key is a Prv."""
+        """Other stores: in fillerd's 32-byte blobs are chip keys and in
+        qkdd's they are quantum keys (CK1/CK2); anything that parses as an
+        RSA private key is a Prv."""
         try:
             tables = self.tables(name)
         except sqlite3.Error:
@@ -649,7 +674,7 @@ class Testbed:
                 continue
             for r in rows:
                 for v in r:
-                    if isinstance(v, bytes) and len(v) == 32 and prog == "fillerd":
+                    if isinstance(v, bytes) and len(v) == 32 and prog in ("fillerd", "qkdd"):
                         self.secrets.add(v, "%s %s key" % (name, t))
                     elif isinstance(v, bytes) and len(v) > 600:
                         self.secrets.add_private_key(v, "%s %s Prv" % (name, t))
@@ -757,32 +782,3 @@ def enrolled_probe(tb, tsps=None, m=16, vehicle_id=None):
     provisioned(tb, tsps or tb.tsps, p)
     return p
 
-
-# ---- QKD emulator ----------------------------------------------------------
-
-def _start_qkd(self, links=None, **opts):
-    """qkdd (id and certificate `qkd`) on a new loopback port, announced by a
-    `qkd` line in the topology.  links: arguments of its `link` directives
-    ("SAE_A SAE_B [rate BPS] [qber Q] [pool N] [eavesdropper F]"); by
-    default `sched` with every TSP.  Other options become directives."""
-    exe = os.path.join(BIN, "qkdd")
-    if not os.path.exists(exe):
-        raise AssertionError("%s is not built (run `make asan`)" % exe)
-    if "qkd" not in self.port:
-        self.port["qkd"] = free_port()
-        subprocess.run(["sh", MKPKI, self.path("pki"), "qkd:qkd", "sched:sched"],
-                       check=True, stdout=subprocess.DEVNULL)
-        with open(self.topology, "a") as f:
-            f.write("qkd       127.0.0.1:%d\n" % self.port["qkd"])
-    d = self._daemon("qkd", "qkdd", [self.port["qkd"]])
-    if links is not None:
-        d.qkd_links = list(links)
-    elif not hasattr(d, "qkd_links"):
-        d.qkd_links = ["sched %s" % t for t in self.tsps]
-    self._write_conf(d, self._common("qkd", "qkd", d), opts)
-    with open(d.conf, "a") as f:
-        f.write("".join("link %s\n" % l for l in d.qkd_links))
-    return self.start("qkd")
-
-
-Testbed.start_qkd = _start_qkd
