@@ -18,6 +18,9 @@
  * Key bytes are never logged, and every buffer that held them is wiped.
  */
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -413,6 +416,22 @@ ks_connect(struct keysrc *ks)
 	return 0;
 }
 
+/*
+ * Headers and body leave in separate TLS records: without TCP_NODELAY the
+ * second waits for the KME's delayed ACK.  The socket exists once
+ * evhttp_make_request() started connecting.
+ */
+static void
+ks_nodelay(struct evhttp_connection *evcon)
+{
+	evutil_socket_t	fd;
+	int		one = 1;
+
+	fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+	if (fd >= 0)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* The JSON body of kr: the ETSI 014 request for one 256-bit key. */
 static char *
 ks_body(const struct ks_req *kr)
@@ -467,7 +486,9 @@ ks_send(struct keysrc *ks, struct ks_req *kr)
 		kr->kr_http = NULL;
 		ks_discard(ks);
 		ks_finish(kr, KEYSRC_ERROR, "cannot send a request to the KME");
+		return;
 	}
+	ks_nodelay(ks->ks_conn);
 }
 
 /* Hand a result to its owner, then forget the request and its key. */

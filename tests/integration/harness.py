@@ -312,6 +312,28 @@ class Testbed:
             f.write("".join("link %s\n" % l for l in d.qkd_links))
         return self.start("qkd")
 
+    def start_sched(self, **opts):
+        """schedd (id and certificate `sched`) on a new loopback port,
+        announced by a `sched` line in the topology.  The topology also gets
+        a `qkd` line if it has none yet (nothing answers there until
+        start_qkd).  Options become directives (handover_timeout, ...)."""
+        exe = os.path.join(BIN, "schedd")
+        if not os.path.exists(exe):
+            raise AssertionError("%s is not built (run `make asan`)" % exe)
+        lines = []
+        for name in ("sched", "qkd"):
+            if name not in self.port:
+                self.port[name] = free_port()
+                lines.append("%-9s 127.0.0.1:%d\n" % (name, self.port[name]))
+        if lines:
+            subprocess.run(["sh", MKPKI, self.path("pki"), "qkd:qkd", "sched:sched"],
+                           check=True, stdout=subprocess.DEVNULL)
+            with open(self.topology, "a") as f:
+                f.write("".join(lines))
+        d = self._daemon("sched", "schedd", [self.port["sched"]])
+        self._write_conf(d, self._common("sched", "sched", d), opts)
+        return self.start("sched")
+
     def start(self, name, wait=True):
         """(Re)start a configured daemon and wait until its ports accept."""
         d = self.daemons[name]

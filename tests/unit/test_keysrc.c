@@ -6,6 +6,9 @@
  * that is down or silent, connection reuse and reconnection, and that key
  * bytes never reach the log.
  */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -115,6 +118,7 @@ kme_gencb(struct evhttp_request *req, void *arg)
 	struct evbuffer		*out;
 	SSL			*ssl;
 	size_t			 n;
+	int			 one = 1;
 
 	fk->fk_requests++;
 	fk->fk_method = evhttp_request_get_command(req);
@@ -126,6 +130,9 @@ kme_gencb(struct evhttp_request *req, void *arg)
 	    fk->fk_role, sizeof(fk->fk_role)), 0);
 	if (fk->fk_silent)
 		return;
+	/* Headers and body are separate TLS records: do not wait for ACKs. */
+	(void)setsockopt(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)),
+	    IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	out = evbuffer_new();
 	assert_non_null(out);
 	if (fk->fk_body != NULL)

@@ -1,0 +1,34 @@
+/*
+ * schedd configuration: the common directives (id defaults to "sched")
+ * plus
+ *   handover_timeout DURATION	a handover not finished this long after its
+ *				A1 fails (5s)
+ *   ck2_lifetime DURATION	how long TSPA may use the CK2 of an M7 (30s)
+ */
+#ifndef SCHEDD_CONFIG_H
+#define SCHEDD_CONFIG_H
+
+#include <stdint.h>
+
+#include "conf.h"
+
+#define SCHEDD_HANDOVER_TIMEOUT_MS	5000
+#define SCHEDD_CK2_LIFETIME_MS		30000
+#define SCHEDD_MIN_TIMEOUT_MS		100
+#define SCHEDD_MAX_TIMEOUT_MS		600000		/* ten minutes */
+#define SCHEDD_MAX_LIFETIME_MS		86400000	/* one day */
+
+struct schedd_conf {
+	struct cfg_common	sc_common;
+	uint64_t		sc_handover_timeout_ms;
+	uint64_t		sc_ck2_lifetime_ms;
+};
+
+/*
+ * Parse path into *sc (defaults first) and check it, with the topology it
+ * names; errors go to stderr as "file:line: message".  0 or -1.
+ */
+int	schedd_conf_load(const char *path, struct schedd_conf *sc);
+void	schedd_conf_free(struct schedd_conf *sc);
+
+#endif

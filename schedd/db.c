@@ -1,0 +1,159 @@
+/*
+ * schedd's SQLite store.  Each transition of a handover rewrites its row
+ * and appends an audit row in the same transaction, so the audit log never
+ * disagrees with the state.  Neither table ever holds key material.
+ */
+#include <stdlib.h>
+
+#include "db.h"
+#include "log.h"
+#include "store.h"
+
+struct sched_db {
+	sqlite3		*sd_db;
+	sqlite3_stmt	*sd_put;
+	sqlite3_stmt	*sd_audit;
+	sqlite3_stmt	*sd_known;
+};
+
+static const char *const sched_schema[] = {
+	"CREATE TABLE handovers ("
+	" handover_id TEXT PRIMARY KEY,"
+	" initiator TEXT NOT NULL,"
+	" target TEXT,"
+	" state TEXT NOT NULL,"
+	" ck1_key_id TEXT,"
+	" ck2_key_id TEXT,"
+	" created_ms INTEGER NOT NULL,"
+	" updated_ms INTEGER NOT NULL,"
+	" expires_ms INTEGER NOT NULL,"
+	" reason TEXT);"
+	"CREATE INDEX handovers_state ON handovers(state);"
+	"CREATE TABLE audit ("
+	" id INTEGER PRIMARY KEY,"
+	" ms INTEGER NOT NULL,"
+	" handover_id TEXT NOT NULL,"
+	" event TEXT NOT NULL,"
+	" detail TEXT);"
+	"CREATE INDEX audit_handover ON audit(handover_id, id);",
+};
+
+#define SCHED_UNFINISHED	"state NOT IN ('done', 'failed')"
+
+struct sched_db *
+sched_db_open(const char *path)
+{
+	struct sched_db	*sd;
+
+	sd = xcalloc(1, sizeof(*sd));
+	/* Unfinished handovers fail at restart, so NORMAL sync suffices. */
+	sd->sd_db = store_open(path, sched_schema,
+	    sizeof(sched_schema) / sizeof(sched_schema[0]), 0);
+	if (sd->sd_db == NULL) {
+		free(sd);
+		return NULL;
+	}
+	sd->sd_put = store_prepare(sd->sd_db, "INSERT OR REPLACE INTO handovers"
+	    " (handover_id, initiator, target, state, ck1_key_id, ck2_key_id,"
+	    " created_ms, updated_ms, expires_ms, reason)"
+	    " VALUES (?,?,?,?,?,?,?,?,?,?)");
+	sd->sd_audit = store_prepare(sd->sd_db, "INSERT INTO audit"
+	    " (ms, handover_id, event, detail) VALUES (?,?,?,?)");
+	sd->sd_known = store_prepare(sd->sd_db,
+	    "SELECT 1 FROM handovers WHERE handover_id = ?");
+	return sd;
+}
+
+void
+sched_db_close(struct sched_db *sd)
+{
+	if (sd == NULL)
+		return;
+	store_close(sd->sd_db);
+	free(sd);
+}
+
+int
+sched_db_recover(struct sched_db *sd, uint64_t now_ms)
+{
+	sqlite3_stmt	*audit, *fail;
+	int		 n = 0;
+
+	audit = store_prepare(sd->sd_db, "INSERT INTO audit"
+	    " (ms, handover_id, event, detail)"
+	    " SELECT ?, handover_id, 'failed',"
+	    " 'scheduler restarted in state ' || state"
+	    " FROM handovers WHERE " SCHED_UNFINISHED);
+	fail = store_prepare(sd->sd_db, "UPDATE handovers SET state = 'failed',"
+	    " reason = 'scheduler restarted', updated_ms = ?"
+	    " WHERE " SCHED_UNFINISHED);
+	sqlite3_bind_int64(audit, 1, (sqlite3_int64)now_ms);
+	sqlite3_bind_int64(fail, 1, (sqlite3_int64)now_ms);
+	if (store_begin(sd->sd_db) == -1)
+		n = -1;
+	else if (store_step_done(audit, NULL) == -1 ||
+	    store_step_done(fail, &n) == -1) {
+		store_rollback(sd->sd_db);
+		n = -1;
+	} else if (store_commit(sd->sd_db) == -1)
+		n = -1;
+	sqlite3_finalize(audit);
+	sqlite3_finalize(fail);
+	return n;
+}
+
+int
+sched_db_known(struct sched_db *sd, const char *id)
+{
+	int	rc;
+
+	sqlite3_bind_text(sd->sd_known, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(sd->sd_known);
+	store_reset(sd->sd_known);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* Bind a text column, NULL for NULL. */
+static void
+sched_db_text(sqlite3_stmt *st, int col, const char *s)
+{
+	if (s == NULL)
+		sqlite3_bind_null(st, col);
+	else
+		sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+}
+
+int
+sched_db_record(struct sched_db *sd, const struct ho_row *hr,
+    const char *event, const char *detail)
+{
+	sqlite3_stmt	*put = sd->sd_put, *audit = sd->sd_audit;
+
+	sched_db_text(put, 1, hr->hr_id);
+	sched_db_text(put, 2, hr->hr_initiator);
+	sched_db_text(put, 3, hr->hr_target);
+	sched_db_text(put, 4, hr->hr_state);
+	sched_db_text(put, 5, hr->hr_ck1_key_id);
+	sched_db_text(put, 6, hr->hr_ck2_key_id);
+	sqlite3_bind_int64(put, 7, (sqlite3_int64)hr->hr_created_ms);
+	sqlite3_bind_int64(put, 8, (sqlite3_int64)hr->hr_updated_ms);
+	sqlite3_bind_int64(put, 9, (sqlite3_int64)hr->hr_expires_ms);
+	sched_db_text(put, 10, hr->hr_reason);
+	sqlite3_bind_int64(audit, 1, (sqlite3_int64)hr->hr_updated_ms);
+	sched_db_text(audit, 2, hr->hr_id);
+	sched_db_text(audit, 3, event);
+	sched_db_text(audit, 4, detail);
+	if (store_begin(sd->sd_db) == -1) {
+		store_reset(put);
+		store_reset(audit);
+		return -1;
+	}
+	if (store_step_done(put, NULL) == -1 ||
+	    store_step_done(audit, NULL) == -1) {
+		store_reset(put);
+		store_reset(audit);
+		store_rollback(sd->sd_db);
+		return -1;
+	}
+	return store_commit(sd->sd_db);
+}

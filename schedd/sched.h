@@ -1,0 +1,65 @@
+/*
+ * schedd, the cloud scheduling platform of the handover (PROTOCOL F6):
+ * the scheduler object shared by the listener (server.c) and the handover
+ * state machine (handover.c).
+ */
+#ifndef SCHEDD_SCHED_H
+#define SCHEDD_SCHED_H
+
+#include <sys/queue.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "config.h"
+#include "conn.h"
+#include "db.h"
+#include "keys.h"
+#include "qroam.pb-c.h"
+#include "topo.h"
+
+#define SCHED_MAX_HANDOVERS	4096	/* unfinished at once */
+#define SCHED_HO_IDLEN		32	/* lowercase hex chars */
+
+struct handover;
+TAILQ_HEAD(handovers, handover);
+
+struct sched {
+	const struct schedd_conf *s_conf;
+	const struct topo	*s_topo;
+	struct event_base	*s_base;
+	SSL_CTX			*s_client_tls;
+	struct sched_db		*s_db;
+	struct sched_keys	*s_keys;
+	struct listener		*s_lis;
+	struct handovers	 s_handovers;
+	size_t			 s_nhandovers;
+	uint64_t		 s_fwd_seq;
+	int			 s_stopping;
+};
+
+/* server.c: start listening on the topology's sched endpoint. */
+struct sched	*sched_new(struct event_base *, const struct schedd_conf *,
+		    const struct topo *, SSL_CTX *server_tls, SSL_CTX *client_tls);
+void		 sched_free(struct sched *);
+
+/*
+ * handover.c: A1, A2 and A3 from the TSP on c, already checked against its
+ * certificate.  0 when the request was taken (its answer follows, now or
+ * later), or the StatusCode of a refusal with why filled in; a refusal
+ * changes nothing.
+ */
+int	ho_a1(struct sched *, struct conn *c, uint64_t reqid,
+	    const Qroam__KeyRequest *, char *why, size_t whylen);
+int	ho_a2(struct sched *, struct conn *c, uint64_t reqid,
+	    const Qroam__AccessRequest *, char *why, size_t whylen);
+int	ho_a3(struct sched *, struct conn *c, uint64_t reqid,
+	    const Qroam__KeyRequest *, char *why, size_t whylen);
+/* A TSP's connection closed: handovers waiting to answer on it fail. */
+void	ho_conn_closed(struct sched *, struct conn *c);
+/* Stop: fail every unfinished handover and free them all. */
+void	ho_shutdown(struct sched *);
+
+#endif
