@@ -93,7 +93,8 @@ kme_admin_set(struct kme *k, const struct kme_request *req,
 	json_object_foreach(body, name, v) {
 		if (strcmp(name, "eavesdropper") != 0 &&
 		    strcmp(name, "qber") != 0 && strcmp(name, "rate") != 0) {
-			kme_error(rep, req, 400, "unknown field \"%.32s\"", name);
+			kme_error(rep, req, 400, "unknown field \"%.32s\"",
+			    name);
 			goto out;
 		}
 	}
@@ -111,6 +112,7 @@ kme_admin_set(struct kme *k, const struct kme_request *req,
 	json_decref(body);
 }
 
+/* Route an admin request after checking the operator role. */
 void
 kme_admin(struct kme *k, const struct kme_request *req, char **seg,
     size_t nseg, struct kme_reply *rep)

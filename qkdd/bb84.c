@@ -35,6 +35,7 @@
 
 #define PA_LABEL	"qroam/1|QKD-PA"
 
+/* Binary entropy in bits. */
 double
 bb84_entropy(double p)
 {
@@ -43,6 +44,7 @@ bb84_entropy(double p)
 	return -p * log2(p) - (1.0 - p) * log2(1.0 - p);
 }
 
+/* Secret bits per reconciled bit under the BB84 bound; none above 11 %. */
 double
 bb84_secret_fraction(double qber)
 {
@@ -65,6 +67,7 @@ bb84_threshold(double p)
 	return (uint64_t)(p * 4294967296.0);
 }
 
+/* A big-endian 32-bit uniform from four random bytes. */
 static uint32_t
 bb84_u32(const uint8_t *p)
 {
@@ -94,7 +97,7 @@ bb84_qubit(const uint8_t *d, const struct bb84_thresholds *t,
 	bit = alice;
 	basis = abasis;
 	if (bb84_u32(d + 1) < t->t_eve) {
-		/* Intercept-resend: measure in a random basis, resend that state. */
+		/* Intercept-resend: measure in a random basis, resend. */
 		unsigned ebasis = (d[0] & F_EVE_BASIS) != 0;
 
 		if (ebasis != basis)
@@ -136,6 +139,7 @@ bb84_estimate(struct bb84_block *blk)
 	    bb84_secret_fraction(blk->bb_qber);
 }
 
+/* Simulate a block: draw randomness in chunks, trace every qubit, estimate. */
 int
 bb84_run(const struct bb84_params *bp, size_t nqubits, struct bb84_block *blk)
 {
@@ -172,6 +176,7 @@ bb84_run(const struct bb84_params *bp, size_t nqubits, struct bb84_block *blk)
 	return 0;
 }
 
+/* Bits left after privacy amplification of an accepted block. */
 size_t
 bb84_secret_bits(const struct bb84_block *blk)
 {
@@ -205,6 +210,7 @@ bb84_hash(const struct bb84_block *blk, uint32_t ctr,
 	return ok ? 0 : -1;
 }
 
+/* Compress (or, when scaled, stretch) the block into outlen bytes. */
 int
 bb84_amplify(const struct bb84_block *blk, uint8_t *out, size_t outlen)
 {
@@ -226,6 +232,7 @@ bb84_amplify(const struct bb84_block *blk, uint8_t *out, size_t outlen)
 	return 0;
 }
 
+/* Wipe the reconciled bits, which are key material. */
 void
 bb84_block_free(struct bb84_block *blk)
 {

@@ -17,18 +17,18 @@
 #define BB84_QBER_MAX	0.11	/* abort threshold */
 
 struct bb84_params {
-	double		 bp_qber;	/* channel bit error probability, 0..0.5 */
-	double		 bp_eve;	/* fraction of qubits intercepted, 0..1 */
-	double		 bp_sample;	/* fraction of sifted bits disclosed, 0..1 */
+	double		 bp_qber;	/* channel bit error rate, 0..0.5 */
+	double		 bp_eve;	/* intercepted fraction, 0..1 */
+	double		 bp_sample;	/* disclosed fraction, 0..1 */
 };
 
 struct bb84_block {
 	size_t		 bb_qubits;	/* qubits Alice sent */
-	size_t		 bb_sifted;	/* qubits measured in Alice's basis */
-	size_t		 bb_sampled;	/* sifted bits disclosed for the estimate */
-	size_t		 bb_sample_errors; /* disagreements among them */
-	size_t		 bb_kept;	/* sifted bits left after the sample */
-	size_t		 bb_kept_errors; /* Bob's errors among those, reconciled */
+	size_t		 bb_sifted;	/* measured in Alice's basis */
+	size_t		 bb_sampled;	/* sifted bits disclosed */
+	size_t		 bb_sample_errors; /* errors among them */
+	size_t		 bb_kept;	/* sifted bits not disclosed */
+	size_t		 bb_kept_errors; /* errors among those */
 	double		 bb_qber;	/* estimate: sample errors / sampled */
 	double		 bb_fraction;	/* secret fraction; 0 when aborted */
 	int		 bb_aborted;	/* no sample, or estimate above 11 % */

@@ -108,6 +108,7 @@ qkdd_link_line(struct qkdd_conf *qc, const struct conf_line *cl)
 	return 0;
 }
 
+/* One directive: common ones, then key_size, max_key_per_request, link. */
 static int
 qkdd_conf_line(void *arg, const struct conf_line *cl)
 {
@@ -125,8 +126,8 @@ qkdd_conf_line(void *arg, const struct conf_line *cl)
 		return -1;
 	}
 	if (strcmp(d, "key_size") == 0) {
-		if (conf_uint(cl->cl_argv[1], QKDD_MIN_KEYSIZE, QKDD_MAX_KEYSIZE,
-		    &v) == -1 || v % 8 != 0) {
+		if (conf_uint(cl->cl_argv[1], QKDD_MIN_KEYSIZE,
+		    QKDD_MAX_KEYSIZE, &v) == -1 || v % 8 != 0) {
 			conf_error(cl, "key_size must be a multiple of 8 in "
 			    "%d..%d", QKDD_MIN_KEYSIZE, QKDD_MAX_KEYSIZE);
 			return -1;
@@ -145,6 +146,7 @@ qkdd_conf_line(void *arg, const struct conf_line *cl)
 	return 0;
 }
 
+/* Defaults, the whole file, then the common checks. */
 int
 qkdd_conf_load(const char *path, struct qkdd_conf *qc)
 {

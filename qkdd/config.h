@@ -20,7 +20,7 @@ struct qkdd_link_conf {
 	char		lc_a[33];	/* the pair, lc_a < lc_b */
 	char		lc_b[33];
 	double		lc_rate;	/* secret bits/s at the base QBER */
-	int		lc_fibre;	/* rate follows from fibre length instead */
+	int		lc_fibre;	/* rate from fibre length instead */
 	double		lc_fibre_km;
 	double		lc_loss;	/* dB per km */
 	double		lc_qber;	/* base QBER of the channel */

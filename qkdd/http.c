@@ -84,6 +84,7 @@ qkd_http_bev(struct event_base *base, void *arg)
 	return bev;
 }
 
+/* Reason phrase of the statuses the KME answers with. */
 static const char *
 qkd_http_reason(int status)
 {
@@ -146,7 +147,7 @@ static void
 qkd_http_request(struct evhttp_request *req, void *arg)
 {
 	struct qkd_http			*h = arg;
-	struct evhttp_connection	*conn = evhttp_request_get_connection(req);
+	struct evhttp_connection	*conn;
 	struct bufferevent		*bev;
 	const struct evhttp_uri		*uri;
 	struct evbuffer			*in;
@@ -155,12 +156,14 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	char				 cn[64], role[64], peer[300], *addr;
 	ev_uint16_t			 port;
 
+	conn = evhttp_request_get_connection(req);
 	evhttp_connection_get_peer(conn, &addr, &port);
 	snprintf(peer, sizeof(peer), "%s:%u", addr ? addr : "?", port);
 	bev = evhttp_connection_get_bufferevent(conn);
 	if (tls_peer_identity(bev ? bufferevent_openssl_get_ssl(bev) : NULL,
 	    cn, sizeof(cn), role, sizeof(role)) == -1) {
-		log_warnx("request from %s without a verified certificate", peer);
+		log_warnx("request from %s without a verified certificate",
+		    peer);
 		evhttp_send_error(req, 401, "Unauthorized");
 		return;
 	}
@@ -177,7 +180,8 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 		break;
 	}
 	uri = evhttp_request_get_evhttp_uri(req);
-	kr.kr_path = evhttp_uri_get_path(uri);
+	if ((kr.kr_path = evhttp_uri_get_path(uri)) == NULL)
+		kr.kr_path = "";
 	kr.kr_query = evhttp_uri_get_query(uri);
 	in = evhttp_request_get_input_buffer(req);
 	kr.kr_bodylen = evbuffer_get_length(in);
@@ -187,7 +191,7 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	kr.kr_peer = peer;
 	log_debug("%s %.128s from %s (%s, role %s)",
 	    kr.kr_method == KME_GET ? "GET" : "POST",
-	    kr.kr_path ? kr.kr_path : "", cn, peer, role);
+	    kr.kr_path, cn, peer, role);
 	kme_handle(h->h_kme, &kr, &rep);
 	qkd_http_send(req, &rep);
 }
@@ -225,6 +229,7 @@ qkd_http_accept_error(struct evconnlistener *lis, void *arg)
 		evconnlistener_enable(lis);
 }
 
+/* Set up evhttp with TLS bufferevents and listen on host:port. */
 struct qkd_http *
 qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
     uint16_t port, struct kme *k)

@@ -31,12 +31,14 @@
 #define MAXPATH		512
 #define MSG_NOTFOUND	"one or more keys specified are not found on KME"
 
+/* The request method for logs. */
 static const char *
 kme_method_name(enum kme_method m)
 {
 	return m == KME_GET ? "GET" : m == KME_POST ? "POST" : "other method";
 }
 
+/* Serialise v as the reply body; 500 if that fails. */
 void
 kme_json(struct kme_reply *rep, int status, json_t *v)
 {
@@ -51,6 +53,7 @@ kme_json(struct kme_reply *rep, int status, json_t *v)
 	rep->kp_len = rep->kp_body != NULL ? strlen(rep->kp_body) : 0;
 }
 
+/* Log the refusal with the caller and reason, and answer {"message": ...}. */
 void
 kme_error(struct kme_reply *rep, const struct kme_request *req, int status,
     const char *fmt, ...)
@@ -67,6 +70,7 @@ kme_error(struct kme_reply *rep, const struct kme_request *req, int status,
 	kme_json(rep, status, json_pack("{s:s}", "message", msg));
 }
 
+/* Free the reply body, wiping it when it holds keys. */
 void
 kme_reply_free(struct kme_reply *rep)
 {
@@ -76,6 +80,7 @@ kme_reply_free(struct kme_reply *rep)
 	rep->kp_body = NULL;
 }
 
+/* Parse the request body, which must be a JSON object. */
 json_t *
 kme_body_object(const struct kme_request *req, struct kme_reply *rep)
 {
@@ -260,7 +265,8 @@ kme_json_uint(const struct kme_request *req, json_t *body, const char *name,
 		return 0;
 	i = json_is_integer(v) ? json_integer_value(v) : -1;
 	if (i < 0 || i > 1000000000) {
-		kme_error(rep, req, 400, "%s shall be a positive integer", name);
+		kme_error(rep, req, 400, "%s shall be a positive integer",
+		    name);
 		return -1;
 	}
 	*out = (unsigned)i;
@@ -334,8 +340,8 @@ kme_enc_keys(struct kme *k, const struct kme_request *req, const char *slave,
 	    (l = kme_link(k, req, req->kr_cn, slave, rep)) == NULL)
 		return;
 	if (l->l_aborting) {
-		kme_error(rep, req, 503, "QBER %.1f %% above %.0f %% on the link "
-		    "between %s and %s: no key", 100.0 * l->l_est_qber,
+		kme_error(rep, req, 503, "QBER %.1f %% above %.0f %% on the "
+		    "link between %s and %s: no key", 100.0 * l->l_est_qber,
 		    100.0 * BB84_QBER_MAX, l->l_a, l->l_b);
 		return;
 	}
@@ -386,8 +392,8 @@ kme_dec_body(struct kme *k, const struct kme_request *req, json_t **body,
 	json_array_foreach(arr, i, e) {
 		if (!json_is_object(e) ||
 		    !json_is_string(id = json_object_get(e, "key_ID"))) {
-			kme_error(rep, req, 400, "each key_IDs entry shall hold "
-			    "a key_ID string");
+			kme_error(rep, req, 400, "each key_IDs entry shall "
+			    "hold a key_ID string");
 			return -1;
 		}
 		ids[i] = json_string_value(id);
@@ -536,8 +542,10 @@ kme_keys(struct kme *k, const struct kme_request *req, const char *sae,
 		kme_dec_keys(k, req, sae, rep);
 }
 
+/* Route a request by its path segments. */
 void
-kme_handle(struct kme *k, const struct kme_request *req, struct kme_reply *rep)
+kme_handle(struct kme *k, const struct kme_request *req,
+    struct kme_reply *rep)
 {
 	char	 buf[MAXPATH], *seg[MAXSEG];
 	int	 n;

@@ -31,7 +31,7 @@ struct kme_request {
 	const char	*kr_query;	/* query string, NULL if none */
 	const char	*kr_body;
 	size_t		 kr_bodylen;
-	const char	*kr_cn;		/* caller's certificate CN: the SAE id */
+	const char	*kr_cn;		/* certificate CN: the SAE id */
 	const char	*kr_role;	/* caller's certificate OU */
 	const char	*kr_peer;	/* caller's address, for logs */
 };
@@ -50,7 +50,8 @@ struct kme {
 };
 
 /* Answer one request; the reply is always set (free with kme_reply_free). */
-void	kme_handle(struct kme *, const struct kme_request *, struct kme_reply *);
+void	kme_handle(struct kme *, const struct kme_request *,
+	    struct kme_reply *);
 void	kme_reply_free(struct kme_reply *);
 
 /* A {"message": ...} reply with status, logged with the request. */

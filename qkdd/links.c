@@ -8,7 +8,8 @@
  * its pair answers 503 until a block passes again.  The secret bits of a
  * passing block are privacy-amplified into the link's pending bytes and
  * cut into keys of key_size bits, stored in the pool up to its size; a
- * full pool discards the link's output.  When the scale exceeds 1 the
+ * full pool discards the link's output and is watched with smaller blocks
+ * (QKD_MONITOR_BLOCK) so that an eavesdropper is still noticed.  When the scale exceeds 1 the
  * amplification stretches the simulated block to the configured rate,
  * which an emulator may do and a real link would not need to.
  */
@@ -43,6 +44,7 @@ struct qkd_links {
 	int			 ls_txn_failed;
 };
 
+/* Detected qubits/s of a weak-pulse source over lossy fibre. */
 double
 qkd_fibre_qubit_rate(double km, double loss)
 {
@@ -50,17 +52,19 @@ qkd_fibre_qubit_rate(double km, double loss)
 	    pow(10.0, -loss * km / 10.0);
 }
 
+/* Invert the yield: sifting, the disclosed sample and 1 - 2h(Q). */
 double
 qkd_qubit_rate(double rate, double qber)
 {
 	double	f = bb84_secret_fraction(qber);
 
-	/* A link too noisy to yield key still sends qubits at the nominal rate. */
+	/* A link too noisy for key still sends qubits at the nominal rate. */
 	if (f <= 0.0)
 		f = 1.0;
 	return rate / (0.5 * (1.0 - QKD_SAMPLE_FRACTION) * f);
 }
 
+/* Apply an operator's change; a new rate re-derives the qubit rate. */
 void
 qkd_link_set(struct qkd_link *l, double eve, double qber, double rate)
 {
@@ -99,8 +103,9 @@ qkd_link_estimate(struct qkd_link *l, const struct bb84_block *blk)
 	if (blk->bb_aborted) {
 		l->l_aborts++;
 		l->l_abort_run++;
-		log_debug("link %s-%s: block of %zu qubits aborted, QBER %.2f %%",
-		    l->l_a, l->l_b, blk->bb_qubits, 100.0 * blk->bb_qber);
+		log_debug("link %s-%s: block of %zu qubits aborted, "
+		    "QBER %.2f %%", l->l_a, l->l_b, blk->bb_qubits,
+		    100.0 * blk->bb_qber);
 		if (!l->l_aborting)
 			log_warnx("link %s-%s: QBER %.2f %% above the %.0f %% "
 			    "threshold: BB84 aborted, no key", l->l_a, l->l_b,
@@ -198,7 +203,7 @@ qkd_link_tick(struct qkd_links *ls, struct qkd_link *l, double dt)
 	    nraw > QKD_MAX_BLOCK ? QKD_MAX_BLOCK : floor(nraw);
 	/* A full pool takes nothing: a small block keeps the estimate fresh. */
 	if (l->l_stored >= l->l_pool)
-		nsim = QKD_MIN_BLOCK;
+		nsim = QKD_MONITOR_BLOCK;
 	bp.bp_qber = l->l_qber;
 	bp.bp_eve = l->l_eve;
 	bp.bp_sample = QKD_SAMPLE_FRACTION;
@@ -215,6 +220,7 @@ qkd_link_tick(struct qkd_links *ls, struct qkd_link *l, double dt)
 	bb84_block_free(&blk);
 }
 
+/* Seconds since the previous tick, capped at one. */
 static double
 qkd_links_elapsed(struct qkd_links *ls)
 {
@@ -229,7 +235,7 @@ qkd_links_elapsed(struct qkd_links *ls)
 	return dt > 1.0 ? 1.0 : dt;
 }
 
-/* Timer: run every link for the time since the last tick, in one transaction. */
+/* Timer: run every link over the time since the last tick, one transaction. */
 static void
 qkd_links_tick(evutil_socket_t fd, short ev, void *arg)
 {
@@ -260,11 +266,14 @@ qkd_links_tick(evutil_socket_t fd, short ev, void *arg)
 		return;
 	if (ls->ls_txn_failed) {
 		qkd_pool_rollback(ls->ls_pool);
-		log_warnx("link tick: store failure, keys of this tick dropped");
+		log_warnx("link tick: store failure, this tick's keys "
+		    "dropped");
 	} else if (qkd_pool_commit(ls->ls_pool) == -1)
-		log_warnx("link tick: commit failed, keys of this tick dropped");
+		log_warnx("link tick: commit failed, this tick's keys "
+		    "dropped");
 }
 
+/* Links from the configuration and the tick timer that drives them. */
 struct qkd_links *
 qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
     struct qkd_pool *pool)
@@ -301,7 +310,8 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
 			    bb84_secret_fraction(l->l_qber);
 		} else
 			qkd_link_set(l, -1.0, -1.0, lc->lc_rate);
-		if (qkd_pool_available(pool, l->l_a, l->l_b, &l->l_stored) == -1)
+		if (qkd_pool_available(pool, l->l_a, l->l_b,
+		    &l->l_stored) == -1)
 			goto fail;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ls->ls_last);
@@ -314,6 +324,7 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
 	return NULL;
 }
 
+/* Stop the timer and wipe the links' pending key bytes. */
 void
 qkd_links_free(struct qkd_links *ls)
 {
@@ -338,6 +349,7 @@ qkd_links_at(struct qkd_links *ls, size_t i)
 	return i < ls->ls_nlinks ? &ls->ls_links[i] : NULL;
 }
 
+/* Look a pair up in store order (sae_a < sae_b). */
 struct qkd_link *
 qkd_links_find(struct qkd_links *ls, const char *x, const char *y)
 {

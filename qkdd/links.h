@@ -18,6 +18,7 @@
 #define QKD_SAMPLE_FRACTION	0.1	/* sifted bits disclosed per block */
 #define QKD_MIN_BLOCK		16384	/* qubits simulated per tick at least */
 #define QKD_MAX_BLOCK		131072	/* and at most; beyond, output scales */
+#define QKD_MONITOR_BLOCK	8192	/* per tick while the pool is full */
 
 struct qkd_link {
 	char		 l_a[33];		/* the pair, l_a < l_b */
@@ -35,7 +36,7 @@ struct qkd_link {
 	double		 l_est_qber;		/* last block's estimate */
 	int		 l_aborting;		/* last block aborted */
 	double		 l_secret_bps;		/* smoothed distilled rate */
-	size_t		 l_stored;		/* unreserved keys in the pool */
+	size_t		 l_stored;		/* unreserved keys */
 	uint64_t	 l_keys_made;
 	uint64_t	 l_aborts;
 	uint64_t	 l_abort_run;		/* consecutive aborted blocks */

@@ -51,6 +51,7 @@ static const char *const pool_schema[] = {
 	" PRIMARY KEY (sae_a, sae_b));",
 };
 
+/* Open the store, overwrite deleted keys, prepare the statements. */
 struct qkd_pool *
 qkd_pool_open(const char *path)
 {
@@ -139,6 +140,7 @@ qkd_pool_uuid(char out[QKD_KEYID_LEN + 1])
 	    u[15]);
 }
 
+/* Insert keys under fresh UUIDs inside the caller's transaction. */
 int
 qkd_pool_add(struct qkd_pool *p, const char *a, const char *b,
     const uint8_t *keys, size_t n, size_t keylen)
@@ -161,6 +163,7 @@ qkd_pool_add(struct qkd_pool *p, const char *a, const char *b,
 	return 0;
 }
 
+/* Count the pair's keys that no master has taken yet. */
 int
 qkd_pool_available(struct qkd_pool *p, const char *a, const char *b,
     size_t *count)
@@ -220,6 +223,7 @@ qkd_pool_pick(struct qkd_pool *p, const char *a, const char *b, size_t n,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Take the oldest free keys for master and slave, all or none. */
 int
 qkd_pool_reserve(struct qkd_pool *p, const char *master, const char *slave,
     size_t n, size_t keylen, struct qkd_key *out)
@@ -326,6 +330,7 @@ qkd_pool_take_one(struct qkd_pool *p, const char *master, const char *slave,
 	return res;
 }
 
+/* Deliver keys to their slave, all or none, and forget them. */
 enum qkd_take
 qkd_pool_take(struct qkd_pool *p, const char *master, const char *slave,
     const char *const *ids, size_t n, struct qkd_key *out, size_t *bad)
@@ -354,6 +359,7 @@ qkd_pool_take(struct qkd_pool *p, const char *master, const char *slave,
 	return res;
 }
 
+/* Upsert a link's statistics row. */
 int
 qkd_pool_link_stats(struct qkd_pool *p, const char *a, const char *b,
     double qber, double eve, double secret_bps, uint64_t keys_made,

@@ -16,6 +16,7 @@
 #include "tls.h"
 #include "topo.h"
 
+/* SIGTERM/SIGINT: leave the event loop for a clean shutdown. */
 static void
 qkdd_stop(void *arg)
 {
@@ -37,7 +38,8 @@ qkdd_load(const char *path, struct qkdd_conf *conf, struct topo *topo)
 		return -1;
 	}
 	if (conf->qc_nlinks == 0)
-		log_warnx("%s: no link configured: no key will be served", path);
+		log_warnx("%s: no link configured: no key will be served",
+		    path);
 	return 0;
 }
 
@@ -70,8 +72,8 @@ main(int argc, char **argv)
 	}
 	if (opts.do_verbose == 0)
 		log_setverbose(conf->qc_common.cc_verbose);
-	if ((srv = tls_server_ctx(conf->qc_common.cc_ca, conf->qc_common.cc_cert,
-	    conf->qc_common.cc_key)) == NULL)
+	if ((srv = tls_server_ctx(conf->qc_common.cc_ca,
+	    conf->qc_common.cc_cert, conf->qc_common.cc_key)) == NULL)
 		fatalx("cannot set up TLS");
 	if ((pool = qkd_pool_open(conf->qc_common.cc_store)) == NULL)
 		fatalx("cannot open store %s", conf->qc_common.cc_store);

@@ -319,7 +319,8 @@ main(void)
 		cmocka_unit_test(test_abort),
 		cmocka_unit_test(test_amplify),
 		cmocka_unit_test_teardown(test_deterministic, tu_rand_restore),
-		cmocka_unit_test_teardown(test_scripted_qubits, tu_rand_restore),
+		cmocka_unit_test_teardown(test_scripted_qubits,
+		    tu_rand_restore),
 		cmocka_unit_test(test_bad_params),
 	};
 
