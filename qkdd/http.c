@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -236,6 +238,8 @@ qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
 {
 	struct qkd_http			*h;
 	struct evhttp_bound_socket	*bound;
+	struct evconnlistener		*lis;
+	int				 one = 1;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL)
 		return NULL;
@@ -253,8 +257,12 @@ qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
 		log_warnx("cannot listen on %s:%u", host, port);
 		goto fail;
 	}
-	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(bound),
-	    qkd_http_accept_error);
+	lis = evhttp_bound_socket_get_listener(bound);
+	evconnlistener_set_error_cb(lis, qkd_http_accept_error);
+	/* Accepted sockets inherit it: replies leave without Nagle delays. */
+	if (setsockopt(evconnlistener_get_fd(lis), IPPROTO_TCP, TCP_NODELAY,
+	    &one, sizeof(one)) == -1)
+		log_warn("TCP_NODELAY");
 	return h;
  fail:
 	qkd_http_free(h);
