@@ -4,7 +4,8 @@
  * F3: M4 with a fresh nonce and time; no valid AuthResult within Δt1 means
  * a new M4, backing off to 8 × Δt1.  F4: draw a chip key, destroy it
  * durably, then send M3; any failure costs that key and the next M3 uses
- * the next one.  F5: periodic telemetry under K1, acknowledged by the TSP.
+ * the next one.  F5: periodic telemetry under K1, acknowledged by the TSP,
+ * with the handover messages (M5, HandoverReady) passed to handover.c.
  * Every reply is decoded and checked before it changes any state.
  */
 #include <stdarg.h>
@@ -96,22 +97,36 @@ client_retry_ms(const struct vclient *c)
 	return c->vc_conf->vc_retransmit_ms * (uint64_t)c->vc_backoff;
 }
 
+struct conn *
+client_open_conn(struct vclient *c, const struct endpoint *ep)
+{
+	struct conn_opts	opts;
+
+	memset(&opts, 0, sizeof(opts));
+	opts.co_max_frame = c->vc_conf->vc_common.cc_max_frame;
+	opts.co_connect_ms = (int)c->vc_conf->vc_connect_ms;
+	return conn_connect(c->vc_base, ep->ep_host, ep->ep_port, &opts,
+	    &client_cb, c);
+}
+
+void
+client_close_conn(struct conn *conn, const char *reason)
+{
+	conn_set_arg(conn, &client_gone);
+	client_ndraining++;
+	conn_close(conn, reason);
+}
+
 /* Start connecting to the current TSP unless a connection exists. */
 static int
 client_connect(struct vclient *c)
 {
-	struct conn_opts	opts;
-
 	if (c->vc_conn != NULL)
 		return 0;
 	if (c->vc_tsp[0] == '\0')
 		return -1;
-	memset(&opts, 0, sizeof(opts));
-	opts.co_max_frame = c->vc_conf->vc_common.cc_max_frame;
-	opts.co_connect_ms = (int)c->vc_conf->vc_connect_ms;
 	c->vc_connected = 0;
-	c->vc_conn = conn_connect(c->vc_base, c->vc_ep.ep_host,
-	    c->vc_ep.ep_port, &opts, &client_cb, c);
+	c->vc_conn = client_open_conn(c, &c->vc_ep);
 	if (c->vc_conn == NULL) {
 		c->vc_connfails++;
 		log_warnx("cannot connect to %s at %s:%u", c->vc_tsp,
@@ -140,9 +155,7 @@ client_drop(struct vclient *c, const char *reason)
 {
 	if (c->vc_conn == NULL)
 		return;
-	conn_set_arg(c->vc_conn, &client_gone);
-	client_ndraining++;
-	conn_close(c->vc_conn, reason);
+	client_close_conn(c->vc_conn, reason);
 	c->vc_conn = NULL;
 	c->vc_connected = 0;
 }
@@ -160,8 +173,7 @@ client_ready(struct vclient *c)
 	return 0;
 }
 
-/* Seal one SessionInner as the next vehicle-to-cloud SessionMsg. */
-static int
+int
 client_send_inner(struct vclient *c, const Qroam__SessionInner *in)
 {
 	Qroam__SessionMsg	sm;
@@ -273,6 +285,7 @@ client_open_attempt(struct vclient *c)
 	chip_key_wipe(&ck);
 	msg_m3_clear(&m3);
 	c->vc_tx_seq = c->vc_rx_seq = c->vc_acked = c->vc_nsent = 0;
+	c->vc_ho.ho_m6_seq = 0;
 	c->vc_inflight = 1;
 	c->vc_sent_ms = vclient_now_ms();
 	client_arm(c, client_retry_ms(c));
@@ -305,6 +318,7 @@ client_timer_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
+	vclient_log_enter(c);
 	if (c->vc_inflight && (c->vc_state == VC_AUTH ||
 	    c->vc_state == VC_OPEN)) {
 		if (c->vc_backoff < CLIENT_MAXBACKOFF)
@@ -404,6 +418,7 @@ client_status(struct vclient *c, const struct frame *f)
 		log_info("%s requires authentication: running F3", c->vc_tsp);
 		chip_event(c->vc_db, "session_refused", c->vc_tsp,
 		    "AUTH_REQUIRED");
+		vho_reauth(c);
 		client_start_auth(c);
 		return;
 	}
@@ -445,15 +460,37 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 	log_info("session: open with %s (key %u, region %s, reply after %llu"
 	    " ms%s)", c->vc_tsp, c->vc_key_index, sr->region ? sr->region : "-",
 	    (unsigned long long)(now - c->vc_sent_ms), gap);
+	vho_served(c);
 }
 
-/* A SessionMsg from the TSP: the M3 reply, an ack, or a Bye. */
+/* A ServiceResponse: the M3 reply, or the acknowledgement of a message. */
+static void
+client_response(struct vclient *c, const Qroam__ServiceResponse *sr)
+{
+	uint64_t	ack = sr->ack_seq;
+
+	if (c->vc_state == VC_OPEN && ack == 0)
+		client_session_open(c, sr);
+	else if (c->vc_state == VC_SESSION && ack > c->vc_acked &&
+	    ack <= c->vc_tx_seq) {
+		c->vc_acked = ack;
+		if (vho_control_seq(c, ack))
+			return;
+		c->vc_stats.vs_telemetry_acked++;
+		chip_count(c->vc_db, "telemetry_acked", 1);
+		log_debug("telemetry %llu acknowledged by %s",
+		    (unsigned long long)ack, c->vc_tsp);
+	} else
+		log_debug("session: ack %llu from %s ignored",
+		    (unsigned long long)ack, c->vc_tsp);
+}
+
+/* A SessionMsg from the TSP: the M3 reply, an ack, a Bye or a handover. */
 static void
 client_session_msg(struct vclient *c, const struct frame *f)
 {
 	Qroam__SessionInner	*in;
 	const char		*why = "?";
-	uint64_t		 ack;
 
 	in = vmsg_session_in(f, c->vc_k1, c->vc_reg.cr_vid, c->vc_tsp,
 	    &c->vc_rx_seq, &why);
@@ -463,19 +500,19 @@ client_session_msg(struct vclient *c, const struct frame *f)
 	}
 	switch (in->body_case) {
 	case QROAM__SESSION_INNER__BODY_RESPONSE:
-		ack = in->response->ack_seq;
-		if (c->vc_state == VC_OPEN && ack == 0)
-			client_session_open(c, in->response);
-		else if (c->vc_state == VC_SESSION && ack > c->vc_acked &&
-		    ack <= c->vc_tx_seq) {
-			c->vc_acked = ack;
-			c->vc_stats.vs_telemetry_acked++;
-			chip_count(c->vc_db, "telemetry_acked", 1);
-			log_debug("telemetry %llu acknowledged by %s",
-			    (unsigned long long)ack, c->vc_tsp);
-		} else
-			log_debug("session: ack %llu from %s ignored",
-			    (unsigned long long)ack, c->vc_tsp);
+		client_response(c, in->response);
+		break;
+	case QROAM__SESSION_INNER__BODY_M5:
+	case QROAM__SESSION_INNER__BODY_READY:
+		if (c->vc_state != VC_SESSION)
+			log_info("session: %s from %s before the session"
+			    " opened; ignored", in->body_case ==
+			    QROAM__SESSION_INNER__BODY_M5 ? "M5" :
+			    "HandoverReady", c->vc_tsp);
+		else if (in->body_case == QROAM__SESSION_INNER__BODY_M5)
+			vho_m5(c, in->m5);
+		else
+			vho_ready(c, in->ready);
 		break;
 	case QROAM__SESSION_INNER__BODY_BYE:
 		log_info("session: %s ended the session (%s); new session in"
@@ -500,7 +537,14 @@ client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 {
 	struct vclient	*c = arg;
 
-	if (arg == &client_gone || conn != c->vc_conn)
+	if (arg == &client_gone)
+		return;
+	vclient_log_enter(c);
+	if (conn == c->vc_ho.ho_conn) {
+		vho_pre_frame(c, f);
+		return;
+	}
+	if (conn != c->vc_conn)
 		return;
 	if (c->vc_state == VC_AUTH &&
 	    f->f_type == QROAM__MSG_TYPE__MT_SESSION_MSG) {
@@ -538,7 +582,14 @@ client_on_connected(struct conn *conn, void *arg)
 {
 	struct vclient	*c = arg;
 
-	if (arg == &client_gone || conn != c->vc_conn)
+	if (arg == &client_gone)
+		return;
+	vclient_log_enter(c);
+	if (conn == c->vc_ho.ho_conn) {
+		vho_pre_connected(c);
+		return;
+	}
+	if (conn != c->vc_conn)
 		return;
 	c->vc_connected = 1;
 	c->vc_connfails = 0;
@@ -559,6 +610,11 @@ client_on_close(struct conn *conn, const char *reason, void *arg)
 
 	if (arg == &client_gone) {
 		client_ndraining--;
+		return;
+	}
+	vclient_log_enter(c);
+	if (conn == c->vc_ho.ho_conn) {
+		vho_pre_closed(c, reason);
 		return;
 	}
 	if (conn != c->vc_conn)
@@ -598,6 +654,16 @@ client_leave(struct vclient *c, const char *reason)
 	client_drop(c, reason);
 }
 
+void
+client_drop_session(struct vclient *c, const char *reason)
+{
+	evtimer_del(c->vc_timer);
+	c->vc_inflight = 0;
+	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
+	client_drop(c, reason);
+	client_set_state(c, VC_IDLE);
+}
+
 /* F5: one telemetry sample under K1. */
 static void
 client_send_telemetry(struct vclient *c, const struct route_pos *rp)
@@ -635,7 +701,8 @@ client_tick(struct vclient *c, const struct route_pos *rp)
 	}
 	if (!c->vc_connected)
 		return;
-	if (rekey != 0 && c->vc_nsent >= rekey) {
+	/* Once a TSP holds our context the old one takes no new M3. */
+	if (rekey != 0 && c->vc_nsent >= rekey && !vho_prepared(c)) {
 		log_info("session: %llu telemetry messages sent to %s; new"
 		    " session with the next key", (unsigned long long)c->vc_nsent,
 		    c->vc_tsp);

@@ -1,8 +1,10 @@
 /*
  * The vehicle's protocol client: one connection to the TSP of the current
- * region, driven by one state machine (PROTOCOL F3, F4, F5, F7, F8, F9).
+ * region, driven by one state machine (PROTOCOL F3, F4, F5, F7, F8, F9),
+ * plus a pre-connection to the next TSP during a handover (F6).
  * client.c holds the connection and the protocol steps, trip.c the power
- * states, the route, region changes and chip exhaustion.
+ * states, the route, region changes and chip exhaustion, handover.c the
+ * vehicle's side of the handover.
  */
 #ifndef VEHICLED_CLIENT_H
 #define VEHICLED_CLIENT_H
@@ -14,6 +16,7 @@
 
 #include "chip.h"
 #include "config.h"
+#include "handover.h"
 #include "msg.h"
 #include "route.h"
 #include "topo.h"
@@ -34,6 +37,9 @@ struct vstats {
 	uint64_t	vs_telemetry_acked;
 	uint64_t	vs_errors;
 	uint64_t	vs_key_exhausted;
+	uint64_t	vs_crossings;	/* region changes while authenticated */
+	uint64_t	vs_handovers;	/* crossings served without F3 */
+	uint64_t	vs_reauth;	/* crossings that needed F3 */
 };
 
 struct vclient {
@@ -44,6 +50,8 @@ struct vclient {
 	struct topo		 vc_regtopo;	/* the TSP list of M1 */
 	struct route		*vc_route;
 	uint64_t		 vc_start_ms;	/* monotonic start of the trip */
+	uint64_t		 vc_offset_ms;	/* simulated head start on the route */
+	char			 vc_logname[48];
 
 	struct chip_reg		 vc_reg;
 	EVP_PKEY		*vc_pbv;	/* NULL: not registered */
@@ -75,12 +83,18 @@ struct vclient {
 
 	struct event		*vc_timer;	/* retransmit, retry, reconnect */
 	struct event		*vc_tick;	/* position and telemetry */
+	struct event		*vc_cycle;	/* power_cycle_at */
+	struct vho		 vc_ho;		/* handover state */
 	struct vstats		 vc_stats;
 };
 
 /* trip.c: the vehicle's life cycle. */
+/*
+ * A powered-off vehicle with conf's VIN and store db, offset_ms of
+ * simulated time along its route ahead of the trip clock.
+ */
 struct vclient *vclient_new(struct event_base *, const struct vconf *,
-	    sqlite3 *, const struct topo *);
+	    sqlite3 *, const struct topo *, uint64_t offset_ms);
 void	vclient_free(struct vclient *);
 void	vclient_power_on(struct vclient *);
 void	vclient_power_off(struct vclient *, const char *reason);
@@ -90,6 +104,12 @@ int	vclient_load_registration(struct vclient *);
 const struct vstats *vclient_stats(const struct vclient *);
 /* Current position on the route. */
 void	vclient_position(const struct vclient *, struct route_pos *);
+/* Route distance (m) where the trip ends; -1 when it has no end. */
+double	vclient_trip_end_m(const struct vclient *);
+/* The TSPs the vehicle knows: M1's list, else the topology. */
+const struct topo *vclient_tsps(const struct vclient *);
+/* Name the log lines after this vehicle (fleet mode runs many). */
+void	vclient_log_enter(const struct vclient *);
 /* No unused chip key is left: report, then refill or stop (F9). */
 void	vclient_exhausted(struct vclient *);
 /* Retry a refill that failed earlier. */
@@ -103,6 +123,14 @@ void	client_start_auth(struct vclient *);
 void	client_start_session(struct vclient *);
 /* Say Bye if a session is open, then drop the connection. */
 void	client_leave(struct vclient *, const char *reason);
+/* End the session without a Bye (the TSP ended it) and go idle. */
+void	client_drop_session(struct vclient *, const char *reason);
+/* Seal one SessionInner as the next SessionMsg of the session; 0 or -1. */
+int	client_send_inner(struct vclient *, const Qroam__SessionInner *);
+/* Start a connection to ep with the client's callbacks; NULL on failure. */
+struct conn *client_open_conn(struct vclient *, const struct endpoint *ep);
+/* Close a connection of the client; its callbacks are not called again. */
+void	client_close_conn(struct conn *, const char *reason);
 /* Send one telemetry sample, or rekey, or reconnect (the tick's work). */
 void	client_tick(struct vclient *, const struct route_pos *);
 void	client_timer_cb(evutil_socket_t, short, void *);

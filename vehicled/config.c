@@ -17,6 +17,7 @@
 #define VCONF_DEF_SPEED		25.0
 #define VCONF_DEF_CONNECT	10000
 #define VCONF_DEF_PROVISION	10000
+#define VCONF_DEF_FLEET_SPACING	2000
 #define VCONF_MAX_DURATION	(7ULL * 24 * 3600 * 1000)
 
 /* Set defaults before parsing. */
@@ -32,6 +33,7 @@ vconf_init(struct vconf *vc)
 	vc->vc_time_factor = 1.0;
 	vc->vc_connect_ms = VCONF_DEF_CONNECT;
 	vc->vc_provision_ms = VCONF_DEF_PROVISION;
+	vc->vc_fleet_spacing_ms = VCONF_DEF_FLEET_SPACING;
 }
 
 /* A duration directive with one argument in [min, VCONF_MAX_DURATION]. */
@@ -134,6 +136,18 @@ vconf_value(struct vconf *vc, const struct conf_line *cl)
 			conf_error(cl, "speed must be 0..1000 m/s");
 			return -1;
 		}
+	} else if (strcmp(d, "decline_at_end") == 0) {
+		if (conf_bool(a, &vc->vc_decline_at_end) == -1) {
+			conf_error(cl, "decline_at_end must be yes or no");
+			return -1;
+		}
+	} else if (strcmp(d, "fleet") == 0) {
+		if (conf_uint(a, 1, VCONF_MAXFLEET, &v) == -1) {
+			conf_error(cl, "fleet must be 1..%d vehicles",
+			    VCONF_MAXFLEET);
+			return -1;
+		}
+		vc->vc_fleet = (uint32_t)v;
 	} else if (strcmp(d, "time_factor") == 0) {
 		if (conf_double(a, 0.001, 100000, &vc->vc_time_factor) == -1) {
 			conf_error(cl, "time_factor must be 0.001..100000");
@@ -183,6 +197,10 @@ vconf_line(void *arg, const struct conf_line *cl)
 		return vconf_duration(cl, 100, &vc->vc_connect_ms);
 	else if (strcmp(d, "provision_timeout") == 0)
 		return vconf_duration(cl, 100, &vc->vc_provision_ms);
+	else if (strcmp(d, "power_cycle_at") == 0)
+		return vconf_duration(cl, 1, &vc->vc_power_cycle_ms);
+	else if (strcmp(d, "fleet_spacing") == 0)
+		return vconf_duration(cl, 0, &vc->vc_fleet_spacing_ms);
 	else {
 		conf_error(cl, "unknown directive \"%s\"", d);
 		return -1;

@@ -29,7 +29,19 @@ struct vconf {
 	uint64_t		 vc_trip_ms;		/* simulated; 0: no end */
 	uint64_t		 vc_connect_ms;		/* TCP connect timeout */
 	uint64_t		 vc_provision_ms;	/* fill/register wait */
+	uint64_t		 vc_power_cycle_ms;	/* simulated; 0: none */
+	int			 vc_decline_at_end;	/* M6 false in the last region */
+	/*
+	 * Fleet mode (vc_fleet > 0): vehicle i of vc_fleet has the VIN
+	 * vc_vid with its last digits replaced by i, the store cc_store
+	 * ".i", and starts i * vc_fleet_spacing_ms of simulated time
+	 * further along the route.
+	 */
+	uint32_t		 vc_fleet;
+	uint64_t		 vc_fleet_spacing_ms;
 };
+
+#define VCONF_MAXFLEET	1000
 
 /*
  * Parse path into a fresh configuration.  Errors are printed as

@@ -8,6 +8,9 @@
 
 #include "route.h"
 
+#define ROUTE_STEP_M	10.0		/* resolution of looking ahead */
+#define ROUTE_MAXSTEPS	200000.0	/* points per look at most */
+
 struct route {
 	struct geo_point	*r_pts;
 	double			*r_cum;		/* distance at each waypoint, m */
@@ -77,10 +80,46 @@ route_heading_before(const struct route *r, size_t i)
 	return 0;
 }
 
+double
+route_distance(const struct route *r, double sim_s)
+{
+	double	d;
+
+	if (r->r_npts == 1 || r->r_speed == 0 || !(sim_s > 0))
+		return 0;
+	d = sim_s * r->r_speed;
+	return d < route_length(r) ? d : route_length(r);
+}
+
+/* The point d metres along the route (0 <= d <= length); heading in *hd. */
+static struct geo_point
+route_point(const struct route *r, double d, double *hd)
+{
+	struct geo_point	p;
+	double			h;
+	size_t			i;
+
+	if (r->r_npts == 1 || d >= route_length(r)) {
+		*hd = route_heading_before(r, r->r_npts - 1);
+		return r->r_pts[r->r_npts - 1];
+	}
+	if (d < 0)
+		d = 0;
+	for (i = 0; i + 1 < r->r_npts && r->r_cum[i + 1] <= d; i++)
+		;
+	h = geo_bearing(r->r_pts[i], r->r_pts[i + 1]);
+	p = geo_project(r->r_pts[i], h, d - r->r_cum[i]);
+	/* The heading along a great circle changes: report it from here on. */
+	if (r->r_cum[i + 1] - d > 1.0)
+		h = geo_bearing(p, r->r_pts[i + 1]);
+	*hd = h;
+	return p;
+}
+
 void
 route_at(const struct route *r, double sim_s, struct route_pos *rp)
 {
-	double	d, into;
+	double	d;
 	size_t	i;
 
 	memset(rp, 0, sizeof(*rp));
@@ -93,16 +132,49 @@ route_at(const struct route *r, double sim_s, struct route_pos *rp)
 		rp->rp_done = r->r_npts == 1 || i == r->r_npts - 1;
 		return;
 	}
-	for (i = 0; i + 1 < r->r_npts && r->r_cum[i + 1] <= d; i++)
-		;
-	into = d - r->r_cum[i];
-	rp->rp_heading = geo_bearing(r->r_pts[i], r->r_pts[i + 1]);
-	rp->rp_point = geo_project(r->r_pts[i], rp->rp_heading, into);
-	/* The heading along a great circle changes: report it from here on. */
-	if (r->r_cum[i + 1] - d > 1.0)
-		rp->rp_heading = geo_bearing(rp->rp_point, r->r_pts[i + 1]);
+	rp->rp_point = route_point(r, d, &rp->rp_heading);
 	rp->rp_speed = r->r_speed;
 	rp->rp_odometer_m = d;
+}
+
+/*
+ * Visit route points from from_m to to_m (to_m < 0: the end) in order:
+ * every waypoint, the two ends, and points at most ROUTE_STEP_M apart (or
+ * further on very long routes, so that a walk stays bounded).  Stops at
+ * the first point where fn returns non-zero and returns that value.
+ */
+static int
+route_walk(const struct route *r, double from_m, double to_m,
+    int (*fn)(struct geo_point, double, void *), void *arg)
+{
+	double	len = route_length(r), step, a, b, d, hd;
+	size_t	i, k, nk;
+	int	v;
+
+	if (to_m < 0 || to_m > len)
+		to_m = len;
+	if (from_m < 0)
+		from_m = 0;
+	if (from_m > to_m)
+		from_m = to_m;
+	step = (to_m - from_m) / ROUTE_MAXSTEPS;
+	if (step < ROUTE_STEP_M)
+		step = ROUTE_STEP_M;
+	if ((v = fn(route_point(r, from_m, &hd), from_m, arg)) != 0)
+		return v;
+	for (i = 0; i + 1 < r->r_npts; i++) {
+		a = r->r_cum[i] > from_m ? r->r_cum[i] : from_m;
+		b = r->r_cum[i + 1] < to_m ? r->r_cum[i + 1] : to_m;
+		if (b <= a)
+			continue;
+		nk = (size_t)ceil((b - a) / step);
+		for (k = 1; k <= nk; k++) {
+			d = k == nk ? b : a + (double)k * step;
+			if ((v = fn(route_point(r, d, &hd), d, arg)) != 0)
+				return v;
+		}
+	}
+	return 0;
 }
 
 int
@@ -123,7 +195,8 @@ route_region_centre(const struct topo_tsp *tt, struct geo_point *p)
 }
 
 const struct topo_tsp *
-route_tsp_at(const struct topo *t, struct geo_point p, const char *current)
+route_tsp_at(const struct topo *t, struct geo_point p, const char *current,
+    const char *preferred)
 {
 	const struct topo_tsp	*tt;
 
@@ -131,5 +204,146 @@ route_tsp_at(const struct topo *t, struct geo_point p, const char *current)
 	    (tt = topo_tsp(t, current)) != NULL &&
 	    geo_contains(tt->tt_region, tt->tt_nregion, p))
 		return tt;
+	if (preferred != NULL && preferred[0] != '\0' &&
+	    (tt = topo_tsp(t, preferred)) != NULL &&
+	    geo_contains(tt->tt_region, tt->tt_nregion, p))
+		return tt;
 	return topo_tsp_at(t, p);
+}
+
+struct route_find {
+	const struct topo_tsp	*rf_tsps;
+	size_t			 rf_n;
+	double			 rf_touch[TOPO_MAXTSP];	/* -1: not touched */
+	int			 rf_found;
+	double			 rf_at;
+};
+
+/* The earliest touched region (lowest index on a tie); -1 if none. */
+static int
+route_find_first(const struct route_find *rf)
+{
+	size_t	i;
+	int	best = -1;
+
+	for (i = 0; i < rf->rf_n; i++)
+		if (rf->rf_touch[i] >= 0 && (best == -1 ||
+		    rf->rf_touch[i] < rf->rf_touch[best]))
+			best = (int)i;
+	return best;
+}
+
+/*
+ * route_walk visitor: a region is entered when two points in a row lie
+ * in it; a route that only touches it at a boundary point passes by.
+ */
+static int
+route_find_visit(struct geo_point p, double d, void *arg)
+{
+	struct route_find	*rf = arg;
+	const struct topo_tsp	*tt;
+	size_t			 i;
+	int			 entered = 0;
+
+	for (i = 0; i < rf->rf_n; i++) {
+		tt = &rf->rf_tsps[i];
+		if (!geo_contains(tt->tt_region, tt->tt_nregion, p))
+			rf->rf_touch[i] = -1;
+		else if (rf->rf_touch[i] >= 0)
+			entered = 1;
+		else
+			rf->rf_touch[i] = d;
+	}
+	if (!entered)
+		return 0;
+	/* Of the regions holding p, the one touched first was entered. */
+	rf->rf_found = route_find_first(rf);
+	rf->rf_at = rf->rf_touch[rf->rf_found];
+	return 1;
+}
+
+int
+route_first_region(const struct route *r, double from_m, double to_m,
+    const struct topo_tsp *tsps, size_t n, double *at_m)
+{
+	struct route_find	rf;
+	size_t			i;
+
+	memset(&rf, 0, sizeof(rf));
+	rf.rf_tsps = tsps;
+	rf.rf_n = n < TOPO_MAXTSP ? n : TOPO_MAXTSP;
+	for (i = 0; i < rf.rf_n; i++)
+		rf.rf_touch[i] = -1;
+	rf.rf_found = -1;
+	if (rf.rf_n == 0)
+		return -1;
+	if (route_walk(r, from_m, to_m, route_find_visit, &rf) == 0) {
+		/* The look ends on a boundary: that counts as entering. */
+		if ((rf.rf_found = route_find_first(&rf)) == -1)
+			return -1;
+		rf.rf_at = rf.rf_touch[rf.rf_found];
+	}
+	if (at_m != NULL)
+		*at_m = rf.rf_at;
+	return rf.rf_found;
+}
+
+/* route_walk visitor: is p outside the region? */
+static int
+route_out_visit(struct geo_point p, double d, void *arg)
+{
+	const struct topo_tsp	*tt = arg;
+
+	(void)d;
+	return !geo_contains(tt->tt_region, tt->tt_nregion, p);
+}
+
+int
+route_leaves(const struct route *r, double from_m, double to_m,
+    const struct topo_tsp *tt)
+{
+	return route_walk(r, from_m, to_m, route_out_visit, (void *)tt);
+}
+
+struct route_order {
+	const struct topo	 *ro_topo;
+	const struct topo_tsp	 *ro_cur;
+	const struct topo_tsp	 *ro_last;
+	const struct topo_tsp	**ro_out;
+	size_t			  ro_max;
+	size_t			  ro_n;
+};
+
+/* route_walk visitor: note each region change. */
+static int
+route_order_visit(struct geo_point p, double d, void *arg)
+{
+	struct route_order	*ro = arg;
+	const struct topo_tsp	*tt;
+
+	(void)d;
+	tt = route_tsp_at(ro->ro_topo, p, ro->ro_cur ? ro->ro_cur->tt_id :
+	    NULL, NULL);
+	ro->ro_cur = tt;
+	if (tt == NULL || tt == ro->ro_last)
+		return 0;
+	if (ro->ro_n < ro->ro_max)
+		ro->ro_out[ro->ro_n] = tt;
+	ro->ro_n++;
+	ro->ro_last = tt;
+	return 0;
+}
+
+size_t
+route_regions(const struct route *r, const struct topo *t,
+    const struct topo_tsp **out, size_t max)
+{
+	struct route_order	ro;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.ro_topo = t;
+	ro.ro_out = out;
+	ro.ro_max = max;
+	route_walk(r, 0, -1, route_order_visit, &ro);
+	return ro.ro_n;
 }

@@ -35,10 +35,37 @@ double	route_length(const struct route *);
 int	route_region_centre(const struct topo_tsp *, struct geo_point *);
 /*
  * The TSP serving p: the current one (by id, may be NULL) while its region
- * still contains p, since regions may overlap; else the first of t whose
- * region contains p; NULL outside every region.
+ * still contains p, since regions may overlap; else the preferred one (by
+ * id, may be NULL: the TSP that holds the vehicle's context) if its region
+ * contains p; else the first of t whose region contains p; NULL outside
+ * every region.
  */
 const struct topo_tsp *route_tsp_at(const struct topo *t, struct geo_point p,
-	    const char *current);
+	    const char *current, const char *preferred);
+
+/* Distance along the route in metres after sim_s simulated seconds. */
+double	route_distance(const struct route *, double sim_s);
+/*
+ * Look along the route from from_m to to_m metres (to_m < 0: the end) for
+ * the first of the n regions of tsps that the route enters: two route
+ * points in a row inside it (a region only touched at a boundary point
+ * is passed by, unless the look ends there).  Where several are entered
+ * at once, the one touched first, then the lowest index.  Returns its
+ * index with the distance where it was first touched in *at_m (may be
+ * NULL), or -1 when the route enters none.
+ */
+int	route_first_region(const struct route *, double from_m, double to_m,
+	    const struct topo_tsp *tsps, size_t n, double *at_m);
+/* 1 if some route point between from_m and to_m lies outside tt's region. */
+int	route_leaves(const struct route *, double from_m, double to_m,
+	    const struct topo_tsp *tt);
+/*
+ * The serving TSPs along the whole route in the order the vehicle meets
+ * them (route_tsp_at's rules, stretches outside every region skipped and
+ * a region met again right after itself listed once).  Writes at most max
+ * pointers into t and returns how many regions the route passes.
+ */
+size_t	route_regions(const struct route *, const struct topo *t,
+	    const struct topo_tsp **out, size_t max);
 
 #endif

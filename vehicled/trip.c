@@ -1,8 +1,10 @@
 /*
  * The vehicle's life cycle around the protocol client: power on and off
- * (F8), driving the route and following region changes (F7), and chip
- * exhaustion with refill and re-registration (F9).
+ * (F8, also at a configured moment of the trip), driving the route and
+ * following region changes (F7), and chip exhaustion with refill and
+ * re-registration (F9).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -13,6 +15,7 @@
 #include "provision.h"
 
 static void	vclient_tick_cb(evutil_socket_t, short, void *);
+static void	vclient_cycle_cb(evutil_socket_t, short, void *);
 
 uint64_t
 vclient_now_ms(void)
@@ -23,8 +26,7 @@ vclient_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* The TSPs the vehicle knows: M1's list if it had one, else the topology. */
-static const struct topo *
+const struct topo *
 vclient_tsps(const struct vclient *c)
 {
 	return c->vc_regtopo.t_ntsps > 0 ? &c->vc_regtopo : c->vc_topo;
@@ -46,14 +48,42 @@ vclient_route(const struct vconf *conf, const struct topo *t)
 	return route_new(&p, 1, 0, conf->vc_time_factor);
 }
 
+/* Set a timeval to ms of real time. */
+static void
+vclient_tv(struct timeval *tv, uint64_t ms)
+{
+	tv->tv_sec = (time_t)(ms / 1000);
+	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
+}
+
+/* Arm the power cycle of power_cycle_at (simulated trip time). */
+static void
+vclient_arm_cycle(struct vclient *c)
+{
+	const struct vconf	*conf = c->vc_conf;
+	struct timeval		 tv;
+
+	if (conf->vc_power_cycle_ms == 0)
+		return;
+	if ((c->vc_cycle = evtimer_new(c->vc_base, vclient_cycle_cb,
+	    c)) == NULL)
+		fatalx("cannot create timers");
+	vclient_tv(&tv, (uint64_t)((double)conf->vc_power_cycle_ms /
+	    conf->vc_time_factor));
+	evtimer_add(c->vc_cycle, &tv);
+}
+
 struct vclient *
 vclient_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
-    const struct topo *topo)
+    const struct topo *topo, uint64_t offset_ms)
 {
 	struct vclient	*c;
 	struct timeval	 tv;
 
 	c = xcalloc(1, sizeof(*c));
+	c->vc_offset_ms = offset_ms;
+	snprintf(c->vc_logname, sizeof(c->vc_logname), "vehicled[%s]",
+	    conf->vc_vid);
 	c->vc_base = base;
 	c->vc_conf = conf;
 	c->vc_db = db;
@@ -67,9 +97,9 @@ vclient_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
 	c->vc_tick = event_new(base, -1, EV_PERSIST, vclient_tick_cb, c);
 	if (c->vc_timer == NULL || c->vc_tick == NULL)
 		fatalx("cannot create timers");
-	tv.tv_sec = conf->vc_telemetry_ms / 1000;
-	tv.tv_usec = (conf->vc_telemetry_ms % 1000) * 1000;
+	vclient_tv(&tv, conf->vc_telemetry_ms);
 	event_add(c->vc_tick, &tv);
+	vclient_arm_cycle(c);
 	return c;
 }
 
@@ -82,6 +112,9 @@ vclient_free(struct vclient *c)
 		vclient_power_off(c, "shutdown");
 	event_free(c->vc_timer);
 	event_free(c->vc_tick);
+	if (c->vc_cycle != NULL)
+		event_free(c->vc_cycle);
+	vho_free(&c->vc_ho);
 	route_free(c->vc_route);
 	chip_reg_tsps_free(&c->vc_regtopo);
 	chip_reg_clear(&c->vc_reg);
@@ -128,10 +161,35 @@ vclient_stats(const struct vclient *c)
 }
 
 void
+vclient_log_enter(const struct vclient *c)
+{
+	log_setname(c->vc_logname);
+}
+
+/* Simulated seconds along the route after real_ms of the trip. */
+static double
+vclient_sim_s(const struct vclient *c, double real_ms)
+{
+	return route_sim_seconds(c->vc_route, real_ms) +
+	    (double)c->vc_offset_ms / 1000.0;
+}
+
+void
 vclient_position(const struct vclient *c, struct route_pos *rp)
 {
-	route_at(c->vc_route, route_sim_seconds(c->vc_route,
+	route_at(c->vc_route, vclient_sim_s(c,
 	    (double)(vclient_now_ms() - c->vc_start_ms)), rp);
+}
+
+double
+vclient_trip_end_m(const struct vclient *c)
+{
+	const struct vconf	*conf = c->vc_conf;
+
+	if (conf->vc_trip_ms == 0)
+		return -1;
+	return route_distance(c->vc_route, (double)(conf->vc_trip_ms +
+	    c->vc_offset_ms) / 1000.0);
 }
 
 /* Start service in the current region: F3 first unless authenticated. */
@@ -153,9 +211,12 @@ static void
 vclient_track_region(struct vclient *c, const struct route_pos *rp)
 {
 	const struct topo_tsp	*tt;
+	const struct vho	*ho = &c->vc_ho;
 	char			 old[sizeof(c->vc_tsp)];
 
-	tt = route_tsp_at(vclient_tsps(c), rp->rp_point, c->vc_tsp);
+	/* Where regions overlap, the TSP holding our context goes first. */
+	tt = route_tsp_at(vclient_tsps(c), rp->rp_point, c->vc_tsp,
+	    ho->ho_ready[0] != '\0' ? ho->ho_ready : ho->ho_next);
 	if (tt != NULL && strcmp(tt->tt_id, c->vc_tsp) == 0)
 		return;
 	if (tt == NULL && c->vc_tsp[0] == '\0' && c->vc_entered_ms != 0)
@@ -177,6 +238,7 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 	c->vc_ep = tt->tt_vehicle;
 	log_info("at %.5f,%.5f: in the region of %s%s%s", rp->rp_point.gp_lat,
 	    rp->rp_point.gp_lon, c->vc_tsp, old[0] ? ", coming from " : "", old);
+	vho_cross(c, old, tt);
 	if (c->vc_state != VC_REFILL)
 		vclient_serve(c);
 }
@@ -192,6 +254,7 @@ vclient_tick_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	if (c->vc_state == VC_OFF || c->vc_pbv == NULL)
 		return;
+	vclient_log_enter(c);
 	vclient_position(c, &rp);
 	vclient_track_region(c, &rp);
 	client_tick(c, &rp);
@@ -230,11 +293,28 @@ vclient_power_off(struct vclient *c, const char *reason)
 	if (c->vc_state == VC_OFF)
 		return;
 	client_leave(c, reason);
+	vho_reset(c, reason);
 	client_set_state(c, VC_OFF);
 	c->vc_authed = 0;
 	c->vc_tsp[0] = '\0';
 	log_info("power off (%s)", reason);
 	chip_event(c->vc_db, "power_off", NULL, "%s", reason);
+}
+
+/* power_cycle_at: the configured moment of the trip has come. */
+static void
+vclient_cycle_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct vclient	*c = arg;
+
+	(void)fd;
+	(void)ev;
+	vclient_log_enter(c);
+	if (c->vc_state == VC_OFF)
+		return;
+	log_info("power_cycle_at %llu ms of trip time reached",
+	    (unsigned long long)c->vc_conf->vc_power_cycle_ms);
+	vclient_power_cycle(c);
 }
 
 void

@@ -1,0 +1,187 @@
+"""vehicled's side of the handover against scripted TSPs (faketsp.py):
+the answer to M5 from the route, the pre-connection after HandoverReady,
+M3 alone on entering the next region, and declining at the end of a trip."""
+
+import re
+
+from faketsp import FakeTsp, tsp_info
+from harness import testbed, vin, wait_until
+from test_drive import (ROUTE_AB, counter, crossings, drive_opts, events,
+                        stdout_line)
+
+
+class M5Script:
+    """Send M5 with the given candidates on a vehicle's telemetry from
+    longitude min_lon on, again in every new session until M6 came, and
+    HandoverReady to `ready` (a FakeTsp) when M6 names it."""
+
+    def __init__(self, candidates, min_lon=0.0, ready=None):
+        self.candidates = candidates
+        self.min_lon = min_lon
+        self.ready = ready
+        self.asked = {}		# vid -> the session M5 went out in
+        self.answered = set()
+
+    def on_telemetry(self, tsp, conn, vid, pos):
+        session = tsp.sessions.get(vid)
+        if vid in self.answered or pos[1] < self.min_lon or \
+                self.asked.get(vid) is session:
+            return
+        self.asked[vid] = session
+        tsp.send_m5(conn, vid, self.candidates, (pos[0], pos[1] + 0.01))
+
+    def on_m6(self, tsp, conn, vid, choice):
+        self.answered.add(vid)
+        if self.ready is not None and choice == (True, self.ready.id):
+            tsp.send_ready(conn, vid, self.ready)
+
+
+def fakes(tb, script, *ids):
+    return [FakeTsp(tb, t, on_telemetry=script.on_telemetry, on_m6=script.on_m6)
+            if i == 0 else FakeTsp(tb, t) for i, t in enumerate(ids)]
+
+
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_prepared_handover_needs_m3_only(tb):
+    """HandoverReady before the boundary: the vehicle pre-connects to
+    tsp-b, says Bye to tsp-a on the crossing and is served by tsp-b after
+    one M3 on the pre-opened connection; no F3 there, no new session with
+    tsp-a once tsp-b holds its context."""
+    tb.start_filler()
+    tb.start_registrar()
+    fb = FakeTsp(tb, "tsp-b")
+    script = M5Script([tsp_info(tb, "tsp-b")], min_lon=120.075, ready=fb)
+    fa = FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6)
+    v = vin(950)
+    try:
+        tb.start_vehicle(v, route=ROUTE_AB, **drive_opts(session_rekey=3))
+        wait_until(lambda: crossings(tb, v), what="the crossing of %s" % v)
+        wait_until(lambda: len(fb.seen("telemetry", v)) >= 3,
+                   what="telemetry at tsp-b")
+        tb.stop(v)
+    finally:
+        fa.close()
+        fb.close()
+    assert [c[:2] + c[3:] for c in crossings(tb, v)] == [("tsp-a", "tsp-b", 0)]
+    assert events(tb, v, "auth_ok") == 1
+    assert counter(tb, v, "handovers") == 1
+    assert counter(tb, v, "reauth_after_handover") == 0
+    assert [r[3] for r in fa.seen("m6", v)] == [(True, "tsp-b")]
+    assert fb.seen("m4", v) == []
+    # The M3 went out on the connection opened after HandoverReady and
+    # before the Bye to tsp-a.
+    ready_ms = fa.seen("ready", v)[0][0]
+    bye_ms = fa.seen("bye", v)[0][0]
+    m3 = fb.seen("m3", v)
+    assert len(m3) == 1, m3
+    assert ready_ms < fb.conns[m3[0][4]] < bye_ms, (ready_ms, fb.conns, bye_ms)
+    # No session renewal with tsp-a after tsp-b took over.
+    assert all(r[0] < ready_ms for r in fa.seen("m3", v))
+    assert len(fa.seen("m3", v)) >= 2, "session_rekey did not renew before M5"
+    assert tb.query(v, "SELECT detail FROM events WHERE kind='m6'") == \
+        [("continue=1 next=tsp-b",)]
+    assert events(tb, v, "handover_ready", "tsp-b") == 1
+    log = tb.log(v)
+    assert "handover prepared, M3 only" in log
+    assert re.search(r"crossing tsp-a -> tsp-b: served after \d+\.\d ms "
+                     r"\(handover, no F3\)", log), log[-2000:]
+    st = stdout_line(tb, v, "FLEET")
+    assert st["handovers"] == 1 and st["reauth_after_handover"] == 0, st
+    assert st["handover_failures"] == 0 and st["gap_ms_p50"] > 0, st
+
+
+@testbed(tsps=["tsp-a", "tsp-b", "tsp-c"])
+def test_m6_names_the_candidate_the_route_enters(tb):
+    """Candidates tsp-c (first, with its region) and tsp-b (without a
+    region: the vehicle's own list has it): the route goes into tsp-b."""
+    tb.start_filler()
+    tb.start_registrar()
+    script = M5Script([tsp_info(tb, "tsp-c"), tsp_info(tb, "tsp-b", with_region=False)])
+    fa, fb = fakes(tb, script, "tsp-a", "tsp-b")
+    v = vin(951)
+    try:
+        tb.start_vehicle(v, route=ROUTE_AB, **drive_opts(speed=10))
+        wait_until(lambda: fa.seen("m6", v), what="M6 from %s" % v)
+        tb.stop(v)
+    finally:
+        fa.close()
+        fb.close()
+    assert [r[3] for r in fa.seen("m6", v)] == [(True, "tsp-b")]
+    assert tb.query(v, "SELECT detail FROM events WHERE kind='m5'") == \
+        [("candidates=tsp-c,tsp-b",)]
+
+
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_m6_declines_at_the_end_of_the_trip(tb):
+    """The route ends inside tsp-a: continue=false and no more service
+    there.  A route leaving every region: declined with decline_at_end,
+    otherwise continued with the TSP's first candidate."""
+    tb.start_filler()
+    tb.start_registrar()
+    script = M5Script([tsp_info(tb, "tsp-b")])
+    fa, fb = fakes(tb, script, "tsp-a", "tsp-b")
+    ends_in_a, declines, goes_on = vin(952), vin(953), vin(954)
+    west = ["30.0500,120.0500", "30.0500,119.9000"]
+    slow = dict(speed=1, time_factor=1, telemetry_interval="100ms", fill_m=16)
+    try:
+        tb.start_vehicle(ends_in_a, **slow)
+        tb.start_vehicle(declines, route=west, decline_at_end=True, **slow)
+        tb.start_vehicle(goes_on, route=west, **slow)
+        for v in (ends_in_a, declines, goes_on):
+            wait_until(lambda v=v: fa.seen("m6", v), what="M6 from %s" % v)
+        for v in (ends_in_a, declines):
+            wait_until(lambda v=v: tb.log(v).count("service declined") >= 1,
+                       what="%s to leave the session" % v)
+        after = {v: len(fa.seen("telemetry", v)) for v in (ends_in_a, declines)}
+        n = len(fa.seen("telemetry", goes_on))
+        wait_until(lambda: len(fa.seen("telemetry", goes_on)) >= n + 5,
+                   what="service going on for %s" % goes_on)
+        for v in (ends_in_a, declines, goes_on):
+            tb.stop(v)
+    finally:
+        fa.close()
+        fb.close()
+    assert [r[3] for r in fa.seen("m6", ends_in_a)] == [(False, None)]
+    assert [r[3] for r in fa.seen("m6", declines)] == [(False, None)]
+    assert [r[3] for r in fa.seen("m6", goes_on)] == [(True, "tsp-b")]
+    for v in (ends_in_a, declines):
+        # Declining ends the session: no telemetry, M4 or M3 after it.
+        assert len(fa.seen("telemetry", v)) == after[v], v
+        m6_ms = fa.seen("m6", v)[0][0]
+        assert all(r[0] < m6_ms for r in fa.seen("m4", v) + fa.seen("m3", v)), v
+        assert fa.seen("bye", v) == [], v
+        assert events(tb, v, "auth_ok") == 1
+    assert "the trip ends in the region of tsp-a" in tb.log(ends_in_a)
+    assert "tsp-a is the last region of the route" in tb.log(declines)
+    assert "no candidate region lies on the route" in tb.log(goes_on)
+
+
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_probe_answers_m5(tb):
+    """qprobe's telemetry places its samples, reports M5, answers M6 and
+    waits for HandoverReady; its M3 then needs no F3 at the new TSP."""
+    tb.start_filler()
+    tb.start_registrar()
+    fb = FakeTsp(tb, "tsp-b")
+    script = M5Script([tsp_info(tb, "tsp-b")], min_lon=120.08, ready=fb)
+    fa = FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6)
+    try:
+        p = tb.probe()
+        p.fill(m=8)
+        assert p.register().status == "OK"
+        assert p.auth("tsp-a").status == "OK"
+        assert p.m3("tsp-a").status == "OK"
+        r = p.telemetry("tsp-a", 2, at="30.05,120.02", heading=90, speed=30)
+        assert (r.status, r.get("m5")) == ("OK", None), r
+        r = p.telemetry("tsp-a", 3, at="30.05,120.09", heading=90, speed=30,
+                        m6="tsp-b")
+        assert r.status == "OK" and r["acked"] == "3", r
+        assert (r["m5"], r["m6"], r["ready"]) == ("tsp-b", "tsp-b", "tsp-b"), r
+        assert r["ready_addr"] == "127.0.0.1:%d" % tb.port["tsp-b"], r
+        assert [x[3] for x in fa.seen("m6", p.vin)] == [(True, "tsp-b")]
+        assert fa.seen("telemetry", p.vin)[-1][3] == (30.05, 120.09)
+        assert p.m3("tsp-b").status == "OK"
+        assert fb.seen("m4", p.vin) == []
+    finally:
+        fa.close()
+        fb.close()

@@ -1,0 +1,350 @@
+/*
+ * The vehicles of one process.  Without `fleet` there is one vehicle with
+ * the configured VIN and store.  With `fleet N` vehicle i gets a VIN
+ * derived from vehicle_id, the store STORE.i and a head start of
+ * i * fleet_spacing along the route; all share the event loop, the
+ * topology and the settings.  Each enrolls on its own timer, so a slow
+ * filler or registrar only delays the vehicle waiting for it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "client.h"
+#include "fleet.h"
+#include "ids.h"
+#include "log.h"
+#include "provision.h"
+
+#define VFLEET_ENROLL_MIN_MS	1000
+#define VFLEET_ENROLL_MAX_MS	30000
+
+struct vfleet;
+
+struct vfleet_vehicle {
+	struct vfleet		*fv_fleet;
+	struct vconf		 fv_conf;	/* own VIN and store, rest shared */
+	char			*fv_store;
+	sqlite3			*fv_db;
+	struct vclient		*fv_client;
+	struct event		*fv_enroll;
+	int			 fv_enroll_ms;
+};
+
+struct vfleet {
+	struct event_base	*f_base;
+	const struct vconf	*f_conf;
+	const struct topo	*f_topo;
+	struct vfleet_vehicle	*f_v;
+	size_t			 f_n;
+	int			 f_stopping;
+};
+
+static void	vfleet_enroll(evutil_socket_t, short, void *);
+
+int
+vfleet_vin(const char *base, uint32_t i, uint32_t n, char out[18])
+{
+	char		digits[16];
+	size_t		d, len;
+	uint32_t	top;
+
+	if (i >= n || strlen(base) != 17)
+		return -1;
+	for (d = 1, top = n - 1; top >= 10; top /= 10)
+		d++;
+	len = (size_t)snprintf(digits, sizeof(digits), "%0*u", (int)d,
+	    (unsigned)i);
+	if (len != d || d > 17)
+		return -1;
+	memcpy(out, base, 17 - d);
+	memcpy(out + 17 - d, digits, d);
+	out[17] = '\0';
+	return id_valid_vin(out) ? 0 : -1;
+}
+
+/* Set up vehicle i: its settings, store and client. */
+static void
+vfleet_vehicle(struct vfleet *f, size_t i)
+{
+	struct vfleet_vehicle	*v = &f->f_v[i];
+	const struct vconf	*conf = f->f_conf;
+	size_t			 len;
+
+	v->fv_fleet = f;
+	v->fv_conf = *conf;
+	v->fv_enroll_ms = VFLEET_ENROLL_MIN_MS;
+	if (conf->vc_fleet > 0) {
+		if (vfleet_vin(conf->vc_vid, (uint32_t)i, conf->vc_fleet,
+		    v->fv_conf.vc_vid) == -1)
+			fatalx("fleet: no valid VIN for vehicle %zu of %s", i,
+			    conf->vc_vid);
+		len = strlen(conf->vc_common.cc_store) + 16;
+		v->fv_store = xmalloc(len);
+		snprintf(v->fv_store, len, "%s.%zu", conf->vc_common.cc_store, i);
+		v->fv_conf.vc_common.cc_store = v->fv_store;
+	}
+	if ((v->fv_db = chip_open(v->fv_conf.vc_common.cc_store)) == NULL)
+		fatalx("cannot open the store %s", v->fv_conf.vc_common.cc_store);
+	v->fv_client = vclient_new(f->f_base, &v->fv_conf, v->fv_db,
+	    f->f_topo, (uint64_t)i * conf->vc_fleet_spacing_ms);
+	if ((v->fv_enroll = evtimer_new(f->f_base, vfleet_enroll,
+	    v)) == NULL)
+		fatalx("cannot create timers");
+}
+
+struct vfleet *
+vfleet_new(struct event_base *base, const struct vconf *conf,
+    const struct topo *topo)
+{
+	struct vfleet	*f;
+	size_t		 i;
+
+	f = xcalloc(1, sizeof(*f));
+	f->f_base = base;
+	f->f_conf = conf;
+	f->f_topo = topo;
+	f->f_n = conf->vc_fleet > 0 ? conf->vc_fleet : 1;
+	f->f_v = xcalloc(f->f_n, sizeof(*f->f_v));
+	for (i = 0; i < f->f_n; i++)
+		vfleet_vehicle(f, i);
+	if (conf->vc_fleet > 0)
+		log_info("fleet of %zu vehicles, VINs %s to %s, %llu ms of"
+		    " route apart", f->f_n, f->f_v[0].fv_conf.vc_vid,
+		    f->f_v[f->f_n - 1].fv_conf.vc_vid,
+		    (unsigned long long)conf->vc_fleet_spacing_ms);
+	return f;
+}
+
+/* Provisioning parameters for one credential of the configuration. */
+static void
+vfleet_vprov(const struct vfleet *f, struct vprov *vp, const char *cert,
+    const char *key)
+{
+	const struct vconf	*conf = f->f_conf;
+
+	memset(vp, 0, sizeof(*vp));
+	vp->vp_topo = f->f_topo;
+	vp->vp_ca = conf->vc_common.cc_ca;
+	vp->vp_cert = cert;
+	vp->vp_key = key;
+	vp->vp_max_frame = conf->vc_common.cc_max_frame;
+	vp->vp_timeout_ms = (int)conf->vc_provision_ms;
+}
+
+/* Retry an enrolment later, backing off. */
+static void
+vfleet_enroll_later(struct vfleet_vehicle *v)
+{
+	struct timeval	tv;
+
+	tv.tv_sec = v->fv_enroll_ms / 1000;
+	tv.tv_usec = (v->fv_enroll_ms % 1000) * 1000;
+	evtimer_add(v->fv_enroll, &tv);
+	v->fv_enroll_ms *= 2;
+	if (v->fv_enroll_ms > VFLEET_ENROLL_MAX_MS)
+		v->fv_enroll_ms = VFLEET_ENROLL_MAX_MS;
+}
+
+/*
+ * Fill and register when the store lacks either, then power on.  A filler
+ * or registrar that is down or slow is retried with backoff; a refusal
+ * leaves the vehicle powered on without service.
+ */
+static void
+vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
+{
+	struct vfleet_vehicle	*v = arg;
+	struct vfleet		*f = v->fv_fleet;
+	const struct vconf	*conf = &v->fv_conf;
+	struct vprov		 factory, oper;
+	int			 rc;
+
+	(void)fd;
+	(void)ev;
+	if (f->f_stopping)
+		return;
+	vclient_log_enter(v->fv_client);
+	vfleet_vprov(f, &factory, conf->vc_common.cc_cert,
+	    conf->vc_common.cc_key);
+	vfleet_vprov(f, &oper, conf->vc_operator_cert, conf->vc_operator_key);
+	rc = vprov_enroll(&factory, conf->vc_operator_cert ? &oper : NULL,
+	    v->fv_db, conf->vc_vid, conf->vc_fill_m);
+	if (rc != QROAM__STATUS_CODE__OK && vprov_transient(rc)) {
+		log_warnx("enrollment: %s; retrying in %d ms",
+		    vprov_result_name(rc), v->fv_enroll_ms);
+		vfleet_enroll_later(v);
+		return;
+	}
+	if (rc != QROAM__STATUS_CODE__OK) {
+		log_warnx("enrollment failed: the vehicle runs without service");
+		chip_count(v->fv_db, "errors", 1);
+		v->fv_client->vc_stats.vs_errors++;
+	}
+	vclient_power_on(v->fv_client);
+}
+
+void
+vfleet_start(struct vfleet *f)
+{
+	size_t	i;
+
+	for (i = 0; i < f->f_n; i++)
+		event_active(f->f_v[i].fv_enroll, EV_TIMEOUT, 0);
+}
+
+void
+vfleet_power_off(struct vfleet *f, const char *reason)
+{
+	size_t	i;
+
+	f->f_stopping = 1;
+	for (i = 0; i < f->f_n; i++) {
+		evtimer_del(f->f_v[i].fv_enroll);
+		vclient_log_enter(f->f_v[i].fv_client);
+		vclient_power_off(f->f_v[i].fv_client, reason);
+	}
+}
+
+void
+vfleet_power_cycle(struct vfleet *f)
+{
+	size_t	i;
+
+	if (f->f_stopping)
+		return;
+	for (i = 0; i < f->f_n; i++) {
+		vclient_log_enter(f->f_v[i].fv_client);
+		if (f->f_v[i].fv_client->vc_state != VC_OFF)
+			vclient_power_cycle(f->f_v[i].fv_client);
+	}
+}
+
+/* Order doubles ascending, for qsort. */
+static int
+vfleet_cmp(const void *a, const void *b)
+{
+	double	x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int
+vfleet_gap_stats(double *gaps, size_t n, double *p50, double *max)
+{
+	if (n == 0)
+		return -1;
+	qsort(gaps, n, sizeof(*gaps), vfleet_cmp);
+	*p50 = n % 2 ? gaps[n / 2] : (gaps[n / 2 - 1] + gaps[n / 2]) / 2;
+	*max = gaps[n - 1];
+	return 0;
+}
+
+/* The STATS line of one vehicle on stdout. */
+static void
+vfleet_print_vehicle(const char *vid, const struct vstats *vs)
+{
+	printf("STATS {\"vehicle_id\":\"%s\",\"auth_ok\":%llu,\"sessions\":%llu,"
+	    "\"telemetry_sent\":%llu,\"telemetry_acked\":%llu,\"errors\":%llu,"
+	    "\"key_exhausted\":%llu,\"crossings\":%llu,\"handovers\":%llu,"
+	    "\"reauth_after_handover\":%llu}\n", vid,
+	    (unsigned long long)vs->vs_auth_ok,
+	    (unsigned long long)vs->vs_sessions,
+	    (unsigned long long)vs->vs_telemetry_sent,
+	    (unsigned long long)vs->vs_telemetry_acked,
+	    (unsigned long long)vs->vs_errors,
+	    (unsigned long long)vs->vs_key_exhausted,
+	    (unsigned long long)vs->vs_crossings,
+	    (unsigned long long)vs->vs_handovers,
+	    (unsigned long long)vs->vs_reauth);
+}
+
+/* Add b's counters to a. */
+static void
+vfleet_sum(struct vstats *a, const struct vstats *b)
+{
+	a->vs_auth_ok += b->vs_auth_ok;
+	a->vs_sessions += b->vs_sessions;
+	a->vs_telemetry_sent += b->vs_telemetry_sent;
+	a->vs_telemetry_acked += b->vs_telemetry_acked;
+	a->vs_errors += b->vs_errors;
+	a->vs_key_exhausted += b->vs_key_exhausted;
+	a->vs_crossings += b->vs_crossings;
+	a->vs_handovers += b->vs_handovers;
+	a->vs_reauth += b->vs_reauth;
+}
+
+/* The FLEET line: totals, and the gaps over every crossing. */
+static void
+vfleet_print_total(const struct vfleet *f, const struct vstats *t,
+    double *gaps, size_t ngaps)
+{
+	char	p50s[32] = "null", maxs[32] = "null";
+	double	p50, max;
+
+	if (vfleet_gap_stats(gaps, ngaps, &p50, &max) == 0) {
+		snprintf(p50s, sizeof(p50s), "%.1f", p50);
+		snprintf(maxs, sizeof(maxs), "%.1f", max);
+	}
+	printf("FLEET {\"vehicles\":%zu,\"crossings\":%llu,\"handovers\":%llu,"
+	    "\"handover_failures\":%llu,\"reauth_after_handover\":%llu,"
+	    "\"gap_ms_p50\":%s,\"gap_ms_max\":%s,\"telemetry_sent\":%llu,"
+	    "\"telemetry_acked\":%llu,\"auth_ok\":%llu,\"sessions\":%llu,"
+	    "\"errors\":%llu,\"key_exhausted\":%llu}\n", f->f_n,
+	    (unsigned long long)t->vs_crossings,
+	    (unsigned long long)t->vs_handovers,
+	    (unsigned long long)t->vs_reauth,
+	    (unsigned long long)t->vs_reauth, p50s, maxs,
+	    (unsigned long long)t->vs_telemetry_sent,
+	    (unsigned long long)t->vs_telemetry_acked,
+	    (unsigned long long)t->vs_auth_ok,
+	    (unsigned long long)t->vs_sessions,
+	    (unsigned long long)t->vs_errors,
+	    (unsigned long long)t->vs_key_exhausted);
+}
+
+void
+vfleet_print_stats(const struct vfleet *f)
+{
+	const struct vclient	*c;
+	struct vstats		 total;
+	double			*gaps;
+	size_t			 i, n = 0;
+
+	memset(&total, 0, sizeof(total));
+	for (i = 0; i < f->f_n; i++)
+		n += f->f_v[i].fv_client->vc_ho.ho_ngaps;
+	gaps = xcalloc(n + 1, sizeof(*gaps));
+	for (n = 0, i = 0; i < f->f_n; i++) {
+		c = f->f_v[i].fv_client;
+		vfleet_print_vehicle(f->f_v[i].fv_conf.vc_vid, vclient_stats(c));
+		vfleet_sum(&total, vclient_stats(c));
+		if (c->vc_ho.ho_ngaps > 0)
+			memcpy(gaps + n, c->vc_ho.ho_gaps, c->vc_ho.ho_ngaps *
+			    sizeof(*gaps));
+		n += c->vc_ho.ho_ngaps;
+	}
+	vfleet_print_total(f, &total, gaps, n);
+	free(gaps);
+	fflush(stdout);
+}
+
+void
+vfleet_free(struct vfleet *f)
+{
+	struct vfleet_vehicle	*v;
+	size_t			 i;
+
+	if (f == NULL)
+		return;
+	for (i = 0; i < f->f_n; i++) {
+		v = &f->f_v[i];
+		vclient_log_enter(v->fv_client);
+		vclient_free(v->fv_client);
+		event_free(v->fv_enroll);
+		chip_close(v->fv_db);
+		free(v->fv_store);
+	}
+	free(f->f_v);
+	free(f);
+}

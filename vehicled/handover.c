@@ -1,0 +1,451 @@
+/*
+ * Handover from the vehicle's side.  M5 is answered from the route: the
+ * next TSP is the first candidate whose region the rest of the route
+ * enters; service is declined when the trip ends inside the current
+ * region (or, with decline_at_end, when no other region lies ahead).
+ * HandoverReady opens a second connection to the next TSP ahead of the
+ * boundary; on the crossing it becomes the session's connection and the
+ * M3 goes out on it at once.  Every crossing is logged and journalled with
+ * the gap until the new TSP's first ServiceResponse.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "conn.h"
+#include "ids.h"
+#include "log.h"
+
+#define VHO_MAXREGION	4096
+
+uint64_t
+vho_now_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Release candidate regions built by vho_candidates(). */
+static void
+vho_candidates_free(struct topo_tsp *tt, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		free(tt[i].tt_region);
+}
+
+/* Copy a region into tt; 0 or -1. */
+static int
+vho_region_copy(struct topo_tsp *tt, const struct geo_point *pts, size_t n)
+{
+	if (n == 0 || n > VHO_MAXREGION ||
+	    (tt->tt_region = calloc(n, sizeof(*pts))) == NULL)
+		return -1;
+	memcpy(tt->tt_region, pts, n * sizeof(*pts));
+	tt->tt_nregion = n;
+	return 0;
+}
+
+/*
+ * The candidates of M5 as regions: the region M5 carries, else the one
+ * the vehicle knows for that TSP.  Invalid entries and the current TSP
+ * are left out.  Returns how many were written to out.
+ */
+static size_t
+vho_candidates(const struct vclient *c, const Qroam__M5 *m5,
+    struct topo_tsp *out, size_t max)
+{
+	const Qroam__TspInfo	*ti;
+	const struct topo_tsp	*known;
+	struct geo_point	*pts;
+	size_t			 i, j, n = 0;
+
+	for (i = 0; i < m5->n_candidates && n < max; i++) {
+		ti = m5->candidates[i];
+		if (!id_valid_name(ti->tsp_id) || strcmp(ti->tsp_id,
+		    c->vc_tsp) == 0)
+			continue;
+		memset(&out[n], 0, sizeof(out[n]));
+		snprintf(out[n].tt_id, sizeof(out[n].tt_id), "%s", ti->tsp_id);
+		if (ti->n_region >= 3 && ti->n_region <= VHO_MAXREGION &&
+		    (pts = calloc(ti->n_region, sizeof(*pts))) != NULL) {
+			for (j = 0; j < ti->n_region; j++) {
+				pts[j].gp_lat = ti->region[j]->lat;
+				pts[j].gp_lon = ti->region[j]->lon;
+			}
+			out[n].tt_region = pts;
+			out[n].tt_nregion = ti->n_region;
+		} else if ((known = topo_tsp(vclient_tsps(c),
+		    ti->tsp_id)) != NULL && vho_region_copy(&out[n],
+		    known->tt_region, known->tt_nregion) == -1)
+			continue;
+		n++;
+	}
+	return n;
+}
+
+/* 1 if the region of another TSP the vehicle knows lies ahead. */
+static int
+vho_region_ahead(const struct vclient *c, double from_m, double to_m)
+{
+	const struct topo	*t = vclient_tsps(c);
+	struct topo_tsp		*others;
+	size_t			 i, n = 0;
+	int			 r;
+
+	if ((others = calloc(t->t_ntsps + 1, sizeof(*others))) == NULL)
+		return 1;
+	for (i = 0; i < t->t_ntsps; i++)
+		if (strcmp(t->t_tsps[i].tt_id, c->vc_tsp) != 0)
+			others[n++] = t->t_tsps[i];
+	r = route_first_region(c->vc_route, from_m, to_m, others, n, NULL);
+	free(others);
+	return r >= 0;
+}
+
+/*
+ * Decide the answer to M5 from the rest of the route.  Returns 1 (continue,
+ * next written) or 0 (decline), with the reason in why.
+ */
+static int
+vho_decide(struct vclient *c, const struct topo_tsp *cands, size_t n,
+    char next[33], char *why, size_t whylen)
+{
+	const struct topo_tsp	*cur;
+	struct route_pos	 rp;
+	double			 from, to, at = 0;
+	int			 i;
+
+	vclient_position(c, &rp);
+	from = rp.rp_odometer_m;
+	to = vclient_trip_end_m(c);
+	cur = topo_tsp(vclient_tsps(c), c->vc_tsp);
+	if (cur != NULL && !route_leaves(c->vc_route, from, to, cur)) {
+		snprintf(why, whylen, "the trip ends in the region of %s",
+		    c->vc_tsp);
+		return 0;
+	}
+	if ((i = route_first_region(c->vc_route, from, to, cands, n,
+	    &at)) >= 0) {
+		snprintf(next, 33, "%s", cands[i].tt_id);
+		snprintf(why, whylen, "the route enters its region in %.0f m",
+		    at - from);
+		return 1;
+	}
+	if (c->vc_conf->vc_decline_at_end && !vho_region_ahead(c, from, to)) {
+		snprintf(why, whylen, "%s is the last region of the route",
+		    c->vc_tsp);
+		return 0;
+	}
+	if (n == 0) {
+		snprintf(why, whylen, "M5 names no usable candidate");
+		return 0;
+	}
+	snprintf(next, 33, "%s", cands[0].tt_id);
+	snprintf(why, whylen, "no candidate region lies on the route; taking"
+	    " the first candidate");
+	return 1;
+}
+
+/* The candidates' ids, comma-separated, for logs and the journal. */
+static void
+vho_names(const Qroam__M5 *m5, char *buf, size_t len)
+{
+	size_t	i, off = 0;
+	int	w;
+
+	buf[0] = '\0';
+	for (i = 0; i < m5->n_candidates && off < len; i++) {
+		w = snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+		    id_valid_name(m5->candidates[i]->tsp_id) ?
+		    m5->candidates[i]->tsp_id : "?");
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	if (m5->n_candidates == 0)
+		snprintf(buf, len, "-");
+}
+
+/* Send M6 on the session; 0 or -1. */
+static int
+vho_send_m6(struct vclient *c, int cont, const char *next)
+{
+	Qroam__SessionInner	in = QROAM__SESSION_INNER__INIT;
+	Qroam__M6		m6 = QROAM__M6__INIT;
+
+	m6.continue_service = cont;
+	if (cont)
+		m6.next_tsp_id = (char *)next;
+	in.body_case = QROAM__SESSION_INNER__BODY_M6;
+	in.m6 = &m6;
+	if (client_send_inner(c, &in) == -1)
+		return -1;
+	c->vc_ho.ho_m6_seq = c->vc_tx_seq;
+	return 0;
+}
+
+void
+vho_m5(struct vclient *c, const Qroam__M5 *m5)
+{
+	struct topo_tsp	 cands[TOPO_MAXTSP];
+	struct vho	*ho = &c->vc_ho;
+	char		 names[512], next[33] = "", why[160];
+	size_t		 n;
+	int		 cont;
+
+	vho_names(m5, names, sizeof(names));
+	n = vho_candidates(c, m5, cands, TOPO_MAXTSP);
+	cont = vho_decide(c, cands, n, next, why, sizeof(why));
+	vho_candidates_free(cands, n);
+	log_info("handover: M5 from %s, candidates %s (boundary near %.5f,"
+	    "%.5f)", c->vc_tsp, names, m5->projected->lat,
+	    m5->projected->lon);
+	chip_event(c->vc_db, "m5", c->vc_tsp, "candidates=%s", names);
+	if (vho_send_m6(c, cont, next) == -1) {
+		client_error(c, "handover: cannot send M6 to %s", c->vc_tsp);
+		return;
+	}
+	chip_event(c->vc_db, "m6", c->vc_tsp, "continue=%d next=%s", cont,
+	    cont ? next : "-");
+	if (cont) {
+		log_info("handover: M6 to %s: continue with %s (%s)",
+		    c->vc_tsp, next, why);
+		memcpy(ho->ho_next, next, sizeof(ho->ho_next));
+		return;
+	}
+	log_info("handover: M6 to %s: service declined (%s); no more"
+	    " service in this region", c->vc_tsp, why);
+	ho->ho_next[0] = '\0';
+	ho->ho_declined = 1;
+	client_drop_session(c, "service declined");
+}
+
+/* Close the pre-connection, if any. */
+static void
+vho_pre_drop(struct vclient *c, const char *reason)
+{
+	struct vho	*ho = &c->vc_ho;
+
+	if (ho->ho_conn == NULL)
+		return;
+	log_debug("handover: pre-connection to %s closed (%s)", ho->ho_ready,
+	    reason);
+	client_close_conn(ho->ho_conn, reason);
+	ho->ho_conn = NULL;
+	ho->ho_connected = 0;
+}
+
+/* Check a HandoverReady before acting on it; NULL or the reason it fails. */
+static const char *
+vho_ready_check(const struct vclient *c, const Qroam__HandoverReady *hr)
+{
+	if (!id_valid_name(hr->tsp_id))
+		return "bad tsp_id";
+	if (strcmp(hr->tsp_id, c->vc_tsp) == 0)
+		return "names the current TSP";
+	if (hr->host[0] == '\0' || strlen(hr->host) >=
+	    sizeof(((struct endpoint *)0)->ep_host))
+		return "bad host";
+	if (hr->port == 0 || hr->port > 65535)
+		return "bad port";
+	return NULL;
+}
+
+void
+vho_ready(struct vclient *c, const Qroam__HandoverReady *hr)
+{
+	struct vho	*ho = &c->vc_ho;
+	const char	*bad;
+
+	if ((bad = vho_ready_check(c, hr)) != NULL) {
+		client_error(c, "handover: HandoverReady from %s refused: %s",
+		    c->vc_tsp, bad);
+		return;
+	}
+	if (ho->ho_next[0] != '\0' && strcmp(ho->ho_next, hr->tsp_id) != 0)
+		log_warnx("handover: HandoverReady names %s, our M6 named %s",
+		    hr->tsp_id, ho->ho_next);
+	vho_pre_drop(c, "replaced by a newer HandoverReady");
+	snprintf(ho->ho_ready, sizeof(ho->ho_ready), "%s", hr->tsp_id);
+	snprintf(ho->ho_ep.ep_host, sizeof(ho->ho_ep.ep_host), "%s", hr->host);
+	ho->ho_ep.ep_port = (uint16_t)hr->port;
+	chip_event(c->vc_db, "handover_ready", hr->tsp_id, "from=%s",
+	    c->vc_tsp);
+	log_info("handover: %s holds our context (HandoverReady from %s);"
+	    " pre-connecting to %s:%u", ho->ho_ready, c->vc_tsp,
+	    ho->ho_ep.ep_host, ho->ho_ep.ep_port);
+	if ((ho->ho_conn = client_open_conn(c, &ho->ho_ep)) == NULL)
+		log_warnx("handover: cannot pre-connect to %s at %s:%u; the"
+		    " crossing connects then", ho->ho_ready, ho->ho_ep.ep_host,
+		    ho->ho_ep.ep_port);
+}
+
+void
+vho_pre_connected(struct vclient *c)
+{
+	c->vc_ho.ho_connected = 1;
+	log_debug("handover: pre-connected to %s", c->vc_ho.ho_ready);
+}
+
+void
+vho_pre_frame(struct vclient *c, const struct frame *f)
+{
+	client_error(c, "handover: unexpected %s from %s before the crossing;"
+	    " ignored", frame_type_name(f->f_type), c->vc_ho.ho_ready);
+}
+
+void
+vho_pre_closed(struct vclient *c, const char *reason)
+{
+	struct vho	*ho = &c->vc_ho;
+
+	log_info("handover: pre-connection to %s %s: %s; the crossing"
+	    " connects then", ho->ho_ready, ho->ho_connected ? "lost" :
+	    "failed", reason);
+	ho->ho_conn = NULL;
+	ho->ho_connected = 0;
+}
+
+/* Make the pre-connection the session's connection. */
+static void
+vho_adopt(struct vclient *c)
+{
+	struct vho	*ho = &c->vc_ho;
+
+	c->vc_conn = ho->ho_conn;
+	c->vc_connected = ho->ho_connected;
+	c->vc_ep = ho->ho_ep;
+	ho->ho_conn = NULL;
+	ho->ho_connected = 0;
+}
+
+void
+vho_cross(struct vclient *c, const char *from, const struct topo_tsp *tt)
+{
+	struct vho	*ho = &c->vc_ho;
+	int		 ready = strcmp(ho->ho_ready, tt->tt_id) == 0;
+
+	if (ready && ho->ho_conn != NULL && c->vc_conn == NULL)
+		vho_adopt(c);
+	else
+		vho_pre_drop(c, "the route entered another region");
+	if (ho->ho_ready[0] != '\0' && !ready)
+		log_warnx("handover: %s holds our context but the route"
+		    " entered the region of %s", ho->ho_ready, tt->tt_id);
+	ho->ho_ready[0] = ho->ho_next[0] = '\0';
+	ho->ho_crossing = 0;
+	/* Through a stretch without service: from the last region. */
+	if (from[0] == '\0')
+		from = ho->ho_last;
+	if (from[0] == '\0' || strcmp(from, tt->tt_id) == 0 ||
+	    !c->vc_authed || ho->ho_declined) {
+		ho->ho_declined = 0;
+		snprintf(ho->ho_last, sizeof(ho->ho_last), "%s", tt->tt_id);
+		return;
+	}
+	ho->ho_crossing = 1;
+	ho->ho_reauth = 0;
+	ho->ho_cross_us = vho_now_us();
+	snprintf(ho->ho_from, sizeof(ho->ho_from), "%s", from);
+	snprintf(ho->ho_to, sizeof(ho->ho_to), "%s", tt->tt_id);
+	snprintf(ho->ho_last, sizeof(ho->ho_last), "%s", tt->tt_id);
+	c->vc_stats.vs_crossings++;
+	log_info("crossing %s -> %s: %s", from, tt->tt_id, ready ?
+	    "handover prepared, M3 only" : "no handover prepared");
+}
+
+void
+vho_reauth(struct vclient *c)
+{
+	struct vho	*ho = &c->vc_ho;
+
+	if (!ho->ho_crossing || ho->ho_reauth)
+		return;
+	ho->ho_reauth = 1;
+	log_info("crossing %s -> %s: %s holds no context for us: F3 + F4",
+	    ho->ho_from, ho->ho_to, ho->ho_to);
+}
+
+/* Keep a gap for the percentiles of the STATS lines. */
+static void
+vho_keep_gap(struct vho *ho, double ms)
+{
+	double	*ng;
+	size_t	 cap;
+
+	if (ho->ho_ngaps == ho->ho_capgaps) {
+		cap = ho->ho_capgaps ? ho->ho_capgaps * 2 : 16;
+		if ((ng = reallocarray(ho->ho_gaps, cap, sizeof(*ng))) == NULL)
+			return;
+		ho->ho_gaps = ng;
+		ho->ho_capgaps = cap;
+	}
+	ho->ho_gaps[ho->ho_ngaps++] = ms;
+}
+
+void
+vho_served(struct vclient *c)
+{
+	struct vho	*ho = &c->vc_ho;
+	double		 gap;
+
+	if (!ho->ho_crossing || strcmp(ho->ho_to, c->vc_tsp) != 0)
+		return;
+	ho->ho_crossing = 0;
+	gap = (double)(vho_now_us() - ho->ho_cross_us) / 1000.0;
+	vho_keep_gap(ho, gap);
+	if (ho->ho_reauth) {
+		c->vc_stats.vs_reauth++;
+		chip_count(c->vc_db, "reauth_after_handover", 1);
+	} else {
+		c->vc_stats.vs_handovers++;
+		chip_count(c->vc_db, "handovers", 1);
+	}
+	chip_event(c->vc_db, "crossing", ho->ho_to,
+	    "from=%s to=%s gap_ms=%.1f reauth=%d", ho->ho_from, ho->ho_to, gap,
+	    ho->ho_reauth);
+	log_info("crossing %s -> %s: served after %.1f ms (%s)", ho->ho_from,
+	    ho->ho_to, gap, ho->ho_reauth ? "re-authenticated" :
+	    "handover, no F3");
+}
+
+void
+vho_reset(struct vclient *c, const char *reason)
+{
+	struct vho	*ho = &c->vc_ho;
+
+	vho_pre_drop(c, reason);
+	if (ho->ho_crossing)
+		log_info("crossing %s -> %s: not served before %s",
+		    ho->ho_from, ho->ho_to, reason);
+	ho->ho_crossing = 0;
+	ho->ho_declined = 0;
+	ho->ho_next[0] = ho->ho_ready[0] = ho->ho_last[0] = '\0';
+	ho->ho_m6_seq = 0;
+}
+
+void
+vho_free(struct vho *ho)
+{
+	free(ho->ho_gaps);
+	ho->ho_gaps = NULL;
+	ho->ho_ngaps = ho->ho_capgaps = 0;
+}
+
+int
+vho_prepared(const struct vclient *c)
+{
+	return c->vc_ho.ho_ready[0] != '\0';
+}
+
+int
+vho_control_seq(const struct vclient *c, uint64_t seq)
+{
+	return c->vc_ho.ho_m6_seq != 0 && seq == c->vc_ho.ho_m6_seq;
+}
