@@ -557,6 +557,7 @@ ks_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	if (kr->kr_state == KS_SENT) {
+		/* No longer on the wire: a late evhttp callback ignores it. */
 		kr->kr_http = NULL;
 		kr->kr_state = KS_QUEUED;
 		ks_discard(ks);
