@@ -4,6 +4,11 @@
  *   auth_fail drop|reply  answer a refused M4 with a status, or not (drop)
  *   idle_timeout DURATION close vehicle and provisioning connections after
  *			  this long without input; 0 = never (300s)
+ *   look_ahead DURATION   how far ahead a vehicle's position is projected
+ *			  along its heading to decide on a handover (10s)
+ *   handover_timeout DURATION  limit of one handover from M6 to M8Ack,
+ *			  and of TSPB's part up to the CK2 binding (5s)
+ *   ck2_lifetime DURATION how long TSPB keeps CK2 waiting for M8 (30s)
  */
 #ifndef TSPD_CONFIG_H
 #define TSPD_CONFIG_H
@@ -16,12 +21,20 @@
 #define TSPD_IDLE_TIMEOUT_MS	300000
 #define TSPD_MAX_SKEW_MS	3600000		/* one hour */
 #define TSPD_MAX_IDLE_MS	86400000	/* one day */
+#define TSPD_LOOK_AHEAD_MS	10000
+#define TSPD_HO_TIMEOUT_MS	5000
+#define TSPD_CK2_LIFETIME_MS	30000
+#define TSPD_MAX_LOOK_AHEAD_MS	3600000		/* one hour */
+#define TSPD_MAX_HO_MS		600000		/* ten minutes */
 
 struct tspd_config {
 	struct cfg_common	 tc_common;
 	uint64_t		 tc_auth_skew_ms;
 	int			 tc_auth_fail_reply;
 	uint64_t		 tc_idle_timeout_ms;
+	uint64_t		 tc_look_ahead_ms;
+	uint64_t		 tc_handover_timeout_ms;
+	uint64_t		 tc_ck2_lifetime_ms;
 };
 
 /*

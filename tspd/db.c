@@ -9,7 +9,7 @@
 #include "log.h"
 #include "store.h"
 
-#include "db.h"
+#include "db_priv.h"
 
 /* Schema versions, applied in order by store_open(). */
 static const char *const tspdb_migrations[] = {
@@ -33,6 +33,7 @@ static const char *const tspdb_migrations[] = {
 	"    tsp_id TEXT, seq INT, unix_ms INT, lat REAL, lon REAL, speed REAL,"
 	"    heading REAL, fuel REAL, odometer REAL, received_ms INT);"
 	"CREATE INDEX telemetry_vehicle ON telemetry(vehicle_id, id);",
+	tspdb_handover_schema,
 };
 
 enum tspdb_stmt {
@@ -98,8 +99,8 @@ static const char *const tspdb_sql[S_COUNT] = {
 	[S_SESS_GET] = "SELECT chip_id, k1, key_index, rx_seq, tx_seq,"
 	    " opened_ms FROM sessions WHERE vehicle_id = ?1",
 	[S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(vehicle_id, chip_id,"
-	    " k1, key_index, rx_seq, tx_seq, opened_ms)"
-	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	    " k1, key_index, rx_seq, tx_seq, opened_ms, sequential)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[S_SESS_SEQ] = "UPDATE sessions SET rx_seq = ?2, tx_seq = ?3"
 	    " WHERE vehicle_id = ?1 AND rx_seq < ?2",
 	[S_SESS_DEL] = "DELETE FROM sessions WHERE vehicle_id = ?1",
@@ -109,10 +110,7 @@ static const char *const tspdb_sql[S_COUNT] = {
 	[S_TELE_COUNT] = "SELECT count(*) FROM telemetry WHERE vehicle_id = ?1",
 };
 
-struct tspdb {
-	sqlite3		*db_sql;
-	sqlite3_stmt	*db_stmt[S_COUNT];
-};
+_Static_assert(S_COUNT <= TSPDB_MAXSTMT, "too many statements");
 
 /* Statement i with its bindings cleared, ready for binding. */
 static sqlite3_stmt *
@@ -122,27 +120,8 @@ stmt(struct tspdb *db, enum tspdb_stmt i)
 	return db->db_stmt[i];
 }
 
-static void
-bind_text(sqlite3_stmt *st, int col, const char *s)
-{
-	sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
-}
-
-static void
-bind_blob(sqlite3_stmt *st, int col, const void *p, size_t len)
-{
-	sqlite3_bind_blob(st, col, p, (int)len, SQLITE_STATIC);
-}
-
-static void
-bind_u64(sqlite3_stmt *st, int col, uint64_t v)
-{
-	sqlite3_bind_int64(st, col, (sqlite3_int64)v);
-}
-
-/* Step a query: 1 with a row, 0 when done, -1 on error (logged, reset). */
-static int
-step_row(struct tspdb *db, sqlite3_stmt *st)
+int
+tspdb_step_row(struct tspdb *db, sqlite3_stmt *st)
 {
 	int	 rc;
 
@@ -156,9 +135,8 @@ step_row(struct tspdb *db, sqlite3_stmt *st)
 	return -1;
 }
 
-/* Copy a text column of at most len characters into out (len + 1 bytes). */
-static int
-column_text(sqlite3_stmt *st, int col, char *out, size_t len)
+int
+tspdb_column_text(sqlite3_stmt *st, int col, char *out, size_t len)
 {
 	const unsigned char	*s;
 	int			 n;
@@ -190,6 +168,7 @@ tspdb_open(const char *path, int sync_full)
 	}
 	for (i = 0; i < S_COUNT; i++)
 		db->db_stmt[i] = store_prepare(db->db_sql, tspdb_sql[i]);
+	tspdb_handover_prepare(db);
 	return db;
 }
 
@@ -202,24 +181,23 @@ tspdb_close(struct tspdb *db)
 		return;
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->db_stmt[i]);
+	tspdb_handover_finalize(db);
 	store_close(db->db_sql);
 	free(db);
 }
 
-/* Roll back the open transaction and pass res on. */
-static enum tspdb_result
-abort_tx(struct tspdb *db, enum tspdb_result res)
+enum tspdb_result
+tspdb_abort_tx(struct tspdb *db, enum tspdb_result res)
 {
 	store_rollback(db->db_sql);
 	return res;
 }
 
-/* Commit the open transaction: res, or TSPDB_ERROR if the commit failed. */
-static enum tspdb_result
-commit_tx(struct tspdb *db, enum tspdb_result res)
+enum tspdb_result
+tspdb_commit_tx(struct tspdb *db, enum tspdb_result res)
 {
 	if (store_commit(db->db_sql) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	return res;
 }
 
@@ -238,8 +216,8 @@ fill_compare(struct tspdb *db, const Qroam__FillRecord *fr,
 
 	same = f->f_m == fr->m && f->f_k == fr->k && f->f_n == fr->n;
 	st = stmt(db, S_FKEY_ALL);
-	bind_text(st, 1, fr->chip_id);
-	while (same && (r = step_row(db, st)) == 1) {
+	tspdb_bind_text(st, 1, fr->chip_id);
+	while (same && (r = tspdb_step_row(db, st)) == 1) {
 		code = (const char *)sqlite3_column_text(st, 1);
 		key = sqlite3_column_blob(st, 2);
 		if (i >= fr->n_keys ||
@@ -268,32 +246,33 @@ tspdb_fill_apply(struct tspdb *db, const Qroam__FillRecord *fr)
 	if (store_begin(db->db_sql) == -1)
 		return TSPDB_ERROR;
 	if ((r = tspdb_fill_get(db, fr->chip_id, &f)) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (r == 1)
-		return abort_tx(db, fill_compare(db, fr, &f));
+		return tspdb_abort_tx(db, fill_compare(db, fr, &f));
 
 	st = stmt(db, S_FILL_INS);
-	bind_text(st, 1, fr->chip_id);
-	bind_u64(st, 2, fr->m);
-	bind_u64(st, 3, fr->k);
-	bind_u64(st, 4, fr->n);
-	bind_u64(st, 5, fr->created_ms);
+	tspdb_bind_text(st, 1, fr->chip_id);
+	tspdb_bind_u64(st, 2, fr->m);
+	tspdb_bind_u64(st, 3, fr->k);
+	tspdb_bind_u64(st, 4, fr->n);
+	tspdb_bind_u64(st, 5, fr->created_ms);
 	if (store_step_done(st, NULL) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	for (i = 0; i < fr->n_keys; i++) {
 		st = stmt(db, S_FKEY_INS);
-		bind_text(st, 1, fr->chip_id);
-		bind_u64(st, 2, i);
-		bind_text(st, 3, fr->keys[i]->code);
-		bind_blob(st, 4, fr->keys[i]->key.data, fr->keys[i]->key.len);
+		tspdb_bind_text(st, 1, fr->chip_id);
+		tspdb_bind_u64(st, 2, i);
+		tspdb_bind_text(st, 3, fr->keys[i]->code);
+		tspdb_bind_blob(st, 4, fr->keys[i]->key.data,
+		    fr->keys[i]->key.len);
 		if (store_step_done(st, NULL) == -1)
-			return abort_tx(db, TSPDB_ERROR);
+			return tspdb_abort_tx(db, TSPDB_ERROR);
 	}
 	st = stmt(db, S_KEYPOS_INIT);
-	bind_text(st, 1, fr->chip_id);
+	tspdb_bind_text(st, 1, fr->chip_id);
 	if (store_step_done(st, NULL) == -1)
-		return abort_tx(db, TSPDB_ERROR);
-	return commit_tx(db, TSPDB_OK);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
+	return tspdb_commit_tx(db, TSPDB_OK);
 }
 
 int
@@ -303,8 +282,8 @@ tspdb_fill_get(struct tspdb *db, const char *chip_id, struct tspdb_fill *f)
 	int		 r;
 
 	st = stmt(db, S_FILL_GET);
-	bind_text(st, 1, chip_id);
-	if ((r = step_row(db, st)) != 1)
+	tspdb_bind_text(st, 1, chip_id);
+	if ((r = tspdb_step_row(db, st)) != 1)
 		return r;
 	f->f_m = (uint32_t)sqlite3_column_int64(st, 0);
 	f->f_k = (uint32_t)sqlite3_column_int64(st, 1);
@@ -322,25 +301,24 @@ tspdb_keypos(struct tspdb *db, const char *chip_id)
 	int		 r;
 
 	st = stmt(db, S_KEYPOS_GET);
-	bind_text(st, 1, chip_id);
-	if ((r = step_row(db, st)) != 1)
+	tspdb_bind_text(st, 1, chip_id);
+	if ((r = tspdb_step_row(db, st)) != 1)
 		return r == 0 ? 0 : -1;
 	pos = sqlite3_column_int64(st, 0);
 	store_reset(st);
 	return pos < 0 ? 0 : pos;
 }
 
-/* 1 if key idx of chip_id is in used_keys, 0 if not, -1 on error. */
-static int
-key_used(struct tspdb *db, const char *chip_id, int64_t idx)
+int
+tspdb_key_used(struct tspdb *db, const char *chip_id, int64_t idx)
 {
 	sqlite3_stmt	*st;
 	int		 r;
 
 	st = stmt(db, S_USED_GET);
-	bind_text(st, 1, chip_id);
-	bind_u64(st, 2, (uint64_t)idx);
-	if ((r = step_row(db, st)) == 1)
+	tspdb_bind_text(st, 1, chip_id);
+	tspdb_bind_u64(st, 2, (uint64_t)idx);
+	if ((r = tspdb_step_row(db, st)) == 1)
 		store_reset(st);
 	return r;
 }
@@ -356,12 +334,12 @@ tspdb_reg_get(struct tspdb *db, const char *vid, struct tspdb_reg *r)
 
 	memset(r, 0, sizeof(*r));
 	st = stmt(db, S_REG_GET);
-	bind_text(st, 1, vid);
-	if ((rc = step_row(db, st)) != 1)
+	tspdb_bind_text(st, 1, vid);
+	if ((rc = tspdb_step_row(db, st)) != 1)
 		return rc;
 	prv = sqlite3_column_blob(st, 1);
 	len = sqlite3_column_bytes(st, 1);
-	if (column_text(st, 0, r->r_chip_id, CHIP_ID_LEN) == -1 ||
+	if (tspdb_column_text(st, 0, r->r_chip_id, CHIP_ID_LEN) == -1 ||
 	    prv == NULL || len <= 0 || (r->r_prv = malloc((size_t)len)) == NULL) {
 		log_warnx("store: registration of %s unreadable", vid);
 		store_reset(st);
@@ -392,11 +370,11 @@ vehicle_reset(struct tspdb *db, const char *vid)
 	sqlite3_stmt	*st;
 
 	st = stmt(db, S_AUTH_DEL);
-	bind_text(st, 1, vid);
+	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, NULL) == -1)
 		return -1;
 	st = stmt(db, S_SESS_DEL);
-	bind_text(st, 1, vid);
+	tspdb_bind_text(st, 1, vid);
 	return store_step_done(st, NULL);
 }
 
@@ -412,25 +390,25 @@ tspdb_m2_apply(struct tspdb *db, const char *vid, const char *chip_id,
 	if (store_begin(db->db_sql) == -1)
 		return TSPDB_ERROR;
 	if ((r = tspdb_reg_get(db, vid, &old)) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (r == 1) {
 		*old_epoch = old.r_epoch;
 		tspdb_reg_clear(&old);
 		if (epoch == *old_epoch)
-			return abort_tx(db, TSPDB_SAME);
+			return tspdb_abort_tx(db, TSPDB_SAME);
 		if (epoch < *old_epoch)
-			return abort_tx(db, TSPDB_STALE);
+			return tspdb_abort_tx(db, TSPDB_STALE);
 		if (vehicle_reset(db, vid) == -1)
-			return abort_tx(db, TSPDB_ERROR);
+			return tspdb_abort_tx(db, TSPDB_ERROR);
 	}
 	st = stmt(db, S_REG_PUT);
-	bind_text(st, 1, vid);
-	bind_text(st, 2, chip_id);
-	bind_blob(st, 3, prv, prvlen);
-	bind_u64(st, 4, epoch);
+	tspdb_bind_text(st, 1, vid);
+	tspdb_bind_text(st, 2, chip_id);
+	tspdb_bind_blob(st, 3, prv, prvlen);
+	tspdb_bind_u64(st, 4, epoch);
 	if (store_step_done(st, NULL) == -1)
-		return abort_tx(db, TSPDB_ERROR);
-	return commit_tx(db, TSPDB_OK);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
+	return tspdb_commit_tx(db, TSPDB_OK);
 }
 
 /* ---- F3 ---- */
@@ -446,27 +424,27 @@ tspdb_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
 	if (store_begin(db->db_sql) == -1)
 		return TSPDB_ERROR;
 	st = stmt(db, S_NONCE_PURGE);
-	bind_u64(st, 1, now_ms);
+	tspdb_bind_u64(st, 1, now_ms);
 	if (store_step_done(st, NULL) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	st = stmt(db, S_NONCE_INS);
-	bind_blob(st, 1, nonce, noncelen);
-	bind_text(st, 2, vid);
-	bind_u64(st, 3, expires_ms);
+	tspdb_bind_blob(st, 1, nonce, noncelen);
+	tspdb_bind_text(st, 2, vid);
+	tspdb_bind_u64(st, 3, expires_ms);
 	if (store_step_done(st, &changes) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (changes == 0)
-		return abort_tx(db, TSPDB_REPLAY);
+		return tspdb_abort_tx(db, TSPDB_REPLAY);
 	if (vehicle_reset(db, vid) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	st = stmt(db, S_AUTH_PUT);
-	bind_text(st, 1, vid);
-	bind_text(st, 2, chip_id);
-	bind_u64(st, 3, now_ms);
-	bind_text(st, 4, via);
+	tspdb_bind_text(st, 1, vid);
+	tspdb_bind_text(st, 2, chip_id);
+	tspdb_bind_u64(st, 3, now_ms);
+	tspdb_bind_text(st, 4, via);
 	if (store_step_done(st, NULL) == -1)
-		return abort_tx(db, TSPDB_ERROR);
-	return commit_tx(db, TSPDB_OK);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
+	return tspdb_commit_tx(db, TSPDB_OK);
 }
 
 int
@@ -476,19 +454,18 @@ tspdb_auth_get(struct tspdb *db, const char *vid, char chip_id[CHIP_ID_LEN + 1])
 	int		 r;
 
 	st = stmt(db, S_AUTH_GET);
-	bind_text(st, 1, vid);
-	if ((r = step_row(db, st)) != 1)
+	tspdb_bind_text(st, 1, vid);
+	if ((r = tspdb_step_row(db, st)) != 1)
 		return r;
-	r = column_text(st, 0, chip_id, CHIP_ID_LEN) == -1 ? -1 : 1;
+	r = tspdb_column_text(st, 0, chip_id, CHIP_ID_LEN) == -1 ? -1 : 1;
 	store_reset(st);
 	return r;
 }
 
 /* ---- F4 ---- */
 
-/* Copy the 32-byte key blob in column col into key. */
-static int
-column_key(sqlite3_stmt *st, int col, uint8_t key[CRYPTO_KEYLEN])
+int
+tspdb_column_key(sqlite3_stmt *st, int col, uint8_t key[CRYPTO_KEYLEN])
 {
 	const void	*p;
 
@@ -510,18 +487,19 @@ key_lookup(struct tspdb *db, const char *chip_id, uint32_t index,
 
 	if (code != NULL) {
 		st = stmt(db, S_FKEY_CODE);
-		bind_text(st, 2, code);
+		tspdb_bind_text(st, 2, code);
 		col = 1;
 	} else {
 		st = stmt(db, S_FKEY_IDX);
-		bind_u64(st, 2, index);
+		tspdb_bind_u64(st, 2, index);
 		col = 0;
 	}
-	bind_text(st, 1, chip_id);
-	if ((r = step_row(db, st)) != 1)
+	tspdb_bind_text(st, 1, chip_id);
+	if ((r = tspdb_step_row(db, st)) != 1)
 		return r == 0 ? TSPDB_UNKNOWN : TSPDB_ERROR;
 	idx = code != NULL ? sqlite3_column_int64(st, 0) : (int64_t)index;
-	if (idx < 0 || idx > UINT32_MAX || column_key(st, col, key->k_key) == -1) {
+	if (idx < 0 || idx > UINT32_MAX ||
+	    tspdb_column_key(st, col, key->k_key) == -1) {
 		store_reset(st);
 		log_warnx("store: key %lld of chip %s unreadable", (long long)idx,
 		    chip_id);
@@ -543,7 +521,7 @@ key_unused(struct tspdb *db, const char *chip_id, uint32_t idx)
 		return TSPDB_ERROR;
 	if ((int64_t)idx < pos)
 		return TSPDB_REUSED;
-	if ((r = key_used(db, chip_id, idx)) == -1)
+	if ((r = tspdb_key_used(db, chip_id, idx)) == -1)
 		return TSPDB_ERROR;
 	return r == 1 ? TSPDB_REUSED : TSPDB_OK;
 }
@@ -561,18 +539,17 @@ tspdb_key_select(struct tspdb *db, const char *chip_id, uint32_t index,
 	return res;
 }
 
-/* Insert used_keys(chip_id, idx, how) inside the open transaction. */
-static int
-key_mark(struct tspdb *db, const char *chip_id, int64_t idx, const char *how,
-    uint64_t now_ms)
+int
+tspdb_key_mark(struct tspdb *db, const char *chip_id, int64_t idx,
+    const char *how, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
 
 	st = stmt(db, S_USED_INS);
-	bind_text(st, 1, chip_id);
-	bind_u64(st, 2, (uint64_t)idx);
-	bind_text(st, 3, how);
-	bind_u64(st, 4, now_ms);
+	tspdb_bind_text(st, 1, chip_id);
+	tspdb_bind_u64(st, 2, (uint64_t)idx);
+	tspdb_bind_text(st, 3, how);
+	tspdb_bind_u64(st, 4, now_ms);
 	return store_step_done(st, NULL);
 }
 
@@ -593,41 +570,40 @@ key_consume(struct tspdb *db, const char *chip_id, uint32_t idx,
 		return -1;
 	if (sequential) {
 		for (i = pos; i < (int64_t)idx; i++) {
-			if ((r = key_used(db, chip_id, i)) == -1)
+			if ((r = tspdb_key_used(db, chip_id, i)) == -1)
 				return -1;
-			if (r == 0 && key_mark(db, chip_id, i, "burned",
+			if (r == 0 && tspdb_key_mark(db, chip_id, i, "burned",
 			    now_ms) == -1)
 				return -1;
 		}
 	}
-	if (key_mark(db, chip_id, idx, "m3", now_ms) == -1)
+	if (tspdb_key_mark(db, chip_id, idx, "m3", now_ms) == -1)
 		return -1;
 	if (sequential)
 		pos = (int64_t)idx + 1;
 	else {
-		while ((r = key_used(db, chip_id, pos)) == 1)
+		while ((r = tspdb_key_used(db, chip_id, pos)) == 1)
 			pos++;
 		if (r == -1)
 			return -1;
 	}
 	st = stmt(db, S_KEYPOS_SET);
-	bind_text(st, 1, chip_id);
-	bind_u64(st, 2, (uint64_t)pos);
+	tspdb_bind_text(st, 1, chip_id);
+	tspdb_bind_u64(st, 2, (uint64_t)pos);
 	return store_step_done(st, NULL);
 }
 
-/* Insert telemetry row (vid, seq) inside the open transaction. */
-static int
-telemetry_insert(struct tspdb *db, const char *vid, const char *tsp_id,
+int
+tspdb_telemetry_insert(struct tspdb *db, const char *vid, const char *tsp_id,
     uint64_t seq, const Qroam__Telemetry *t, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
 
 	st = stmt(db, S_TELE_INS);
-	bind_text(st, 1, vid);
-	bind_text(st, 2, tsp_id);
-	bind_u64(st, 3, seq);
-	bind_u64(st, 4, t->unix_ms);
+	tspdb_bind_text(st, 1, vid);
+	tspdb_bind_text(st, 2, tsp_id);
+	tspdb_bind_u64(st, 3, seq);
+	tspdb_bind_u64(st, 4, t->unix_ms);
 	sqlite3_bind_double(st, 5, t->lat);
 	sqlite3_bind_double(st, 6, t->lon);
 	sqlite3_bind_double(st, 7, t->speed);
@@ -636,7 +612,7 @@ telemetry_insert(struct tspdb *db, const char *vid, const char *tsp_id,
 		sqlite3_bind_double(st, 9, t->fuel);
 	if (t->has_odometer)
 		sqlite3_bind_double(st, 10, t->odometer);
-	bind_u64(st, 11, now_ms);
+	tspdb_bind_u64(st, 11, now_ms);
 	return store_step_done(st, NULL);
 }
 
@@ -651,23 +627,24 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 	if (store_begin(db->db_sql) == -1)
 		return TSPDB_ERROR;
 	if ((res = key_unused(db, s->s_chip_id, s->s_key_index)) != TSPDB_OK)
-		return abort_tx(db, res);
+		return tspdb_abort_tx(db, res);
 	if (key_consume(db, s->s_chip_id, s->s_key_index, sequential,
 	    now_ms) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	st = stmt(db, S_SESS_PUT);
-	bind_text(st, 1, s->s_vid);
-	bind_text(st, 2, s->s_chip_id);
-	bind_blob(st, 3, s->s_k1, sizeof(s->s_k1));
-	bind_u64(st, 4, s->s_key_index);
-	bind_u64(st, 5, 0);
-	bind_u64(st, 6, 1);
-	bind_u64(st, 7, now_ms);
+	tspdb_bind_text(st, 1, s->s_vid);
+	tspdb_bind_text(st, 2, s->s_chip_id);
+	tspdb_bind_blob(st, 3, s->s_k1, sizeof(s->s_k1));
+	tspdb_bind_u64(st, 4, s->s_key_index);
+	tspdb_bind_u64(st, 5, 0);
+	tspdb_bind_u64(st, 6, 1);
+	tspdb_bind_u64(st, 7, now_ms);
+	tspdb_bind_u64(st, 8, sequential != 0);
 	if (store_step_done(st, NULL) == -1)
-		return abort_tx(db, TSPDB_ERROR);
-	if (telemetry_insert(db, s->s_vid, tsp_id, 0, d1, now_ms) == -1)
-		return abort_tx(db, TSPDB_ERROR);
-	return commit_tx(db, TSPDB_OK);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
+	if (tspdb_telemetry_insert(db, s->s_vid, tsp_id, 0, d1, now_ms) == -1)
+		return tspdb_abort_tx(db, TSPDB_ERROR);
+	return tspdb_commit_tx(db, TSPDB_OK);
 }
 
 int
@@ -678,12 +655,12 @@ tspdb_session_get(struct tspdb *db, const char *vid, struct tspdb_session *s)
 
 	memset(s, 0, sizeof(*s));
 	st = stmt(db, S_SESS_GET);
-	bind_text(st, 1, vid);
-	if ((r = step_row(db, st)) != 1)
+	tspdb_bind_text(st, 1, vid);
+	if ((r = tspdb_step_row(db, st)) != 1)
 		return r;
 	if (strlen(vid) > VIN_LEN ||
-	    column_text(st, 0, s->s_chip_id, CHIP_ID_LEN) == -1 ||
-	    column_key(st, 1, s->s_k1) == -1) {
+	    tspdb_column_text(st, 0, s->s_chip_id, CHIP_ID_LEN) == -1 ||
+	    tspdb_column_key(st, 1, s->s_k1) == -1) {
 		store_reset(st);
 		crypto_wipe(s->s_k1, sizeof(s->s_k1));
 		log_warnx("store: session of %s unreadable", vid);
@@ -712,20 +689,20 @@ tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
 	r = tspdb_session_get(db, vid, &s);
 	crypto_wipe(s.s_k1, sizeof(s.s_k1));
 	if (r != 1)
-		return abort_tx(db, r == 0 ? TSPDB_UNKNOWN : TSPDB_ERROR);
+		return tspdb_abort_tx(db, r == 0 ? TSPDB_UNKNOWN : TSPDB_ERROR);
 	if (seq <= s.s_rx_seq)
-		return abort_tx(db, TSPDB_REPLAY);
+		return tspdb_abort_tx(db, TSPDB_REPLAY);
 	st = stmt(db, S_SESS_SEQ);
-	bind_text(st, 1, vid);
-	bind_u64(st, 2, seq);
-	bind_u64(st, 3, tx_seq);
+	tspdb_bind_text(st, 1, vid);
+	tspdb_bind_u64(st, 2, seq);
+	tspdb_bind_u64(st, 3, tx_seq);
 	if (store_step_done(st, &changes) == -1)
-		return abort_tx(db, TSPDB_ERROR);
+		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (changes != 1)
-		return abort_tx(db, TSPDB_REPLAY);
-	if (telemetry_insert(db, vid, tsp_id, seq, t, now_ms) == -1)
-		return abort_tx(db, TSPDB_ERROR);
-	return commit_tx(db, TSPDB_OK);
+		return tspdb_abort_tx(db, TSPDB_REPLAY);
+	if (tspdb_telemetry_insert(db, vid, tsp_id, seq, t, now_ms) == -1)
+		return tspdb_abort_tx(db, TSPDB_ERROR);
+	return tspdb_commit_tx(db, TSPDB_OK);
 }
 
 enum tspdb_result
@@ -735,7 +712,7 @@ tspdb_session_end(struct tspdb *db, const char *vid)
 	int		 changes;
 
 	st = stmt(db, S_SESS_DEL);
-	bind_text(st, 1, vid);
+	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, &changes) == -1)
 		return TSPDB_ERROR;
 	return changes > 0 ? TSPDB_OK : TSPDB_UNKNOWN;
@@ -749,8 +726,8 @@ tspdb_telemetry_count(struct tspdb *db, const char *vid)
 	int		 r;
 
 	st = stmt(db, S_TELE_COUNT);
-	bind_text(st, 1, vid);
-	if ((r = step_row(db, st)) != 1)
+	tspdb_bind_text(st, 1, vid);
+	if ((r = tspdb_step_row(db, st)) != 1)
 		return r == 0 ? 0 : -1;
 	n = sqlite3_column_int64(st, 0);
 	store_reset(st);

@@ -154,4 +154,94 @@ enum tspdb_result tspdb_session_end(struct tspdb *, const char *vid);
 /* Rows of telemetry stored for vid; -1 on error. */
 int64_t	tspdb_telemetry_count(struct tspdb *, const char *vid);
 
+/* ---- F6: handover ---- */
+
+#define TSPDB_RD1_HISTORY	256	/* telemetry rows of an RD1 at most */
+
+/* Where a telemetry row was first stored: the TSP and its session seq. */
+struct tspdb_origin {
+	char		 o_tsp[NAME_MAXLEN + 1];
+	uint64_t	 o_seq;
+};
+
+/*
+ * A vehicle's context as TSPA sends it in M8: rd_msg points into the
+ * arrays below (history most recent last, one origin per history row).
+ * Release with tspdb_rd1_free.
+ */
+struct tspdb_rd1 {
+	Qroam__RD1		 rd_msg;
+	char			 rd_vid[VIN_LEN + 1];
+	char			 rd_chip_id[CHIP_ID_LEN + 1];
+	Qroam__Telemetry	*rd_hist;
+	Qroam__Telemetry	**rd_histp;
+	struct tspdb_origin	*rd_origin;
+	uint32_t		*rd_used;
+};
+
+/* What TSPA needs to tell the vehicle that its handover is ready. */
+struct tspdb_ready {
+	int		 rr_session;	/* 0: the vehicle has no session */
+	uint8_t		 rr_k1[CRYPTO_KEYLEN];
+	uint64_t	 rr_tx_seq;	/* the seq reserved for HandoverReady */
+};
+
+/*
+ * Record the state of handover hid (role 'out' or 'in') in handovers,
+ * creating the row or updating state, reason and time; vid may be NULL
+ * to keep the stored one.  0 or -1.
+ */
+int	tspdb_ho_record(struct tspdb *, const char *hid, const char *vid,
+	    const char *role, const char *peer, const char *state,
+	    const char *reason, uint64_t now_ms);
+/* 1 if handover hid has a row, 0 if not, -1 on error. */
+int	tspdb_ho_known(struct tspdb *, const char *hid);
+/* At start-up: handovers left unfinished by an earlier run have failed. */
+int	tspdb_ho_recover(struct tspdb *, uint64_t now_ms);
+/*
+ * Accept session message seq of vid that carries no telemetry: advance
+ * rx_seq to seq.  TSPDB_REPLAY if seq is not above rx_seq, TSPDB_UNKNOWN
+ * if there is no session.
+ */
+enum tspdb_result tspdb_session_seq(struct tspdb *, const char *vid,
+	    uint64_t seq);
+/*
+ * TSPA, M8 acknowledged: in one transaction delete the vehicle's auth row,
+ * mark handover hid done and, if the vehicle still has a session, reserve
+ * its next cloud->vehicle seq (r->rr_k1 then holds K1; the caller wipes).
+ */
+enum tspdb_result tspdb_ho_out_done(struct tspdb *, const char *hid,
+	    const char *vid, uint64_t now_ms, struct tspdb_ready *r);
+/*
+ * Build RD1 for vid from the store: its authentication, the draw mode of
+ * its session, the key position and used keys at or after it, and its
+ * last TSPDB_RD1_HISTORY telemetry rows.  1, 0 if vid has no auth row
+ * here, -1 on error.
+ */
+int	tspdb_rd1_load(struct tspdb *, const char *vid, struct tspdb_rd1 *);
+void	tspdb_rd1_free(struct tspdb_rd1 *);
+/*
+ * TSPB: store CK2 of (initiator, hid) until expires_ms and mark the
+ * handover row 'bound', in one transaction that also purges expired
+ * bindings.  TSPDB_REPLAY if the binding exists already.
+ */
+enum tspdb_result tspdb_ck2_bind(struct tspdb *, const char *initiator,
+	    const char *hid, const uint8_t ck2[CRYPTO_KEYLEN],
+	    uint64_t expires_ms, uint64_t now_ms);
+/* 1 with ck2 and *expires_ms filled, 0 if there is none, -1 on error. */
+int	tspdb_ck2_get(struct tspdb *, const char *initiator, const char *hid,
+	    uint8_t ck2[CRYPTO_KEYLEN], uint64_t *expires_ms);
+/* Delete bindings expired before now_ms (their rows fail); -1 on error. */
+int	tspdb_ck2_purge(struct tspdb *, uint64_t now_ms);
+/*
+ * TSPB: apply a checked RD1 received from initiator, in one transaction:
+ * auth row via 'handover', key position max(own, next_index) with the
+ * keys below burned, the used keys, the history rows not present yet
+ * (origin[i] names row i's TSP and seq), the binding deleted and the
+ * handover row done.  TSPDB_UNKNOWN if the binding is gone.
+ */
+enum tspdb_result tspdb_m8_apply(struct tspdb *, const char *initiator,
+	    const char *hid, const Qroam__RD1 *rd1,
+	    const struct tspdb_origin *origin, uint64_t now_ms);
+
 #endif

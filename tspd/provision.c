@@ -1,9 +1,10 @@
 /*
- * The provisioning listener (mutual TLS): fill records from fillerd (F1)
- * and M2 registrations from registrard (F2).  Both arrive at least once
- * through the senders' outboxes, so applying them is idempotent, and the
- * Status OK that lets a sender forget a message goes out only after the
- * commit.
+ * The provisioning listener (mutual TLS): fill records from fillerd (F1),
+ * M2 registrations from registrard (F2), and the handover's A2 from
+ * schedd and M8 from another TSP (F6, handover_in.c).  F1 and F2 arrive
+ * at least once through the senders' outboxes, so applying them is
+ * idempotent, and the Status OK that lets a sender forget a message goes
+ * out only after the commit.
  */
 #include <inttypes.h>
 #include <stddef.h>
@@ -202,6 +203,14 @@ provision_frame(struct conn *c, const struct frame *f, void *arg)
 	case QROAM__MSG_TYPE__MT_M2:
 		provision_m2(env, c, f);
 		break;
+	case QROAM__MSG_TYPE__MT_ACCESS_REQUEST:
+		if (provision_role(c, f, "sched"))
+			tspd_handover_access(env, c, f);
+		break;
+	case QROAM__MSG_TYPE__MT_M8:
+		if (provision_role(c, f, "tsp"))
+			tspd_handover_m8(env, c, f);
+		break;
 	default:
 		log_warnx("provision %s (cn=%s): unexpected message type %u (%s)",
 		    conn_peer_addr(c), conn_peer_cn(c), f->f_type,
@@ -215,7 +224,7 @@ provision_frame(struct conn *c, const struct frame *f, void *arg)
 static void
 provision_close(struct conn *c, const char *reason, void *arg)
 {
-	(void)arg;
+	tspd_handover_in_conn_closed(arg, c);
 	log_debug("provision %s: closed: %s", conn_peer_addr(c), reason);
 }
 

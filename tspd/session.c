@@ -1,6 +1,7 @@
 /*
  * F4 and F5: session establishment with an M3 (K1 wrapped under a one-time
- * chip key) and the session traffic under K1.  The store is the only
+ * chip key) and the session traffic under K1, which also carries the
+ * vehicle's side of a handover (M5 out, M6 in).  The store is the only
  * session state: each accepted message is committed before its answer
  * leaves, and nothing changes for a refused one.
  */
@@ -28,9 +29,8 @@ struct m3_req {
 	const char		*mr_reason;	/* why it was refused */
 };
 
-/* Check the values of a Telemetry; NULL if fine, else the reason. */
-static const char *
-telemetry_check(const Qroam__Telemetry *t)
+const char *
+tspd_telemetry_check(const Qroam__Telemetry *t)
 {
 	if (t->unix_ms > INT64_MAX)
 		return "bad telemetry time";
@@ -166,7 +166,7 @@ m3_open(struct tspd *env, struct m3_req *mr, struct tspdb_key *key)
 		mr->mr_reason = "does not decrypt";
 		return QROAM__STATUS_CODE__DECRYPT_FAILED;
 	}
-	if ((why = telemetry_check(mr->mr_d1)) != NULL) {
+	if ((why = tspd_telemetry_check(mr->mr_d1)) != NULL) {
 		mr->mr_reason = why;
 		return QROAM__STATUS_CODE__BAD_REQUEST;
 	}
@@ -193,6 +193,7 @@ m3_accept(struct tspd *env, struct conn *c, const struct frame *f,
 	case TSPDB_OK:
 		conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG, f->f_request_id,
 		    &reply.base);
+		tspd_vehicle_bind(env, vid, c);
 		log_info("session open vehicle=%s key_index=%u mode=%s",
 		    vid, mr->mr_sess.s_key_index,
 		    mr->mr_sequential ? "sequential" : "arbitrary");
@@ -251,16 +252,21 @@ tspd_session_m3(struct tspd *env, struct conn *c, const struct frame *f)
 	qroam__m3__free_unpacked(m3, NULL);
 }
 
-/* F5 telemetry: store it, advance the sequence numbers and acknowledge. */
+/*
+ * F5 telemetry: store it, advance the sequence numbers and acknowledge;
+ * when its look-ahead leaves the region, an M5 follows the acknowledgement
+ * under the next sequence number, committed in the same transaction.
+ */
 static void
 session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
     const struct tspdb_session *s, uint64_t seq, const Qroam__Telemetry *t)
 {
-	Qroam__SessionMsg	 reply;
+	Qroam__SessionMsg	 reply, m5;
 	const char		*why;
 	uint64_t		 tx_seq = s->s_tx_seq + 1;
+	int			 offer;
 
-	if ((why = telemetry_check(t)) != NULL) {
+	if ((why = tspd_telemetry_check(t)) != NULL) {
 		log_warnx("telemetry refused vehicle=%s seq=%" PRIu64
 		    " reason=%s", s->s_vid, seq, why);
 		conn_send_status(c, f->f_request_id,
@@ -275,11 +281,17 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 		    QROAM__STATUS_CODE__INTERNAL, NULL);
 		return;
 	}
-	switch (tspdb_session_telemetry(env->t_db, s->s_vid, seq, tx_seq, t,
-	    env->t_id, store_now_ms())) {
+	qroam__session_msg__init(&m5);
+	offer = tspd_handover_offer(env, s, t, tx_seq + 1, &m5);
+	switch (tspdb_session_telemetry(env->t_db, s->s_vid, seq,
+	    offer ? tx_seq + 1 : tx_seq, t, env->t_id, store_now_ms())) {
 	case TSPDB_OK:
 		conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG, f->f_request_id,
 		    &reply.base);
+		if (offer)
+			conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG,
+			    f->f_request_id, &m5.base);
+		offer = 0;
 		log_debug("telemetry stored vehicle=%s seq=%" PRIu64, s->s_vid,
 		    seq);
 		break;
@@ -298,7 +310,34 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 		    QROAM__STATUS_CODE__INTERNAL, NULL);
 		break;
 	}
+	if (offer)
+		tspd_handover_offer_cancel(env, s->s_vid);
 	free(reply.ct.data);
+	free(m5.ct.data);
+}
+
+/* M6: accept its sequence number, then answer the handover offer. */
+static void
+session_m6(struct tspd *env, struct conn *c, const struct frame *f,
+    const struct tspdb_session *s, uint64_t seq, const Qroam__M6 *m6)
+{
+	switch (tspdb_session_seq(env->t_db, s->s_vid, seq)) {
+	case TSPDB_OK:
+		tspd_handover_m6(env, c, f, s, m6);
+		break;
+	case TSPDB_REPLAY:
+		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
+		    " reason=replay", s->s_vid, seq);
+		break;
+	case TSPDB_UNKNOWN:
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__AUTH_REQUIRED, "no session");
+		break;
+	default:
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__INTERNAL, NULL);
+		break;
+	}
 }
 
 /* Act on the decrypted body of a session message. */
@@ -310,12 +349,16 @@ session_inner(struct tspd *env, struct conn *c, const struct frame *f,
 	case QROAM__SESSION_INNER__BODY_TELEMETRY:
 		session_telemetry(env, c, f, s, seq, in->telemetry);
 		break;
+	case QROAM__SESSION_INNER__BODY_M6:
+		session_m6(env, c, f, s, seq, in->m6);
+		break;
 	case QROAM__SESSION_INNER__BODY_BYE:
 		if (tspdb_session_end(env->t_db, s->s_vid) == TSPDB_ERROR) {
 			conn_send_status(c, f->f_request_id,
 			    QROAM__STATUS_CODE__INTERNAL, NULL);
 			break;
 		}
+		tspd_handover_session_end(env, s->s_vid);
 		log_info("session closed vehicle=%s reason=bye", s->s_vid);
 		break;
 	default:
@@ -363,8 +406,10 @@ tspd_session_msg(struct tspd *env, struct conn *c, const struct frame *f)
 	    sm)) == NULL)
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=does not decrypt", sm->vehicle_id, sm->seq);
-	else
+	else {
+		tspd_vehicle_bind(env, sm->vehicle_id, c);
 		session_inner(env, c, f, &s, sm->seq, in);
+	}
 	crypto_wipe(s.s_k1, sizeof(s.s_k1));
  done:
 	if (in != NULL)

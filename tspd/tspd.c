@@ -1,7 +1,7 @@
 /*
  * tspd: the regional cloud (TSP) of qroam.  main(), options, signals,
  * start-up and shutdown; the protocol lives in provision.c, auth.c,
- * session.c and vehicle.c.
+ * session.c, vehicle.c and, for the handover, handover*.c and region.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +11,9 @@
 
 #include "daemon.h"
 #include "ids.h"
+#include "keysrc.h"
 #include "log.h"
+#include "store.h"
 #include "tls.h"
 #include "topo.h"
 
@@ -50,7 +52,46 @@ tspd_load(const char *path, struct tspd_config *conf, struct topo *topo,
 	return 0;
 }
 
-/* Open the store, the TLS context and both listeners. */
+/*
+ * The handover needs the scheduler and a KME: with both in the topology,
+ * make the client TLS context and the key source; else say once that
+ * handovers are off.  Handovers an earlier run left unfinished fail.
+ */
+static void
+tspd_start_handover(struct tspd *env)
+{
+	struct tspd_config	*conf = &env->t_conf;
+	struct topo		*t = &env->t_topo;
+	int			 n;
+
+	tspd_vehicle_init(env);
+	tspd_handover_offer_init(env);
+	tspd_handover_init(env);
+	tspd_handover_in_init(env);
+	if ((n = tspdb_ho_recover(env->t_db, store_now_ms())) > 0)
+		log_info("%d handovers left unfinished by an earlier run "
+		    "failed", n);
+	if (t->t_sched.ep_port == 0 || t->t_qkd.ep_port == 0) {
+		log_info("handover disabled: the topology names no %s",
+		    t->t_sched.ep_port == 0 ? "scheduler (sched)" :
+		    "key management entity (qkd)");
+		return;
+	}
+	env->t_tls_client = tls_client_ctx(conf->tc_common.cc_ca,
+	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
+	if (env->t_tls_client == NULL)
+		fatalx("cannot load the TLS client credentials");
+	env->t_keysrc = keysrc_new(env->t_base, t->t_qkd.ep_host,
+	    t->t_qkd.ep_port, env->t_tls_client,
+	    (int)conf->tc_handover_timeout_ms);
+	if (env->t_keysrc == NULL)
+		fatalx("cannot start the key source");
+	log_info("handover enabled: scheduler %s:%u, KME %s:%u, look_ahead "
+	    "%llums", t->t_sched.ep_host, t->t_sched.ep_port, t->t_qkd.ep_host,
+	    t->t_qkd.ep_port, (unsigned long long)conf->tc_look_ahead_ms);
+}
+
+/* Open the store, the TLS contexts and both listeners. */
 static void
 tspd_start(struct tspd *env)
 {
@@ -63,6 +104,7 @@ tspd_start(struct tspd *env)
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
 	if (env->t_tls == NULL)
 		fatalx("cannot load the TLS credentials");
+	tspd_start_handover(env);
 
 	memset(&vo, 0, sizeof(vo));
 	vo.co_max_frame = conf->tc_common.cc_max_frame;
@@ -87,7 +129,8 @@ tspd_start(struct tspd *env)
 
 /*
  * SIGHUP: parse the configuration again and take over the settings that
- * need no new sockets or store (auth_skew, auth_fail).
+ * need no new sockets or store (auth_skew, auth_fail, look_ahead,
+ * handover_timeout, ck2_lifetime).
  */
 static void
 tspd_reload(void *arg)
@@ -104,10 +147,17 @@ tspd_reload(void *arg)
 	topo_free(&topo);
 	env->t_conf.tc_auth_skew_ms = conf.tc_auth_skew_ms;
 	env->t_conf.tc_auth_fail_reply = conf.tc_auth_fail_reply;
-	log_info("reloaded: auth_skew %llums, auth_fail %s (listeners, store, "
-	    "credentials and idle_timeout change on restart)",
+	env->t_conf.tc_look_ahead_ms = conf.tc_look_ahead_ms;
+	env->t_conf.tc_handover_timeout_ms = conf.tc_handover_timeout_ms;
+	env->t_conf.tc_ck2_lifetime_ms = conf.tc_ck2_lifetime_ms;
+	log_info("reloaded: auth_skew %llums, auth_fail %s, look_ahead %llums, "
+	    "handover_timeout %llums, ck2_lifetime %llums (listeners, store, "
+	    "credentials, topology and idle_timeout change on restart)",
 	    (unsigned long long)conf.tc_auth_skew_ms,
-	    conf.tc_auth_fail_reply ? "reply" : "drop");
+	    conf.tc_auth_fail_reply ? "reply" : "drop",
+	    (unsigned long long)conf.tc_look_ahead_ms,
+	    (unsigned long long)conf.tc_handover_timeout_ms,
+	    (unsigned long long)conf.tc_ck2_lifetime_ms);
 	tspd_config_free(&conf);
 }
 
@@ -127,10 +177,19 @@ tspd_shutdown(struct tspd *env)
 {
 	listener_free(env->t_vehicle);
 	listener_free(env->t_provision);
+	tspd_handover_shutdown(env);
+	tspd_handover_in_shutdown(env);
 	/* Let connections closed earlier finish their deferred teardown. */
 	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
+	if (env->t_keysrc != NULL)
+		keysrc_free(env->t_keysrc);
+	tspd_handover_free(env);
+	tspd_handover_in_free(env);
+	tspd_handover_offer_free(env);
+	tspd_vehicle_free(env);
 	tspdb_close(env->t_db);
 	SSL_CTX_free(env->t_tls);
+	SSL_CTX_free(env->t_tls_client);
 	topo_free(&env->t_topo);
 	tspd_config_free(&env->t_conf);
 }

@@ -1,0 +1,68 @@
+/*
+ * Inside the TSP store: the handle shared by db.c (F1-F5) and
+ * db_handover.c (F6), and the statement helpers both use.  Only those two
+ * files include it.
+ */
+#ifndef TSPD_DB_PRIV_H
+#define TSPD_DB_PRIV_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db.h"
+
+#define TSPDB_MAXSTMT	32	/* prepared statements per file */
+
+struct tspdb {
+	sqlite3		*db_sql;
+	sqlite3_stmt	*db_stmt[TSPDB_MAXSTMT];	/* db.c's */
+	sqlite3_stmt	*db_hstmt[TSPDB_MAXSTMT];	/* db_handover.c's */
+};
+
+/* Schema of the handover tables, the second migration of the store. */
+extern const char tspdb_handover_schema[];
+
+static inline void
+tspdb_bind_text(sqlite3_stmt *st, int col, const char *s)
+{
+	sqlite3_bind_text(st, col, s, -1, SQLITE_STATIC);
+}
+
+static inline void
+tspdb_bind_blob(sqlite3_stmt *st, int col, const void *p, size_t len)
+{
+	sqlite3_bind_blob(st, col, p, (int)len, SQLITE_STATIC);
+}
+
+static inline void
+tspdb_bind_u64(sqlite3_stmt *st, int col, uint64_t v)
+{
+	sqlite3_bind_int64(st, col, (sqlite3_int64)v);
+}
+
+/* Step a query: 1 with a row, 0 when done, -1 on error (logged, reset). */
+int	tspdb_step_row(struct tspdb *, sqlite3_stmt *);
+/* Copy a text column of at most len characters into out (len + 1 bytes). */
+int	tspdb_column_text(sqlite3_stmt *, int col, char *out, size_t len);
+/* Copy the 32-byte key blob in column col into key; 0 or -1. */
+int	tspdb_column_key(sqlite3_stmt *, int col, uint8_t key[CRYPTO_KEYLEN]);
+/* Roll back the open transaction and pass res on. */
+enum tspdb_result tspdb_abort_tx(struct tspdb *, enum tspdb_result res);
+/* Commit the open transaction: res, or TSPDB_ERROR if the commit failed. */
+enum tspdb_result tspdb_commit_tx(struct tspdb *, enum tspdb_result res);
+/* 1 if key idx of chip_id is in used_keys, 0 if not, -1 on error. */
+int	tspdb_key_used(struct tspdb *, const char *chip_id, int64_t idx);
+/* Insert used_keys(chip_id, idx, how) inside the open transaction. */
+int	tspdb_key_mark(struct tspdb *, const char *chip_id, int64_t idx,
+	    const char *how, uint64_t now_ms);
+/* Insert a telemetry row inside the open transaction. */
+int	tspdb_telemetry_insert(struct tspdb *, const char *vid,
+	    const char *tsp_id, uint64_t seq, const Qroam__Telemetry *t,
+	    uint64_t now_ms);
+
+/* Prepare and finalize db_handover.c's statements. */
+void	tspdb_handover_prepare(struct tspdb *);
+void	tspdb_handover_finalize(struct tspdb *);
+
+#endif

@@ -1,0 +1,657 @@
+/*
+ * F6 as TSPA, the cloud a vehicle is leaving.  The vehicle's M6 (see
+ * handover_offer.c) starts a handover: A1 to schedd, CK1 from the KME,
+ * A2, M7 opened under CK1 to learn CK2, RD1 from the store sent to TSPB
+ * in M8, and on a valid M8Ack one transaction that ends this TSP's
+ * authentication of the vehicle, then HandoverReady to the vehicle.
+ * One state enum, one timer and one teardown (hout_close) per handover;
+ * CK1 and CK2 only ever live in memory and are wiped on every path.
+ */
+#include <sys/queue.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto.h"
+#include "ids.h"
+#include "log.h"
+#include "msg.h"
+#include "rand.h"
+#include "store.h"
+
+#include "tspd.h"
+
+#define HOUT_REQ_A1	1	/* request ids on the cloud connections */
+#define HOUT_REQ_A2	2
+#define HOUT_REQ_M8	3
+
+enum hout_state {
+	HOUT_SCHED_CONNECT,	/* connecting to schedd */
+	HOUT_A1,		/* A1 sent, waiting for KeyReply */
+	HOUT_CK1,		/* fetching CK1 from the KME */
+	HOUT_A2,		/* A2 sent, waiting for M7 */
+	HOUT_PEER_CONNECT,	/* connecting to TSPB */
+	HOUT_M8,		/* M8 sent, waiting for M8Ack */
+};
+
+static const char *const hout_state_names[] = {
+	"connecting to the scheduler", "A1", "CK1", "A2",
+	"connecting to the target", "M8",
+};
+
+/* One outgoing handover. */
+struct hout {
+	struct tspd		*ho_env;
+	char			 ho_id[TSPD_HO_IDLEN + 1];
+	char			 ho_vid[VIN_LEN + 1];
+	const struct topo_tsp	*ho_target;
+	enum hout_state		 ho_state;
+	struct conn		*ho_sched;
+	struct conn		*ho_peer;
+	struct event		*ho_timer;
+	uint8_t			 ho_ck1[CRYPTO_KEYLEN];
+	uint8_t			 ho_ck2[CRYPTO_KEYLEN];
+	Qroam__M8		 ho_m8;
+	uint64_t		 ho_started_ms;
+	TAILQ_ENTRY(hout)	 ho_entry;
+};
+
+/* A key fetch under way; its callback finds the handover by id. */
+struct keyreq {
+	struct tspd		*kr_env;
+	char			 kr_hid[TSPD_HO_IDLEN + 1];
+	tspd_key_done		 kr_done;
+	TAILQ_ENTRY(keyreq)	 kr_entry;
+};
+
+struct tspd_ho {
+	TAILQ_HEAD(, hout)	 h_out;
+	TAILQ_HEAD(, keyreq)	 h_keyreqs;
+};
+
+static void	hout_close(struct hout *, const char *reason);
+static void	hout_fail(struct hout *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+
+void
+tspd_handover_init(struct tspd *env)
+{
+	env->t_ho = xcalloc(1, sizeof(*env->t_ho));
+	TAILQ_INIT(&env->t_ho->h_out);
+	TAILQ_INIT(&env->t_ho->h_keyreqs);
+}
+
+void
+tspd_handover_shutdown(struct tspd *env)
+{
+	struct hout	*h;
+
+	while (env->t_ho != NULL &&
+	    (h = TAILQ_FIRST(&env->t_ho->h_out)) != NULL)
+		hout_close(h, "tspd stopping");
+}
+
+void
+tspd_handover_free(struct tspd *env)
+{
+	struct keyreq	*kr;
+
+	if (env->t_ho == NULL)
+		return;
+	tspd_handover_shutdown(env);
+	while ((kr = TAILQ_FIRST(&env->t_ho->h_keyreqs)) != NULL) {
+		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
+		free(kr);
+	}
+	free(env->t_ho);
+	env->t_ho = NULL;
+}
+
+/* ---- key fetches ---- */
+
+/* The KME answered: hand the key (or failure) to the fetch's owner. */
+static void
+keyreq_cb(void *arg, enum keysrc_result res, const char *key_id,
+    const uint8_t *key, const char *why)
+{
+	struct keyreq	*kr = arg;
+	struct tspd	*env = kr->kr_env;
+	char		 hid[TSPD_HO_IDLEN + 1];
+	tspd_key_done	 done = kr->kr_done;
+
+	(void)key_id;
+	memcpy(hid, kr->kr_hid, sizeof(hid));
+	if (env->t_ho != NULL)
+		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
+	free(kr);
+	done(env, hid, res, key, why != NULL ? why : "no reason given");
+}
+
+int
+tspd_handover_fetch_key(struct tspd *env, const char *master,
+    const char *key_id, const char *hid, tspd_key_done done)
+{
+	struct keyreq	*kr;
+
+	if (env->t_keysrc == NULL || (kr = calloc(1, sizeof(*kr))) == NULL)
+		return -1;
+	kr->kr_env = env;
+	kr->kr_done = done;
+	snprintf(kr->kr_hid, sizeof(kr->kr_hid), "%s", hid);
+	TAILQ_INSERT_TAIL(&env->t_ho->h_keyreqs, kr, kr_entry);
+	if (keysrc_dec_key(env->t_keysrc, master, key_id, keyreq_cb,
+	    kr) == -1) {
+		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
+		free(kr);
+		return -1;
+	}
+	return 0;
+}
+
+const char *
+tspd_handover_key_reply_check(const Qroam__KeyReply *kr, const char *hid)
+{
+	size_t	 i, len = strlen(kr->key_id);
+
+	if (strcmp(kr->handover_id, hid) != 0)
+		return "KeyReply for another handover";
+	if (!id_valid_name(kr->master_sae))
+		return "KeyReply with a bad master_sae";
+	if (len == 0 || len > KEYSRC_IDMAX)
+		return "KeyReply with a bad key_id";
+	for (i = 0; i < len; i++)
+		if (!((kr->key_id[i] >= '0' && kr->key_id[i] <= '9') ||
+		    (kr->key_id[i] >= 'a' && kr->key_id[i] <= 'z') ||
+		    (kr->key_id[i] >= 'A' && kr->key_id[i] <= 'Z') ||
+		    kr->key_id[i] == '-'))
+			return "KeyReply with a bad key_id";
+	return NULL;
+}
+
+/* ---- the handover ---- */
+
+static struct hout *
+hout_find(struct tspd *env, const char *hid)
+{
+	struct hout	*h;
+
+	if (env->t_ho == NULL)
+		return NULL;
+	TAILQ_FOREACH(h, &env->t_ho->h_out, ho_entry)
+		if (strcmp(h->ho_id, hid) == 0)
+			return h;
+	return NULL;
+}
+
+/* Close a cloud connection of h without calling back into h. */
+static void
+hout_drop_conn(struct conn **cp, const char *reason)
+{
+	if (*cp == NULL)
+		return;
+	conn_set_arg(*cp, NULL);
+	conn_close(*cp, reason);
+	*cp = NULL;
+}
+
+/*
+ * The one teardown of a handover: reason NULL after success, else record
+ * and log the failure; close its connections, wipe its keys, free it.
+ */
+static void
+hout_close(struct hout *h, const char *reason)
+{
+	struct tspd	*env = h->ho_env;
+
+	if (reason != NULL) {
+		log_warnx("handover failed id=%s vehicle=%s to=%s state=%s "
+		    "reason=%s", h->ho_id, h->ho_vid, h->ho_target->tt_id,
+		    hout_state_names[h->ho_state], reason);
+		if (tspdb_ho_record(env->t_db, h->ho_id, h->ho_vid, "out",
+		    h->ho_target->tt_id, "failed", reason,
+		    store_now_ms()) == -1)
+			log_warnx("handover id=%s: recording the failure "
+			    "failed", h->ho_id);
+	}
+	hout_drop_conn(&h->ho_sched, reason != NULL ? reason : "done");
+	hout_drop_conn(&h->ho_peer, reason != NULL ? reason : "done");
+	if (h->ho_timer != NULL)
+		event_free(h->ho_timer);
+	crypto_wipe(h->ho_ck1, sizeof(h->ho_ck1));
+	crypto_wipe(h->ho_ck2, sizeof(h->ho_ck2));
+	free(h->ho_m8.nonce.data);
+	free(h->ho_m8.ct.data);
+	TAILQ_REMOVE(&env->t_ho->h_out, h, ho_entry);
+	free(h);
+}
+
+static void
+hout_fail(struct hout *h, const char *fmt, ...)
+{
+	char	 reason[256];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(reason, sizeof(reason), fmt, ap);
+	va_end(ap);
+	hout_close(h, reason);
+}
+
+static void
+hout_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	hout_fail(arg, "timeout");
+}
+
+/* Options of a cloud connection to a peer of role with certificate cn. */
+static void
+hout_conn_opts(struct tspd *env, struct conn_opts *o, const char *cn,
+    const char *role)
+{
+	memset(o, 0, sizeof(*o));
+	o->co_tls = env->t_tls_client;
+	o->co_max_frame = env->t_conf.tc_common.cc_max_frame;
+	o->co_connect_ms = (int)env->t_conf.tc_handover_timeout_ms;
+	o->co_peer_cn = cn;
+	o->co_peer_role = role;
+}
+
+/* The reason a Status frame gives, for the log. */
+static void
+hout_status_text(const struct frame *f, char *buf, size_t len)
+{
+	Qroam__Status	*st;
+
+	st = (Qroam__Status *)frame_unpack(f, &qroam__status__descriptor);
+	if (st == NULL) {
+		snprintf(buf, len, "malformed status");
+		return;
+	}
+	snprintf(buf, len, "%s%s%s", msg_status_name(st->code),
+	    st->detail != NULL && st->detail[0] != '\0' ? ": " : "",
+	    st->detail != NULL ? st->detail : "");
+	qroam__status__free_unpacked(st, NULL);
+}
+
+static const struct conn_cb hout_sched_cb, hout_peer_cb;
+
+int
+tspd_handover_running(struct tspd *env, const char *vid)
+{
+	struct hout	*h;
+
+	if (env->t_ho == NULL)
+		return 0;
+	TAILQ_FOREACH(h, &env->t_ho->h_out, ho_entry)
+		if (strcmp(h->ho_vid, vid) == 0)
+			return 1;
+	return 0;
+}
+
+void
+tspd_handover_start(struct tspd *env, const char *vid,
+    const struct topo_tsp *target)
+{
+	struct conn_opts	 o;
+	struct hout		*h;
+	struct timeval		 tv;
+	uint8_t			 rnd[TSPD_HO_IDLEN / 2];
+
+	if ((h = calloc(1, sizeof(*h))) == NULL) {
+		log_warn("handover vehicle=%s", vid);
+		return;
+	}
+	h->ho_env = env;
+	qrand_bytes(rnd, sizeof(rnd));
+	crypto_hex(rnd, sizeof(rnd), h->ho_id);
+	memcpy(h->ho_vid, vid, sizeof(h->ho_vid));
+	h->ho_target = target;
+	h->ho_started_ms = store_now_ms();
+	qroam__m8__init(&h->ho_m8);
+	TAILQ_INSERT_TAIL(&env->t_ho->h_out, h, ho_entry);
+	log_info("handover start id=%s vehicle=%s to=%s", h->ho_id, vid,
+	    target->tt_id);
+	if ((h->ho_timer = evtimer_new(env->t_base, hout_timeout, h)) == NULL) {
+		hout_fail(h, "no timer");
+		return;
+	}
+	tv.tv_sec = env->t_conf.tc_handover_timeout_ms / 1000;
+	tv.tv_usec = (env->t_conf.tc_handover_timeout_ms % 1000) * 1000;
+	evtimer_add(h->ho_timer, &tv);
+	if (tspdb_ho_record(env->t_db, h->ho_id, vid, "out", target->tt_id,
+	    "started", NULL, h->ho_started_ms) == -1) {
+		hout_fail(h, "store error");
+		return;
+	}
+	hout_conn_opts(env, &o, NULL, "sched");
+	h->ho_state = HOUT_SCHED_CONNECT;
+	h->ho_sched = conn_connect(env->t_base, env->t_topo.t_sched.ep_host,
+	    env->t_topo.t_sched.ep_port, &o, &hout_sched_cb, h);
+	if (h->ho_sched == NULL)
+		hout_fail(h, "cannot connect to the scheduler");
+}
+
+/* Connected to schedd: send A1. */
+static void
+hout_sched_connected(struct conn *c, void *arg)
+{
+	struct hout		*h = arg;
+	Qroam__KeyRequest	 a1 = QROAM__KEY_REQUEST__INIT;
+
+	if (h == NULL)
+		return;
+	a1.type = 1;
+	a1.from = (char *)h->ho_env->t_id;
+	a1.handover_id = h->ho_id;
+	h->ho_state = HOUT_A1;
+	if (conn_send(c, QROAM__MSG_TYPE__MT_KEY_REQUEST, HOUT_REQ_A1,
+	    &a1.base) == -1)
+		hout_fail(h, "cannot send A1");
+}
+
+/* CK1 arrived from the KME: keep it and send A2. */
+static void
+hout_ck1(struct tspd *env, const char *hid, enum keysrc_result res,
+    const uint8_t *key, const char *why)
+{
+	Qroam__AccessRequest	 a2 = QROAM__ACCESS_REQUEST__INIT;
+	struct hout		*h;
+
+	if ((h = hout_find(env, hid)) == NULL || h->ho_state != HOUT_CK1)
+		return;
+	if (res != KEYSRC_OK || key == NULL) {
+		hout_fail(h, "CK1 from the KME: %s", why);
+		return;
+	}
+	memcpy(h->ho_ck1, key, sizeof(h->ho_ck1));
+	a2.type = 2;
+	a2.target = (char *)h->ho_target->tt_id;
+	a2.initiator = (char *)env->t_id;
+	a2.handover_id = h->ho_id;
+	h->ho_state = HOUT_A2;
+	if (h->ho_sched == NULL || conn_send(h->ho_sched,
+	    QROAM__MSG_TYPE__MT_ACCESS_REQUEST, HOUT_REQ_A2, &a2.base) == -1)
+		hout_fail(h, "cannot send A2");
+}
+
+/* A1 answered: fetch CK1 by its key_ID. */
+static void
+hout_key_reply(struct hout *h, const struct frame *f)
+{
+	Qroam__KeyReply	*kr;
+	const char	*why;
+
+	kr = (Qroam__KeyReply *)frame_unpack(f, &qroam__key_reply__descriptor);
+	if (kr == NULL) {
+		hout_fail(h, "malformed KeyReply");
+		return;
+	}
+	if ((why = tspd_handover_key_reply_check(kr, h->ho_id)) != NULL) {
+		qroam__key_reply__free_unpacked(kr, NULL);
+		hout_fail(h, "%s", why);
+		return;
+	}
+	h->ho_state = HOUT_CK1;
+	if (tspd_handover_fetch_key(h->ho_env, kr->master_sae, kr->key_id,
+	    h->ho_id, hout_ck1) == -1) {
+		qroam__key_reply__free_unpacked(kr, NULL);
+		hout_fail(h, "cannot ask the KME for CK1");
+		return;
+	}
+	qroam__key_reply__free_unpacked(kr, NULL);
+}
+
+/* Check the M7Inner of h: NULL if usable, else the reason. */
+static const char *
+hout_m7_check(const struct hout *h, const Qroam__M7Inner *in)
+{
+	if (strcmp(in->tsp_id, h->ho_target->tt_id) != 0)
+		return "M7 names another target";
+	if (in->host[0] == '\0' ||
+	    strlen(in->host) >= sizeof(h->ho_target->tt_vehicle.ep_host) ||
+	    in->port == 0 || in->port > UINT16_MAX)
+		return "M7 with a bad target address";
+	if (in->expiry_ms <= store_now_ms())
+		return "M7 expired";
+	return NULL;
+}
+
+static int	hout_m8_build(struct hout *);
+
+/* M7 under CK1: learn CK2 and TSPB's address, then connect to TSPB. */
+static void
+hout_m7(struct hout *h, const struct frame *f)
+{
+	struct tspd	*env = h->ho_env;
+	struct conn_opts o;
+	Qroam__M7	*m7;
+	Qroam__M7Inner	*in = NULL;
+	const char	*why = NULL;
+
+	if ((m7 = (Qroam__M7 *)frame_unpack(f, &qroam__m7__descriptor)) == NULL)
+		why = "malformed M7";
+	else if (strcmp(m7->handover_id, h->ho_id) != 0)
+		why = "M7 for another handover";
+	else if ((in = tspd_m7_open(h->ho_ck1, env->t_id, m7)) == NULL)
+		why = "M7 does not decrypt";
+	else
+		why = hout_m7_check(h, in);
+	crypto_wipe(h->ho_ck1, sizeof(h->ho_ck1));
+	if (m7 != NULL)
+		qroam__m7__free_unpacked(m7, NULL);
+	if (why != NULL) {
+		tspd_m7_inner_free(in);
+		hout_fail(h, "%s", why);
+		return;
+	}
+	memcpy(h->ho_ck2, in->ck2.data, sizeof(h->ho_ck2));
+	hout_drop_conn(&h->ho_sched, "M7 received");
+	if (hout_m8_build(h) == -1) {
+		tspd_m7_inner_free(in);
+		hout_fail(h, "cannot build M8 from the store");
+		return;
+	}
+	hout_conn_opts(env, &o, h->ho_target->tt_id, "tsp");
+	h->ho_state = HOUT_PEER_CONNECT;
+	h->ho_peer = conn_connect(env->t_base, in->host, (uint16_t)in->port,
+	    &o, &hout_peer_cb, h);
+	tspd_m7_inner_free(in);
+	if (h->ho_peer == NULL)
+		hout_fail(h, "cannot connect to %s", h->ho_target->tt_id);
+}
+
+/* A frame from schedd on h's connection. */
+static void
+hout_sched_frame(struct conn *c, const struct frame *f, void *arg)
+{
+	struct hout	*h = arg;
+	char		 why[200];
+
+	(void)c;
+	if (h == NULL)
+		return;
+	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
+		hout_status_text(f, why, sizeof(why));
+		hout_fail(h, "scheduler: %s", why);
+	} else if (h->ho_state == HOUT_A1 && f->f_request_id == HOUT_REQ_A1 &&
+	    f->f_type == QROAM__MSG_TYPE__MT_KEY_REPLY)
+		hout_key_reply(h, f);
+	else if (h->ho_state == HOUT_A2 && f->f_request_id == HOUT_REQ_A2 &&
+	    f->f_type == QROAM__MSG_TYPE__MT_M7)
+		hout_m7(h, f);
+	else
+		hout_fail(h, "unexpected %s from the scheduler",
+		    frame_type_name(f->f_type));
+}
+
+static void
+hout_sched_close(struct conn *c, const char *reason, void *arg)
+{
+	struct hout	*h = arg;
+
+	(void)c;
+	if (h == NULL)
+		return;
+	h->ho_sched = NULL;
+	hout_fail(h, "scheduler connection: %s", reason);
+}
+
+static const struct conn_cb hout_sched_cb = {
+	.on_connected = hout_sched_connected,
+	.on_frame = hout_sched_frame,
+	.on_close = hout_sched_close,
+};
+
+/* Build RD1 for h's vehicle and seal it into h->ho_m8; 0 or -1. */
+static int
+hout_m8_build(struct hout *h)
+{
+	struct tspd	*env = h->ho_env;
+	struct tspdb_rd1 rd;
+	int		 rc;
+
+	if (tspdb_rd1_load(env->t_db, h->ho_vid, &rd) != 1)
+		return -1;
+	rd.rd_msg.service = tspd_origins_encode(rd.rd_origin,
+	    rd.rd_msg.n_history);
+	h->ho_m8.initiator = (char *)env->t_id;
+	h->ho_m8.target = (char *)h->ho_target->tt_id;
+	h->ho_m8.handover_id = h->ho_id;
+	rc = rd.rd_msg.service == NULL ? -1 :
+	    tspd_m8_seal(h->ho_ck2, &rd.rd_msg, &h->ho_m8);
+	free(rd.rd_msg.service);
+	log_debug("handover id=%s: RD1 next_index=%u used=%zu history=%zu",
+	    h->ho_id, rd.rd_msg.next_index, rd.rd_msg.n_used,
+	    rd.rd_msg.n_history);
+	tspdb_rd1_free(&rd);
+	return rc;
+}
+
+/* Connected to TSPB: send M8. */
+static void
+hout_peer_connected(struct conn *c, void *arg)
+{
+	struct hout	*h = arg;
+
+	if (h == NULL)
+		return;
+	h->ho_state = HOUT_M8;
+	if (conn_send(c, QROAM__MSG_TYPE__MT_M8, HOUT_REQ_M8,
+	    &h->ho_m8.base) == -1)
+		hout_fail(h, "cannot send M8");
+}
+
+/* Tell the vehicle where to go next, if it has a session and a connection. */
+static void
+hout_ready(struct hout *h, struct tspdb_ready *rr)
+{
+	struct tspd		*env = h->ho_env;
+	Qroam__SessionInner	 inner = QROAM__SESSION_INNER__INIT;
+	Qroam__HandoverReady	 ready = QROAM__HANDOVER_READY__INIT;
+	Qroam__SessionMsg	 sm;
+	struct conn		*vc;
+
+	if (!rr->rr_session) {
+		log_info("handover ready vehicle=%s: no session, not told",
+		    h->ho_vid);
+		return;
+	}
+	if ((vc = tspd_vehicle_conn(env, h->ho_vid)) == NULL ||
+	    !conn_is_open(vc)) {
+		log_info("handover ready vehicle=%s: no open connection, not "
+		    "told", h->ho_vid);
+		return;
+	}
+	ready.tsp_id = (char *)h->ho_target->tt_id;
+	ready.host = (char *)h->ho_target->tt_vehicle.ep_host;
+	ready.port = h->ho_target->tt_vehicle.ep_port;
+	inner.body_case = QROAM__SESSION_INNER__BODY_READY;
+	inner.ready = &ready;
+	qroam__session_msg__init(&sm);
+	if (msg_session_seal(rr->rr_k1, h->ho_vid, env->t_id, MSG_DIR_C2V,
+	    rr->rr_tx_seq, &inner, &sm) == -1) {
+		log_warnx("handover ready vehicle=%s: sealing failed",
+		    h->ho_vid);
+		return;
+	}
+	sm.vehicle_id = h->ho_vid;
+	sm.seq = rr->rr_tx_seq;
+	if (conn_send(vc, QROAM__MSG_TYPE__MT_SESSION_MSG, 0, &sm.base) == -1)
+		log_warnx("handover ready vehicle=%s: sending failed",
+		    h->ho_vid);
+	free(sm.ct.data);
+}
+
+/* M8Ack under CK2: the context is at TSPB; end ours and tell the vehicle. */
+static void
+hout_ack(struct hout *h, const struct frame *f)
+{
+	struct tspd		*env = h->ho_env;
+	struct tspdb_ready	 rr;
+	Qroam__M8Ack		*ack;
+	int			 ok;
+
+	ack = (Qroam__M8Ack *)frame_unpack(f, &qroam__m8_ack__descriptor);
+	ok = ack != NULL && tspd_m8ack_check(h->ho_ck2, env->t_id,
+	    h->ho_target->tt_id, h->ho_id, ack) == 0;
+	if (ack != NULL)
+		qroam__m8_ack__free_unpacked(ack, NULL);
+	crypto_wipe(h->ho_ck2, sizeof(h->ho_ck2));
+	if (!ok) {
+		hout_fail(h, "M8Ack does not verify");
+		return;
+	}
+	if (tspdb_ho_out_done(env->t_db, h->ho_id, h->ho_vid, store_now_ms(),
+	    &rr) != TSPDB_OK) {
+		hout_fail(h, "store error at the end");
+		return;
+	}
+	log_info("handover done id=%s vehicle=%s to=%s ms=%" PRIu64, h->ho_id,
+	    h->ho_vid, h->ho_target->tt_id, store_now_ms() - h->ho_started_ms);
+	hout_ready(h, &rr);
+	crypto_wipe(&rr, sizeof(rr));
+	hout_close(h, NULL);
+}
+
+/* A frame from TSPB on h's connection. */
+static void
+hout_peer_frame(struct conn *c, const struct frame *f, void *arg)
+{
+	struct hout	*h = arg;
+	char		 why[200];
+
+	(void)c;
+	if (h == NULL)
+		return;
+	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
+		hout_status_text(f, why, sizeof(why));
+		hout_fail(h, "%s refused M8: %s", h->ho_target->tt_id, why);
+	} else if (h->ho_state == HOUT_M8 && f->f_request_id == HOUT_REQ_M8 &&
+	    f->f_type == QROAM__MSG_TYPE__MT_M8_ACK)
+		hout_ack(h, f);
+	else
+		hout_fail(h, "unexpected %s from %s",
+		    frame_type_name(f->f_type), h->ho_target->tt_id);
+}
+
+static void
+hout_peer_close(struct conn *c, const char *reason, void *arg)
+{
+	struct hout	*h = arg;
+
+	(void)c;
+	if (h == NULL)
+		return;
+	h->ho_peer = NULL;
+	hout_fail(h, "connection to %s: %s", h->ho_target->tt_id, reason);
+}
+
+static const struct conn_cb hout_peer_cb = {
+	.on_connected = hout_peer_connected,
+	.on_frame = hout_peer_frame,
+	.on_close = hout_peer_close,
+};

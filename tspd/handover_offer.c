@@ -1,0 +1,280 @@
+/*
+ * F6 steps 1 and 2 as TSPA: the M5 offer of a handover when a vehicle's
+ * look-ahead leaves this region (at most one per vehicle and session) and
+ * the vehicle's M6 answer, which ends the session or starts the handover
+ * to the TSP it chose among the candidates.
+ */
+#include <sys/queue.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ids.h"
+#include "log.h"
+#include "msg.h"
+
+#include "region.h"
+#include "tspd.h"
+
+/* The M5 a vehicle was sent in one of its sessions. */
+struct offer {
+	char			 of_vid[VIN_LEN + 1];
+	uint64_t		 of_opened_ms;	/* the session offered in */
+	uint32_t		 of_key_index;
+	int			 of_answered;
+	const struct topo_tsp	*of_cand[TOPO_MAXTSP];
+	size_t			 of_ncand;
+	TAILQ_ENTRY(offer)	 of_entry;
+};
+
+struct tspd_offers {
+	TAILQ_HEAD(, offer)	 to_list;
+};
+
+void
+tspd_handover_offer_init(struct tspd *env)
+{
+	env->t_offers = xcalloc(1, sizeof(*env->t_offers));
+	TAILQ_INIT(&env->t_offers->to_list);
+}
+
+void
+tspd_handover_offer_free(struct tspd *env)
+{
+	struct offer	*of;
+
+	if (env->t_offers == NULL)
+		return;
+	while ((of = TAILQ_FIRST(&env->t_offers->to_list)) != NULL) {
+		TAILQ_REMOVE(&env->t_offers->to_list, of, of_entry);
+		free(of);
+	}
+	free(env->t_offers);
+	env->t_offers = NULL;
+}
+
+static struct offer *
+offer_find(struct tspd *env, const char *vid)
+{
+	struct offer	*of;
+
+	TAILQ_FOREACH(of, &env->t_offers->to_list, of_entry)
+		if (strcmp(of->of_vid, vid) == 0)
+			return of;
+	return NULL;
+}
+
+static void
+offer_drop(struct tspd *env, struct offer *of)
+{
+	TAILQ_REMOVE(&env->t_offers->to_list, of, of_entry);
+	free(of);
+}
+
+/*
+ * Seal M5 with the candidates of c as cloud->vehicle message tx_seq of
+ * session s into out; 0 or -1.
+ */
+static int
+offer_seal(struct tspd *env, const struct tspdb_session *s,
+    const struct tspd_candidates *c, uint64_t tx_seq, Qroam__SessionMsg *out)
+{
+	Qroam__SessionInner	 inner = QROAM__SESSION_INNER__INIT;
+	Qroam__M5		 m5 = QROAM__M5__INIT;
+	Qroam__Point		 proj = QROAM__POINT__INIT, *pts, **ptsp;
+	Qroam__TspInfo		 info[TOPO_MAXTSP], *infop[TOPO_MAXTSP];
+	size_t			 i, j, npts = 0, k = 0;
+	int			 rc;
+
+	for (i = 0; i < c->c_n; i++)
+		npts += c->c_tsp[i]->tt_nregion;
+	pts = calloc(npts + 1, sizeof(*pts));
+	ptsp = calloc(npts + 1, sizeof(*ptsp));
+	if (pts == NULL || ptsp == NULL) {
+		free(pts);
+		free(ptsp);
+		return -1;
+	}
+	for (i = 0; i < c->c_n; i++) {
+		qroam__tsp_info__init(&info[i]);
+		info[i].tsp_id = (char *)c->c_tsp[i]->tt_id;
+		info[i].host = (char *)c->c_tsp[i]->tt_vehicle.ep_host;
+		info[i].port = c->c_tsp[i]->tt_vehicle.ep_port;
+		info[i].region = &ptsp[k];
+		info[i].n_region = c->c_tsp[i]->tt_nregion;
+		for (j = 0; j < c->c_tsp[i]->tt_nregion; j++, k++) {
+			qroam__point__init(&pts[k]);
+			pts[k].lat = c->c_tsp[i]->tt_region[j].gp_lat;
+			pts[k].lon = c->c_tsp[i]->tt_region[j].gp_lon;
+			ptsp[k] = &pts[k];
+		}
+		infop[i] = &info[i];
+	}
+	proj.lat = c->c_has_exit ? c->c_exit.gp_lat : c->c_projected.gp_lat;
+	proj.lon = c->c_has_exit ? c->c_exit.gp_lon : c->c_projected.gp_lon;
+	m5.candidates = infop;
+	m5.n_candidates = c->c_n;
+	m5.projected = &proj;
+	inner.body_case = QROAM__SESSION_INNER__BODY_M5;
+	inner.m5 = &m5;
+	qroam__session_msg__init(out);
+	rc = msg_session_seal(s->s_k1, s->s_vid, env->t_id, MSG_DIR_C2V, tx_seq,
+	    &inner, out);
+	out->vehicle_id = (char *)s->s_vid;
+	out->seq = tx_seq;
+	free(pts);
+	free(ptsp);
+	return rc;
+}
+
+/* Names of the candidates of c, comma separated, for the log. */
+static void
+offer_names(const struct tspd_candidates *c, char *buf, size_t len)
+{
+	size_t	 i, off = 0;
+	int	 w;
+
+	buf[0] = '\0';
+	for (i = 0; i < c->c_n && off < len; i++) {
+		w = snprintf(buf + off, len - off, "%s%s", i ? "," : "",
+		    c->c_tsp[i]->tt_id);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+}
+
+/* 1 if vid may be offered a handover in session s now, else 0. */
+static int
+offer_allowed(struct tspd *env, const struct tspdb_session *s)
+{
+	struct offer	*of;
+	char		 chip[CHIP_ID_LEN + 1];
+
+	if (env->t_keysrc == NULL || env->t_offers == NULL)
+		return 0;
+	if ((of = offer_find(env, s->s_vid)) != NULL) {
+		if (of->of_opened_ms == s->s_opened_ms &&
+		    of->of_key_index == s->s_key_index)
+			return 0;
+		if (tspd_handover_running(env, s->s_vid))
+			return 0;
+		offer_drop(env, of);
+	}
+	/* Only a vehicle authenticated here has a context to hand over. */
+	return tspdb_auth_get(env->t_db, s->s_vid, chip) == 1;
+}
+
+int
+tspd_handover_offer(struct tspd *env, const struct tspdb_session *s,
+    const Qroam__Telemetry *t, uint64_t tx_seq, Qroam__SessionMsg *out)
+{
+	struct tspd_candidates	 c;
+	struct geo_point	 pos;
+	struct offer		*of;
+	char			 names[512];
+
+	if (!offer_allowed(env, s))
+		return 0;
+	pos.gp_lat = t->lat;
+	pos.gp_lon = t->lon;
+	if (!tspd_region_candidates(&env->t_topo, env->t_self, pos, t->heading,
+	    t->speed * (double)env->t_conf.tc_look_ahead_ms / 1000.0, &c))
+		return 0;
+	if (c.c_n == 0) {
+		log_debug("vehicle=%s leaves the region towards no other TSP "
+		    "(%.6f,%.6f)", s->s_vid, c.c_projected.gp_lat,
+		    c.c_projected.gp_lon);
+		return 0;
+	}
+	if ((of = calloc(1, sizeof(*of))) == NULL) {
+		log_warn("handover offer vehicle=%s", s->s_vid);
+		return 0;
+	}
+	if (offer_seal(env, s, &c, tx_seq, out) == -1) {
+		log_warnx("handover offer vehicle=%s: sealing M5 failed",
+		    s->s_vid);
+		free(of);
+		return 0;
+	}
+	memcpy(of->of_vid, s->s_vid, sizeof(of->of_vid));
+	of->of_opened_ms = s->s_opened_ms;
+	of->of_key_index = s->s_key_index;
+	memcpy(of->of_cand, c.c_tsp, sizeof(of->of_cand));
+	of->of_ncand = c.c_n;
+	TAILQ_INSERT_TAIL(&env->t_offers->to_list, of, of_entry);
+	offer_names(&c, names, sizeof(names));
+	log_info("handover offer vehicle=%s seq=%" PRIu64 " candidates=%s "
+	    "projected=%.6f,%.6f", s->s_vid, tx_seq, names,
+	    c.c_projected.gp_lat, c.c_projected.gp_lon);
+	return 1;
+}
+
+void
+tspd_handover_offer_cancel(struct tspd *env, const char *vid)
+{
+	struct offer	*of;
+
+	if (env->t_offers != NULL && (of = offer_find(env, vid)) != NULL &&
+	    !of->of_answered)
+		offer_drop(env, of);
+}
+
+void
+tspd_handover_session_end(struct tspd *env, const char *vid)
+{
+	struct offer	*of;
+
+	if (env->t_offers != NULL && (of = offer_find(env, vid)) != NULL)
+		offer_drop(env, of);
+}
+
+/* The offered candidate named id, or NULL. */
+static const struct topo_tsp *
+offer_candidate(const struct offer *of, const char *id)
+{
+	size_t	 i;
+
+	for (i = 0; id != NULL && i < of->of_ncand; i++)
+		if (strcmp(of->of_cand[i]->tt_id, id) == 0)
+			return of->of_cand[i];
+	return NULL;
+}
+
+void
+tspd_handover_m6(struct tspd *env, struct conn *c, const struct frame *f,
+    const struct tspdb_session *s, const Qroam__M6 *m6)
+{
+	const struct topo_tsp	*target;
+	struct offer		*of = NULL;
+	const char		*why = NULL;
+
+	if (env->t_offers == NULL || (of = offer_find(env, s->s_vid)) == NULL ||
+	    of->of_answered || of->of_opened_ms != s->s_opened_ms ||
+	    of->of_key_index != s->s_key_index)
+		why = "no handover offered";
+	else if (!m6->continue_service) {
+		offer_drop(env, of);
+		if (tspdb_session_end(env->t_db, s->s_vid) == TSPDB_ERROR) {
+			conn_send_status(c, f->f_request_id,
+			    QROAM__STATUS_CODE__INTERNAL, NULL);
+			return;
+		}
+		log_info("session closed vehicle=%s reason=service declined "
+		    "(m6)", s->s_vid);
+		return;
+	} else if ((target = offer_candidate(of, m6->next_tsp_id)) == NULL)
+		why = "next_tsp_id is not one of the candidates";
+	if (of != NULL)
+		of->of_answered = 1;
+	if (why != NULL) {
+		log_warnx("m6 refused vehicle=%s next=%s reason=%s", s->s_vid,
+		    m6->next_tsp_id != NULL && id_valid_name(m6->next_tsp_id) ?
+		    m6->next_tsp_id : "(none)", why);
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__BAD_REQUEST, why);
+		return;
+	}
+	tspd_handover_start(env, s->s_vid, target);
+}
