@@ -9,9 +9,10 @@
  * passing block are privacy-amplified into the link's pending bytes and
  * cut into keys of key_size bits, stored in the pool up to its size; a
  * full pool discards the link's output and is watched with smaller blocks
- * (QKD_MONITOR_BLOCK) so that an eavesdropper is still noticed.  When the scale exceeds 1 the
- * amplification stretches the simulated block to the configured rate,
- * which an emulator may do and a real link would not need to.
+ * (QKD_MONITOR_BLOCK) so that an eavesdropper is still noticed.  When the
+ * scale exceeds 1 the amplification stretches the simulated block to the
+ * configured rate, which an emulator may do and a real link would not
+ * need to.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -32,7 +33,6 @@
 #define FIBRE_DETECTOR	0.1
 
 struct qkd_links {
-	struct event_base	*ls_base;
 	struct event		*ls_tick;
 	struct qkd_pool		*ls_pool;
 	size_t			 ls_keybytes;
@@ -290,7 +290,6 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
 		free(ls);
 		return NULL;
 	}
-	ls->ls_base = base;
 	ls->ls_pool = pool;
 	ls->ls_keybytes = qc->qc_key_size / 8;
 	ls->ls_nlinks = qc->qc_nlinks;

@@ -14,7 +14,7 @@ import ssl
 import subprocess
 import threading
 
-from harness import TIMEOUT, wait_until
+from harness import MKPKI, TIMEOUT, wait_until
 
 STATUS_FIELDS = {"source_KME_ID", "target_KME_ID", "master_SAE_ID", "slave_SAE_ID",
                  "key_size", "stored_key_count", "max_key_count", "max_key_per_request",
@@ -256,6 +256,9 @@ def test_unauthorised(tb):
                 r"certificate required", since=mark)
     # A certificate whose CN is not an SAE id, and the admin endpoint for
     # anyone but an operator.
+    subprocess.run(["sh", MKPKI, tb.path("pki"), "Intruder:vehicle"], check=True,
+                   stdout=subprocess.DEVNULL)
+    error(*enc(tb, "Intruder", "tsp-a"), 401, "not an SAE ID")
     error(*call(tb, "sched", "GET", "/admin/v1/links"), 401, "operator")
     error(*call(tb, "tsp-a", "POST", "/admin/v1/links/sched/tsp-a",
                 {"eavesdropper": 1.0}), 401, "operator")
