@@ -508,6 +508,7 @@ ks_deliver(struct ks_req *kr)
 	}
 }
 
+/* Free a request, wiping whatever key it held. */
 static void
 ks_req_free(struct ks_req *kr)
 {

@@ -21,6 +21,7 @@ schedd_conf_duration(const struct conf_line *cl, uint64_t min, uint64_t max,
 	return 0;
 }
 
+/* One directive: a common one, handover_timeout or ck2_lifetime. */
 static int
 schedd_conf_line(void *arg, const struct conf_line *cl)
 {

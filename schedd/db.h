@@ -37,7 +37,7 @@ int	sched_db_recover(struct sched_db *, uint64_t now_ms);
 /* 1 if a handover with this id was ever recorded, 0 if not, -1 on error. */
 int	sched_db_known(struct sched_db *, const char *id);
 
-/* Write the row and one audit row (event, detail) in one transaction; 0 or -1. */
+/* The row and one audit row (event, detail) in one transaction; 0 or -1. */
 int	sched_db_record(struct sched_db *, const struct ho_row *,
 	    const char *event, const char *detail);
 

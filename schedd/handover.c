@@ -81,6 +81,7 @@ struct handover {
 	int			 ho_key_pending;
 };
 
+/* done or failed: nothing more will happen to it. */
 static int
 ho_finished(const struct handover *ho)
 {
@@ -373,6 +374,7 @@ ho_fwd_frame(struct conn *c, const struct frame *f, void *arg)
 	qroam__status__free_unpacked(st, NULL);
 }
 
+/* The forwarding connection ended; before TSPB's OK that fails the handover. */
 static void
 ho_fwd_close(struct conn *c, const char *reason, void *arg)
 {

@@ -24,7 +24,7 @@ struct sched_keys {
 };
 
 /* The KME at ep over mutual TLS (client context tls); NULL on failure. */
-struct sched_keys *sched_keys_kme(struct event_base *, const struct endpoint *ep,
-	    SSL_CTX *tls, int timeout_ms);
+struct sched_keys *sched_keys_kme(struct event_base *,
+	    const struct endpoint *ep, SSL_CTX *tls, int timeout_ms);
 
 #endif

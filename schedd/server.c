@@ -145,6 +145,7 @@ sched_on_frame(struct conn *c, const struct frame *f, void *arg)
 	}
 }
 
+/* A TSP's connection ended: handovers still answering on it fail. */
 static void
 sched_on_close(struct conn *c, const char *reason, void *arg)
 {

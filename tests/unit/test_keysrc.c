@@ -178,6 +178,7 @@ kme_stop(struct fake_kme *fk)
 	fk->fk_http = NULL;
 }
 
+/* The key source's callback: record the result, free the source if asked. */
 static void
 got_cb(void *arg, enum keysrc_result res, const char *key_id,
     const uint8_t *key, const char *why)
@@ -247,6 +248,7 @@ teardown(void **state)
 	return 0;
 }
 
+/* A key source for the fake KME with a short timeout. */
 static struct keysrc *
 new_source(void)
 {
