@@ -127,6 +127,27 @@ def test_crossing_reauthenticates_without_handover(tb):
     assert st["telemetry_acked"] > 0, st
 
 
+@testbed(tsps=["tsp-a", "tsp-b", "tsp-c"])
+def test_three_regions_without_handover(tb):
+    """A -> B -> C with today's TSPs: the serving TSP follows the position,
+    two crossings each re-authenticate, keys stay consistent."""
+    start_clouds(tb)
+    v = vin(923)
+    tb.start_vehicle(v, route=ROUTE_ABC, **drive_opts(speed=200))
+    wait_until(lambda: len(crossings(tb, v)) >= 2, what="two crossings of %s" % v)
+    tb.stop(v)
+    assert [c[:2] + c[3:] for c in crossings(tb, v)] == \
+        [("tsp-a", "tsp-b", 1), ("tsp-b", "tsp-c", 1)]
+    assert [events(tb, v, "auth_ok", t) for t in tb.tsps] == [1, 1, 1]
+    for t in tb.tsps:
+        assert tb.count(t, "telemetry", "vehicle_id=? AND tsp_id=?", (v, t)) > 0, t
+    used = assert_keys_consistent(tb, v, tb.tsps)
+    by_tsp = [[i for i, u in used.items() if u == t] for t in tb.tsps]
+    assert max(by_tsp[0]) < min(by_tsp[1]) and max(by_tsp[1]) < min(by_tsp[2]), used
+    st = stdout_line(tb, v, "FLEET")
+    assert st["crossings"] == 2 and st["reauth_after_handover"] == 2, st
+
+
 @testbed(tsps=["tsp-a", "tsp-b"])
 def test_power_cycle_in_the_next_region(tb):
     """Power cycle after the crossing: F3 with tsp-b, and the next key
