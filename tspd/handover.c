@@ -260,9 +260,8 @@ hout_conn_opts(struct tspd *env, struct conn_opts *o, const char *cn,
 	o->co_peer_role = role;
 }
 
-/* The reason a Status frame gives, for the log. */
-static void
-hout_status_text(const struct frame *f, char *buf, size_t len)
+void
+tspd_handover_status_text(const struct frame *f, char *buf, size_t len)
 {
 	Qroam__Status	*st;
 
@@ -475,7 +474,7 @@ hout_sched_frame(struct conn *c, const struct frame *f, void *arg)
 	if (h == NULL)
 		return;
 	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
-		hout_status_text(f, why, sizeof(why));
+		tspd_handover_status_text(f, why, sizeof(why));
 		hout_fail(h, "scheduler: %s", why);
 	} else if (h->ho_state == HOUT_A1 && f->f_request_id == HOUT_REQ_A1 &&
 	    f->f_type == QROAM__MSG_TYPE__MT_KEY_REPLY)
@@ -628,7 +627,7 @@ hout_peer_frame(struct conn *c, const struct frame *f, void *arg)
 	if (h == NULL)
 		return;
 	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
-		hout_status_text(f, why, sizeof(why));
+		tspd_handover_status_text(f, why, sizeof(why));
 		hout_fail(h, "%s refused M8: %s", h->ho_target->tt_id, why);
 	} else if (h->ho_state == HOUT_M8 && f->f_request_id == HOUT_REQ_M8 &&
 	    f->f_type == QROAM__MSG_TYPE__MT_M8_ACK)

@@ -103,6 +103,8 @@ typedef void (*tspd_key_done)(struct tspd *, const char *hid,
 	    enum keysrc_result, const uint8_t *key, const char *why);
 int	tspd_handover_fetch_key(struct tspd *, const char *master,
 	    const char *key_id, const char *hid, tspd_key_done done);
+/* "CODE: detail" of a Status frame, for the log. */
+void	tspd_handover_status_text(const struct frame *, char *buf, size_t len);
 /* Check a KeyReply for hid: NULL if usable, else the reason. */
 const char *tspd_handover_key_reply_check(const Qroam__KeyReply *,
 	    const char *hid);

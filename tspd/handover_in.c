@@ -309,13 +309,17 @@ hin_sched_frame(struct conn *c, const struct frame *f, void *arg)
 	struct hin		*h = arg;
 	Qroam__KeyReply		*kr = NULL;
 	const char		*why = NULL;
+	char			 status[200];
 
 	(void)c;
 	if (h == NULL)
 		return;
-	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS)
-		why = "the scheduler refused A3";
-	else if (h->hi_state != HIN_A3 || f->f_request_id != HIN_REQ_A3 ||
+	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
+		tspd_handover_status_text(f, status, sizeof(status));
+		hin_fail(h, "scheduler: %s", status);
+		return;
+	}
+	if (h->hi_state != HIN_A3 || f->f_request_id != HIN_REQ_A3 ||
 	    f->f_type != QROAM__MSG_TYPE__MT_KEY_REPLY)
 		why = "unexpected message from the scheduler";
 	else if ((kr = (Qroam__KeyReply *)frame_unpack(f,

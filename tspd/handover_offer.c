@@ -145,24 +145,34 @@ offer_names(const struct tspd_candidates *c, char *buf, size_t len)
 	}
 }
 
-/* 1 if vid may be offered a handover in session s now, else 0. */
+/* 1 if session s has had its M5 already or handovers are off, else 0. */
+static int
+offer_made(struct tspd *env, const struct tspdb_session *s)
+{
+	struct offer	*of;
+
+	if (env->t_keysrc == NULL || env->t_offers == NULL)
+		return 1;
+	return (of = offer_find(env, s->s_vid)) != NULL &&
+	    of->of_opened_ms == s->s_opened_ms &&
+	    of->of_key_index == s->s_key_index;
+}
+
+/*
+ * 1 if the vehicle of session s may be offered a handover now: none of
+ * its handovers is under way and it holds an authentication here (after
+ * a completed handover it does not).  An offer of an older session goes.
+ */
 static int
 offer_allowed(struct tspd *env, const struct tspdb_session *s)
 {
 	struct offer	*of;
 	char		 chip[CHIP_ID_LEN + 1];
 
-	if (env->t_keysrc == NULL || env->t_offers == NULL)
+	if (tspd_handover_running(env, s->s_vid))
 		return 0;
-	if ((of = offer_find(env, s->s_vid)) != NULL) {
-		if (of->of_opened_ms == s->s_opened_ms &&
-		    of->of_key_index == s->s_key_index)
-			return 0;
-		if (tspd_handover_running(env, s->s_vid))
-			return 0;
+	if ((of = offer_find(env, s->s_vid)) != NULL)
 		offer_drop(env, of);
-	}
-	/* Only a vehicle authenticated here has a context to hand over. */
 	return tspdb_auth_get(env->t_db, s->s_vid, chip) == 1;
 }
 
@@ -175,12 +185,13 @@ tspd_handover_offer(struct tspd *env, const struct tspdb_session *s,
 	struct offer		*of;
 	char			 names[512];
 
-	if (!offer_allowed(env, s))
+	if (offer_made(env, s))
 		return 0;
 	pos.gp_lat = t->lat;
 	pos.gp_lon = t->lon;
 	if (!tspd_region_candidates(&env->t_topo, env->t_self, pos, t->heading,
-	    t->speed * (double)env->t_conf.tc_look_ahead_ms / 1000.0, &c))
+	    t->speed * (double)env->t_conf.tc_look_ahead_ms / 1000.0, &c) ||
+	    !offer_allowed(env, s))
 		return 0;
 	if (c.c_n == 0) {
 		log_debug("vehicle=%s leaves the region towards no other TSP "
