@@ -163,6 +163,7 @@ static void
 conn_connected(struct conn *c)
 {
 	struct timeval	tv;
+	int		one;
 
 	if (c->c_state != CONN_CONNECTING)
 		return;
@@ -179,6 +180,10 @@ conn_connected(struct conn *c)
 		return;
 	}
 	c->c_state = CONN_OPEN;
+	/* Small request/reply messages: never wait for Nagle. */
+	one = 1;
+	setsockopt(bufferevent_getfd(c->c_bev), IPPROTO_TCP, TCP_NODELAY, &one,
+	    sizeof(one));
 	if (c->c_idle_ms > 0) {
 		ms_to_tv(c->c_idle_ms, &tv);
 		bufferevent_set_timeouts(c->c_bev, &tv, NULL);

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="gcc make libc6-dev pkg-config libevent-dev libssl-dev openssl
 libsqlite3-dev sqlite3 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
-libjansson-dev libsystemd-dev python3 procps iproute2"
+libjansson-dev libsystemd-dev python3 python3-cryptography procps iproute2"
 
 missing=""
 for p in $PKGS; do
