@@ -270,14 +270,19 @@ client_open_attempt(struct vclient *c)
 
 	if (!client_ready(c))
 		return;
-	if (client_take_key(c, &ck) == -1)
-		return;
-	qrand_bytes(c->vc_k1, sizeof(c->vc_k1));
 	vclient_position(c, &rp);
 	vmsg_telemetry(&d1, &rp, store_now_ms());
-	rc = vmsg_m3(&m3, c->vc_reg.cr_vid, c->vc_tsp, &ck, c->vc_conf->vc_draw,
-	    c->vc_k1, &d1);
-	c->vc_key_index = ck.ck_index;
+	memset(&ck, 0, sizeof(ck));
+	/* A handover may have prepared this M3 (its key is gone already). */
+	if ((rc = vho_m3_take(c, &m3, &d1)) == 0) {
+		if (client_take_key(c, &ck) == -1)
+			return;
+		qrand_bytes(c->vc_k1, sizeof(c->vc_k1));
+		rc = vmsg_m3(&m3, c->vc_reg.cr_vid, c->vc_tsp, &ck,
+		    c->vc_conf->vc_draw, c->vc_k1, &d1);
+		c->vc_key_index = ck.ck_index;
+	} else
+		rc = rc == 1 ? 0 : -1;
 	/* m3.code points into ck: wipe the key only once M3 is packed. */
 	if (rc == 0)
 		rc = conn_send(c->vc_conn, QROAM__MSG_TYPE__MT_M3, ++c->vc_reqid,
@@ -442,7 +447,7 @@ client_status(struct vclient *c, const struct frame *f)
 static void
 client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 {
-	uint64_t	now = vclient_now_ms();
+	uint64_t	now = vclient_now_ms(), now_us = vho_now_us();
 	char		gap[64] = "";
 
 	evtimer_del(c->vc_timer);
@@ -460,7 +465,7 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 	log_info("session: open with %s (key %u, region %s, reply after %llu"
 	    " ms%s)", c->vc_tsp, c->vc_key_index, sr->region ? sr->region : "-",
 	    (unsigned long long)(now - c->vc_sent_ms), gap);
-	vho_served(c);
+	vho_served(c, now_us);
 }
 
 /* A ServiceResponse: the M3 reply, or the acknowledgement of a message. */

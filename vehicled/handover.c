@@ -4,8 +4,9 @@
  * enters; service is declined when the trip ends inside the current
  * region (or, with decline_at_end, when no other region lies ahead).
  * HandoverReady opens a second connection to the next TSP ahead of the
- * boundary; on the crossing it becomes the session's connection and the
- * M3 goes out on it at once.  Every crossing is logged and journalled with
+ * boundary and prepares its M3 (the chip key destroyed, K1 wrapped); on
+ * the crossing the connection becomes the session's and the M3 goes out
+ * on it at once.  Every crossing is logged and journalled with
  * the gap until the new TSP's first ServiceResponse.
  */
 #include <stdio.h>
@@ -15,8 +16,10 @@
 
 #include "client.h"
 #include "conn.h"
+#include "crypto.h"
 #include "ids.h"
 #include "log.h"
+#include "rand.h"
 
 #define VHO_MAXREGION	4096
 
@@ -241,6 +244,82 @@ vho_pre_drop(struct vclient *c, const char *reason)
 	ho->ho_connected = 0;
 }
 
+/* Forget the prepared M3; its key stays destroyed (burned). */
+static void
+vho_m3_discard(struct vclient *c, const char *reason)
+{
+	struct vho	*ho = &c->vc_ho;
+
+	if (!ho->ho_m3)
+		return;
+	log_info("handover: M3 prepared for %s not sent (%s); chip key %u"
+	    " is burned", ho->ho_m3_tsp, reason, ho->ho_m3_index);
+	ho->ho_m3 = 0;
+	crypto_wipe(ho->ho_m3_k1, sizeof(ho->ho_m3_k1));
+	crypto_wipe(&ho->ho_m3_wrap, sizeof(ho->ho_m3_wrap));
+}
+
+/*
+ * Prepare the M3 for the TSP holding our context: draw the next chip key,
+ * destroy it durably and wrap a fresh K1 under it now, so that the
+ * crossing costs no chip write.  Nothing is prepared when the chip has no
+ * key left or fails; the crossing then draws as usual.
+ */
+static void
+vho_m3_prepare(struct vclient *c, const char *tsp)
+{
+	struct vho	*ho = &c->vc_ho;
+	struct chip_key	 ck;
+	int		 rc;
+
+	if (chip_draw(c->vc_db, c->vc_conf->vc_draw, &ck) != CHIP_DRAW_OK) {
+		chip_key_wipe(&ck);
+		log_info("handover: no chip key to prepare the M3 for %s", tsp);
+		return;
+	}
+	if (chip_destroy_key(c->vc_db, ck.ck_index) == -1) {
+		chip_key_wipe(&ck);
+		client_error(c, "handover: cannot destroy chip key %u; no M3"
+		    " prepared", ck.ck_index);
+		return;
+	}
+	qrand_bytes(ho->ho_m3_k1, sizeof(ho->ho_m3_k1));
+	rc = vmsg_m3_wrap(&ho->ho_m3_wrap, c->vc_reg.cr_vid, tsp, ck.ck_key,
+	    ho->ho_m3_k1);
+	ho->ho_m3_index = ck.ck_index;
+	memcpy(ho->ho_m3_code, ck.ck_code, sizeof(ho->ho_m3_code));
+	chip_key_wipe(&ck);
+	if (rc == -1) {
+		crypto_wipe(ho->ho_m3_k1, sizeof(ho->ho_m3_k1));
+		client_error(c, "handover: cannot wrap K1 for %s; chip key %u is"
+		    " burned", tsp, ho->ho_m3_index);
+		return;
+	}
+	ho->ho_m3 = 1;
+	snprintf(ho->ho_m3_tsp, sizeof(ho->ho_m3_tsp), "%s", tsp);
+	log_info("handover: M3 for %s prepared with chip key %u", tsp,
+	    ho->ho_m3_index);
+}
+
+int
+vho_m3_take(struct vclient *c, Qroam__M3 *m3, const Qroam__Telemetry *d1)
+{
+	struct vho	*ho = &c->vc_ho;
+	int		 rc;
+
+	qroam__m3__init(m3);
+	if (!ho->ho_m3 || strcmp(ho->ho_m3_tsp, c->vc_tsp) != 0)
+		return 0;
+	ho->ho_m3 = 0;
+	memcpy(c->vc_k1, ho->ho_m3_k1, sizeof(c->vc_k1));
+	c->vc_key_index = ho->ho_m3_index;
+	rc = vmsg_m3_wrapped(m3, c->vc_reg.cr_vid, c->vc_tsp, ho->ho_m3_index,
+	    ho->ho_m3_code, c->vc_conf->vc_draw, c->vc_k1, &ho->ho_m3_wrap, d1);
+	crypto_wipe(ho->ho_m3_k1, sizeof(ho->ho_m3_k1));
+	crypto_wipe(&ho->ho_m3_wrap, sizeof(ho->ho_m3_wrap));
+	return rc == 0 ? 1 : -1;
+}
+
 /* Check a HandoverReady before acting on it; NULL or the reason it fails. */
 static const char *
 vho_ready_check(const struct vclient *c, const Qroam__HandoverReady *hr)
@@ -272,6 +351,8 @@ vho_ready(struct vclient *c, const Qroam__HandoverReady *hr)
 		log_warnx("handover: HandoverReady names %s, our M6 named %s",
 		    hr->tsp_id, ho->ho_next);
 	vho_pre_drop(c, "replaced by a newer HandoverReady");
+	if (strcmp(ho->ho_m3_tsp, hr->tsp_id) != 0)
+		vho_m3_discard(c, "another TSP holds our context now");
 	snprintf(ho->ho_ready, sizeof(ho->ho_ready), "%s", hr->tsp_id);
 	snprintf(ho->ho_ep.ep_host, sizeof(ho->ho_ep.ep_host), "%s", hr->host);
 	ho->ho_ep.ep_port = (uint16_t)hr->port;
@@ -284,6 +365,8 @@ vho_ready(struct vclient *c, const Qroam__HandoverReady *hr)
 		log_warnx("handover: cannot pre-connect to %s at %s:%u; the"
 		    " crossing connects then", ho->ho_ready, ho->ho_ep.ep_host,
 		    ho->ho_ep.ep_port);
+	if (!ho->ho_m3)
+		vho_m3_prepare(c, ho->ho_ready);
 }
 
 void
@@ -326,7 +409,8 @@ vho_adopt(struct vclient *c)
 }
 
 void
-vho_cross(struct vclient *c, const char *from, const struct topo_tsp *tt)
+vho_cross(struct vclient *c, const char *from, const struct topo_tsp *tt,
+    uint64_t detect_us)
 {
 	struct vho	*ho = &c->vc_ho;
 	int		 ready = strcmp(ho->ho_ready, tt->tt_id) == 0;
@@ -335,6 +419,8 @@ vho_cross(struct vclient *c, const char *from, const struct topo_tsp *tt)
 		vho_adopt(c);
 	else
 		vho_pre_drop(c, "the route entered another region");
+	if (strcmp(ho->ho_m3_tsp, tt->tt_id) != 0)
+		vho_m3_discard(c, "the route entered another region");
 	if (ho->ho_ready[0] != '\0' && !ready)
 		log_warnx("handover: %s holds our context but the route"
 		    " entered the region of %s", ho->ho_ready, tt->tt_id);
@@ -351,7 +437,7 @@ vho_cross(struct vclient *c, const char *from, const struct topo_tsp *tt)
 	}
 	ho->ho_crossing = 1;
 	ho->ho_reauth = 0;
-	ho->ho_cross_us = vho_now_us();
+	ho->ho_cross_us = detect_us;
 	snprintf(ho->ho_from, sizeof(ho->ho_from), "%s", from);
 	snprintf(ho->ho_to, sizeof(ho->ho_to), "%s", tt->tt_id);
 	snprintf(ho->ho_last, sizeof(ho->ho_last), "%s", tt->tt_id);
@@ -390,7 +476,7 @@ vho_keep_gap(struct vho *ho, double ms)
 }
 
 void
-vho_served(struct vclient *c)
+vho_served(struct vclient *c, uint64_t at_us)
 {
 	struct vho	*ho = &c->vc_ho;
 	double		 gap;
@@ -398,7 +484,7 @@ vho_served(struct vclient *c)
 	if (!ho->ho_crossing || strcmp(ho->ho_to, c->vc_tsp) != 0)
 		return;
 	ho->ho_crossing = 0;
-	gap = (double)(vho_now_us() - ho->ho_cross_us) / 1000.0;
+	gap = (double)(at_us - ho->ho_cross_us) / 1000.0;
 	vho_keep_gap(ho, gap);
 	if (ho->ho_reauth) {
 		c->vc_stats.vs_reauth++;
@@ -421,6 +507,7 @@ vho_reset(struct vclient *c, const char *reason)
 	struct vho	*ho = &c->vc_ho;
 
 	vho_pre_drop(c, reason);
+	vho_m3_discard(c, reason);
 	if (ho->ho_crossing)
 		log_info("crossing %s -> %s: not served before %s",
 		    ho->ho_from, ho->ho_to, reason);

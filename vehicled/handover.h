@@ -11,9 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chip.h"
 #include "frame.h"
 #include "qroam.pb-c.h"
 #include "topo.h"
+#include "vmsg.h"
 
 struct conn;
 struct vclient;
@@ -28,6 +30,14 @@ struct vho {
 	struct endpoint	 ho_ep;		/* its vehicle listener */
 	struct conn	*ho_conn;	/* the pre-connection to it */
 	int		 ho_connected;
+
+	/* The M3 for ho_m3_tsp, prepared on HandoverReady: key destroyed. */
+	int		 ho_m3;
+	char		 ho_m3_tsp[33];
+	uint32_t	 ho_m3_index;
+	char		 ho_m3_code[CHIP_CODEMAX + 1];
+	uint8_t		 ho_m3_k1[32];
+	struct vmsg_wrap ho_m3_wrap;
 
 	int		 ho_crossing;	/* a crossing waits for its first reply */
 	char		 ho_from[33];
@@ -51,15 +61,24 @@ void	vho_pre_frame(struct vclient *, const struct frame *);
 void	vho_pre_closed(struct vclient *, const char *reason);
 
 /*
- * The route crossed from the region of `from` into that of tt, after the
- * session with `from` was left: start measuring the gap and hand over the
- * pre-connection when it goes to tt.
+ * The route crossed from the region of `from` into that of tt, detected
+ * at detect_us (vho_now_us()), after the session with `from` was left:
+ * start measuring the gap and hand over the pre-connection when it goes
+ * to tt.
  */
-void	vho_cross(struct vclient *, const char *from, const struct topo_tsp *tt);
+void	vho_cross(struct vclient *, const char *from, const struct topo_tsp *tt,
+	    uint64_t detect_us);
 /* The new TSP answered AUTH_REQUIRED: this crossing needs F3. */
 void	vho_reauth(struct vclient *);
-/* A session opened: complete the crossing waiting for it. */
-void	vho_served(struct vclient *);
+/*
+ * The M3 prepared for the current TSP, if any, with d1 as its data: 1 and
+ * m3 built (K1 and the key index set in the client; release with
+ * msg_m3_clear()), 0 if none was prepared, -1 if it cannot be built (the
+ * key it held is lost).  A prepared M3 is used once.
+ */
+int	vho_m3_take(struct vclient *, Qroam__M3 *m3, const Qroam__Telemetry *d1);
+/* A session opened (its reply came at at_us): complete the crossing. */
+void	vho_served(struct vclient *, uint64_t at_us);
 /* Power off: drop the pre-connection and the prepared handover. */
 void	vho_reset(struct vclient *, const char *reason);
 /* Release the gap list. */

@@ -213,6 +213,7 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 	const struct topo_tsp	*tt;
 	const struct vho	*ho = &c->vc_ho;
 	char			 old[sizeof(c->vc_tsp)];
+	uint64_t		 detect_us;
 
 	/* Where regions overlap, the TSP holding our context goes first. */
 	tt = route_tsp_at(vclient_tsps(c), rp->rp_point, c->vc_tsp,
@@ -221,6 +222,7 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 		return;
 	if (tt == NULL && c->vc_tsp[0] == '\0' && c->vc_entered_ms != 0)
 		return;
+	detect_us = vho_now_us();
 	memcpy(old, c->vc_tsp, sizeof(old));
 	client_leave(c, tt == NULL ? "no service region" : "region change");
 	c->vc_entered_ms = vclient_now_ms();
@@ -238,7 +240,7 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 	c->vc_ep = tt->tt_vehicle;
 	log_info("at %.5f,%.5f: in the region of %s%s%s", rp->rp_point.gp_lat,
 	    rp->rp_point.gp_lon, c->vc_tsp, old[0] ? ", coming from " : "", old);
-	vho_cross(c, old, tt);
+	vho_cross(c, old, tt, detect_us);
 	if (c->vc_state != VC_REFILL)
 		vclient_serve(c);
 }

@@ -99,6 +99,81 @@ vmsg_m3(Qroam__M3 *m3, const char *vid, const char *tsp_id,
 	return msg_m3_seal(m3, tsp_id, ck->ck_key, k1, d1);
 }
 
+int
+vmsg_m3_wrap(struct vmsg_wrap *vw, const char *vid, const char *tsp_id,
+    const uint8_t pfk[32], const uint8_t k1[32])
+{
+	char	aad[MSG_AAD_MAX];
+
+	if (msg_aad(aad, sizeof(aad), "M3-CEK", vid, tsp_id,
+	    (char *)NULL) == -1)
+		return -1;
+	qrand_bytes(vw->vw_nonce, sizeof(vw->vw_nonce));
+	return crypto_aead_seal(pfk, vw->vw_nonce, aad, k1, CRYPTO_KEYLEN,
+	    vw->vw_cek1);
+}
+
+/* A malloc'd copy of len bytes into b; 0 or -1. */
+static int
+vmsg_copy(ProtobufCBinaryData *b, const uint8_t *p, size_t len)
+{
+	if ((b->data = malloc(len)) == NULL)
+		return -1;
+	memcpy(b->data, p, len);
+	b->len = len;
+	return 0;
+}
+
+/* G1 = AEAD_k1(d1) with a fresh nonce into m3; 0 or -1. */
+static int
+vmsg_m3_data(Qroam__M3 *m3, const char *tsp_id, const uint8_t k1[32],
+    const Qroam__Telemetry *d1)
+{
+	char	 aad[MSG_AAD_MAX];
+	uint8_t	*pt, nonce[CRYPTO_NONCELEN];
+	size_t	 ptlen;
+	int	 rc = -1;
+
+	if (msg_aad(aad, sizeof(aad), "M3-DATA", m3->vehicle_id, tsp_id,
+	    (char *)NULL) == -1)
+		return -1;
+	ptlen = qroam__telemetry__get_packed_size(d1);
+	if ((pt = malloc(ptlen + 1)) == NULL)
+		return -1;
+	qroam__telemetry__pack(d1, pt);
+	qrand_bytes(nonce, sizeof(nonce));
+	if (vmsg_copy(&m3->g_nonce, nonce, sizeof(nonce)) == 0 &&
+	    (m3->g1.data = malloc(ptlen + CRYPTO_TAGLEN)) != NULL) {
+		m3->g1.len = ptlen + CRYPTO_TAGLEN;
+		rc = crypto_aead_seal(k1, nonce, aad, pt, ptlen, m3->g1.data);
+	}
+	crypto_wipe(pt, ptlen);
+	free(pt);
+	return rc;
+}
+
+int
+vmsg_m3_wrapped(Qroam__M3 *m3, const char *vid, const char *tsp_id,
+    uint32_t index, const char *code, enum chip_mode mode,
+    const uint8_t k1[32], const struct vmsg_wrap *vw,
+    const Qroam__Telemetry *d1)
+{
+	qroam__m3__init(m3);
+	m3->vehicle_id = (char *)vid;
+	if (mode == CHIP_SEQUENTIAL) {
+		m3->has_key_index = 1;
+		m3->key_index = index;
+	} else
+		m3->code = (char *)code;
+	if (vmsg_copy(&m3->cek_nonce, vw->vw_nonce, sizeof(vw->vw_nonce)) ==
+	    -1 || vmsg_copy(&m3->cek1, vw->vw_cek1, sizeof(vw->vw_cek1)) ==
+	    -1 || vmsg_m3_data(m3, tsp_id, k1, d1) == -1) {
+		msg_m3_clear(m3);
+		return -1;
+	}
+	return 0;
+}
+
 Qroam__SessionInner *
 vmsg_session_in(const struct frame *f, const uint8_t k1[32], const char *vid,
     const char *tsp_id, uint64_t *rx_seq, const char **why)

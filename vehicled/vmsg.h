@@ -10,6 +10,7 @@
 #include <openssl/evp.h>
 
 #include "chip.h"
+#include "crypto.h"
 #include "frame.h"
 #include "msg.h"
 #include "qroam.pb-c.h"
@@ -42,6 +43,25 @@ enum vmsg_auth vmsg_auth_check(const struct frame *, EVP_PKEY *pbv,
  */
 int	vmsg_m3(Qroam__M3 *m3, const char *vid, const char *tsp_id,
 	    const struct chip_key *ck, enum chip_mode mode, const uint8_t k1[32],
+	    const Qroam__Telemetry *d1);
+
+/* K1 wrapped under a chip key ahead of time, for an M3 sent later. */
+struct vmsg_wrap {
+	uint8_t		vw_nonce[CRYPTO_NONCELEN];
+	uint8_t		vw_cek1[CRYPTO_KEYLEN + CRYPTO_TAGLEN];
+};
+
+/* CEK1 = AEAD_pfk(k1) with a fresh nonce for vid's M3 to tsp_id; 0 or -1. */
+int	vmsg_m3_wrap(struct vmsg_wrap *, const char *vid, const char *tsp_id,
+	    const uint8_t pfk[32], const uint8_t k1[32]);
+/*
+ * Build M3 from a wrapped K1: the key named by index (sequential) or code
+ * (arbitrary), copies of the wrap and G1 = AEAD_k1(d1) with a fresh
+ * nonce.  Release with msg_m3_clear().  0 or -1.
+ */
+int	vmsg_m3_wrapped(Qroam__M3 *m3, const char *vid, const char *tsp_id,
+	    uint32_t index, const char *code, enum chip_mode mode,
+	    const uint8_t k1[32], const struct vmsg_wrap *,
 	    const Qroam__Telemetry *d1);
 
 /*
