@@ -253,19 +253,35 @@ offer_candidate(const struct offer *of, const char *id)
 	return NULL;
 }
 
+/* Refuse an M6 that answers no offer or names no candidate. */
+static void
+m6_refuse(struct conn *c, const struct frame *f,
+    const struct tspdb_session *s, const Qroam__M6 *m6, const char *why)
+{
+	log_warnx("m6 refused vehicle=%s next=%s reason=%s", s->s_vid,
+	    m6->next_tsp_id != NULL && id_valid_name(m6->next_tsp_id) ?
+	    m6->next_tsp_id : "(none)", why);
+	conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
+	    why);
+}
+
 void
 tspd_handover_m6(struct tspd *env, struct conn *c, const struct frame *f,
     const struct tspdb_session *s, const Qroam__M6 *m6)
 {
 	const struct topo_tsp	*target;
 	struct offer		*of = NULL;
-	const char		*why = NULL;
 
-	if (env->t_offers == NULL || (of = offer_find(env, s->s_vid)) == NULL ||
-	    of->of_answered || of->of_opened_ms != s->s_opened_ms ||
-	    of->of_key_index != s->s_key_index)
-		why = "no handover offered";
-	else if (!m6->continue_service) {
+	if (env->t_offers != NULL)
+		of = offer_find(env, s->s_vid);
+	if (of == NULL || of->of_answered ||
+	    of->of_opened_ms != s->s_opened_ms ||
+	    of->of_key_index != s->s_key_index) {
+		m6_refuse(c, f, s, m6, "no handover offered");
+		return;
+	}
+	of->of_answered = 1;
+	if (!m6->continue_service) {
 		offer_drop(env, of);
 		if (tspdb_session_end(env->t_db, s->s_vid) == TSPDB_ERROR) {
 			conn_send_status(c, f->f_request_id,
@@ -275,16 +291,10 @@ tspd_handover_m6(struct tspd *env, struct conn *c, const struct frame *f,
 		log_info("session closed vehicle=%s reason=service declined "
 		    "(m6)", s->s_vid);
 		return;
-	} else if ((target = offer_candidate(of, m6->next_tsp_id)) == NULL)
-		why = "next_tsp_id is not one of the candidates";
-	if (of != NULL)
-		of->of_answered = 1;
-	if (why != NULL) {
-		log_warnx("m6 refused vehicle=%s next=%s reason=%s", s->s_vid,
-		    m6->next_tsp_id != NULL && id_valid_name(m6->next_tsp_id) ?
-		    m6->next_tsp_id : "(none)", why);
-		conn_send_status(c, f->f_request_id,
-		    QROAM__STATUS_CODE__BAD_REQUEST, why);
+	}
+	if ((target = offer_candidate(of, m6->next_tsp_id)) == NULL) {
+		m6_refuse(c, f, s, m6, "next_tsp_id is not one of the "
+		    "candidates");
 		return;
 	}
 	tspd_handover_start(env, s->s_vid, target);
