@@ -218,6 +218,15 @@ conn_deliver(struct conn *c, struct frame *f)
 	frame_release(f);
 }
 
+/* A peer broke the framing: log it (every daemon alike) and drop it. */
+static void
+conn_violation(struct conn *c, const char *reason)
+{
+	log_warnx("%s%s%s: %s: closing the connection", c->c_addr,
+	    c->c_cn[0] ? " " : "", c->c_cn, reason);
+	conn_close(c, reason);
+}
+
 /* Decode every whole frame in the input buffer. */
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
@@ -239,7 +248,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		need = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 |
 		    (size_t)hdr[2] << 8 | hdr[3];
 		if (need > c->c_max_frame) {
-			conn_close(c, "frame too big");
+			conn_violation(c, "frame too big");
 			return;
 		}
 		if (len < FRAME_HDRLEN + need)
@@ -251,7 +260,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		r = frame_decode(p, FRAME_HDRLEN + need, c->c_max_frame, &f,
 		    &consumed);
 		if (r != FRAME_OK) {
-			conn_close(c, r == FRAME_TOO_BIG ? "frame too big" :
+			conn_violation(c, r == FRAME_TOO_BIG ? "frame too big" :
 			    "malformed frame");
 			return;
 		}
