@@ -141,6 +141,11 @@ vconf_value(struct vconf *vc, const struct conf_line *cl)
 			conf_error(cl, "decline_at_end must be yes or no");
 			return -1;
 		}
+	} else if (strcmp(d, "reauth_on_entry") == 0) {
+		if (conf_bool(a, &vc->vc_reauth_on_entry) == -1) {
+			conf_error(cl, "reauth_on_entry must be yes or no");
+			return -1;
+		}
 	} else if (strcmp(d, "fleet") == 0) {
 		if (conf_uint(a, 1, VCONF_MAXFLEET, &v) == -1) {
 			conf_error(cl, "fleet must be 1..%d vehicles",

@@ -31,6 +31,7 @@ struct vconf {
 	uint64_t		 vc_provision_ms;	/* fill/register wait */
 	uint64_t		 vc_power_cycle_ms;	/* simulated; 0: none */
 	int			 vc_decline_at_end;	/* M6 false in the last region */
+	int			 vc_reauth_on_entry;	/* F3 + F4 at every crossing */
 	/*
 	 * Fleet mode (vc_fleet > 0): vehicle i of vc_fleet has the VIN
 	 * vc_vid with its last digits replaced by i, the store cc_store

@@ -454,8 +454,9 @@ vho_reauth(struct vclient *c)
 	if (!ho->ho_crossing || ho->ho_reauth)
 		return;
 	ho->ho_reauth = 1;
-	log_info("crossing %s -> %s: %s holds no context for us: F3 + F4",
-	    ho->ho_from, ho->ho_to, ho->ho_to);
+	log_info("crossing %s -> %s: %s", ho->ho_from, ho->ho_to,
+	    c->vc_authed ? "no context for us there: F3 + F4" :
+	    "authenticating again (reauth_on_entry): F3 + F4");
 }
 
 /* Keep a gap for the percentiles of the STATS lines. */

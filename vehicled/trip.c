@@ -241,6 +241,11 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 	log_info("at %.5f,%.5f: in the region of %s%s%s", rp->rp_point.gp_lat,
 	    rp->rp_point.gp_lon, c->vc_tsp, old[0] ? ", coming from " : "", old);
 	vho_cross(c, old, tt, detect_us);
+	/* The baseline of the handover: authenticate again on every entry. */
+	if (c->vc_conf->vc_reauth_on_entry && c->vc_ho.ho_crossing) {
+		c->vc_authed = 0;
+		vho_reauth(c);
+	}
 	if (c->vc_state != VC_REFILL)
 		vclient_serve(c);
 }

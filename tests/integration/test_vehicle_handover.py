@@ -186,3 +186,29 @@ def test_probe_answers_m5(tb):
     finally:
         fa.close()
         fb.close()
+
+
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_reauth_on_entry_baseline(tb):
+    """reauth_on_entry: the same drive and prepared handover, but F3 + F4
+    at the new TSP, measured as a crossing with reauth=1."""
+    tb.start_filler()
+    tb.start_registrar()
+    fb = FakeTsp(tb, "tsp-b")
+    script = M5Script([tsp_info(tb, "tsp-b")], min_lon=120.075, ready=fb)
+    fa = FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6)
+    v = vin(955)
+    try:
+        tb.start_vehicle(v, route=ROUTE_AB, reauth_on_entry=True, **drive_opts())
+        wait_until(lambda: crossings(tb, v), what="the crossing of %s" % v)
+        tb.stop(v)
+    finally:
+        fa.close()
+        fb.close()
+    assert [c[:2] + c[3:] for c in crossings(tb, v)] == [("tsp-a", "tsp-b", 1)]
+    assert len(fb.seen("m4", v)) == 1 and len(fb.seen("m3", v)) == 1
+    # The M4 went out on the pre-connection, before the Bye reached tsp-a.
+    assert fb.conns[fb.seen("m4", v)[0][4]] < fa.seen("bye", v)[0][0]
+    assert events(tb, v, "auth_ok") == 2
+    assert counter(tb, v, "reauth_after_handover") == 1
+    assert "authenticating again (reauth_on_entry)" in tb.log(v)

@@ -2,7 +2,7 @@
  * Unit tests of vehicled's fleet mode and handover settings: the VINs of
  * a fleet's vehicles (vehicled/fleet.c), the gap median and maximum of
  * the FLEET line, and the configuration directives fleet, fleet_spacing,
- * power_cycle_at and decline_at_end (vehicled/config.c).
+ * power_cycle_at, decline_at_end and reauth_on_entry (vehicled/config.c).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,10 +92,13 @@ test_config_directives(void **state)
 	assert_int_equal(vc.vc_fleet_spacing_ms, 2000);
 	assert_int_equal(vc.vc_power_cycle_ms, 0);
 	assert_int_equal(vc.vc_decline_at_end, 0);
+	assert_int_equal(vc.vc_reauth_on_entry, 0);
 	vconf_free(&vc);
 
 	assert_int_equal(load(dir, "fleet 5\nfleet_spacing 500ms\n"
-	    "power_cycle_at 2m\ndecline_at_end yes\n", &vc), 0);
+	    "power_cycle_at 2m\ndecline_at_end yes\nreauth_on_entry yes\n",
+	    &vc), 0);
+	assert_int_equal(vc.vc_reauth_on_entry, 1);
 	assert_int_equal(vc.vc_fleet, 5);
 	assert_int_equal(vc.vc_fleet_spacing_ms, 500);
 	assert_int_equal(vc.vc_power_cycle_ms, 120000);
