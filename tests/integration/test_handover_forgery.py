@@ -203,6 +203,30 @@ def test_forged_m8_refused(tb):
     assert tb.count("tsp-b", "auth_nonces", "vehicle_id=?", (vid,)) == 0
 
 
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_m8_after_ck2_expiry_refused(tb):
+    """A genuine M8 that arrives after its CK2 expired is refused: the
+    vehicle's context is not applied, CK2 is gone from the store and the
+    incoming handover is failed with the reason."""
+    start_clouds(tb, tsps=["tsp-b"], ck2_lifetime="1s")
+    p = enrolled_probe(tb, ["tsp-b"], m=16)
+    hid = new_hid()
+    ck2 = handover_as_tspa(tb, hid)
+    expires = tb.scalar("tsp-b", "SELECT expires_ms FROM ck2_bindings WHERE "
+                        "handover_id=?", (hid,))
+    wait_until(lambda: now_ms() > expires + 100, what="CK2 to expire")
+    kept = ("auth", "keypos", "used_keys", "telemetry", "sessions")
+    before = {t: tb.query("tsp-b", 'SELECT * FROM "%s"' % t) for t in kept}
+    reply = send_m8(tb, "tsp-a", m8(ck2, hid, rd1(p.vin, p.chip_id, next_index=2)))
+    assert reply is not None and status_name(reply[1]) == "AUTH_FAILED", reply
+    tb.wait_log("tsp-b", r"m8 refused id=%s from=tsp-a reason=AUTH_FAILED" % hid)
+    for t in kept:
+        assert tb.query("tsp-b", 'SELECT * FROM "%s"' % t) == before[t], t
+    assert tb.count("tsp-b", "ck2_bindings") == 0
+    assert ho_rows(tb, "tsp-b") == [("in", "tsp-a", "failed", "ck2 expired", hid)]
+    assert p.m3("tsp-b").status == "AUTH_REQUIRED"
+
+
 # ---- M7 --------------------------------------------------------------------
 
 class FakeSched:
@@ -344,17 +368,19 @@ def test_tampered_m7_fails_the_handover(tb):
             ("other target", "M7 names another target"),
             ("unknown CK2", "tsp-b refused M8: AUTH_FAILED: no key bound for this handover"),
         ]
-        for n, (how, reason) in enumerate(cases, 1):
+        for how, reason in cases:
             mode["now"] = how
+            seen = len(ho_rows(tb, "tsp-a", p.vin))
             probe_session(tb, "tsp-a", p, f3=False)
             r = offer(p, "tsp-a", EAST_EDGE_A, 90, "tsp-b", wait_ms=3000)
             assert (r["m5"], r["m6"], r["ready"]) == ("tsp-b", "tsp-b", "none"), (how, r)
-            rows = wait_until(lambda: (lambda x: x if len(x) == n and x[-1][2] == "failed"
-                                       else None)(ho_rows(tb, "tsp-a", p.vin)),
-                              what="handover %d (%s) to fail" % (n, how))
-            assert rows[-1][:4] == ("out", "tsp-b", "failed", reason), (how, rows[-1])
-            tb.wait_log("tsp-a", r"handover failed id=%s vehicle=%s to=tsp-b state=\S+ "
-                        r"reason=%s" % (rows[-1][4], p.vin, reason))
+            rows = wait_until(lambda: (lambda x: x if x and all(
+                y[2] == "failed" for y in x) else None)(ho_rows(tb, "tsp-a", p.vin)[seen:]),
+                what="the handover (%s) to fail" % how)
+            for row in rows:
+                assert row[:4] == ("out", "tsp-b", "failed", reason), (how, row)
+                tb.wait_log("tsp-a", r"handover failed id=%s vehicle=%s to=tsp-b "
+                            r"state=\S+ reason=%s" % (row[4], p.vin, reason))
             assert tb.query("tsp-a", "SELECT * FROM auth WHERE vehicle_id=?",
                             (p.vin,)) == authed, how
             tb.assert_same_dump(before_b, tb.dump("tsp-b"), "tsp-b store after M7 %s" % how)
