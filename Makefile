@@ -95,6 +95,13 @@ $(BUILD)/asan/bin/qprobe: $(QPROBE) $(BUILD)/asan/libvehicled.a $(BUILD)/asan/li
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
+# Load generator of `make bench`: not sanitized, since it measures.
+BENCHOBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/*.c))
+$(BUILD)/bin/qbench: $(BENCHOBJ) $(BUILD)/obj/libvehicled.a $(BUILD)/obj/libqroam.a
+	@mkdir -p $(@D)
+	$(E) LD $@
+	$(Q)$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
+
 # Unit tests link the shared test helpers and every daemon library; only
 # what they use is pulled in.
 $(BUILD)/asan/test/%: $(BUILD)/asan/tests/unit/%.o $(UNITLIB) $(foreach d,$(DAEMONS),$(BUILD)/asan/lib$(d).a) $(BUILD)/asan/libqroam.a
@@ -112,6 +119,10 @@ check: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) scripts/testbed.py
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bin/qbench
+	@$(PYTHON) scripts/bench.py
 
 install: all
 	install -d $(DESTDIR)$(BINDIR)

@@ -1,0 +1,627 @@
+#!/usr/bin/env python3
+"""The qroam benchmarks (`make bench`).
+
+Starts the real daemons (build/bin, not sanitized) on loopback in a fresh
+run directory: qkdd, fillerd, registrard, schedd and two tspd whose regions
+meet at longitude 120.10.  build/bin/qbench enrols the vehicles and
+generates the load.  Each figure is the median over RUNS runs, and every
+run measures its baseline itself:
+
+  gap        a vehicle shuttling between the two TSPs: crossings prepared by
+             a handover (M3 alone) and crossings with F3 + F4, against raw
+             loopback TCP round trips sampled before every crossing
+  prep       M5 -> HandoverReady at the vehicle, 100 handovers in a row
+  parallel   handovers per second with PARALLEL vehicles at once
+  auth       M4 per second on one connection (tspd pinned to one core)
+             against `openssl speed -seconds 2 rsa2048` sign/s on that core
+  telemetry  telemetry messages per second on one session (tspd pinned)
+
+Then one diagnostic pass (not part of the figures) counts with strace the
+fsync/fdatasync calls and TLS connections per operation in each daemon and
+profiles tspd by library with perf when they are installed.  The report is
+printed and written with every sample to RESULTS.json in the run directory.
+
+Exit status 0 whatever the numbers; 1 only when something broke: a daemon
+died, qbench failed, or a handover or authentication did not complete.
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import testbed  # noqa: E402
+from testbed import Daemon, free_ports, query, say, wait_started, write  # noqa: E402
+
+ROOT = testbed.ROOT
+BIN = testbed.BIN
+QBENCH = os.path.join(BIN, "qbench")
+RUNS = int(os.environ.get("QROAM_BENCH_RUNS", "5"))
+PARALLEL = int(os.environ.get("QROAM_BENCH_PARALLEL", "32"))
+TSPS = ("tsp-a", "tsp-b")
+REGIONS = {
+    "tsp-a": "30.00,120.00 30.00,120.10 30.10,120.10 30.10,120.00",
+    "tsp-b": "30.00,120.10 30.00,120.20 30.10,120.20 30.10,120.10",
+}
+VIN_BASE = "LBENCH2B10K000000"
+TARGETS = {
+    "gap": "gap <= 1.5 x raw loopback RTT",
+    "prep": "preparation <= 5 ms p99",
+    "telemetry": ">= 100000 telemetry messages/s on one core",
+    "auth": "M4 rate >= 0.9 x OpenSSL RSA-2048 private operations/s",
+}
+
+# Vehicle indexes of each measurement (each has its own chip store).
+GAP_V = 0
+PREP_V = RUNS
+PAR_V = 2 * RUNS
+AUTH_V = PAR_V + PARALLEL
+TELE_V = AUTH_V + 1
+DIAG_V = TELE_V + 1
+NVEHICLES = DIAG_V + 1
+
+
+class Broken(Exception):
+    """Something failed that is not a matter of speed."""
+
+
+def median(xs):
+    return testbed.median(list(xs))
+
+
+def machine():
+    """nproc, CPU model and RAM of this machine."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    ram = 0
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    ram = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return {"nproc": os.cpu_count(), "cpu": model, "ram_mib": ram,
+            "kernel": platform.release(),
+            "openssl": subprocess.run(["openssl", "version"], capture_output=True,
+                                      text=True).stdout.strip()}
+
+
+def fsync_us(directory, n=200):
+    """Median time of a 4 KiB write + fdatasync in directory."""
+    fd, path = tempfile.mkstemp(dir=directory)
+    try:
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            os.write(fd, b"x" * 4096)
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - t) * 1e6)
+        return median(times)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def vin(i):
+    """The VIN qbench enrols vehicle i under."""
+    return VIN_BASE[:11] + "%06d" % i
+
+
+# ---- the deployment --------------------------------------------------------
+
+class Bed:
+    def __init__(self):
+        self.dir = os.path.join(ROOT, "run", "bench-" + time.strftime("%Y%m%d-%H%M%S"))
+        os.makedirs(self.dir)
+        self.daemons = {}
+        self.pinned = False
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def setup(self):
+        names = ["filler:filler", "registrar:registrar", "sched:sched", "qkd:qkd",
+                 "factory:factory", "operator:operator"] + ["%s:tsp" % t for t in TSPS]
+        subprocess.run(["sh", os.path.join(ROOT, "scripts", "mkpki.sh"), self.path("pki")]
+                       + names, check=True, stdout=subprocess.DEVNULL)
+        keys = ["filler", "registrar", "sched", "qkd"] + \
+            [t + s for t in TSPS for s in ("", "/provision")]
+        self.port = dict(zip(keys, free_ports(len(keys))))
+        lines = ["filler    127.0.0.1:%d" % self.port["filler"],
+                 "registrar 127.0.0.1:%d" % self.port["registrar"],
+                 "sched     127.0.0.1:%d" % self.port["sched"],
+                 "qkd       127.0.0.1:%d" % self.port["qkd"]]
+        for t in TSPS:
+            lines.append("tsp %s vehicle 127.0.0.1:%d provision 127.0.0.1:%d"
+                         % (t, self.port[t], self.port[t + "/provision"]))
+            lines.append("region %s %s" % (t, REGIONS[t]))
+        write(self.path("topo.conf"), "\n".join(lines) + "\n")
+        common = testbed.common
+        confs = {
+            "qkd": ("qkdd", common(self.dir, "qkd", "qkd") + "".join(
+                "link sched %s rate 10000000 pool 20000\n" % t for t in TSPS)),
+            "sched": ("schedd", common(self.dir, "sched", "sched") +
+                      "handover_timeout 10s\n"),
+        }
+        for t in TSPS:
+            confs[t] = ("tspd", common(self.dir, t, t) +
+                        "look_ahead 10s\nhandover_timeout 10s\nck2_lifetime 30s\n")
+        confs["filler"] = ("fillerd", common(self.dir, "filler", "filler") + "m 256\n")
+        confs["registrar"] = ("registrard", common(self.dir, "registrar", "registrar"))
+        for name, (_, text) in confs.items():
+            write(self.path(name + ".conf"), text)
+        self.plan = {n: p for n, (p, _) in confs.items()}
+
+    def start(self):
+        for name, prog in self.plan.items():
+            d = Daemon(self.dir, name, prog, echo=False)
+            self.daemons[name] = d
+            if not wait_started(d):
+                raise Broken("%s did not start; see %s" % (name, self.path(name + ".log")))
+
+    def check(self):
+        for d in self.daemons.values():
+            if d.died():
+                raise Broken("%s died (exit %s); see %s" % (
+                    d.name, d.proc.returncode, self.path(d.name + ".log")))
+
+    def stop(self):
+        problems = []
+        for d in reversed(list(self.daemons.values())):
+            d.stop()
+            problems += d.problems
+        return problems
+
+    def pid(self, name):
+        return self.daemons[name].proc.pid
+
+    def pin(self, name, cpus):
+        """Restrict a daemon to the given CPU list (no-op on one CPU)."""
+        if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+            return
+        subprocess.run(["taskset", "-a", "-p", "-c", cpus, str(self.pid(name))],
+                       check=True, stdout=subprocess.DEVNULL)
+
+    def unpin(self, name):
+        self.pin(name, "0-%d" % ((os.cpu_count() or 1) - 1))
+
+    def cpu(self):
+        """{daemon: CPU seconds used so far}."""
+        return {n: cpu_seconds(d.proc.pid) for n, d in self.daemons.items()}
+
+    def qbench(self, *args, cpu=None, timeout=300, wrap=()):
+        """Run one qbench command; its RESULT fields and SAMPLES lists."""
+        argv = list(wrap) + [QBENCH, "-d", self.path("vehicles"), "-t", self.path("topo.conf"),
+                "-c", self.path("pki", "ca.pem"), "-C", self.path("pki", "factory.pem"),
+                "-K", self.path("pki", "factory.key"), "-S"] + [str(a) for a in args]
+        if cpu is not None and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+            argv = ["taskset", "-c", str(cpu)] + argv
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        with open(self.path("qbench.log"), "a") as f:
+            f.write("$ %s\n%s%s" % (" ".join(argv), p.stdout, p.stderr))
+        res, samples = None, {}
+        for line in p.stdout.splitlines():
+            w = line.split()
+            if w[:1] == ["RESULT"]:
+                res = {"status": w[1]}
+                for kv in w[2:]:
+                    k, _, v = kv.partition("=")
+                    try:
+                        res[k] = float(v)
+                    except ValueError:
+                        res[k] = v
+            elif w[:1] == ["SAMPLES"]:
+                samples[w[1]] = [float(x) for x in w[2:]]
+        self.check()
+        if res is None or res["status"] != "OK":
+            raise Broken("qbench %s: %s (stderr: %s)" % (
+                " ".join(str(a) for a in args), res, p.stderr.strip()[-500:]))
+        return res, samples
+
+
+def wait_registered(bed, n, timeout=120):
+    """Wait until both TSPs hold the registrations of the n vehicles."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = [query(bed.path(t + ".db"), "SELECT count(*) FROM registrations "
+                        "WHERE vehicle_id LIKE 'LBENCH%'") for t in TSPS]
+        if all(c and c[0][0] >= n for c in counts):
+            return
+        bed.check()
+        time.sleep(0.2)
+    raise Broken("the TSPs did not receive %d registrations in %d s" % (n, timeout))
+
+
+# ---- the measurements ------------------------------------------------------
+
+def openssl_sign_per_s(cpu):
+    """RSA-2048 sign/s of `openssl speed -seconds 2 rsa2048` on one CPU."""
+    argv = ["openssl", "speed", "-seconds", "2", "rsa2048"]
+    if cpu is not None and (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
+        argv = ["taskset", "-c", str(cpu)] + argv
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        m = re.match(r"^rsa\s+2048 bits\s+\S+\s+\S+\s+([\d.]+)\s+([\d.]+)", line)
+        if m:
+            return float(m.group(1))
+    raise Broken("cannot read the output of %s" % " ".join(argv))
+
+
+def one_run(bed, r):
+    """One run of every measurement; {figure: value} and raw samples."""
+    out, samples = {}, {}
+    say("run %d/%d: gap (20 crossings, half prepared, half with F3 + F4)" % (r + 1, RUNS))
+    res, s = bed.qbench("gap", "-A", "tsp-a", "-B", "tsp-b", "-f", GAP_V + r, "-n", 20)
+    out.update(rtt_us=res["rtt_us_p50"], gap_handover_us=res["gap_handover_us_p50"],
+               key_destroy_us=res["key_destroy_us_p50"],
+               gap_reauth_us=res["gap_reauth_us_p50"])
+    samples["gap"] = s
+    say("run %d/%d: preparation (100 handovers in a row)" % (r + 1, RUNS))
+    res, s = bed.qbench("handover", "-A", "tsp-a", "-B", "tsp-b", "-f", PREP_V + r,
+                        "-P", 1, "-n", 100)
+    out.update(prep_us_p50=res["prep_us_p50"], prep_us_p99=res["prep_us_p99"],
+               handovers_per_s_serial=res["per_second"])
+    samples["prep"] = s
+    say("run %d/%d: %d vehicles handing over at once" % (r + 1, RUNS, PARALLEL))
+    c0 = bed.cpu()
+    res, s = bed.qbench("handover", "-A", "tsp-a", "-B", "tsp-b", "-f", PAR_V,
+                        "-P", PARALLEL, "-n", 8)
+    c1 = bed.cpu()
+    out.update(handovers_per_s=res["per_second"], parallel_prep_us_p50=res["prep_us_p50"],
+               parallel_prep_us_p99=res["prep_us_p99"])
+    for n in ("tsp-a", "tsp-b", "sched", "qkd"):
+        out["parallel_cpu_" + n] = (c1[n] - c0[n]) / max(res["seconds"], 1e-3)
+    say("run %d/%d: M4 rate and openssl speed on one core" % (r + 1, RUNS))
+    out["openssl_sign_per_s"] = openssl_sign_per_s(0)
+    bed.pin("tsp-a", "0")
+    try:
+        c0 = cpu_seconds(bed.pid("tsp-a"))
+        res, _ = bed.qbench("auth", "-A", "tsp-a", "-f", AUTH_V, "-w", 16, "-s", 2, cpu=1)
+        out["m4_per_s"] = res["per_second"]
+        out["m4_cpu_us"] = (cpu_seconds(bed.pid("tsp-a")) - c0) * 1e6 / max(res["ok"], 1)
+        say("run %d/%d: telemetry on one core" % (r + 1, RUNS))
+        c0 = cpu_seconds(bed.pid("tsp-a"))
+        res, _ = bed.qbench("telemetry", "-A", "tsp-a", "-f", TELE_V, "-w", 256, "-s", 2,
+                            cpu=1)
+        out["telemetry_per_s"] = res["per_second"]
+        out["telemetry_cpu_us"] = (cpu_seconds(bed.pid("tsp-a")) - c0) * 1e6 / \
+            max(res["acked"], 1)
+    finally:
+        bed.unpin("tsp-a")
+    return out, samples
+
+
+# ---- diagnostics: what limits the figures ----------------------------------
+
+class Strace:
+    """strace -c on some daemons while a workload runs: syscall counts."""
+
+    CALLS = "fsync,fdatasync,connect,accept,accept4"
+
+    def __init__(self, bed, names):
+        self.procs = {}
+        self.files = {}
+        if not shutil.which("strace"):
+            return
+        for n in names:
+            self.files[n] = bed.path("strace-%s.txt" % n)
+            self.procs[n] = subprocess.Popen(
+                ["strace", "-f", "-c", "-e", "trace=" + self.CALLS, "-o", self.files[n],
+                 "-p", str(bed.pid(n))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+
+    def finish(self):
+        """{daemon: {syscall: calls}}."""
+        counts = {}
+        for n, p in self.procs.items():
+            p.send_signal(signal.SIGINT)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            counts[n] = self.parse(self.files[n])
+        return counts
+
+    @classmethod
+    def parse(cls, path):
+        """{syscall: calls} of an `strace -c` summary."""
+        c = {}
+        try:
+            with open(path) as f:
+                for line in f:
+                    w = line.split()
+                    if len(w) >= 5 and w[-1] in cls.CALLS.split(",") and w[3].isdigit():
+                        c[w[-1]] = int(w[3])
+        except OSError:
+            pass
+        return c
+
+
+def perf_dso(bed, name, seconds, workload):
+    """Share of tspd's CPU samples per library while workload runs."""
+    if not shutil.which("perf"):
+        return None
+    data = bed.path("perf-%s.data" % name)
+    rec = subprocess.Popen(["perf", "record", "-q", "-F", "2000", "-o", data, "-p",
+                            str(bed.pid(name)), "--", "sleep", str(seconds + 1)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    workload()
+    rec.wait(seconds + 30)
+    rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--sort", "dso"],
+                         capture_output=True, text=True).stdout
+    shares = {}
+    for line in rep.splitlines():
+        m = re.match(r"^\s+([\d.]+)%\s+(\S+)", line)
+        if m:
+            shares[m.group(2)] = float(m.group(1))
+    return shares or None
+
+
+def stages(bed, vins):
+    """Mean time (ms) of each step of the handovers of the vehicles vins,
+    from tspd's handover rows and schedd's audit log (ms clocks)."""
+    audit = {}
+    for hid, event, ms in query(bed.path("sched.db"),
+                                "SELECT handover_id, event, ms FROM audit"):
+        audit.setdefault(hid, {}).setdefault(event, ms)
+    vins = set(vins)
+    steps = [("M6 at TSPA -> A1 at schedd (TSPA connects)", "start", "a1"),
+             ("CK1 from the KME (schedd enc_keys)", "a1", "ck1"),
+             ("TSPA dec_keys CK1, A2 at schedd", "ck1", "a2"),
+             ("A2 forwarded, TSPB accepts", "a2", "a2_accepted"),
+             ("TSPB connects, A3 at schedd", "a2_accepted", "a3"),
+             ("CK2 from the KME (enc_keys), M7 sent", "a3", "done"),
+             ("M7 -> M8 -> M8Ack at TSPA (TSPB dec_keys CK2)", "done", "end")]
+    sums = {name: [] for name, _, _ in steps}
+    for t in TSPS:
+        rows = query(bed.path(t + ".db"), "SELECT handover_id, vehicle_id, created_ms, "
+                     "updated_ms FROM handovers WHERE role='out' AND state='done'")
+        for hid, v, created, updated in rows:
+            ev = audit.get(hid)
+            if v not in vins or not ev:
+                continue
+            ev = dict(ev, start=created, end=updated)
+            for name, a, b in steps:
+                if a in ev and b in ev:
+                    sums[name].append(ev[b] - ev[a])
+    return [(name, sum(v) / len(v)) for name, v in sums.items() if v]
+
+
+def tls_handshake_ms(bed, n=50):
+    """Median time of a mutual TLS connection to tsp-b's provisioning
+    listener with schedd's certificate (TCP connect + handshake)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(bed.path("pki", "ca.pem"))
+    ctx.check_hostname = False
+    ctx.load_cert_chain(bed.path("pki", "sched.pem"), bed.path("pki", "sched.key"))
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        sock = socket.create_connection(("127.0.0.1", bed.port["tsp-b/provision"]), 10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with ctx.wrap_socket(sock, server_hostname="localhost"):
+            times.append((time.perf_counter() - t) * 1000)
+    return median(times)
+
+
+def diagnostics(bed):
+    """Where the time goes: crypto prices, syscalls per operation, CPU by
+    library, and the steps of a handover."""
+    diag = {}
+    say("diagnostics: crypto prices, fsync and connections per operation")
+    res, _ = bed.qbench("cost", cpu=0)
+    diag["cost_us"] = {k[:-3]: res[k] for k in res if k.endswith("_us")}
+    diag["tls_handshake_ms"] = tls_handshake_ms(bed)
+    bed.pin("tsp-a", "0")
+    try:
+        st = Strace(bed, ["tsp-a"])
+        res, _ = bed.qbench("telemetry", "-A", "tsp-a", "-f", TELE_V, "-w", 256, "-s", 1,
+                            cpu=1)
+        c = st.finish().get("tsp-a")
+        diag["telemetry_fsync_per_msg"] = _syncs(c) / max(res["acked"], 1) if c else None
+        st = Strace(bed, ["tsp-a"])
+        res, _ = bed.qbench("auth", "-A", "tsp-a", "-f", AUTH_V, "-w", 16, "-s", 1, cpu=1)
+        c = st.finish().get("tsp-a")
+        diag["m4_fsync_per_auth"] = _syncs(c) / max(res["ok"], 1) if c else None
+        diag["m4_perf_dso"] = perf_dso(bed, "tsp-a", 2, lambda: bed.qbench(
+            "auth", "-A", "tsp-a", "-f", AUTH_V, "-w", 16, "-s", 2, cpu=1))
+        diag["telemetry_perf_dso"] = perf_dso(bed, "tsp-a", 2, lambda: bed.qbench(
+            "telemetry", "-A", "tsp-a", "-f", TELE_V, "-w", 256, "-s", 2, cpu=1))
+    finally:
+        bed.unpin("tsp-a")
+    if shutil.which("strace"):
+        out = bed.path("strace-vehicle.txt")
+        bed.qbench("gap", "-A", "tsp-a", "-B", "tsp-b", "-f", DIAG_V, "-n", 8,
+                   wrap=("strace", "-f", "-c", "-e", "trace=" + Strace.CALLS, "-o", out))
+        diag["vehicle_fsync_per_m3"] = _syncs(Strace.parse(out)) / 9
+    names = ["tsp-a", "tsp-b", "sched", "qkd"]
+    st = Strace(bed, names)
+    res, _ = bed.qbench("handover", "-A", "tsp-a", "-B", "tsp-b", "-f", DIAG_V, "-P", 1,
+                        "-n", 20)
+    counts = st.finish()
+    n = res["handovers"] or 1
+    diag["per_handover"] = {d: {k: round(v / n, 2) for k, v in c.items()}
+                            for d, c in counts.items()} if counts else None
+    diag["stages_ms"] = stages(bed, [vin(PREP_V + r) for r in range(RUNS)])
+    diag["parallel_stages_ms"] = stages(bed, [vin(PAR_V + i) for i in range(PARALLEL)])
+    return diag
+
+
+def _fmt(v):
+    return "n/a" if v is None else "%.2f" % v
+
+
+def _syncs(c):
+    return (c or {}).get("fsync", 0) + (c or {}).get("fdatasync", 0)
+
+
+# ---- report ----------------------------------------------------------------
+
+def summarize(runs):
+    keys = runs[0].keys()
+    return {k: median(r[k] for r in runs) for k in keys}
+
+
+def verdicts(m):
+    gap_ratio = m["gap_handover_us"] / m["rtt_us"]
+    auth_ratio = m["m4_per_s"] / m["openssl_sign_per_s"]
+    return {
+        "gap": (gap_ratio <= 1.5, "%.0f us vs raw RTT %.0f us: %.1f x" % (
+            m["gap_handover_us"], m["rtt_us"], gap_ratio)),
+        "prep": (m["prep_us_p99"] <= 5000, "p99 %.2f ms (p50 %.2f ms)" % (
+            m["prep_us_p99"] / 1000, m["prep_us_p50"] / 1000)),
+        "telemetry": (m["telemetry_per_s"] >= 100000, "%.0f messages/s" % m["telemetry_per_s"]),
+        "auth": (auth_ratio >= 0.9, "%.0f M4/s vs %.0f sign/s: %.2f x" % (
+            m["m4_per_s"], m["openssl_sign_per_s"], auth_ratio)),
+    }
+
+
+def report(info, m, diag, fs_us):
+    lines = ["", "qroam benchmarks: medians of %d runs (%s), command: make bench" % (
+                 RUNS, time.strftime("%Y-%m-%d")),
+             "machine: %d CPUs, %s, %d MiB RAM, Linux %s, %s" % (
+                 info["nproc"], info["cpu"], info["ram_mib"], info["kernel"], info["openssl"]),
+             "fdatasync of 4 KiB in the run directory: %.0f us (median of 200)" % fs_us, ""]
+    rows = [
+        ("raw loopback TCP round trip (256 B)", "%.1f us" % m["rtt_us"]),
+        ("crossing gap, prepared by handover (M3 only)", "%.0f us" % m["gap_handover_us"]),
+        ("  chip key destruction (on HandoverReady, not in the gap)",
+         "%.0f us" % m["key_destroy_us"]),
+        ("crossing gap, re-authentication (connect + F3 + F4)",
+         "%.0f us" % m["gap_reauth_us"]),
+        ("handover preparation M5 -> HandoverReady, p50", "%.2f ms" % (m["prep_us_p50"] / 1000)),
+        ("handover preparation M5 -> HandoverReady, p99", "%.2f ms" % (m["prep_us_p99"] / 1000)),
+        ("handovers/s, one vehicle at a time", "%.1f" % m["handovers_per_s_serial"]),
+        ("handovers/s, %d vehicles in parallel" % PARALLEL, "%.1f" % m["handovers_per_s"]),
+        ("  preparation p50 / p99 under that load", "%.1f / %.1f ms" % (
+            m["parallel_prep_us_p50"] / 1000, m["parallel_prep_us_p99"] / 1000)),
+        ("  CPU busy: tsp-a / tsp-b / schedd / qkdd", "%.0f%% / %.0f%% / %.0f%% / %.0f%%" % (
+            100 * m["parallel_cpu_tsp-a"], 100 * m["parallel_cpu_tsp-b"],
+            100 * m["parallel_cpu_sched"], 100 * m["parallel_cpu_qkd"])),
+        ("tspd telemetry messages/s, one core", "%.0f" % m["telemetry_per_s"]),
+        ("  tspd CPU per message", "%.0f us" % m["telemetry_cpu_us"]),
+        ("tspd M4 authentications/s, one core", "%.0f" % m["m4_per_s"]),
+        ("  tspd CPU per M4", "%.0f us" % m["m4_cpu_us"]),
+        ("openssl speed rsa2048 sign/s, same core", "%.0f" % m["openssl_sign_per_s"]),
+    ]
+    w = max(len(a) for a, _ in rows)
+    lines += ["  %-*s  %s" % (w, a, b) for a, b in rows]
+    lines += ["", "targets:"]
+    for k, (ok, text) in verdicts(m).items():
+        lines.append("  %-9s %-8s %s  (target: %s)" % (k, "reached" if ok else "missed",
+                                                      text, TARGETS[k]))
+    if diag:
+        lines += ["", "diagnostics (one extra pass, partly under strace/perf):"]
+        lines += _diag_lines(diag)
+    return "\n".join(lines)
+
+
+def _diag_lines(diag):
+    out = []
+    c = diag.get("cost_us") or {}
+    if c:
+        out.append("  crypto per call on one core: Prv DER decode %.0f us, M4 open (RSA-OAEP)"
+                   " %.0f us, PSS sign %.0f us, session message open+seal %.1f us" % (
+                       c.get("prv_parse", 0), c.get("m4_open", 0), c.get("pss_sign", 0),
+                       c.get("session_msg", 0)))
+    if diag.get("tls_handshake_ms"):
+        out.append("  one mutual TLS 1.3 connection (TCP + handshake) to a daemon: %.2f ms"
+                   % diag["tls_handshake_ms"])
+    for key, what in (("vehicle_fsync_per_m3", "at the vehicle per chip key destroyed"),
+                      ("telemetry_fsync_per_msg", "at tspd per telemetry message"),
+                      ("m4_fsync_per_auth", "at tspd per M4")):
+        out.append("  fsync+fdatasync %s: %s" % (what, _fmt(diag.get(key))))
+    for d, cnt in (diag.get("per_handover") or {}).items():
+        out.append("  per handover, %-6s %s" % (d + ":", ", ".join(
+            "%s %.2f" % kv for kv in sorted(cnt.items())) or "-"))
+    par = dict(diag.get("parallel_stages_ms") or [])
+    if diag.get("stages_ms"):
+        out.append("  handover steps, mean ms: one at a time | %d in parallel" % PARALLEL)
+    for name, ms in diag.get("stages_ms") or []:
+        out.append("    %-50s %6.2f | %7.2f" % (name, ms, par.get(name, float("nan"))))
+    for k in ("m4_perf_dso", "telemetry_perf_dso"):
+        if diag.get(k):
+            top = sorted(diag[k].items(), key=lambda kv: -kv[1])[:5]
+            out.append("  tspd CPU by library during %s: %s" % (
+                k.split("_")[0], ", ".join("%s %.1f%%" % kv for kv in top)))
+    return out
+
+
+def main():
+    for prog in ("qkdd", "fillerd", "registrard", "schedd", "tspd", "qbench"):
+        if not os.path.exists(os.path.join(BIN, prog)):
+            print("bench: %s is not built (run `make all build/bin/qbench`)"
+                  % os.path.join(BIN, prog), file=sys.stderr)
+            return 1
+    start = time.monotonic()
+    bed = Bed()
+    say("run directory %s; %d runs; command: make bench" % (bed.dir, RUNS))
+    info = machine()
+    runs, samples, diag, broken = [], [], None, None
+    try:
+        bed.setup()
+        bed.start()
+        os.makedirs(bed.path("vehicles"))
+        say("enrolling %d vehicles (fill + register)" % NVEHICLES)
+        bed.qbench("enroll", "-V", VIN_BASE, "-n", NVEHICLES)
+        wait_registered(bed, NVEHICLES)
+        fs_us = fsync_us(bed.dir)
+        for r in range(RUNS):
+            out, s = one_run(bed, r)
+            runs.append(out)
+            samples.append(s)
+            say("run %d/%d: %s" % (r + 1, RUNS, json.dumps(out)))
+        diag = diagnostics(bed)
+    except Broken as e:
+        broken = str(e)
+    except subprocess.TimeoutExpired as e:
+        broken = "timed out: %s" % e
+    problems = bed.stop()
+    if broken:
+        say("broken: %s" % broken)
+    for p in problems:
+        say("problem: %s" % p)
+    if not runs or broken:
+        return 1
+    m = summarize(runs)
+    text = report(info, m, diag, fs_us)
+    print(text, flush=True)
+    with open(bed.path("RESULTS.json"), "w") as f:
+        json.dump({"machine": info, "runs": runs, "medians": m, "diagnostics": diag,
+                   "fdatasync_us": fs_us, "samples": samples,
+                   "seconds": time.monotonic() - start}, f, indent=1)
+    say("%.0f s; results in %s" % (time.monotonic() - start, bed.path("RESULTS.json")))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
