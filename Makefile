@@ -82,6 +82,8 @@ $(BUILD)/$(1)/bin/%: $(BUILD)/$(1)/%/$$$$*.o $(BUILD)/$(1)/lib%.a $(BUILD)/$(1)/
 endef
 
 .SECONDEXPANSION:
+# Objects and libraries are kept between builds.
+.SECONDARY:
 $(eval $(call variant,obj,))
 $(eval $(call variant,asan,$(SAN)))
 
