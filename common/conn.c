@@ -82,6 +82,7 @@ static void	conn_read_cb(struct bufferevent *, void *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_finish(struct conn *);
+static void	conn_violation(struct conn *, const char *);
 
 static void
 ms_to_tv(int ms, struct timeval *tv)
@@ -168,7 +169,7 @@ conn_connected(struct conn *c)
 	if (c->c_state != CONN_CONNECTING)
 		return;
 	if (conn_identify(c) == -1) {
-		conn_close(c, "peer presented no valid certificate");
+		conn_violation(c, "peer presented no valid certificate");
 		return;
 	}
 	if (c->c_want_cn != NULL && strcmp(c->c_want_cn, c->c_cn) != 0) {
@@ -316,6 +317,9 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 	if (c->c_state == CONN_DRAINING)
 		conn_finish(c);
+	else if (c->c_state == CONN_CONNECTING && c->c_tls &&
+	    c->c_listener != NULL)
+		conn_violation(c, reason);	/* refused TLS handshake */
 	else
 		conn_close(c, reason);
 }
