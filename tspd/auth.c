@@ -1,6 +1,7 @@
 /*
  * F3, power-on authentication: an M4 carries AuthInner encrypted under the
- * vehicle's Pbv; the TSP holds the matching Prv from M2.  A pass is stored
+ * vehicle's Pbv; the TSP holds the matching Prv from M2 (decoded once per
+ * registration epoch and kept in prvcache.c).  A pass is stored
  * (nonce, auth row, the vehicle's old session ended) in one transaction,
  * then answered with an AuthResult signed with Prv so that the vehicle
  * authenticates the cloud too.
@@ -78,8 +79,7 @@ auth_verify(struct tspd *env, const Qroam__M4 *m4, struct auth_req *ar)
 		return r == 0 ? QROAM__STATUS_CODE__AUTH_FAILED :
 		    QROAM__STATUS_CODE__INTERNAL;
 	}
-	ar->ar_prv = crypto_priv_from_der(ar->ar_reg.r_prv,
-	    ar->ar_reg.r_prvlen);
+	ar->ar_prv = tspd_prv_get(env, ar->ar_vid, &ar->ar_reg);
 	if (ar->ar_prv == NULL) {
 		ar->ar_reason = "stored private key unreadable";
 		return QROAM__STATUS_CODE__INTERNAL;

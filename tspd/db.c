@@ -179,6 +179,8 @@ tspdb_close(struct tspdb *db)
 
 	if (db == NULL)
 		return;
+	if (db->db_batch && tspdb_batch_commit(db) != TSPDB_OK)
+		log_warnx("store: the last telemetry batch was rolled back");
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->db_stmt[i]);
 	tspdb_handover_finalize(db);
@@ -243,7 +245,7 @@ tspdb_fill_apply(struct tspdb *db, const Qroam__FillRecord *fr)
 	size_t			 i;
 	int			 r;
 
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	if ((r = tspdb_fill_get(db, fr->chip_id, &f)) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
@@ -387,7 +389,7 @@ tspdb_m2_apply(struct tspdb *db, const char *vid, const char *chip_id,
 	int			 r;
 
 	*old_epoch = 0;
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	if ((r = tspdb_reg_get(db, vid, &old)) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
@@ -421,7 +423,7 @@ tspdb_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
 	sqlite3_stmt	*st;
 	int		 changes;
 
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	st = stmt(db, S_NONCE_PURGE);
 	tspdb_bind_u64(st, 1, now_ms);
@@ -624,7 +626,7 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 	enum tspdb_result	 res;
 	sqlite3_stmt		*st;
 
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	if ((res = key_unused(db, s->s_chip_id, s->s_key_index)) != TSPDB_OK)
 		return tspdb_abort_tx(db, res);
@@ -676,32 +678,45 @@ tspdb_session_get(struct tspdb *db, const char *vid, struct tspdb_session *s)
 }
 
 enum tspdb_result
-tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
+tspdb_session_telemetry_tx(struct tspdb *db, const char *vid, uint64_t seq,
     uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
     uint64_t now_ms)
 {
-	struct tspdb_session	 s;
-	sqlite3_stmt		*st;
-	int			 r, changes;
+	sqlite3_stmt	*st;
+	int		 changes;
 
-	if (store_begin(db->db_sql) == -1)
-		return TSPDB_ERROR;
-	r = tspdb_session_get(db, vid, &s);
-	crypto_wipe(s.s_k1, sizeof(s.s_k1));
-	if (r != 1)
-		return tspdb_abort_tx(db, r == 0 ? TSPDB_UNKNOWN : TSPDB_ERROR);
-	if (seq <= s.s_rx_seq)
-		return tspdb_abort_tx(db, TSPDB_REPLAY);
 	st = stmt(db, S_SESS_SEQ);
 	tspdb_bind_text(st, 1, vid);
 	tspdb_bind_u64(st, 2, seq);
 	tspdb_bind_u64(st, 3, tx_seq);
 	if (store_step_done(st, &changes) == -1)
-		return tspdb_abort_tx(db, TSPDB_ERROR);
-	if (changes != 1)
-		return tspdb_abort_tx(db, TSPDB_REPLAY);
+		return TSPDB_ERROR;
+	if (changes != 1) {
+		st = stmt(db, S_SESS_GET);
+		tspdb_bind_text(st, 1, vid);
+		if ((changes = tspdb_step_row(db, st)) == -1)
+			return TSPDB_ERROR;
+		store_reset(st);
+		return changes == 1 ? TSPDB_REPLAY : TSPDB_UNKNOWN;
+	}
 	if (tspdb_telemetry_insert(db, vid, tsp_id, seq, t, now_ms) == -1)
-		return tspdb_abort_tx(db, TSPDB_ERROR);
+		return TSPDB_ERROR;
+	return TSPDB_OK;
+}
+
+enum tspdb_result
+tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
+    uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
+    uint64_t now_ms)
+{
+	enum tspdb_result	 res;
+
+	if (tspdb_begin(db) == -1)
+		return TSPDB_ERROR;
+	res = tspdb_session_telemetry_tx(db, vid, seq, tx_seq, t, tsp_id,
+	    now_ms);
+	if (res != TSPDB_OK)
+		return tspdb_abort_tx(db, res);
 	return tspdb_commit_tx(db, TSPDB_OK);
 }
 
@@ -711,6 +726,7 @@ tspdb_session_end(struct tspdb *db, const char *vid)
 	sqlite3_stmt	*st;
 	int		 changes;
 
+	tspdb_batch_settle(db);
 	st = stmt(db, S_SESS_DEL);
 	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, &changes) == -1)

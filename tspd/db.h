@@ -154,6 +154,32 @@ enum tspdb_result tspdb_session_end(struct tspdb *, const char *vid);
 /* Rows of telemetry stored for vid; -1 on error. */
 int64_t	tspdb_telemetry_count(struct tspdb *, const char *vid);
 
+/* ---- F5: group commit (db_batch.c) ---- */
+
+/*
+ * While a telemetry batch is open, every other transaction or write of
+ * the store first calls flush(arg), which commits the batch with
+ * tspdb_batch_commit (and answers its messages); without a flush
+ * function the store commits the batch itself.
+ */
+void	tspdb_batch_set_flush(struct tspdb *, void (*flush)(void *),
+	    void *arg);
+/*
+ * tspdb_session_telemetry inside the batch transaction, which it opens if
+ * none is.  Later reads see the new rx_seq and tx_seq.  TSPDB_ERROR
+ * spoils the batch: its commit then rolls everything back.
+ */
+enum tspdb_result tspdb_batch_telemetry(struct tspdb *, const char *vid,
+	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
+	    const char *tsp_id, uint64_t now_ms);
+/* 1 if a batch transaction is open. */
+int	tspdb_batch_open(struct tspdb *);
+/*
+ * Commit the open batch (TSPDB_OK, also with none open), or roll it back
+ * and return TSPDB_ERROR if the commit or one of its steps failed.
+ */
+enum tspdb_result tspdb_batch_commit(struct tspdb *);
+
 /* ---- F6: handover ---- */
 
 #define TSPDB_RD1_HISTORY	256	/* telemetry rows of an RD1 at most */

@@ -138,6 +138,7 @@ tspdb_ho_record(struct tspdb *db, const char *hid, const char *vid,
 {
 	sqlite3_stmt	*st;
 
+	tspdb_batch_settle(db);
 	st = hstmt(db, H_HO_UPSERT);
 	tspdb_bind_text(st, 1, hid);
 	bind_opt_text(st, 2, vid);
@@ -168,6 +169,7 @@ tspdb_ho_recover(struct tspdb *db, uint64_t now_ms)
 	sqlite3_stmt	*st;
 	int		 changes;
 
+	tspdb_batch_settle(db);
 	st = hstmt(db, H_HO_RECOVER);
 	tspdb_bind_u64(st, 1, now_ms);
 	if (store_step_done(st, &changes) == -1 ||
@@ -183,7 +185,7 @@ tspdb_session_seq(struct tspdb *db, const char *vid, uint64_t seq)
 	sqlite3_stmt		*st;
 	int			 r, changes;
 
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	r = tspdb_session_get(db, vid, &s);
 	crypto_wipe(s.s_k1, sizeof(s.s_k1));
@@ -224,7 +226,7 @@ tspdb_ho_out_done(struct tspdb *db, const char *hid, const char *vid,
 	int			 changes, r;
 
 	memset(rr, 0, sizeof(*rr));
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	st = hstmt(db, H_AUTH_DEL);
 	tspdb_bind_text(st, 1, vid);
@@ -358,6 +360,7 @@ tspdb_rd1_load(struct tspdb *db, const char *vid, struct tspdb_rd1 *rd)
 
 	memset(rd, 0, sizeof(*rd));
 	qroam__rd1__init(&rd->rd_msg);
+	tspdb_batch_settle(db);
 	if (strlen(vid) > VIN_LEN)
 		return -1;
 	memcpy(rd->rd_vid, vid, strlen(vid) + 1);
@@ -408,7 +411,7 @@ ck2_expire(struct tspdb *db, uint64_t now_ms)
 int
 tspdb_ck2_purge(struct tspdb *db, uint64_t now_ms)
 {
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return -1;
 	if (ck2_expire(db, now_ms) == -1) {
 		tspdb_abort_tx(db, TSPDB_ERROR);
@@ -424,7 +427,7 @@ tspdb_ck2_bind(struct tspdb *db, const char *initiator, const char *hid,
 	sqlite3_stmt	*st;
 	int		 changes;
 
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	if (ck2_expire(db, now_ms) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
@@ -571,7 +574,7 @@ tspdb_m8_apply(struct tspdb *db, const char *initiator, const char *hid,
 	sqlite3_stmt	*st;
 	int		 changes;
 
-	if (store_begin(db->db_sql) == -1)
+	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	st = hstmt(db, H_CK2_DEL);
 	tspdb_bind_text(st, 1, initiator);

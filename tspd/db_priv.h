@@ -1,7 +1,7 @@
 /*
- * Inside the TSP store: the handle shared by db.c (F1-F5) and
- * db_handover.c (F6), and the statement helpers both use.  Only those two
- * files include it.
+ * Inside the TSP store: the handle shared by db.c (F1-F5), db_batch.c (F5
+ * group commit) and db_handover.c (F6), and the statement helpers they
+ * use.  Only those files include it.
  */
 #ifndef TSPD_DB_PRIV_H
 #define TSPD_DB_PRIV_H
@@ -18,6 +18,10 @@ struct tspdb {
 	sqlite3		*db_sql;
 	sqlite3_stmt	*db_stmt[TSPDB_MAXSTMT];	/* db.c's */
 	sqlite3_stmt	*db_hstmt[TSPDB_MAXSTMT];	/* db_handover.c's */
+	int		 db_batch;		/* batch open */
+	int		 db_batch_failed;	/* a step of it failed */
+	void		(*db_flush)(void *);	/* commits the batch */
+	void		*db_flush_arg;
 };
 
 /* Schema of the handover tables, the second migration of the store. */
@@ -60,6 +64,18 @@ int	tspdb_key_mark(struct tspdb *, const char *chip_id, int64_t idx,
 int	tspdb_telemetry_insert(struct tspdb *, const char *vid,
 	    const char *tsp_id, uint64_t seq, const Qroam__Telemetry *t,
 	    uint64_t now_ms);
+
+/*
+ * Before any transaction or write other than the batch's: have the open
+ * telemetry batch committed (db_batch.c).
+ */
+void	tspdb_batch_settle(struct tspdb *);
+/* BEGIN IMMEDIATE after settling the batch; 0 or -1. */
+int	tspdb_begin(struct tspdb *);
+/* The steps of tspdb_session_telemetry inside the open transaction. */
+enum tspdb_result tspdb_session_telemetry_tx(struct tspdb *, const char *vid,
+	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
+	    const char *tsp_id, uint64_t now_ms);
 
 /* Prepare and finalize db_handover.c's statements. */
 void	tspdb_handover_prepare(struct tspdb *);

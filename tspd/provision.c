@@ -132,6 +132,7 @@ provision_m2_apply(struct tspd *env, struct conn *c, const struct frame *f,
 	switch (tspdb_m2_apply(env->t_db, m2->vehicle_id, m2->chip_id,
 	    m2->prv.data, m2->prv.len, m2->epoch, &old)) {
 	case TSPDB_OK:
+		tspd_prv_forget(env, m2->vehicle_id);
 		if (old != 0)
 			log_info("registration replaced vehicle=%s chip=%s "
 			    "epoch=%" PRIu64 " old_epoch=%" PRIu64

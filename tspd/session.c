@@ -3,7 +3,8 @@
  * chip key) and the session traffic under K1, which also carries the
  * vehicle's side of a handover (M5 out, M6 in).  The store is the only
  * session state: each accepted message is committed before its answer
- * leaves, and nothing changes for a refused one.
+ * leaves (telemetry in groups, batch.c), and nothing changes for a
+ * refused one.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -253,9 +254,10 @@ tspd_session_m3(struct tspd *env, struct conn *c, const struct frame *f)
 }
 
 /*
- * F5 telemetry: store it, advance the sequence numbers and acknowledge;
- * when its look-ahead leaves the region, an M5 follows the acknowledgement
- * under the next sequence number, committed in the same transaction.
+ * F5 telemetry: store it in the open batch, advance the sequence numbers
+ * and queue the acknowledgement for after the batch's commit; when its
+ * look-ahead leaves the region, an M5 follows the acknowledgement under
+ * the next sequence number, committed in the same transaction.
  */
 static void
 session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
@@ -283,17 +285,10 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 	}
 	qroam__session_msg__init(&m5);
 	offer = tspd_handover_offer(env, s, t, tx_seq + 1, &m5);
-	switch (tspdb_session_telemetry(env->t_db, s->s_vid, seq,
-	    offer ? tx_seq + 1 : tx_seq, t, env->t_id, store_now_ms())) {
+	switch (tspd_batch_telemetry(env, c, f->f_request_id, s, seq,
+	    offer ? tx_seq + 1 : tx_seq, t, &reply, offer ? &m5 : NULL)) {
 	case TSPDB_OK:
-		conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG, f->f_request_id,
-		    &reply.base);
-		if (offer)
-			conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG,
-			    f->f_request_id, &m5.base);
 		offer = 0;
-		log_debug("telemetry stored vehicle=%s seq=%" PRIu64, s->s_vid,
-		    seq);
 		break;
 	case TSPDB_REPLAY:
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64

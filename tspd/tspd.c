@@ -100,6 +100,8 @@ tspd_start(struct tspd *env)
 
 	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, 1)) == NULL)
 		fatalx("cannot open store %s", conf->tc_common.cc_store);
+	tspd_batch_init(env);
+	tspd_prv_init(env, TSPD_PRV_CACHE);
 	env->t_tls = tls_server_ctx(conf->tc_common.cc_ca,
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
 	if (env->t_tls == NULL)
@@ -175,6 +177,7 @@ tspd_stop(void *arg)
 static void
 tspd_shutdown(struct tspd *env)
 {
+	tspd_batch_flush(env);
 	listener_free(env->t_vehicle);
 	listener_free(env->t_provision);
 	tspd_handover_shutdown(env);
@@ -187,6 +190,8 @@ tspd_shutdown(struct tspd *env)
 	tspd_handover_in_free(env);
 	tspd_handover_offer_free(env);
 	tspd_vehicle_free(env);
+	tspd_batch_free(env);
+	tspd_prv_free(env);
 	tspdb_close(env->t_db);
 	SSL_CTX_free(env->t_tls);
 	SSL_CTX_free(env->t_tls_client);

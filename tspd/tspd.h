@@ -35,6 +35,8 @@ struct tspd {
 	struct tspd_ho		*t_ho;		/* handover.c */
 	struct tspd_hin		*t_hin;		/* handover_in.c */
 	struct tspd_vtab	*t_vtab;	/* vehicle.c */
+	struct tspd_prvcache	*t_prv;		/* prvcache.c */
+	struct tspd_batch	*t_batch;	/* batch.c */
 };
 
 /* Connection callbacks of the listeners; arg is the struct tspd. */
@@ -55,5 +57,37 @@ void	tspd_vehicle_bind(struct tspd *, const char *vid, struct conn *);
 struct conn *tspd_vehicle_conn(struct tspd *, const char *vid);
 void	tspd_vehicle_init(struct tspd *);
 void	tspd_vehicle_free(struct tspd *);
+
+/* Decoded Prv of the vehicles, at most max of them (prvcache.c). */
+#define TSPD_PRV_CACHE	4096
+void	tspd_prv_init(struct tspd *, size_t max);
+void	tspd_prv_free(struct tspd *);
+/* vid's Prv for registration reg (a new reference, or NULL if unreadable). */
+EVP_PKEY *tspd_prv_get(struct tspd *, const char *vid,
+	    const struct tspdb_reg *reg);
+/* Drop vid's cached Prv (its registration changed). */
+void	tspd_prv_forget(struct tspd *, const char *vid);
+
+/*
+ * Group commit of F5 telemetry (batch.c): the messages of one pass of the
+ * event loop share one transaction, and their replies leave only after
+ * its commit.
+ */
+void	tspd_batch_init(struct tspd *);
+/* Commit what is pending, then free the batch. */
+void	tspd_batch_free(struct tspd *);
+/*
+ * Store telemetry seq of s in the open batch (tx_seq: the TSP's last seq
+ * used) and queue its sealed replies (m5 may be NULL) for after the
+ * commit; the batch takes over their ct buffers.  A tspdb_result.
+ */
+enum tspdb_result tspd_batch_telemetry(struct tspd *, struct conn *,
+	    uint64_t request_id, const struct tspdb_session *s, uint64_t seq,
+	    uint64_t tx_seq, const Qroam__Telemetry *t,
+	    Qroam__SessionMsg *reply, Qroam__SessionMsg *m5);
+/* Commit the open batch now and send its replies. */
+void	tspd_batch_flush(struct tspd *);
+/* Connection c is closing: its queued replies are dropped. */
+void	tspd_batch_conn_closed(struct tspd *, struct conn *);
 
 #endif

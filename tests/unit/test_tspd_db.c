@@ -1,7 +1,8 @@
 /*
  * Unit tests of the TSP store (tspd/db.c) on a temporary SQLite file: fill
  * records applied idempotently, M2 epoch rules, authentication nonces, the
- * key draw rules of both modes and the session sequence numbers.
+ * key draw rules of both modes, the session sequence numbers and the group
+ * commit of telemetry.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -319,6 +320,74 @@ test_draw_arbitrary(void **state)
 	assert_int_equal(tspdb_keypos(fx->db, fx->fill.tf_chip_id), 5);
 }
 
+/* Flush function of test_batch: counts its calls, commits the batch. */
+static int batch_flushes;
+
+static void
+batch_flush(void *arg)
+{
+	batch_flushes++;
+	assert_int_equal(tspdb_batch_commit(arg), TSPDB_OK);
+}
+
+static void
+test_batch(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tspdb_session	 s;
+	Qroam__Telemetry	 t;
+
+	fill_record(fx, 'f');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x41);
+	telemetry(&t);
+	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_OK);
+
+	/* Two messages of one vehicle and a replay in one batch. */
+	assert_int_equal(tspdb_batch_open(fx->db), 0);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_batch_open(fx->db), 1);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 2, 3, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 2, 4, &t, TSP,
+	    3000), TSPDB_REPLAY);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_B, 1, 2, &t, TSP,
+	    3000), TSPDB_UNKNOWN);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 1);
+	assert_int_equal(s.s_rx_seq, 2);
+	assert_int_equal(s.s_tx_seq, 3);
+	/* Another reader sees none of it before the commit. */
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM telemetry WHERE seq > 0"), 0);
+	assert_int_equal(tspdb_batch_commit(fx->db), TSPDB_OK);
+	assert_int_equal(tspdb_batch_open(fx->db), 0);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM telemetry WHERE seq > 0"), 2);
+	assert_int_equal(query_int(fx, "SELECT rx_seq FROM sessions"), 2);
+
+	/* Any other transaction has the open batch committed first. */
+	batch_flushes = 0;
+	tspdb_batch_set_flush(fx->db, batch_flush, fx->db);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 3, 4, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(draw(fx, VIN_A, 3, NULL), TSPDB_OK);
+	assert_int_equal(batch_flushes, 1);
+	assert_int_equal(tspdb_batch_open(fx->db), 0);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM telemetry WHERE seq > 0"), 3);
+
+	/* Without a flush function the store commits the batch itself. */
+	tspdb_batch_set_flush(fx->db, NULL, NULL);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_session_end(fx->db, VIN_A), TSPDB_OK);
+	assert_int_equal(tspdb_batch_open(fx->db), 0);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM telemetry WHERE seq > 0"), 4);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM sessions"), 0);
+}
+
 static void
 test_session_sequence(void **state)
 {
@@ -413,6 +482,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_draw_arbitrary, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_sequence, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
