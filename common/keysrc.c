@@ -1,6 +1,7 @@
 /*
  * Quantum key source: the SAE side of the ETSI GS QKD 014 v1.1.1 REST
- * interface, on libevent's HTTP client over OpenSSL, JSON through jansson.
+ * interface, on libevent's HTTP client over OpenSSL; the JSON is read and
+ * written by keysrc_json.c.
  * Only what the standard fixes is used (paths, field names, status codes),
  * so any KME serves, the qkdd emulator or a real one.  The KME is
  * authenticated by the deployment's CA like every other qroam channel, and
@@ -10,12 +11,17 @@
  * evhttp needs a bufferevent of its own, so the TLS bufferevent of the HTTPS
  * connection is made here and handed to evhttp, which owns it from then on.
  *
- * Requests wait in one queue and go out one at a time on one keep-alive
- * connection.  A connection that failed, timed out or was closed by the KME
- * is never reused, since its TLS session is spent; the next request opens
- * a fresh one.  Results are handed over from a deferred event, never from
- * inside evhttp, so a callback may queue new requests or free the source.
- * Key bytes are never logged, and every buffer that held them is wiped.
+ * Requests wait in one queue and go out on a small pool of keep-alive
+ * connections, one request per connection at a time: an idle connection is
+ * reused, another is opened while fewer than KS_CONNS_MAX are open, and
+ * otherwise the request waits for the first connection to become free.  A
+ * connection that failed, timed out or was closed by the KME is never
+ * reused, since its TLS session is spent; the requests on the others go on.
+ * A connection we close first sends a TLS close_notify, so the KME sees an
+ * orderly end rather than a truncated stream.  Results are handed over from
+ * a deferred event, never from inside evhttp, so a callback may queue new
+ * requests or free the source.  Key bytes are never logged, and every
+ * buffer that held them is wiped.
  */
 #include <sys/queue.h>
 #include <sys/socket.h>
@@ -31,20 +37,16 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
-#include <jansson.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 
 #include "crypto.h"
 #include "ids.h"
 #include "keysrc.h"
+#include "keysrc_json.h"
 #include "log.h"
 
-#define KS_BODY_MAX	65536		/* largest KME answer accepted */
 #define KS_HEADERS_MAX	16384
-#define KS_B64_MAX	64		/* longest base64 text of one key */
-#define KS_MSG_MAX	160		/* longest KME message quoted in why */
-#define KS_KEY_BITS	(KEYSRC_KEYLEN * 8)
+#define KS_CONNS_MAX	4		/* KME connections open at once */
 
 enum ks_op {
 	KS_ENC,			/* master: enc_keys */
@@ -52,14 +54,26 @@ enum ks_op {
 };
 
 enum ks_state {
-	KS_QUEUED,		/* waiting for its turn on the connection */
-	KS_SENT,		/* on the wire; evhttp holds kr_http */
-	KS_DONE,		/* result known, waiting to be handed over */
+	KS_QUEUED,		/* in ks_queue, waiting for a free connection */
+	KS_SENT,		/* in ks_sent, on kr_conn; evhttp holds kr_http */
+	KS_DONE,		/* in ks_done, waiting to be handed over */
 };
+
+/* One HTTPS connection of the pool, busy with kc_req or idle. */
+struct ks_conn {
+	TAILQ_ENTRY(ks_conn)	 kc_entry;
+	struct keysrc		*kc_ks;
+	struct evhttp_connection *kc_http;
+	struct ks_req		*kc_req;	/* on the wire, NULL: idle */
+	int			 kc_spent;	/* in ks_spent, never reused */
+};
+
+TAILQ_HEAD(ks_conns, ks_conn);
 
 struct ks_req {
 	TAILQ_ENTRY(ks_req)	 kr_entry;
 	struct keysrc		*kr_ks;
+	struct ks_conn		*kr_conn;	/* while KS_SENT */
 	enum ks_op		 kr_op;
 	enum ks_state		 kr_state;
 	char			 kr_sae[NAME_MAXLEN + 1];
@@ -83,9 +97,11 @@ struct keysrc {
 	uint16_t		 ks_port;
 	SSL_CTX			*ks_tls;
 	int			 ks_timeout_ms;
-	struct evhttp_connection *ks_conn;	/* current connection, or NULL */
-	struct evhttp_connection *ks_spent;	/* discarded, freed by the kick */
-	struct ks_reqs		 ks_queue;	/* queued and sent, oldest first */
+	struct ks_conns		 ks_conns;	/* open, idle ones first */
+	struct ks_conns		 ks_spent;	/* discarded, freed by the kick */
+	int			 ks_nconns;	/* length of ks_conns */
+	struct ks_reqs		 ks_queue;	/* waiting, oldest first */
+	struct ks_reqs		 ks_sent;	/* on the wire */
 	struct ks_reqs		 ks_done;	/* results to hand over */
 	struct event		*ks_kick;
 	int			 ks_delivering;
@@ -108,19 +124,59 @@ ks_schedule(struct keysrc *ks)
 	event_active(ks->ks_kick, EV_TIMEOUT, 1);
 }
 
-/* Retire the current connection; it is freed outside evhttp's callbacks. */
+/*
+ * End the TLS session of kc with a close_notify while its socket is still
+ * open.  Without it the KME reads a bare EOF, which OpenSSL 3 reports as a
+ * fatal decode_error.  Nothing is sent before the handshake has finished;
+ * errors (a peer that is already gone) do not matter here.
+ */
 static void
-ks_discard(struct keysrc *ks)
+ks_close_notify(struct ks_conn *kc)
 {
-	if (ks->ks_conn == NULL)
+	struct bufferevent	*bev;
+	SSL			*ssl;
+
+	bev = evhttp_connection_get_bufferevent(kc->kc_http);
+	if (bev != NULL && bufferevent_getfd(bev) >= 0 &&
+	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL &&
+	    SSL_is_init_finished(ssl))
+		(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+/* Retire kc from the pool; it is freed outside evhttp's callbacks. */
+static void
+ks_discard(struct ks_conn *kc)
+{
+	struct keysrc	*ks = kc->kc_ks;
+
+	if (kc->kc_spent)
 		return;
-	/* One connection is made per kick and each kick frees the spent one. */
-	if (ks->ks_spent != NULL)
-		fatalx("keysrc: two connections discarded between kicks");
-	evhttp_connection_set_closecb(ks->ks_conn, NULL, NULL);
-	ks->ks_spent = ks->ks_conn;
-	ks->ks_conn = NULL;
+	ks_close_notify(kc);
+	evhttp_connection_set_closecb(kc->kc_http, NULL, NULL);
+	TAILQ_REMOVE(&ks->ks_conns, kc, kc_entry);
+	ks->ks_nconns--;
+	kc->kc_spent = 1;
+	TAILQ_INSERT_TAIL(&ks->ks_spent, kc, kc_entry);
 	ks_schedule(ks);
+}
+
+/* Take kr off its connection; a connection still usable becomes idle. */
+static void
+ks_release(struct ks_req *kr)
+{
+	struct keysrc	*ks = kr->kr_ks;
+	struct ks_conn	*kc = kr->kr_conn;
+
+	kr->kr_conn = NULL;
+	kr->kr_http = NULL;
+	if (kc == NULL)
+		return;
+	kc->kc_req = NULL;
+	if (!kc->kc_spent) {
+		TAILQ_REMOVE(&ks->ks_conns, kc, kc_entry);
+		TAILQ_INSERT_HEAD(&ks->ks_conns, kc, kc_entry);
+	}
 }
 
 /* Record the outcome of kr and queue it for delivery. */
@@ -136,9 +192,12 @@ ks_finish(struct ks_req *kr, enum keysrc_result res, const char *fmt, ...)
 
 	if (kr->kr_state == KS_DONE)
 		return;
-	TAILQ_REMOVE(&ks->ks_queue, kr, kr_entry);
+	if (kr->kr_state == KS_SENT) {
+		TAILQ_REMOVE(&ks->ks_sent, kr, kr_entry);
+		ks_release(kr);
+	} else
+		TAILQ_REMOVE(&ks->ks_queue, kr, kr_entry);
 	kr->kr_state = KS_DONE;
-	kr->kr_http = NULL;
 	kr->kr_result = res;
 	kr->kr_why[0] = '\0';
 	if (fmt != NULL) {
@@ -151,145 +210,6 @@ ks_finish(struct ks_req *kr, enum keysrc_result res, const char *fmt, ...)
 	evtimer_del(kr->kr_timer);
 	TAILQ_INSERT_TAIL(&ks->ks_done, kr, kr_entry);
 	ks_schedule(ks);
-}
-
-/* Copy the printable ASCII of s (at most KS_MSG_MAX chars) into buf. */
-static void
-ks_clean_text(const char *s, char *buf, size_t len)
-{
-	size_t	i, n = 0;
-
-	for (i = 0; s[i] != '\0' && n + 1 < len && n < KS_MSG_MAX; i++)
-		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	buf[n] = '\0';
-}
-
-/* A key_ID we can pass on: 1..KEYSRC_IDMAX printable ASCII characters. */
-static int
-ks_valid_key_id(const char *s)
-{
-	size_t	i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (i >= KEYSRC_IDMAX || s[i] <= 0x20 || s[i] >= 0x7f)
-			return 0;
-	return i > 0;
-}
-
-/* Decode the base64 text of one key; exactly KEYSRC_KEYLEN bytes or -1. */
-static int
-ks_b64_key(const char *s, size_t len, uint8_t key[KEYSRC_KEYLEN])
-{
-	uint8_t	buf[KS_B64_MAX / 4 * 3];
-	size_t	pad = 0;
-	int	n, rc = -1;
-
-	if (len == 0 || len > KS_B64_MAX || len % 4 != 0)
-		return -1;
-	if (s[len - 1] == '=')
-		pad++;
-	if (s[len - 2] == '=')
-		pad++;
-	n = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len);
-	if (n >= 0 && (size_t)n - pad == KEYSRC_KEYLEN) {
-		memcpy(key, buf, KEYSRC_KEYLEN);
-		rc = 0;
-	}
-	crypto_wipe(buf, sizeof(buf));
-	return rc;
-}
-
-/* A 200 answer: the key container with exactly the one key asked for. */
-static void
-ks_parse_keys(struct ks_req *kr, json_t *root)
-{
-	json_t		*keys, *k, *id, *b64;
-	const char	*ids;
-	int		 ok;
-
-	keys = json_object_get(root, "keys");
-	if (!json_is_array(keys) || json_array_size(keys) != 1) {
-		ks_finish(kr, KEYSRC_ERROR, "KME answer holds no key container "
-		    "with one key");
-		return;
-	}
-	k = json_array_get(keys, 0);
-	id = json_object_get(k, "key_ID");
-	b64 = json_object_get(k, "key");
-	if (!json_is_string(id) || !ks_valid_key_id(json_string_value(id))) {
-		ks_finish(kr, KEYSRC_ERROR, "KME answer has no valid key_ID");
-		return;
-	}
-	ids = json_string_value(id);
-	if (kr->kr_op == KS_DEC && strcmp(ids, kr->kr_want) != 0) {
-		ks_finish(kr, KEYSRC_ERROR, "KME answered key_ID %s for %s",
-		    ids, kr->kr_want);
-		return;
-	}
-	if (!json_is_string(b64)) {
-		ks_finish(kr, KEYSRC_ERROR, "KME answer for key_ID %s has no key",
-		    ids);
-		return;
-	}
-	ok = ks_b64_key(json_string_value(b64), json_string_length(b64),
-	    kr->kr_key) == 0;
-	/* The JSON string is ours to wipe before jansson frees it. */
-	crypto_wipe((char *)json_string_value(b64), json_string_length(b64));
-	if (!ok) {
-		ks_finish(kr, KEYSRC_ERROR, "key %s from the KME is not %d bits "
-		    "of base64", ids, KS_KEY_BITS);
-		return;
-	}
-	snprintf(kr->kr_key_id, sizeof(kr->kr_key_id), "%s", ids);
-	ks_finish(kr, KEYSRC_OK, NULL);
-}
-
-/* An error answer: 503, 400/401 or anything else, with the KME's message. */
-static void
-ks_parse_error(struct ks_req *kr, int code, json_t *root)
-{
-	json_t			*m = json_object_get(root, "message");
-	enum keysrc_result	 res;
-	char			 msg[KS_MSG_MAX + 1];
-
-	if (json_is_string(m))
-		ks_clean_text(json_string_value(m), msg, sizeof(msg));
-	else
-		snprintf(msg, sizeof(msg), "no message");
-	if (code == 503)
-		res = KEYSRC_UNAVAILABLE;
-	else if (code == 400 || code == 401)
-		res = KEYSRC_REFUSED;
-	else
-		res = KEYSRC_ERROR;
-	ks_finish(kr, res, "KME answered %d: %s", code, msg);
-}
-
-/* Parse an HTTP answer, then wipe its body where it lies. */
-static void
-ks_answer(struct ks_req *kr, int code, struct evbuffer *body)
-{
-	json_error_t	 jerr;
-	json_t		*root = NULL;
-	size_t		 len = evbuffer_get_length(body);
-	unsigned char	*p = NULL;
-
-	if (len > 0 && len <= KS_BODY_MAX &&
-	    (p = evbuffer_pullup(body, (ev_ssize_t)len)) != NULL) {
-		root = json_loadb((const char *)p, len, JSON_REJECT_DUPLICATES,
-		    &jerr);
-		crypto_wipe(p, len);
-	}
-	evbuffer_drain(body, len);
-	if (code == 200) {
-		if (root == NULL)
-			ks_finish(kr, KEYSRC_ERROR, "KME answer is not JSON "
-			    "(%zu bytes)", len);
-		else
-			ks_parse_keys(kr, root);
-	} else
-		ks_parse_error(kr, code, root);
-	json_decref(root);
 }
 
 /* Why a request got no answer, from evhttp's error or the TLS layer. */
@@ -341,7 +261,8 @@ ks_http_done(struct evhttp_request *r, void *arg)
 {
 	struct ks_req		*kr = arg;
 	struct keysrc		*ks = kr->kr_ks;
-	char			 why[160];
+	enum keysrc_result	 res;
+	char			 why[256];
 	int			 code = 0;
 
 	if (kr->kr_state != KS_SENT)
@@ -350,24 +271,33 @@ ks_http_done(struct evhttp_request *r, void *arg)
 	if (r != NULL)
 		code = evhttp_request_get_response_code(r);
 	if (code == 0) {
-		ks_failure_text(ks->ks_conn != NULL ? ks->ks_conn : ks->ks_spent,
-		    kr->kr_httperr, why, sizeof(why));
-		ks_discard(ks);
+		ks_failure_text(kr->kr_conn->kc_http, kr->kr_httperr, why,
+		    sizeof(why));
+		ks_discard(kr->kr_conn);
 		ks_finish(kr, KEYSRC_ERROR, "KME %s:%u: %s", ks->ks_host,
 		    ks->ks_port, why);
 		return;
 	}
-	ks_answer(kr, code, evhttp_request_get_input_buffer(r));
+	res = keysrc_json_answer(code, evhttp_request_get_input_buffer(r),
+	    kr->kr_op == KS_DEC ? kr->kr_want : NULL, kr->kr_key_id, kr->kr_key,
+	    why, sizeof(why));
+	if (res == KEYSRC_OK)
+		ks_finish(kr, res, NULL);
+	else
+		ks_finish(kr, res, "%s", why);
 }
 
-/* The KME closed the connection: never send on it again. */
+/*
+ * evhttp is about to close kc's socket (the KME closed it, or it stayed idle
+ * past the timeout): say goodbye in TLS and never send on it again.
+ */
 static void
 ks_conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-	struct keysrc	*ks = arg;
+	struct ks_conn	*kc = arg;
 
-	if (evcon == ks->ks_conn)
-		ks_discard(ks);
+	(void)evcon;
+	ks_discard(kc);
 }
 
 /* 1 if host is a numeric IPv4 or IPv6 address (no SNI for those). */
@@ -380,16 +310,24 @@ ks_numeric_host(const char *host)
 	    inet_pton(AF_INET6, host, buf) == 1;
 }
 
-/* A new HTTPS connection to the KME; the TLS handshake runs on first use. */
-static int
+/*
+ * A new idle HTTPS connection to the KME in the pool, or NULL; the TLS
+ * handshake runs on first use.
+ */
+static struct ks_conn *
 ks_connect(struct keysrc *ks)
 {
 	struct bufferevent	*bev;
+	struct ks_conn		*kc;
 	struct timeval		 tv;
 	SSL			*ssl;
 
-	if ((ssl = SSL_new(ks->ks_tls)) == NULL)
-		return -1;
+	if ((kc = calloc(1, sizeof(*kc))) == NULL)
+		return NULL;
+	if ((ssl = SSL_new(ks->ks_tls)) == NULL) {
+		free(kc);
+		return NULL;
+	}
 	if (!ks_numeric_host(ks->ks_host))
 		SSL_set_tlsext_host_name(ssl, ks->ks_host);
 	bev = bufferevent_openssl_socket_new(ks->ks_base, -1, ssl,
@@ -397,23 +335,39 @@ ks_connect(struct keysrc *ks)
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {
 		SSL_free(ssl);
-		return -1;
+		free(kc);
+		return NULL;
 	}
 	/* Many HTTP servers close without a TLS close_notify. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	ks->ks_conn = evhttp_connection_base_bufferevent_new(ks->ks_base, NULL,
+	kc->kc_http = evhttp_connection_base_bufferevent_new(ks->ks_base, NULL,
 	    bev, ks->ks_host, ks->ks_port);
-	if (ks->ks_conn == NULL) {
+	if (kc->kc_http == NULL) {
 		bufferevent_free(bev);
-		return -1;
+		free(kc);
+		return NULL;
 	}
-	evhttp_connection_set_retries(ks->ks_conn, 0);
-	evhttp_connection_set_max_body_size(ks->ks_conn, KS_BODY_MAX);
-	evhttp_connection_set_max_headers_size(ks->ks_conn, KS_HEADERS_MAX);
+	kc->kc_ks = ks;
+	evhttp_connection_set_retries(kc->kc_http, 0);
+	evhttp_connection_set_max_body_size(kc->kc_http, KEYSRC_JSON_BODY_MAX);
+	evhttp_connection_set_max_headers_size(kc->kc_http, KS_HEADERS_MAX);
 	ks_ms_to_tv(ks->ks_timeout_ms, &tv);
-	evhttp_connection_set_timeout_tv(ks->ks_conn, &tv);
-	evhttp_connection_set_closecb(ks->ks_conn, ks_conn_closed, ks);
-	return 0;
+	evhttp_connection_set_timeout_tv(kc->kc_http, &tv);
+	evhttp_connection_set_closecb(kc->kc_http, ks_conn_closed, kc);
+	TAILQ_INSERT_HEAD(&ks->ks_conns, kc, kc_entry);
+	ks->ks_nconns++;
+	return kc;
+}
+
+/* Close kc at once: close_notify, then its evhttp requests go silently. */
+static void
+ks_conn_free(struct ks_conn *kc)
+{
+	if (!kc->kc_spent)
+		ks_close_notify(kc);
+	evhttp_connection_set_closecb(kc->kc_http, NULL, NULL);
+	evhttp_connection_free(kc->kc_http);
+	free(kc);
 }
 
 /*
@@ -432,39 +386,18 @@ ks_nodelay(struct evhttp_connection *evcon)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* The JSON body of kr: the ETSI 014 request for one 256-bit key. */
-static char *
-ks_body(const struct ks_req *kr)
-{
-	json_t	*j;
-	char	*s;
-
-	if (kr->kr_op == KS_ENC)
-		j = json_pack("{s:i, s:i}", "number", 1, "size", KS_KEY_BITS);
-	else
-		j = json_pack("{s:[{s:s}]}", "key_IDs", "key_ID", kr->kr_want);
-	if (j == NULL)
-		return NULL;
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	return s;
-}
-
-/* Put kr on the wire: POST .../{SAE}/enc_keys or .../{SAE}/dec_keys. */
+/* Put kr on the idle kc: POST .../{SAE}/enc_keys or .../{SAE}/dec_keys. */
 static void
-ks_send(struct keysrc *ks, struct ks_req *kr)
+ks_send(struct keysrc *ks, struct ks_conn *kc, struct ks_req *kr)
 {
 	struct evhttp_request	*r;
 	struct evkeyvalq	*h;
 	char			 uri[128], *body;
 
-	if (ks->ks_conn == NULL && ks_connect(ks) == -1) {
-		ks_finish(kr, KEYSRC_ERROR, "cannot open a connection to the KME");
-		return;
-	}
 	snprintf(uri, sizeof(uri), "/api/v1/keys/%s/%s", kr->kr_sae,
 	    kr->kr_op == KS_ENC ? "enc_keys" : "dec_keys");
-	if ((body = ks_body(kr)) == NULL ||
+	body = keysrc_json_request(kr->kr_op == KS_DEC ? kr->kr_want : NULL);
+	if (body == NULL ||
 	    (r = evhttp_request_new(ks_http_done, kr)) == NULL) {
 		free(body);
 		ks_finish(kr, KEYSRC_ERROR, "out of memory");
@@ -477,18 +410,68 @@ ks_send(struct keysrc *ks, struct ks_req *kr)
 	evhttp_add_header(h, "Accept", "application/json");
 	evbuffer_add(evhttp_request_get_output_buffer(r), body, strlen(body));
 	free(body);
+	TAILQ_REMOVE(&ks->ks_queue, kr, kr_entry);
+	TAILQ_INSERT_TAIL(&ks->ks_sent, kr, kr_entry);
 	kr->kr_state = KS_SENT;
 	kr->kr_http = r;
 	kr->kr_httperr = -1;
+	kr->kr_conn = kc;
+	kc->kc_req = kr;
+	/* Busy connections go to the back, behind the idle ones. */
+	TAILQ_REMOVE(&ks->ks_conns, kc, kc_entry);
+	TAILQ_INSERT_TAIL(&ks->ks_conns, kc, kc_entry);
 	log_debug("keysrc: POST %s", uri);
 	/* On failure evhttp has released r. */
-	if (evhttp_make_request(ks->ks_conn, r, EVHTTP_REQ_POST, uri) == -1) {
+	if (evhttp_make_request(kc->kc_http, r, EVHTTP_REQ_POST, uri) == -1) {
 		kr->kr_http = NULL;
-		ks_discard(ks);
+		ks_discard(kc);
 		ks_finish(kr, KEYSRC_ERROR, "cannot send a request to the KME");
 		return;
 	}
-	ks_nodelay(ks->ks_conn);
+	ks_nodelay(kc->kc_http);
+}
+
+/*
+ * Send waiting requests, oldest first, on idle connections, opening new ones
+ * up to KS_CONNS_MAX; the rest wait until a connection is free again.
+ */
+static void
+ks_dispatch(struct keysrc *ks)
+{
+	struct ks_conn	*kc;
+	struct ks_req	*kr;
+
+	while ((kr = TAILQ_FIRST(&ks->ks_queue)) != NULL) {
+		kc = TAILQ_FIRST(&ks->ks_conns);
+		if (kc == NULL || kc->kc_req != NULL) {
+			if (ks->ks_nconns >= KS_CONNS_MAX)
+				return;
+			if ((kc = ks_connect(ks)) == NULL) {
+				ks_finish(kr, KEYSRC_ERROR, "cannot open a "
+				    "connection to the KME");
+				continue;
+			}
+		}
+		ks_send(ks, kc, kr);
+	}
+}
+
+/*
+ * Free the discarded connections.  A request still on one gets its failure
+ * here, since freeing the connection drops it without an evhttp callback.
+ */
+static void
+ks_free_spent(struct keysrc *ks)
+{
+	struct ks_conn	*kc;
+
+	while ((kc = TAILQ_FIRST(&ks->ks_spent)) != NULL) {
+		TAILQ_REMOVE(&ks->ks_spent, kc, kc_entry);
+		if (kc->kc_req != NULL)
+			ks_finish(kc->kc_req, KEYSRC_ERROR, "KME %s:%u: "
+			    "connection closed", ks->ks_host, ks->ks_port);
+		ks_conn_free(kc);
+	}
 }
 
 /* Hand a result to its owner, then forget the request and its key. */
@@ -518,7 +501,7 @@ ks_req_free(struct ks_req *kr)
 	free(kr);
 }
 
-/* Free spent connections, hand results over, send the next request. */
+/* Free spent connections, hand results over, send waiting requests. */
 static void
 ks_kick_cb(evutil_socket_t fd, short ev, void *arg)
 {
@@ -527,10 +510,7 @@ ks_kick_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (ks->ks_spent != NULL) {
-		evhttp_connection_free(ks->ks_spent);
-		ks->ks_spent = NULL;
-	}
+	ks_free_spent(ks);
 	ks->ks_delivering = 1;
 	while (!ks->ks_dying && (kr = TAILQ_FIRST(&ks->ks_done)) != NULL) {
 		TAILQ_REMOVE(&ks->ks_done, kr, kr_entry);
@@ -542,9 +522,7 @@ ks_kick_cb(evutil_socket_t fd, short ev, void *arg)
 		ks_destroy(ks);
 		return;
 	}
-	kr = TAILQ_FIRST(&ks->ks_queue);
-	if (kr != NULL && kr->kr_state == KS_QUEUED)
-		ks_send(ks, kr);
+	ks_dispatch(ks);
 }
 
 /* The deadline of a request passed, queued or on the wire. */
@@ -557,17 +535,14 @@ ks_timeout_cb(evutil_socket_t fd, short ev, void *arg)
 
 	(void)fd;
 	(void)ev;
-	if (kr->kr_state == KS_SENT) {
-		/* No longer on the wire: a late evhttp callback ignores it. */
-		kr->kr_http = NULL;
-		kr->kr_state = KS_QUEUED;
-		ks_discard(ks);
-		/* Frees r and resets the spent connection; no request callback. */
-		if (r != NULL)
-			evhttp_cancel_request(r);
-	}
+	if (kr->kr_state == KS_SENT)
+		ks_discard(kr->kr_conn);
+	/* No longer on the wire: a late evhttp callback ignores it. */
 	ks_finish(kr, KEYSRC_ERROR, "no answer from the KME %s:%u within %d ms",
 	    ks->ks_host, ks->ks_port, ks->ks_timeout_ms);
+	/* Frees r and resets the spent connection; no request callback. */
+	if (r != NULL)
+		evhttp_cancel_request(r);
 }
 
 struct keysrc *
@@ -586,7 +561,10 @@ keysrc_new(struct event_base *base, const char *host, uint16_t port,
 	ks->ks_port = port;
 	ks->ks_tls = tls;
 	ks->ks_timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
+	TAILQ_INIT(&ks->ks_conns);
+	TAILQ_INIT(&ks->ks_spent);
 	TAILQ_INIT(&ks->ks_queue);
+	TAILQ_INIT(&ks->ks_sent);
 	TAILQ_INIT(&ks->ks_done);
 	if ((ks->ks_kick = event_new(base, -1, 0, ks_kick_cb, ks)) == NULL) {
 		free(ks);
@@ -599,23 +577,26 @@ keysrc_new(struct event_base *base, const char *host, uint16_t port,
 static void
 ks_destroy(struct keysrc *ks)
 {
+	struct ks_reqs	*lists[] = { &ks->ks_queue, &ks->ks_sent, &ks->ks_done };
+	struct ks_conn	*kc;
 	struct ks_req	*kr;
+	size_t		 i;
 
-	while ((kr = TAILQ_FIRST(&ks->ks_queue)) != NULL) {
-		TAILQ_REMOVE(&ks->ks_queue, kr, kr_entry);
-		ks_req_free(kr);
-	}
-	while ((kr = TAILQ_FIRST(&ks->ks_done)) != NULL) {
-		TAILQ_REMOVE(&ks->ks_done, kr, kr_entry);
-		ks_req_free(kr);
-	}
 	/* Frees the evhttp requests still on them, without callbacks. */
-	if (ks->ks_conn != NULL) {
-		evhttp_connection_set_closecb(ks->ks_conn, NULL, NULL);
-		evhttp_connection_free(ks->ks_conn);
+	while ((kc = TAILQ_FIRST(&ks->ks_conns)) != NULL) {
+		TAILQ_REMOVE(&ks->ks_conns, kc, kc_entry);
+		ks_conn_free(kc);
 	}
-	if (ks->ks_spent != NULL)
-		evhttp_connection_free(ks->ks_spent);
+	while ((kc = TAILQ_FIRST(&ks->ks_spent)) != NULL) {
+		TAILQ_REMOVE(&ks->ks_spent, kc, kc_entry);
+		ks_conn_free(kc);
+	}
+	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		while ((kr = TAILQ_FIRST(lists[i])) != NULL) {
+			TAILQ_REMOVE(lists[i], kr, kr_entry);
+			ks_req_free(kr);
+		}
+	}
 	event_free(ks->ks_kick);
 	free(ks);
 }
@@ -681,7 +662,7 @@ int
 keysrc_dec_key(struct keysrc *ks, const char *master_sae, const char *key_id,
     keysrc_cb cb, void *arg)
 {
-	if (key_id == NULL || !ks_valid_key_id(key_id))
+	if (key_id == NULL || !keysrc_json_valid_key_id(key_id))
 		return -1;
 	return ks_queue(ks, KS_DEC, master_sae, key_id, cb, arg);
 }

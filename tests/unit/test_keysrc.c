@@ -3,8 +3,10 @@
  * same process: an evhttp HTTPS server with mutual TLS that answers canned
  * JSON.  Checks the requests (path, method, body, the caller's certificate),
  * key delivery, the mapping of 503/400/401 and of malformed answers, a KME
- * that is down or silent, connection reuse and reconnection, and that key
- * bytes never reach the log.
+ * that is down or silent, connection reuse and reconnection, requests in
+ * parallel on a pool of connections and queued beyond it, a TLS
+ * close_notify on every connection the source closes, and that key bytes
+ * never reach the log.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -39,6 +41,8 @@
 #define TIMEOUT_MS	400
 #define KEY_ID		"550e8400-e29b-41d4-a716-446655440000"
 #define MAXGOT		8
+#define POOL		4	/* KS_CONNS_MAX in keysrc.c */
+#define DELAY_MS	200	/* a slow KME */
 
 /* A fake KME and what it was asked. */
 struct fake_kme {
@@ -50,8 +54,16 @@ struct fake_kme {
 	const char		*fk_body;	/* NULL: a container with fk_key */
 	int			 fk_silent;	/* never answer */
 	int			 fk_close;	/* answer with Connection: close */
+	int			 fk_delay_ms;	/* answer after this long */
+	int			 fk_drop_nth;	/* drop the connection of request n */
 	int			 fk_requests;
 	int			 fk_conns;
+	int			 fk_held;	/* delayed requests not answered yet */
+	int			 fk_max_held;	/* most held at one time */
+	int			 fk_delayed;	/* requests delayed so far */
+	int			 fk_released;	/* of those, answered or dropped */
+	int			 fk_alerts;	/* fatal TLS alerts sent */
+	int			 fk_closed;	/* connections that ended */
 	int			 fk_method;
 	char			 fk_path[128];
 	char			 fk_reqbody[256];
@@ -86,14 +98,26 @@ static const struct tu_cert pki[] = {
 	{ NULL,		NULL,		NULL,		NULL },
 };
 
+/* Count the fatal alerts the KME sends, such as decode_error on a bare EOF. */
+static void
+kme_tls_info(const SSL *ssl, int where, int ret)
+{
+	(void)ssl;
+	if ((where & SSL_CB_ALERT) != 0 && (where & SSL_CB_WRITE) != 0 &&
+	    (ret >> 8) == SSL3_AL_FATAL)
+		kme.fk_alerts++;
+}
+
 /* The TLS side of every connection the fake KME accepts. */
 static struct bufferevent *
 kme_bevcb(struct event_base *b, void *arg)
 {
 	struct fake_kme	*fk = arg;
+	SSL		*ssl = SSL_new(fk->fk_tls);
 
 	fk->fk_conns++;
-	return bufferevent_openssl_socket_new(b, -1, SSL_new(fk->fk_tls),
+	SSL_set_info_callback(ssl, kme_tls_info);
+	return bufferevent_openssl_socket_new(b, -1, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 }
 
@@ -108,28 +132,19 @@ kme_container(const struct fake_kme *fk, struct evbuffer *out)
 	    KEY_ID, b64);
 }
 
-/* Record the request and who made it, then answer as configured. */
+/* Answer req as configured: fk_body or a key container, fk_status. */
 static void
-kme_gencb(struct evhttp_request *req, void *arg)
+kme_reply(struct fake_kme *fk, struct evhttp_request *req)
 {
-	struct fake_kme		*fk = arg;
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
 	struct evbuffer		*out;
-	SSL			*ssl;
-	size_t			 n;
 	int			 one = 1;
 
-	fk->fk_requests++;
-	fk->fk_method = evhttp_request_get_command(req);
-	snprintf(fk->fk_path, sizeof(fk->fk_path), "%s", evhttp_request_get_uri(req));
-	n = evbuffer_copyout(in, fk->fk_reqbody, sizeof(fk->fk_reqbody) - 1);
-	fk->fk_reqbody[n] = '\0';
-	ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
-	assert_int_equal(tls_peer_identity(ssl, fk->fk_cn, sizeof(fk->fk_cn),
-	    fk->fk_role, sizeof(fk->fk_role)), 0);
-	if (fk->fk_silent)
+	/* The caller went away: evhttp frees req on this reply. */
+	if (evcon == NULL) {
+		evhttp_send_reply(req, fk->fk_status, "answer", NULL);
 		return;
+	}
 	/* Headers and body are separate TLS records: do not wait for ACKs. */
 	(void)setsockopt(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)),
 	    IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -146,6 +161,88 @@ kme_gencb(struct evhttp_request *req, void *arg)
 		    "Connection", "close");
 	evhttp_send_reply(req, fk->fk_status, "answer", out);
 	evbuffer_free(out);
+}
+
+/* A delayed request of the fake KME. */
+struct held {
+	struct fake_kme		*h_fk;
+	struct evhttp_request	*h_req;
+	int			 h_drop;	/* close without answering */
+};
+
+/* The delay of a held request is over: answer it, or drop its connection. */
+static void
+kme_release(evutil_socket_t fd, short ev, void *arg)
+{
+	struct held		*h = arg;
+	struct fake_kme		*fk = h->h_fk;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(h->h_req);
+
+	(void)fd;
+	(void)ev;
+	fk->fk_held--;
+	fk->fk_released++;
+	if (h->h_drop && evcon != NULL)
+		evhttp_connection_free(evcon);
+	else
+		kme_reply(fk, h->h_req);
+	free(h);
+}
+
+/* Hold req for fk_delay_ms, counting how many are held at once. */
+static void
+kme_hold(struct fake_kme *fk, struct evhttp_request *req)
+{
+	struct timeval	 tv = { 0, fk->fk_delay_ms * 1000 };
+	struct held	*h;
+
+	h = calloc(1, sizeof(*h));
+	assert_non_null(h);
+	h->h_fk = fk;
+	h->h_req = req;
+	h->h_drop = fk->fk_requests == fk->fk_drop_nth;
+	assert_int_equal(event_base_once(fk->fk_base, -1, EV_TIMEOUT,
+	    kme_release, h, &tv), 0);
+	fk->fk_delayed++;
+	if (++fk->fk_held > fk->fk_max_held)
+		fk->fk_max_held = fk->fk_held;
+}
+
+/* A connection of the fake KME ended. */
+static void
+kme_closed(struct evhttp_connection *evcon, void *arg)
+{
+	struct fake_kme	*fk = arg;
+
+	(void)evcon;
+	fk->fk_closed++;
+}
+
+/* Record the request and who made it, then answer as configured. */
+static void
+kme_gencb(struct evhttp_request *req, void *arg)
+{
+	struct fake_kme		*fk = arg;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct evbuffer		*in = evhttp_request_get_input_buffer(req);
+	SSL			*ssl;
+	size_t			 n;
+
+	fk->fk_requests++;
+	fk->fk_method = evhttp_request_get_command(req);
+	snprintf(fk->fk_path, sizeof(fk->fk_path), "%s", evhttp_request_get_uri(req));
+	n = evbuffer_copyout(in, fk->fk_reqbody, sizeof(fk->fk_reqbody) - 1);
+	fk->fk_reqbody[n] = '\0';
+	ssl = bufferevent_openssl_get_ssl(evhttp_connection_get_bufferevent(evcon));
+	assert_int_equal(tls_peer_identity(ssl, fk->fk_cn, sizeof(fk->fk_cn),
+	    fk->fk_role, sizeof(fk->fk_role)), 0);
+	evhttp_connection_set_closecb(evcon, kme_closed, fk);
+	if (fk->fk_silent)
+		return;
+	if (fk->fk_delay_ms > 0)
+		kme_hold(fk, req);
+	else
+		kme_reply(fk, req);
 }
 
 /* Start the fake KME on a free loopback port with certificate cert. */
@@ -240,6 +337,8 @@ static int
 teardown(void **state)
 {
 	(void)state;
+	/* Held requests are answered before the KME goes. */
+	tu_wait_count(base, &kme.fk_released, kme.fk_delayed, WAIT_MS);
 	if (kme.fk_http != NULL)
 		kme_stop(&kme);
 	tu_run_for(base, 20);
@@ -257,6 +356,38 @@ new_source(void)
 	ks = keysrc_new(base, "127.0.0.1", kme.fk_port, client_tls, TIMEOUT_MS);
 	assert_non_null(ks);
 	return ks;
+}
+
+/* A key source whose deadline leaves room for slow and queued requests. */
+static struct keysrc *
+patient_source(void)
+{
+	struct keysrc	*ks;
+
+	ks = keysrc_new(base, "127.0.0.1", kme.fk_port, client_tls, WAIT_MS);
+	assert_non_null(ks);
+	return ks;
+}
+
+/* n enc_keys requests at once. */
+static void
+enc_many(struct keysrc *ks, struct got *g, int n)
+{
+	int	i;
+
+	for (i = 0; i < n; i++)
+		assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, g), 0);
+}
+
+/* How many of the first n results are res. */
+static int
+count_results(const struct got *g, int n, enum keysrc_result res)
+{
+	int	i, c = 0;
+
+	for (i = 0; i < n; i++)
+		c += g->g_res[i] == res;
+	return c;
 }
 
 /* One enc_keys request for tsp-a; waits for its result. */
@@ -326,7 +457,7 @@ test_dec_key(void **state)
 	keysrc_free(ks);
 }
 
-/* Requests share one connection; a closed one is replaced. */
+/* Requests one after another share one connection; a closed one is replaced. */
 static void
 test_reuse_and_reconnect(void **state)
 {
@@ -337,11 +468,10 @@ test_reuse_and_reconnect(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	for (i = 0; i < 3; i++)
-		assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, &g), 0);
-	tu_wait_count(base, &g.g_n, 3, WAIT_MS);
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < 3; i++) {
+		enc_one(ks, &g);
 		assert_int_equal(g.g_res[i], KEYSRC_OK);
+	}
 	assert_int_equal(kme.fk_requests, 3);
 	assert_int_equal(kme.fk_conns, 1);
 	kme.fk_close = 1;
@@ -579,6 +709,130 @@ test_free_source(void **state)
 	assert_null(g.g_free_in_cb);
 }
 
+/*
+ * POOL slow requests go out on POOL connections at once: all are at the KME
+ * before the first answer, so together they take one delay, not POOL.  The
+ * next round reuses the idle connections.
+ */
+static void
+test_parallel(void **state)
+{
+	struct keysrc	*ks = patient_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_delay_ms = DELAY_MS;
+	enc_many(ks, &g, POOL);
+	tu_wait_count(base, &g.g_n, POOL, WAIT_MS);
+	assert_int_equal(count_results(&g, POOL, KEYSRC_OK), POOL);
+	assert_int_equal(kme.fk_max_held, POOL);
+	assert_int_equal(kme.fk_conns, POOL);
+	enc_many(ks, &g, POOL);
+	tu_wait_count(base, &g.g_n, 2 * POOL, WAIT_MS);
+	assert_int_equal(count_results(&g, 2 * POOL, KEYSRC_OK), 2 * POOL);
+	assert_int_equal(kme.fk_requests, 2 * POOL);
+	assert_int_equal(kme.fk_conns, POOL);
+	keysrc_free(ks);
+}
+
+/* Beyond POOL requests wait for a free connection; none is opened for them. */
+static void
+test_queue_beyond_pool(void **state)
+{
+	struct keysrc	*ks = patient_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_delay_ms = DELAY_MS;
+	enc_many(ks, &g, POOL + 2);
+	tu_wait_count(base, &kme.fk_held, POOL, WAIT_MS);
+	assert_int_equal(kme.fk_requests, POOL);
+	assert_int_equal(g.g_n, 0);
+	tu_wait_count(base, &g.g_n, POOL + 2, WAIT_MS);
+	assert_int_equal(count_results(&g, POOL + 2, KEYSRC_OK), POOL + 2);
+	assert_int_equal(kme.fk_requests, POOL + 2);
+	assert_int_equal(kme.fk_max_held, POOL);
+	assert_int_equal(kme.fk_conns, POOL);
+	keysrc_free(ks);
+}
+
+/* The KME drops one of POOL busy connections: only its request fails. */
+static void
+test_one_connection_fails(void **state)
+{
+	struct keysrc	*ks = patient_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_delay_ms = DELAY_MS;
+	kme.fk_drop_nth = 2;
+	enc_many(ks, &g, POOL);
+	tu_wait_count(base, &g.g_n, POOL, WAIT_MS);
+	assert_int_equal(kme.fk_max_held, POOL);
+	assert_int_equal(count_results(&g, POOL, KEYSRC_OK), POOL - 1);
+	assert_int_equal(count_results(&g, POOL, KEYSRC_ERROR), 1);
+	/* The survivors stay in the pool and serve the next requests. */
+	enc_many(ks, &g, POOL - 1);
+	tu_wait_count(base, &g.g_n, 2 * POOL - 1, WAIT_MS);
+	assert_int_equal(count_results(&g, 2 * POOL - 1, KEYSRC_OK),
+	    2 * POOL - 2);
+	assert_int_equal(kme.fk_conns, POOL);
+	keysrc_free(ks);
+}
+
+/* Free with requests on every connection and one waiting; free in a callback. */
+static void
+test_free_in_flight(void **state)
+{
+	struct keysrc	*ks = patient_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_delay_ms = DELAY_MS;
+	enc_many(ks, &g, POOL + 1);
+	tu_wait_count(base, &kme.fk_held, POOL, WAIT_MS);
+	keysrc_free(ks);
+	tu_wait_count(base, &kme.fk_released, POOL, WAIT_MS);
+	tu_run_for(base, 50);
+	assert_int_equal(g.g_n, 0);
+	assert_int_equal(kme.fk_requests, POOL);
+	ks = patient_source();
+	g.g_free_in_cb = ks;
+	enc_many(ks, &g, POOL + 1);
+	tu_wait_count(base, &kme.fk_released, 2 * POOL, WAIT_MS);
+	tu_run_for(base, 50);
+	assert_int_equal(g.g_n, 1);
+	assert_null(g.g_free_in_cb);
+}
+
+/*
+ * Every connection the source closes, idle past its timeout or freed with
+ * the source, ends with a close_notify: the KME sends no decode_error.
+ */
+static void
+test_close_notify(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[0], KEYSRC_OK);
+	tu_wait_count(base, &kme.fk_closed, 1, WAIT_MS);
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[1], KEYSRC_OK);
+	assert_int_equal(kme.fk_conns, 2);
+	keysrc_free(ks);
+	tu_wait_count(base, &kme.fk_closed, 2, WAIT_MS);
+	tu_run_for(base, 50);
+	assert_int_equal(kme.fk_alerts, 0);
+}
+
 /* With debug logging on, neither the key nor its base64 text is logged. */
 static void
 test_no_key_in_log(void **state)
@@ -630,6 +884,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_free_source, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_parallel, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_beyond_pool, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_one_connection_fails, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_free_in_flight, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_close_notify, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_no_key_in_log, setup,
 		    teardown),
