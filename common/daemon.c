@@ -6,6 +6,7 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "tls.h"
 
 extern char *__progname;
 
@@ -104,4 +105,22 @@ daemon_signals_free(struct daemon_signals *ds)
 	for (i = 0; i < 4; i++)
 		event_free(ds->ds_ev[i]);
 	free(ds);
+}
+
+void
+daemon_stop_loop(void *base)
+{
+	log_info("stopping");
+	event_base_loopexit(base, NULL);
+}
+
+void
+daemon_tls(const struct cfg_common *cc, SSL_CTX **srv, SSL_CTX **cli)
+{
+	if (srv != NULL && (*srv = tls_server_ctx(cc->cc_ca, cc->cc_cert,
+	    cc->cc_key)) == NULL)
+		fatalx("cannot set up the TLS server context");
+	if (cli != NULL && (*cli = tls_client_ctx(cc->cc_ca, cc->cc_cert,
+	    cc->cc_key)) == NULL)
+		fatalx("cannot set up the TLS client context");
 }

@@ -6,6 +6,9 @@
 #define QROAM_DAEMON_H
 
 #include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "conf.h"
 
 struct daemon_opts {
 	const char	*do_config;
@@ -27,5 +30,15 @@ struct daemon_signals *daemon_signals_new(struct event_base *,
 	    void (*on_stop)(void *), void (*on_reload)(void *),
 	    void (*on_usr1)(void *), void *arg);
 void	daemon_signals_free(struct daemon_signals *);
+
+/* on_stop for daemon_signals_new: log and leave the loop of the base arg. */
+void	daemon_stop_loop(void *base);
+
+/*
+ * The mutual-TLS contexts of the common ca/cert/key directives: server side
+ * into *srv and client side into *cli (either pointer may be NULL).  A
+ * failure is fatal: it happens only at start-up.
+ */
+void	daemon_tls(const struct cfg_common *, SSL_CTX **srv, SSL_CTX **cli);
 
 #endif

@@ -11,13 +11,6 @@
 #include "tls.h"
 #include "topo.h"
 
-static void
-fillerd_stop(void *arg)
-{
-	log_info("stopping");
-	event_base_loopexit(arg, NULL);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -40,17 +33,12 @@ main(int argc, char **argv)
 	}
 	if (opts.do_verbose == 0)
 		log_setverbose(conf.fc_common.cc_verbose);
-	srv = tls_server_ctx(conf.fc_common.cc_ca, conf.fc_common.cc_cert,
-	    conf.fc_common.cc_key);
-	cli = tls_client_ctx(conf.fc_common.cc_ca, conf.fc_common.cc_cert,
-	    conf.fc_common.cc_key);
-	if (srv == NULL || cli == NULL)
-		fatalx("cannot set up TLS");
+	daemon_tls(&conf.fc_common, &srv, &cli);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	if ((f = filler_new(base, &conf, &topo, srv, cli)) == NULL)
 		fatalx("cannot start");
-	sigs = daemon_signals_new(base, fillerd_stop, NULL, NULL, base);
+	sigs = daemon_signals_new(base, daemon_stop_loop, NULL, NULL, base);
 	log_info("started: m=%u k=%u n=%u", conf.fc_m, conf.fc_k, conf.fc_n);
 	event_base_dispatch(base);
 	filler_free(f);

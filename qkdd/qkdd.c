@@ -16,14 +16,6 @@
 #include "tls.h"
 #include "topo.h"
 
-/* SIGTERM/SIGINT: leave the event loop for a clean shutdown. */
-static void
-qkdd_stop(void *arg)
-{
-	log_info("stopping");
-	event_base_loopexit(arg, NULL);
-}
-
 /* The configuration and its topology, which must name the qkd endpoint. */
 static int
 qkdd_load(const char *path, struct qkdd_conf *conf, struct topo *topo)
@@ -86,7 +78,7 @@ main(int argc, char **argv)
 	if ((http = qkd_http_new(base, srv, topo.t_qkd.ep_host,
 	    topo.t_qkd.ep_port, &kme)) == NULL)
 		fatalx("cannot start");
-	sigs = daemon_signals_new(base, qkdd_stop, NULL, NULL, base);
+	sigs = daemon_signals_new(base, daemon_stop_loop, NULL, NULL, base);
 	log_info("started on %s:%u: %zu links, key_size %u, "
 	    "max_key_per_request %u", topo.t_qkd.ep_host, topo.t_qkd.ep_port,
 	    conf->qc_nlinks, conf->qc_key_size, conf->qc_max_per_request);

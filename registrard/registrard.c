@@ -11,13 +11,6 @@
 #include "tls.h"
 #include "topo.h"
 
-static void
-registrard_stop(void *arg)
-{
-	log_info("stopping");
-	event_base_loopexit(arg, NULL);
-}
-
 int
 main(int argc, char **argv)
 {
@@ -40,17 +33,12 @@ main(int argc, char **argv)
 	}
 	if (opts.do_verbose == 0)
 		log_setverbose(conf.rc_common.cc_verbose);
-	srv = tls_server_ctx(conf.rc_common.cc_ca, conf.rc_common.cc_cert,
-	    conf.rc_common.cc_key);
-	cli = tls_client_ctx(conf.rc_common.cc_ca, conf.rc_common.cc_cert,
-	    conf.rc_common.cc_key);
-	if (srv == NULL || cli == NULL)
-		fatalx("cannot set up TLS");
+	daemon_tls(&conf.rc_common, &srv, &cli);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	if ((r = registrar_new(base, &conf, &topo, srv, cli)) == NULL)
 		fatalx("cannot start");
-	sigs = daemon_signals_new(base, registrard_stop, NULL, NULL, base);
+	sigs = daemon_signals_new(base, daemon_stop_loop, NULL, NULL, base);
 	log_info("started: rsa_bits=%d", conf.rc_rsa_bits);
 	event_base_dispatch(base);
 	registrar_free(r);

@@ -16,13 +16,6 @@
 #include "tls.h"
 #include "topo.h"
 
-static void
-schedd_stop(void *arg)
-{
-	log_info("stopping");
-	event_base_loopexit(arg, NULL);
-}
-
 /* The configuration and its topology, which must name sched and qkd. */
 static int
 schedd_load(const char *path, struct schedd_conf *conf, struct topo *topo)
@@ -68,17 +61,12 @@ main(int argc, char **argv)
 	}
 	if (opts.do_verbose == 0)
 		log_setverbose(conf.sc_common.cc_verbose);
-	srv = tls_server_ctx(conf.sc_common.cc_ca, conf.sc_common.cc_cert,
-	    conf.sc_common.cc_key);
-	cli = tls_client_ctx(conf.sc_common.cc_ca, conf.sc_common.cc_cert,
-	    conf.sc_common.cc_key);
-	if (srv == NULL || cli == NULL)
-		fatalx("cannot set up TLS");
+	daemon_tls(&conf.sc_common, &srv, &cli);
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	if ((s = sched_new(base, &conf, &topo, srv, cli)) == NULL)
 		fatalx("cannot start");
-	sigs = daemon_signals_new(base, schedd_stop, NULL, NULL, base);
+	sigs = daemon_signals_new(base, daemon_stop_loop, NULL, NULL, base);
 	log_info("started: handover_timeout=%llums ck2_lifetime=%llums",
 	    (unsigned long long)conf.sc_handover_timeout_ms,
 	    (unsigned long long)conf.sc_ck2_lifetime_ms);
