@@ -216,6 +216,31 @@ cfg_path(char **dst, const struct conf_line *cl)
 	return 1;
 }
 
+/* admin PORT or admin HOST:PORT; a bare port listens on loopback. */
+static int
+cfg_admin(struct cfg_common *cc, const struct conf_line *cl)
+{
+	const char	*a = cl->cl_argv[1];
+	uint64_t	 v;
+
+	if (strchr(a, ':') == NULL) {
+		if (conf_uint(a, 1, 65535, &v) == -1) {
+			conf_error(cl, "admin wants [HOST:]PORT, PORT 1..65535");
+			return -1;
+		}
+		snprintf(cc->cc_admin_host, sizeof(cc->cc_admin_host),
+		    "127.0.0.1");
+		cc->cc_admin_port = (uint16_t)v;
+		return 1;
+	}
+	if (conf_hostport(a, cc->cc_admin_host, sizeof(cc->cc_admin_host),
+	    &cc->cc_admin_port) == -1 || cc->cc_admin_port == 0) {
+		conf_error(cl, "admin wants [HOST:]PORT, not \"%s\"", a);
+		return -1;
+	}
+	return 1;
+}
+
 int
 cfg_common_line(struct cfg_common *cc, const struct conf_line *cl)
 {
@@ -224,7 +249,8 @@ cfg_common_line(struct cfg_common *cc, const struct conf_line *cl)
 
 	if (strcmp(d, "id") && strcmp(d, "topology") && strcmp(d, "store") &&
 	    strcmp(d, "ca") && strcmp(d, "cert") && strcmp(d, "key") &&
-	    strcmp(d, "max_frame") && strcmp(d, "verbose"))
+	    strcmp(d, "max_frame") && strcmp(d, "verbose") &&
+	    strcmp(d, "admin"))
 		return 0;
 	if (cl->cl_argc != 2) {
 		conf_error(cl, "%s takes one argument", d);
@@ -249,6 +275,8 @@ cfg_common_line(struct cfg_common *cc, const struct conf_line *cl)
 		return cfg_path(&cc->cc_cert, cl);
 	if (strcmp(d, "key") == 0)
 		return cfg_path(&cc->cc_key, cl);
+	if (strcmp(d, "admin") == 0)
+		return cfg_admin(cc, cl);
 	if (strcmp(d, "max_frame") == 0) {
 		if (conf_uint(cl->cl_argv[1], 1024, 16 * 1024 * 1024, &v) == -1) {
 			conf_error(cl, "max_frame must be 1024..16777216");

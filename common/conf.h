@@ -40,7 +40,8 @@ int	conf_bool(const char *s, int *out);
 /*
  * Directives every daemon shares:
  *   id NAME, topology PATH, store PATH, ca PATH, cert PATH, key PATH,
- *   max_frame BYTES, verbose N.
+ *   max_frame BYTES, verbose N, admin [HOST:]PORT (the admin endpoint of
+ *   admin.h; HOST defaults to 127.0.0.1, no admin directive: none).
  * cfg_common_line returns 1 if it handled the line, 0 if the directive is
  * not a common one, -1 on an error it already reported.
  */
@@ -53,6 +54,8 @@ struct cfg_common {
 	char		*cc_key;
 	size_t		 cc_max_frame;
 	int		 cc_verbose;
+	char		 cc_admin_host[256];
+	uint16_t	 cc_admin_port;	/* 0: no admin endpoint */
 };
 
 void	cfg_common_init(struct cfg_common *);

@@ -8,6 +8,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "admin.h"
 #include "conf.h"
 
 struct daemon_opts {
@@ -24,7 +25,9 @@ struct daemon_signals;
 
 /*
  * SIGTERM and SIGINT call on_stop, SIGHUP on_reload (may be NULL: ignored),
- * SIGUSR1 on_usr1 (may be NULL: ignored); SIGPIPE is ignored.
+ * SIGUSR1 on_usr1 (may be NULL: ignored); SIGPIPE is ignored.  The service
+ * manager hears of it (notify.h): STOPPING=1 before on_stop, RELOADING=1
+ * and READY=1 around on_reload; the watchdog runs from here on.
  */
 struct daemon_signals *daemon_signals_new(struct event_base *,
 	    void (*on_stop)(void *), void (*on_reload)(void *),
@@ -40,5 +43,21 @@ void	daemon_stop_loop(void *base);
  * failure is fatal: it happens only at start-up.
  */
 void	daemon_tls(const struct cfg_common *, SSL_CTX **srv, SSL_CTX **cli);
+
+/*
+ * The admin endpoint of the common admin directive (none if absent);
+ * failing to listen is fatal: it happens only at start-up.
+ */
+struct admin *daemon_admin(struct event_base *, const struct cfg_common *,
+	    const char *daemon, admin_status_cb, void *arg);
+
+/*
+ * Log what a reload cannot change: for each common setting that differs
+ * between the running and the new configuration (store, topology,
+ * credentials, admin, max_frame), one line saying it takes a restart.
+ * Returns the number of such settings.
+ */
+int	daemon_reload_restart_only(const struct cfg_common *running,
+	    const struct cfg_common *next);
 
 #endif
