@@ -9,6 +9,8 @@ unless something failed.
 """
 
 import hashlib
+import http.client
+import json
 import os
 import random
 import resource
@@ -131,6 +133,30 @@ def check_build():
                                      % (exe, dep))
 
 
+_SAMPLE_RX = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+_LABEL_RX = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(text):
+    """Prometheus text format into {(name, ((label, value), ...)): float}.
+    Raises AssertionError on a line that is not valid exposition text."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE_RX.match(line)
+        if m is None:
+            raise AssertionError("bad metrics line: %r" % line)
+        labels = tuple(sorted(_LABEL_RX.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def metric(samples, name, **labels):
+    """Value of one series in parse_metrics output (0.0 if absent)."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
 class Daemon:
     def __init__(self, name, prog, conf, store, log, ports):
         self.name = name
@@ -250,9 +276,17 @@ class Testbed:
         with open(d.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
 
+    def admin_port(self, name):
+        """Loopback port of the admin endpoint (metrics, status) of name."""
+        key = name + "/admin"
+        if key not in self.port:
+            self.port[key] = free_port()
+        return self.port[key]
+
     def _common(self, ident, cert, d):
         c = [("id", ident), ("topology", self.topology), ("store", d.store),
-             ("ca", self.ca), ("cert", self.cert(cert)), ("key", self.key(cert))]
+             ("ca", self.ca), ("cert", self.cert(cert)), ("key", self.key(cert)),
+             ("admin", self.admin_port(d.name))]
         if self.max_frame:
             c.append(("max_frame", self.max_frame))
         return c
@@ -284,7 +318,8 @@ class Testbed:
             opts.setdefault("time_factor", 1)
         common = [("vehicle_id", vehicle_id), ("topology", self.topology),
                   ("store", d.store), ("ca", self.ca),
-                  ("cert", self.cert("factory")), ("key", self.key("factory"))]
+                  ("cert", self.cert("factory")), ("key", self.key("factory")),
+                  ("admin", self.admin_port(vehicle_id))]
         self._write_conf(d, common, opts)
         return self.start(vehicle_id)
 
@@ -435,6 +470,34 @@ class Testbed:
         if name in self.probes:
             return self.probes[name].store
         return name
+
+    # -- admin endpoints (metrics, status)
+
+    def admin_get(self, name, path, timeout=5.0):
+        """GET path from name's admin endpoint: (HTTP status, body text)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port(name),
+                                          timeout=timeout)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return r.status, r.read().decode()
+        finally:
+            conn.close()
+
+    def status(self, name, what=None):
+        """The JSON of /status (or /status/<what>) of name."""
+        code, body = self.admin_get(name, "/status" + ("/" + what if what else ""))
+        if code != 200:
+            raise AssertionError("%s /status/%s: HTTP %d %s" % (name, what, code, body))
+        return json.loads(body)
+
+    def metrics(self, name):
+        """Scrape name's /metrics: {(metric name, labels tuple): value};
+        labels is a sorted tuple of (label, value) pairs."""
+        code, body = self.admin_get(name, "/metrics")
+        if code != 200:
+            raise AssertionError("%s /metrics: HTTP %d" % (name, code))
+        return parse_metrics(body)
 
     def query(self, name, sql, args=()):
         """Rows of sql on a store (daemon name, probe VIN or path), read-only."""
