@@ -27,6 +27,8 @@
 #include "crypto.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "ops.h"
 #include "tls.h"
 
 #define HTTP_MAX_BODY		65536
@@ -58,6 +60,7 @@ qkd_http_tls_info(const SSL *ssl, int where, int ret)
 	else
 		snprintf(host + strlen(host), sizeof(host) - strlen(host),
 		    ":%s", serv);
+	metrics_refusal("tls_handshake");
 	/* OpenSSL 3.0 has no text for TLS 1.3's certificate_required (116). */
 	log_warnx("TLS connection from %s refused: %s", host,
 	    (ret & 0xff) == 116 ? "certificate required" :
@@ -166,6 +169,8 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	    cn, sizeof(cn), role, sizeof(role)) == -1) {
 		log_warnx("request from %s without a verified certificate",
 		    peer);
+		qkd_ops_request(evhttp_uri_get_path(
+		    evhttp_request_get_evhttp_uri(req)), 401);
 		evhttp_send_error(req, 401, "Unauthorized");
 		return;
 	}
@@ -195,6 +200,7 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	    kr.kr_method == KME_GET ? "GET" : "POST",
 	    kr.kr_path, cn, peer, role);
 	kme_handle(h->h_kme, &kr, &rep);
+	qkd_ops_request(kr.kr_path, rep.kp_status);
 	qkd_http_send(req, &rep);
 }
 
