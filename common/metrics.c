@@ -138,7 +138,7 @@ metric_series(struct metric *m, const char *v)
 	for (i = 0; i < m->m_nseries; i++)
 		if (strcmp(m->m_series[i].s_label, v) == 0)
 			return &m->m_series[i];
-	if (m->m_nseries == SERIES_MAX - 1) {
+	if (m->m_nseries >= SERIES_MAX - 1) {
 		v = "other";
 		for (i = 0; i < m->m_nseries; i++)
 			if (strcmp(m->m_series[i].s_label, v) == 0)
