@@ -18,14 +18,12 @@
 
 struct filler {
 	const struct fillerd_conf *f_conf;
-	const struct topo	*f_topo;
 	sqlite3			*f_db;
 	struct outbox		*f_ob;
 	struct listener		*f_lis;
 	sqlite3_stmt		*f_ins_fill;
 	sqlite3_stmt		*f_ins_key;
 	sqlite3_stmt		*f_count;
-	sqlite3_stmt		*f_pending;
 	struct metric		*f_fills;
 };
 
@@ -187,7 +185,6 @@ filler_new(struct event_base *base, const struct fillerd_conf *conf,
 	}
 	f = xcalloc(1, sizeof(*f));
 	f->f_conf = conf;
-	f->f_topo = topo;
 	f->f_fills = metric_counter("qroam_fills_total",
 	    "Chips filled (fill records stored and answered).", NULL);
 	f->f_db = store_open(conf->fc_common.cc_store, filler_schema,
@@ -199,8 +196,6 @@ filler_new(struct event_base *base, const struct fillerd_conf *conf,
 	f->f_ins_key = store_prepare(f->f_db, "INSERT INTO fill_keys"
 	    " (chip_id, idx, code, key) VALUES (?,?,?,?)");
 	f->f_count = store_prepare(f->f_db, "SELECT count(*) FROM fills");
-	f->f_pending = store_prepare(f->f_db,
-	    "SELECT count(*) FROM outbox WHERE dest = ?");
 	f->f_ob = outbox_new(base, f->f_db, topo, client_tls,
 	    conf->fc_common.cc_max_frame);
 	memset(&o, 0, sizeof(o));
@@ -233,38 +228,6 @@ filler_count(sqlite3_stmt *st)
 	return n;
 }
 
-/* Order TSPs by id. */
-static int
-filler_tsp_cmp(const void *a, const void *b)
-{
-	return strcmp((*(const struct topo_tsp *const *)a)->tt_id,
-	    (*(const struct topo_tsp *const *)b)->tt_id);
-}
-
-/* /status/outbox: [{tsp, pending}] for every TSP of the topology, by id. */
-static json_t *
-filler_outbox_json(struct filler *f)
-{
-	const struct topo	*t = f->f_topo;
-	const struct topo_tsp	*ts[TOPO_MAXTSP];
-	json_t			*arr;
-	size_t			 i;
-
-	if ((arr = json_array()) == NULL)
-		return NULL;
-	for (i = 0; i < t->t_ntsps; i++)
-		ts[i] = &t->t_tsps[i];
-	qsort(ts, t->t_ntsps, sizeof(ts[0]), filler_tsp_cmp);
-	for (i = 0; i < t->t_ntsps; i++) {
-		sqlite3_bind_text(f->f_pending, 1, ts[i]->tt_id, -1,
-		    SQLITE_STATIC);
-		json_array_append_new(arr, json_pack("{s:s, s:I}",
-		    "tsp", ts[i]->tt_id,
-		    "pending", filler_count(f->f_pending)));
-	}
-	return arr;
-}
-
 /* The filler's /status: fills and outbox; /status/outbox per TSP. */
 json_t *
 filler_status(void *arg, const char *what, json_t *obj)
@@ -279,7 +242,7 @@ filler_status(void *arg, const char *what, json_t *obj)
 		return obj;
 	}
 	if (strcmp(what, "outbox") == 0)
-		return filler_outbox_json(f);
+		return outbox_json(f->f_ob);
 	return NULL;
 }
 

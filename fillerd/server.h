@@ -22,7 +22,8 @@ void	filler_free(struct filler *);
 
 /*
  * The admin endpoint's /status callback (admin_status_cb): fills stored
- * and outbox backlog; /status/outbox: [{tsp, pending}] by TSP id.
+ * and outbox backlog; /status/outbox: per TSP
+ * [{dest, pending, attempts, oldest_ms}] (outbox_json).
  */
 json_t	*filler_status(void *arg, const char *what, json_t *obj);
 

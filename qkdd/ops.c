@@ -19,6 +19,7 @@ static struct metric	*ops_pool_capacity;
 static struct metric	*ops_qber;
 static struct metric	*ops_delivered;
 static struct metric	*ops_requests;
+static struct metric	*ops_responses;
 
 /* Unreserved keys of l's pool; 0 if the store cannot tell. */
 static size_t
@@ -63,8 +64,10 @@ qkd_ops_init(struct kme *k)
 	    "Keys handed to their slave SAE by dec_keys, after which the "
 	    "KME forgets them.", "link");
 	ops_requests = metric_counter("qroam_etsi_requests_total",
-	    "HTTPS requests answered, by endpoint and HTTP status code.",
-	    "endpoint,code");
+	    "HTTPS requests answered, by endpoint (status, enc_keys, "
+	    "dec_keys, admin, other).", "endpoint");
+	ops_responses = metric_counter("qroam_etsi_responses_total",
+	    "HTTPS requests answered, by HTTP status code.", "code");
 	metrics_collector_add(qkd_ops_collect, k);
 	qkd_ops_collect(k);
 }
@@ -188,11 +191,11 @@ qkd_ops_reason(int status)
 void
 qkd_ops_request(const char *path, int status)
 {
-	char	label[64];
+	char	code[16];
 
-	snprintf(label, sizeof(label), "%s,%d", qkd_ops_endpoint(path),
-	    status);
-	metric_inc(ops_requests, label);
+	snprintf(code, sizeof(code), "%d", status);
+	metric_inc(ops_requests, qkd_ops_endpoint(path));
+	metric_inc(ops_responses, code);
 	if (status != 200)
 		metrics_refusal(qkd_ops_reason(status));
 }

@@ -25,7 +25,8 @@ json_t	*qkd_ops_status(void *arg, const char *what, json_t *obj);
 
 /*
  * Count one answered HTTPS request: qroam_etsi_requests_total by
- * endpoint (status, enc_keys, dec_keys, admin, other) and HTTP code;
+ * endpoint (status, enc_keys, dec_keys, admin, other) and
+ * qroam_etsi_responses_total by HTTP code (metrics have one label);
  * every answer but 200 also counts as a refusal by reason.
  */
 void	qkd_ops_request(const char *path, int status);

@@ -28,7 +28,6 @@ struct registrar {
 	sqlite3_stmt		*r_put_reg;
 	sqlite3_stmt		*r_put_chip;
 	sqlite3_stmt		*r_count;
-	sqlite3_stmt		*r_pending;
 	struct metric		*r_registrations;
 };
 
@@ -363,8 +362,6 @@ registrar_new(struct event_base *base, const struct registrard_conf *conf,
 	r->r_put_chip = store_prepare(r->r_db,
 	    "INSERT INTO chips (chip_id, vehicle_id, bound_ms) VALUES (?,?,?)");
 	r->r_count = store_prepare(r->r_db, "SELECT count(*) FROM registrations");
-	r->r_pending = store_prepare(r->r_db,
-	    "SELECT count(*) FROM outbox WHERE dest = ?");
 	r->r_ob = outbox_new(base, r->r_db, topo, client_tls,
 	    conf->rc_common.cc_max_frame);
 	memset(&o, 0, sizeof(o));
@@ -397,38 +394,6 @@ registrar_count(sqlite3_stmt *st)
 	return n;
 }
 
-/* Order TSPs by id. */
-static int
-registrar_tsp_cmp(const void *a, const void *b)
-{
-	return strcmp((*(const struct topo_tsp *const *)a)->tt_id,
-	    (*(const struct topo_tsp *const *)b)->tt_id);
-}
-
-/* /status/outbox: [{tsp, pending}] for every TSP of the topology, by id. */
-static json_t *
-registrar_outbox_json(struct registrar *r)
-{
-	const struct topo	*t = r->r_topo;
-	const struct topo_tsp	*ts[TOPO_MAXTSP];
-	json_t			*arr;
-	size_t			 i;
-
-	if ((arr = json_array()) == NULL)
-		return NULL;
-	for (i = 0; i < t->t_ntsps; i++)
-		ts[i] = &t->t_tsps[i];
-	qsort(ts, t->t_ntsps, sizeof(ts[0]), registrar_tsp_cmp);
-	for (i = 0; i < t->t_ntsps; i++) {
-		sqlite3_bind_text(r->r_pending, 1, ts[i]->tt_id, -1,
-		    SQLITE_STATIC);
-		json_array_append_new(arr, json_pack("{s:s, s:I}",
-		    "tsp", ts[i]->tt_id,
-		    "pending", registrar_count(r->r_pending)));
-	}
-	return arr;
-}
-
 /* The registrar's /status: registrations and outbox; /status/outbox. */
 json_t *
 registrar_status(void *arg, const char *what, json_t *obj)
@@ -443,7 +408,7 @@ registrar_status(void *arg, const char *what, json_t *obj)
 		return obj;
 	}
 	if (strcmp(what, "outbox") == 0)
-		return registrar_outbox_json(r);
+		return outbox_json(r->r_ob);
 	return NULL;
 }
 

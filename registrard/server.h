@@ -22,7 +22,8 @@ void	registrar_free(struct registrar *);
 
 /*
  * The admin endpoint's /status callback (admin_status_cb): vehicles
- * registered and outbox backlog; /status/outbox: [{tsp, pending}] by id.
+ * registered and outbox backlog; /status/outbox:
+ * per TSP [{dest, pending, attempts, oldest_ms}] (outbox_json).
  */
 json_t	*registrar_status(void *arg, const char *what, json_t *obj);
 
