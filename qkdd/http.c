@@ -42,7 +42,13 @@ struct qkd_http {
 	struct kme		*h_kme;
 };
 
-/* Log the fatal alerts this server sends, such as a missing certificate. */
+/*
+ * Log the fatal alerts this server sends.  Before the client is
+ * authenticated they refuse it (a missing or unverifiable certificate, a
+ * connection closed before its hello) and count as refusals; once it is,
+ * they only end a connection the client dropped without close_notify,
+ * which is routine and logged for debugging.
+ */
 static void
 qkd_http_tls_info(const SSL *ssl, int where, int ret)
 {
@@ -60,6 +66,12 @@ qkd_http_tls_info(const SSL *ssl, int where, int ret)
 	else
 		snprintf(host + strlen(host), sizeof(host) - strlen(host),
 		    ":%s", serv);
+	if (SSL_get0_peer_certificate(ssl) != NULL &&
+	    SSL_get_verify_result(ssl) == X509_V_OK) {
+		log_debug("TLS connection from %s ended: %s", host,
+		    SSL_alert_desc_string_long(ret));
+		return;
+	}
 	metrics_refusal("tls_handshake");
 	/* OpenSSL 3.0 has no text for TLS 1.3's certificate_required (116). */
 	log_warnx("TLS connection from %s refused: %s", host,
