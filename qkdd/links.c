@@ -352,17 +352,19 @@ qkd_conf_link(const struct qkdd_conf *qc, const char *a, const char *b)
 	return i;
 }
 
-/* Apply what differs between was and now to l; 1 if anything did. */
+/*
+ * Apply what differs between was and now to l; 1 if anything did.  The
+ * configured rate holds at the base QBER, so a new base QBER derives the
+ * qubit rate again too.
+ */
 static int
 qkd_link_reconfigure(struct qkd_link *l, const struct qkdd_link_conf *was,
     const struct qkdd_link_conf *now)
 {
 	int	changed = 0;
 
-	if (now->lc_qber != was->lc_qber) {
+	if (now->lc_qber != was->lc_qber)
 		l->l_qber = now->lc_qber;
-		changed = 1;
-	}
 	if (now->lc_eve != was->lc_eve) {
 		l->l_eve = now->lc_eve;
 		changed = 1;
@@ -371,7 +373,7 @@ qkd_link_reconfigure(struct qkd_link *l, const struct qkdd_link_conf *was,
 		l->l_pool = now->lc_pool;
 		changed = 1;
 	}
-	if (now->lc_fibre != was->lc_fibre ||
+	if (now->lc_qber != was->lc_qber || now->lc_fibre != was->lc_fibre ||
 	    now->lc_rate != was->lc_rate ||
 	    now->lc_fibre_km != was->lc_fibre_km ||
 	    now->lc_loss != was->lc_loss) {
