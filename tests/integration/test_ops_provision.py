@@ -266,11 +266,14 @@ def test_qkd_reload_status_and_metrics(tb):
     st, js = call(tb, "operator", "POST", "/admin/v1/links/sched/tsp-b",
                   {"eavesdropper": 0})
     assert st == 200 and js["eavesdropper"] == 0, js
+    links[1] += " qber 0.02"
     set_conf(tb, "qkd", link=links + ["tsp-a tsp-b"], max_key_per_request=8,
              key_size=512)
-    text = reload(tb, "qkd", r"reloaded: 0 links changed, max_key_per_request 8")
+    text = reload(tb, "qkd", r"reloaded: 1 links changed, max_key_per_request 8")
     assert "key_size 512" in text and "new link tsp-a/tsp-b takes a restart" in text, text
-    assert call(tb, "operator", "GET", "/admin/v1/links/sched/tsp-b")[1]["eavesdropper"] == 0
+    link_b = call(tb, "operator", "GET", "/admin/v1/links/sched/tsp-b")[1]
+    assert link_b["eavesdropper"] == 0 and link_b["qber_base"] == 0.02, link_b
+    assert link_b["rate"] == 100000, link_b
     wait_until(lambda: take(tb, "sched", "tsp-b") == 200, what="keys again without Eve")
     assert tb.status("qkd")["links"] == 2
 
