@@ -116,6 +116,8 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory all asan
+	@$(MAKE) --no-print-directory -s install DESTDIR=$(BUILD)/destdir PREFIX=/usr
+	@sh scripts/check_units.sh $(BUILD)/destdir
 	@$(PYTHON) tests/run.py
 
 run: deps
