@@ -147,11 +147,13 @@ install uninstall: UNITDIR ?= $(PREFIX)/lib/systemd/system
 install uninstall: DOCDIR ?= $(PREFIX)/share/doc/qroam
 install uninstall: UNITS = $(patsubst systemd/%.in,%,$(wildcard systemd/*.service.in))
 install uninstall: MAN8 = $(wildcard $(foreach d,$(DAEMONS) qroamctl,$(d)/$(d).8))
+install uninstall: MAN5 = common/qroam.conf.5
 install uninstall: EXAMPLES = $(wildcard deploy/examples/*.conf)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
-	    $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(DOCDIR)/examples
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DOCDIR)/examples
 	install -m 755 $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(DESTDIR)$(SBINDIR)
 	if [ -x $(BUILD)/bin/qroamctl ]; then \
 	    install -m 755 $(BUILD)/bin/qroamctl $(DESTDIR)$(BINDIR); fi
@@ -159,6 +161,7 @@ install: all
 	    sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/$$u.in > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
 	    chmod 644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
 	    mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
 
@@ -166,6 +169,7 @@ install: all
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(DAEMONS)) $(DESTDIR)$(BINDIR)/qroamctl
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -rf $(DESTDIR)$(DOCDIR)
 
