@@ -126,6 +126,7 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory all asan
+	@rm -rf $(BUILD)/destdir
 	@$(MAKE) --no-print-directory -s install DESTDIR=$(BUILD)/destdir PREFIX=/usr
 	@sh scripts/check_units.sh $(BUILD)/destdir
 	@$(PYTHON) tests/run.py
