@@ -108,6 +108,7 @@ hin_close(struct hin *h, const char *reason)
 	struct tspd	*env = h->hi_env;
 
 	if (reason != NULL) {
+		tspd_metric_handover(TSPD_HO_TARGET, "failed", 0);
 		log_warnx("handover in failed id=%s from=%s state=%s reason=%s",
 		    h->hi_id, h->hi_initiator->tt_id,
 		    hin_state_names[h->hi_state], reason);
@@ -438,6 +439,7 @@ m8_apply(struct tspd *env, struct conn *c, uint64_t reqid,
 	    origin, store_now_ms())) {
 	case TSPDB_OK:
 		conn_send(c, QROAM__MSG_TYPE__MT_M8_ACK, reqid, &ack.base);
+		tspd_metric_handover(TSPD_HO_TARGET, "ok", 0);
 		log_info("handover in id=%s from=%s vehicle=%s: context stored "
 		    "next_index=%u used=%zu history=%zu", m8->handover_id,
 		    m8->initiator, rd1->vehicle_id, rd1->next_index,

@@ -13,6 +13,8 @@
 #include "ids.h"
 #include "keysrc.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "store.h"
 #include "tls.h"
 #include "topo.h"
@@ -130,9 +132,32 @@ tspd_start(struct tspd *env)
 }
 
 /*
- * SIGHUP: parse the configuration again and take over the settings that
- * need no new sockets or store (auth_skew, auth_fail, look_ahead,
- * handover_timeout, ck2_lifetime).
+ * Log the tspd settings of next that a reload cannot take over: the
+ * listeners' idle timeout and this TSP's endpoints in the topology.
+ */
+static void
+tspd_reload_restart_only(const struct tspd *env,
+    const struct tspd_config *next, const struct topo_tsp *self)
+{
+	const struct topo_tsp	*cur = env->t_self;
+
+	if (next->tc_idle_timeout_ms != env->t_conf.tc_idle_timeout_ms)
+		log_warnx("reload: idle_timeout changes on restart only; "
+		    "keeping %llums", (unsigned long long)
+		    env->t_conf.tc_idle_timeout_ms);
+	if (strcmp(self->tt_vehicle.ep_host, cur->tt_vehicle.ep_host) != 0 ||
+	    self->tt_vehicle.ep_port != cur->tt_vehicle.ep_port ||
+	    strcmp(self->tt_provision.ep_host, cur->tt_provision.ep_host) != 0 ||
+	    self->tt_provision.ep_port != cur->tt_provision.ep_port)
+		log_warnx("reload: the endpoints of %s in the topology change "
+		    "on restart only", env->t_id);
+}
+
+/*
+ * SIGHUP: parse the whole configuration and topology again; if both are
+ * sound, log what only a restart changes and take over the rest
+ * (verbose, auth_skew, auth_fail, look_ahead, handover_timeout,
+ * ck2_lifetime).  With errors nothing changes.
  */
 static void
 tspd_reload(void *arg)
@@ -141,25 +166,37 @@ tspd_reload(void *arg)
 	struct tspd_config	 conf;
 	struct topo		 topo;
 	const struct topo_tsp	*self;
+	int			 n;
 
 	if (tspd_load(env->t_conf_path, &conf, &topo, &self) == -1) {
 		log_warnx("reload: configuration has errors, keeping the old one");
 		return;
 	}
+	n = daemon_reload_restart_only(&env->t_conf.tc_common,
+	    &conf.tc_common);
+	if (strcmp(conf.tc_common.cc_id, env->t_id) != 0) {
+		log_warnx("reload: id changes on restart only; keeping %s",
+		    env->t_id);
+		n++;
+	}
+	tspd_reload_restart_only(env, &conf, self);
 	topo_free(&topo);
 	env->t_conf.tc_auth_skew_ms = conf.tc_auth_skew_ms;
 	env->t_conf.tc_auth_fail_reply = conf.tc_auth_fail_reply;
 	env->t_conf.tc_look_ahead_ms = conf.tc_look_ahead_ms;
 	env->t_conf.tc_handover_timeout_ms = conf.tc_handover_timeout_ms;
 	env->t_conf.tc_ck2_lifetime_ms = conf.tc_ck2_lifetime_ms;
-	log_info("reloaded: auth_skew %llums, auth_fail %s, look_ahead %llums, "
-	    "handover_timeout %llums, ck2_lifetime %llums (listeners, store, "
-	    "credentials, topology and idle_timeout change on restart)",
-	    (unsigned long long)conf.tc_auth_skew_ms,
+	env->t_conf.tc_common.cc_verbose = conf.tc_common.cc_verbose;
+	if (!env->t_cmd_verbose)
+		log_setverbose(conf.tc_common.cc_verbose);
+	log_info("reloaded: verbose %d, auth_skew %llums, auth_fail %s, "
+	    "look_ahead %llums, handover_timeout %llums, ck2_lifetime %llums%s",
+	    log_getverbose(), (unsigned long long)conf.tc_auth_skew_ms,
 	    conf.tc_auth_fail_reply ? "reply" : "drop",
 	    (unsigned long long)conf.tc_look_ahead_ms,
 	    (unsigned long long)conf.tc_handover_timeout_ms,
-	    (unsigned long long)conf.tc_ck2_lifetime_ms);
+	    (unsigned long long)conf.tc_ck2_lifetime_ms,
+	    n > 0 ? " (settings that need a restart are kept)" : "");
 	tspd_config_free(&conf);
 }
 
@@ -178,6 +215,8 @@ static void
 tspd_shutdown(struct tspd *env)
 {
 	tspd_batch_flush(env);
+	admin_free(env->t_admin);
+	tspd_ops_free(env);
 	listener_free(env->t_vehicle);
 	listener_free(env->t_provision);
 	tspd_handover_shutdown(env);
@@ -211,6 +250,7 @@ main(int argc, char *argv[])
 	log_init("tspd", opts.do_verbose);
 	memset(&env, 0, sizeof(env));
 	env.t_conf_path = opts.do_config;
+	env.t_cmd_verbose = opts.do_verbose;
 	if (tspd_load(opts.do_config, &env.t_conf, &env.t_topo,
 	    &env.t_self) == -1)
 		return 1;
@@ -230,9 +270,15 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	sigs = daemon_signals_new(env.t_base, tspd_stop, tspd_reload, NULL, &env);
 	tspd_start(&env);
+	tspd_ops_init(&env);
+	env.t_admin = daemon_admin(env.t_base, &env.t_conf.tc_common, "tspd",
+	    tspd_status, &env);
+	notify_ready("tsp %s: vehicles on %s:%u", env.t_id,
+	    env.t_self->tt_vehicle.ep_host, env.t_self->tt_vehicle.ep_port);
 	event_base_dispatch(env.t_base);
 	tspd_shutdown(&env);
 	daemon_signals_free(sigs);
 	event_base_free(env.t_base);
+	metrics_reset();
 	return 0;
 }
