@@ -71,11 +71,6 @@ schedd_reload(void *arg)
 	topo_free(&topo);
 	n = daemon_reload_restart_only(&sd->sd_conf.sc_common,
 	    &conf.sc_common);
-	if (strcmp(conf.sc_common.cc_id, sd->sd_conf.sc_common.cc_id) != 0) {
-		log_warnx("reload: id changes on restart only; keeping %s",
-		    sd->sd_conf.sc_common.cc_id);
-		n++;
-	}
 	sd->sd_conf.sc_handover_timeout_ms = conf.sc_handover_timeout_ms;
 	sd->sd_conf.sc_ck2_lifetime_ms = conf.sc_ck2_lifetime_ms;
 	sd->sd_conf.sc_common.cc_verbose = conf.sc_common.cc_verbose;

@@ -134,23 +134,29 @@ tspd_start(struct tspd *env)
 /*
  * Log the tspd settings of next that a reload cannot take over: the
  * listeners' idle timeout and this TSP's endpoints in the topology.
+ * Returns their number.
  */
-static void
+static int
 tspd_reload_restart_only(const struct tspd *env,
     const struct tspd_config *next, const struct topo_tsp *self)
 {
 	const struct topo_tsp	*cur = env->t_self;
+	int			 n = 0;
 
-	if (next->tc_idle_timeout_ms != env->t_conf.tc_idle_timeout_ms)
-		log_warnx("reload: idle_timeout changes on restart only; "
-		    "keeping %llums", (unsigned long long)
-		    env->t_conf.tc_idle_timeout_ms);
+	if (next->tc_idle_timeout_ms != env->t_conf.tc_idle_timeout_ms) {
+		log_warnx("reload: idle_timeout changed; it takes effect on "
+		    "restart");
+		n++;
+	}
 	if (strcmp(self->tt_vehicle.ep_host, cur->tt_vehicle.ep_host) != 0 ||
 	    self->tt_vehicle.ep_port != cur->tt_vehicle.ep_port ||
 	    strcmp(self->tt_provision.ep_host, cur->tt_provision.ep_host) != 0 ||
-	    self->tt_provision.ep_port != cur->tt_provision.ep_port)
-		log_warnx("reload: the endpoints of %s in the topology change "
-		    "on restart only", env->t_id);
+	    self->tt_provision.ep_port != cur->tt_provision.ep_port) {
+		log_warnx("reload: the endpoints of %s in the topology "
+		    "changed; they take effect on restart", env->t_id);
+		n++;
+	}
+	return n;
 }
 
 /*
@@ -174,12 +180,7 @@ tspd_reload(void *arg)
 	}
 	n = daemon_reload_restart_only(&env->t_conf.tc_common,
 	    &conf.tc_common);
-	if (strcmp(conf.tc_common.cc_id, env->t_id) != 0) {
-		log_warnx("reload: id changes on restart only; keeping %s",
-		    env->t_id);
-		n++;
-	}
-	tspd_reload_restart_only(env, &conf, self);
+	n += tspd_reload_restart_only(env, &conf, self);
 	topo_free(&topo);
 	env->t_conf.tc_auth_skew_ms = conf.tc_auth_skew_ms;
 	env->t_conf.tc_auth_fail_reply = conf.tc_auth_fail_reply;

@@ -275,7 +275,7 @@ vops_restart_only(const struct vconf *run, const struct vconf *next)
 	    vops_differ(run->vc_operator_key, next->vc_operator_key))
 		what[n++] = "operator_cert/operator_key";
 	for (i = 0; i < n; i++)
-		log_warnx("reload: %s changes on restart only; keeping the "
-		    "running value", what[i]);
+		log_warnx("reload: %s changed; it takes effect on restart",
+		    what[i]);
 	return (int)n;
 }
