@@ -389,11 +389,13 @@ hout_key_reply(struct hout *h, const struct frame *f)
 
 	kr = (Qroam__KeyReply *)frame_unpack(f, &qroam__key_reply__descriptor);
 	if (kr == NULL) {
+		metrics_refusal("key_reply_invalid");
 		hout_fail(h, "malformed KeyReply");
 		return;
 	}
 	if ((why = tspd_handover_key_reply_check(kr, h->ho_id)) != NULL) {
 		qroam__key_reply__free_unpacked(kr, NULL);
+		metrics_refusal("key_reply_invalid");
 		hout_fail(h, "%s", why);
 		return;
 	}

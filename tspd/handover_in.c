@@ -18,6 +18,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "store.h"
 
@@ -324,9 +325,13 @@ hin_sched_frame(struct conn *c, const struct frame *f, void *arg)
 	    f->f_type != QROAM__MSG_TYPE__MT_KEY_REPLY)
 		why = "unexpected message from the scheduler";
 	else if ((kr = (Qroam__KeyReply *)frame_unpack(f,
-	    &qroam__key_reply__descriptor)) == NULL)
+	    &qroam__key_reply__descriptor)) == NULL) {
 		why = "malformed KeyReply";
-	else if ((why = tspd_handover_key_reply_check(kr, h->hi_id)) == NULL) {
+		metrics_refusal("key_reply_invalid");
+	} else if ((why = tspd_handover_key_reply_check(kr,
+	    h->hi_id)) != NULL)
+		metrics_refusal("key_reply_invalid");
+	else {
 		h->hi_state = HIN_CK2;
 		if (tspd_handover_fetch_key(h->hi_env, kr->master_sae,
 		    kr->key_id, h->hi_id, hin_ck2) == -1)

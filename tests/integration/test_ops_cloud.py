@@ -413,7 +413,7 @@ def test_vehicled_reload(tb):
     tb.start_filler()
     tb.start_registrar()
     v = vin(975)
-    tb.start_vehicle(v, telemetry_interval="2s")
+    tb.start_vehicle(v, telemetry_interval="2s", retransmit="500ms")
     wait_until(lambda: status(tb, v)["session"], what="the session of %s" % v)
 
     def rate(seconds=3.0):
@@ -441,3 +441,41 @@ def test_vehicled_reload(tb):
     assert "reload: route changed; it takes effect on restart" in log, log
     m = scrape(tb, v)
     assert metric(m, "qroam_telemetry_sent_total") >= 20
+
+
+@testbed(tsps=["tsp-a"])
+def test_vehicled_fleet_status(tb):
+    """fleet 3: /status sums the vehicles, /status/vehicles lists each in
+    VIN order with its own chip, and the metrics count all of them."""
+    tb.start_tsp("tsp-a")
+    tb.start_filler()
+    tb.start_registrar()
+    base = vin(980)
+    d = tb.start_vehicle(base, fleet=3, fleet_spacing="1s", retransmit="500ms",
+                         telemetry_interval="200ms")
+    vins = [base[:-1] + str(i) for i in range(3)]
+    wait_until(lambda: all(e["session"] and e["telemetry_acked"] > 0
+                           for e in status(tb, base, "vehicles")),
+               what="telemetry of the whole fleet")
+    # Hold the telemetry (a reload to a long interval) so the views agree.
+    set_conf(tb, base, telemetry_interval="1h")
+    reload(tb, base, r"reloaded: ")
+
+    def quiet():
+        a, b = status(tb, base), status(tb, base)
+        return a == b and a["telemetry_sent"] == a["telemetry_acked"] and a
+    st = wait_until(quiet, what="the fleet's telemetry to settle")
+    lst = status(tb, base, "vehicles")
+    m = scrape(tb, base)
+    assert [e["vehicle_id"] for e in lst] == vins, lst
+    for i, e in enumerate(lst):
+        store = "%s.%d" % (d.store, i)
+        assert e["chip_id"] == tb.scalar(store, "SELECT chip_id FROM chip"), e
+        assert e["region"] == "tsp-a" and e["session"] is True, e
+        assert e["telemetry_sent"] == counter(tb, store, "telemetry_sent"), e
+    assert st["vehicle_id"] == base and st["vehicles"] == 3, st
+    for k in ("telemetry_sent", "telemetry_acked", "keys_left", "handovers"):
+        assert st[k] == sum(e[k] for e in lst), (k, st, lst)
+    assert metric(m, "qroam_telemetry_sent_total") == st["telemetry_sent"] > 0
+    assert metric(m, "qroam_telemetry_acked_total") == st["telemetry_acked"]
+    assert metric(m, "qroam_chip_keys_left") == st["keys_left"]
