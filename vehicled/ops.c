@@ -20,6 +20,10 @@ static const double vops_gap_bounds[] = {
 	2.5, 5, 10, 30
 };
 
+/*
+ * The metrics are created on first use: the protocol code that counts
+ * them also runs in programs without an admin endpoint (qprobe, qbench).
+ */
 static struct metric *
 vops_sent_metric(void)
 {
