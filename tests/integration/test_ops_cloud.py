@@ -3,7 +3,8 @@ what their admin endpoints say (/metrics, /status) checked against what
 happened, as their SQLite stores and the vehicle's chip store record it,
 and SIGHUP reloads.
 
-- A drive A -> B -> C with two handovers, then deliberately bad input at
+- A drive A -> B -> C with two handovers, a trip ending in A that
+  declines its handover offer, then deliberately bad input at
   tsp-a (a replayed M4, a stale M4, an M4 of an unknown vehicle, a
   replayed session message, a broken frame): handover counters and
   latency histograms, messages by type, telemetry stored, refusals by
@@ -233,8 +234,16 @@ def test_metrics_and_status_match_the_stores(tb):
     every metric and /status view of the TSPs, schedd and the vehicle is
     what the stores record."""
     start_clouds(tb)
-    v = vin(970)
+    v, stays = vin(970), vin(971)
     tb.start_vehicle(v, route=ROUTE_ABC, **drive_opts(session_rekey=0))
+    # A trip ending in tsp-a: its handover offer is declined.
+    tb.start_vehicle(stays, route=["30.0500,120.0500", "30.0500,120.0900"],
+                     **drive_opts())
+    tb.wait_log(stays, r"service declined")
+    wait_until(lambda: tb.count("tsp-a", "sessions", "vehicle_id=?", (stays,)) == 0,
+               what="the declined session to end")
+    tb.stop(stays)
+    assert metric(scrape(tb, "tsp-a"), "qroam_handovers_total", result="declined") == 1
     wait_until(lambda: len(crossings(tb, v)) >= 2, timeout=90,
                what="two crossings of %s" % v)
     wait_until(lambda: tb.count("tsp-c", "telemetry", "vehicle_id=? AND "
