@@ -25,9 +25,12 @@ sched_ops_collect(void *arg)
 		metric_set(m_inflight, NULL, (double)c.sc_inflight);
 }
 
-void
-sched_ops_init(struct sched *s)
+/* Register the metrics once; the counting function may come first. */
+static void
+sched_ops_metrics(void)
 {
+	if (m_inflight != NULL)
+		return;
 	m_inflight = metric_gauge("qroam_handovers_in_flight",
 	    "Handovers neither done nor failed.", NULL);
 	m_results = metric_counter("qroam_handovers_total",
@@ -35,6 +38,12 @@ sched_ops_init(struct sched *s)
 	m_seconds = metric_histogram("qroam_handover_seconds",
 	    "From A1 received to M7 sent.", metrics_latency_bounds,
 	    metrics_latency_nbounds);
+}
+
+void
+sched_ops_init(struct sched *s)
+{
+	sched_ops_metrics();
 	metrics_collector_add(sched_ops_collect, s);
 }
 
@@ -49,6 +58,7 @@ sched_metric_handover(const char *result, uint64_t created_ms)
 {
 	uint64_t	now;
 
+	sched_ops_metrics();
 	metric_inc(m_results, result);
 	if (created_ms == 0)
 		return;

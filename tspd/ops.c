@@ -37,9 +37,12 @@ tspd_ops_collect(void *arg)
 	metric_set(m_ck2, NULL, (double)c.c_ck2_bindings);
 }
 
-void
-tspd_ops_init(struct tspd *env)
+/* Register the metrics once; the counting functions may come first. */
+static void
+tspd_ops_metrics(void)
 {
+	if (m_sessions != NULL)
+		return;
 	m_sessions = metric_gauge("qroam_sessions_open",
 	    "Vehicle sessions open (store).", NULL);
 	m_vehicles = metric_gauge("qroam_vehicles_registered",
@@ -62,6 +65,12 @@ tspd_ops_init(struct tspd *env)
 	m_telemetry = metric_counter("qroam_telemetry_stored_total",
 	    "Telemetry records received from vehicles and committed "
 	    "(D1 of M3 and F5 messages).", NULL);
+}
+
+void
+tspd_ops_init(struct tspd *env)
+{
+	tspd_ops_metrics();
 	metrics_collector_add(tspd_ops_collect, env);
 }
 
@@ -77,6 +86,7 @@ tspd_metric_handover(enum tspd_ho_role role, const char *result,
 {
 	uint64_t	 now;
 
+	tspd_ops_metrics();
 	if (role == TSPD_HO_TARGET) {
 		metric_inc(m_ho_target, result);
 		return;
@@ -92,6 +102,7 @@ tspd_metric_handover(enum tspd_ho_role role, const char *result,
 void
 tspd_metric_telemetry(size_t n)
 {
+	tspd_ops_metrics();
 	metric_add(m_telemetry, NULL, (double)n);
 }
 
