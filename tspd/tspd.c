@@ -131,29 +131,59 @@ tspd_start(struct tspd *env)
 	    env->t_self->tt_provision.ep_port, conf->tc_common.cc_store);
 }
 
+/* Two endpoints differ. */
+static int
+tspd_endpoint_differs(const struct endpoint *a, const struct endpoint *b)
+{
+	return a->ep_port != b->ep_port || strcmp(a->ep_host, b->ep_host) != 0;
+}
+
+/* Two topologies differ in an address, a TSP or a region. */
+static int
+tspd_topo_differs(const struct topo *a, const struct topo *b)
+{
+	const struct topo_tsp	*x, *y;
+	size_t			 i;
+
+	if (tspd_endpoint_differs(&a->t_filler, &b->t_filler) ||
+	    tspd_endpoint_differs(&a->t_registrar, &b->t_registrar) ||
+	    tspd_endpoint_differs(&a->t_sched, &b->t_sched) ||
+	    tspd_endpoint_differs(&a->t_qkd, &b->t_qkd) ||
+	    a->t_ntsps != b->t_ntsps)
+		return 1;
+	for (i = 0; i < a->t_ntsps; i++) {
+		x = &a->t_tsps[i];
+		y = &b->t_tsps[i];
+		if (strcmp(x->tt_id, y->tt_id) != 0 ||
+		    tspd_endpoint_differs(&x->tt_vehicle, &y->tt_vehicle) ||
+		    tspd_endpoint_differs(&x->tt_provision, &y->tt_provision) ||
+		    x->tt_nregion != y->tt_nregion ||
+		    (x->tt_nregion > 0 && memcmp(x->tt_region, y->tt_region,
+		    x->tt_nregion * sizeof(*x->tt_region)) != 0))
+			return 1;
+	}
+	return 0;
+}
+
 /*
  * Log the tspd settings of next that a reload cannot take over: the
- * listeners' idle timeout and this TSP's endpoints in the topology.
- * Returns their number.
+ * listeners' idle timeout and the contents of the topology (addresses,
+ * regions, scheduler and KME).  Returns their number.
  */
 static int
 tspd_reload_restart_only(const struct tspd *env,
-    const struct tspd_config *next, const struct topo_tsp *self)
+    const struct tspd_config *next, const struct topo *topo)
 {
-	const struct topo_tsp	*cur = env->t_self;
-	int			 n = 0;
+	int	 n = 0;
 
 	if (next->tc_idle_timeout_ms != env->t_conf.tc_idle_timeout_ms) {
 		log_warnx("reload: idle_timeout changed; it takes effect on "
 		    "restart");
 		n++;
 	}
-	if (strcmp(self->tt_vehicle.ep_host, cur->tt_vehicle.ep_host) != 0 ||
-	    self->tt_vehicle.ep_port != cur->tt_vehicle.ep_port ||
-	    strcmp(self->tt_provision.ep_host, cur->tt_provision.ep_host) != 0 ||
-	    self->tt_provision.ep_port != cur->tt_provision.ep_port) {
-		log_warnx("reload: the endpoints of %s in the topology "
-		    "changed; they take effect on restart", env->t_id);
+	if (tspd_topo_differs(&env->t_topo, topo)) {
+		log_warnx("reload: the contents of the topology changed; they "
+		    "take effect on restart");
 		n++;
 	}
 	return n;
@@ -180,7 +210,7 @@ tspd_reload(void *arg)
 	}
 	n = daemon_reload_restart_only(&env->t_conf.tc_common,
 	    &conf.tc_common);
-	n += tspd_reload_restart_only(env, &conf, self);
+	n += tspd_reload_restart_only(env, &conf, &topo);
 	topo_free(&topo);
 	env->t_conf.tc_auth_skew_ms = conf.tc_auth_skew_ms;
 	env->t_conf.tc_auth_fail_reply = conf.tc_auth_fail_reply;

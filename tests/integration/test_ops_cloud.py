@@ -365,6 +365,17 @@ def test_tspd_reload(tb):
     assert tb.count("tsp-a", "auth", "vehicle_id=?", (p.vin,)) == 1
     set_conf(tb, "tsp-a", store=store)
 
+    # A region moved in the topology: parsed, logged, kept for a restart.
+    with open(tb.topology) as f:
+        topo = f.read()
+    with open(tb.topology, "w") as f:
+        f.write(topo.replace("region tsp-a 30.00,120.00", "region tsp-a 29.90,120.00"))
+    log, _ = reload(tb, "tsp-a", r"reloaded: ")
+    assert "reload: the contents of the topology changed; they take effect " \
+        "on restart" in log, log
+    with open(tb.topology, "w") as f:
+        f.write(topo)
+
 
 @testbed(tsps=["tsp-a", "tsp-b"])
 def test_schedd_reload(tb):
