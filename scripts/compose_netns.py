@@ -30,6 +30,7 @@ usage: scripts/compose_netns.py [-f COMPOSE] [--asan | --bin DIR] [-q]
 """
 
 import argparse
+import ctypes
 import fcntl
 import ipaddress
 import json
@@ -51,6 +52,7 @@ import compose_scenario as scenario
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# qroam compose_netns"
 PKI_TARGET = "/etc/qroam/pki"
+PR_SET_PDEATHSIG = 1
 PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
 SAN_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
@@ -159,7 +161,8 @@ class Service:
         test = hc.get("test")
         if test is None or test == ["NONE"]:
             return None
-        h = {"interval": duration(hc.get("interval"), 30), "timeout": duration(hc.get("timeout"), 30),
+        h = {"interval": duration(hc.get("interval"), 30),
+             "timeout": duration(hc.get("timeout"), 30),
              "retries": int(hc.get("retries", 3)),
              "start_period": duration(hc.get("start_period"), 0)}
         if isinstance(test, str):
@@ -304,6 +307,7 @@ class Network:
                 sh("ip", "netns", "del", n, check=False)
             if ours and os.path.isdir(os.path.dirname(hosts)):
                 shutil.rmtree(os.path.dirname(hosts), ignore_errors=True)
+                self.made_netns_dir = True
 
     def setup(self):
         hosts = list(self.net.hosts())
@@ -349,7 +353,8 @@ class Network:
             sh("ip", "netns", "del", n, check=False)
         for d in self.created_etc:
             shutil.rmtree(d, ignore_errors=True)
-        if self.made_netns_dir:
+        # /etc/netns, once empty, goes too (a parallel run may have made it).
+        if self.made_netns_dir or self.created_etc:
             try:
                 os.rmdir("/etc/netns")
             except OSError:
@@ -369,6 +374,13 @@ def kill_ns_pids(ns):
 
 # ---- processes ------------------------------------------------------------
 
+def die_with_parent():
+    """In the child before exec: SIGKILL when the runner dies, so a killed
+    run leaves no daemon behind (its namespaces go at the next run)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 class Proc:
     """One service's process in its namespace; its output (stdout and
     stderr) goes to a log file and, unless quiet, to our stdout."""
@@ -385,7 +397,7 @@ class Proc:
         self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + argv,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, env=env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
 
@@ -586,6 +598,22 @@ class Run:
         return out
 
 
+def report(s):
+    """The outcome for people, before the SUMMARY line."""
+    if s.get("healthy_after_s"):
+        say("healthy after (s): " + ", ".join("%s %.1f" % kv
+                                              for kv in s["healthy_after_s"].items()))
+    for vin, legs in sorted(s.get("legs", {}).items()):
+        say("vehicle %s: %s" % (vin, ", ".join(legs) or "no crossing"))
+    for t, v in sorted(s.get("tsps", {}).items()):
+        say("%s: outgoing handovers %s, authenticated via %s, %d telemetry stored"
+            % (t, v["handovers_out"] or "none", v["auth_via"] or "none", v["telemetry"]))
+    if "crossings" in s:
+        say("%d vehicles, %d crossings, %d F3, gap p50 %s ms max %s ms, %s errors; %.1f s in all"
+            % (s["vehicles"], s["crossings"], s["auth_ok"], s["gap_ms_p50"], s["gap_ms_max"],
+               s["errors"], s["total_s"]))
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-f", "--file", default=os.path.join(ROOT, "docker-compose.yml"))
@@ -631,8 +659,9 @@ def main(argv):
         print("compose_netns: network namespaces need root", file=sys.stderr)
         return 2
     held = lock(args.prefix)
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
+    # Also when started with SIGINT ignored (in the background of a shell).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
     t0 = time.monotonic()
     run = Run(args)
     summary = {"services": [s.name for s in run.order], "ok": False}
@@ -683,6 +712,7 @@ def main(argv):
             say("run directory kept: %s" % run.dir)
         else:
             shutil.rmtree(run.dir, ignore_errors=True)
+        report(summary)
         print("SUMMARY " + json.dumps(summary, sort_keys=True), flush=True)
         held.close()
     return 0 if failure is None else 1
