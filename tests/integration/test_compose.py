@@ -100,6 +100,53 @@ def test_compose_configs_check():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def runtime_packages(dockerfile):
+    """Packages the last stage of a Dockerfile installs with apt-get."""
+    stages = re.split(r"^FROM ", dockerfile, flags=re.M)
+    m = re.search(r"apt-get install -y --no-install-recommends((?:[^&])*)&&", stages[-1])
+    assert m, "no apt-get install in the runtime stage"
+    return m.group(1).replace("\\", " ").split()
+
+
+def package_of(lib):
+    """The Debian package holding a library (merged /usr: dpkg may know it
+    under /lib or /usr/lib), or the path itself."""
+    real = os.path.realpath(lib)
+    for cand in (lib, real, re.sub(r"^/usr/", "/", real), re.sub(r"^/lib", "/usr/lib", real)):
+        out = subprocess.run(["dpkg", "-S", cand], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout
+        if out:
+            return out.split(":")[0]
+    return lib
+
+
+def test_compose_image_libs():
+    """The runtime stage of the Dockerfile installs every shared library
+    the built programs link (its packages and their dependencies)."""
+    for tool in ("ldd", "dpkg", "apt-cache"):
+        if shutil.which(tool) is None:
+            raise Skip("%s is not installed" % tool)
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        pkgs = runtime_packages(f.read())
+    p = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends",
+                        "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
+                        "--no-enhances"] + pkgs, stdout=subprocess.PIPE, text=True, check=True)
+    have = {l.strip().split(":")[0] for l in p.stdout.splitlines() if not l.startswith(" ")}
+    bindir = os.path.join(ROOT, "build", "bin")
+    progs = [os.path.join(bindir, n) for n in sorted(os.listdir(bindir))]
+    assert progs, "nothing built in %s" % bindir
+    missing, owners = {}, {}
+    for prog in progs:
+        out = subprocess.run(["ldd", prog], stdout=subprocess.PIPE, text=True).stdout
+        for lib in re.findall(r"=> (/\S+)", out):
+            if lib not in owners:
+                owners[lib] = package_of(lib)
+            pkg = owners[lib]
+            if pkg not in have:
+                missing.setdefault(pkg, set()).add(os.path.basename(prog))
+    assert not missing, "the runtime stage lacks %s (have %s)" % (missing, sorted(pkgs))
+
+
 def namespaces_usable():
     """Raise Skip unless this process may create network namespaces."""
     if os.geteuid() != 0:
