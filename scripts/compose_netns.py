@@ -52,6 +52,7 @@ import compose_scenario as scenario
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# qroam compose_netns"
 PKI_TARGET = "/etc/qroam/pki"
+QROAMCTL_CONF = "/etc/qroam/qroamctl.conf"
 PR_SET_PDEATHSIG = 1
 PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
 SAN_ENV = {
@@ -442,8 +443,11 @@ class Health:
     as healthy once it logged its start-up line and the port stayed closed
     for two seconds."""
 
-    def __init__(self, bindir):
+    def __init__(self, bindir, paths, confdir):
         self.bindir = bindir
+        self.paths = paths
+        self.confdir = confdir
+        self.output = {}
 
     def check(self, proc):
         """(healthy, how)."""
@@ -451,7 +455,7 @@ class Health:
         if "argv" in h:
             prog = os.path.join(self.bindir, os.path.basename(h["argv"][0]))
             if os.path.exists(prog):
-                argv = [prog] + h["argv"][1:]
+                argv = [prog] + self.ctl_conf(proc, h["argv"]) + h["argv"][1:]
                 return self._run(svc, argv, h["timeout"]) == 0, " ".join(h["argv"])
             port = admin_port(h["argv"])
             if port is not None:
@@ -460,13 +464,36 @@ class Health:
             return self._run(svc, ["sh", "-c", h["shell"]], h["timeout"]) == 0, h["shell"]
         return proc.started is not None, "start-up line"
 
-    @staticmethod
-    def _run(svc, argv, timeout):
+    def ctl_conf(self, proc, argv):
+        """qroamctl reads /etc/qroam/qroamctl.conf by default: in the
+        container that is the service's mounted file, so name its mapped
+        copy when the command names none."""
+        if os.path.basename(argv[0]) != "qroamctl" or "-f" in argv:
+            return []
+        paths = self.paths[proc.svc.name]
+        conf = paths.host(QROAMCTL_CONF)
+        if conf == QROAMCTL_CONF or not os.path.isfile(conf):
+            return []
+        mapped = os.path.join(self.confdir, proc.svc.name, "qroamctl.conf")
+        if not os.path.exists(mapped):
+            os.makedirs(os.path.dirname(mapped), exist_ok=True)
+            with open(conf) as f:
+                text = paths.rewrite(f.read())
+            with open(mapped, "w") as f:
+                f.write(text)
+        return ["-f", mapped]
+
+    def _run(self, svc, argv, timeout):
+        """Exit status of argv in the service's namespace; its output is
+        kept for the message of a healthcheck that never passes."""
         try:
-            return subprocess.run(["ip", "netns", "exec", svc.ns] + argv,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  timeout=max(timeout, 1)).returncode
+            p = subprocess.run(["ip", "netns", "exec", svc.ns] + argv,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=max(timeout, 1))
+            self.output[svc.name] = "exit %d: %s" % (p.returncode, p.stdout.strip()[-2000:])
+            return p.returncode
         except subprocess.TimeoutExpired:
+            self.output[svc.name] = "timed out after %.0f s" % timeout
             return 124
 
     def _healthz(self, proc, port, timeout):
@@ -515,12 +542,12 @@ class Run:
         self.dir = tempfile.mkdtemp(prefix="qroam-compose-")
         self.net = Network(self.order, args.prefix, args.subnet)
         self.procs = {}
-        self.health = Health(args.bin)
+        self.paths = {}
+        self.health = Health(args.bin, self.paths, os.path.join(self.dir, "etc"))
         self.env = dict(os.environ)
         self.env.update(SAN_ENV)
         self.timings = {}
         self.healthchecks = {}
-        self.paths = {}
 
     def prepare(self):
         """PKI, volume directories, mapped commands."""
@@ -580,7 +607,9 @@ class Run:
                 say("%s healthy after %.2f s (%s)" % (proc.svc.name, secs, how))
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError("%s not healthy after %.0f s (%s)" % (proc.svc.name, limit, how))
+                raise RuntimeError("%s not healthy after %.0f s (%s; last check: %s)"
+                                   % (proc.svc.name, limit, how,
+                                      self.health.output.get(proc.svc.name, "none")))
             time.sleep(0.25)
 
     def stop_all(self):
