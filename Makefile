@@ -8,7 +8,7 @@ DESTDIR	?=
 BUILD	?= build
 PYTHON	?= python3
 
-PKGS	:= libevent libevent_openssl openssl sqlite3 libprotobuf-c jansson
+PKGS	:= libevent libevent_openssl openssl sqlite3 libprotobuf-c jansson libsystemd
 PKGCFG	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
@@ -93,6 +93,16 @@ $(BUILD)/bin/%: $(BUILD)/obj/bin/%
 
 # Test tool: the vehicle library driven by a script-friendly CLI.
 $(BUILD)/asan/bin/qprobe: $(QPROBE) $(BUILD)/asan/libvehicled.a $(BUILD)/asan/libqroam.a
+	@mkdir -p $(@D)
+	$(E) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+CTLOBJ = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(wildcard qroamctl/*.c))
+$(BUILD)/obj/bin/qroamctl: $(call CTLOBJ,obj) $(BUILD)/obj/libvehicled.a $(BUILD)/obj/libqroam.a
+	@mkdir -p $(@D)
+	$(E) LD $@
+	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/asan/bin/qroamctl: $(call CTLOBJ,asan) $(BUILD)/asan/libvehicled.a $(BUILD)/asan/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
