@@ -182,7 +182,10 @@ class Service:
 
 def load_compose(path):
     """({name: Service} in file order, [named volumes])."""
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        raise RuntimeError("python3-yaml is not installed (scripts/deps.sh installs it)")
     with open(path) as f:
         doc = yaml.safe_load(f)
     base = os.path.dirname(os.path.abspath(path))

@@ -162,14 +162,13 @@ def namespaces_usable():
 
 
 def leftovers(names, rundir):
-    """What a run left behind: namespaces, hosts files, processes, files."""
+    """What a run left behind: namespaces, hosts files, processes."""
     out = []
     have = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
     have = {line.split()[0] for line in have.splitlines() if line.strip()}
     out += ["namespace %s" % n for n in names if n in have]
     out += ["/etc/netns/%s" % n for n in names if os.path.exists("/etc/netns/" + n)]
-    if rundir and os.path.exists(rundir):
-        out.append(rundir)
+    if rundir:
         ps = subprocess.run(["ps", "-eo", "pid,args"], stdout=subprocess.PIPE, text=True).stdout
         out += ["process %s" % line.strip() for line in ps.splitlines() if rundir in line]
     return out
@@ -188,7 +187,9 @@ def test_compose_in_namespaces():
     s = json.loads(lines[-1][8:])
     m = re.search(r"run directory (\S+)", out)
     rundir = m.group(1) if m else None
-    left = leftovers(list(DAEMONS) + ["qroam-br"], rundir if s.get("ok") else None)
+    left = leftovers(list(DAEMONS) + ["qroam-br"], rundir)
+    if s.get("ok") and rundir and os.path.exists(rundir):
+        left.append(rundir)
     assert not left, "left behind: %s" % left
     assert p.returncode == 0 and s["ok"], "compose run failed (exit %d): %s\n%s" \
         % (p.returncode, s.get("failure"), out[-6000:])
