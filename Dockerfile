@@ -26,6 +26,8 @@ RUN apt-get update \
 	libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libsqlite3-0 \
 	libprotobuf-c1 libjansson4 libsystemd0 \
  && rm -rf /var/lib/apt/lists/*
+# make install puts the daemons in /usr/sbin and qroamctl in /usr/bin.
+COPY --from=build /out/usr/sbin/ /usr/sbin/
 COPY --from=build /out/usr/bin/ /usr/bin/
 RUN groupadd --system --gid 10001 qroam \
  && useradd --system --uid 10001 --gid qroam --no-create-home \

@@ -120,31 +120,57 @@ def package_of(lib):
     return lib
 
 
-def test_compose_image_libs():
-    """The runtime stage of the Dockerfile installs every shared library
-    the built programs link (its packages and their dependencies)."""
-    for tool in ("ldd", "dpkg", "apt-cache"):
+def installed(tmp):
+    """{program: path} of what `make install DESTDIR=tmp PREFIX=/usr`
+    installs in /usr/sbin and /usr/bin, as the Dockerfile's build stage
+    runs it."""
+    p = subprocess.run(["make", "-s", "--no-print-directory", "install", "DESTDIR=" + tmp,
+                        "PREFIX=/usr"], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert p.returncode == 0, "make install failed:\n%s" % p.stdout[-3000:]
+    progs = {}
+    for d in ("usr/sbin", "usr/bin"):
+        d = os.path.join(tmp, d)
+        for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            progs[n] = os.path.join(d, n)
+    return progs
+
+
+def test_compose_image():
+    """What the image gets from `make install` holds every program the
+    services and their healthchecks run (qroamctl once its sources are
+    there), and the runtime stage installs every shared library those
+    programs link (its packages and their dependencies)."""
+    import compose_netns
+    for tool in ("ldd", "dpkg", "apt-cache", "make"):
         if shutil.which(tool) is None:
             raise Skip("%s is not installed" % tool)
+    services, _ = compose_netns.load_compose(COMPOSE)
     with open(os.path.join(ROOT, "Dockerfile")) as f:
         pkgs = runtime_packages(f.read())
     p = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends",
                         "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
                         "--no-enhances"] + pkgs, stdout=subprocess.PIPE, text=True, check=True)
     have = {l.strip().split(":")[0] for l in p.stdout.splitlines() if not l.startswith(" ")}
-    bindir = os.path.join(ROOT, "build", "bin")
-    progs = [os.path.join(bindir, n) for n in sorted(os.listdir(bindir))]
-    assert progs, "nothing built in %s" % bindir
-    missing, owners = {}, {}
-    for prog in progs:
-        out = subprocess.run(["ldd", prog], stdout=subprocess.PIPE, text=True).stdout
-        for lib in re.findall(r"=> (/\S+)", out):
-            if lib not in owners:
-                owners[lib] = package_of(lib)
-            pkg = owners[lib]
-            if pkg not in have:
-                missing.setdefault(pkg, set()).add(os.path.basename(prog))
-    assert not missing, "the runtime stage lacks %s (have %s)" % (missing, sorted(pkgs))
+    tmp = tempfile.mkdtemp(prefix="qroam-compose-image-")
+    try:
+        progs = installed(tmp)
+        want = {s.program() for s in services.values()}
+        if os.path.isdir(os.path.join(ROOT, "qroamctl")):
+            want |= {os.path.basename(s.health["argv"][0]) for s in services.values()
+                     if s.health and "argv" in s.health}
+        assert want <= set(progs), "make install lacks %s" % sorted(want - set(progs))
+        missing, owners = {}, {}
+        for name, prog in progs.items():
+            out = subprocess.run(["ldd", prog], stdout=subprocess.PIPE, text=True).stdout
+            for lib in re.findall(r"=> (/\S+)", out):
+                if lib not in owners:
+                    owners[lib] = package_of(lib)
+                if owners[lib] not in have:
+                    missing.setdefault(owners[lib], set()).add(name)
+        assert not missing, "the runtime stage lacks %s (has %s)" % (missing, sorted(pkgs))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def namespaces_usable():
