@@ -724,15 +724,20 @@ def main(argv):
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if not args.clean:
-            run.stop_all()
-            if failure is None:
-                failure = scenario.verify(run, summary)
-            problems = run.problems()
-            summary["problems"] = problems[:20]
-            if problems and failure is None:
-                failure = "%d problem(s): %s" % (len(problems), problems[0])
-        run.net.teardown()
+        try:
+            if not args.clean:
+                run.stop_all()
+                if failure is None:
+                    failure = scenario.verify(run, summary)
+                problems = run.problems()
+                summary["problems"] = problems[:20]
+                if problems and failure is None:
+                    failure = "%d problem(s): %s" % (len(problems), problems[0])
+        except Exception as e:
+            traceback.print_exc()
+            failure = failure or "%s: %s" % (type(e).__name__, e)
+        finally:
+            run.net.teardown()
         summary["total_s"] = round(time.monotonic() - t0, 2)
         summary["ok"] = failure is None
         if failure:
