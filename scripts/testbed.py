@@ -35,6 +35,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("QROAM_BIN", os.path.join(ROOT, "build", "bin"))
@@ -127,10 +128,20 @@ def topology(ports):
     return "\n".join(lines) + "\n"
 
 
-def common(rundir, ident, cert):
+def common(rundir, ident, cert, admin):
     return ("id {id}\ntopology {d}/topo.conf\nstore {d}/{id}.db\n"
             "ca {d}/pki/ca.pem\ncert {d}/pki/{c}.pem\nkey {d}/pki/{c}.key\n"
-            ).format(d=rundir, id=ident, c=cert)
+            "admin {a}\n").format(d=rundir, id=ident, c=cert, a=admin)
+
+
+def qroamctl_conf(rundir, admin):
+    """qroamctl's view of the testbed: every admin endpoint and the
+    operator credential."""
+    lines = ["topology %s/topo.conf" % rundir, "ca %s/pki/ca.pem" % rundir,
+             "cert %s/pki/operator.pem" % rundir,
+             "key %s/pki/operator.key" % rundir]
+    lines += ["admin %s 127.0.0.1:%d" % kv for kv in admin.items()]
+    return "\n".join(lines) + "\n"
 
 
 def vehicle_conf(rundir, opts, route):
@@ -161,24 +172,29 @@ def setup(rundir):
     keys = ["filler", "registrar", "sched", "qkd"] + \
         [t + s for t in TSPS for s in ("", "/provision")]
     ports = dict(zip(keys, free_ports(len(keys))))
+    clouds = ["qkd", "sched"] + TSPS + ["filler", "registrar"]
+    admin = dict(zip(clouds + [v[0] for v in VEHICLES],
+                     free_ports(len(clouds) + len(VEHICLES))))
     write(os.path.join(rundir, "topo.conf"), topology(ports))
+    write(os.path.join(rundir, "qroamctl.conf"), qroamctl_conf(rundir, admin))
     confs = {
-        "qkd": ("qkdd", common(rundir, "qkd", "qkd") +
+        "qkd": ("qkdd", common(rundir, "qkd", "qkd", admin["qkd"]) +
                 "".join("link sched %s rate 1000000 pool 1000\n" % t for t in TSPS),
                 [ports["qkd"]]),
-        "sched": ("schedd", common(rundir, "sched", "sched") + "handover_timeout 5s\n",
+        "sched": ("schedd", common(rundir, "sched", "sched", admin["sched"]) + "handover_timeout 5s\n",
                   [ports["sched"]]),
     }
     for t in TSPS:
-        confs[t] = ("tspd", common(rundir, t, t) +
+        confs[t] = ("tspd", common(rundir, t, t, admin[t]) +
                     "look_ahead %s\nhandover_timeout 5s\nck2_lifetime 30s\n" % LOOK_AHEAD,
                     [ports[t], ports[t + "/provision"]])
-    confs["filler"] = ("fillerd", common(rundir, "filler", "filler") + "m 64\n",
+    confs["filler"] = ("fillerd", common(rundir, "filler", "filler", admin["filler"]) + "m 64\n",
                        [ports["filler"]])
-    confs["registrar"] = ("registrard", common(rundir, "registrar", "registrar"),
+    confs["registrar"] = ("registrard", common(rundir, "registrar", "registrar", admin["registrar"]),
                           [ports["registrar"]])
     for name, opts, route, _, _ in VEHICLES:
-        confs[name] = ("vehicled", vehicle_conf(rundir, opts, route), [])
+        confs[name] = ("vehicled", vehicle_conf(rundir, opts, route) +
+                       "admin %d\n" % admin[name], [])
     for name, (_, text, _) in confs.items():
         write(os.path.join(rundir, name + ".conf"), text)
     return {n: (prog, p) for n, (prog, _, p) in confs.items()}
@@ -402,6 +418,47 @@ def summarize(rundir, vehicles, daemons, expect):
     return s, problems
 
 
+def scrape(port):
+    """{(metric, labels text): value} of one admin endpoint's /metrics."""
+    out = {}
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+    return out
+
+
+def operations_report(rundir):
+    """While everything still runs: qroamctl's status table, and what the
+    clouds' metrics counted (handovers, refusals) for the summary."""
+    conf = os.path.join(rundir, "qroamctl.conf")
+    ctl = os.path.join(BIN, "qroamctl")
+    if os.path.exists(ctl):
+        p = subprocess.run([ctl, "-f", conf, "status"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=30)
+        for line in p.stdout.decode(errors="replace").splitlines():
+            say("qroamctl status | " + line)
+    admin = {}
+    with open(conf) as f:
+        for line in f:
+            w = line.split()
+            if len(w) == 3 and w[0] == "admin":
+                admin[w[1]] = int(w[2].rsplit(":", 1)[1])
+    m = {"handovers_ok": 0, "refusals": 0}
+    for name, port in admin.items():
+        try:
+            samples = scrape(port)
+        except OSError as e:
+            say("metrics of %s: %s" % (name, e))
+            continue
+        if name in TSPS:
+            m["handovers_ok"] += int(samples.get('qroam_handovers_total{result="ok"}', 0))
+        m["refusals"] += int(sum(v for k, v in samples.items()
+                                 if k.startswith("qroam_refusals_total")))
+    return m
+
+
 def start_all(rundir, plan):
     """Start the clouds in order, each once its predecessor listens."""
     daemons = []
@@ -454,6 +511,7 @@ def main():
     vehicles, expect = [], expected_crossings(rundir)
     if ok:
         vehicles, expect = drive(rundir, daemons)
+    metrics = operations_report(rundir) if ok else {}
     died = [d.name for d in daemons + vehicles if d.died()]
     for d in vehicles:
         d.stop()
@@ -462,6 +520,7 @@ def main():
     summary, problems = summarize(rundir, vehicles, daemons, expect)
     if not ok:
         summary["errors"] += 1
+    summary["metrics"] = metrics
     for p in problems:
         say("problem: %s" % p)
     for n in died:
