@@ -26,6 +26,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "tls.h"
 
@@ -82,7 +83,26 @@ static void	conn_read_cb(struct bufferevent *, void *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_finish(struct conn *);
-static void	conn_violation(struct conn *, const char *);
+static void	conn_violation(struct conn *, const char *, const char *);
+
+/* The I/O layer's metrics (metrics.h), registered on first use. */
+static struct metric *
+conn_metric(int which)
+{
+	static struct metric	*m[4];
+
+	if (m[0] == NULL) {
+		m[0] = metric_counter("qroam_connections_accepted_total",
+		    "Connections accepted on the listeners.", NULL);
+		m[1] = metric_gauge("qroam_connections_open",
+		    "Connections open now, both directions.", NULL);
+		m[2] = metric_counter("qroam_messages_received_total",
+		    "Frames received and decoded, by message type.", "type");
+		m[3] = metric_counter("qroam_messages_sent_total",
+		    "Frames queued for sending, by message type.", "type");
+	}
+	return m[which];
+}
 
 static void
 ms_to_tv(int ms, struct timeval *tv)
@@ -127,6 +147,7 @@ conn_new(struct event_base *base, struct bufferevent *bev,
 	}
 	c->c_base = base;
 	c->c_bev = bev;
+	metric_add(conn_metric(1), NULL, 1);
 	if (cb != NULL)
 		c->c_cb = *cb;
 	c->c_arg = arg;
@@ -169,7 +190,8 @@ conn_connected(struct conn *c)
 	if (c->c_state != CONN_CONNECTING)
 		return;
 	if (conn_identify(c) == -1) {
-		conn_violation(c, "peer presented no valid certificate");
+		conn_violation(c, "tls_handshake",
+		    "peer presented no valid certificate");
 		return;
 	}
 	if (c->c_want_cn != NULL && strcmp(c->c_want_cn, c->c_cn) != 0) {
@@ -203,6 +225,7 @@ conn_deliver(struct conn *c, struct frame *f)
 {
 	struct syncframe	*sf;
 
+	metric_inc(conn_metric(2), msg_type_name(f->f_type));
 	if (c->c_sync) {
 		if ((sf = calloc(1, sizeof(*sf))) == NULL) {
 			frame_release(f);
@@ -219,10 +242,14 @@ conn_deliver(struct conn *c, struct frame *f)
 	frame_release(f);
 }
 
-/* A peer broke the framing: log it (every daemon alike) and drop it. */
+/*
+ * A peer broke the framing or the handshake: log it (every daemon alike),
+ * count it as a refusal of kind what and drop it.
+ */
 static void
-conn_violation(struct conn *c, const char *reason)
+conn_violation(struct conn *c, const char *what, const char *reason)
 {
+	metrics_refusal(what);
 	log_warnx("%s%s%s: %s: closing the connection", c->c_addr,
 	    c->c_cn[0] ? " " : "", c->c_cn, reason);
 	conn_close(c, reason);
@@ -249,7 +276,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		need = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 |
 		    (size_t)hdr[2] << 8 | hdr[3];
 		if (need > c->c_max_frame) {
-			conn_violation(c, "frame too big");
+			conn_violation(c, "framing", "frame too big");
 			return;
 		}
 		if (len < FRAME_HDRLEN + need)
@@ -261,7 +288,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		r = frame_decode(p, FRAME_HDRLEN + need, c->c_max_frame, &f,
 		    &consumed);
 		if (r != FRAME_OK) {
-			conn_violation(c, r == FRAME_TOO_BIG ? "frame too big" :
+			conn_violation(c, "framing", r == FRAME_TOO_BIG ? "frame too big" :
 			    "malformed frame");
 			return;
 		}
@@ -319,7 +346,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_finish(c);
 	else if (c->c_state == CONN_CONNECTING && c->c_tls &&
 	    c->c_listener != NULL)
-		conn_violation(c, reason);	/* refused TLS handshake */
+		conn_violation(c, "tls_handshake", reason);
 	else
 		conn_close(c, reason);
 }
@@ -348,6 +375,7 @@ conn_reap(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (c->c_bev != NULL)
 		bufferevent_free(c->c_bev);
+	metric_add(conn_metric(1), NULL, -1);
 	free(c);
 }
 
@@ -404,6 +432,8 @@ conn_send(struct conn *c, uint32_t type, uint64_t request_id,
 		return -1;
 	rc = bufferevent_write(c->c_bev, buf, len);
 	free(buf);
+	if (rc == 0)
+		metric_inc(conn_metric(3), msg_type_name(type));
 	return rc == 0 ? 0 : -1;
 }
 
@@ -415,6 +445,8 @@ conn_send_status(struct conn *c, uint64_t request_id, int code,
 
 	st.code = code;
 	st.detail = (char *)(detail != NULL ? detail : "");
+	if (code != QROAM__STATUS_CODE__OK)
+		metrics_refusal(msg_status_name(code));
 	return conn_send(c, QROAM__MSG_TYPE__MT_STATUS, request_id,
 	    &st.base);
 }
@@ -579,6 +611,7 @@ listener_accept_cb(struct evconnlistener *lev, evutil_socket_t fd,
 		return;
 	}
 	conn_format_addr(sa, c->c_addr, sizeof(c->c_addr));
+	metric_inc(conn_metric(0), NULL);
 	c->c_listener = l;
 	TAILQ_INSERT_TAIL(&l->l_conns, c, c_entry);
 	l->l_nconns++;

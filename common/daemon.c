@@ -2,10 +2,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "daemon.h"
 #include "log.h"
+#include "notify.h"
 #include "tls.h"
 
 extern char *__progname;
@@ -60,11 +62,17 @@ daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
 	switch (sig) {
 	case SIGTERM:
 	case SIGINT:
+		notify_stopping();
 		ds->ds_stop(ds->ds_arg);
 		break;
 	case SIGHUP:
-		if (ds->ds_reload != NULL)
-			ds->ds_reload(ds->ds_arg);
+		if (ds->ds_reload == NULL) {
+			log_info("SIGHUP: nothing to reload");
+			break;
+		}
+		notify_reloading();
+		ds->ds_reload(ds->ds_arg);
+		notify_ready(NULL);
 		break;
 	case SIGUSR1:
 		if (ds->ds_usr1 != NULL)
@@ -92,6 +100,7 @@ daemon_signals_new(struct event_base *base, void (*on_stop)(void *),
 		if (ds->ds_ev[i] == NULL || evsignal_add(ds->ds_ev[i], NULL) == -1)
 			fatalx("cannot install signal handler");
 	}
+	notify_init(base);
 	return ds;
 }
 
@@ -105,6 +114,7 @@ daemon_signals_free(struct daemon_signals *ds)
 	for (i = 0; i < 4; i++)
 		event_free(ds->ds_ev[i]);
 	free(ds);
+	notify_free();
 }
 
 void
@@ -123,4 +133,65 @@ daemon_tls(const struct cfg_common *cc, SSL_CTX **srv, SSL_CTX **cli)
 	if (cli != NULL && (*cli = tls_client_ctx(cc->cc_ca, cc->cc_cert,
 	    cc->cc_key)) == NULL)
 		fatalx("cannot set up the TLS client context");
+}
+
+struct admin *
+daemon_admin(struct event_base *base, const struct cfg_common *cc,
+    const char *daemon, admin_status_cb cb, void *arg)
+{
+	struct admin	*a;
+
+	a = admin_new(base, cc->cc_admin_host, cc->cc_admin_port, daemon,
+	    cc->cc_id, cb, arg);
+	if (a == NULL)
+		fatalx("cannot start the admin endpoint");
+	return a;
+}
+
+/* 1 if two optional strings differ. */
+static int
+daemon_differ(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+int
+daemon_reload_restart_only(const struct cfg_common *run,
+    const struct cfg_common *next)
+{
+	const struct {
+		const char	*name;
+		const char	*run, *next;
+	} s[] = {
+		{ "id", run->cc_id, next->cc_id },
+		{ "topology", run->cc_topology, next->cc_topology },
+		{ "store", run->cc_store, next->cc_store },
+		{ "ca", run->cc_ca, next->cc_ca },
+		{ "cert", run->cc_cert, next->cc_cert },
+		{ "key", run->cc_key, next->cc_key },
+		{ "admin", run->cc_admin_host, next->cc_admin_host },
+	};
+	size_t	i;
+	int	n = 0;
+
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+		if (!daemon_differ(s[i].run, s[i].next))
+			continue;
+		log_warnx("reload: %s changed; it takes effect on restart",
+		    s[i].name);
+		n++;
+	}
+	if (run->cc_admin_port != next->cc_admin_port &&
+	    !daemon_differ(run->cc_admin_host, next->cc_admin_host)) {
+		log_warnx("reload: admin changed; it takes effect on restart");
+		n++;
+	}
+	if (run->cc_max_frame != next->cc_max_frame) {
+		log_warnx("reload: max_frame changed; it takes effect on "
+		    "restart");
+		n++;
+	}
+	return n;
 }

@@ -56,7 +56,10 @@ int	metrics_render(struct evbuffer *buf);
 /* Count one refusal: qroam_refusals_total{reason=...}. */
 void	metrics_refusal(const char *reason);
 
-/* Free every metric and collector (end of main, unit tests). */
+/*
+ * Zero every metric and forget the collectors (unit tests).  Metrics stay
+ * registered, so pointers callers keep remain valid for the process.
+ */
 void	metrics_reset(void);
 
 /* Default buckets of latency histograms, in seconds (1 ms .. 10 s). */

@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "outbox.h"
 #include "store.h"
@@ -54,6 +55,8 @@ struct outbox {
 	sqlite3_stmt		*ob_delete;
 	sqlite3_stmt		*ob_attempt;
 	sqlite3_stmt		*ob_count;
+	sqlite3_stmt		*ob_bydest;
+	struct metric		*ob_gauge;
 };
 
 static void	ob_start(struct ob_dest *);
@@ -247,6 +250,22 @@ ob_start(struct ob_dest *od)
 		ob_retry(od);
 }
 
+/* Scrape time: the depth gauge of every destination from the store. */
+static void
+outbox_collect(void *arg)
+{
+	struct outbox	*ob = arg;
+	size_t		 i;
+
+	for (i = 0; i < ob->ob_ndests; i++)
+		metric_set(ob->ob_gauge, ob->ob_dests[i].od_tsp->tt_id, 0);
+	while (sqlite3_step(ob->ob_bydest) == SQLITE_ROW)
+		metric_set(ob->ob_gauge,
+		    (const char *)sqlite3_column_text(ob->ob_bydest, 0),
+		    (double)sqlite3_column_int64(ob->ob_bydest, 1));
+	store_reset(ob->ob_bydest);
+}
+
 struct outbox *
 outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
     SSL_CTX *tls, size_t max_frame)
@@ -269,6 +288,10 @@ outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
 	ob->ob_attempt = store_prepare(db,
 	    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?");
 	ob->ob_count = store_prepare(db, "SELECT count(*) FROM outbox");
+	ob->ob_bydest = store_prepare(db, "SELECT dest, count(*),"
+	    " max(attempts), min(created_ms) FROM outbox GROUP BY dest");
+	ob->ob_gauge = metric_gauge("qroam_outbox_depth",
+	    "Messages stored and not yet acknowledged, by TSP.", "dest");
 	ob->ob_ndests = topo->t_ntsps;
 	ob->ob_dests = xcalloc(topo->t_ntsps, sizeof(*ob->ob_dests));
 	for (i = 0; i < topo->t_ntsps; i++) {
@@ -278,7 +301,9 @@ outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
 		if ((ob->ob_dests[i].od_timer = evtimer_new(base, ob_timer_cb,
 		    &ob->ob_dests[i])) == NULL)
 			fatalx("evtimer_new");
+		metric_set(ob->ob_gauge, ob->ob_dests[i].od_tsp->tt_id, 0);
 	}
+	metrics_collector_add(outbox_collect, ob);
 	return ob;
 }
 
@@ -289,6 +314,7 @@ outbox_free(struct outbox *ob)
 
 	if (ob == NULL)
 		return;
+	metrics_collector_remove(outbox_collect, ob);
 	for (i = 0; i < ob->ob_ndests; i++) {
 		event_free(ob->ob_dests[i].od_timer);
 		if (ob->ob_dests[i].od_conn != NULL)
@@ -335,4 +361,43 @@ outbox_depth(struct outbox *ob)
 		n = (uint64_t)sqlite3_column_int64(ob->ob_count, 0);
 	store_reset(ob->ob_count);
 	return n;
+}
+
+json_t *
+outbox_json(struct outbox *ob)
+{
+	json_t		*a, *o;
+	const char	*dest;
+	size_t		 i;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < ob->ob_ndests; i++) {
+		o = json_pack("{s:s, s:I, s:I, s:n}", "dest",
+		    ob->ob_dests[i].od_tsp->tt_id, "pending", (json_int_t)0,
+		    "attempts", (json_int_t)0, "oldest_ms");
+		if (o == NULL || json_array_append_new(a, o) == -1)
+			goto fail;
+	}
+	while (sqlite3_step(ob->ob_bydest) == SQLITE_ROW) {
+		dest = (const char *)sqlite3_column_text(ob->ob_bydest, 0);
+		for (i = 0; i < ob->ob_ndests; i++)
+			if (dest != NULL &&
+			    strcmp(ob->ob_dests[i].od_tsp->tt_id, dest) == 0)
+				break;
+		if (i == ob->ob_ndests)
+			continue;
+		o = json_array_get(a, i);
+		json_object_set_new(o, "pending", json_integer(
+		    sqlite3_column_int64(ob->ob_bydest, 1)));
+		json_object_set_new(o, "attempts", json_integer(
+		    sqlite3_column_int64(ob->ob_bydest, 2)));
+		json_object_set_new(o, "oldest_ms", json_integer(
+		    sqlite3_column_int64(ob->ob_bydest, 3)));
+	}
+	store_reset(ob->ob_bydest);
+	return a;
+ fail:
+	json_decref(a);
+	return NULL;
 }

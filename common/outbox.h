@@ -8,6 +8,7 @@
 #ifndef QROAM_OUTBOX_H
 #define QROAM_OUTBOX_H
 
+#include <jansson.h>
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,5 +32,11 @@ int	outbox_enqueue_all(struct outbox *, uint32_t type, const uint8_t *payload,
 void	outbox_kick(struct outbox *);
 /* Messages not yet acknowledged, all TSPs together. */
 uint64_t outbox_depth(struct outbox *);
+/*
+ * Per TSP, in topology order: [{dest, pending, attempts (most tries of one
+ * message), oldest_ms (creation time of the oldest, or null)}]; NULL if out
+ * of memory.  The depth is also the gauge qroam_outbox_depth{dest}.
+ */
+json_t	*outbox_json(struct outbox *);
 
 #endif
