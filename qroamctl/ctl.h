@@ -70,6 +70,7 @@ struct ctl_fetch {
 	int			 cf_pending;
 	int			 cf_httperr;	/* evhttp's error, -1: none */
 	int			 cf_wait_ms;
+	int			 cf_badpeer;	/* the server's role was wrong */
 	int			*cf_left;
 };
 

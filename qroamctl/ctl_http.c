@@ -83,29 +83,37 @@ ctl_http_error(enum evhttp_request_error err, void *arg)
 	cf->cf_httperr = (int)err;
 }
 
-/* The server's certificate must carry the expected role. */
+/*
+ * The server's certificate must carry the expected role; checked when the
+ * headers arrive, while the TLS session is still open.  -1 cancels the
+ * request.
+ */
 static int
-ctl_peer_ok(struct ctl_fetch *cf)
+ctl_http_headers(struct evhttp_request *r, void *arg)
 {
+	struct ctl_fetch	*cf = arg;
 	struct bufferevent	*bev;
 	SSL			*ssl;
 	char			 cn[128], role[64];
 
+	(void)r;
 	if (cf->cf_tls == NULL || cf->cf_peer_role == NULL)
-		return 1;
+		return 0;
 	bev = evhttp_connection_get_bufferevent(cf->cf_conn);
 	if (bev == NULL || (ssl = bufferevent_openssl_get_ssl(bev)) == NULL ||
 	    tls_peer_identity(ssl, cn, sizeof(cn), role, sizeof(role)) == -1) {
 		snprintf(cf->cf_err, sizeof(cf->cf_err),
 		    "no verified server certificate");
-		return 0;
+		cf->cf_badpeer = 1;
+		return -1;
 	}
 	if (strcmp(role, cf->cf_peer_role) != 0) {
 		snprintf(cf->cf_err, sizeof(cf->cf_err), "the server %s has "
 		    "role %s, not %s", cn, role, cf->cf_peer_role);
-		return 0;
+		cf->cf_badpeer = 1;
+		return -1;
 	}
-	return 1;
+	return 0;
 }
 
 /* evhttp's request callback: an answer, or NULL / code 0 on failure. */
@@ -123,14 +131,12 @@ ctl_http_done(struct evhttp_request *r, void *arg)
 		event_base_loopbreak(evhttp_connection_get_base(cf->cf_conn));
 	if (r != NULL)
 		cf->cf_code = evhttp_request_get_response_code(r);
-	if (cf->cf_code == 0) {
-		ctl_failure_text(cf);
-		return;
-	}
-	if (!ctl_peer_ok(cf)) {
+	if (cf->cf_badpeer)
 		cf->cf_code = 0;
+	else if (cf->cf_code == 0)
+		ctl_failure_text(cf);
+	if (cf->cf_code == 0)
 		return;
-	}
 	in = evhttp_request_get_input_buffer(r);
 	n = evbuffer_get_length(in);
 	if ((cf->cf_data = malloc(n + 1)) == NULL) {
@@ -191,6 +197,7 @@ ctl_start(struct ctl *c, struct ctl_fetch *cf, int *left)
 		return -1;
 	}
 	evhttp_request_set_error_cb(r, ctl_http_error);
+	evhttp_request_set_header_cb(r, ctl_http_headers);
 	h = evhttp_request_get_output_headers(r);
 	snprintf(hostport, sizeof(hostport), "%s:%u", cf->cf_host,
 	    cf->cf_port);
