@@ -63,8 +63,6 @@ static const struct ctl_col ctl_handover_cols[] = {
 static const struct ctl_col ctl_pool_cols[] = {
 	{ "NAME", "name", CTL_TEXT },
 	{ "LINK", "link", CTL_TEXT },
-	{ "SAE_A", "sae_a", CTL_TEXT },
-	{ "SAE_B", "sae_b", CTL_TEXT },
 	{ "KEYS", "keys", CTL_TEXT },
 	{ "CAPACITY", "capacity", CTL_TEXT },
 	{ "BITS", "key_bits", CTL_TEXT },
@@ -78,6 +76,7 @@ static const struct ctl_col ctl_outbox_cols[] = {
 	{ "DAEMON", "daemon", CTL_TEXT },
 	{ "ID", "id", CTL_TEXT },
 	{ "OUTBOX", "outbox", CTL_TEXT },
+	{ "PER_TSP", "per_tsp", CTL_TEXT },
 	{ NULL, NULL, CTL_TEXT },
 };
 
@@ -400,22 +399,55 @@ ctl_pools(struct ctl *c, int argc, char **argv)
 	    ctl_pool_cols, rows);
 }
 
+/* The per-TSP backlog of a row's "tsps" as "tsp-a=0,tsp-b=3" in "per_tsp". */
+static void
+ctl_outbox_text(json_t *row)
+{
+	json_t		*e;
+	const char	*tsp;
+	char		 buf[1024];
+	size_t		 i, off = 0;
+	int		 n;
+
+	buf[0] = '\0';
+	json_array_foreach(json_object_get(row, "tsps"), i, e) {
+		if ((tsp = json_string_value(json_object_get(e, "tsp"))) ==
+		    NULL)
+			continue;
+		n = snprintf(buf + off, sizeof(buf) - off, "%s%s=%"
+		    JSON_INTEGER_FORMAT, off ? "," : "", tsp,
+		    json_integer_value(json_object_get(e, "pending")));
+		if (n < 0 || (size_t)n >= sizeof(buf) - off)
+			break;
+		off += (size_t)n;
+	}
+	if (off > 0)
+		json_object_set_new(row, "per_tsp", json_string(buf));
+}
+
 int
 ctl_outbox(struct ctl *c, int argc, char **argv)
 {
 	const struct ctl_daemon	**ds;
 	struct ctl_fetch	 *cfs;
-	json_t			 *rows, *o, *st;
+	json_t			 *rows, *o, *st, *per;
 	char			  why[256];
 	size_t			  i, n;
 	int			  rc = CTL_OK, named = argc > 0 || c->c_single;
 
 	if (ctl_select(c, argc, argv, &ds, &n) == -1)
 		return CTL_USAGE;
-	cfs = ctl_fetch_each(c, ds, n, "/status");
+	cfs = xcalloc(2 * n + 1, sizeof(*cfs));
+	for (i = 0; i < n; i++) {
+		ctl_fetch_init(&cfs[2 * i], ds[i], "/status");
+		ctl_fetch_init(&cfs[2 * i + 1], ds[i], "/status/outbox");
+	}
+	if (ctl_fetch_run(c, cfs, 2 * n) == -1)
+		fatalx("event_base");
 	rows = json_array();
 	for (i = 0; i < n; i++) {
-		if ((st = ctl_fetch_json(&cfs[i], why, sizeof(why))) == NULL) {
+		if ((st = ctl_fetch_json(&cfs[2 * i], why, sizeof(why))) ==
+		    NULL) {
 			ctl_err("%s (%s:%u): %s", ds[i]->cd_name,
 			    ds[i]->cd_host, ds[i]->cd_port, why);
 			if (named)
@@ -428,6 +460,12 @@ ctl_outbox(struct ctl *c, int argc, char **argv)
 			    "daemon", json_object_get(st, "daemon"),
 			    "id", json_object_get(st, "id"),
 			    "outbox", json_object_get(st, "outbox"));
+			per = ctl_fetch_json(&cfs[2 * i + 1], why, sizeof(why));
+			if (json_is_array(per))
+				json_object_set(o, "tsps", per);
+			json_decref(per);
+			if (!c->c_json)
+				ctl_outbox_text(o);
 			json_array_append_new(rows, o);
 		} else if (named) {
 			ctl_err("%s has no outbox", ds[i]->cd_name);
@@ -435,7 +473,7 @@ ctl_outbox(struct ctl *c, int argc, char **argv)
 		}
 		json_decref(st);
 	}
-	ctl_fetch_clear(cfs, n);
+	ctl_fetch_clear(cfs, 2 * n);
 	free(cfs);
 	free(ds);
 	return ctl_gathered(c, rc, ctl_outbox_cols, rows);
