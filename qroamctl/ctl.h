@@ -20,7 +20,8 @@
 #define CTL_USAGE	2
 
 #define CTL_CONF_DEFAULT	"/etc/qroam/qroamctl.conf"
-#define CTL_WAIT_DEFAULT	3000
+#define CTL_WAIT_DEFAULT	3000	/* ms, reading the admin endpoints */
+#define CTL_WAIT_OPERATOR	30000	/* ms, operator actions (RSA keygen) */
 #define CTL_NAMEMAX		64
 
 /* One admin endpoint to watch: an `admin NAME [HOST:]PORT` line or -a. */
@@ -35,6 +36,7 @@ struct ctl {
 	int			 c_conf_given;	/* -f on the command line */
 	int			 c_json;
 	int			 c_wait_ms;
+	int			 c_wait_given;	/* -w on the command line */
 	int			 c_single;	/* -a: one endpoint, no config */
 	char			*c_topology;
 	char			*c_ca;
@@ -87,7 +89,8 @@ void	ctl_conf_free(struct ctl *);
 const struct ctl_daemon *ctl_daemon(const struct ctl *, const char *name);
 /*
  * The daemons named in argv (all of them if argc is 0) as an array of
- * pointers into c; an unknown name is reported and returns -1.
+ * pointers into c.  Returns CTL_OK, CTL_USAGE for an unknown name (or a
+ * name with -a), CTL_FAIL if the configuration lists no daemon.
  */
 int	ctl_select(const struct ctl *, int argc, char **argv,
 	    const struct ctl_daemon ***out, size_t *n);

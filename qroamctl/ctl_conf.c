@@ -12,7 +12,6 @@
 #include <string.h>
 
 #include "conf.h"
-#include "ids.h"
 #include "log.h"
 
 #include "ctl.h"
@@ -189,29 +188,28 @@ ctl_select(const struct ctl *c, int argc, char **argv,
 		if (c->c_ndaemons == 0) {
 			ctl_err("%s lists no daemons (admin NAME [HOST:]PORT)",
 			    c->c_conffile);
-			return -1;
+			return CTL_FAIL;
 		}
 		v = xcalloc(c->c_ndaemons, sizeof(*v));
 		for (i = 0; i < c->c_ndaemons; i++)
 			v[i] = &c->c_daemons[i];
 		*out = v;
 		*n = c->c_ndaemons;
-		return 0;
+		return CTL_OK;
 	}
 	if (c->c_single) {
-		ctl_err("-a names the daemon: no NAME after the command");
-		return -1;
+		return ctl_usage("-a names the daemon: no NAME after the "
+		    "command");
 	}
 	v = xcalloc((size_t)argc, sizeof(*v));
 	for (i = 0; i < (size_t)argc; i++) {
 		if ((v[i] = ctl_daemon(c, argv[i])) == NULL) {
-			ctl_err("no daemon \"%s\" in %s", argv[i],
-			    c->c_conffile);
 			free(v);
-			return -1;
+			return ctl_usage("no daemon \"%s\" in %s", argv[i],
+			    c->c_conffile);
 		}
 	}
 	*out = v;
 	*n = (size_t)argc;
-	return 0;
+	return CTL_OK;
 }

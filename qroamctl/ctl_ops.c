@@ -36,8 +36,8 @@ ctl_health(struct ctl *c, int argc, char **argv)
 	size_t			  i, n;
 	int			  ok, rc = CTL_OK;
 
-	if (ctl_select(c, argc, argv, &ds, &n) == -1)
-		return CTL_USAGE;
+	if ((rc = ctl_select(c, argc, argv, &ds, &n)) != CTL_OK)
+		return rc;
 	cfs = xcalloc(n, sizeof(*cfs));
 	for (i = 0; i < n; i++)
 		ctl_fetch_init(&cfs[i], ds[i], "/healthz");

@@ -196,9 +196,10 @@ ctl_status(struct ctl *c, int argc, char **argv)
 	struct ctl_table	 *t;
 	json_t			 *all, *o;
 	size_t			  i, n;
+	int			  rc;
 
-	if (ctl_select(c, argc, argv, &ds, &n) == -1)
-		return CTL_USAGE;
+	if ((rc = ctl_select(c, argc, argv, &ds, &n)) != CTL_OK)
+		return rc;
 	cfs = ctl_fetch_each(c, ds, n, "/status");
 	all = json_array();
 	for (i = 0; i < n; i++)
@@ -320,8 +321,8 @@ ctl_gather(struct ctl *c, int argc, char **argv, const char *what,
 	size_t			  i, k, n;
 	int			  rc = CTL_OK, named = argc > 0 || c->c_single;
 
-	if (ctl_select(c, argc, argv, &ds, &n) == -1)
-		return CTL_USAGE;
+	if ((rc = ctl_select(c, argc, argv, &ds, &n)) != CTL_OK)
+		return rc;
 	cfs = xcalloc(2 * n + 1, sizeof(*cfs));
 	snprintf(path, sizeof(path), "/status/%s", what);
 	for (i = 0; i < n; i++) {
@@ -367,11 +368,11 @@ ctl_gather(struct ctl *c, int argc, char **argv, const char *what,
 	return rc;
 }
 
-/* Print what ctl_gather collected. */
+/* Print what ctl_gather collected: all is well, or some rows came. */
 static int
 ctl_gathered(struct ctl *c, int rc, const struct ctl_col *cols, json_t *rows)
 {
-	if (rc != CTL_USAGE) {
+	if (rc == CTL_OK || json_array_size(rows) > 0) {
 		if (c->c_json)
 			ctl_json_print(rows);
 		else
@@ -435,8 +436,8 @@ ctl_outbox(struct ctl *c, int argc, char **argv)
 	size_t			  i, n;
 	int			  rc = CTL_OK, named = argc > 0 || c->c_single;
 
-	if (ctl_select(c, argc, argv, &ds, &n) == -1)
-		return CTL_USAGE;
+	if ((rc = ctl_select(c, argc, argv, &ds, &n)) != CTL_OK)
+		return rc;
 	cfs = xcalloc(2 * n + 1, sizeof(*cfs));
 	for (i = 0; i < n; i++) {
 		ctl_fetch_init(&cfs[2 * i], ds[i], "/status");

@@ -130,6 +130,7 @@ ctl_getopt(struct ctl *c, int argc, char **argv, const char **single)
 				return -1;
 			}
 			c->c_wait_ms = (int)v;
+			c->c_wait_given = 1;
 			break;
 		default:
 			ctl_usage("bad option %s", argv[optind - 1]);
@@ -180,6 +181,8 @@ main(int argc, char *argv[])
 			break;
 	if (cm->cm_name == NULL)
 		return ctl_usage("unknown command \"%s\"", argv[i]);
+	if (cm->cm_operator && !c.c_wait_given)
+		c.c_wait_ms = CTL_WAIT_OPERATOR;
 	if ((rc = ctl_setup(&c, cm, single)) != CTL_OK) {
 		ctl_conf_free(&c);
 		return rc;
