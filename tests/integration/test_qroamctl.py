@@ -10,16 +10,20 @@
   the vehicle to the new chip.
 - eavesdrop switches qkdd's eavesdropper over mutual TLS, in both LINK
   forms, and only with an operator certificate.
+- handovers: one held in flight (its target TSP frozen) shows at the
+  source TSP and the scheduler, while the frozen TSP shows as down.
 - health exit codes for up and down endpoints, bad usage exit 2.
 """
 
 import json
 import os
+import signal
 import subprocess
 
-from harness import BIN, free_port, provisioned, testbed, vin, wait_until
-from test_schedd import keys_stored, need_qkd
+from harness import BIN, enrolled_probe, free_port, provisioned, testbed, vin, wait_until
+from test_handover import EAST_EDGE_A
 from test_qkdd import call as kme_call
+from test_schedd import keys_stored, need_qkd
 
 TSPS = ["tsp-a", "tsp-b"]
 
@@ -82,7 +86,7 @@ def start_clouds(tb):
     for t in tb.tsps:
         keys_stored(tb, t)
     for t in tb.tsps:
-        tb.start_tsp(t)
+        tb.start_tsp(t, handover_timeout="30s")
     tb.start_filler()
     tb.start_registrar()
 
@@ -204,6 +208,50 @@ def test_lists_follow_the_daemons(tb):
 
     # A list from a daemon without that view is a failure, not a crash.
     ctl.run("sessions", "filler", expect=1)
+
+
+@testbed(tsps=TSPS)
+def test_handover_in_flight(tb):
+    start_clouds(tb)
+    ctl = Ctl(tb, TSPS + ["sched"])
+    p = enrolled_probe(tb, m=16)
+    assert p.auth("tsp-a").status == "OK"
+    assert p.m3("tsp-a").status == "OK"
+    assert ctl.json("handovers") == []
+    # With tsp-b frozen the scheduler holds the handover after A2.
+    tb.signal("tsp-b", signal.SIGSTOP)
+    try:
+        r = p.telemetry("tsp-a", 2, at=EAST_EDGE_A, heading=90, speed=30, m6="tsp-b",
+                        wait_ms=4000)
+        assert r.status == "OK" and r["m6"] == "tsp-b", r
+
+        def held():
+            js = ctl.json("-w", "1000", "handovers")
+            return js if {e["name"] for e in js} == {"tsp-a", "sched"} else None
+        js = wait_until(held, what="the handover in flight at tsp-a and sched")
+        (a,) = [e for e in js if e["name"] == "tsp-a"]
+        (s,) = [e for e in js if e["name"] == "sched"]
+        assert (a["vehicle_id"], a["role"], a["from"], a["to"]) == \
+            (p.vin, "source", "tsp-a", "tsp-b"), a
+        # The scheduler knows the handover by its id, not the vehicle.
+        assert (s["from"], s["to"], s["handover_id"]) == \
+            ("tsp-a", "tsp-b", a["handover_id"]), s
+        rc, out, err = ctl.run("-w", "1000", "handovers")
+        rows = [l.split() for l in out.splitlines()[1:]]
+        assert sorted((r[0], r[1], r[2], r[4], r[5]) for r in rows) == \
+            [("sched", a["handover_id"], s["vehicle_id"] or "-", "tsp-a", "tsp-b"),
+             ("tsp-a", a["handover_id"], p.vin, "tsp-a", "tsp-b")], out
+        assert "tsp-b" in err and "no answer within 1000 ms" in err, err
+        # A frozen daemon is down in status, and a failure when named.
+        rows = ctl.table("-w", "1000", "status")
+        assert [(r["NAME"], r["UP"]) for r in rows] == \
+            [("tsp-a", "up"), ("tsp-b", "down"), ("sched", "up")], rows
+        assert rows[0]["HANDOVERS"] == "1" and rows[2]["HANDOVERS"] == "1", rows
+        ctl.run("-w", "1000", "handovers", "tsp-b", expect=1)
+    finally:
+        tb.signal("tsp-b", signal.SIGCONT)
+    wait_until(lambda: ctl.json("handovers") == [], timeout=90,
+               what="no handover in flight")
 
 
 # ---- operator actions ------------------------------------------------------
