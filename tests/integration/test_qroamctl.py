@@ -18,7 +18,10 @@
 import json
 import os
 import signal
+import socket
+import ssl
 import subprocess
+import threading
 
 from harness import BIN, enrolled_probe, free_port, provisioned, testbed, vin, wait_until
 from test_handover import EAST_EDGE_A
@@ -33,16 +36,18 @@ class Ctl:
     admin endpoints and the operator credential.  Its stderr goes to the
     bed's logs, so the teardown checks (sanitizers, secrets) cover it."""
 
-    def __init__(self, tb, names=(), extra=(), cert="operator"):
+    def __init__(self, tb, names=(), extra=(), cert="operator", topology=True):
         self.tb = tb
         self.exe = os.path.join(BIN, "qroamctl")
         if not os.path.exists(self.exe):
             raise AssertionError("%s is not built (run `make asan`)" % self.exe)
-        self.conf = tb.path("conf", "qroamctl-%s.conf" % cert)
+        self.conf = tb.path("conf", "qroamctl-%s-%d.conf" % (cert, len(os.listdir(
+            tb.path("conf")))))
         self.log = tb.path("logs", "qroamctl.log")
-        lines = ["# qroamctl for the integration test bed",
-                 "topology %s" % tb.topology, "ca %s" % tb.ca,
+        lines = ["# qroamctl for the integration test bed", "ca %s" % tb.ca,
                  "cert %s" % tb.cert(cert), "key %s" % tb.key(cert)]
+        if topology:
+            lines.append("topology %s" % tb.topology)
         lines += ["admin %s 127.0.0.1:%d" % (n, tb.admin_port(n)) for n in names]
         lines += list(extra)
         with open(self.conf, "w") as f:
@@ -76,6 +81,31 @@ class Ctl:
         for l in lines[1:]:
             assert len(l) == len(head), (head, l)
         return [dict(zip(head, l)) for l in lines[1:]]
+
+
+def serve_once(tb, port, cert, ready):
+    """An HTTPS server with cert's certificate that answers one request 200;
+    ready is set once it listens."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tb.cert(cert), tb.key(cert))
+    ctx.load_verify_locations(tb.ca)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    with socket.socket() as ls:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", port))
+        ls.listen(1)
+        ls.settimeout(30)
+        ready.set()
+        conn, _ = ls.accept()
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as c:
+                c.settimeout(10)
+                c.recv(65536)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 2\r\n\r\n{}")
+                c.recv(1024)
+        except (OSError, ssl.SSLError):
+            pass
 
 
 def start_clouds(tb):
@@ -345,6 +375,24 @@ def test_eavesdrop_switch(tb):
     factory = Ctl(tb, ["qkd"], cert="factory")
     rc, out, err = factory.run("eavesdrop", "sched/tsp-b", "off", expect=1)
     assert "401" in err and "operator" in err, err
+    assert eve("sched", "tsp-b") == 0.25
+
+    # A KME whose certificate is not of role qkd is not believed.
+    port = free_port()
+    listening = threading.Event()
+    impostor = threading.Thread(target=serve_once, args=(tb, port, "tsp-a", listening),
+                                daemon=True)
+    impostor.start()
+    assert listening.wait(10)
+    topo = tb.path("conf", "impostor-topology")
+    with open(tb.topology) as f:
+        lines = [l for l in f if not l.startswith("qkd")]
+    with open(topo, "w") as f:
+        f.write("".join(lines) + "qkd 127.0.0.1:%d\n" % port)
+    fooled = Ctl(tb, ["qkd"], ["topology %s" % topo], topology=False)
+    rc, out, err = fooled.run("eavesdrop", "sched/tsp-b", "on", expect=1)
+    assert "role tsp, not qkd" in err, err
+    impostor.join(10)
     assert eve("sched", "tsp-b") == 0.25
 
 
