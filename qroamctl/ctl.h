@@ -132,6 +132,8 @@ int	ctl_outbox(struct ctl *, int argc, char **argv);
 int	ctl_pools(struct ctl *, int argc, char **argv);
 
 /* ctl_ops.c */
+/* The topology and operator credential of the actions; 0, or -1 + why. */
+int	ctl_need_operator(const struct ctl *);
 int	ctl_health(struct ctl *, int argc, char **argv);
 int	ctl_metrics(struct ctl *, int argc, char **argv);
 int	ctl_fill(struct ctl *, int argc, char **argv);

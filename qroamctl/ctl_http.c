@@ -199,8 +199,8 @@ ctl_start(struct ctl *c, struct ctl_fetch *cf, int *left)
 	evhttp_request_set_error_cb(r, ctl_http_error);
 	evhttp_request_set_header_cb(r, ctl_http_headers);
 	h = evhttp_request_get_output_headers(r);
-	snprintf(hostport, sizeof(hostport), "%s:%u", cf->cf_host,
-	    cf->cf_port);
+	snprintf(hostport, sizeof(hostport), strchr(cf->cf_host, ':') ?
+	    "[%s]:%u" : "%s:%u", cf->cf_host, cf->cf_port);
 	evhttp_add_header(h, "Host", hostport);
 	evhttp_add_header(h, "Connection", "close");
 	evhttp_add_header(h, "Accept", "application/json, text/plain");

@@ -210,19 +210,18 @@ ctl_json_result(json_t *j)
 	json_decref(j);
 }
 
-/* The operator credential and topology every action needs; 0 or -1. */
-static int
-ctl_need_operator(struct ctl *c, int topology)
+int
+ctl_need_operator(const struct ctl *c)
 {
-	static const char *const names[] = { "ca", "cert", "key", "topology" };
+	static const char *const names[] = { "topology", "ca", "cert", "key" };
 	const char	*vals[4];
 	size_t		 i;
 
-	vals[0] = c->c_ca;
-	vals[1] = c->c_cert;
-	vals[2] = c->c_key;
-	vals[3] = c->c_topology;
-	for (i = 0; i < (topology ? 4u : 3u); i++) {
+	vals[0] = c->c_topology;
+	vals[1] = c->c_ca;
+	vals[2] = c->c_cert;
+	vals[3] = c->c_key;
+	for (i = 0; i < 4; i++) {
 		if (vals[i] == NULL) {
 			ctl_err("%s: no %s directive (operator actions need "
 			    "topology, ca, cert and key)", c->c_conffile,
@@ -340,7 +339,7 @@ ctl_fill(struct ctl *c, int argc, char **argv)
 
 	if (ctl_prov_opts(argc, argv, "+s:m:", &p) == -1)
 		return CTL_USAGE;
-	if (ctl_need_operator(c, 1) == -1)
+	if (ctl_need_operator(c) == -1)
 		return CTL_FAIL;
 	rc = ctl_provision(c, &p, &db, &ci);
 	chip_close(db);
@@ -372,7 +371,7 @@ ctl_register(struct ctl *c, int argc, char **argv)
 		return CTL_USAGE;
 	if (p.p_vin == NULL || !id_valid_vin(p.p_vin))
 		return ctl_usage("register needs -V VIN (17 characters)");
-	if (ctl_need_operator(c, 1) == -1)
+	if (ctl_need_operator(c) == -1)
 		return CTL_FAIL;
 	rc = ctl_provision(c, &p, &db, &ci);
 	memset(&cr, 0, sizeof(cr));

@@ -169,13 +169,7 @@ ctl_eavesdrop(struct ctl *c, int argc, char **argv)
 	if (ctl_qkd_fraction(argv[1], &f) == -1)
 		return ctl_usage("eavesdrop wants on, off or a fraction 0..1, "
 		    "not \"%s\"", argv[1]);
-	if (c->c_topology == NULL || c->c_ca == NULL || c->c_cert == NULL ||
-	    c->c_key == NULL) {
-		ctl_err("%s: eavesdrop needs topology, ca, cert and key",
-		    c->c_conffile);
-		return CTL_FAIL;
-	}
-	if (ctl_qkd_open(c, &q) == -1)
+	if (ctl_need_operator(c) == -1 || ctl_qkd_open(c, &q) == -1)
 		return CTL_FAIL;
 	if (form == 1 || ctl_qkd_resolve(c, &q, argv[0]) == 0) {
 		snprintf(path, sizeof(path), "/admin/v1/links/%s/%s", q.q_a,

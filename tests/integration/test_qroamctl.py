@@ -442,4 +442,4 @@ def test_health_and_usage(tb):
         f.write("admin filler %d\n" % tb.admin_port("filler"))
     p = subprocess.run([ctl.exe, "-f", bare, "fill", "-s", tb.path("probes", "x.db")],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tb.env)
-    assert p.returncode == 1 and b"no ca directive" in p.stderr, p
+    assert p.returncode == 1 and b"no topology directive" in p.stderr, p
