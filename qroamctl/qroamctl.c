@@ -144,6 +144,23 @@ ctl_getopt(struct ctl *c, int argc, char **argv, const char **single)
 	return optind;
 }
 
+/* -j and --json may also follow the command: take them out of argv. */
+static int
+ctl_json_anywhere(struct ctl *c, int argc, char **argv)
+{
+	int	i, n = 0;
+
+	for (i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "-j") == 0 ||
+		    strcmp(argv[i], "--json") == 0)
+			c->c_json = 1;
+		else
+			argv[n++] = argv[i];
+	}
+	argv[n] = NULL;
+	return n;
+}
+
 /* Read the configuration a command needs and apply -a; a CTL_* code. */
 static int
 ctl_setup(struct ctl *c, const struct ctl_cmd *cm, const char *single)
@@ -176,6 +193,7 @@ main(int argc, char *argv[])
 	log_init("qroamctl", 0);
 	if ((i = ctl_getopt(&c, argc, argv, &single)) == -1)
 		return CTL_USAGE;
+	argc = i + ctl_json_anywhere(&c, argc - i, argv + i);
 	for (cm = ctl_cmds; cm->cm_name != NULL; cm++)
 		if (strcmp(cm->cm_name, argv[i]) == 0)
 			break;

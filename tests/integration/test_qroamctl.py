@@ -416,6 +416,9 @@ def test_health_and_usage(tb):
     # status: the unreachable daemon is down, not an error.
     rows = ctl.table("status")
     assert [(r["NAME"], r["UP"]) for r in rows] == [("filler", "up"), ("gone", "down")]
+    # --json may follow the command.
+    rc, out, err = ctl.run("status", "filler", "--json")
+    assert [(o["name"], o["up"]) for o in json.loads(out)] == [("filler", True)], out
 
     # Usage errors exit 2.
     for args in ([], ["frobnicate"], ["sessions"], ["status", "nosuch"],
