@@ -126,6 +126,9 @@ deps:
 
 check: deps
 	@$(MAKE) --no-print-directory all asan
+	@rm -rf $(BUILD)/destdir
+	@$(MAKE) --no-print-directory -s install DESTDIR=$(BUILD)/destdir PREFIX=/usr
+	@sh scripts/check_units.sh $(BUILD)/destdir
 	@$(PYTHON) tests/run.py
 
 run: deps
@@ -136,9 +139,40 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bin/qbench
 	@$(PYTHON) scripts/bench.py
 
+# Daemons in sbin, qroamctl in bin (when built), systemd units with the
+# sbin path filled in, man pages, and example configurations under the
+# documentation; /etc is never written.
+install uninstall: SBINDIR ?= $(PREFIX)/sbin
+install uninstall: MANDIR ?= $(PREFIX)/share/man
+install uninstall: UNITDIR ?= $(PREFIX)/lib/systemd/system
+install uninstall: DOCDIR ?= $(PREFIX)/share/doc/qroam
+install uninstall: UNITS = $(patsubst systemd/%.in,%,$(wildcard systemd/*.service.in))
+install uninstall: MAN8 = $(wildcard $(foreach d,$(DAEMONS) qroamctl,$(d)/$(d).8))
+install uninstall: MAN5 = common/qroam.conf.5
+install uninstall: EXAMPLES = $(wildcard deploy/examples/*.conf)
+
 install: all
-	install -d $(DESTDIR)$(BINDIR)
-	install -m 755 $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(DESTDIR)$(BINDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(DOCDIR)/examples
+	install -m 755 $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(DESTDIR)$(SBINDIR)
+	if [ -x $(BUILD)/bin/qroamctl ]; then \
+	    install -m 755 $(BUILD)/bin/qroamctl $(DESTDIR)$(BINDIR); fi
+	for u in $(UNITS); do \
+	    sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/$$u.in > $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	    chmod 644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	    mv -f $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
+	install -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+
+.PHONY: uninstall
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(SBINDIR)/,$(DAEMONS)) $(DESTDIR)$(BINDIR)/qroamctl
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	rm -rf $(DESTDIR)$(DOCDIR)
 
 lint:
 	clang-format --dry-run --Werror common/*.[ch] $(foreach d,$(DAEMONS),$(d)/*.[ch])
