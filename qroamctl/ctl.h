@@ -35,6 +35,7 @@ struct ctl {
 	const char		*c_conffile;
 	int			 c_conf_given;	/* -f on the command line */
 	int			 c_json;
+	int			 c_check;	/* -n: check the configuration */
 	int			 c_wait_ms;
 	int			 c_wait_given;	/* -w on the command line */
 	int			 c_single;	/* -a: one endpoint, no config */

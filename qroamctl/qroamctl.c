@@ -19,12 +19,14 @@
 
 #include "conf.h"
 #include "log.h"
+#include "topo.h"
 
 #include "ctl.h"
 
 static const char ctl_usage_text[] =
     "usage: qroamctl [-f CONF] [-a [HOST:]PORT] [-j|--json] [-w TIMEOUT_MS]"
     " [-v] COMMAND [ARGS]\n"
+    "       qroamctl [-f CONF] -n\n"
     "commands:\n"
     "  status [NAME ...]        state of every daemon (up or down)\n"
     "  sessions NAME            open sessions of a TSP\n"
@@ -105,7 +107,7 @@ ctl_getopt(struct ctl *c, int argc, char **argv, const char **single)
 	int		ch;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+a:f:hjvw:", ctl_longopts,
+	while ((ch = getopt_long(argc, argv, "+a:f:hjnvw:", ctl_longopts,
 	    NULL)) != -1) {
 		switch (ch) {
 		case 'a':
@@ -120,6 +122,9 @@ ctl_getopt(struct ctl *c, int argc, char **argv, const char **single)
 			exit(CTL_OK);
 		case 'j':
 			c->c_json = 1;
+			break;
+		case 'n':
+			c->c_check = 1;
 			break;
 		case 'v':
 			log_setverbose(1);
@@ -137,11 +142,32 @@ ctl_getopt(struct ctl *c, int argc, char **argv, const char **single)
 			return -1;
 		}
 	}
-	if (optind >= argc) {
+	if (optind >= argc && !c->c_check) {
 		ctl_usage("no COMMAND");
 		return -1;
 	}
 	return optind;
+}
+
+/*
+ * -n: check the configuration and the topology it names, print
+ * "<config>: configuration OK" and exit 0, or the errors and exit 1.
+ */
+static int
+ctl_check(struct ctl *c)
+{
+	struct topo	topo;
+	int		rc = CTL_FAIL;
+
+	memset(&topo, 0, sizeof(topo));
+	if (ctl_conf_load(c, c->c_conffile) == 0 && (c->c_topology == NULL ||
+	    topo_load(c->c_topology, &topo) == 0)) {
+		printf("%s: configuration OK\n", c->c_conffile);
+		rc = CTL_OK;
+	}
+	topo_free(&topo);
+	ctl_conf_free(c);
+	return rc;
 }
 
 /* -j and --json may also follow the command: take them out of argv. */
@@ -193,6 +219,8 @@ main(int argc, char *argv[])
 	log_init("qroamctl", 0);
 	if ((i = ctl_getopt(&c, argc, argv, &single)) == -1)
 		return CTL_USAGE;
+	if (c.c_check)
+		return ctl_check(&c);
 	argc = i + ctl_json_anywhere(&c, argc - i, argv + i);
 	for (cm = ctl_cmds; cm->cm_name != NULL; cm++)
 		if (strcmp(cm->cm_name, argv[i]) == 0)

@@ -436,6 +436,11 @@ def test_health_and_usage(tb):
                        stderr=subprocess.PIPE, env=tb.env)
     assert p.returncode == 1, p
     assert "%s:1:" % bad in p.stderr.decode() and "%s:2:" % bad in p.stderr.decode(), p
+    p = subprocess.run([ctl.exe, "-f", bad, "-n"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, env=tb.env)
+    assert p.returncode == 1 and p.stdout == b"", p
+    rc, out, err = ctl.run("-n")
+    assert out == "%s: configuration OK\n" % ctl.conf, out
     p = subprocess.run([ctl.exe, "-f", tb.path("conf", "missing.conf"), "status"],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=tb.env)
     assert p.returncode == 1, p
