@@ -5,6 +5,8 @@
  */
 #include <stdlib.h>
 
+#include <jansson.h>
+
 #include "db.h"
 #include "log.h"
 #include "store.h"
@@ -14,6 +16,8 @@ struct sched_db {
 	sqlite3_stmt	*sd_put;
 	sqlite3_stmt	*sd_audit;
 	sqlite3_stmt	*sd_known;
+	sqlite3_stmt	*sd_counts;
+	sqlite3_stmt	*sd_inflight;
 };
 
 static const char *const sched_schema[] = {
@@ -61,6 +65,13 @@ sched_db_open(const char *path)
 	    " (ms, handover_id, event, detail) VALUES (?,?,?,?)");
 	sd->sd_known = store_prepare(sd->sd_db,
 	    "SELECT 1 FROM handovers WHERE handover_id = ?");
+	sd->sd_counts = store_prepare(sd->sd_db, "SELECT"
+	    " count(*) FILTER (WHERE " SCHED_UNFINISHED "),"
+	    " count(*) FILTER (WHERE state = 'done'),"
+	    " count(*) FILTER (WHERE state = 'failed') FROM handovers");
+	sd->sd_inflight = store_prepare(sd->sd_db, "SELECT handover_id,"
+	    " initiator, target, state, created_ms FROM handovers"
+	    " WHERE " SCHED_UNFINISHED " ORDER BY handover_id LIMIT ?");
 	return sd;
 }
 
@@ -156,4 +167,63 @@ sched_db_record(struct sched_db *sd, const struct ho_row *hr,
 		return -1;
 	}
 	return store_commit(sd->sd_db);
+}
+
+int
+sched_db_counts(struct sched_db *sd, struct sched_db_counts *c)
+{
+	sqlite3_stmt	*st = sd->sd_counts;
+	int		 rc;
+
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		log_warnx("store: %s", sqlite3_errmsg(sd->sd_db));
+		store_reset(st);
+		return -1;
+	}
+	c->sc_inflight = sqlite3_column_int64(st, 0);
+	c->sc_done = sqlite3_column_int64(st, 1);
+	c->sc_failed = sqlite3_column_int64(st, 2);
+	store_reset(st);
+	return 0;
+}
+
+/* Text column col as a JSON string, or JSON null when it is NULL. */
+static json_t *
+sched_db_json_text(sqlite3_stmt *st, int col)
+{
+	const char	*s = (const char *)sqlite3_column_text(st, col);
+
+	return s != NULL ? json_string(s) : json_null();
+}
+
+json_t *
+sched_db_inflight(struct sched_db *sd, size_t max)
+{
+	sqlite3_stmt	*st = sd->sd_inflight;
+	json_t		*a, *o;
+	int		 rc;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* The scheduler never learns which vehicle moves. */
+		o = json_pack("{s:o, s:n, s:o, s:o, s:o, s:I}",
+		    "handover_id", sched_db_json_text(st, 0),
+		    "vehicle_id",
+		    "from", sched_db_json_text(st, 1),
+		    "to", sched_db_json_text(st, 2),
+		    "state", sched_db_json_text(st, 3),
+		    "started_ms", (json_int_t)sqlite3_column_int64(st, 4));
+		if (o == NULL || json_array_append_new(a, o) == -1)
+			break;
+	}
+	store_reset(st);
+	if (rc != SQLITE_DONE) {
+		if (rc != SQLITE_ROW)
+			log_warnx("store: %s", sqlite3_errmsg(sd->sd_db));
+		json_decref(a);
+		return NULL;
+	}
+	return a;
 }

@@ -6,7 +6,10 @@
 #ifndef SCHEDD_DB_H
 #define SCHEDD_DB_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 
 struct sched_db;
 
@@ -40,5 +43,21 @@ int	sched_db_known(struct sched_db *, const char *id);
 /* The row and one audit row (event, detail) in one transaction; 0 or -1. */
 int	sched_db_record(struct sched_db *, const struct ho_row *,
 	    const char *event, const char *detail);
+
+/* Handovers by state, for /status and /metrics. */
+struct sched_db_counts {
+	int64_t		sc_inflight;	/* neither done nor failed */
+	int64_t		sc_done;
+	int64_t		sc_failed;
+};
+
+/* 0 and *c filled, or -1 on a store error. */
+int	sched_db_counts(struct sched_db *, struct sched_db_counts *c);
+/*
+ * The handovers in flight, sorted by handover_id, at most max: a JSON
+ * array of {handover_id, vehicle_id (null), from, to, state, started_ms},
+ * or NULL on a store error.
+ */
+json_t	*sched_db_inflight(struct sched_db *, size_t max);
 
 #endif

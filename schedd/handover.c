@@ -202,6 +202,7 @@ ho_fail(struct handover *ho, int code, const char *fmt, ...)
 
 	if (ho_finished(ho))
 		return;
+	sched_metric_handover("failed", 0);
 	va_start(ap, fmt);
 	vsnprintf(ho->ho_reason, sizeof(ho->ho_reason), fmt, ap);
 	va_end(ap);
@@ -525,6 +526,7 @@ ho_complete(struct handover *ho, const char *key_id, const uint8_t *ck2)
 		if (tspa != NULL)
 			(void)conn_send(tspa, QROAM__MSG_TYPE__MT_M7, reqid,
 			    &m7.base);
+		sched_metric_handover("ok", ho->ho_created_ms);
 		ho_wind_down(ho);
 	}
 	free(ct);

@@ -57,6 +57,16 @@ int	ho_a2(struct sched *, struct conn *c, uint64_t reqid,
 	    const Qroam__AccessRequest *, char *why, size_t whylen);
 int	ho_a3(struct sched *, struct conn *c, uint64_t reqid,
 	    const Qroam__KeyRequest *, char *why, size_t whylen);
+/*
+ * ops.c: metrics and the admin endpoint's /status callback.  A handover
+ * ended with result (ok or failed); with created_ms != 0 its time from A1
+ * goes into the latency histogram.
+ */
+void	sched_ops_init(struct sched *);
+void	sched_ops_free(struct sched *);
+void	sched_metric_handover(const char *result, uint64_t created_ms);
+json_t	*sched_status(void *arg, const char *what, json_t *obj);
+
 /* A TSP's connection closed: handovers waiting to answer on it fail. */
 void	ho_conn_closed(struct sched *, struct conn *c);
 /* Stop: fail every unfinished handover and free them all. */

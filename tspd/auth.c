@@ -16,6 +16,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "store.h"
 
@@ -42,7 +43,26 @@ auth_req_free(struct auth_req *ar)
 		qroam__auth_inner__free_unpacked(ar->ar_inner, NULL);
 }
 
-/* Log a refused M4 and, if so configured, answer it with an AuthResult. */
+/* The refusals_total reason of a refused M4 (no Status is sent for it). */
+static const char *
+auth_refusal_reason(int code, const char *reason)
+{
+	if (strcmp(reason, "nonce replayed") == 0)
+		return "nonce_replayed";
+	switch (code) {
+	case QROAM__STATUS_CODE__STALE:
+		return "auth_stale";
+	case QROAM__STATUS_CODE__INTERNAL:
+		return "auth_internal";
+	default:
+		return "auth_failed";
+	}
+}
+
+/*
+ * Log and count a refused M4 and, if so configured, answer it with an
+ * AuthResult.
+ */
 static void
 auth_refuse(struct tspd *env, struct conn *c, const struct frame *f,
     const char *vid, int code, const char *reason)
@@ -51,6 +71,7 @@ auth_refuse(struct tspd *env, struct conn *c, const struct frame *f,
 
 	log_warnx("auth refused vehicle=%s addr=%s reason=%s status=%s",
 	    vid, conn_peer_addr(c), reason, msg_status_name(code));
+	metrics_refusal(auth_refusal_reason(code, reason));
 	if (!env->t_conf.tc_auth_fail_reply)
 		return;
 	res.code = code;

@@ -146,9 +146,10 @@ tspd_batch_flush(struct tspd *env)
 	TAILQ_CONCAT(&list, &tb->tb_replies, br_entry);
 	n = tb->tb_count;
 	tb->tb_count = 0;
-	if (tspdb_batch_commit(env->t_db) == TSPDB_OK)
+	if (tspdb_batch_commit(env->t_db) == TSPDB_OK) {
+		tspd_metric_telemetry(n);
 		batch_send(&list);
-	else {
+	} else {
 		log_warnx("telemetry batch of %zu messages rolled back: the "
 		    "store failed; none is acknowledged", n);
 		batch_drop(env, &list);

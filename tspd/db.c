@@ -169,6 +169,7 @@ tspdb_open(const char *path, int sync_full)
 	for (i = 0; i < S_COUNT; i++)
 		db->db_stmt[i] = store_prepare(db->db_sql, tspdb_sql[i]);
 	tspdb_handover_prepare(db);
+	tspdb_status_prepare(db);
 	return db;
 }
 
@@ -184,6 +185,7 @@ tspdb_close(struct tspdb *db)
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->db_stmt[i]);
 	tspdb_handover_finalize(db);
+	tspdb_status_finalize(db);
 	store_close(db->db_sql);
 	free(db);
 }

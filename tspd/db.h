@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "crypto.h"
 #include "ids.h"
 #include "qroam.pb-c.h"
@@ -269,5 +271,28 @@ int	tspdb_ck2_purge(struct tspdb *, uint64_t now_ms);
 enum tspdb_result tspdb_m8_apply(struct tspdb *, const char *initiator,
 	    const char *hid, const Qroam__RD1 *rd1,
 	    const struct tspdb_origin *origin, uint64_t now_ms);
+
+/* ---- operations (db_status.c) ---- */
+
+/* What /status and the gauges of /metrics count. */
+struct tspdb_counts {
+	int64_t		 c_vehicles;		/* registrations */
+	int64_t		 c_authenticated;	/* auth rows */
+	int64_t		 c_sessions;
+	int64_t		 c_handovers;		/* in flight, both roles */
+	int64_t		 c_ck2_bindings;	/* not expired */
+	int64_t		 c_fills;
+};
+
+/* The counts at now_ms; 0, or -1 on a store error. */
+int	tspdb_counts(struct tspdb *, uint64_t now_ms, struct tspdb_counts *);
+/*
+ * JSON arrays of at most max rows sorted by vehicle_id (sessions,
+ * vehicles) or handover_id (handovers in flight at now_ms), holding IDs,
+ * indexes, sequence numbers and times only; NULL on a store error.
+ */
+json_t	*tspdb_status_sessions(struct tspdb *, size_t max);
+json_t	*tspdb_status_vehicles(struct tspdb *, size_t max);
+json_t	*tspdb_status_handovers(struct tspdb *, uint64_t now_ms, size_t max);
 
 #endif

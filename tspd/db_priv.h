@@ -18,6 +18,7 @@ struct tspdb {
 	sqlite3		*db_sql;
 	sqlite3_stmt	*db_stmt[TSPDB_MAXSTMT];	/* db.c's */
 	sqlite3_stmt	*db_hstmt[TSPDB_MAXSTMT];	/* db_handover.c's */
+	sqlite3_stmt	*db_sstmt[TSPDB_MAXSTMT];	/* db_status.c's */
 	int		 db_batch;		/* batch open */
 	int		 db_batch_failed;	/* a step of it failed */
 	void		(*db_flush)(void *);	/* commits the batch */
@@ -80,5 +81,8 @@ enum tspdb_result tspdb_session_telemetry_tx(struct tspdb *, const char *vid,
 /* Prepare and finalize db_handover.c's statements. */
 void	tspdb_handover_prepare(struct tspdb *);
 void	tspdb_handover_finalize(struct tspdb *);
+/* Prepare and finalize db_status.c's statements. */
+void	tspdb_status_prepare(struct tspdb *);
+void	tspdb_status_finalize(struct tspdb *);
 
 #endif

@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "rand.h"
 #include "store.h"
@@ -205,6 +206,8 @@ hout_close(struct hout *h, const char *reason)
 {
 	struct tspd	*env = h->ho_env;
 
+	tspd_metric_handover(TSPD_HO_SOURCE, reason != NULL ? "failed" : "ok",
+	    h->ho_started_ms);
 	if (reason != NULL) {
 		log_warnx("handover failed id=%s vehicle=%s to=%s state=%s "
 		    "reason=%s", h->ho_id, h->ho_vid, h->ho_target->tt_id,
@@ -386,11 +389,13 @@ hout_key_reply(struct hout *h, const struct frame *f)
 
 	kr = (Qroam__KeyReply *)frame_unpack(f, &qroam__key_reply__descriptor);
 	if (kr == NULL) {
+		metrics_refusal("key_reply_invalid");
 		hout_fail(h, "malformed KeyReply");
 		return;
 	}
 	if ((why = tspd_handover_key_reply_check(kr, h->ho_id)) != NULL) {
 		qroam__key_reply__free_unpacked(kr, NULL);
+		metrics_refusal("key_reply_invalid");
 		hout_fail(h, "%s", why);
 		return;
 	}
@@ -444,6 +449,7 @@ hout_m7(struct hout *h, const struct frame *f)
 		qroam__m7__free_unpacked(m7, NULL);
 	if (why != NULL) {
 		tspd_m7_inner_free(in);
+		metrics_refusal("m7_invalid");
 		hout_fail(h, "%s", why);
 		return;
 	}
@@ -601,6 +607,7 @@ hout_ack(struct hout *h, const struct frame *f)
 		qroam__m8_ack__free_unpacked(ack, NULL);
 	crypto_wipe(h->ho_ck2, sizeof(h->ho_ck2));
 	if (!ok) {
+		metrics_refusal("m8ack_invalid");
 		hout_fail(h, "M8Ack does not verify");
 		return;
 	}

@@ -18,6 +18,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "store.h"
 
@@ -108,6 +109,7 @@ hin_close(struct hin *h, const char *reason)
 	struct tspd	*env = h->hi_env;
 
 	if (reason != NULL) {
+		tspd_metric_handover(TSPD_HO_TARGET, "failed", 0);
 		log_warnx("handover in failed id=%s from=%s state=%s reason=%s",
 		    h->hi_id, h->hi_initiator->tt_id,
 		    hin_state_names[h->hi_state], reason);
@@ -323,9 +325,13 @@ hin_sched_frame(struct conn *c, const struct frame *f, void *arg)
 	    f->f_type != QROAM__MSG_TYPE__MT_KEY_REPLY)
 		why = "unexpected message from the scheduler";
 	else if ((kr = (Qroam__KeyReply *)frame_unpack(f,
-	    &qroam__key_reply__descriptor)) == NULL)
+	    &qroam__key_reply__descriptor)) == NULL) {
 		why = "malformed KeyReply";
-	else if ((why = tspd_handover_key_reply_check(kr, h->hi_id)) == NULL) {
+		metrics_refusal("key_reply_invalid");
+	} else if ((why = tspd_handover_key_reply_check(kr,
+	    h->hi_id)) != NULL)
+		metrics_refusal("key_reply_invalid");
+	else {
 		h->hi_state = HIN_CK2;
 		if (tspd_handover_fetch_key(h->hi_env, kr->master_sae,
 		    kr->key_id, h->hi_id, hin_ck2) == -1)
@@ -438,6 +444,7 @@ m8_apply(struct tspd *env, struct conn *c, uint64_t reqid,
 	    origin, store_now_ms())) {
 	case TSPDB_OK:
 		conn_send(c, QROAM__MSG_TYPE__MT_M8_ACK, reqid, &ack.base);
+		tspd_metric_handover(TSPD_HO_TARGET, "ok", 0);
 		log_info("handover in id=%s from=%s vehicle=%s: context stored "
 		    "next_index=%u used=%zu history=%zu", m8->handover_id,
 		    m8->initiator, rd1->vehicle_id, rd1->next_index,

@@ -290,6 +290,7 @@ tspd_handover_m6(struct tspd *env, struct conn *c, const struct frame *f,
 		}
 		log_info("session closed vehicle=%s reason=service declined "
 		    "(m6)", s->s_vid);
+		tspd_metric_handover(TSPD_HO_SOURCE, "declined", 0);
 		return;
 	}
 	if ((target = offer_candidate(of, m6->next_tsp_id)) == NULL) {

@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "store.h"
 
@@ -195,6 +196,7 @@ m3_accept(struct tspd *env, struct conn *c, const struct frame *f,
 		conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG, f->f_request_id,
 		    &reply.base);
 		tspd_vehicle_bind(env, vid, c);
+		tspd_metric_telemetry(1);
 		log_info("session open vehicle=%s key_index=%u mode=%s",
 		    vid, mr->mr_sess.s_key_index,
 		    mr->mr_sequential ? "sequential" : "arbitrary");
@@ -293,6 +295,7 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 	case TSPDB_REPLAY:
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=replay", s->s_vid, seq);
+		metrics_refusal("seq_replay");
 		break;
 	case TSPDB_UNKNOWN:
 		conn_send_status(c, f->f_request_id,
@@ -323,6 +326,7 @@ session_m6(struct tspd *env, struct conn *c, const struct frame *f,
 	case TSPDB_REPLAY:
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=replay", s->s_vid, seq);
+		metrics_refusal("seq_replay");
 		break;
 	case TSPDB_UNKNOWN:
 		conn_send_status(c, f->f_request_id,
@@ -393,15 +397,18 @@ tspd_session_msg(struct tspd *env, struct conn *c, const struct frame *f)
 		    QROAM__STATUS_CODE__INTERNAL, r == 0 ? "no session" : NULL);
 		goto done;
 	}
-	if (sm->seq <= s.s_rx_seq || sm->seq > INT64_MAX)
+	if (sm->seq <= s.s_rx_seq || sm->seq > INT64_MAX) {
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=%s", sm->vehicle_id, sm->seq,
 		    sm->seq <= s.s_rx_seq ? "replay" : "bad seq");
-	else if ((in = msg_session_open(s.s_k1, env->t_id, MSG_DIR_V2C,
-	    sm)) == NULL)
+		metrics_refusal(sm->seq <= s.s_rx_seq ? "seq_replay" :
+		    "bad_seq");
+	} else if ((in = msg_session_open(s.s_k1, env->t_id, MSG_DIR_V2C,
+	    sm)) == NULL) {
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=does not decrypt", sm->vehicle_id, sm->seq);
-	else {
+		metrics_refusal("session_decrypt_failed");
+	} else {
 		tspd_vehicle_bind(env, sm->vehicle_id, c);
 		session_inner(env, c, f, &s, sm->seq, in);
 	}

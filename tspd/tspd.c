@@ -13,6 +13,8 @@
 #include "ids.h"
 #include "keysrc.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "store.h"
 #include "tls.h"
 #include "topo.h"
@@ -129,10 +131,69 @@ tspd_start(struct tspd *env)
 	    env->t_self->tt_provision.ep_port, conf->tc_common.cc_store);
 }
 
+/* Two endpoints differ. */
+static int
+tspd_endpoint_differs(const struct endpoint *a, const struct endpoint *b)
+{
+	return a->ep_port != b->ep_port || strcmp(a->ep_host, b->ep_host) != 0;
+}
+
+/* Two topologies differ in an address, a TSP or a region. */
+static int
+tspd_topo_differs(const struct topo *a, const struct topo *b)
+{
+	const struct topo_tsp	*x, *y;
+	size_t			 i;
+
+	if (tspd_endpoint_differs(&a->t_filler, &b->t_filler) ||
+	    tspd_endpoint_differs(&a->t_registrar, &b->t_registrar) ||
+	    tspd_endpoint_differs(&a->t_sched, &b->t_sched) ||
+	    tspd_endpoint_differs(&a->t_qkd, &b->t_qkd) ||
+	    a->t_ntsps != b->t_ntsps)
+		return 1;
+	for (i = 0; i < a->t_ntsps; i++) {
+		x = &a->t_tsps[i];
+		y = &b->t_tsps[i];
+		if (strcmp(x->tt_id, y->tt_id) != 0 ||
+		    tspd_endpoint_differs(&x->tt_vehicle, &y->tt_vehicle) ||
+		    tspd_endpoint_differs(&x->tt_provision, &y->tt_provision) ||
+		    x->tt_nregion != y->tt_nregion ||
+		    (x->tt_nregion > 0 && memcmp(x->tt_region, y->tt_region,
+		    x->tt_nregion * sizeof(*x->tt_region)) != 0))
+			return 1;
+	}
+	return 0;
+}
+
 /*
- * SIGHUP: parse the configuration again and take over the settings that
- * need no new sockets or store (auth_skew, auth_fail, look_ahead,
- * handover_timeout, ck2_lifetime).
+ * Log the tspd settings of next that a reload cannot take over: the
+ * listeners' idle timeout and the contents of the topology (addresses,
+ * regions, scheduler and KME).  Returns their number.
+ */
+static int
+tspd_reload_restart_only(const struct tspd *env,
+    const struct tspd_config *next, const struct topo *topo)
+{
+	int	 n = 0;
+
+	if (next->tc_idle_timeout_ms != env->t_conf.tc_idle_timeout_ms) {
+		log_warnx("reload: idle_timeout changed; it takes effect on "
+		    "restart");
+		n++;
+	}
+	if (tspd_topo_differs(&env->t_topo, topo)) {
+		log_warnx("reload: the contents of the topology changed; they "
+		    "take effect on restart");
+		n++;
+	}
+	return n;
+}
+
+/*
+ * SIGHUP: parse the whole configuration and topology again; if both are
+ * sound, log what only a restart changes and take over the rest
+ * (verbose, auth_skew, auth_fail, look_ahead, handover_timeout,
+ * ck2_lifetime).  With errors nothing changes.
  */
 static void
 tspd_reload(void *arg)
@@ -141,25 +202,32 @@ tspd_reload(void *arg)
 	struct tspd_config	 conf;
 	struct topo		 topo;
 	const struct topo_tsp	*self;
+	int			 n;
 
 	if (tspd_load(env->t_conf_path, &conf, &topo, &self) == -1) {
 		log_warnx("reload: configuration has errors, keeping the old one");
 		return;
 	}
+	n = daemon_reload_restart_only(&env->t_conf.tc_common,
+	    &conf.tc_common);
+	n += tspd_reload_restart_only(env, &conf, &topo);
 	topo_free(&topo);
 	env->t_conf.tc_auth_skew_ms = conf.tc_auth_skew_ms;
 	env->t_conf.tc_auth_fail_reply = conf.tc_auth_fail_reply;
 	env->t_conf.tc_look_ahead_ms = conf.tc_look_ahead_ms;
 	env->t_conf.tc_handover_timeout_ms = conf.tc_handover_timeout_ms;
 	env->t_conf.tc_ck2_lifetime_ms = conf.tc_ck2_lifetime_ms;
-	log_info("reloaded: auth_skew %llums, auth_fail %s, look_ahead %llums, "
-	    "handover_timeout %llums, ck2_lifetime %llums (listeners, store, "
-	    "credentials, topology and idle_timeout change on restart)",
-	    (unsigned long long)conf.tc_auth_skew_ms,
+	env->t_conf.tc_common.cc_verbose = conf.tc_common.cc_verbose;
+	if (!env->t_cmd_verbose)
+		log_setverbose(conf.tc_common.cc_verbose);
+	log_info("reloaded: verbose %d, auth_skew %llums, auth_fail %s, "
+	    "look_ahead %llums, handover_timeout %llums, ck2_lifetime %llums%s",
+	    log_getverbose(), (unsigned long long)conf.tc_auth_skew_ms,
 	    conf.tc_auth_fail_reply ? "reply" : "drop",
 	    (unsigned long long)conf.tc_look_ahead_ms,
 	    (unsigned long long)conf.tc_handover_timeout_ms,
-	    (unsigned long long)conf.tc_ck2_lifetime_ms);
+	    (unsigned long long)conf.tc_ck2_lifetime_ms,
+	    n > 0 ? " (settings that need a restart are kept)" : "");
 	tspd_config_free(&conf);
 }
 
@@ -178,6 +246,8 @@ static void
 tspd_shutdown(struct tspd *env)
 {
 	tspd_batch_flush(env);
+	admin_free(env->t_admin);
+	tspd_ops_free(env);
 	listener_free(env->t_vehicle);
 	listener_free(env->t_provision);
 	tspd_handover_shutdown(env);
@@ -211,6 +281,7 @@ main(int argc, char *argv[])
 	log_init("tspd", opts.do_verbose);
 	memset(&env, 0, sizeof(env));
 	env.t_conf_path = opts.do_config;
+	env.t_cmd_verbose = opts.do_verbose;
 	if (tspd_load(opts.do_config, &env.t_conf, &env.t_topo,
 	    &env.t_self) == -1)
 		return 1;
@@ -230,9 +301,15 @@ main(int argc, char *argv[])
 		fatalx("event_base_new");
 	sigs = daemon_signals_new(env.t_base, tspd_stop, tspd_reload, NULL, &env);
 	tspd_start(&env);
+	tspd_ops_init(&env);
+	env.t_admin = daemon_admin(env.t_base, &env.t_conf.tc_common, "tspd",
+	    tspd_status, &env);
+	notify_ready("tsp %s: vehicles on %s:%u", env.t_id,
+	    env.t_self->tt_vehicle.ep_host, env.t_self->tt_vehicle.ep_port);
 	event_base_dispatch(env.t_base);
 	tspd_shutdown(&env);
 	daemon_signals_free(sigs);
 	event_base_free(env.t_base);
+	metrics_reset();
 	return 0;
 }

@@ -22,6 +22,8 @@ struct tspd {
 	struct event_base	*t_base;
 	struct tspd_config	 t_conf;
 	const char		*t_conf_path;
+	int			 t_cmd_verbose;	/* -d/-v: verbose is fixed */
+	struct admin		*t_admin;
 	struct topo		 t_topo;
 	const struct topo_tsp	*t_self;	/* this TSP in t_topo */
 	const char		*t_id;		/* tsp_id */
@@ -89,5 +91,26 @@ enum tspdb_result tspd_batch_telemetry(struct tspd *, struct conn *,
 void	tspd_batch_flush(struct tspd *);
 /* Connection c is closing: its queued replies are dropped. */
 void	tspd_batch_conn_closed(struct tspd *, struct conn *);
+
+/*
+ * Operations (ops.c): the admin endpoint's /status callback, the gauges
+ * collected at scrape time, and the counters of events.
+ */
+enum tspd_ho_role {
+	TSPD_HO_SOURCE,
+	TSPD_HO_TARGET,
+};
+
+void	tspd_ops_init(struct tspd *);
+void	tspd_ops_free(struct tspd *);
+json_t	*tspd_status(void *arg, const char *what, json_t *obj);
+/*
+ * A handover ended with result (ok, failed, declined); on the source side
+ * with started_ms != 0 its duration goes into the latency histogram.
+ */
+void	tspd_metric_handover(enum tspd_ho_role, const char *result,
+	    uint64_t started_ms);
+/* n telemetry records from vehicles were committed. */
+void	tspd_metric_telemetry(size_t n);
 
 #endif

@@ -99,6 +99,8 @@ void	vclient_free(struct vclient *);
 void	vclient_power_on(struct vclient *);
 void	vclient_power_off(struct vclient *, const char *reason);
 void	vclient_power_cycle(struct vclient *);
+/* The telemetry interval of the configuration changed: re-arm the tick. */
+void	vclient_retune(struct vclient *);
 /* (Re)load the registration and M1's TSP list from the store. */
 int	vclient_load_registration(struct vclient *);
 const struct vstats *vclient_stats(const struct vclient *);

@@ -273,3 +273,16 @@ vconf_free(struct vconf *vc)
 	free(vc->vc_route);
 	memset(vc, 0, sizeof(*vc));
 }
+
+void
+vconf_take_runtime(struct vconf *dst, const struct vconf *src)
+{
+	dst->vc_telemetry_ms = src->vc_telemetry_ms;
+	dst->vc_retransmit_ms = src->vc_retransmit_ms;
+	dst->vc_session_rekey = src->vc_session_rekey;
+	dst->vc_refill = src->vc_refill;
+	dst->vc_decline_at_end = src->vc_decline_at_end;
+	dst->vc_reauth_on_entry = src->vc_reauth_on_entry;
+	dst->vc_connect_ms = src->vc_connect_ms;
+	dst->vc_provision_ms = src->vc_provision_ms;
+}

@@ -50,5 +50,12 @@ struct vconf {
  */
 int	vconf_load(const char *path, struct vconf *vc);
 void	vconf_free(struct vconf *vc);
+/*
+ * Copy into dst the settings a running vehicle can take from a reloaded
+ * configuration src: telemetry_interval, retransmit, session_rekey,
+ * refill, decline_at_end, reauth_on_entry, connect_timeout and
+ * provision_timeout.
+ */
+void	vconf_take_runtime(struct vconf *dst, const struct vconf *src);
 
 #endif

@@ -348,3 +348,32 @@ vfleet_free(struct vfleet *f)
 	free(f->f_v);
 	free(f);
 }
+
+size_t
+vfleet_size(const struct vfleet *f)
+{
+	return f->f_n;
+}
+
+struct vclient *
+vfleet_client(const struct vfleet *f, size_t i)
+{
+	return f->f_v[i].fv_client;
+}
+
+const struct vconf *
+vfleet_conf(const struct vfleet *f)
+{
+	return f->f_conf;
+}
+
+void
+vfleet_reload(struct vfleet *f, const struct vconf *next)
+{
+	size_t	 i;
+
+	for (i = 0; i < f->f_n; i++) {
+		vconf_take_runtime(&f->f_v[i].fv_conf, next);
+		vclient_retune(f->f_v[i].fv_client);
+	}
+}

@@ -34,6 +34,16 @@ void	vfleet_power_cycle(struct vfleet *);
 void	vfleet_print_stats(const struct vfleet *);
 void	vfleet_free(struct vfleet *);
 
+/* The number of vehicles, vehicle i's client, the shared configuration. */
+size_t	vfleet_size(const struct vfleet *);
+struct vclient *vfleet_client(const struct vfleet *, size_t i);
+const struct vconf *vfleet_conf(const struct vfleet *);
+/*
+ * A reload: give every vehicle the settings of next that can change while
+ * it runs (vconf_take_runtime) and re-arm its telemetry tick.
+ */
+void	vfleet_reload(struct vfleet *, const struct vconf *next);
+
 /*
  * The VIN of vehicle i of a fleet of n: base with its last d characters
  * replaced by i in d zero-padded digits, d the digits of n - 1 (at least

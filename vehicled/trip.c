@@ -104,6 +104,15 @@ vclient_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
 }
 
 void
+vclient_retune(struct vclient *c)
+{
+	struct timeval	 tv;
+
+	vclient_tv(&tv, c->vc_conf->vc_telemetry_ms);
+	event_add(c->vc_tick, &tv);
+}
+
+void
 vclient_free(struct vclient *c)
 {
 	if (c == NULL)

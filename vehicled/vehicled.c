@@ -12,12 +12,18 @@
 #include "daemon.h"
 #include "fleet.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "ops.h"
 
 #define VEHICLED_DRAIN_POLL_MS	20
 #define VEHICLED_DRAIN_MAX_MS	6000	/* longer than the flush timeout */
 
 struct vehicled {
 	struct event_base	*vd_base;
+	const char		*vd_path;
+	int			 vd_cmd_verbose;	/* -d/-v given */
+	struct vconf		*vd_conf;	/* the running configuration */
 	struct vfleet		*vd_fleet;
 	struct event		*vd_trip;
 	struct event		*vd_drain;
@@ -63,14 +69,47 @@ vehicled_stop(void *arg)
 	vehicled_shutdown(arg, "stopped");
 }
 
-/* SIGHUP: nothing to reload. */
+/*
+ * SIGHUP: parse the whole configuration and its topology again; if both
+ * are sound, log what only a restart changes and give every vehicle the
+ * settings that can change while it drives (telemetry_interval,
+ * retransmit, session_rekey, refill, decline_at_end, reauth_on_entry,
+ * connect and provision timeouts, verbose).  With errors nothing changes.
+ */
 static void
 vehicled_reload(void *arg)
 {
 	struct vehicled	*vd = arg;
+	struct vconf	 next;
+	struct topo	 topo;
+	int		 n;
 
 	log_setname(vd->vd_name);
-	log_info("SIGHUP: vehicled has no reloadable settings; ignored");
+	if (vconf_load(vd->vd_path, &next) == -1) {
+		log_warnx("reload: configuration has errors, keeping the old one");
+		return;
+	}
+	if (topo_load(next.vc_common.cc_topology, &topo) == -1) {
+		vconf_free(&next);
+		log_warnx("reload: configuration has errors, keeping the old one");
+		return;
+	}
+	topo_free(&topo);
+	n = daemon_reload_restart_only(&vd->vd_conf->vc_common,
+	    &next.vc_common);
+	n += vops_restart_only(vd->vd_conf, &next);
+	vconf_take_runtime(vd->vd_conf, &next);
+	vd->vd_conf->vc_common.cc_verbose = next.vc_common.cc_verbose;
+	vfleet_reload(vd->vd_fleet, &next);
+	if (!vd->vd_cmd_verbose)
+		log_setverbose(next.vc_common.cc_verbose);
+	log_info("reloaded: verbose %d, telemetry_interval %llums, retransmit "
+	    "%llums, session_rekey %llu%s", log_getverbose(),
+	    (unsigned long long)next.vc_telemetry_ms,
+	    (unsigned long long)next.vc_retransmit_ms,
+	    (unsigned long long)next.vc_session_rekey,
+	    n > 0 ? " (settings that need a restart are kept)" : "");
+	vconf_free(&next);
 }
 
 /* SIGUSR1: power cycle (F8). */
@@ -123,6 +162,7 @@ main(int argc, char *argv[])
 	struct topo		 topo;
 	struct vehicled		 vd;
 	struct daemon_signals	*sigs;
+	struct admin		*admin;
 
 	daemon_getopt(argc, argv, "/etc/qroam/vehicled.conf", &opts);
 	log_init("vehicled", opts.do_verbose);
@@ -141,6 +181,9 @@ main(int argc, char *argv[])
 	if (opts.do_verbose == 0)
 		log_setverbose(conf.vc_common.cc_verbose);
 	memset(&vd, 0, sizeof(vd));
+	vd.vd_path = opts.do_config;
+	vd.vd_cmd_verbose = opts.do_verbose;
+	vd.vd_conf = &conf;
 	snprintf(vd.vd_name, sizeof(vd.vd_name), conf.vc_fleet > 0 ?
 	    "vehicled[fleet %s]" : "vehicled[%s]", conf.vc_vid);
 	log_setname(vd.vd_name);
@@ -155,9 +198,16 @@ main(int argc, char *argv[])
 	    " ms", conf.vc_draw == CHIP_SEQUENTIAL ? "sequential" : "arbitrary",
 	    (unsigned long long)conf.vc_retransmit_ms,
 	    (unsigned long long)conf.vc_telemetry_ms);
+	vops_init(vd.vd_fleet);
+	admin = daemon_admin(vd.vd_base, &conf.vc_common, "vehicled",
+	    vops_status, vd.vd_fleet);
 	vfleet_start(vd.vd_fleet);
+	log_setname(vd.vd_name);
+	notify_ready("vehicle %s powered on", conf.vc_vid);
 	event_base_dispatch(vd.vd_base);
 
+	admin_free(admin);
+	vops_free(vd.vd_fleet);
 	vfleet_print_stats(vd.vd_fleet);
 	vfleet_free(vd.vd_fleet);
 	if (vd.vd_trip != NULL)
@@ -168,6 +218,7 @@ main(int argc, char *argv[])
 	event_base_free(vd.vd_base);
 	topo_free(&topo);
 	vconf_free(&conf);
+	metrics_reset();
 	log_setname(vd.vd_name);
 	log_info("exiting");
 	return 0;

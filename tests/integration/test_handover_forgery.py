@@ -26,7 +26,8 @@ import time
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from harness import (MKPKI, MT, TIMEOUT, enrolled_probe, frame, free_port,
-                     pb_decode, pb_encode, status_name, testbed, wait_until)
+                     metric, pb_decode, pb_encode, status_name, testbed,
+                     wait_until)
 from test_handover import (EAST_EDGE_A, auth_via, ho_rows, offer, probe_session,
                            start_clouds)
 from test_schedd import (MT_KEY_REPLY, MT_M7, Tsp, access_request, dec_key,
@@ -392,6 +393,14 @@ def test_tampered_m7_fails_the_handover(tb):
         tb.assert_same_dump(before_b, tb.dump("tsp-b"), "tsp-b store")
         for t in ("tsp-a", "tsp-b"):
             tb.assert_running(t)
+        # TSPA counts the M7s it could not trust, and every failure.
+        ma = tb.metrics("tsp-a")
+        assert metric(ma, "qroam_refusals_total", reason="m7_invalid") == 4
+        assert metric(ma, "qroam_handovers_total", result="failed") == len(cases)
+        assert metric(ma, "qroam_handovers_total", result="ok") == 0
+        assert metric(ma, "qroam_handover_seconds_count") == len(cases)
+        assert metric(tb.metrics("tsp-b"), "qroam_refusals_total",
+                      reason="AUTH_FAILED") == 1
     finally:
         fake.close()
 

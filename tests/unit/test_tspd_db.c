@@ -1,8 +1,9 @@
 /*
  * Unit tests of the TSP store (tspd/db.c) on a temporary SQLite file: fill
  * records applied idempotently, M2 epoch rules, authentication nonces, the
- * key draw rules of both modes, the session sequence numbers and the group
- * commit of telemetry.
+ * key draw rules of both modes, the session sequence numbers, the group
+ * commit of telemetry and the operators' views (counts and lists without
+ * key material).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -469,6 +470,109 @@ test_reopen(void **state)
 	assert_int_equal(tspdb_telemetry_count(fx->db, VIN_B), 1);
 }
 
+/* The object of array a whose vehicle_id is vid. */
+static json_t *
+by_vid(json_t *a, const char *vid)
+{
+	json_t	*o;
+	size_t	 i;
+
+	json_array_foreach(a, i, o)
+		if (strcmp(json_string_value(json_object_get(o, "vehicle_id")),
+		    vid) == 0)
+			return o;
+	fail_msg("no entry for %s", vid);
+	return NULL;
+}
+
+static void
+test_status_views(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tspdb_counts	 c;
+	uint8_t			 prv[8] = "prv-der", ck2[32];
+	uint64_t		 old;
+	json_t			*a, *o;
+	char			*text;
+
+	fill_record(fx, 'f');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
+	assert_int_equal(tspdb_m2_apply(fx->db, VIN_B, fx->fill.tf_chip_id,
+	    prv, sizeof(prv), 3, &old), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x51);
+	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_ho_record(fx->db, "0123456789abcdef0123456789abcdef",
+	    VIN_A, "out", "tsp-b", "started", NULL, 2000), 0);
+	assert_int_equal(tspdb_ho_record(fx->db, "1123456789abcdef0123456789abcdef",
+	    VIN_A, "out", "tsp-c", "done", NULL, 1500), 0);
+	memset(ck2, 0x77, sizeof(ck2));
+	assert_int_equal(tspdb_ck2_bind(fx->db, "tsp-c",
+	    "2123456789abcdef0123456789abcdef", ck2, 31000, 1000), TSPDB_OK);
+
+	assert_int_equal(tspdb_counts(fx->db, 1000, &c), 0);
+	assert_int_equal(c.c_vehicles, 2);
+	assert_int_equal(c.c_authenticated, 1);
+	assert_int_equal(c.c_sessions, 1);
+	assert_int_equal(c.c_handovers, 2);
+	assert_int_equal(c.c_ck2_bindings, 1);
+	assert_int_equal(c.c_fills, 1);
+	/* An expired binding is no handover in flight. */
+	assert_int_equal(tspdb_counts(fx->db, 40000, &c), 0);
+	assert_int_equal(c.c_handovers, 1);
+	assert_int_equal(c.c_ck2_bindings, 0);
+
+	a = tspdb_status_sessions(fx->db, 1000);
+	assert_non_null(a);
+	assert_int_equal(json_array_size(a), 1);
+	o = json_array_get(a, 0);
+	assert_int_equal(json_object_size(o), 6);
+	assert_null(json_object_get(o, "k1"));
+	assert_string_equal(json_string_value(json_object_get(o,
+	    "vehicle_id")), VIN_A);
+	assert_int_equal(json_integer_value(json_object_get(o, "key_index")),
+	    2);
+	assert_int_equal(json_integer_value(json_object_get(o, "tx_seq")), 1);
+	json_decref(a);
+	a = tspdb_status_sessions(fx->db, 0);
+	assert_int_equal(json_array_size(a), 0);
+	json_decref(a);
+
+	a = tspdb_status_vehicles(fx->db, 1000);
+	assert_int_equal(json_array_size(a), 2);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(a, 0), "vehicle_id")), VIN_A);
+	o = by_vid(a, VIN_A);
+	assert_true(json_is_true(json_object_get(o, "authenticated")));
+	assert_true(json_is_true(json_object_get(o, "session")));
+	assert_string_equal(json_string_value(json_object_get(o, "via")), "f3");
+	assert_int_equal(json_integer_value(json_object_get(o, "next_index")),
+	    3);
+	o = by_vid(a, VIN_B);
+	assert_true(json_is_false(json_object_get(o, "authenticated")));
+	assert_true(json_is_null(json_object_get(o, "via")));
+	assert_int_equal(json_integer_value(json_object_get(o, "epoch")), 3);
+	text = json_dumps(a, 0);
+	assert_null(strstr(text, "prv"));
+	free(text);
+	json_decref(a);
+
+	a = tspdb_status_handovers(fx->db, 1000, 1000);
+	assert_int_equal(json_array_size(a), 2);
+	o = json_array_get(a, 0);
+	assert_string_equal(json_string_value(json_object_get(o, "role")),
+	    "source");
+	assert_string_equal(json_string_value(json_object_get(o, "peer")),
+	    "tsp-b");
+	assert_int_equal(json_integer_value(json_object_get(o, "started_ms")),
+	    2000);
+	o = json_array_get(a, 1);
+	assert_string_equal(json_string_value(json_object_get(o, "role")),
+	    "target");
+	assert_string_equal(json_string_value(json_object_get(o, "state")),
+	    "bound");
+	json_decref(a);
+}
+
 int
 main(void)
 {
@@ -486,6 +590,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_session_sequence, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_views, setup,
+		    teardown),
 	};
 
 	log_init("test_tspd_db", 0);

@@ -1,0 +1,285 @@
+/*
+ * vehicled's operations interface: its part of the admin endpoint's
+ * /status (the vehicle, or with `fleet` the totals and one entry per
+ * vehicle), its metrics (telemetry sent and acknowledged, the gap of each
+ * crossing, chip keys left), and what a SIGHUP reload cannot change.
+ * Chip keys and K1 never appear here: only how many keys are left.
+ */
+#include <string.h>
+
+#include "client.h"
+#include "fleet.h"
+#include "log.h"
+#include "metrics.h"
+#include "ops.h"
+
+#define VOPS_STATUS_MAX	1000	/* entries of a /status list at most */
+
+static const double vops_gap_bounds[] = {
+	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+	2.5, 5, 10, 30
+};
+
+/*
+ * The metrics are created on first use: the protocol code that counts
+ * them also runs in programs without an admin endpoint (qprobe, qbench).
+ */
+static struct metric *
+vops_sent_metric(void)
+{
+	static struct metric	*m;
+
+	if (m == NULL)
+		m = metric_counter("qroam_telemetry_sent_total",
+		    "Telemetry messages sent to a TSP.", NULL);
+	return m;
+}
+
+static struct metric *
+vops_acked_metric(void)
+{
+	static struct metric	*m;
+
+	if (m == NULL)
+		m = metric_counter("qroam_telemetry_acked_total",
+		    "Telemetry messages acknowledged by a TSP.", NULL);
+	return m;
+}
+
+static struct metric *
+vops_gap_metric(void)
+{
+	static struct metric	*m;
+
+	if (m == NULL)
+		m = metric_histogram("qroam_handover_gap_seconds",
+		    "Region crossings: from the detection of the crossing to "
+		    "the first reply of the new TSP.", vops_gap_bounds,
+		    sizeof(vops_gap_bounds) / sizeof(vops_gap_bounds[0]));
+	return m;
+}
+
+static struct metric *
+vops_keys_metric(void)
+{
+	static struct metric	*m;
+
+	if (m == NULL)
+		m = metric_gauge("qroam_chip_keys_left",
+		    "Unused keys on the chips of this process.", NULL);
+	return m;
+}
+
+void
+vops_telemetry_sent(void)
+{
+	metric_inc(vops_sent_metric(), NULL);
+}
+
+void
+vops_telemetry_acked(void)
+{
+	metric_inc(vops_acked_metric(), NULL);
+}
+
+void
+vops_gap(double ms)
+{
+	metric_observe(vops_gap_metric(), ms / 1000.0);
+}
+
+/* Unused keys on c's chip, or -1 when unknown (no chip, store error). */
+static int64_t
+vops_keys_left(const struct vclient *c)
+{
+	if (c->vc_chip_id[0] == '\0')
+		return -1;
+	return chip_unused(c->vc_db, c->vc_conf->vc_draw);
+}
+
+/* Scrape time: the keys left on every chip. */
+static void
+vops_collect(void *arg)
+{
+	const struct vfleet	*f = arg;
+	size_t			 i;
+	int64_t			 n, sum = 0;
+
+	for (i = 0; i < vfleet_size(f); i++)
+		if ((n = vops_keys_left(vfleet_client(f, i))) > 0)
+			sum += n;
+	metric_set(vops_keys_metric(), NULL, (double)sum);
+}
+
+void
+vops_init(struct vfleet *f)
+{
+	(void)vops_sent_metric();
+	(void)vops_acked_metric();
+	(void)vops_gap_metric();
+	(void)vops_keys_metric();
+	metrics_collector_add(vops_collect, f);
+}
+
+void
+vops_free(struct vfleet *f)
+{
+	metrics_collector_remove(vops_collect, f);
+}
+
+/* A string, or JSON null when it is empty. */
+static json_t *
+vops_opt_string(const char *s)
+{
+	return s[0] != '\0' ? json_string(s) : json_null();
+}
+
+/* The status fields of one vehicle, added to obj. */
+static json_t *
+vops_vehicle(const struct vclient *c, json_t *obj)
+{
+	const struct vstats	*vs = vclient_stats(c);
+	int64_t			 keys = vops_keys_left(c);
+
+	if (obj == NULL)
+		return NULL;
+	json_object_set_new(obj, "vehicle_id",
+	    json_string(c->vc_conf->vc_vid));
+	json_object_set_new(obj, "chip_id", vops_opt_string(c->vc_chip_id));
+	json_object_set_new(obj, "region", vops_opt_string(c->vc_tsp));
+	json_object_set_new(obj, "session",
+	    json_boolean(c->vc_state == VC_SESSION));
+	json_object_set_new(obj, "keys_left", keys >= 0 ?
+	    json_integer(keys) : json_null());
+	json_object_set_new(obj, "telemetry_sent",
+	    json_integer((json_int_t)vs->vs_telemetry_sent));
+	json_object_set_new(obj, "telemetry_acked",
+	    json_integer((json_int_t)vs->vs_telemetry_acked));
+	json_object_set_new(obj, "handovers",
+	    json_integer((json_int_t)vs->vs_handovers));
+	return obj;
+}
+
+/* A fleet's summary: totals over its vehicles. */
+static json_t *
+vops_fleet(const struct vfleet *f, json_t *obj)
+{
+	const struct vclient	*c;
+	const struct vstats	*vs;
+	json_int_t		 sent = 0, acked = 0, ho = 0, keys = 0;
+	int64_t			 n;
+	int			 session = 0;
+	size_t			 i;
+
+	for (i = 0; i < vfleet_size(f); i++) {
+		c = vfleet_client(f, i);
+		vs = vclient_stats(c);
+		sent += (json_int_t)vs->vs_telemetry_sent;
+		acked += (json_int_t)vs->vs_telemetry_acked;
+		ho += (json_int_t)vs->vs_handovers;
+		if ((n = vops_keys_left(c)) > 0)
+			keys += n;
+		session |= c->vc_state == VC_SESSION;
+	}
+	json_object_set_new(obj, "vehicle_id",
+	    json_string(vfleet_conf(f)->vc_vid));
+	json_object_set_new(obj, "vehicles",
+	    json_integer((json_int_t)vfleet_size(f)));
+	json_object_set_new(obj, "chip_id", json_null());
+	json_object_set_new(obj, "region", json_null());
+	json_object_set_new(obj, "session", json_boolean(session));
+	json_object_set_new(obj, "keys_left", json_integer(keys));
+	json_object_set_new(obj, "telemetry_sent", json_integer(sent));
+	json_object_set_new(obj, "telemetry_acked", json_integer(acked));
+	json_object_set_new(obj, "handovers", json_integer(ho));
+	return obj;
+}
+
+/* /status/vehicles: one entry per vehicle, in VIN order. */
+static json_t *
+vops_vehicles(const struct vfleet *f)
+{
+	json_t	*a;
+	size_t	 i;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < vfleet_size(f) && i < VOPS_STATUS_MAX; i++)
+		if (json_array_append_new(a, vops_vehicle(vfleet_client(f, i),
+		    json_object())) == -1) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}
+
+json_t *
+vops_status(void *arg, const char *what, json_t *obj)
+{
+	const struct vfleet	*f = arg;
+
+	if (what == NULL)
+		return vfleet_conf(f)->vc_fleet > 0 ? vops_fleet(f, obj) :
+		    vops_vehicle(vfleet_client(f, 0), obj);
+	if (strcmp(what, "vehicles") == 0)
+		return vops_vehicles(f);
+	return NULL;
+}
+
+/* Two optional strings differ. */
+static int
+vops_differ(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a != b;
+	return strcmp(a, b) != 0;
+}
+
+/* Two routes differ. */
+static int
+vops_route_differs(const struct vconf *a, const struct vconf *b)
+{
+	size_t	 i;
+
+	if (a->vc_nroute != b->vc_nroute)
+		return 1;
+	for (i = 0; i < a->vc_nroute; i++)
+		if (a->vc_route[i].gp_lat != b->vc_route[i].gp_lat ||
+		    a->vc_route[i].gp_lon != b->vc_route[i].gp_lon)
+			return 1;
+	return 0;
+}
+
+int
+vops_restart_only(const struct vconf *run, const struct vconf *next)
+{
+	const char	*what[12];
+	size_t		 n = 0, i;
+
+	if (strcmp(run->vc_vid, next->vc_vid) != 0)
+		what[n++] = "vehicle_id";
+	if (run->vc_fleet != next->vc_fleet ||
+	    run->vc_fleet_spacing_ms != next->vc_fleet_spacing_ms)
+		what[n++] = "fleet";
+	if (run->vc_draw != next->vc_draw)
+		what[n++] = "draw";
+	if (run->vc_fill_m != next->vc_fill_m)
+		what[n++] = "fill_m";
+	if (vops_route_differs(run, next))
+		what[n++] = "route";
+	if (run->vc_speed != next->vc_speed)
+		what[n++] = "speed";
+	if (run->vc_time_factor != next->vc_time_factor)
+		what[n++] = "time_factor";
+	if (run->vc_trip_ms != next->vc_trip_ms)
+		what[n++] = "trip_time";
+	if (run->vc_power_cycle_ms != next->vc_power_cycle_ms)
+		what[n++] = "power_cycle_at";
+	if (vops_differ(run->vc_operator_cert, next->vc_operator_cert) ||
+	    vops_differ(run->vc_operator_key, next->vc_operator_key))
+		what[n++] = "operator_cert/operator_key";
+	for (i = 0; i < n; i++)
+		log_warnx("reload: %s changed; it takes effect on restart",
+		    what[i]);
+	return (int)n;
+}
