@@ -11,6 +11,7 @@
  * error.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +218,8 @@ main(int argc, char *argv[])
 	c.c_conffile = CTL_CONF_DEFAULT;
 	c.c_wait_ms = CTL_WAIT_DEFAULT;
 	log_init("qroamctl", 0);
+	/* A daemon closing its end must not end qroamctl mid-request. */
+	signal(SIGPIPE, SIG_IGN);
 	if ((i = ctl_getopt(&c, argc, argv, &single)) == -1)
 		return CTL_USAGE;
 	if (c.c_check)
