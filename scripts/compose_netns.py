@@ -1,0 +1,759 @@
+#!/usr/bin/env python3
+"""Run the docker-compose testbed without a container engine.
+
+Reads docker-compose.yml and gives every service a network namespace named
+after it (`ip netns add tsp-a`), joined by a veth pair to a Linux bridge
+that lives in a namespace of its own (the root namespace's links and routes
+are never touched).  Each service gets an address of a private /24, `lo`
+up, and /etc/netns/<service>/hosts naming every service, so inside
+`ip netns exec` the topology's service names resolve as on a compose
+network.  The services' commands then run natively from build/bin (or the
+ASan build with --asan) in depends_on order; a service whose dependants
+wait for `service_healthy` must pass its compose healthcheck first.  The
+container paths of the volumes are mapped: bind mounts to their host
+directory (the testbed PKI to a fresh one generated for the run), named
+volumes to directories of the run, and configuration files naming
+container paths are copied with those paths rewritten.
+
+Then the vehicles drive: every vehicled service's route is followed to its
+end, and the run checks in the vehicle and TSP stores that each vehicle
+crossed the regions the route crosses with a handover at every crossing,
+authenticated once only (one F3), and that no process died or reported an
+error.  A last line `SUMMARY {json}` gives the figures; exit status 0 when
+the scenario passed, 1 otherwise.  Everything is torn down at the end,
+after a failure or on Ctrl-C: processes, namespaces, veths, bridge,
+/etc/netns/<service>.  Runs as root.
+
+usage: scripts/compose_netns.py [-f COMPOSE] [--asan | --bin DIR] [-q]
+           [--prefix P] [--subnet CIDR] [--pki DIR] [--timeout S] [--keep]
+       scripts/compose_netns.py --clean [--prefix P]
+"""
+
+import argparse
+import ctypes
+import fcntl
+import ipaddress
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+import compose_scenario as scenario
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MARK = "# qroam compose_netns"
+PKI_TARGET = "/etc/qroam/pki"
+QROAMCTL_CONF = "/etc/qroam/qroamctl.conf"
+PR_SET_PDEATHSIG = 1
+PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
+SAN_ENV = {
+    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
+    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+}
+PROBLEM_RX = re.compile(r"fatal|AddressSanitizer|LeakSanitizer|runtime error|"
+                        r"UndefinedBehaviorSanitizer")
+STARTED_RX = re.compile(r"^\S+ [^:]+: (started|listening)")
+# /healthz of an admin endpoint, run inside a namespace: exit 0 if it
+# answers "ok", 3 if nothing listens, 1 otherwise.
+HEALTHZ_PY = r"""
+import http.client, sys
+try:
+    c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=2)
+    c.request("GET", "/healthz")
+    r = c.getresponse()
+    sys.exit(0 if r.status == 200 else 1)
+except ConnectionRefusedError:
+    sys.exit(3)
+except Exception:
+    sys.exit(1)
+"""
+# GET one admin path inside a namespace and print the body.
+ADMIN_GET_PY = r"""
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=3)
+c.request("GET", sys.argv[3])
+r = c.getresponse()
+sys.stdout.write(r.read().decode())
+sys.exit(0 if r.status == 200 else 1)
+"""
+
+PRINT_LOCK = threading.Lock()
+
+
+def say(text):
+    """A line of the runner itself, timestamped like the daemons' logs."""
+    t = time.time()
+    stamp = time.strftime("%H:%M:%S", time.localtime(t)) + ".%03d" % (int(t * 1000) % 1000)
+    with PRINT_LOCK:
+        print("%s compose: %s" % (stamp, text), flush=True)
+
+
+def sh(*argv, check=True):
+    """Run a command; its output on failure is raised."""
+    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s" % (" ".join(argv), p.returncode, p.stdout.strip()))
+    return p
+
+
+# ---- the compose file -------------------------------------------------------
+
+def duration(v, default):
+    """Seconds of a compose duration ("5s", "1m30s", "500ms")."""
+    if v is None:
+        return default
+    if isinstance(v, (int, float)):
+        return float(v)
+    total, n = 0.0, 0
+    for num, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", str(v)):
+        total += float(num) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}[unit]
+        n += 1
+    return total if n else default
+
+
+class Service:
+    """One compose service, normalized."""
+
+    def __init__(self, name, spec, base, index):
+        self.name = name
+        self.index = index
+        cmd = spec.get("command")
+        if cmd is None:
+            raise ValueError("service %s: no command" % name)
+        self.argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
+        self.restart = spec.get("restart", "no")
+        self.mounts = [self._mount(v, base) for v in spec.get("volumes", [])]
+        dep = spec.get("depends_on", {})
+        if isinstance(dep, list):
+            dep = {d: {"condition": "service_started"} for d in dep}
+        self.depends = {d: (c or {}).get("condition", "service_started") for d, c in dep.items()}
+        self.health = self._health(spec.get("healthcheck"))
+        self.ns = None
+        self.addr = None
+
+    def _mount(self, v, base):
+        """(kind, source, target): kind bind (source a host path) or volume."""
+        if isinstance(v, str):
+            parts = v.split(":")
+            src, tgt = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])
+            kind = "bind" if src and src[0] in "./~" else "volume"
+        else:
+            src, tgt, kind = v.get("source"), v["target"], v.get("type", "volume")
+        if kind == "bind":
+            src = os.path.normpath(os.path.join(base, os.path.expanduser(src)))
+        elif kind != "volume":
+            raise ValueError("service %s: %s mounts are not supported" % (self.name, kind))
+        return (kind, src, tgt.rstrip("/") or "/")
+
+    @staticmethod
+    def _health(hc):
+        """{argv | shell, interval, timeout, retries, start_period} or None."""
+        if not hc or hc.get("disable"):
+            return None
+        test = hc.get("test")
+        if test is None or test == ["NONE"]:
+            return None
+        h = {"interval": duration(hc.get("interval"), 30),
+             "timeout": duration(hc.get("timeout"), 30),
+             "retries": int(hc.get("retries", 3)),
+             "start_period": duration(hc.get("start_period"), 0)}
+        if isinstance(test, str):
+            h["shell"] = test
+        elif test[0] == "CMD":
+            h["argv"] = [str(a) for a in test[1:]]
+        elif test[0] == "CMD-SHELL":
+            h["shell"] = " ".join(test[1:])
+        else:
+            raise ValueError("healthcheck test %r" % (test,))
+        return h
+
+    def program(self):
+        return os.path.basename(self.argv[0])
+
+
+def load_compose(path):
+    """({name: Service} in file order, [named volumes])."""
+    try:
+        import yaml
+    except ImportError:
+        raise RuntimeError("python3-yaml is not installed (scripts/deps.sh installs it)")
+    with open(path) as f:
+        doc = yaml.safe_load(f)
+    base = os.path.dirname(os.path.abspath(path))
+    services = {}
+    for i, (name, spec) in enumerate(doc.get("services", {}).items()):
+        services[name] = Service(name, spec, base, i)
+    for s in services.values():
+        for d in s.depends:
+            if d not in services:
+                raise ValueError("service %s depends on unknown %s" % (s.name, d))
+    return services, list((doc.get("volumes") or {}).keys())
+
+
+def start_order(services):
+    """Services in an order where each comes after its dependencies."""
+    order, done, busy = [], set(), set()
+
+    def visit(s):
+        if s.name in done:
+            return
+        if s.name in busy:
+            raise ValueError("depends_on cycle through %s" % s.name)
+        busy.add(s.name)
+        for d in s.depends:
+            visit(services[d])
+        busy.discard(s.name)
+        done.add(s.name)
+        order.append(s)
+    for s in services.values():
+        visit(s)
+    return order
+
+
+# ---- paths: container paths to host paths ------------------------------------
+
+class Paths:
+    """The container paths of one service mapped to host paths."""
+
+    def __init__(self, svc, volume_dirs, replace):
+        self.map = []
+        for kind, src, tgt in svc.mounts:
+            host = volume_dirs[src] if kind == "volume" else replace.get(tgt, src)
+            self.map.append((tgt, host))
+        self.map.sort(key=lambda m: -len(m[0]))
+
+    def host(self, path):
+        """The host path of a container path (unchanged if not mounted)."""
+        for tgt, host in self.map:
+            if path == tgt or path.startswith(tgt + "/"):
+                return host + path[len(tgt):]
+        return path
+
+    def rewrite(self, text):
+        """text with every absolute path token mapped."""
+        return re.sub(r"(^|\s)(/\S+)", lambda m: m.group(1) + self.host(m.group(2)), text,
+                      flags=re.M)
+
+    def mentions(self, text):
+        return any(re.search(r"(^|\s)%s(/|\s|$)" % re.escape(t), text, re.M)
+                   for t, _ in self.map)
+
+
+def host_argv(svc, paths, bindir, confdir):
+    """The service's command with its program from bindir, container paths
+    mapped, and configuration files naming container paths rewritten."""
+    prog = os.path.join(bindir, svc.program())
+    if not os.path.exists(prog):
+        raise RuntimeError("%s: %s is not built" % (svc.name, prog))
+    argv = [prog]
+    for a in svc.argv[1:]:
+        if not a.startswith("/"):
+            argv.append(a)
+            continue
+        h = paths.host(a)
+        if os.path.isfile(h) and os.path.getsize(h) < 1 << 20:
+            with open(h, errors="replace") as f:
+                text = f.read()
+            if paths.mentions(text):
+                os.makedirs(confdir, exist_ok=True)
+                h = os.path.join(confdir, os.path.basename(a))
+                with open(h, "w") as f:
+                    f.write(paths.rewrite(text))
+        argv.append(h)
+    return argv
+
+
+# ---- namespaces -----------------------------------------------------------
+
+class Network:
+    """A namespace per service, a bridge in a namespace of its own, and the
+    hosts files; everything it creates is recorded for teardown."""
+
+    def __init__(self, services, prefix, subnet):
+        self.services = services
+        self.prefix = prefix
+        self.net = ipaddress.ip_network(subnet)
+        self.bridge_ns = prefix + "qroam-br"
+        self.created_ns = []
+        self.created_etc = []
+        self.made_netns_dir = False
+
+    def names(self):
+        return [self.prefix + s.name for s in self.services] + [self.bridge_ns]
+
+    @staticmethod
+    def existing():
+        out = sh("ip", "netns", "list").stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    def clear_leftovers(self):
+        """Remove namespaces of an earlier run that died (ours carry MARK in
+        their hosts file); fail on a namespace that is not ours."""
+        have = self.existing()
+        for n in self.names():
+            hosts = "/etc/netns/%s/hosts" % n
+            ours = n == self.bridge_ns or (os.path.exists(hosts) and MARK in open(hosts).read())
+            if n in have and not ours:
+                raise RuntimeError("network namespace %s exists and is not a testbed's; "
+                                   "use --prefix" % n)
+            if n in have:
+                say("removing namespace %s left by an earlier run" % n)
+                kill_ns_pids(n)
+                sh("ip", "netns", "del", n, check=False)
+            if ours and os.path.isdir(os.path.dirname(hosts)):
+                shutil.rmtree(os.path.dirname(hosts), ignore_errors=True)
+                self.made_netns_dir = True
+
+    def setup(self):
+        hosts = list(self.net.hosts())
+        if len(self.services) + 1 > len(hosts):
+            raise RuntimeError("subnet %s is too small" % self.net)
+        self._add_ns(self.bridge_ns)
+        sh("ip", "-n", self.bridge_ns, "link", "set", "lo", "up")
+        sh("ip", "-n", self.bridge_ns, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.bridge_ns, "link", "set", "br0", "up")
+        plen = self.net.prefixlen
+        for i, s in enumerate(self.services):
+            s.ns = self.prefix + s.name
+            s.addr = str(hosts[i + 1])
+            self._add_ns(s.ns)
+            peer = ("v%d-%s" % (i, s.name))[:15]
+            sh("ip", "-n", self.bridge_ns, "link", "add", peer, "type", "veth",
+               "peer", "name", "eth0", "netns", s.ns)
+            sh("ip", "-n", self.bridge_ns, "link", "set", peer, "master", "br0", "up")
+            sh("ip", "-n", s.ns, "link", "set", "lo", "up")
+            sh("ip", "-n", s.ns, "addr", "add", "%s/%d" % (s.addr, plen), "dev", "eth0")
+            sh("ip", "-n", s.ns, "link", "set", "eth0", "up")
+        table = "".join("%-15s %s\n" % (s.addr, s.name) for s in self.services)
+        if not os.path.isdir("/etc/netns"):
+            os.makedirs("/etc/netns")
+            self.made_netns_dir = True
+        for s in self.services:
+            d = "/etc/netns/" + s.ns
+            os.makedirs(d, exist_ok=True)
+            self.created_etc.append(d)
+            with open(os.path.join(d, "hosts"), "w") as f:
+                f.write("%s: service names of %s\n127.0.0.1       localhost\n"
+                        "::1             localhost\n%s" % (MARK, s.ns, table))
+
+    def _add_ns(self, name):
+        sh("ip", "netns", "add", name)
+        self.created_ns.append(name)
+
+    def teardown(self):
+        """Kill what still runs in our namespaces, delete them (their veths
+        and the bridge go with them) and the hosts files."""
+        for n in reversed(self.created_ns):
+            kill_ns_pids(n)
+            sh("ip", "netns", "del", n, check=False)
+        for d in self.created_etc:
+            shutil.rmtree(d, ignore_errors=True)
+        # /etc/netns, once empty, goes too (a parallel run may have made it).
+        if self.made_netns_dir or self.created_etc:
+            try:
+                os.rmdir("/etc/netns")
+            except OSError:
+                pass
+        self.created_ns, self.created_etc = [], []
+
+
+def kill_ns_pids(ns):
+    """SIGKILL every process left in namespace ns."""
+    p = sh("ip", "netns", "pids", ns, check=False)
+    for pid in p.stdout.split() if p.returncode == 0 else []:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+# ---- processes ------------------------------------------------------------
+
+def die_with_parent():
+    """In the child before exec: SIGKILL when the runner dies, so a killed
+    run leaves no daemon behind (its namespaces go at the next run)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Proc:
+    """One service's process in its namespace; its output (stdout and
+    stderr) goes to a log file and, unless quiet, to our stdout."""
+
+    def __init__(self, svc, argv, logdir, env, quiet):
+        self.svc = svc
+        self.lines = []
+        self.problems = []
+        self.stopping = False
+        self.started = None
+        self.log = open(os.path.join(logdir, svc.name + ".log"), "w")
+        self.quiet = quiet
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + argv,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, env=env,
+                                     start_new_session=True, preexec_fn=die_with_parent)
+        self.pump = threading.Thread(target=self._pump, daemon=True)
+        self.pump.start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            self.log.write(line + "\n")
+            self.log.flush()
+            if self.started is None and STARTED_RX.search(line):
+                self.started = time.monotonic()
+            if PROBLEM_RX.search(line):
+                self.problems.append("%s: %s" % (self.svc.name, line))
+            if not self.quiet:
+                with PRINT_LOCK:
+                    print("%-10s | %s" % (self.svc.name, line), flush=True)
+
+    def died(self):
+        return not self.stopping and self.proc.poll() is not None
+
+    def stop(self, timeout=15):
+        self.stopping = True
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            self.problems.append("%s did not stop within %d s" % (self.svc.name, timeout))
+        self.pump.join(5)
+        if self.proc.returncode != 0:
+            self.problems.append("%s exited with status %s" % (self.svc.name,
+                                                              self.proc.returncode))
+        self.log.close()
+
+
+class Health:
+    """The compose healthcheck of a service, run in its namespace.  Without
+    the healthcheck's program in the build, /healthz of the admin port it
+    names is probed instead; a daemon without an admin endpoint there counts
+    as healthy once it logged its start-up line and the port stayed closed
+    for two seconds."""
+
+    def __init__(self, bindir, paths, confdir):
+        self.bindir = bindir
+        self.paths = paths
+        self.confdir = confdir
+        self.output = {}
+
+    def check(self, proc):
+        """(healthy, how)."""
+        svc, h = proc.svc, proc.svc.health
+        if "argv" in h:
+            prog = os.path.join(self.bindir, os.path.basename(h["argv"][0]))
+            if os.path.exists(prog):
+                argv = [prog] + self.ctl_conf(proc, h["argv"]) + h["argv"][1:]
+                return self._run(svc, argv, h["timeout"]) == 0, " ".join(h["argv"])
+            port = admin_port(h["argv"])
+            if port is not None:
+                return self._healthz(proc, port, h["timeout"])
+        if "shell" in h:
+            return self._run(svc, ["sh", "-c", h["shell"]], h["timeout"]) == 0, h["shell"]
+        return proc.started is not None, "start-up line"
+
+    def ctl_conf(self, proc, argv):
+        """qroamctl reads /etc/qroam/qroamctl.conf by default: in the
+        container that is the service's mounted file, so name its mapped
+        copy when the command names none."""
+        if os.path.basename(argv[0]) != "qroamctl" or "-f" in argv:
+            return []
+        paths = self.paths[proc.svc.name]
+        conf = paths.host(QROAMCTL_CONF)
+        if conf == QROAMCTL_CONF or not os.path.isfile(conf):
+            return []
+        mapped = os.path.join(self.confdir, proc.svc.name, "qroamctl.conf")
+        if not os.path.exists(mapped):
+            os.makedirs(os.path.dirname(mapped), exist_ok=True)
+            with open(conf) as f:
+                text = paths.rewrite(f.read())
+            with open(mapped, "w") as f:
+                f.write(text)
+        return ["-f", mapped]
+
+    def _run(self, svc, argv, timeout):
+        """Exit status of argv in the service's namespace; its output is
+        kept for the message of a healthcheck that never passes."""
+        try:
+            p = subprocess.run(["ip", "netns", "exec", svc.ns] + argv,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, timeout=max(timeout, 1))
+            self.output[svc.name] = "exit %d: %s" % (p.returncode, p.stdout.strip()[-2000:])
+            return p.returncode
+        except subprocess.TimeoutExpired:
+            self.output[svc.name] = "timed out after %.0f s" % timeout
+            return 124
+
+    def _healthz(self, proc, port, timeout):
+        host, p = port
+        rc = self._run(proc.svc, [sys.executable, "-c", HEALTHZ_PY, host, str(p)], timeout)
+        if rc == 0:
+            return True, "GET /healthz on %s:%d" % (host, p)
+        if rc == 3 and proc.started is not None and time.monotonic() - proc.started > 2:
+            return True, "start-up line (no admin endpoint on %s:%d)" % (host, p)
+        return False, "GET /healthz on %s:%d" % (host, p)
+
+
+def admin_port(argv):
+    """(host, port) of a `qroamctl -a [HOST:]PORT ...` command, or None."""
+    for i, a in enumerate(argv[:-1]):
+        if a == "-a":
+            host, _, port = argv[i + 1].rpartition(":")
+            if port.isdigit():
+                return (host or "127.0.0.1", int(port))
+    return None
+
+
+def admin_get(svc, path):
+    """The body of GET path on the service's admin endpoint, or None."""
+    if not svc.health or "argv" not in svc.health:
+        return None
+    ap = admin_port(svc.health["argv"])
+    if ap is None:
+        return None
+    p = subprocess.run(["ip", "netns", "exec", svc.ns, sys.executable, "-c", ADMIN_GET_PY,
+                        ap[0], str(ap[1]), path], stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL, text=True, timeout=10)
+    return p.stdout if p.returncode == 0 else None
+
+
+# ---- the run --------------------------------------------------------------
+
+class Run:
+    """One run of the testbed in namespaces."""
+
+    def __init__(self, args):
+        self.args = args
+        services, volumes = load_compose(args.file)
+        self.order = start_order(services)
+        self.volumes = volumes
+        self.dir = tempfile.mkdtemp(prefix="qroam-compose-")
+        self.net = Network(self.order, args.prefix, args.subnet)
+        self.procs = {}
+        self.paths = {}
+        self.health = Health(args.bin, self.paths, os.path.join(self.dir, "etc"))
+        self.env = dict(os.environ)
+        self.env.update(SAN_ENV)
+        self.timings = {}
+        self.healthchecks = {}
+
+    def prepare(self):
+        """PKI, volume directories, mapped commands."""
+        replace = {}
+        pki = self.args.pki
+        if pki is None:
+            pki = os.path.join(self.dir, "pki")
+            sh("sh", PKI_SCRIPT, pki)
+        replace[PKI_TARGET] = os.path.abspath(pki)
+        vdirs = {}
+        for v in self.volumes:
+            vdirs[v] = os.path.join(self.dir, "volumes", v)
+            os.makedirs(vdirs[v])
+        os.makedirs(os.path.join(self.dir, "logs"))
+        self.argv = {}
+        for s in self.order:
+            for kind, src, _ in s.mounts:
+                if kind == "volume" and src not in vdirs:
+                    vdirs[src] = os.path.join(self.dir, "volumes", src)
+                    os.makedirs(vdirs[src])
+            self.paths[s.name] = Paths(s, vdirs, replace)
+            self.argv[s.name] = host_argv(s, self.paths[s.name], self.args.bin,
+                                          os.path.join(self.dir, "etc", s.name))
+
+    def start(self):
+        """Start every service once the dependencies its depends_on names
+        are started or healthy."""
+        healthy = set()
+        for s in self.order:
+            for d, cond in s.depends.items():
+                if cond == "service_healthy" and d not in healthy:
+                    self.wait_healthy(self.procs[d])
+                    healthy.add(d)
+            say("starting %s (%s) in namespace %s at %s" % (s.name, " ".join(s.argv), s.ns,
+                                                           s.addr))
+            self.procs[s.name] = Proc(s, self.argv[s.name], os.path.join(self.dir, "logs"),
+                                      self.env, self.args.quiet)
+        for s in self.order:
+            if s.health and s.name not in healthy:
+                self.wait_healthy(self.procs[s.name])
+
+    def wait_healthy(self, proc):
+        h = proc.svc.health
+        if h is None:
+            raise RuntimeError("%s has no healthcheck but others wait for it" % proc.svc.name)
+        limit = max(h["start_period"] + h["interval"] * h["retries"], 60)
+        deadline = proc.t0 + limit
+        while True:
+            if proc.died():
+                raise RuntimeError("%s exited with status %s during start-up"
+                                   % (proc.svc.name, proc.proc.returncode))
+            ok, how = self.health.check(proc)
+            if ok:
+                secs = time.monotonic() - proc.t0
+                self.timings[proc.svc.name] = round(secs, 2)
+                self.healthchecks[proc.svc.name] = how
+                say("%s healthy after %.2f s (%s)" % (proc.svc.name, secs, how))
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError("%s not healthy after %.0f s (%s; last check: %s)"
+                                   % (proc.svc.name, limit, how,
+                                      self.health.output.get(proc.svc.name, "none")))
+            time.sleep(0.25)
+
+    def stop_all(self):
+        """Vehicles first (they say Bye while their TSP is up), then the
+        rest in reverse start order."""
+        procs = [self.procs[s.name] for s in reversed(self.order) if s.name in self.procs]
+        procs.sort(key=lambda p: p.svc.program() != "vehicled")
+        for p in procs:
+            p.stop()
+
+    def problems(self):
+        out = []
+        for p in self.procs.values():
+            out += p.problems
+        return out
+
+
+def report(s):
+    """The outcome for people, before the SUMMARY line."""
+    if s.get("healthy_after_s"):
+        say("healthy after (s): " + ", ".join("%s %.1f" % kv
+                                              for kv in s["healthy_after_s"].items()))
+    for vin, legs in sorted(s.get("legs", {}).items()):
+        say("vehicle %s: %s" % (vin, ", ".join(legs) or "no crossing"))
+    for t, v in sorted(s.get("tsps", {}).items()):
+        say("%s: outgoing handovers %s, authenticated via %s, %d telemetry stored"
+            % (t, v["handovers_out"] or "none", v["auth_via"] or "none", v["telemetry"]))
+    if "crossings" in s:
+        say("%d vehicles, %d crossings, %d F3, gap p50 %s ms max %s ms, %s errors; %.1f s in all"
+            % (s["vehicles"], s["crossings"], s["auth_ok"], s["gap_ms_p50"], s["gap_ms_max"],
+               s["errors"], s["total_s"]))
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("-f", "--file", default=os.path.join(ROOT, "docker-compose.yml"))
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"),
+                    help="directory of the programs (default build/bin)")
+    ap.add_argument("--asan", action="store_true", help="use build/asan/bin")
+    ap.add_argument("--prefix", default="", help="prefix of the namespace names")
+    ap.add_argument("--subnet", default="10.89.0.0/24")
+    ap.add_argument("--pki", help="existing PKI directory (default: a fresh one)")
+    ap.add_argument("--timeout", type=float, default=180,
+                    help="seconds the drive may take at most")
+    ap.add_argument("-q", "--quiet", action="store_true", help="do not echo the logs")
+    ap.add_argument("--keep", action="store_true", help="keep the run directory")
+    ap.add_argument("--clean", action="store_true",
+                    help="only remove namespaces left by a run that was killed")
+    args = ap.parse_args(argv)
+    if args.asan:
+        args.bin = os.path.join(ROOT, "build", "asan", "bin")
+    args.bin = os.path.abspath(args.bin)
+    return args
+
+
+def lock(prefix):
+    """Serialize runs that use the same namespace names."""
+    d = "/run/lock" if os.path.isdir("/run/lock") else tempfile.gettempdir()
+    f = open(os.path.join(d, "qroam-compose-netns%s.lock" % (("-" + prefix) if prefix else "")),
+             "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        say("another run uses these namespace names; waiting for it")
+        fcntl.flock(f, fcntl.LOCK_EX)
+    return f
+
+
+def interrupted(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def main(argv):
+    args = parse_args(argv)
+    if os.geteuid() != 0:
+        print("compose_netns: network namespaces need root", file=sys.stderr)
+        return 2
+    held = lock(args.prefix)
+    # Also when started with SIGINT ignored (in the background of a shell).
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+    t0 = time.monotonic()
+    run = Run(args)
+    summary = {"services": [s.name for s in run.order], "ok": False}
+    failure = None
+    try:
+        run.net.clear_leftovers()
+        if args.clean:
+            summary["ok"] = True
+            return 0
+        run.prepare()
+        run.net.setup()
+        say("%d services in namespaces on %s (bridge in %s); programs from %s; run directory %s"
+            % (len(run.order), args.subnet, run.net.bridge_ns, args.bin, run.dir))
+        run.start()
+        summary["healthy_after_s"] = run.timings
+        summary["healthchecks"] = run.healthchecks
+        summary["startup_s"] = round(time.monotonic() - t0, 2)
+        drive = scenario.Drive(run, say, admin_get)
+        failure = drive.run(args.timeout)
+        summary.update(drive.summary)
+    except KeyboardInterrupt:
+        failure = "interrupted"
+    except (RuntimeError, ValueError, OSError, sqlite3.Error, subprocess.SubprocessError) as e:
+        failure = str(e)
+    except Exception as e:
+        traceback.print_exc()
+        failure = "%s: %s" % (type(e).__name__, e)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            if not args.clean:
+                run.stop_all()
+                if failure is None:
+                    failure = scenario.verify(run, summary)
+                problems = run.problems()
+                summary["problems"] = problems[:20]
+                if problems and failure is None:
+                    failure = "%d problem(s): %s" % (len(problems), problems[0])
+        except Exception as e:
+            traceback.print_exc()
+            failure = failure or "%s: %s" % (type(e).__name__, e)
+        finally:
+            run.net.teardown()
+        summary["total_s"] = round(time.monotonic() - t0, 2)
+        summary["ok"] = failure is None
+        if failure:
+            summary["failure"] = failure
+            say("FAILED: %s" % failure)
+        if failure is None and not args.keep:
+            shutil.rmtree(run.dir, ignore_errors=True)
+        elif not args.clean:
+            say("run directory kept: %s" % run.dir)
+        else:
+            shutil.rmtree(run.dir, ignore_errors=True)
+        report(summary)
+        print("SUMMARY " + json.dumps(summary, sort_keys=True), flush=True)
+        held.close()
+    return 0 if failure is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,243 @@
+"""The docker-compose testbed, proven without a container engine.
+
+docker-compose.yml must validate with Debian's docker-compose and describe
+every daemon with its configuration, the PKI read-only, a volume of its own,
+a healthcheck and a restart policy; every service's configuration must pass
+the daemon's `-n`.  Then scripts/compose_netns.py runs the compose services
+natively, each in a network namespace named after it, and drives the fleet
+through the three regions: every crossing must be a handover, every vehicle
+authenticated once, and nothing (process, namespace, hosts file, run
+directory) may be left behind.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from harness import BIN, ROOT, Skip
+
+COMPOSE = os.path.join(ROOT, "docker-compose.yml")
+SCRIPT = os.path.join(ROOT, "scripts", "compose_netns.py")
+DAEMONS = {"qkdd": "qkdd", "schedd": "schedd", "tsp-a": "tspd", "tsp-b": "tspd",
+           "tsp-c": "tspd", "fillerd": "fillerd", "registrard": "registrard",
+           "fleet": "vehicled"}
+HEALTH = ["CMD", "qroamctl", "-a", "9100", "health"]
+
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+
+def compose_config():
+    """The compose file as `docker-compose config` resolves it."""
+    import yaml
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        raise Skip("docker-compose is not installed (scripts/deps.sh installs it)")
+    p = subprocess.run([exe, "-f", COMPOSE, "config"], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=120)
+    assert p.returncode == 0, "docker-compose config failed:\n%s" % p.stderr
+    return yaml.safe_load(p.stdout)
+
+
+def test_compose_config():
+    """docker-compose validates the file; each service is complete."""
+    doc = compose_config()
+    services = doc["services"]
+    assert set(services) == set(DAEMONS), sorted(services)
+    data = set()
+    for name, prog in DAEMONS.items():
+        s = services[name]
+        assert s["command"][0] == prog, (name, s["command"])
+        assert s["command"][1:3] == ["-f", "/etc/qroam/%s.conf" % name], s["command"]
+        assert s["healthcheck"]["test"] == HEALTH, (name, s["healthcheck"])
+        assert s["restart"] in ("unless-stopped", "on-failure"), (name, s["restart"])
+        binds = {v["target"]: v for v in s["volumes"] if isinstance(v, dict)}
+        for target in ("/etc/qroam", "/etc/qroam/pki"):
+            assert binds[target]["type"] == "bind" and binds[target]["read_only"], (name, target)
+        named = [v for v in s["volumes"] if isinstance(v, str)]
+        assert len(named) == 1 and named[0].split(":")[1] == "/var/lib/qroam", (name, named)
+        data.add(named[0].split(":")[0])
+    assert len(data) == len(DAEMONS), "a named volume per service: %s" % sorted(data)
+    dep = {n: s.get("depends_on", {}) for n, s in services.items()}
+    for t in ("tsp-a", "tsp-b", "tsp-c"):
+        assert dep[t]["schedd"]["condition"] == "service_healthy", dep[t]
+        assert dep[t]["qkdd"]["condition"] == "service_healthy", dep[t]
+        assert dep["fillerd"][t]["condition"] == "service_healthy", dep["fillerd"]
+    assert dep["schedd"]["qkdd"]["condition"] == "service_healthy"
+    assert set(dep["fleet"]) == {"fillerd", "registrard"}
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        docker = f.read()
+    assert re.search(r"^FROM debian:12 AS build$", docker, re.M)
+    assert re.search(r"^FROM debian:12-slim$", docker, re.M)
+    assert re.search(r"^USER qroam", docker, re.M)
+    assert "make install DESTDIR=/out PREFIX=/usr" in docker
+
+
+def test_compose_configs_check():
+    """Every service's configuration, its container paths mapped to a
+    fresh testbed PKI, passes the daemon's -n."""
+    import compose_netns
+    services, _ = compose_netns.load_compose(COMPOSE)
+    tmp = tempfile.mkdtemp(prefix="qroam-compose-n-")
+    try:
+        pki = os.path.join(tmp, "pki")
+        subprocess.run(["sh", compose_netns.PKI_SCRIPT, pki], check=True,
+                       stdout=subprocess.DEVNULL)
+        # Configuration syntax only: leaks of -n are the -n tests' business.
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        for s in services.values():
+            vol = {src: os.path.join(tmp, src) for kind, src, _ in s.mounts if kind == "volume"}
+            paths = compose_netns.Paths(s, vol, {compose_netns.PKI_TARGET: pki})
+            argv = compose_netns.host_argv(s, paths, BIN, os.path.join(tmp, s.name))
+            p = subprocess.run(argv + ["-n"], stdout=subprocess.PIPE, env=env,
+                               stderr=subprocess.STDOUT, text=True, timeout=30)
+            assert p.returncode == 0 and "configuration OK" in p.stdout, \
+                "%s: %s -n: exit %d\n%s" % (s.name, " ".join(argv), p.returncode, p.stdout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def runtime_packages(dockerfile):
+    """Packages the last stage of a Dockerfile installs with apt-get."""
+    stages = re.split(r"^FROM ", dockerfile, flags=re.M)
+    m = re.search(r"apt-get install -y --no-install-recommends((?:[^&])*)&&", stages[-1])
+    assert m, "no apt-get install in the runtime stage"
+    return m.group(1).replace("\\", " ").split()
+
+
+def package_of(lib):
+    """The Debian package holding a library (merged /usr: dpkg may know it
+    under /lib or /usr/lib), or the path itself."""
+    real = os.path.realpath(lib)
+    for cand in (lib, real, re.sub(r"^/usr/", "/", real), re.sub(r"^/lib", "/usr/lib", real)):
+        out = subprocess.run(["dpkg", "-S", cand], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True).stdout
+        if out:
+            return out.split(":")[0]
+    return lib
+
+
+def installed(tmp):
+    """{program: path} of what `make install DESTDIR=tmp PREFIX=/usr`
+    installs in /usr/sbin and /usr/bin, as the Dockerfile's build stage
+    runs it."""
+    p = subprocess.run(["make", "-s", "--no-print-directory", "install", "DESTDIR=" + tmp,
+                        "PREFIX=/usr"], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=600)
+    assert p.returncode == 0, "make install failed:\n%s" % p.stdout[-3000:]
+    progs = {}
+    for d in ("usr/sbin", "usr/bin"):
+        d = os.path.join(tmp, d)
+        for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            progs[n] = os.path.join(d, n)
+    return progs
+
+
+def test_compose_image():
+    """What the image gets from `make install` holds every program the
+    services and their healthchecks run (qroamctl once its sources are
+    there), and the runtime stage installs every shared library those
+    programs link (its packages and their dependencies)."""
+    import compose_netns
+    for tool in ("ldd", "dpkg", "apt-cache", "make"):
+        if shutil.which(tool) is None:
+            raise Skip("%s is not installed" % tool)
+    services, _ = compose_netns.load_compose(COMPOSE)
+    with open(os.path.join(ROOT, "Dockerfile")) as f:
+        pkgs = runtime_packages(f.read())
+    p = subprocess.run(["apt-cache", "depends", "--recurse", "--no-recommends",
+                        "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
+                        "--no-enhances"] + pkgs, stdout=subprocess.PIPE, text=True, check=True)
+    have = {l.strip().split(":")[0] for l in p.stdout.splitlines() if not l.startswith(" ")}
+    tmp = tempfile.mkdtemp(prefix="qroam-compose-image-")
+    try:
+        progs = installed(tmp)
+        want = {s.program() for s in services.values()}
+        if os.path.isdir(os.path.join(ROOT, "qroamctl")):
+            want |= {os.path.basename(s.health["argv"][0]) for s in services.values()
+                     if s.health and "argv" in s.health}
+        assert want <= set(progs), "make install lacks %s" % sorted(want - set(progs))
+        missing, owners = {}, {}
+        for name, prog in progs.items():
+            out = subprocess.run(["ldd", prog], stdout=subprocess.PIPE, text=True).stdout
+            for lib in re.findall(r"=> (/\S+)", out):
+                if lib not in owners:
+                    owners[lib] = package_of(lib)
+                if owners[lib] not in have:
+                    missing.setdefault(owners[lib], set()).add(name)
+        assert not missing, "the runtime stage lacks %s (has %s)" % (missing, sorted(pkgs))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def namespaces_usable():
+    """Raise Skip unless this process may create network namespaces."""
+    if os.geteuid() != 0:
+        raise Skip("network namespaces need root")
+    if shutil.which("ip") is None:
+        raise Skip("iproute2 is not installed")
+    name = "qroam-probe-%d" % os.getpid()
+    p = subprocess.run(["ip", "netns", "add", name], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True)
+    if p.returncode != 0:
+        raise Skip("cannot create network namespaces: %s" % p.stdout.strip())
+    subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def leftovers(names, rundir):
+    """What a run left behind: namespaces, hosts files, processes."""
+    out = []
+    have = subprocess.run(["ip", "netns", "list"], stdout=subprocess.PIPE, text=True).stdout
+    have = {line.split()[0] for line in have.splitlines() if line.strip()}
+    out += ["namespace %s" % n for n in names if n in have]
+    out += ["/etc/netns/%s" % n for n in names if os.path.exists("/etc/netns/" + n)]
+    if rundir:
+        ps = subprocess.run(["ps", "-eo", "pid,args"], stdout=subprocess.PIPE, text=True).stdout
+        out += ["process %s" % line.strip() for line in ps.splitlines() if rundir in line]
+    return out
+
+
+def test_compose_in_namespaces():
+    """The compose services in their namespaces: four vehicles cross
+    tsp-a -> tsp-b -> tsp-c with a handover at each crossing."""
+    namespaces_usable()
+    p = subprocess.run([sys.executable, SCRIPT, "--asan", "-q", "--timeout", "240"],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=600, cwd=ROOT)
+    out = p.stdout
+    lines = [l for l in out.splitlines() if l.startswith("SUMMARY ")]
+    assert lines, "no SUMMARY line (exit %d):\n%s" % (p.returncode, out[-6000:])
+    s = json.loads(lines[-1][8:])
+    m = re.search(r"run directory (\S+)", out)
+    rundir = m.group(1) if m else None
+    left = leftovers(list(DAEMONS) + ["qroam-br"], rundir)
+    if s.get("ok") and rundir and os.path.exists(rundir):
+        left.append(rundir)
+    assert not left, "left behind: %s" % left
+    assert p.returncode == 0 and s["ok"], "compose run failed (exit %d): %s\n%s" \
+        % (p.returncode, s.get("failure"), out[-6000:])
+    assert s["services"] == ["qkdd", "schedd", "tsp-a", "tsp-b", "tsp-c", "fillerd",
+                             "registrard", "fleet"], s["services"]
+    assert set(s["healthy_after_s"]) == set(DAEMONS), s["healthy_after_s"]
+    assert s["vehicles"] == 4, s
+    assert s["crossings"] == 8, s["legs"]
+    for vin, legs in s["legs"].items():
+        assert [l.split()[0] for l in legs] == ["tsp-a->tsp-b", "tsp-b->tsp-c"], (vin, legs)
+        assert not any("F3 again" in l for l in legs), (vin, legs)
+    assert s["auth_ok"] == 4, "one F3 per vehicle: %s" % s["auth_ok"]
+    assert s["errors"] == 0 and not s["problems"], (s["errors"], s["problems"])
+    tsps = s["tsps"]
+    assert tsps["tsp-a"]["handovers_out"] == {"done": 4}, tsps
+    assert tsps["tsp-b"]["handovers_out"] == {"done": 4}, tsps
+    assert tsps["tsp-c"]["auth_via"] == {"handover": 4}, tsps
+    assert all(t["telemetry"] > 0 for t in tsps.values()), tsps
+    admin = s.get("admin_status", {})
+    if "schedd" in admin:
+        assert admin["schedd"].get("handovers_done", 0) >= 8, admin["schedd"]
+        assert admin["schedd"].get("handovers_failed", 0) == 0, admin["schedd"]
+    for t in ("tsp-a", "tsp-b", "tsp-c"):
+        if t in admin:
+            assert admin[t].get("id") == t, admin[t]
