@@ -1,10 +1,31 @@
 /* fillerd configuration file. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config.h"
 #include "keyseq.h"
 
+/*
+ * An error about m, k and n together, at the last line that set one of
+ * them (file:line: message), or about the defaults (file: message).
+ */
+static void
+fillerd_conf_error(const char *path, int line, const char *fmt, ...)
+{
+	va_list	ap;
+
+	if (line > 0)
+		fprintf(stderr, "%s:%d: ", path, line);
+	else
+		fprintf(stderr, "%s: ", path);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* One directive: a common one, m, k or n. */
 static int
 fillerd_conf_line(void *arg, const struct conf_line *cl)
 {
@@ -15,10 +36,15 @@ fillerd_conf_line(void *arg, const struct conf_line *cl)
 
 	if ((rc = cfg_common_line(&fc->fc_common, cl)) != 0)
 		return rc == 1 ? 0 : -1;
-	if (cl->cl_argc != 2) {
-		conf_error(cl, "unknown directive or wrong arguments: %s", d);
+	if (strcmp(d, "m") != 0 && strcmp(d, "k") != 0 && strcmp(d, "n") != 0) {
+		conf_error(cl, "unknown directive \"%s\"", d);
 		return -1;
 	}
+	if (cl->cl_argc != 2) {
+		conf_error(cl, "%s takes one argument", d);
+		return -1;
+	}
+	fc->fc_kn_line = cl->cl_line;
 	if (strcmp(d, "m") == 0) {
 		if (conf_uint(cl->cl_argv[1], 2, KEYSEQ_MAXM, &v) == -1) {
 			conf_error(cl, "m must be 2..%d", KEYSEQ_MAXM);
@@ -31,15 +57,12 @@ fillerd_conf_line(void *arg, const struct conf_line *cl)
 			return -1;
 		}
 		fc->fc_k = v;
-	} else if (strcmp(d, "n") == 0) {
+	} else {
 		if (conf_uint(cl->cl_argv[1], 1, KEYSEQ_MAXK, &v) == -1) {
 			conf_error(cl, "n must be 1..%d", KEYSEQ_MAXK);
 			return -1;
 		}
 		fc->fc_n = v;
-	} else {
-		conf_error(cl, "unknown directive \"%s\"", d);
-		return -1;
 	}
 	return 0;
 }
@@ -55,15 +78,15 @@ fillerd_conf_load(const char *path, struct fillerd_conf *fc)
 	if (conf_parse_file(path, fillerd_conf_line, fc) != 0)
 		return -1;
 	if (fc->fc_n > fc->fc_k) {
-		fprintf(stderr, "%s: n (%u) must not exceed k (%u)\n", path,
-		    fc->fc_n, fc->fc_k);
+		fillerd_conf_error(path, fc->fc_kn_line, "n (%u) must not "
+		    "exceed k (%u)", fc->fc_n, fc->fc_k);
 		return -1;
 	}
 	/* Collisions redraw chars n..k: they must offer at least m codes. */
 	if (fc->fc_k - fc->fc_n + 1 < 8 &&
 	    (1u << 4 * (fc->fc_k - fc->fc_n + 1)) < fc->fc_m) {
-		fprintf(stderr, "%s: k=%u n=%u leave too few codes for m=%u keys\n",
-		    path, fc->fc_k, fc->fc_n, fc->fc_m);
+		fillerd_conf_error(path, fc->fc_kn_line, "k=%u n=%u leave too "
+		    "few codes for m=%u keys", fc->fc_k, fc->fc_n, fc->fc_m);
 		return -1;
 	}
 	return cfg_common_check(&fc->fc_common, path, 1);

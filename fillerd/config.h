@@ -9,6 +9,7 @@ struct fillerd_conf {
 	unsigned		fc_m;	/* keys per chip */
 	unsigned		fc_k;	/* code length in hex chars */
 	unsigned		fc_n;	/* first code char replaced on collision */
+	int			fc_kn_line; /* last line setting m, k or n */
 };
 
 /* Parse path completely; errors go to stderr as file:line: message. */

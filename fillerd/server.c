@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "fill.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "outbox.h"
 #include "server.h"
@@ -22,6 +23,8 @@ struct filler {
 	struct listener		*f_lis;
 	sqlite3_stmt		*f_ins_fill;
 	sqlite3_stmt		*f_ins_key;
+	sqlite3_stmt		*f_count;
+	struct metric		*f_fills;
 };
 
 static const char *const filler_schema[] = {
@@ -121,6 +124,7 @@ filler_fill(struct filler *f, struct conn *c, const struct frame *fr)
 		fill_record_free(rec);
 		return;
 	}
+	metric_inc(f->f_fills, NULL);
 	log_info("fill chip=%.16s m=%u k=%u n=%u for %s", rec->chip_id, rec->m,
 	    rec->k, rec->n, conn_peer_cn(c));
 	conn_send(c, QROAM__MSG_TYPE__MT_FILL_REPLY, fr->f_request_id, &rec->base);
@@ -181,6 +185,8 @@ filler_new(struct event_base *base, const struct fillerd_conf *conf,
 	}
 	f = xcalloc(1, sizeof(*f));
 	f->f_conf = conf;
+	f->f_fills = metric_counter("qroam_fills_total",
+	    "Chips filled (fill records stored and answered).", NULL);
 	f->f_db = store_open(conf->fc_common.cc_store, filler_schema,
 	    sizeof(filler_schema) / sizeof(filler_schema[0]), 1);
 	if (f->f_db == NULL)
@@ -189,6 +195,7 @@ filler_new(struct event_base *base, const struct fillerd_conf *conf,
 	    " (chip_id, m, k, n, created_ms, requested_by) VALUES (?,?,?,?,?,?)");
 	f->f_ins_key = store_prepare(f->f_db, "INSERT INTO fill_keys"
 	    " (chip_id, idx, code, key) VALUES (?,?,?,?)");
+	f->f_count = store_prepare(f->f_db, "SELECT count(*) FROM fills");
 	f->f_ob = outbox_new(base, f->f_db, topo, client_tls,
 	    conf->fc_common.cc_max_frame);
 	memset(&o, 0, sizeof(o));
@@ -206,6 +213,36 @@ filler_new(struct event_base *base, const struct fillerd_conf *conf,
 	return f;
  fail:
 	filler_free(f);
+	return NULL;
+}
+
+/* The single integer a statement without parameters yields; -1 on error. */
+static json_int_t
+filler_count(sqlite3_stmt *st)
+{
+	json_int_t	n = -1;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	store_reset(st);
+	return n;
+}
+
+/* The filler's /status: fills and outbox; /status/outbox per TSP. */
+json_t *
+filler_status(void *arg, const char *what, json_t *obj)
+{
+	struct filler	*f = arg;
+
+	if (what == NULL) {
+		json_object_set_new(obj, "fills",
+		    json_integer(filler_count(f->f_count)));
+		json_object_set_new(obj, "outbox",
+		    json_integer((json_int_t)outbox_depth(f->f_ob)));
+		return obj;
+	}
+	if (strcmp(what, "outbox") == 0)
+		return outbox_json(f->f_ob);
 	return NULL;
 }
 

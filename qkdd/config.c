@@ -121,8 +121,13 @@ qkdd_conf_line(void *arg, const struct conf_line *cl)
 		return rc == 1 ? 0 : -1;
 	if (strcmp(d, "link") == 0)
 		return qkdd_link_line(qc, cl);
+	if (strcmp(d, "key_size") != 0 &&
+	    strcmp(d, "max_key_per_request") != 0) {
+		conf_error(cl, "unknown directive \"%s\"", d);
+		return -1;
+	}
 	if (cl->cl_argc != 2) {
-		conf_error(cl, "unknown directive or wrong arguments: %s", d);
+		conf_error(cl, "%s takes one argument", d);
 		return -1;
 	}
 	if (strcmp(d, "key_size") == 0) {
@@ -133,15 +138,12 @@ qkdd_conf_line(void *arg, const struct conf_line *cl)
 			return -1;
 		}
 		qc->qc_key_size = (unsigned)v;
-	} else if (strcmp(d, "max_key_per_request") == 0) {
+	} else {
 		if (conf_uint(cl->cl_argv[1], 1, 1024, &v) == -1) {
 			conf_error(cl, "max_key_per_request must be 1..1024");
 			return -1;
 		}
 		qc->qc_max_per_request = (unsigned)v;
-	} else {
-		conf_error(cl, "unknown directive \"%s\"", d);
-		return -1;
 	}
 	return 0;
 }

@@ -27,6 +27,8 @@
 #include "crypto.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
+#include "ops.h"
 #include "tls.h"
 
 #define HTTP_MAX_BODY		65536
@@ -40,7 +42,13 @@ struct qkd_http {
 	struct kme		*h_kme;
 };
 
-/* Log the fatal alerts this server sends, such as a missing certificate. */
+/*
+ * Log the fatal alerts this server sends.  Before the client is
+ * authenticated they refuse it (a missing or unverifiable certificate, a
+ * connection closed before its hello) and count as refusals; once it is,
+ * they only end a connection the client dropped without close_notify,
+ * which is routine and logged for debugging.
+ */
 static void
 qkd_http_tls_info(const SSL *ssl, int where, int ret)
 {
@@ -58,6 +66,13 @@ qkd_http_tls_info(const SSL *ssl, int where, int ret)
 	else
 		snprintf(host + strlen(host), sizeof(host) - strlen(host),
 		    ":%s", serv);
+	if (SSL_get0_peer_certificate(ssl) != NULL &&
+	    SSL_get_verify_result(ssl) == X509_V_OK) {
+		log_debug("TLS connection from %s ended: %s", host,
+		    SSL_alert_desc_string_long(ret));
+		return;
+	}
+	metrics_refusal("tls_handshake");
 	/* OpenSSL 3.0 has no text for TLS 1.3's certificate_required (116). */
 	log_warnx("TLS connection from %s refused: %s", host,
 	    (ret & 0xff) == 116 ? "certificate required" :
@@ -166,6 +181,8 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	    cn, sizeof(cn), role, sizeof(role)) == -1) {
 		log_warnx("request from %s without a verified certificate",
 		    peer);
+		qkd_ops_request(evhttp_uri_get_path(
+		    evhttp_request_get_evhttp_uri(req)), 401);
 		evhttp_send_error(req, 401, "Unauthorized");
 		return;
 	}
@@ -195,6 +212,7 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	    kr.kr_method == KME_GET ? "GET" : "POST",
 	    kr.kr_path, cn, peer, role);
 	kme_handle(h->h_kme, &kr, &rep);
+	qkd_ops_request(kr.kr_path, rep.kp_status);
 	qkd_http_send(req, &rep);
 }
 

@@ -26,6 +26,7 @@
 #include "ids.h"
 #include "kme.h"
 #include "log.h"
+#include "ops.h"
 
 #define MAXSEG		8
 #define MAXPATH		512
@@ -426,6 +427,7 @@ kme_dec_deliver(struct kme *k, const struct kme_request *req,
     const char *master, const char **ids, size_t n, struct kme_reply *rep)
 {
 	struct qkd_key	*keys;
+	struct qkd_link	*l;
 	size_t		 bad, i;
 
 	for (i = 0; i < n; i++) {
@@ -444,6 +446,9 @@ kme_dec_deliver(struct kme *k, const struct kme_request *req,
 		for (i = 0; i < n; i++)
 			log_info("dec_keys: key %s to slave %s from master %s",
 			    keys[i].qk_id, req->kr_cn, master);
+		if ((l = qkd_links_find(k->k_links, master,
+		    req->kr_cn)) != NULL)
+			qkd_ops_delivered(l, n);
 		kme_key_container(rep, keys, n);
 		break;
 	case QKD_TAKE_NOTFOUND:

@@ -15,6 +15,7 @@
  * need to.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,7 @@
 #include "crypto.h"
 #include "links.h"
 #include "log.h"
+#include "metrics.h"
 
 #define STATS_EVERY	10	/* ticks between link statistics rows */
 #define RATE_SMOOTHING	0.2	/* weight of the newest tick in l_secret_bps */
@@ -42,6 +44,7 @@ struct qkd_links {
 	unsigned		 ls_ticks;
 	int			 ls_txn;	/* a transaction is open */
 	int			 ls_txn_failed;
+	struct metric		*ls_aborts;
 };
 
 /* Detected qubits/s of a weak-pulse source over lossy fibre. */
@@ -96,12 +99,14 @@ qkd_links_txn(struct qkd_links *ls)
 
 /* Record a block's estimate; log when the link starts or stops aborting. */
 static void
-qkd_link_estimate(struct qkd_link *l, const struct bb84_block *blk)
+qkd_link_estimate(struct qkd_links *ls, struct qkd_link *l,
+    const struct bb84_block *blk)
 {
 	l->l_has_estimate = blk->bb_sampled > 0;
 	l->l_est_qber = blk->bb_qber;
 	if (blk->bb_aborted) {
 		l->l_aborts++;
+		metric_inc(ls->ls_aborts, l->l_label);
 		l->l_abort_run++;
 		log_debug("link %s-%s: block of %zu qubits aborted, "
 		    "QBER %.2f %%", l->l_a, l->l_b, blk->bb_qubits,
@@ -211,7 +216,7 @@ qkd_link_tick(struct qkd_links *ls, struct qkd_link *l, double dt)
 		log_warnx("link %s-%s: simulation failed", l->l_a, l->l_b);
 		return;
 	}
-	qkd_link_estimate(l, &blk);
+	qkd_link_estimate(ls, l, &blk);
 	bits = (double)bb84_secret_bits(&blk) * (nraw / nsim);
 	l->l_secret_bps = (1.0 - RATE_SMOOTHING) * l->l_secret_bps +
 	    RATE_SMOOTHING * bits / dt;
@@ -273,6 +278,20 @@ qkd_links_tick(evutil_socket_t fd, short ev, void *arg)
 		    "dropped");
 }
 
+/* The qubit and secret rates of a link from its rate or fibre settings. */
+static void
+qkd_link_rate(struct qkd_link *l, const struct qkdd_link_conf *lc)
+{
+	if (lc->lc_fibre) {
+		l->l_qubit_rate = qkd_fibre_qubit_rate(lc->lc_fibre_km,
+		    lc->lc_loss);
+		l->l_rate = l->l_qubit_rate * 0.5 *
+		    (1.0 - QKD_SAMPLE_FRACTION) *
+		    bb84_secret_fraction(l->l_qber);
+	} else
+		qkd_link_set(l, -1.0, -1.0, lc->lc_rate);
+}
+
 /* Links from the configuration and the tick timer that drives them. */
 struct qkd_links *
 qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
@@ -291,6 +310,8 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
 		return NULL;
 	}
 	ls->ls_pool = pool;
+	ls->ls_aborts = metric_counter("qroam_qkd_aborts_total",
+	    "BB84 blocks aborted for a QBER above 11 %.", "link");
 	ls->ls_keybytes = qc->qc_key_size / 8;
 	ls->ls_nlinks = qc->qc_nlinks;
 	for (i = 0; i < qc->qc_nlinks; i++) {
@@ -298,17 +319,12 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
 		l = &ls->ls_links[i];
 		memcpy(l->l_a, lc->lc_a, sizeof(l->l_a));
 		memcpy(l->l_b, lc->lc_b, sizeof(l->l_b));
+		snprintf(l->l_label, sizeof(l->l_label), "%s/%s", l->l_a,
+		    l->l_b);
 		l->l_qber = lc->lc_qber;
 		l->l_eve = lc->lc_eve;
 		l->l_pool = lc->lc_pool;
-		if (lc->lc_fibre) {
-			l->l_qubit_rate = qkd_fibre_qubit_rate(lc->lc_fibre_km,
-			    lc->lc_loss);
-			l->l_rate = l->l_qubit_rate * 0.5 *
-			    (1.0 - QKD_SAMPLE_FRACTION) *
-			    bb84_secret_fraction(l->l_qber);
-		} else
-			qkd_link_set(l, -1.0, -1.0, lc->lc_rate);
+		qkd_link_rate(l, lc);
 		if (qkd_pool_available(pool, l->l_a, l->l_b,
 		    &l->l_stored) == -1)
 			goto fail;
@@ -321,6 +337,84 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
  fail:
 	qkd_links_free(ls);
 	return NULL;
+}
+
+/* Index of the link a < b in qc's links, qc_nlinks if it has none. */
+static size_t
+qkd_conf_link(const struct qkdd_conf *qc, const char *a, const char *b)
+{
+	size_t	i;
+
+	for (i = 0; i < qc->qc_nlinks; i++)
+		if (strcmp(qc->qc_links[i].lc_a, a) == 0 &&
+		    strcmp(qc->qc_links[i].lc_b, b) == 0)
+			break;
+	return i;
+}
+
+/*
+ * Apply what differs between was and now to l; 1 if anything did.  The
+ * configured rate holds at the base QBER, so a new base QBER derives the
+ * qubit rate again too.
+ */
+static int
+qkd_link_reconfigure(struct qkd_link *l, const struct qkdd_link_conf *was,
+    const struct qkdd_link_conf *now)
+{
+	int	changed = 0;
+
+	if (now->lc_qber != was->lc_qber)
+		l->l_qber = now->lc_qber;
+	if (now->lc_eve != was->lc_eve) {
+		l->l_eve = now->lc_eve;
+		changed = 1;
+	}
+	if (now->lc_pool != was->lc_pool) {
+		l->l_pool = now->lc_pool;
+		changed = 1;
+	}
+	if (now->lc_qber != was->lc_qber || now->lc_fibre != was->lc_fibre ||
+	    now->lc_rate != was->lc_rate ||
+	    now->lc_fibre_km != was->lc_fibre_km ||
+	    now->lc_loss != was->lc_loss) {
+		qkd_link_rate(l, now);
+		changed = 1;
+	}
+	return changed;
+}
+
+size_t
+qkd_links_reconfigure(struct qkd_links *ls, struct qkdd_conf *was,
+    const struct qkdd_conf *now)
+{
+	const struct qkdd_link_conf	*lc;
+	struct qkd_link			*l;
+	size_t				 i, j, k, n = 0;
+
+	for (i = 0; i < now->qc_nlinks; i++) {
+		lc = &now->qc_links[i];
+		if (qkd_links_find(ls, lc->lc_a, lc->lc_b) == NULL)
+			log_warnx("reload: new link %s/%s takes a restart",
+			    lc->lc_a, lc->lc_b);
+	}
+	for (i = 0; i < ls->ls_nlinks; i++) {
+		l = &ls->ls_links[i];
+		if ((j = qkd_conf_link(now, l->l_a, l->l_b)) == now->qc_nlinks) {
+			log_warnx("reload: link %s is no longer configured: it "
+			    "runs until a restart", l->l_label);
+			continue;
+		}
+		if ((k = qkd_conf_link(was, l->l_a, l->l_b)) == was->qc_nlinks ||
+		    !qkd_link_reconfigure(l, &was->qc_links[k],
+		    &now->qc_links[j]))
+			continue;
+		was->qc_links[k] = now->qc_links[j];
+		log_info("reload: link %s: rate %.0f bits/s, base QBER %.4f, "
+		    "eavesdropper %.2f, pool %u keys", l->l_label, l->l_rate,
+		    l->l_qber, l->l_eve, l->l_pool);
+		n++;
+	}
+	return n;
 }
 
 /* Stop the timer and wipe the links' pending key bytes. */

@@ -20,9 +20,12 @@
 #define QKD_MAX_BLOCK		131072	/* and at most; beyond, output scales */
 #define QKD_MONITOR_BLOCK	8192	/* per tick while the pool is full */
 
+#define QKD_LINK_LABEL	67	/* "sae_a/sae_b" and its NUL */
+
 struct qkd_link {
 	char		 l_a[33];		/* the pair, l_a < l_b */
 	char		 l_b[33];
+	char		 l_label[QKD_LINK_LABEL]; /* "l_a/l_b": status, metrics */
 	double		 l_rate;		/* target secret bits/s */
 	double		 l_qber;		/* base QBER */
 	double		 l_eve;			/* intercepted fraction */
@@ -54,6 +57,17 @@ struct qkd_link *qkd_links_at(struct qkd_links *, size_t i);
 /* The link between two SAEs in either order, or NULL. */
 struct qkd_link *qkd_links_find(struct qkd_links *, const char *x,
 	    const char *y);
+
+/*
+ * SIGHUP: the settings of running links that the new configuration now
+ * changes with respect to the running one was (rate or fibre, qber,
+ * eavesdropper, pool size), each logged; a setting the file leaves as it
+ * was keeps what an operator set at run time.  Links added or removed
+ * are logged as taking a restart.  was's links are updated to now's.
+ * Returns the number of links changed.
+ */
+size_t	qkd_links_reconfigure(struct qkd_links *, struct qkdd_conf *was,
+	    const struct qkdd_conf *now);
 
 /* Change a link's settings; a negative value leaves that setting alone. */
 void	qkd_link_set(struct qkd_link *, double eve, double qber, double rate);

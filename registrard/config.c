@@ -3,6 +3,7 @@
 
 #include "config.h"
 
+/* One directive: a common one or rsa_bits. */
 static int
 registrard_conf_line(void *arg, const struct conf_line *cl)
 {
@@ -11,19 +12,23 @@ registrard_conf_line(void *arg, const struct conf_line *cl)
 
 	if ((r = cfg_common_line(&rc->rc_common, cl)) != 0)
 		return r == 1 ? 0 : -1;
-	if (strcmp(cl->cl_argv[0], "rsa_bits") == 0 && cl->cl_argc == 2) {
-		if (strcmp(cl->cl_argv[1], "2048") == 0)
-			rc->rc_rsa_bits = 2048;
-		else if (strcmp(cl->cl_argv[1], "3072") == 0)
-			rc->rc_rsa_bits = 3072;
-		else {
-			conf_error(cl, "rsa_bits must be 2048 or 3072");
-			return -1;
-		}
-		return 0;
+	if (strcmp(cl->cl_argv[0], "rsa_bits") != 0) {
+		conf_error(cl, "unknown directive \"%s\"", cl->cl_argv[0]);
+		return -1;
 	}
-	conf_error(cl, "unknown directive or wrong arguments: %s", cl->cl_argv[0]);
-	return -1;
+	if (cl->cl_argc != 2) {
+		conf_error(cl, "rsa_bits takes one argument");
+		return -1;
+	}
+	if (strcmp(cl->cl_argv[1], "2048") == 0)
+		rc->rc_rsa_bits = 2048;
+	else if (strcmp(cl->cl_argv[1], "3072") == 0)
+		rc->rc_rsa_bits = 3072;
+	else {
+		conf_error(cl, "rsa_bits must be 2048 or 3072");
+		return -1;
+	}
+	return 0;
 }
 
 int

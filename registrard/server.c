@@ -11,6 +11,7 @@
 #include "crypto.h"
 #include "ids.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "outbox.h"
 #include "server.h"
@@ -26,6 +27,8 @@ struct registrar {
 	sqlite3_stmt		*r_get_chip;
 	sqlite3_stmt		*r_put_reg;
 	sqlite3_stmt		*r_put_chip;
+	sqlite3_stmt		*r_count;
+	struct metric		*r_registrations;
 };
 
 static const char *const registrar_schema[] = {
@@ -275,6 +278,7 @@ registrar_register(struct registrar *r, struct conn *c, const struct frame *f)
 		conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__INTERNAL,
 		    "store failed");
 	} else {
+		metric_inc(r->r_registrations, req->rebind ? "rebind" : "new");
 		log_info("%s vehicle=%s chip=%.16s epoch=%lld by %s",
 		    req->rebind ? "rebound" : "registered", req->vehicle_id,
 		    req->chip_id, (long long)(epoch + 1), conn_peer_cn(c));
@@ -341,6 +345,9 @@ registrar_new(struct event_base *base, const struct registrard_conf *conf,
 	r = xcalloc(1, sizeof(*r));
 	r->r_conf = conf;
 	r->r_topo = topo;
+	r->r_registrations = metric_counter("qroam_registrations_total",
+	    "Vehicles registered (kind new) or rebound to a new chip by an "
+	    "operator (kind rebind).", "kind");
 	r->r_db = store_open(conf->rc_common.cc_store, registrar_schema,
 	    sizeof(registrar_schema) / sizeof(registrar_schema[0]), 1);
 	if (r->r_db == NULL)
@@ -354,6 +361,7 @@ registrar_new(struct event_base *base, const struct registrard_conf *conf,
 	    " VALUES (?,?,?,?,?,?,?)");
 	r->r_put_chip = store_prepare(r->r_db,
 	    "INSERT INTO chips (chip_id, vehicle_id, bound_ms) VALUES (?,?,?)");
+	r->r_count = store_prepare(r->r_db, "SELECT count(*) FROM registrations");
 	r->r_ob = outbox_new(base, r->r_db, topo, client_tls,
 	    conf->rc_common.cc_max_frame);
 	memset(&o, 0, sizeof(o));
@@ -371,6 +379,36 @@ registrar_new(struct event_base *base, const struct registrard_conf *conf,
 	return r;
  fail:
 	registrar_free(r);
+	return NULL;
+}
+
+/* The single integer a statement yields; -1 on error. */
+static json_int_t
+registrar_count(sqlite3_stmt *st)
+{
+	json_int_t	n = -1;
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	store_reset(st);
+	return n;
+}
+
+/* The registrar's /status: registrations and outbox; /status/outbox. */
+json_t *
+registrar_status(void *arg, const char *what, json_t *obj)
+{
+	struct registrar	*r = arg;
+
+	if (what == NULL) {
+		json_object_set_new(obj, "registrations",
+		    json_integer(registrar_count(r->r_count)));
+		json_object_set_new(obj, "outbox",
+		    json_integer((json_int_t)outbox_depth(r->r_ob)));
+		return obj;
+	}
+	if (strcmp(what, "outbox") == 0)
+		return outbox_json(r->r_ob);
 	return NULL;
 }
 
