@@ -36,7 +36,7 @@ COMMON	:= $(wildcard common/*.c)
 UNIT	:= $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNITLIB	:= $(patsubst %.c,$(BUILD)/asan/%.o,$(filter-out tests/unit/test_%.c,$(wildcard tests/unit/*.c)))
 QPROBE	:= $(patsubst %.c,$(BUILD)/asan/%.o,$(wildcard tests/tools/*.c))
-TOOLS	:= qprobe
+TOOLS	:= qprobe qroamctl
 
 # Objects of one variant ($1 = obj | asan).
 common_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(COMMON)) $(BUILD)/$(1)/proto/qroam.pb-c.o
@@ -45,7 +45,7 @@ daemon_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(filter-out $(2)/$(2).c,$(wildca
 .PHONY: all asan check run bench install lint clean deps
 .DEFAULT_GOAL := all
 
-all: $(addprefix $(BUILD)/bin/,$(DAEMONS))
+all: $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(BUILD)/bin/qroamctl
 
 asan: $(addprefix $(BUILD)/asan/bin/,$(DAEMONS) $(TOOLS)) \
       $(addprefix $(BUILD)/asan/test/,$(UNIT))
