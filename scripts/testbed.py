@@ -172,7 +172,7 @@ def setup(rundir):
     keys = ["filler", "registrar", "sched", "qkd"] + \
         [t + s for t in TSPS for s in ("", "/provision")]
     ports = dict(zip(keys, free_ports(len(keys))))
-    clouds = ["qkd", "sched"] + TSPS + ["filler", "registrar"]
+    clouds = ["qkd", "sched"] + list(TSPS) + ["filler", "registrar"]
     admin = dict(zip(clouds + [v[0] for v in VEHICLES],
                      free_ports(len(clouds) + len(VEHICLES))))
     write(os.path.join(rundir, "topo.conf"), topology(ports))
@@ -445,7 +445,7 @@ def operations_report(rundir):
             w = line.split()
             if len(w) == 3 and w[0] == "admin":
                 admin[w[1]] = int(w[2].rsplit(":", 1)[1])
-    m = {"handovers_ok": 0, "refusals": 0}
+    m = {"handovers_ok": 0, "refusals": {}}
     for name, port in admin.items():
         try:
             samples = scrape(port)
@@ -454,8 +454,10 @@ def operations_report(rundir):
             continue
         if name in TSPS:
             m["handovers_ok"] += int(samples.get('qroam_handovers_total{result="ok"}', 0))
-        m["refusals"] += int(sum(v for k, v in samples.items()
-                                 if k.startswith("qroam_refusals_total")))
+        for k, v in samples.items():
+            if k.startswith("qroam_refusals_total{") and v:
+                why = "%s %s" % (name, k.split('"')[1])
+                m["refusals"][why] = int(v)
     return m
 
 
