@@ -197,3 +197,78 @@ topo_tsp_at(const struct topo *t, struct geo_point p)
 			return &t->t_tsps[i];
 	return NULL;
 }
+
+/* 1 if two endpoints differ in host or port. */
+static int
+topo_endpoint_differs(const struct endpoint *a, const struct endpoint *b)
+{
+	return a->ep_port != b->ep_port || strcmp(a->ep_host, b->ep_host) != 0;
+}
+
+/* The first part in which two TSPs with the same id differ, or NULL. */
+static const char *
+topo_tsp_differs(const struct topo_tsp *x, const struct topo_tsp *y)
+{
+	if (topo_endpoint_differs(&x->tt_vehicle, &y->tt_vehicle))
+		return "vehicle address";
+	if (topo_endpoint_differs(&x->tt_provision, &y->tt_provision))
+		return "provision address";
+	if (x->tt_nregion != y->tt_nregion || (x->tt_nregion > 0 &&
+	    memcmp(x->tt_region, y->tt_region,
+	    x->tt_nregion * sizeof(*x->tt_region)) != 0))
+		return "region";
+	return NULL;
+}
+
+const char *
+topo_differs(const struct topo *a, const struct topo *b, char *buf,
+    size_t len)
+{
+	const struct {
+		const char		*name;
+		const struct endpoint	*a, *b;
+	} ep[] = {
+		{ "filler", &a->t_filler, &b->t_filler },
+		{ "registrar", &a->t_registrar, &b->t_registrar },
+		{ "sched", &a->t_sched, &b->t_sched },
+		{ "qkd", &a->t_qkd, &b->t_qkd },
+	};
+	const char	*what;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(ep) / sizeof(ep[0]); i++) {
+		if (topo_endpoint_differs(ep[i].a, ep[i].b)) {
+			snprintf(buf, len, "the %s address", ep[i].name);
+			return buf;
+		}
+	}
+	if (a->t_ntsps != b->t_ntsps) {
+		snprintf(buf, len, "the tsp list");
+		return buf;
+	}
+	for (i = 0; i < a->t_ntsps; i++) {
+		if (strcmp(a->t_tsps[i].tt_id, b->t_tsps[i].tt_id) != 0) {
+			snprintf(buf, len, "the tsp list");
+			return buf;
+		}
+		if ((what = topo_tsp_differs(&a->t_tsps[i],
+		    &b->t_tsps[i])) != NULL) {
+			snprintf(buf, len, "the %s of tsp %s", what,
+			    a->t_tsps[i].tt_id);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+int
+topo_reload_restart_only(const struct topo *run, const struct topo *next)
+{
+	char	buf[96];
+
+	if (topo_differs(run, next, buf, sizeof(buf)) == NULL)
+		return 0;
+	log_warnx("reload: the contents of the topology changed; they take "
+	    "effect on restart (first change: %s)", buf);
+	return 1;
+}

@@ -68,9 +68,10 @@ schedd_reload(void *arg)
 		log_warnx("reload: configuration has errors, keeping the old one");
 		return;
 	}
-	topo_free(&topo);
 	n = daemon_reload_restart_only(&sd->sd_conf.sc_common,
 	    &conf.sc_common);
+	n += topo_reload_restart_only(&sd->sd_topo, &topo);
+	topo_free(&topo);
 	sd->sd_conf.sc_handover_timeout_ms = conf.sc_handover_timeout_ms;
 	sd->sd_conf.sc_ck2_lifetime_ms = conf.sc_ck2_lifetime_ms;
 	sd->sd_conf.sc_common.cc_verbose = conf.sc_common.cc_verbose;

@@ -449,6 +449,91 @@ test_project(void **state)
 	assert_true(fabs(b.gp_lat) < 1e-9 && fabs(b.gp_lon - 1) < 1e-9);
 }
 
+/* Load text as topology into t (it must parse). */
+static void
+load_topo(const char *text, struct topo *t)
+{
+	assert_int_equal(topo_load(write_topo(text), t), 0);
+}
+
+/* Replace the first occurrence of from in topo_ok by to, into out. */
+static const char *
+topo_ok_with(const char *from, const char *to, char *out, size_t len)
+{
+	const char	*at = strstr(topo_ok, from);
+
+	assert_non_null(at);
+	snprintf(out, len, "%.*s%s%s", (int)(at - topo_ok), topo_ok, to,
+	    at + strlen(from));
+	return out;
+}
+
+/* topo_differs names the first part that changed, NULL when none did. */
+static void
+test_differs(void **state)
+{
+	const struct {
+		const char	*from, *to, *what;
+	} c[] = {
+		{ "filler    127.0.0.1:7001", "filler 127.0.0.1:7009",
+		    "the filler address" },
+		{ "registrar 127.0.0.1:7002", "registrar 127.0.0.2:7002",
+		    "the registrar address" },
+		{ "sched     [::1]:7003", "", "the sched address" },
+		{ "qkd       localhost:7004", "qkd localhost:7005",
+		    "the qkd address" },
+		{ "vehicle 127.0.0.1:7101", "vehicle 127.0.0.1:7111",
+		    "the vehicle address of tsp tsp-a" },
+		{ "provision 127.0.0.1:7202", "provision 127.0.0.1:7212",
+		    "the provision address of tsp tsp-b" },
+		{ "30.10,120.20 30.10,120.10\n", "30.10,120.21 30.10,120.10\n",
+		    "the region of tsp tsp-b" },
+		{ "30.10,120.10 30.10,120.00\n",
+		    "30.10,120.10 30.15,120.05 30.10,120.00\n",
+		    "the region of tsp tsp-a" },
+	};
+	struct topo	 a, b;
+	char		 text[1024], buf[64];
+	size_t		 i;
+
+	(void)state;
+	load_topo(topo_ok, &a);
+	load_topo(topo_ok, &b);
+	assert_null(topo_differs(&a, &b, buf, sizeof(buf)));
+	assert_int_equal(topo_reload_restart_only(&a, &b), 0);
+	topo_free(&b);
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		load_topo(topo_ok_with(c[i].from, c[i].to, text, sizeof(text)),
+		    &b);
+		assert_ptr_equal(topo_differs(&a, &b, buf, sizeof(buf)), buf);
+		assert_string_equal(buf, c[i].what);
+		assert_string_equal(topo_differs(&b, &a, buf, sizeof(buf)),
+		    c[i].what);
+		assert_int_equal(topo_reload_restart_only(&a, &b), 1);
+		topo_free(&b);
+	}
+	/* A TSP more, or the same TSPs in another order. */
+	load_topo(topo_ok_with("tsp tsp-a", "tsp tsp-c vehicle 1.2.3.4:1 "
+	    "provision 1.2.3.4:2\nregion tsp-c 1,1 1,2 2,2\ntsp tsp-a", text,
+	    sizeof(text)), &b);
+	assert_string_equal(topo_differs(&a, &b, buf, sizeof(buf)),
+	    "the tsp list");
+	topo_free(&b);
+	load_topo("filler    127.0.0.1:7001\n"
+	    "registrar 127.0.0.1:7002\n"
+	    "sched     [::1]:7003\n"
+	    "qkd       localhost:7004\n"
+	    "tsp tsp-b provision 127.0.0.1:7202 vehicle 127.0.0.1:7102\n"
+	    "tsp tsp-a vehicle 127.0.0.1:7101 provision 127.0.0.1:7201\n"
+	    "region tsp-a 30.00,120.00 30.00,120.10 30.10,120.10 30.10,120.00\n"
+	    "region tsp-b 30.00,120.10 30.00,120.20 30.10,120.20 30.10,120.10\n",
+	    &b);
+	assert_string_equal(topo_differs(&a, &b, buf, sizeof(buf)),
+	    "the tsp list");
+	topo_free(&b);
+	topo_free(&a);
+}
+
 int
 main(void)
 {
@@ -463,6 +548,7 @@ main(void)
 		cmocka_unit_test(test_bad_tsp_lines),
 		cmocka_unit_test(test_too_many_tsps),
 		cmocka_unit_test(test_tsp_at),
+		cmocka_unit_test(test_differs),
 		cmocka_unit_test(test_contains_square),
 		cmocka_unit_test(test_contains_triangle_diagonal),
 		cmocka_unit_test(test_contains_concave),
