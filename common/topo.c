@@ -11,6 +11,13 @@
 #include "log.h"
 #include "topo.h"
 
+/* What the parser works on: the topology and the ids of rejected tsp lines. */
+struct topo_parse {
+	struct topo	*tp_topo;
+	char		 tp_bad[TOPO_MAXTSP][33];
+	size_t		 tp_nbad;
+};
+
 static struct topo_tsp *
 topo_find(struct topo *t, const char *id)
 {
@@ -29,6 +36,32 @@ topo_endpoint(const struct conf_line *cl, const char *s, struct endpoint *ep)
 		conf_error(cl, "bad address \"%s\" (want HOST:PORT)", s);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Remember the id of a rejected tsp line so that its region line does not
+ * report the same mistake again.
+ */
+static void
+topo_reject_tsp(struct topo_parse *tp, const struct conf_line *cl)
+{
+	if (cl->cl_argc < 2 || tp->tp_nbad == TOPO_MAXTSP ||
+	    strlen(cl->cl_argv[1]) >= sizeof(tp->tp_bad[0]))
+		return;
+	snprintf(tp->tp_bad[tp->tp_nbad++], sizeof(tp->tp_bad[0]), "%s",
+	    cl->cl_argv[1]);
+}
+
+/* 1 if id is that of a rejected tsp line. */
+static int
+topo_rejected(const struct topo_parse *tp, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < tp->tp_nbad; i++)
+		if (strcmp(tp->tp_bad[i], id) == 0)
+			return 1;
 	return 0;
 }
 
@@ -81,7 +114,7 @@ topo_line_tsp(struct topo *t, const struct conf_line *cl)
 
 /* region ID LAT,LON LAT,LON LAT,LON ... */
 static int
-topo_line_region(struct topo *t, const struct conf_line *cl)
+topo_line_region(struct topo_parse *tp, const struct conf_line *cl)
 {
 	struct topo_tsp	*tt;
 	struct geo_point *pts;
@@ -92,7 +125,9 @@ topo_line_region(struct topo *t, const struct conf_line *cl)
 		conf_error(cl, "region needs a tsp id and at least 3 LAT,LON points");
 		return -1;
 	}
-	if ((tt = topo_find(t, cl->cl_argv[1])) == NULL) {
+	if ((tt = topo_find(tp->tp_topo, cl->cl_argv[1])) == NULL) {
+		if (topo_rejected(tp, cl->cl_argv[1]))
+			return 0;
 		conf_error(cl, "region for unknown tsp \"%s\"", cl->cl_argv[1]);
 		return -1;
 	}
@@ -122,14 +157,19 @@ topo_line_region(struct topo *t, const struct conf_line *cl)
 static int
 topo_line(void *arg, const struct conf_line *cl)
 {
-	struct topo	*t = arg;
+	struct topo_parse *tp = arg;
+	struct topo	*t = tp->tp_topo;
 	const char	*d = cl->cl_argv[0];
 	struct endpoint	*ep = NULL;
 
-	if (strcmp(d, "tsp") == 0)
-		return topo_line_tsp(t, cl);
+	if (strcmp(d, "tsp") == 0) {
+		if (topo_line_tsp(t, cl) == 0)
+			return 0;
+		topo_reject_tsp(tp, cl);
+		return -1;
+	}
 	if (strcmp(d, "region") == 0)
-		return topo_line_region(t, cl);
+		return topo_line_region(tp, cl);
 	if (strcmp(d, "filler") == 0)
 		ep = &t->t_filler;
 	else if (strcmp(d, "registrar") == 0)
@@ -152,11 +192,15 @@ topo_line(void *arg, const struct conf_line *cl)
 int
 topo_load(const char *path, struct topo *t)
 {
-	size_t	i;
-	int	errors;
+	struct topo_parse	*tp;
+	size_t			 i;
+	int			 errors;
 
 	memset(t, 0, sizeof(*t));
-	errors = conf_parse_file(path, topo_line, t);
+	tp = xcalloc(1, sizeof(*tp));
+	tp->tp_topo = t;
+	errors = conf_parse_file(path, topo_line, tp);
+	free(tp);
 	for (i = 0; i < t->t_ntsps; i++) {
 		if (t->t_tsps[i].tt_region == NULL) {
 			fprintf(stderr, "%s: tsp %s has no region\n", path,

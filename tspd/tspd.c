@@ -41,17 +41,19 @@ tspd_load(const char *path, struct tspd_config *conf, struct topo *topo,
 		tspd_config_free(conf);
 		return -1;
 	}
-	*self = topo_tsp(topo, conf->tc_common.cc_id);
-	if (*self == NULL || (*self)->tt_vehicle.ep_port == 0 ||
-	    (*self)->tt_provision.ep_port == 0) {
+	if ((*self = topo_tsp(topo, conf->tc_common.cc_id)) == NULL)
+		fprintf(stderr, "%s: tsp %s is not in topology %s\n", path,
+		    conf->tc_common.cc_id, conf->tc_common.cc_topology);
+	else if ((*self)->tt_vehicle.ep_port == 0 ||
+	    (*self)->tt_provision.ep_port == 0)
 		fprintf(stderr, "%s: tsp %s has no vehicle and provision "
 		    "endpoints\n", conf->tc_common.cc_topology,
 		    conf->tc_common.cc_id);
-		topo_free(topo);
-		tspd_config_free(conf);
-		return -1;
-	}
-	return 0;
+	else
+		return 0;
+	topo_free(topo);
+	tspd_config_free(conf);
+	return -1;
 }
 
 /*

@@ -245,6 +245,27 @@ test_bad_tsp_lines(void **state)
 	    "@:9: unknown directive \"bogus\"\n");
 }
 
+/*
+ * A rejected tsp line is the one error for its tsp: its region line is not
+ * reported as one for an unknown tsp; other regions still are checked.
+ */
+static void
+test_bad_tsp_region(void **state)
+{
+	(void)state;
+	expect_error(
+	    "tsp tsp-a vehicle 127.0.0.1:1 provision 127.0.0.1:2\n"
+	    "tsp tsp-b vehicle 127.0.0.1:99999 provision 127.0.0.1:2\n"
+	    "tsp tsp-c vehicle 127.0.0.1:3\n"
+	    "region tsp-a 0,0 0,1 1,1\n"
+	    "region tsp-b 0,0 0,1 1,1\n"
+	    "region tsp-c 0,0 0,1 1,1\n"
+	    "region tsp-d 0,0 0,1 1,1\n",
+	    "@:2: bad address \"127.0.0.1:99999\" (want HOST:PORT)\n"
+	    "@:3: tsp tsp-c needs both vehicle and provision addresses\n"
+	    "@:7: region for unknown tsp \"tsp-d\"\n");
+}
+
 static void
 test_too_many_tsps(void **state)
 {
@@ -261,9 +282,9 @@ test_too_many_tsps(void **state)
 		    "region t%d 0,0 0,1 1,1\n", i, i);
 		strcat(text, line);
 	}
-	snprintf(want, sizeof(want), "@:%d: too many tsps (max %d)\n"
-	    "@:%d: region for unknown tsp \"t%d\"\n", 2 * TOPO_MAXTSP + 1,
-	    TOPO_MAXTSP, 2 * TOPO_MAXTSP + 2, TOPO_MAXTSP);
+	/* One error: the region of the tsp too many is not reported again. */
+	snprintf(want, sizeof(want), "@:%d: too many tsps (max %d)\n",
+	    2 * TOPO_MAXTSP + 1, TOPO_MAXTSP);
 	expect_error(text, want);
 	free(text);
 }
@@ -546,6 +567,7 @@ main(void)
 		cmocka_unit_test(test_bad_points),
 		cmocka_unit_test(test_missing_region),
 		cmocka_unit_test(test_bad_tsp_lines),
+		cmocka_unit_test(test_bad_tsp_region),
 		cmocka_unit_test(test_too_many_tsps),
 		cmocka_unit_test(test_tsp_at),
 		cmocka_unit_test(test_differs),
