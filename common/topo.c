@@ -154,31 +154,37 @@ topo_line_region(struct topo_parse *tp, const struct conf_line *cl)
 	return -1;
 }
 
+/* The endpoint of t named filler, registrar, sched or qkd, else NULL. */
+static struct endpoint *
+topo_role(struct topo *t, const char *role)
+{
+	if (strcmp(role, "filler") == 0)
+		return &t->t_filler;
+	if (strcmp(role, "registrar") == 0)
+		return &t->t_registrar;
+	if (strcmp(role, "sched") == 0)
+		return &t->t_sched;
+	if (strcmp(role, "qkd") == 0)
+		return &t->t_qkd;
+	return NULL;
+}
+
 static int
 topo_line(void *arg, const struct conf_line *cl)
 {
 	struct topo_parse *tp = arg;
-	struct topo	*t = tp->tp_topo;
 	const char	*d = cl->cl_argv[0];
-	struct endpoint	*ep = NULL;
+	struct endpoint	*ep;
 
 	if (strcmp(d, "tsp") == 0) {
-		if (topo_line_tsp(t, cl) == 0)
+		if (topo_line_tsp(tp->tp_topo, cl) == 0)
 			return 0;
 		topo_reject_tsp(tp, cl);
 		return -1;
 	}
 	if (strcmp(d, "region") == 0)
 		return topo_line_region(tp, cl);
-	if (strcmp(d, "filler") == 0)
-		ep = &t->t_filler;
-	else if (strcmp(d, "registrar") == 0)
-		ep = &t->t_registrar;
-	else if (strcmp(d, "sched") == 0)
-		ep = &t->t_sched;
-	else if (strcmp(d, "qkd") == 0)
-		ep = &t->t_qkd;
-	if (ep == NULL) {
+	if ((ep = topo_role(tp->tp_topo, d)) == NULL) {
 		conf_error(cl, "unknown directive \"%s\"", d);
 		return -1;
 	}
@@ -213,6 +219,18 @@ topo_load(const char *path, struct topo *t)
 		return -1;
 	}
 	return 0;
+}
+
+int
+topo_need(const struct topo *t, const char *path, const char *role)
+{
+	const struct endpoint	*ep;
+
+	ep = topo_role((struct topo *)t, role);
+	if (ep != NULL && ep->ep_port != 0)
+		return 0;
+	fprintf(stderr, "%s: no %s endpoint\n", path, role);
+	return -1;
 }
 
 void

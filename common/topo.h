@@ -43,6 +43,11 @@ struct topo {
 /* Parse path into t; errors reported as file:line: message; 0 or -1. */
 int	topo_load(const char *path, struct topo *t);
 void	topo_free(struct topo *t);
+/*
+ * 0 if t gives the address of role (filler, registrar, sched or qkd), else
+ * -1 after "path: no ROLE endpoint" on stderr.
+ */
+int	topo_need(const struct topo *t, const char *path, const char *role);
 const struct topo_tsp *topo_tsp(const struct topo *, const char *id);
 /* The first TSP whose region contains p, or NULL. */
 const struct topo_tsp *topo_tsp_at(const struct topo *, struct geo_point p);

@@ -35,13 +35,8 @@ fillerd_load(const char *path, struct fillerd_conf *conf, struct topo *topo)
 		fillerd_conf_free(conf);
 		return -1;
 	}
-	if (topo_load(conf->fc_common.cc_topology, topo) == -1) {
-		fillerd_conf_free(conf);
-		return -1;
-	}
-	if (topo->t_filler.ep_port == 0) {
-		fprintf(stderr, "%s: no filler endpoint\n",
-		    conf->fc_common.cc_topology);
+	if (topo_load(conf->fc_common.cc_topology, topo) == -1 ||
+	    topo_need(topo, conf->fc_common.cc_topology, "filler") == -1) {
 		topo_free(topo);
 		fillerd_conf_free(conf);
 		return -1;

@@ -36,13 +36,8 @@ registrard_load(const char *path, struct registrard_conf *conf,
 		registrard_conf_free(conf);
 		return -1;
 	}
-	if (topo_load(conf->rc_common.cc_topology, topo) == -1) {
-		registrard_conf_free(conf);
-		return -1;
-	}
-	if (topo->t_registrar.ep_port == 0) {
-		fprintf(stderr, "%s: no registrar endpoint\n",
-		    conf->rc_common.cc_topology);
+	if (topo_load(conf->rc_common.cc_topology, topo) == -1 ||
+	    topo_need(topo, conf->rc_common.cc_topology, "registrar") == -1) {
 		topo_free(topo);
 		registrard_conf_free(conf);
 		return -1;

@@ -28,14 +28,9 @@ schedd_load(const char *path, struct schedd_conf *conf, struct topo *topo)
 	if (schedd_conf_load(path, conf) == -1)
 		return -1;
 	file = conf->sc_common.cc_topology;
-	if (topo_load(file, topo) == -1) {
-		schedd_conf_free(conf);
-		return -1;
-	}
-	if (topo->t_sched.ep_port != 0 && topo->t_qkd.ep_port != 0)
+	if (topo_load(file, topo) == 0 && topo_need(topo, file, "sched") == 0 &&
+	    topo_need(topo, file, "qkd") == 0)
 		return 0;
-	fprintf(stderr, "%s: no %s endpoint\n", file,
-	    topo->t_sched.ep_port == 0 ? "sched" : "qkd");
 	topo_free(topo);
 	schedd_conf_free(conf);
 	return -1;

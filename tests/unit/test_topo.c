@@ -97,6 +97,30 @@ test_load(void **state)
 	assert_int_equal(t.t_ntsps, 0);
 }
 
+/* topo_need: a role's address is there, or one line names what is missing. */
+static void
+test_need(void **state)
+{
+	struct topo	 t;
+	const char	*err;
+
+	(void)state;
+	assert_int_equal(topo_load(write_topo(
+	    "filler 127.0.0.1:1\n"
+	    "qkd 127.0.0.1:2\n"), &t), 0);
+	assert_int_equal(topo_need(&t, "topo", "filler"), 0);
+	assert_int_equal(topo_need(&t, "topo", "qkd"), 0);
+	tu_capture_begin();
+	assert_int_equal(topo_need(&t, "topo", "registrar"), -1);
+	assert_int_equal(topo_need(&t, "topo", "sched"), -1);
+	assert_int_equal(topo_need(&t, "topo", "tsp"), -1);
+	err = tu_capture_end();
+	assert_string_equal(err, "topo: no registrar endpoint\n"
+	    "topo: no sched endpoint\n"
+	    "topo: no tsp endpoint\n");
+	topo_free(&t);
+}
+
 static void
 test_unset_endpoints(void **state)
 {
@@ -561,6 +585,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_unset_endpoints),
+		cmocka_unit_test(test_need),
 		cmocka_unit_test(test_unknown_tsp_in_region),
 		cmocka_unit_test(test_duplicate_tsp),
 		cmocka_unit_test(test_duplicate_region),
