@@ -161,6 +161,27 @@ store_step_done(sqlite3_stmt *st, int *changes)
 	return 0;
 }
 
+int
+store_row_int64(sqlite3_stmt *st, int64_t *v, int n)
+{
+	int	i, rc;
+
+	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
+		if (rc == SQLITE_DONE)
+			log_warnx("sqlite: no row from \"%s\"",
+			    sqlite3_sql(st));
+		else
+			log_warnx("sqlite: %s",
+			    sqlite3_errmsg(sqlite3_db_handle(st)));
+		store_reset(st);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		v[i] = sqlite3_column_int64(st, i);
+	store_reset(st);
+	return 0;
+}
+
 uint64_t
 store_now_ms(void)
 {

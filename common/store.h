@@ -34,6 +34,13 @@ void	store_reset(sqlite3_stmt *);
  * 0 or -1 (logged).  changes receives sqlite3_changes if not NULL. */
 int	store_step_done(sqlite3_stmt *, int *changes);
 
+/*
+ * Step a statement (bound already) that yields one row of integers, such
+ * as a SELECT count(*): its first n columns into v[0..n-1]; resets it.
+ * 0, or -1 (logged) when it fails or yields no row.
+ */
+int	store_row_int64(sqlite3_stmt *, int64_t *v, int n);
+
 uint64_t store_now_ms(void);	/* wall clock, ms since the epoch */
 
 #endif

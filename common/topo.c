@@ -11,6 +11,13 @@
 #include "log.h"
 #include "topo.h"
 
+/* What the parser works on: the topology and the ids of rejected tsp lines. */
+struct topo_parse {
+	struct topo	*tp_topo;
+	char		 tp_bad[TOPO_MAXTSP][33];
+	size_t		 tp_nbad;
+};
+
 static struct topo_tsp *
 topo_find(struct topo *t, const char *id)
 {
@@ -29,6 +36,32 @@ topo_endpoint(const struct conf_line *cl, const char *s, struct endpoint *ep)
 		conf_error(cl, "bad address \"%s\" (want HOST:PORT)", s);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * Remember the id of a rejected tsp line so that its region line does not
+ * report the same mistake again.
+ */
+static void
+topo_reject_tsp(struct topo_parse *tp, const struct conf_line *cl)
+{
+	if (cl->cl_argc < 2 || tp->tp_nbad == TOPO_MAXTSP ||
+	    strlen(cl->cl_argv[1]) >= sizeof(tp->tp_bad[0]))
+		return;
+	snprintf(tp->tp_bad[tp->tp_nbad++], sizeof(tp->tp_bad[0]), "%s",
+	    cl->cl_argv[1]);
+}
+
+/* 1 if id is that of a rejected tsp line. */
+static int
+topo_rejected(const struct topo_parse *tp, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < tp->tp_nbad; i++)
+		if (strcmp(tp->tp_bad[i], id) == 0)
+			return 1;
 	return 0;
 }
 
@@ -81,7 +114,7 @@ topo_line_tsp(struct topo *t, const struct conf_line *cl)
 
 /* region ID LAT,LON LAT,LON LAT,LON ... */
 static int
-topo_line_region(struct topo *t, const struct conf_line *cl)
+topo_line_region(struct topo_parse *tp, const struct conf_line *cl)
 {
 	struct topo_tsp	*tt;
 	struct geo_point *pts;
@@ -92,7 +125,9 @@ topo_line_region(struct topo *t, const struct conf_line *cl)
 		conf_error(cl, "region needs a tsp id and at least 3 LAT,LON points");
 		return -1;
 	}
-	if ((tt = topo_find(t, cl->cl_argv[1])) == NULL) {
+	if ((tt = topo_find(tp->tp_topo, cl->cl_argv[1])) == NULL) {
+		if (topo_rejected(tp, cl->cl_argv[1]))
+			return 0;
 		conf_error(cl, "region for unknown tsp \"%s\"", cl->cl_argv[1]);
 		return -1;
 	}
@@ -119,26 +154,37 @@ topo_line_region(struct topo *t, const struct conf_line *cl)
 	return -1;
 }
 
+/* The endpoint of t named filler, registrar, sched or qkd, else NULL. */
+static struct endpoint *
+topo_role(struct topo *t, const char *role)
+{
+	if (strcmp(role, "filler") == 0)
+		return &t->t_filler;
+	if (strcmp(role, "registrar") == 0)
+		return &t->t_registrar;
+	if (strcmp(role, "sched") == 0)
+		return &t->t_sched;
+	if (strcmp(role, "qkd") == 0)
+		return &t->t_qkd;
+	return NULL;
+}
+
 static int
 topo_line(void *arg, const struct conf_line *cl)
 {
-	struct topo	*t = arg;
+	struct topo_parse *tp = arg;
 	const char	*d = cl->cl_argv[0];
-	struct endpoint	*ep = NULL;
+	struct endpoint	*ep;
 
-	if (strcmp(d, "tsp") == 0)
-		return topo_line_tsp(t, cl);
+	if (strcmp(d, "tsp") == 0) {
+		if (topo_line_tsp(tp->tp_topo, cl) == 0)
+			return 0;
+		topo_reject_tsp(tp, cl);
+		return -1;
+	}
 	if (strcmp(d, "region") == 0)
-		return topo_line_region(t, cl);
-	if (strcmp(d, "filler") == 0)
-		ep = &t->t_filler;
-	else if (strcmp(d, "registrar") == 0)
-		ep = &t->t_registrar;
-	else if (strcmp(d, "sched") == 0)
-		ep = &t->t_sched;
-	else if (strcmp(d, "qkd") == 0)
-		ep = &t->t_qkd;
-	if (ep == NULL) {
+		return topo_line_region(tp, cl);
+	if ((ep = topo_role(tp->tp_topo, d)) == NULL) {
 		conf_error(cl, "unknown directive \"%s\"", d);
 		return -1;
 	}
@@ -152,11 +198,15 @@ topo_line(void *arg, const struct conf_line *cl)
 int
 topo_load(const char *path, struct topo *t)
 {
-	size_t	i;
-	int	errors;
+	struct topo_parse	*tp;
+	size_t			 i;
+	int			 errors;
 
 	memset(t, 0, sizeof(*t));
-	errors = conf_parse_file(path, topo_line, t);
+	tp = xcalloc(1, sizeof(*tp));
+	tp->tp_topo = t;
+	errors = conf_parse_file(path, topo_line, tp);
+	free(tp);
 	for (i = 0; i < t->t_ntsps; i++) {
 		if (t->t_tsps[i].tt_region == NULL) {
 			fprintf(stderr, "%s: tsp %s has no region\n", path,
@@ -169,6 +219,18 @@ topo_load(const char *path, struct topo *t)
 		return -1;
 	}
 	return 0;
+}
+
+int
+topo_need(const struct topo *t, const char *path, const char *role)
+{
+	const struct endpoint	*ep;
+
+	ep = topo_role((struct topo *)t, role);
+	if (ep != NULL && ep->ep_port != 0)
+		return 0;
+	fprintf(stderr, "%s: no %s endpoint\n", path, role);
+	return -1;
 }
 
 void
@@ -196,4 +258,79 @@ topo_tsp_at(const struct topo *t, struct geo_point p)
 		if (geo_contains(t->t_tsps[i].tt_region, t->t_tsps[i].tt_nregion, p))
 			return &t->t_tsps[i];
 	return NULL;
+}
+
+/* 1 if two endpoints differ in host or port. */
+static int
+topo_endpoint_differs(const struct endpoint *a, const struct endpoint *b)
+{
+	return a->ep_port != b->ep_port || strcmp(a->ep_host, b->ep_host) != 0;
+}
+
+/* The first part in which two TSPs with the same id differ, or NULL. */
+static const char *
+topo_tsp_differs(const struct topo_tsp *x, const struct topo_tsp *y)
+{
+	if (topo_endpoint_differs(&x->tt_vehicle, &y->tt_vehicle))
+		return "vehicle address";
+	if (topo_endpoint_differs(&x->tt_provision, &y->tt_provision))
+		return "provision address";
+	if (x->tt_nregion != y->tt_nregion || (x->tt_nregion > 0 &&
+	    memcmp(x->tt_region, y->tt_region,
+	    x->tt_nregion * sizeof(*x->tt_region)) != 0))
+		return "region";
+	return NULL;
+}
+
+const char *
+topo_differs(const struct topo *a, const struct topo *b, char *buf,
+    size_t len)
+{
+	const struct {
+		const char		*name;
+		const struct endpoint	*a, *b;
+	} ep[] = {
+		{ "filler", &a->t_filler, &b->t_filler },
+		{ "registrar", &a->t_registrar, &b->t_registrar },
+		{ "sched", &a->t_sched, &b->t_sched },
+		{ "qkd", &a->t_qkd, &b->t_qkd },
+	};
+	const char	*what;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(ep) / sizeof(ep[0]); i++) {
+		if (topo_endpoint_differs(ep[i].a, ep[i].b)) {
+			snprintf(buf, len, "the %s address", ep[i].name);
+			return buf;
+		}
+	}
+	if (a->t_ntsps != b->t_ntsps) {
+		snprintf(buf, len, "the tsp list");
+		return buf;
+	}
+	for (i = 0; i < a->t_ntsps; i++) {
+		if (strcmp(a->t_tsps[i].tt_id, b->t_tsps[i].tt_id) != 0) {
+			snprintf(buf, len, "the tsp list");
+			return buf;
+		}
+		if ((what = topo_tsp_differs(&a->t_tsps[i],
+		    &b->t_tsps[i])) != NULL) {
+			snprintf(buf, len, "the %s of tsp %s", what,
+			    a->t_tsps[i].tt_id);
+			return buf;
+		}
+	}
+	return NULL;
+}
+
+int
+topo_reload_restart_only(const struct topo *run, const struct topo *next)
+{
+	char	buf[96];
+
+	if (topo_differs(run, next, buf, sizeof(buf)) == NULL)
+		return 0;
+	log_warnx("reload: the contents of the topology changed; they take "
+	    "effect on restart (first change: %s)", buf);
+	return 1;
 }

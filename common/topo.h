@@ -43,8 +43,26 @@ struct topo {
 /* Parse path into t; errors reported as file:line: message; 0 or -1. */
 int	topo_load(const char *path, struct topo *t);
 void	topo_free(struct topo *t);
+/*
+ * 0 if t gives the address of role (filler, registrar, sched or qkd), else
+ * -1 after "path: no ROLE endpoint" on stderr.
+ */
+int	topo_need(const struct topo *t, const char *path, const char *role);
 const struct topo_tsp *topo_tsp(const struct topo *, const char *id);
 /* The first TSP whose region contains p, or NULL. */
 const struct topo_tsp *topo_tsp_at(const struct topo *, struct geo_point p);
+/*
+ * The first part in which two topologies differ, written to buf ("the
+ * filler address", "the tsp list", "the region of tsp tsp-a", ...) and
+ * returned; NULL if they are the same.
+ */
+const char *topo_differs(const struct topo *, const struct topo *,
+	    char *buf, size_t len);
+/*
+ * On reload: log that the contents of the topology changed and take
+ * effect on restart if next differs from run; 1 if so, else 0.
+ */
+int	topo_reload_restart_only(const struct topo *run,
+	    const struct topo *next);
 
 #endif

@@ -35,37 +35,12 @@ fillerd_load(const char *path, struct fillerd_conf *conf, struct topo *topo)
 		fillerd_conf_free(conf);
 		return -1;
 	}
-	if (topo_load(conf->fc_common.cc_topology, topo) == -1) {
-		fillerd_conf_free(conf);
-		return -1;
-	}
-	if (topo->t_filler.ep_port == 0) {
-		fprintf(stderr, "%s: no filler endpoint\n",
-		    conf->fc_common.cc_topology);
+	if (topo_load(conf->fc_common.cc_topology, topo) == -1 ||
+	    topo_need(topo, conf->fc_common.cc_topology, "filler") == -1) {
 		topo_free(topo);
 		fillerd_conf_free(conf);
 		return -1;
 	}
-	return 0;
-}
-
-/* 1 if the parts of the topology the filler uses differ, else 0. */
-static int
-fillerd_topo_changed(const struct topo *a, const struct topo *b)
-{
-	size_t	i;
-
-	if (strcmp(a->t_filler.ep_host, b->t_filler.ep_host) != 0 ||
-	    a->t_filler.ep_port != b->t_filler.ep_port ||
-	    a->t_ntsps != b->t_ntsps)
-		return 1;
-	for (i = 0; i < a->t_ntsps; i++)
-		if (strcmp(a->t_tsps[i].tt_id, b->t_tsps[i].tt_id) != 0 ||
-		    strcmp(a->t_tsps[i].tt_provision.ep_host,
-		    b->t_tsps[i].tt_provision.ep_host) != 0 ||
-		    a->t_tsps[i].tt_provision.ep_port !=
-		    b->t_tsps[i].tt_provision.ep_port)
-			return 1;
 	return 0;
 }
 
@@ -87,10 +62,7 @@ fillerd_reload(void *arg)
 		return;
 	}
 	daemon_reload_restart_only(&fd->fd_conf.fc_common, &nc.fc_common);
-	if (fillerd_topo_changed(&fd->fd_topo, &nt))
-		log_warnx("reload: the filler address or the TSPs in %s "
-		    "changed: that takes a restart",
-		    fd->fd_conf.fc_common.cc_topology);
+	topo_reload_restart_only(&fd->fd_topo, &nt);
 	fd->fd_conf.fc_m = nc.fc_m;
 	fd->fd_conf.fc_k = nc.fc_k;
 	fd->fd_conf.fc_n = nc.fc_n;

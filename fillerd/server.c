@@ -216,27 +216,17 @@ filler_new(struct event_base *base, const struct fillerd_conf *conf,
 	return NULL;
 }
 
-/* The single integer a statement without parameters yields; -1 on error. */
-static json_int_t
-filler_count(sqlite3_stmt *st)
-{
-	json_int_t	n = -1;
-
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	store_reset(st);
-	return n;
-}
-
 /* The filler's /status: fills and outbox; /status/outbox per TSP. */
 json_t *
 filler_status(void *arg, const char *what, json_t *obj)
 {
 	struct filler	*f = arg;
+	int64_t		 fills;
 
 	if (what == NULL) {
-		json_object_set_new(obj, "fills",
-		    json_integer(filler_count(f->f_count)));
+		if (store_row_int64(f->f_count, &fills, 1) == -1)
+			fills = -1;
+		json_object_set_new(obj, "fills", json_integer(fills));
 		json_object_set_new(obj, "outbox",
 		    json_integer((json_int_t)outbox_depth(f->f_ob)));
 		return obj;

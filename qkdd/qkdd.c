@@ -42,13 +42,8 @@ qkdd_load(const char *path, struct qkdd_conf *conf, struct topo *topo)
 		qkdd_conf_free(conf);
 		return -1;
 	}
-	if (topo_load(conf->qc_common.cc_topology, topo) == -1) {
-		qkdd_conf_free(conf);
-		return -1;
-	}
-	if (topo->t_qkd.ep_port == 0) {
-		fprintf(stderr, "%s: no qkd endpoint\n",
-		    conf->qc_common.cc_topology);
+	if (topo_load(conf->qc_common.cc_topology, topo) == -1 ||
+	    topo_need(topo, conf->qc_common.cc_topology, "qkd") == -1) {
 		topo_free(topo);
 		qkdd_conf_free(conf);
 		return -1;

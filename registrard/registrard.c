@@ -36,51 +36,11 @@ registrard_load(const char *path, struct registrard_conf *conf,
 		registrard_conf_free(conf);
 		return -1;
 	}
-	if (topo_load(conf->rc_common.cc_topology, topo) == -1) {
-		registrard_conf_free(conf);
-		return -1;
-	}
-	if (topo->t_registrar.ep_port == 0) {
-		fprintf(stderr, "%s: no registrar endpoint\n",
-		    conf->rc_common.cc_topology);
+	if (topo_load(conf->rc_common.cc_topology, topo) == -1 ||
+	    topo_need(topo, conf->rc_common.cc_topology, "registrar") == -1) {
 		topo_free(topo);
 		registrard_conf_free(conf);
 		return -1;
-	}
-	return 0;
-}
-
-/* 1 if two endpoints differ. */
-static int
-registrard_ep_changed(const struct endpoint *a, const struct endpoint *b)
-{
-	return strcmp(a->ep_host, b->ep_host) != 0 || a->ep_port != b->ep_port;
-}
-
-/*
- * 1 if the parts of the topology the registrar uses differ: its address,
- * and the TSPs it syncs to and announces in M1 (ids, both endpoints,
- * regions).
- */
-static int
-registrard_topo_changed(const struct topo *a, const struct topo *b)
-{
-	const struct topo_tsp	*x, *y;
-	size_t			 i;
-
-	if (registrard_ep_changed(&a->t_registrar, &b->t_registrar) ||
-	    a->t_ntsps != b->t_ntsps)
-		return 1;
-	for (i = 0; i < a->t_ntsps; i++) {
-		x = &a->t_tsps[i];
-		y = &b->t_tsps[i];
-		if (strcmp(x->tt_id, y->tt_id) != 0 ||
-		    registrard_ep_changed(&x->tt_vehicle, &y->tt_vehicle) ||
-		    registrard_ep_changed(&x->tt_provision, &y->tt_provision) ||
-		    x->tt_nregion != y->tt_nregion ||
-		    memcmp(x->tt_region, y->tt_region,
-		    x->tt_nregion * sizeof(x->tt_region[0])) != 0)
-			return 1;
 	}
 	return 0;
 }
@@ -102,10 +62,7 @@ registrard_reload(void *arg)
 		return;
 	}
 	daemon_reload_restart_only(&rd->rd_conf.rc_common, &nc.rc_common);
-	if (registrard_topo_changed(&rd->rd_topo, &nt))
-		log_warnx("reload: the registrar address or the TSPs in %s "
-		    "changed: that takes a restart",
-		    rd->rd_conf.rc_common.cc_topology);
+	topo_reload_restart_only(&rd->rd_topo, &nt);
 	rd->rd_conf.rc_rsa_bits = nc.rc_rsa_bits;
 	rd->rd_conf.rc_common.cc_verbose = nc.rc_common.cc_verbose;
 	if (rd->rd_verbose == 0)

@@ -382,27 +382,17 @@ registrar_new(struct event_base *base, const struct registrard_conf *conf,
 	return NULL;
 }
 
-/* The single integer a statement yields; -1 on error. */
-static json_int_t
-registrar_count(sqlite3_stmt *st)
-{
-	json_int_t	n = -1;
-
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	store_reset(st);
-	return n;
-}
-
 /* The registrar's /status: registrations and outbox; /status/outbox. */
 json_t *
 registrar_status(void *arg, const char *what, json_t *obj)
 {
 	struct registrar	*r = arg;
+	int64_t			 n;
 
 	if (what == NULL) {
-		json_object_set_new(obj, "registrations",
-		    json_integer(registrar_count(r->r_count)));
+		if (store_row_int64(r->r_count, &n, 1) == -1)
+			n = -1;
+		json_object_set_new(obj, "registrations", json_integer(n));
 		json_object_set_new(obj, "outbox",
 		    json_integer((json_int_t)outbox_depth(r->r_ob)));
 		return obj;

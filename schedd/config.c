@@ -31,18 +31,20 @@ schedd_conf_line(void *arg, const struct conf_line *cl)
 
 	if ((rc = cfg_common_line(&sc->sc_common, cl)) != 0)
 		return rc == 1 ? 0 : -1;
+	if (strcmp(d, "handover_timeout") != 0 &&
+	    strcmp(d, "ck2_lifetime") != 0) {
+		conf_error(cl, "unknown directive \"%s\"", d);
+		return -1;
+	}
 	if (cl->cl_argc != 2) {
-		conf_error(cl, "unknown directive or wrong arguments: %s", d);
+		conf_error(cl, "%s takes one argument", d);
 		return -1;
 	}
 	if (strcmp(d, "handover_timeout") == 0)
 		return schedd_conf_duration(cl, SCHEDD_MIN_TIMEOUT_MS,
 		    SCHEDD_MAX_TIMEOUT_MS, &sc->sc_handover_timeout_ms);
-	if (strcmp(d, "ck2_lifetime") == 0)
-		return schedd_conf_duration(cl, SCHEDD_MIN_TIMEOUT_MS,
-		    SCHEDD_MAX_LIFETIME_MS, &sc->sc_ck2_lifetime_ms);
-	conf_error(cl, "unknown directive \"%s\"", d);
-	return -1;
+	return schedd_conf_duration(cl, SCHEDD_MIN_TIMEOUT_MS,
+	    SCHEDD_MAX_LIFETIME_MS, &sc->sc_ck2_lifetime_ms);
 }
 
 int

@@ -172,18 +172,13 @@ sched_db_record(struct sched_db *sd, const struct ho_row *hr,
 int
 sched_db_counts(struct sched_db *sd, struct sched_db_counts *c)
 {
-	sqlite3_stmt	*st = sd->sd_counts;
-	int		 rc;
+	int64_t	v[3];
 
-	if ((rc = sqlite3_step(st)) != SQLITE_ROW) {
-		log_warnx("store: %s", sqlite3_errmsg(sd->sd_db));
-		store_reset(st);
+	if (store_row_int64(sd->sd_counts, v, 3) == -1)
 		return -1;
-	}
-	c->sc_inflight = sqlite3_column_int64(st, 0);
-	c->sc_done = sqlite3_column_int64(st, 1);
-	c->sc_failed = sqlite3_column_int64(st, 2);
-	store_reset(st);
+	c->sc_inflight = v[0];
+	c->sc_done = v[1];
+	c->sc_failed = v[2];
 	return 0;
 }
 

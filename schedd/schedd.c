@@ -28,14 +28,9 @@ schedd_load(const char *path, struct schedd_conf *conf, struct topo *topo)
 	if (schedd_conf_load(path, conf) == -1)
 		return -1;
 	file = conf->sc_common.cc_topology;
-	if (topo_load(file, topo) == -1) {
-		schedd_conf_free(conf);
-		return -1;
-	}
-	if (topo->t_sched.ep_port != 0 && topo->t_qkd.ep_port != 0)
+	if (topo_load(file, topo) == 0 && topo_need(topo, file, "sched") == 0 &&
+	    topo_need(topo, file, "qkd") == 0)
 		return 0;
-	fprintf(stderr, "%s: no %s endpoint\n", file,
-	    topo->t_sched.ep_port == 0 ? "sched" : "qkd");
 	topo_free(topo);
 	schedd_conf_free(conf);
 	return -1;
@@ -68,9 +63,10 @@ schedd_reload(void *arg)
 		log_warnx("reload: configuration has errors, keeping the old one");
 		return;
 	}
-	topo_free(&topo);
 	n = daemon_reload_restart_only(&sd->sd_conf.sc_common,
 	    &conf.sc_common);
+	n += topo_reload_restart_only(&sd->sd_topo, &topo);
+	topo_free(&topo);
 	sd->sd_conf.sc_handover_timeout_ms = conf.sc_handover_timeout_ms;
 	sd->sd_conf.sc_ck2_lifetime_ms = conf.sc_ck2_lifetime_ms;
 	sd->sd_conf.sc_common.cc_verbose = conf.sc_common.cc_verbose;

@@ -1,41 +1,50 @@
 /*
  * tspd configuration file parser.
  */
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 
 #include "config.h"
 
-/* Parse a DURATION argument of l into *out, at most max ms. */
+/* ms as the largest unit that holds it exactly: "0", "250ms", "30s", "1h". */
+static void
+config_fmt_duration(uint64_t ms, char *buf, size_t len)
+{
+	if (ms == 0)
+		snprintf(buf, len, "0");
+	else if (ms % 3600000 == 0)
+		snprintf(buf, len, "%lluh", (unsigned long long)(ms / 3600000));
+	else if (ms % 60000 == 0)
+		snprintf(buf, len, "%llum", (unsigned long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(buf, len, "%llus", (unsigned long long)(ms / 1000));
+	else
+		snprintf(buf, len, "%llums", (unsigned long long)ms);
+}
+
+/* Parse the DURATION argument of l, min..max ms, into *out. */
 static int
-config_duration(const struct conf_line *l, uint64_t max, uint64_t *out)
+config_duration(const struct conf_line *l, uint64_t min, uint64_t max,
+    uint64_t *out)
 {
 	uint64_t	 v;
+	char		 lo[32], hi[32];
 
 	if (l->cl_argc != 2) {
 		conf_error(l, "%s: expected one duration", l->cl_argv[0]);
 		return -1;
 	}
-	if (conf_duration_ms(l->cl_argv[1], &v) == -1 || v > max) {
-		conf_error(l, "%s: bad duration \"%s\"", l->cl_argv[0],
-		    l->cl_argv[1]);
+	if (conf_duration_ms(l->cl_argv[1], &v) == -1 || v < min || v > max) {
+		config_fmt_duration(min, lo, sizeof(lo));
+		config_fmt_duration(max, hi, sizeof(hi));
+		conf_error(l, "%s: bad duration \"%s\" (want %s..%s)",
+		    l->cl_argv[0], l->cl_argv[1], lo, hi);
 		return -1;
 	}
 	*out = v;
-	return 0;
-}
-
-/* A DURATION argument of l above 0 and at most max ms into *out. */
-static int
-config_positive(const struct conf_line *l, uint64_t max, uint64_t *out)
-{
-	if (config_duration(l, max, out) == -1)
-		return -1;
-	if (*out == 0) {
-		conf_error(l, "%s: must be above 0", l->cl_argv[0]);
-		return -1;
-	}
 	return 0;
 }
 
@@ -49,19 +58,19 @@ config_line(void *arg, const struct conf_line *l)
 	if ((r = cfg_common_line(&conf->tc_common, l)) != 0)
 		return r == 1 ? 0 : -1;
 	if (strcmp(l->cl_argv[0], "auth_skew") == 0)
-		return config_positive(l, TSPD_MAX_SKEW_MS,
+		return config_duration(l, 1, TSPD_MAX_SKEW_MS,
 		    &conf->tc_auth_skew_ms);
 	if (strcmp(l->cl_argv[0], "idle_timeout") == 0)
-		return config_duration(l, TSPD_MAX_IDLE_MS,
+		return config_duration(l, 0, TSPD_MAX_IDLE_MS,
 		    &conf->tc_idle_timeout_ms);
 	if (strcmp(l->cl_argv[0], "look_ahead") == 0)
-		return config_duration(l, TSPD_MAX_LOOK_AHEAD_MS,
+		return config_duration(l, 0, TSPD_MAX_LOOK_AHEAD_MS,
 		    &conf->tc_look_ahead_ms);
 	if (strcmp(l->cl_argv[0], "handover_timeout") == 0)
-		return config_positive(l, TSPD_MAX_HO_MS,
+		return config_duration(l, 1, TSPD_MAX_HO_MS,
 		    &conf->tc_handover_timeout_ms);
 	if (strcmp(l->cl_argv[0], "ck2_lifetime") == 0)
-		return config_positive(l, TSPD_MAX_HO_MS,
+		return config_duration(l, 1, TSPD_MAX_HO_MS,
 		    &conf->tc_ck2_lifetime_ms);
 	if (strcmp(l->cl_argv[0], "auth_fail") == 0) {
 		if (l->cl_argc == 2 && strcmp(l->cl_argv[1], "drop") == 0)
@@ -93,6 +102,11 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 	conf->tc_ck2_lifetime_ms = TSPD_CK2_LIFETIME_MS;
 
 	errors = conf_parse_file(path, config_line, conf);
+	/* An unreadable file is the one error, not every directive in it. */
+	if (errors != 0 && access(path, R_OK) == -1) {
+		tspd_config_free(conf);
+		return -1;
+	}
 	if (cfg_common_check(&conf->tc_common, path, 1) == -1 || errors != 0) {
 		tspd_config_free(conf);
 		return -1;

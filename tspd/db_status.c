@@ -81,18 +81,18 @@ int
 tspdb_counts(struct tspdb *db, uint64_t now_ms, struct tspdb_counts *c)
 {
 	sqlite3_stmt	*st = sstmt(db, T_COUNTS);
+	int64_t		 v[6];
 
 	memset(c, 0, sizeof(*c));
 	tspdb_bind_u64(st, 1, now_ms);
-	if (tspdb_step_row(db, st) != 1)
+	if (store_row_int64(st, v, 6) == -1)
 		return -1;
-	c->c_vehicles = sqlite3_column_int64(st, 0);
-	c->c_authenticated = sqlite3_column_int64(st, 1);
-	c->c_sessions = sqlite3_column_int64(st, 2);
-	c->c_handovers = sqlite3_column_int64(st, 3);
-	c->c_ck2_bindings = sqlite3_column_int64(st, 4);
-	c->c_fills = sqlite3_column_int64(st, 5);
-	store_reset(st);
+	c->c_vehicles = v[0];
+	c->c_authenticated = v[1];
+	c->c_sessions = v[2];
+	c->c_handovers = v[3];
+	c->c_ck2_bindings = v[4];
+	c->c_fills = v[5];
 	return 0;
 }
 

@@ -41,17 +41,19 @@ tspd_load(const char *path, struct tspd_config *conf, struct topo *topo,
 		tspd_config_free(conf);
 		return -1;
 	}
-	*self = topo_tsp(topo, conf->tc_common.cc_id);
-	if (*self == NULL || (*self)->tt_vehicle.ep_port == 0 ||
-	    (*self)->tt_provision.ep_port == 0) {
+	if ((*self = topo_tsp(topo, conf->tc_common.cc_id)) == NULL)
+		fprintf(stderr, "%s: tsp %s is not in topology %s\n", path,
+		    conf->tc_common.cc_id, conf->tc_common.cc_topology);
+	else if ((*self)->tt_vehicle.ep_port == 0 ||
+	    (*self)->tt_provision.ep_port == 0)
 		fprintf(stderr, "%s: tsp %s has no vehicle and provision "
 		    "endpoints\n", conf->tc_common.cc_topology,
 		    conf->tc_common.cc_id);
-		topo_free(topo);
-		tspd_config_free(conf);
-		return -1;
-	}
-	return 0;
+	else
+		return 0;
+	topo_free(topo);
+	tspd_config_free(conf);
+	return -1;
 }
 
 /*
@@ -131,40 +133,6 @@ tspd_start(struct tspd *env)
 	    env->t_self->tt_provision.ep_port, conf->tc_common.cc_store);
 }
 
-/* Two endpoints differ. */
-static int
-tspd_endpoint_differs(const struct endpoint *a, const struct endpoint *b)
-{
-	return a->ep_port != b->ep_port || strcmp(a->ep_host, b->ep_host) != 0;
-}
-
-/* Two topologies differ in an address, a TSP or a region. */
-static int
-tspd_topo_differs(const struct topo *a, const struct topo *b)
-{
-	const struct topo_tsp	*x, *y;
-	size_t			 i;
-
-	if (tspd_endpoint_differs(&a->t_filler, &b->t_filler) ||
-	    tspd_endpoint_differs(&a->t_registrar, &b->t_registrar) ||
-	    tspd_endpoint_differs(&a->t_sched, &b->t_sched) ||
-	    tspd_endpoint_differs(&a->t_qkd, &b->t_qkd) ||
-	    a->t_ntsps != b->t_ntsps)
-		return 1;
-	for (i = 0; i < a->t_ntsps; i++) {
-		x = &a->t_tsps[i];
-		y = &b->t_tsps[i];
-		if (strcmp(x->tt_id, y->tt_id) != 0 ||
-		    tspd_endpoint_differs(&x->tt_vehicle, &y->tt_vehicle) ||
-		    tspd_endpoint_differs(&x->tt_provision, &y->tt_provision) ||
-		    x->tt_nregion != y->tt_nregion ||
-		    (x->tt_nregion > 0 && memcmp(x->tt_region, y->tt_region,
-		    x->tt_nregion * sizeof(*x->tt_region)) != 0))
-			return 1;
-	}
-	return 0;
-}
-
 /*
  * Log the tspd settings of next that a reload cannot take over: the
  * listeners' idle timeout and the contents of the topology (addresses,
@@ -181,11 +149,7 @@ tspd_reload_restart_only(const struct tspd *env,
 		    "restart");
 		n++;
 	}
-	if (tspd_topo_differs(&env->t_topo, topo)) {
-		log_warnx("reload: the contents of the topology changed; they "
-		    "take effect on restart");
-		n++;
-	}
+	n += topo_reload_restart_only(&env->t_topo, topo);
 	return n;
 }
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "ids.h"
@@ -253,7 +254,9 @@ vconf_load(const char *path, struct vconf *out)
 
 	vconf_init(&vc);
 	errors = conf_parse_file(path, vconf_line, &vc);
-	if (vconf_check(&vc, path) == -1)
+	/* An unreadable file is the one error, not every directive in it. */
+	if ((errors == 0 || access(path, R_OK) == 0) &&
+	    vconf_check(&vc, path) == -1)
 		errors++;
 	if (errors) {
 		vconf_free(&vc);

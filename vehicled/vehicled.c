@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "ops.h"
+#include "topo.h"
 
 #define VEHICLED_DRAIN_POLL_MS	20
 #define VEHICLED_DRAIN_MAX_MS	6000	/* longer than the flush timeout */
@@ -24,6 +25,7 @@ struct vehicled {
 	const char		*vd_path;
 	int			 vd_cmd_verbose;	/* -d/-v given */
 	struct vconf		*vd_conf;	/* the running configuration */
+	const struct topo	*vd_topo;	/* the running topology */
 	struct vfleet		*vd_fleet;
 	struct event		*vd_trip;
 	struct event		*vd_drain;
@@ -94,9 +96,10 @@ vehicled_reload(void *arg)
 		log_warnx("reload: configuration has errors, keeping the old one");
 		return;
 	}
-	topo_free(&topo);
 	n = daemon_reload_restart_only(&vd->vd_conf->vc_common,
 	    &next.vc_common);
+	n += topo_reload_restart_only(vd->vd_topo, &topo);
+	topo_free(&topo);
 	n += vops_restart_only(vd->vd_conf, &next);
 	vconf_take_runtime(vd->vd_conf, &next);
 	vd->vd_conf->vc_common.cc_verbose = next.vc_common.cc_verbose;
@@ -184,6 +187,7 @@ main(int argc, char *argv[])
 	vd.vd_path = opts.do_config;
 	vd.vd_cmd_verbose = opts.do_verbose;
 	vd.vd_conf = &conf;
+	vd.vd_topo = &topo;
 	snprintf(vd.vd_name, sizeof(vd.vd_name), conf.vc_fleet > 0 ?
 	    "vehicled[fleet %s]" : "vehicled[%s]", conf.vc_vid);
 	log_setname(vd.vd_name);

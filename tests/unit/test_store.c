@@ -308,6 +308,42 @@ test_step_done(void **state)
 	store_close(db);
 }
 
+/* store_row_int64: the integers of one row; no row or an error is -1. */
+static void
+test_row_int64(void **state)
+{
+	sqlite3		*db;
+	sqlite3_stmt	*cnt, *two, *none;
+	int64_t		 v[2];
+
+	(void)state;
+	db = store_open(dbpath, migrations, 1, 0);
+	assert_non_null(db);
+	cnt = store_prepare(db, "SELECT count(*) FROM kv");
+	two = store_prepare(db, "SELECT count(*), coalesce(sum(v), 0) FROM kv"
+	    " WHERE v >= ?");
+	none = store_prepare(db, "SELECT v FROM kv WHERE k = 'none'");
+	v[0] = -1;
+	assert_int_equal(store_row_int64(cnt, v, 1), 0);
+	assert_int_equal(v[0], 0);
+	assert_int_equal(store_exec(db, "INSERT INTO kv (k, v) VALUES"
+	    " ('a', 10), ('b', 20), ('c', 5000000000)"), 0);
+	assert_int_equal(store_row_int64(cnt, v, 1), 0);
+	assert_int_equal(v[0], 3);
+	assert_int_equal(sqlite3_stmt_busy(cnt), 0);
+	sqlite3_bind_int(two, 1, 20);
+	assert_int_equal(store_row_int64(two, v, 2), 0);
+	assert_int_equal(v[0], 2);
+	assert_int_equal(v[1], 5000000020LL);
+	/* The binding was cleared: v >= NULL matches nothing. */
+	assert_int_equal(store_row_int64(two, v, 2), 0);
+	assert_int_equal(v[0], 0);
+	assert_int_equal(v[1], 0);
+	assert_int_equal(store_row_int64(none, v, 1), -1);
+	assert_int_equal(sqlite3_stmt_busy(none), 0);
+	store_close(db);
+}
+
 static void
 test_exec_errors(void **state)
 {
@@ -376,6 +412,7 @@ main(void)
 		cmocka_unit_test_setup(test_transactions, fresh_db),
 		cmocka_unit_test_setup(test_transaction_visibility, fresh_db),
 		cmocka_unit_test_setup(test_step_done, fresh_db),
+		cmocka_unit_test_setup(test_row_int64, fresh_db),
 		cmocka_unit_test_setup(test_exec_errors, fresh_db),
 		cmocka_unit_test_setup(test_prepare_bad_sql_is_fatal, fresh_db),
 		cmocka_unit_test(test_now_ms),

@@ -97,6 +97,30 @@ test_load(void **state)
 	assert_int_equal(t.t_ntsps, 0);
 }
 
+/* topo_need: a role's address is there, or one line names what is missing. */
+static void
+test_need(void **state)
+{
+	struct topo	 t;
+	const char	*err;
+
+	(void)state;
+	assert_int_equal(topo_load(write_topo(
+	    "filler 127.0.0.1:1\n"
+	    "qkd 127.0.0.1:2\n"), &t), 0);
+	assert_int_equal(topo_need(&t, "topo", "filler"), 0);
+	assert_int_equal(topo_need(&t, "topo", "qkd"), 0);
+	tu_capture_begin();
+	assert_int_equal(topo_need(&t, "topo", "registrar"), -1);
+	assert_int_equal(topo_need(&t, "topo", "sched"), -1);
+	assert_int_equal(topo_need(&t, "topo", "tsp"), -1);
+	err = tu_capture_end();
+	assert_string_equal(err, "topo: no registrar endpoint\n"
+	    "topo: no sched endpoint\n"
+	    "topo: no tsp endpoint\n");
+	topo_free(&t);
+}
+
 static void
 test_unset_endpoints(void **state)
 {
@@ -245,6 +269,27 @@ test_bad_tsp_lines(void **state)
 	    "@:9: unknown directive \"bogus\"\n");
 }
 
+/*
+ * A rejected tsp line is the one error for its tsp: its region line is not
+ * reported as one for an unknown tsp; other regions still are checked.
+ */
+static void
+test_bad_tsp_region(void **state)
+{
+	(void)state;
+	expect_error(
+	    "tsp tsp-a vehicle 127.0.0.1:1 provision 127.0.0.1:2\n"
+	    "tsp tsp-b vehicle 127.0.0.1:99999 provision 127.0.0.1:2\n"
+	    "tsp tsp-c vehicle 127.0.0.1:3\n"
+	    "region tsp-a 0,0 0,1 1,1\n"
+	    "region tsp-b 0,0 0,1 1,1\n"
+	    "region tsp-c 0,0 0,1 1,1\n"
+	    "region tsp-d 0,0 0,1 1,1\n",
+	    "@:2: bad address \"127.0.0.1:99999\" (want HOST:PORT)\n"
+	    "@:3: tsp tsp-c needs both vehicle and provision addresses\n"
+	    "@:7: region for unknown tsp \"tsp-d\"\n");
+}
+
 static void
 test_too_many_tsps(void **state)
 {
@@ -261,9 +306,9 @@ test_too_many_tsps(void **state)
 		    "region t%d 0,0 0,1 1,1\n", i, i);
 		strcat(text, line);
 	}
-	snprintf(want, sizeof(want), "@:%d: too many tsps (max %d)\n"
-	    "@:%d: region for unknown tsp \"t%d\"\n", 2 * TOPO_MAXTSP + 1,
-	    TOPO_MAXTSP, 2 * TOPO_MAXTSP + 2, TOPO_MAXTSP);
+	/* One error: the region of the tsp too many is not reported again. */
+	snprintf(want, sizeof(want), "@:%d: too many tsps (max %d)\n",
+	    2 * TOPO_MAXTSP + 1, TOPO_MAXTSP);
 	expect_error(text, want);
 	free(text);
 }
@@ -449,20 +494,108 @@ test_project(void **state)
 	assert_true(fabs(b.gp_lat) < 1e-9 && fabs(b.gp_lon - 1) < 1e-9);
 }
 
+/* Load text as topology into t (it must parse). */
+static void
+load_topo(const char *text, struct topo *t)
+{
+	assert_int_equal(topo_load(write_topo(text), t), 0);
+}
+
+/* Replace the first occurrence of from in topo_ok by to, into out. */
+static const char *
+topo_ok_with(const char *from, const char *to, char *out, size_t len)
+{
+	const char	*at = strstr(topo_ok, from);
+
+	assert_non_null(at);
+	snprintf(out, len, "%.*s%s%s", (int)(at - topo_ok), topo_ok, to,
+	    at + strlen(from));
+	return out;
+}
+
+/* topo_differs names the first part that changed, NULL when none did. */
+static void
+test_differs(void **state)
+{
+	const struct {
+		const char	*from, *to, *what;
+	} c[] = {
+		{ "filler    127.0.0.1:7001", "filler 127.0.0.1:7009",
+		    "the filler address" },
+		{ "registrar 127.0.0.1:7002", "registrar 127.0.0.2:7002",
+		    "the registrar address" },
+		{ "sched     [::1]:7003", "", "the sched address" },
+		{ "qkd       localhost:7004", "qkd localhost:7005",
+		    "the qkd address" },
+		{ "vehicle 127.0.0.1:7101", "vehicle 127.0.0.1:7111",
+		    "the vehicle address of tsp tsp-a" },
+		{ "provision 127.0.0.1:7202", "provision 127.0.0.1:7212",
+		    "the provision address of tsp tsp-b" },
+		{ "30.10,120.20 30.10,120.10\n", "30.10,120.21 30.10,120.10\n",
+		    "the region of tsp tsp-b" },
+		{ "30.10,120.10 30.10,120.00\n",
+		    "30.10,120.10 30.15,120.05 30.10,120.00\n",
+		    "the region of tsp tsp-a" },
+	};
+	struct topo	 a, b;
+	char		 text[1024], buf[64];
+	size_t		 i;
+
+	(void)state;
+	load_topo(topo_ok, &a);
+	load_topo(topo_ok, &b);
+	assert_null(topo_differs(&a, &b, buf, sizeof(buf)));
+	assert_int_equal(topo_reload_restart_only(&a, &b), 0);
+	topo_free(&b);
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		load_topo(topo_ok_with(c[i].from, c[i].to, text, sizeof(text)),
+		    &b);
+		assert_ptr_equal(topo_differs(&a, &b, buf, sizeof(buf)), buf);
+		assert_string_equal(buf, c[i].what);
+		assert_string_equal(topo_differs(&b, &a, buf, sizeof(buf)),
+		    c[i].what);
+		assert_int_equal(topo_reload_restart_only(&a, &b), 1);
+		topo_free(&b);
+	}
+	/* A TSP more, or the same TSPs in another order. */
+	load_topo(topo_ok_with("tsp tsp-a", "tsp tsp-c vehicle 1.2.3.4:1 "
+	    "provision 1.2.3.4:2\nregion tsp-c 1,1 1,2 2,2\ntsp tsp-a", text,
+	    sizeof(text)), &b);
+	assert_string_equal(topo_differs(&a, &b, buf, sizeof(buf)),
+	    "the tsp list");
+	topo_free(&b);
+	load_topo("filler    127.0.0.1:7001\n"
+	    "registrar 127.0.0.1:7002\n"
+	    "sched     [::1]:7003\n"
+	    "qkd       localhost:7004\n"
+	    "tsp tsp-b provision 127.0.0.1:7202 vehicle 127.0.0.1:7102\n"
+	    "tsp tsp-a vehicle 127.0.0.1:7101 provision 127.0.0.1:7201\n"
+	    "region tsp-a 30.00,120.00 30.00,120.10 30.10,120.10 30.10,120.00\n"
+	    "region tsp-b 30.00,120.10 30.00,120.20 30.10,120.20 30.10,120.10\n",
+	    &b);
+	assert_string_equal(topo_differs(&a, &b, buf, sizeof(buf)),
+	    "the tsp list");
+	topo_free(&b);
+	topo_free(&a);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_load),
 		cmocka_unit_test(test_unset_endpoints),
+		cmocka_unit_test(test_need),
 		cmocka_unit_test(test_unknown_tsp_in_region),
 		cmocka_unit_test(test_duplicate_tsp),
 		cmocka_unit_test(test_duplicate_region),
 		cmocka_unit_test(test_bad_points),
 		cmocka_unit_test(test_missing_region),
 		cmocka_unit_test(test_bad_tsp_lines),
+		cmocka_unit_test(test_bad_tsp_region),
 		cmocka_unit_test(test_too_many_tsps),
 		cmocka_unit_test(test_tsp_at),
+		cmocka_unit_test(test_differs),
 		cmocka_unit_test(test_contains_square),
 		cmocka_unit_test(test_contains_triangle_diagonal),
 		cmocka_unit_test(test_contains_concave),
