@@ -108,10 +108,13 @@ else
 	for f in "$tmp"/etc/*.conf; do
 		d=$(basename "$f" .conf)
 		d=${d%%-*}
+		# qroamctl is a user command: bin, next to sbin.
+		[ "$d" = qroamctl ] && [ -x "$sbin/../bin/qroamctl" ] &&
+		    d=../bin/qroamctl
 		[ -x "$sbin/$d" ] || continue
 		n=$((n + 1))
 		"$sbin/$d" -n -f "$f" >/dev/null 2>"$tmp/n.out" || {
-			echo "examples: $d -n -f $(basename "$f") failed:"
+			echo "examples: ${d##*/} -n -f $(basename "$f") failed:"
 			sed "s#$tmp/etc/##; s/^/    /" "$tmp/n.out"
 			fail=1
 		}
