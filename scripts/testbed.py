@@ -128,10 +128,12 @@ def topology(ports):
     return "\n".join(lines) + "\n"
 
 
-def common(rundir, ident, cert, admin):
+def common(rundir, ident, cert, admin=None):
+    """The shared directives; admin: the admin endpoint's port, if any."""
     return ("id {id}\ntopology {d}/topo.conf\nstore {d}/{id}.db\n"
             "ca {d}/pki/ca.pem\ncert {d}/pki/{c}.pem\nkey {d}/pki/{c}.key\n"
-            "admin {a}\n").format(d=rundir, id=ident, c=cert, a=admin)
+            "{a}").format(d=rundir, id=ident, c=cert,
+                          a="admin %d\n" % admin if admin else "")
 
 
 def qroamctl_conf(rundir, admin):
