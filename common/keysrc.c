@@ -27,7 +27,6 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +34,10 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
-#include <openssl/err.h>
 
 #include "crypto.h"
+#include "httpc.h"
 #include "ids.h"
 #include "keysrc.h"
 #include "keysrc_json.h"
@@ -124,26 +122,6 @@ ks_schedule(struct keysrc *ks)
 	event_active(ks->ks_kick, EV_TIMEOUT, 1);
 }
 
-/*
- * End the TLS session of kc with a close_notify while its socket is still
- * open.  Without it the KME reads a bare EOF, which OpenSSL 3 reports as a
- * fatal decode_error.  Nothing is sent before the handshake has finished;
- * errors (a peer that is already gone) do not matter here.
- */
-static void
-ks_close_notify(struct ks_conn *kc)
-{
-	struct bufferevent	*bev;
-	SSL			*ssl;
-
-	bev = evhttp_connection_get_bufferevent(kc->kc_http);
-	if (bev != NULL && bufferevent_getfd(bev) >= 0 &&
-	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL &&
-	    SSL_is_init_finished(ssl))
-		(void)SSL_shutdown(ssl);
-	ERR_clear_error();
-}
-
 /* Retire kc from the pool; it is freed outside evhttp's callbacks. */
 static void
 ks_discard(struct ks_conn *kc)
@@ -152,7 +130,7 @@ ks_discard(struct ks_conn *kc)
 
 	if (kc->kc_spent)
 		return;
-	ks_close_notify(kc);
+	httpc_close_notify(kc->kc_http);
 	evhttp_connection_set_closecb(kc->kc_http, NULL, NULL);
 	TAILQ_REMOVE(&ks->ks_conns, kc, kc_entry);
 	ks->ks_nconns--;
@@ -212,40 +190,6 @@ ks_finish(struct ks_req *kr, enum keysrc_result res, const char *fmt, ...)
 	ks_schedule(ks);
 }
 
-/* Why a request got no answer, from evhttp's error or the TLS layer. */
-static void
-ks_failure_text(struct evhttp_connection *evcon, int httperr, char *buf,
-    size_t len)
-{
-	struct bufferevent	*bev;
-	unsigned long		 e = 0;
-
-	if (evcon != NULL && (bev = evhttp_connection_get_bufferevent(evcon)) != NULL)
-		e = bufferevent_get_openssl_error(bev);
-	if (e != 0 && ERR_GET_LIB(e) != 0) {
-		snprintf(buf, len, "tls: ");
-		ERR_error_string_n(e, buf + 5, len - 5);
-		return;
-	}
-	switch (httperr) {
-	case EVREQ_HTTP_TIMEOUT:
-		snprintf(buf, len, "timeout");
-		break;
-	case EVREQ_HTTP_EOF:
-		snprintf(buf, len, "connection closed");
-		break;
-	case EVREQ_HTTP_INVALID_HEADER:
-		snprintf(buf, len, "malformed HTTP answer");
-		break;
-	case EVREQ_HTTP_DATA_TOO_LONG:
-		snprintf(buf, len, "answer too long");
-		break;
-	default:
-		snprintf(buf, len, "cannot connect");
-		break;
-	}
-}
-
 /* evhttp's error callback: remember why, the request callback follows. */
 static void
 ks_http_error(enum evhttp_request_error err, void *arg)
@@ -271,7 +215,7 @@ ks_http_done(struct evhttp_request *r, void *arg)
 	if (r != NULL)
 		code = evhttp_request_get_response_code(r);
 	if (code == 0) {
-		ks_failure_text(kr->kr_conn->kc_http, kr->kr_httperr, why,
+		httpc_failure_text(kr->kr_conn->kc_http, kr->kr_httperr, why,
 		    sizeof(why));
 		ks_discard(kr->kr_conn);
 		ks_finish(kr, KEYSRC_ERROR, "KME %s:%u: %s", ks->ks_host,
@@ -300,16 +244,6 @@ ks_conn_closed(struct evhttp_connection *evcon, void *arg)
 	ks_discard(kc);
 }
 
-/* 1 if host is a numeric IPv4 or IPv6 address (no SNI for those). */
-static int
-ks_numeric_host(const char *host)
-{
-	unsigned char	buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 ||
-	    inet_pton(AF_INET6, host, buf) == 1;
-}
-
 /*
  * A new idle HTTPS connection to the KME in the pool, or NULL; the TLS
  * handshake runs on first use.
@@ -317,33 +251,14 @@ ks_numeric_host(const char *host)
 static struct ks_conn *
 ks_connect(struct keysrc *ks)
 {
-	struct bufferevent	*bev;
 	struct ks_conn		*kc;
 	struct timeval		 tv;
-	SSL			*ssl;
 
 	if ((kc = calloc(1, sizeof(*kc))) == NULL)
 		return NULL;
-	if ((ssl = SSL_new(ks->ks_tls)) == NULL) {
-		free(kc);
-		return NULL;
-	}
-	if (!ks_numeric_host(ks->ks_host))
-		SSL_set_tlsext_host_name(ssl, ks->ks_host);
-	bev = bufferevent_openssl_socket_new(ks->ks_base, -1, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		free(kc);
-		return NULL;
-	}
-	/* Many HTTP servers close without a TLS close_notify. */
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	kc->kc_http = evhttp_connection_base_bufferevent_new(ks->ks_base, NULL,
-	    bev, ks->ks_host, ks->ks_port);
+	kc->kc_http = httpc_connect(ks->ks_base, ks->ks_tls, ks->ks_host,
+	    ks->ks_port);
 	if (kc->kc_http == NULL) {
-		bufferevent_free(bev);
 		free(kc);
 		return NULL;
 	}
@@ -364,7 +279,7 @@ static void
 ks_conn_free(struct ks_conn *kc)
 {
 	if (!kc->kc_spent)
-		ks_close_notify(kc);
+		httpc_close_notify(kc->kc_http);
 	evhttp_connection_set_closecb(kc->kc_http, NULL, NULL);
 	evhttp_connection_free(kc->kc_http);
 	free(kc);

@@ -15,8 +15,8 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
-#include <openssl/err.h>
 
+#include "httpc.h"
 #include "tls.h"
 
 #include "ctl.h"
@@ -36,42 +36,15 @@ ctl_fetch_init(struct ctl_fetch *cf, const struct ctl_daemon *d,
 	cf->cf_method = CTL_GET;
 }
 
-/* Why a request got no answer, from evhttp's error and the TLS layer. */
+/* Why a request got no answer, into cf_err. */
 static void
 ctl_failure_text(struct ctl_fetch *cf)
 {
-	struct bufferevent	*bev = NULL;
-	unsigned long		 e = 0;
-	char			 tls[128];
-
-	if (cf->cf_tls != NULL && cf->cf_conn != NULL &&
-	    (bev = evhttp_connection_get_bufferevent(cf->cf_conn)) != NULL)
-		e = bufferevent_get_openssl_error(bev);
-	if (e != 0 && ERR_GET_LIB(e) != 0) {
-		ERR_error_string_n(e, tls, sizeof(tls));
-		snprintf(cf->cf_err, sizeof(cf->cf_err), "tls: %s", tls);
-		return;
-	}
-	switch (cf->cf_httperr) {
-	case EVREQ_HTTP_TIMEOUT:
+	if (httpc_failure_text(cf->cf_tls != NULL ? cf->cf_conn : NULL,
+	    cf->cf_httperr, cf->cf_err, sizeof(cf->cf_err)) == 0 &&
+	    cf->cf_httperr == EVREQ_HTTP_TIMEOUT)
 		snprintf(cf->cf_err, sizeof(cf->cf_err),
 		    "no answer within %d ms", cf->cf_wait_ms);
-		return;
-	case EVREQ_HTTP_INVALID_HEADER:
-		snprintf(cf->cf_err, sizeof(cf->cf_err), "malformed answer");
-		return;
-	case EVREQ_HTTP_DATA_TOO_LONG:
-		snprintf(cf->cf_err, sizeof(cf->cf_err), "answer too long");
-		return;
-	case EVREQ_HTTP_EOF:
-		snprintf(cf->cf_err, sizeof(cf->cf_err), "connection closed");
-		return;
-	default:
-		/* A failed connect reaches the request without an error. */
-		snprintf(cf->cf_err, sizeof(cf->cf_err), "cannot connect "
-		    "(refused or unreachable)");
-		return;
-	}
 }
 
 /* evhttp's error callback: remember why; the request callback follows. */
@@ -149,30 +122,6 @@ ctl_http_done(struct evhttp_request *r, void *arg)
 	cf->cf_len = n;
 }
 
-/* A connection for cf: plain, or TLS on a bufferevent of our own. */
-static struct evhttp_connection *
-ctl_connect(struct ctl *c, struct ctl_fetch *cf)
-{
-	struct bufferevent	*bev;
-	SSL			*ssl;
-
-	if (cf->cf_tls == NULL)
-		return evhttp_connection_base_new(c->c_base, NULL, cf->cf_host,
-		    cf->cf_port);
-	if ((ssl = SSL_new(cf->cf_tls)) == NULL)
-		return NULL;
-	bev = bufferevent_openssl_socket_new(c->c_base, -1, ssl,
-	    BUFFEREVENT_SSL_CONNECTING,
-	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (bev == NULL) {
-		SSL_free(ssl);
-		return NULL;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-	return evhttp_connection_base_bufferevent_new(c->c_base, NULL, bev,
-	    cf->cf_host, cf->cf_port);
-}
-
 /* Start cf on its own connection; 0, or -1 with cf_err set. */
 static int
 ctl_start(struct ctl *c, struct ctl_fetch *cf, int *left)
@@ -182,7 +131,8 @@ ctl_start(struct ctl *c, struct ctl_fetch *cf, int *left)
 	struct timeval		 tv;
 	char			 hostport[300];
 
-	if ((cf->cf_conn = ctl_connect(c, cf)) == NULL) {
+	if ((cf->cf_conn = httpc_connect(c->c_base, cf->cf_tls, cf->cf_host,
+	    cf->cf_port)) == NULL) {
 		snprintf(cf->cf_err, sizeof(cf->cf_err), "cannot connect");
 		return -1;
 	}
@@ -222,26 +172,6 @@ ctl_start(struct ctl *c, struct ctl_fetch *cf, int *left)
 	return 0;
 }
 
-/*
- * End a TLS session with a close_notify while its socket is open, so the
- * server sees an orderly end rather than a truncated stream.
- */
-static void
-ctl_close_notify(struct ctl_fetch *cf)
-{
-	struct bufferevent	*bev;
-	SSL			*ssl;
-
-	if (cf->cf_tls == NULL)
-		return;
-	bev = evhttp_connection_get_bufferevent(cf->cf_conn);
-	if (bev != NULL && bufferevent_getfd(bev) >= 0 &&
-	    (ssl = bufferevent_openssl_get_ssl(bev)) != NULL &&
-	    SSL_is_init_finished(ssl))
-		(void)SSL_shutdown(ssl);
-	ERR_clear_error();
-}
-
 /* The last bound of a batch: stop waiting for what is still pending. */
 static void
 ctl_guard(evutil_socket_t fd, short ev, void *arg)
@@ -278,7 +208,8 @@ ctl_fetch_run(struct ctl *c, struct ctl_fetch *cfs, size_t n)
 			    "no answer within %d ms", c->c_wait_ms);
 		}
 		if (cfs[i].cf_conn != NULL) {
-			ctl_close_notify(&cfs[i]);
+			if (cfs[i].cf_tls != NULL)
+				httpc_close_notify(cfs[i].cf_conn);
 			evhttp_connection_free(cfs[i].cf_conn);
 			cfs[i].cf_conn = NULL;
 		}
