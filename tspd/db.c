@@ -723,11 +723,18 @@ tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
 }
 
 enum tspdb_result
-tspdb_session_end(struct tspdb *db, const char *vid)
+tspdb_session_end(struct tspdb *db, const char *vid, int power_off)
 {
 	sqlite3_stmt	*st;
 	int		 changes;
 
+	if (power_off) {
+		if (tspdb_begin(db) == -1)
+			return TSPDB_ERROR;
+		if (vehicle_reset(db, vid) == -1)
+			return tspdb_abort_tx(db, TSPDB_ERROR);
+		return tspdb_commit_tx(db, TSPDB_OK);
+	}
 	tspdb_batch_settle(db);
 	st = stmt(db, S_SESS_DEL);
 	tspdb_bind_text(st, 1, vid);

@@ -150,8 +150,12 @@ int	tspdb_session_get(struct tspdb *, const char *vid,
 enum tspdb_result tspdb_session_telemetry(struct tspdb *, const char *vid,
 	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
 	    const char *tsp_id, uint64_t now_ms);
-/* End the vehicle's session; TSPDB_UNKNOWN if there was none. */
-enum tspdb_result tspdb_session_end(struct tspdb *, const char *vid);
+/*
+ * End the vehicle's session; TSPDB_UNKNOWN if there was none.  With
+ * power_off its authentication ends in the same transaction (F8).
+ */
+enum tspdb_result tspdb_session_end(struct tspdb *, const char *vid,
+	    int power_off);
 
 /* Rows of telemetry stored for vid; -1 on error. */
 int64_t	tspdb_telemetry_count(struct tspdb *, const char *vid);

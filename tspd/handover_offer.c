@@ -283,7 +283,7 @@ tspd_handover_m6(struct tspd *env, struct conn *c, const struct frame *f,
 	of->of_answered = 1;
 	if (!m6->continue_service) {
 		offer_drop(env, of);
-		if (tspdb_session_end(env->t_db, s->s_vid) == TSPDB_ERROR) {
+		if (tspdb_session_end(env->t_db, s->s_vid, 0) == TSPDB_ERROR) {
 			conn_send_status(c, f->f_request_id,
 			    QROAM__STATUS_CODE__INTERNAL, NULL);
 			return;

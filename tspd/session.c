@@ -352,13 +352,17 @@ session_inner(struct tspd *env, struct conn *c, const struct frame *f,
 		session_m6(env, c, f, s, seq, in->m6);
 		break;
 	case QROAM__SESSION_INNER__BODY_BYE:
-		if (tspdb_session_end(env->t_db, s->s_vid) == TSPDB_ERROR) {
+		if (tspdb_session_end(env->t_db, s->s_vid,
+		    in->bye->has_power_off && in->bye->power_off) ==
+		    TSPDB_ERROR) {
 			conn_send_status(c, f->f_request_id,
 			    QROAM__STATUS_CODE__INTERNAL, NULL);
 			break;
 		}
 		tspd_handover_session_end(env, s->s_vid);
-		log_info("session closed vehicle=%s reason=bye", s->s_vid);
+		log_info("session closed vehicle=%s reason=bye%s", s->s_vid,
+		    in->bye->has_power_off && in->bye->power_off ?
+		    " (power off: authentication ended)" : "");
 		break;
 	default:
 		log_warnx("session message refused vehicle=%s seq=%" PRIu64

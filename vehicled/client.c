@@ -642,7 +642,7 @@ client_on_close(struct conn *conn, const char *reason, void *arg)
 }
 
 void
-client_leave(struct vclient *c, const char *reason)
+client_leave(struct vclient *c, const char *reason, int power_off)
 {
 	Qroam__SessionInner	in = QROAM__SESSION_INNER__INIT;
 	Qroam__Bye		bye = QROAM__BYE__INIT;
@@ -651,6 +651,8 @@ client_leave(struct vclient *c, const char *reason)
 	c->vc_inflight = 0;
 	if (c->vc_state == VC_SESSION && c->vc_connected) {
 		bye.reason = (char *)reason;
+		bye.has_power_off = power_off != 0;
+		bye.power_off = power_off != 0;
 		in.body_case = QROAM__SESSION_INNER__BODY_BYE;
 		in.bye = &bye;
 		if (client_send_inner(c, &in) == 0)

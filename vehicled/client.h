@@ -123,8 +123,11 @@ void	client_set_state(struct vclient *, enum vc_state);
 const char *client_state_name(enum vc_state);
 void	client_start_auth(struct vclient *);
 void	client_start_session(struct vclient *);
-/* Say Bye if a session is open, then drop the connection. */
-void	client_leave(struct vclient *, const char *reason);
+/*
+ * Say Bye if a session is open (with power_off set when the vehicle powers
+ * off, F8), then drop the connection.
+ */
+void	client_leave(struct vclient *, const char *reason, int power_off);
 /* End the session without a Bye (the TSP ended it) and go idle. */
 void	client_drop_session(struct vclient *, const char *reason);
 /* Seal one SessionInner as the next SessionMsg of the session; 0 or -1. */

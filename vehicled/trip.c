@@ -233,7 +233,8 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 		return;
 	detect_us = vho_now_us();
 	memcpy(old, c->vc_tsp, sizeof(old));
-	client_leave(c, tt == NULL ? "no service region" : "region change");
+	client_leave(c, tt == NULL ? "no service region" : "region change",
+	    0);
 	c->vc_entered_ms = vclient_now_ms();
 	c->vc_first = 1;
 	if (tt == NULL) {
@@ -308,7 +309,7 @@ vclient_power_off(struct vclient *c, const char *reason)
 {
 	if (c->vc_state == VC_OFF)
 		return;
-	client_leave(c, reason);
+	client_leave(c, reason, 1);
 	vho_reset(c, reason);
 	client_set_state(c, VC_OFF);
 	c->vc_authed = 0;
@@ -352,7 +353,7 @@ vclient_exhausted(struct vclient *c)
 	    c->vc_chip_id);
 	chip_count(c->vc_db, "key_exhausted", 1);
 	c->vc_stats.vs_key_exhausted++;
-	client_leave(c, "key exhausted");
+	client_leave(c, "key exhausted", 0);
 	if (conf->vc_refill && conf->vc_operator_cert != NULL) {
 		c->vc_backoff = 1;
 		vclient_refill(c);

@@ -78,6 +78,33 @@ def test_power_cycle_reauthenticates(tb):
 
 
 @testbed(tsps=["tsp-a"])
+def test_power_off_ends_authentication_at_the_tsp(tb):
+    """F4.6 since power-on: the Bye of a power-off ends the vehicle's
+    authentication at the TSP with its session, so an M3 from the same
+    chip is refused with AUTH_REQUIRED until F3 has run again; a Bye at a
+    region change or a rekey keeps it."""
+    tb.start_tsp("tsp-a")
+    tb.start_filler()
+    tb.start_registrar()
+    v = vin(903)
+    tb.start_vehicle(v, "tsp-a", fill_m=32, telemetry_interval="100ms",
+                     retransmit="500ms", session_rekey=3)
+    wait_until(lambda: events(tb, v, "session_open") >= 2,
+               what="a rekeyed session (Bye without power-off)")
+    assert tb.count("tsp-a", "auth", "vehicle_id=?", (v,)) == 1
+    tb.stop(v)
+    wait_until(lambda: tb.count("tsp-a", "auth", "vehicle_id=?", (v,)) == 0,
+               what="the power-off Bye to end the authentication")
+    assert tb.count("tsp-a", "sessions", "vehicle_id=?", (v,)) == 0
+    assert "power off: authentication ended" in tb.log("tsp-a")
+    # The same chip, powered on again, must run F3 before M3.
+    p = tb.probe(v, store=tb.daemons[v].store)
+    assert p.m3("tsp-a").status == "AUTH_REQUIRED"
+    assert p.auth("tsp-a").status == "OK"
+    assert p.m3("tsp-a").status == "OK"
+
+
+@testbed(tsps=["tsp-a"])
 def test_enrollment_waits_for_the_registrar(tb):
     """A vehicle powered on while the registrar is down keeps trying to
     register, and is served once the registrar comes up."""

@@ -382,7 +382,7 @@ test_batch(void **state)
 	tspdb_batch_set_flush(fx->db, NULL, NULL);
 	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
 	    3000), TSPDB_OK);
-	assert_int_equal(tspdb_session_end(fx->db, VIN_A), TSPDB_OK);
+	assert_int_equal(tspdb_session_end(fx->db, VIN_A, 0), TSPDB_OK);
 	assert_int_equal(tspdb_batch_open(fx->db), 0);
 	assert_int_equal(query_int(fx,
 	    "SELECT count(*) FROM telemetry WHERE seq > 0"), 4);
@@ -443,8 +443,8 @@ test_session_sequence(void **state)
 	vehicle_ready(fx, VIN_A, 0x42);
 	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 0);
 	assert_int_equal(draw(fx, VIN_A, 7, NULL), TSPDB_OK);
-	assert_int_equal(tspdb_session_end(fx->db, VIN_A), TSPDB_OK);
-	assert_int_equal(tspdb_session_end(fx->db, VIN_A), TSPDB_UNKNOWN);
+	assert_int_equal(tspdb_session_end(fx->db, VIN_A, 0), TSPDB_OK);
+	assert_int_equal(tspdb_session_end(fx->db, VIN_A, 0), TSPDB_UNKNOWN);
 	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 0);
 }
 
