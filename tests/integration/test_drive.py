@@ -95,7 +95,11 @@ def test_crossing_reauthenticates_without_handover(tb):
     wait_until(lambda: crossings(tb, v), what="the crossing of %s" % v)
     wait_until(lambda: tb.count("tsp-b", "telemetry", "vehicle_id=? AND seq>0",
                                 (v,)) >= 3, what="telemetry of %s at tsp-b" % v)
+    assert tb.query("tsp-b", "SELECT via FROM auth WHERE vehicle_id=?", (v,)) == [("f3",)]
     tb.stop(v)
+    # Its power-off Bye ended the authentication at tsp-b.
+    wait_until(lambda: tb.count("tsp-b", "auth", "vehicle_id=?", (v,)) == 0,
+               what="the power-off to end %s's authentication" % v)
 
     assert crossings(tb, v)[0][:2] == ("tsp-a", "tsp-b")
     assert [c[3] for c in crossings(tb, v)] == [1]
@@ -104,7 +108,6 @@ def test_crossing_reauthenticates_without_handover(tb):
     assert events(tb, v, "auth_ok") == 2
     assert events(tb, v, "auth_ok", "tsp-a") == 1
     assert events(tb, v, "auth_ok", "tsp-b") == 1
-    assert tb.query("tsp-b", "SELECT via FROM auth WHERE vehicle_id=?", (v,)) == [("f3",)]
     assert counter(tb, v, "reauth_after_handover") == 1
     assert counter(tb, v, "handovers") == 0
     for t in ("tsp-a", "tsp-b"):
