@@ -54,6 +54,7 @@ MARK = "# qroam compose_netns"
 PKI_TARGET = "/etc/qroam/pki"
 QROAMCTL_CONF = "/etc/qroam/qroamctl.conf"
 PR_SET_PDEATHSIG = 1
+RESTART_DELAY = 1.0     # seconds between an exit and the restart
 PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
 SAN_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
@@ -130,7 +131,9 @@ class Service:
         if cmd is None:
             raise ValueError("service %s: no command" % name)
         self.argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
-        self.restart = spec.get("restart", "no")
+        self.restart = str(spec.get("restart", "no"))
+        self.user = spec.get("user")
+        self.build = spec.get("build")
         self.mounts = [self._mount(v, base) for v in spec.get("volumes", [])]
         dep = spec.get("depends_on", {})
         if isinstance(dep, list):
@@ -191,12 +194,86 @@ def load_compose(path):
     base = os.path.dirname(os.path.abspath(path))
     services = {}
     for i, (name, spec) in enumerate(doc.get("services", {}).items()):
-        services[name] = Service(name, spec, base, i)
+        s = services[name] = Service(name, spec, base, i)
+        s.image = image_facts(base, s.build)
+        s.ids = resolve_ids(s.user or s.image["user"], s.image)
     for s in services.values():
         for d in s.depends:
             if d not in services:
                 raise ValueError("service %s depends on unknown %s" % (s.name, d))
     return services, list((doc.get("volumes") or {}).keys())
+
+
+def image_facts(base, build):
+    """What the last stage of a service's Dockerfile says about the
+    container: {user, workdir, users {name: (uid, gid)}, groups {name: gid},
+    dirs {path: (owner, group, mode)}} (dirs: what `install -d -o -g -m`
+    creates, as a named volume mounted there starts out)."""
+    facts = {"user": None, "workdir": "/", "users": {}, "groups": {}, "dirs": {}}
+    if build is None:
+        return facts
+    ctx = build if isinstance(build, str) else build.get("context", ".")
+    name = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
+    path = os.path.join(base, ctx, name)
+    if not os.path.isfile(path):
+        return facts
+    with open(path) as f:
+        text = re.sub(r"\\\n", " ", f.read())
+    last = re.split(r"^FROM\s", text, flags=re.M)[-1]
+    for line in last.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        op = words[0].upper()
+        if op == "USER" and len(words) > 1:
+            facts["user"] = words[1]
+        elif op == "WORKDIR" and len(words) > 1:
+            facts["workdir"] = words[1]
+        elif op == "RUN":
+            for cmd in re.split(r"&&|;", line[3:]):
+                _run_facts(shlex.split(cmd), facts)
+    return facts
+
+
+def _run_facts(w, facts):
+    """Users, groups and directories one RUN command creates."""
+    if not w:
+        return
+    opt = {w[i]: w[i + 1] for i in range(len(w) - 1) if w[i].startswith("-")}
+    if w[0] == "groupadd" and "--gid" in opt:
+        facts["groups"][w[-1]] = int(opt["--gid"])
+    elif w[0] == "useradd" and "--uid" in opt:
+        g = opt.get("--gid", opt["--uid"])
+        facts["users"][w[-1]] = (int(opt["--uid"]), g)
+    elif w[0] == "install" and "-d" in w:
+        mode = int(opt.get("-m", "755"), 8)
+        skip = {opt[k] for k in ("-o", "-g", "-m") if k in opt}
+        for d in w[1:]:
+            if d.startswith("/") and d not in skip:
+                facts["dirs"][d] = (opt.get("-o", "0"), opt.get("-g", "0"), mode)
+
+
+def resolve_ids(spec, facts):
+    """(uid, gid) of a compose `user:` or Dockerfile USER value ("name",
+    "uid", "name:group", "uid:gid"); (0, 0) for none."""
+    if not spec:
+        return (0, 0)
+    user, _, group = str(spec).partition(":")
+    if user.isdigit():
+        uid, gid = int(user), int(user)
+    elif user in facts["users"]:
+        uid, gid = facts["users"][user]
+    elif user == "root":
+        uid, gid = 0, 0
+    else:
+        raise ValueError("user %s is not created by the image's Dockerfile" % user)
+    if group:
+        gid = group
+    if isinstance(gid, str) and not gid.isdigit():
+        if gid not in facts["groups"]:
+            raise ValueError("group %s is not created by the image's Dockerfile" % gid)
+        gid = facts["groups"][gid]
+    return (uid, int(gid))
 
 
 def start_order(services):
@@ -385,25 +462,47 @@ def die_with_parent():
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-class Proc:
-    """One service's process in its namespace; its output (stdout and
-    stderr) goes to a log file and, unless quiet, to our stdout."""
+def as_user(svc):
+    """The prefix that runs a command as the service's container user
+    inside `ip netns exec` (none for root)."""
+    uid, gid = svc.ids
+    if uid == 0 and gid == 0:
+        return []
+    return ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups", "--"]
 
-    def __init__(self, svc, argv, logdir, env, quiet):
+
+class Proc:
+    """One service's process in its namespace, as the service's user; its
+    output (stdout and stderr) goes to a log file (appended to by the
+    processes of later restarts) and, unless quiet, to our stdout.
+    `ip netns exec` and setpriv exec the program, so the pid is the
+    daemon's."""
+
+    def __init__(self, svc, argv, logdir, env, quiet, cwd=None):
         self.svc = svc
         self.lines = []
         self.problems = []
         self.stopping = False
         self.started = None
-        self.log = open(os.path.join(logdir, svc.name + ".log"), "w")
+        self.ended = None
+        self.log = open(os.path.join(logdir, svc.name + ".log"), "a")
         self.quiet = quiet
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + argv,
+        self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env,
+                                     stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
                                      start_new_session=True, preexec_fn=die_with_parent)
         self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
+
+    def ids(self):
+        """(uid, gid) the process runs with, from /proc; None once gone."""
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                st = dict(l.split(":", 1) for l in f if ":" in l)
+            return (int(st["Uid"].split()[1]), int(st["Gid"].split()[1]))
+        except (OSError, KeyError, ValueError, IndexError):
+            return None
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -433,9 +532,15 @@ class Proc:
             self.proc.wait()
             self.problems.append("%s did not stop within %d s" % (self.svc.name, timeout))
         self.pump.join(5)
-        if self.proc.returncode != 0:
+        if self.proc.returncode != 0 and self.ended is None:
             self.problems.append("%s exited with status %s" % (self.svc.name,
                                                               self.proc.returncode))
+        self.log.close()
+
+    def reap(self):
+        """The process ended on its own: collect its output, close the log."""
+        self.ended = time.monotonic()
+        self.pump.join(5)
         self.log.close()
 
 
@@ -490,7 +595,7 @@ class Health:
         """Exit status of argv in the service's namespace; its output is
         kept for the message of a healthcheck that never passes."""
         try:
-            p = subprocess.run(["ip", "netns", "exec", svc.ns] + argv,
+            p = subprocess.run(["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True, timeout=max(timeout, 1))
             self.output[svc.name] = "exit %d: %s" % (p.returncode, p.stdout.strip()[-2000:])
@@ -526,8 +631,9 @@ def admin_get(svc, path):
     ap = admin_port(svc.health["argv"])
     if ap is None:
         return None
-    p = subprocess.run(["ip", "netns", "exec", svc.ns, sys.executable, "-c", ADMIN_GET_PY,
-                        ap[0], str(ap[1]), path], stdout=subprocess.PIPE,
+    p = subprocess.run(["ip", "netns", "exec", svc.ns] + as_user(svc) +
+                       [sys.executable, "-c", ADMIN_GET_PY, ap[0], str(ap[1]), path],
+                       stdout=subprocess.PIPE,
                        stderr=subprocess.DEVNULL, text=True, timeout=10)
     return p.stdout if p.returncode == 0 else None
 
@@ -551,9 +657,19 @@ class Run:
         self.env.update(SAN_ENV)
         self.timings = {}
         self.healthchecks = {}
+        self.ended = []             # processes that exited on their own
+        self.exits = []             # [{service, status, policy, restarted, injected}]
+        self.restarts = {}          # service: restarts done
+        self.injected = set()       # services whose next exit we caused
+        self.users = {}             # service: ["uid:gid" of each healthy process]
+        self.volume_ids = {}        # volume: (uid, gid, mode) it started with
 
     def prepare(self):
-        """PKI, volume directories, mapped commands."""
+        """PKI, volume directories, mapped commands.  The run directory is
+        traversable by the services' users; a named volume starts out with
+        the owner and mode the image gives its mount point, as Docker
+        initialises a new named volume from the image."""
+        os.chmod(self.dir, 0o711)
         replace = {}
         pki = self.args.pki
         if pki is None:
@@ -566,14 +682,33 @@ class Run:
             os.makedirs(vdirs[v])
         os.makedirs(os.path.join(self.dir, "logs"))
         self.argv = {}
+        self.cwd = {}
         for s in self.order:
-            for kind, src, _ in s.mounts:
-                if kind == "volume" and src not in vdirs:
+            for kind, src, tgt in s.mounts:
+                if kind != "volume":
+                    continue
+                if src not in vdirs:
                     vdirs[src] = os.path.join(self.dir, "volumes", src)
                     os.makedirs(vdirs[src])
+                if src not in self.volume_ids:
+                    self.volume_ids[src] = self.init_volume(vdirs[src], s, tgt)
             self.paths[s.name] = Paths(s, vdirs, replace)
             self.argv[s.name] = host_argv(s, self.paths[s.name], self.args.bin,
                                           os.path.join(self.dir, "etc", s.name))
+            wd = self.paths[s.name].host(s.image["workdir"])
+            self.cwd[s.name] = wd if os.path.isdir(wd) else None
+
+    @staticmethod
+    def init_volume(path, svc, target):
+        """Owner and mode of a new named volume: those of the directory
+        the service's image has at the mount point, else root 0755."""
+        uid, gid, mode = 0, 0, 0o755
+        if target in svc.image["dirs"]:
+            o, g, mode = svc.image["dirs"][target]
+            uid, gid = resolve_ids("%s:%s" % (o, g), svc.image)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+        return (uid, gid, mode)
 
     def start(self):
         """Start every service once the dependencies its depends_on names
@@ -584,13 +719,79 @@ class Run:
                 if cond == "service_healthy" and d not in healthy:
                     self.wait_healthy(self.procs[d])
                     healthy.add(d)
-            say("starting %s (%s) in namespace %s at %s" % (s.name, " ".join(s.argv), s.ns,
-                                                           s.addr))
-            self.procs[s.name] = Proc(s, self.argv[s.name], os.path.join(self.dir, "logs"),
-                                      self.env, self.args.quiet)
+            if s.program() == "vehicled":
+                self.log_acks(s)
+            say("starting %s (%s) in namespace %s at %s as %d:%d"
+                % (s.name, " ".join(s.argv), s.ns, s.addr, s.ids[0], s.ids[1]))
+            self.spawn(s)
         for s in self.order:
             if s.health and s.name not in healthy:
                 self.wait_healthy(self.procs[s.name])
+
+    def log_acks(self, svc):
+        """vehicled logs each acknowledged telemetry sequence number at
+        debug level: turn it on in the run's copy of its configuration so
+        the run can find every acknowledged message in the TSP stores."""
+        argv = self.argv[svc.name]
+        conf = argv[argv.index("-f") + 1] if "-f" in argv else None
+        if conf is None or not conf.startswith(self.dir):
+            return
+        with open(conf, "a") as f:
+            f.write("\n# compose_netns: log every acknowledged telemetry message\n"
+                    "verbose 1\n")
+
+    def spawn(self, svc):
+        """Start the service's process and note the ids it runs with."""
+        p = self.procs[svc.name] = Proc(svc, self.argv[svc.name],
+                                        os.path.join(self.dir, "logs"), self.env,
+                                        self.args.quiet, self.cwd[svc.name])
+        return p
+
+    def note_user(self, proc):
+        """Record the ids a healthy process runs with (by then `ip netns
+        exec` and setpriv have exec'd the daemon)."""
+        ids = proc.ids()
+        self.users.setdefault(proc.svc.name, []).append("%d:%d" % ids if ids else "gone")
+
+    def supervise(self):
+        """Apply the restart policies: a process that exited on its own is
+        restarted after RESTART_DELAY when its policy says so (always,
+        unless-stopped; on-failure[:N] after a non-zero status, at most N
+        times); `no` leaves it down.  Called from the drive's loop."""
+        now = time.monotonic()
+        for name, p in list(self.procs.items()):
+            if p.ended is None and p.died():
+                p.reap()
+                st = p.proc.returncode
+                injected = name in self.injected
+                self.injected.discard(name)
+                again = restarts(p.svc.restart, st, self.restarts.get(name, 0))
+                self.exits.append({"service": name, "status": st, "injected": injected,
+                                   "policy": p.svc.restart, "restarted": again})
+                say("%s exited with status %s%s; restart policy %s: %s"
+                    % (name, st, " (crash injected)" if injected else "", p.svc.restart,
+                       "restarting in %.1f s" % RESTART_DELAY if again else "left down"))
+            elif p.ended is not None and self.exits_of(name)[-1]["restarted"] and \
+                    now - p.ended >= RESTART_DELAY:
+                self.ended.append(p)
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                say("restarting %s (restart %d)" % (name, self.restarts[name]))
+                self.spawn(p.svc)
+
+    def exits_of(self, name):
+        return [e for e in self.exits if e["service"] == name]
+
+    def down(self):
+        """Services that exited and stay down by their restart policy."""
+        return [n for n, p in self.procs.items()
+                if p.ended is not None and not self.exits_of(n)[-1]["restarted"]]
+
+    def kill(self, name):
+        """SIGKILL the service's process, as a crash would end it."""
+        p = self.procs[name]
+        self.injected.add(name)
+        say("crash: SIGKILL to %s (pid %d)" % (name, p.proc.pid))
+        os.kill(p.proc.pid, signal.SIGKILL)
 
     def wait_healthy(self, proc):
         h = proc.svc.health
@@ -607,6 +808,7 @@ class Run:
                 secs = time.monotonic() - proc.t0
                 self.timings[proc.svc.name] = round(secs, 2)
                 self.healthchecks[proc.svc.name] = how
+                self.note_user(proc)
                 say("%s healthy after %.2f s (%s)" % (proc.svc.name, secs, how))
                 return
             if time.monotonic() > deadline:
@@ -617,17 +819,38 @@ class Run:
 
     def stop_all(self):
         """Vehicles first (they say Bye while their TSP is up), then the
-        rest in reverse start order."""
-        procs = [self.procs[s.name] for s in reversed(self.order) if s.name in self.procs]
+        rest in reverse start order.  Nothing is restarted any more."""
+        procs = [self.procs[s.name] for s in reversed(self.order)
+                 if s.name in self.procs and self.procs[s.name].ended is None]
         procs.sort(key=lambda p: p.svc.program() != "vehicled")
         for p in procs:
             p.stop()
 
+    def all_procs(self):
+        """Every process of the run, those replaced by a restart first."""
+        return self.ended + list(self.procs.values())
+
     def problems(self):
         out = []
-        for p in self.procs.values():
+        for p in self.all_procs():
             out += p.problems
+        for e in self.exits:
+            if not e["injected"]:
+                out.append("%s exited on its own with status %s (%s)"
+                           % (e["service"], e["status"],
+                              "restarted" if e["restarted"] else "left down"))
         return out
+
+
+def restarts(policy, status, done):
+    """Whether a compose restart policy restarts a process that exited
+    with status (negative: killed by that signal) after done restarts."""
+    name, _, limit = policy.partition(":")
+    if name in ("always", "unless-stopped"):
+        return True
+    if name == "on-failure":
+        return status != 0 and (not limit or done < int(limit))
+    return False
 
 
 def report(s):
@@ -657,6 +880,9 @@ def parse_args(argv):
     ap.add_argument("--pki", help="existing PKI directory (default: a fresh one)")
     ap.add_argument("--timeout", type=float, default=180,
                     help="seconds the drive may take at most")
+    ap.add_argument("--crash", metavar="SERVICE",
+                    help="SIGKILL this tspd service once the first vehicle entered its "
+                    "region; the restart policy brings it back")
     ap.add_argument("-q", "--quiet", action="store_true", help="do not echo the logs")
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
     ap.add_argument("--clean", action="store_true",
@@ -687,6 +913,7 @@ def interrupted(signum, frame):
 
 def main(argv):
     args = parse_args(argv)
+    os.umask(0o022)
     if os.geteuid() != 0:
         print("compose_netns: network namespaces need root", file=sys.stderr)
         return 2
@@ -709,10 +936,11 @@ def main(argv):
             % (len(run.order), args.subnet, run.net.bridge_ns, args.bin, run.dir))
         run.start()
         summary["healthy_after_s"] = run.timings
+        summary["users"] = run.users
         summary["healthchecks"] = run.healthchecks
         summary["startup_s"] = round(time.monotonic() - t0, 2)
         drive = scenario.Drive(run, say, admin_get)
-        failure = drive.run(args.timeout)
+        failure = drive.run(args.timeout, args.crash)
         summary.update(drive.summary)
     except KeyboardInterrupt:
         failure = "interrupted"
