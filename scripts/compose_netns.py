@@ -8,24 +8,35 @@ are never touched).  Each service gets an address of a private /24, `lo`
 up, and /etc/netns/<service>/hosts naming every service, so inside
 `ip netns exec` the topology's service names resolve as on a compose
 network.  The services' commands then run natively from build/bin (or the
-ASan build with --asan) in depends_on order; a service whose dependants
-wait for `service_healthy` must pass its compose healthcheck first.  The
-container paths of the volumes are mapped: bind mounts to their host
-directory (the testbed PKI to a fresh one generated for the run), named
-volumes to directories of the run, and configuration files naming
-container paths are copied with those paths rewritten.
+ASan build with --asan) in depends_on order, each as its container's user
+(the service's `user:`, else the USER of its image's Dockerfile, with
+setpriv) in the image's WORKDIR; a service whose dependants wait for
+`service_healthy` must pass its compose healthcheck (run as that user too)
+first.  The container paths of the volumes are mapped: bind mounts to
+their host directory (the testbed PKI to a fresh one generated for the run
+by deploy/compose/pki.sh), named volumes to directories of the run owned
+as the image's mount point is (qroam:qroam 0750), and configuration files
+naming container paths are copied with those paths rewritten.  A process
+that exits is restarted by its service's restart policy.
 
 Then the vehicles drive: every vehicled service's route is followed to its
 end, and the run checks in the vehicle and TSP stores that each vehicle
 crossed the regions the route crosses with a handover at every crossing,
-authenticated once only (one F3), and that no process died or reported an
-error.  A last line `SUMMARY {json}` gives the figures; exit status 0 when
-the scenario passed, 1 otherwise.  Everything is torn down at the end,
-after a failure or on Ctrl-C: processes, namespaces, veths, bridge,
-/etc/netns/<service>.  Runs as root.
+authenticated once only (one F3), that every telemetry message a vehicle
+saw acknowledged is in the acknowledging TSP's store, that every process
+ran as its user and every file of the named volumes belongs to it, and
+that no process died or reported an error.  With --crash SERVICE a tspd
+service is killed (SIGKILL) while vehicles are in and approaching its
+region; the run then also checks that the policy restarted it and it
+became healthy again, and allows a crossing into that region to fall back
+to F3 (see compose_scenario.check_crossings).  A last line `SUMMARY {json}`
+gives the figures; exit status 0 when the scenario passed, 1 otherwise.
+Everything is torn down at the end, after a failure or on Ctrl-C:
+processes, namespaces, veths, bridge, /etc/netns/<service>.  Runs as root.
 
 usage: scripts/compose_netns.py [-f COMPOSE] [--asan | --bin DIR] [-q]
-           [--prefix P] [--subnet CIDR] [--pki DIR] [--timeout S] [--keep]
+           [--crash SERVICE] [--prefix P] [--subnet CIDR] [--pki DIR]
+           [--timeout S] [--keep]
        scripts/compose_netns.py --clean [--prefix P]
 """
 
@@ -48,11 +59,12 @@ import time
 import traceback
 
 import compose_scenario as scenario
+from compose_health import Health, admin_get
+from compose_image import as_user, image_facts, resolve_ids, restarts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# qroam compose_netns"
 PKI_TARGET = "/etc/qroam/pki"
-QROAMCTL_CONF = "/etc/qroam/qroamctl.conf"
 PR_SET_PDEATHSIG = 1
 RESTART_DELAY = 1.0     # seconds between an exit and the restart
 PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
@@ -63,30 +75,6 @@ SAN_ENV = {
 PROBLEM_RX = re.compile(r"fatal|AddressSanitizer|LeakSanitizer|runtime error|"
                         r"UndefinedBehaviorSanitizer")
 STARTED_RX = re.compile(r"^\S+ [^:]+: (started|listening)")
-# /healthz of an admin endpoint, run inside a namespace: exit 0 if it
-# answers "ok", 3 if nothing listens, 1 otherwise.
-HEALTHZ_PY = r"""
-import http.client, sys
-try:
-    c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=2)
-    c.request("GET", "/healthz")
-    r = c.getresponse()
-    sys.exit(0 if r.status == 200 else 1)
-except ConnectionRefusedError:
-    sys.exit(3)
-except Exception:
-    sys.exit(1)
-"""
-# GET one admin path inside a namespace and print the body.
-ADMIN_GET_PY = r"""
-import http.client, sys
-c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=3)
-c.request("GET", sys.argv[3])
-r = c.getresponse()
-sys.stdout.write(r.read().decode())
-sys.exit(0 if r.status == 200 else 1)
-"""
-
 PRINT_LOCK = threading.Lock()
 
 
@@ -202,78 +190,6 @@ def load_compose(path):
             if d not in services:
                 raise ValueError("service %s depends on unknown %s" % (s.name, d))
     return services, list((doc.get("volumes") or {}).keys())
-
-
-def image_facts(base, build):
-    """What the last stage of a service's Dockerfile says about the
-    container: {user, workdir, users {name: (uid, gid)}, groups {name: gid},
-    dirs {path: (owner, group, mode)}} (dirs: what `install -d -o -g -m`
-    creates, as a named volume mounted there starts out)."""
-    facts = {"user": None, "workdir": "/", "users": {}, "groups": {}, "dirs": {}}
-    if build is None:
-        return facts
-    ctx = build if isinstance(build, str) else build.get("context", ".")
-    name = "Dockerfile" if isinstance(build, str) else build.get("dockerfile", "Dockerfile")
-    path = os.path.join(base, ctx, name)
-    if not os.path.isfile(path):
-        return facts
-    with open(path) as f:
-        text = re.sub(r"\\\n", " ", f.read())
-    last = re.split(r"^FROM\s", text, flags=re.M)[-1]
-    for line in last.splitlines():
-        words = line.split()
-        if not words:
-            continue
-        op = words[0].upper()
-        if op == "USER" and len(words) > 1:
-            facts["user"] = words[1]
-        elif op == "WORKDIR" and len(words) > 1:
-            facts["workdir"] = words[1]
-        elif op == "RUN":
-            for cmd in re.split(r"&&|;", line[3:]):
-                _run_facts(shlex.split(cmd), facts)
-    return facts
-
-
-def _run_facts(w, facts):
-    """Users, groups and directories one RUN command creates."""
-    if not w:
-        return
-    opt = {w[i]: w[i + 1] for i in range(len(w) - 1) if w[i].startswith("-")}
-    if w[0] == "groupadd" and "--gid" in opt:
-        facts["groups"][w[-1]] = int(opt["--gid"])
-    elif w[0] == "useradd" and "--uid" in opt:
-        g = opt.get("--gid", opt["--uid"])
-        facts["users"][w[-1]] = (int(opt["--uid"]), g)
-    elif w[0] == "install" and "-d" in w:
-        mode = int(opt.get("-m", "755"), 8)
-        skip = {opt[k] for k in ("-o", "-g", "-m") if k in opt}
-        for d in w[1:]:
-            if d.startswith("/") and d not in skip:
-                facts["dirs"][d] = (opt.get("-o", "0"), opt.get("-g", "0"), mode)
-
-
-def resolve_ids(spec, facts):
-    """(uid, gid) of a compose `user:` or Dockerfile USER value ("name",
-    "uid", "name:group", "uid:gid"); (0, 0) for none."""
-    if not spec:
-        return (0, 0)
-    user, _, group = str(spec).partition(":")
-    if user.isdigit():
-        uid, gid = int(user), int(user)
-    elif user in facts["users"]:
-        uid, gid = facts["users"][user]
-    elif user == "root":
-        uid, gid = 0, 0
-    else:
-        raise ValueError("user %s is not created by the image's Dockerfile" % user)
-    if group:
-        gid = group
-    if isinstance(gid, str) and not gid.isdigit():
-        if gid not in facts["groups"]:
-            raise ValueError("group %s is not created by the image's Dockerfile" % gid)
-        gid = facts["groups"][gid]
-    return (uid, int(gid))
 
 
 def start_order(services):
@@ -462,15 +378,6 @@ def die_with_parent():
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def as_user(svc):
-    """The prefix that runs a command as the service's container user
-    inside `ip netns exec` (none for root)."""
-    uid, gid = svc.ids
-    if uid == 0 and gid == 0:
-        return []
-    return ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups", "--"]
-
-
 class Proc:
     """One service's process in its namespace, as the service's user; its
     output (stdout and stderr) goes to a log file (appended to by the
@@ -542,100 +449,6 @@ class Proc:
         self.ended = time.monotonic()
         self.pump.join(5)
         self.log.close()
-
-
-class Health:
-    """The compose healthcheck of a service, run in its namespace.  Without
-    the healthcheck's program in the build, /healthz of the admin port it
-    names is probed instead; a daemon without an admin endpoint there counts
-    as healthy once it logged its start-up line and the port stayed closed
-    for two seconds."""
-
-    def __init__(self, bindir, paths, confdir):
-        self.bindir = bindir
-        self.paths = paths
-        self.confdir = confdir
-        self.output = {}
-
-    def check(self, proc):
-        """(healthy, how)."""
-        svc, h = proc.svc, proc.svc.health
-        if "argv" in h:
-            prog = os.path.join(self.bindir, os.path.basename(h["argv"][0]))
-            if os.path.exists(prog):
-                argv = [prog] + self.ctl_conf(proc, h["argv"]) + h["argv"][1:]
-                return self._run(svc, argv, h["timeout"]) == 0, " ".join(h["argv"])
-            port = admin_port(h["argv"])
-            if port is not None:
-                return self._healthz(proc, port, h["timeout"])
-        if "shell" in h:
-            return self._run(svc, ["sh", "-c", h["shell"]], h["timeout"]) == 0, h["shell"]
-        return proc.started is not None, "start-up line"
-
-    def ctl_conf(self, proc, argv):
-        """qroamctl reads /etc/qroam/qroamctl.conf by default: in the
-        container that is the service's mounted file, so name its mapped
-        copy when the command names none."""
-        if os.path.basename(argv[0]) != "qroamctl" or "-f" in argv:
-            return []
-        paths = self.paths[proc.svc.name]
-        conf = paths.host(QROAMCTL_CONF)
-        if conf == QROAMCTL_CONF or not os.path.isfile(conf):
-            return []
-        mapped = os.path.join(self.confdir, proc.svc.name, "qroamctl.conf")
-        if not os.path.exists(mapped):
-            os.makedirs(os.path.dirname(mapped), exist_ok=True)
-            with open(conf) as f:
-                text = paths.rewrite(f.read())
-            with open(mapped, "w") as f:
-                f.write(text)
-        return ["-f", mapped]
-
-    def _run(self, svc, argv, timeout):
-        """Exit status of argv in the service's namespace; its output is
-        kept for the message of a healthcheck that never passes."""
-        try:
-            p = subprocess.run(["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, timeout=max(timeout, 1))
-            self.output[svc.name] = "exit %d: %s" % (p.returncode, p.stdout.strip()[-2000:])
-            return p.returncode
-        except subprocess.TimeoutExpired:
-            self.output[svc.name] = "timed out after %.0f s" % timeout
-            return 124
-
-    def _healthz(self, proc, port, timeout):
-        host, p = port
-        rc = self._run(proc.svc, [sys.executable, "-c", HEALTHZ_PY, host, str(p)], timeout)
-        if rc == 0:
-            return True, "GET /healthz on %s:%d" % (host, p)
-        if rc == 3 and proc.started is not None and time.monotonic() - proc.started > 2:
-            return True, "start-up line (no admin endpoint on %s:%d)" % (host, p)
-        return False, "GET /healthz on %s:%d" % (host, p)
-
-
-def admin_port(argv):
-    """(host, port) of a `qroamctl -a [HOST:]PORT ...` command, or None."""
-    for i, a in enumerate(argv[:-1]):
-        if a == "-a":
-            host, _, port = argv[i + 1].rpartition(":")
-            if port.isdigit():
-                return (host or "127.0.0.1", int(port))
-    return None
-
-
-def admin_get(svc, path):
-    """The body of GET path on the service's admin endpoint, or None."""
-    if not svc.health or "argv" not in svc.health:
-        return None
-    ap = admin_port(svc.health["argv"])
-    if ap is None:
-        return None
-    p = subprocess.run(["ip", "netns", "exec", svc.ns] + as_user(svc) +
-                       [sys.executable, "-c", ADMIN_GET_PY, ap[0], str(ap[1]), path],
-                       stdout=subprocess.PIPE,
-                       stderr=subprocess.DEVNULL, text=True, timeout=10)
-    return p.stdout if p.returncode == 0 else None
 
 
 # ---- the run --------------------------------------------------------------
@@ -842,31 +655,44 @@ class Run:
         return out
 
 
-def restarts(policy, status, done):
-    """Whether a compose restart policy restarts a process that exited
-    with status (negative: killed by that signal) after done restarts."""
-    name, _, limit = policy.partition(":")
-    if name in ("always", "unless-stopped"):
-        return True
-    if name == "on-failure":
-        return status != 0 and (not limit or done < int(limit))
-    return False
-
-
 def report(s):
     """The outcome for people, before the SUMMARY line."""
     if s.get("healthy_after_s"):
         say("healthy after (s): " + ", ".join("%s %.1f" % kv
                                               for kv in s["healthy_after_s"].items()))
+    if s.get("users"):
+        say("ran as (uid:gid): " + ", ".join("%s %s" % (n, ",".join(sorted(set(u))))
+                                             for n, u in s["users"].items()))
+    c = s.get("crash")
+    if c:
+        if "killed_at" in c:
+            say("crash: %s SIGKILLed with %d vehicle(s) in its region; restarted after %s s, "
+                "healthy again after %s s; it acknowledged %s telemetry message(s) before "
+                "the crash and %s after"
+                % (c["service"], c.get("vehicles_in_region", 0), c.get("restarted_after_s", "-"),
+                   c.get("healthy_after_s", "-"), c.get("acked_before", "-"),
+                   c.get("acked_after", "-")))
+        else:
+            say("crash: %s was never killed" % c["service"])
+    for e in s.get("exits", []):
+        if not e["injected"]:
+            say("%s exited on its own with status %s (restart policy %s)"
+                % (e["service"], e["status"], e["policy"]))
+    t = s.get("telemetry_check")
+    if t:
+        say("telemetry: %d message(s) acknowledged to the vehicles, %d of them missing from "
+            "the TSP stores" % (t["acked"], t["lost"]))
     for vin, legs in sorted(s.get("legs", {}).items()):
         say("vehicle %s: %s" % (vin, ", ".join(legs) or "no crossing"))
     for t, v in sorted(s.get("tsps", {}).items()):
         say("%s: outgoing handovers %s, authenticated via %s, %d telemetry stored"
             % (t, v["handovers_out"] or "none", v["auth_via"] or "none", v["telemetry"]))
     if "crossings" in s:
-        say("%d vehicles, %d crossings, %d F3, gap p50 %s ms max %s ms, %s errors; %.1f s in all"
-            % (s["vehicles"], s["crossings"], s["auth_ok"], s["gap_ms_p50"], s["gap_ms_max"],
-               s["errors"], s["total_s"]))
+        say("%d vehicles, %d crossings (%d fell back to F3), %d F3, gap p50 %s ms max %s ms, "
+            "%s errors, %d restart(s); %.1f s in all"
+            % (s["vehicles"], s["crossings"], s.get("fallbacks_to_f3", 0), s["auth_ok"],
+               s["gap_ms_p50"], s["gap_ms_max"], s["errors"],
+               sum(s.get("restarts", {}).values()), s["total_s"]))
 
 
 def parse_args(argv):

@@ -3,11 +3,16 @@ services are configured with and checked in their stores.
 
 Drive.run() waits until every vehicle of every vehicled service has done
 the crossings its route makes through the topology's regions (or a process
-died, or the time ran out) and reads the admin endpoints' /status while
-everything still runs.  verify() runs after the processes stopped: every
-vehicle crossed the regions in the route's order with a handover at each
-crossing (no F3 again), authenticated exactly once, and counted no error;
-each TSP finished the handovers it started.
+ended on its own, or the time ran out), applying the restart policies as
+it goes, and reads the admin endpoints' /status while everything still
+runs; with a crash it kills a TSP mid-drive (Crash).  verify() runs after
+the processes stopped: every vehicle crossed the regions in the route's
+order with a handover at each crossing (no F3 again), authenticated
+exactly once, and counted no error; each TSP finished the handovers it
+started; every telemetry message a vehicle saw acknowledged is a row of
+the acknowledging TSP's store; every process ran as its service's user.
+After a crash of TSP X, a crossing into X may fall back to F3, exactly as
+check_crossings() says.
 """
 
 import collections
