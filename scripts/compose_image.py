@@ -90,7 +90,10 @@ def as_user(svc):
     uid, gid = svc.ids
     if uid == 0 and gid == 0:
         return []
-    return ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups", "--"]
+    # A change of ids clears the parent-death signal the runner sets; keep
+    # it, so the daemons still die with a killed runner.
+    return ["setpriv", "--reuid", str(uid), "--regid", str(gid), "--clear-groups",
+            "--pdeathsig", "keep", "--"]
 
 
 def restarts(policy, status, done):

@@ -666,12 +666,13 @@ def report(s):
     c = s.get("crash")
     if c:
         if "killed_at" in c:
-            say("crash: %s SIGKILLed with %d vehicle(s) in its region; restarted after %s s, "
-                "healthy again after %s s; it acknowledged %s telemetry message(s) before "
-                "the crash and %s after"
-                % (c["service"], c.get("vehicles_in_region", 0), c.get("restarted_after_s", "-"),
-                   c.get("healthy_after_s", "-"), c.get("acked_before", "-"),
-                   c.get("acked_after", "-")))
+            say("crash: %s SIGKILLed with %d vehicle(s) in its region; %s; it acknowledged "
+                "%s telemetry message(s) before the crash and %s after"
+                % (c["service"], c.get("vehicles_in_region", 0),
+                   "restarted after %s s, healthy again after %s s"
+                   % (c["restarted_after_s"], c.get("healthy_after_s", "never"))
+                   if "restarted_after_s" in c else "not restarted",
+                   c.get("acked_before", "-"), c.get("acked_after", "-")))
         else:
             say("crash: %s was never killed" % c["service"])
     for e in s.get("exits", []):

@@ -191,10 +191,12 @@ class Drive:
         last = -1
         while True:
             self.bed.supervise()
-            bad = [e for e in self.bed.exits if not e["injected"]] + \
-                [{"service": n} for n in self.bed.down()]
-            if bad:
-                failure = "%s ended on its own" % ", ".join(sorted({e["service"] for e in bad}))
+            bad = sorted({e["service"] for e in self.bed.exits if not e["injected"]})
+            down = self.bed.down()
+            if bad or down:
+                failure = "; ".join(["%s ended on its own" % ", ".join(bad)] * bool(bad) +
+                                    ["%s down by its restart policy" % ", ".join(down)] *
+                                    bool(down))
                 break
             if self.crash is not None:
                 failure = self.crash.step()
