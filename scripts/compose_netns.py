@@ -554,7 +554,7 @@ class Run:
                     "verbose 1\n")
 
     def spawn(self, svc):
-        """Start the service's process and note the ids it runs with."""
+        """Start the service's process (again, after a restart)."""
         p = self.procs[svc.name] = Proc(svc, self.argv[svc.name],
                                         os.path.join(self.dir, "logs"), self.env,
                                         self.args.quiet, self.cwd[svc.name])
@@ -764,6 +764,7 @@ def main(argv):
         run.start()
         summary["healthy_after_s"] = run.timings
         summary["users"] = run.users
+        summary["volumes"] = {v: "%d:%d %04o" % ids for v, ids in run.volume_ids.items()}
         summary["healthchecks"] = run.healthchecks
         summary["startup_s"] = round(time.monotonic() - t0, 2)
         drive = scenario.Drive(run, say, admin_get)

@@ -228,6 +228,9 @@ def run_bed(extra):
     assert s["run_as"] == ["10001:10001"], s["run_as"]
     assert set(s["users"]) == set(DAEMONS), s["users"]
     assert all(set(u) == {"10001:10001"} for u in s["users"].values()), s["users"]
+    # Named volumes start as the image's /var/lib/qroam: qroam:qroam 0750.
+    assert len(s["volumes"]) == len(DAEMONS) and \
+        set(s["volumes"].values()) == {"10001:10001 0750"}, s["volumes"]
     assert s["vehicles"] == 4, s
     assert s["crossings"] == 8, s["legs"]
     assert s["errors"] == 0 and not s["problems"], (s["errors"], s["problems"])
