@@ -8,24 +8,35 @@ are never touched).  Each service gets an address of a private /24, `lo`
 up, and /etc/netns/<service>/hosts naming every service, so inside
 `ip netns exec` the topology's service names resolve as on a compose
 network.  The services' commands then run natively from build/bin (or the
-ASan build with --asan) in depends_on order; a service whose dependants
-wait for `service_healthy` must pass its compose healthcheck first.  The
-container paths of the volumes are mapped: bind mounts to their host
-directory (the testbed PKI to a fresh one generated for the run), named
-volumes to directories of the run, and configuration files naming
-container paths are copied with those paths rewritten.
+ASan build with --asan) in depends_on order, each as its container's user
+(the service's `user:`, else the USER of its image's Dockerfile, with
+setpriv) in the image's WORKDIR; a service whose dependants wait for
+`service_healthy` must pass its compose healthcheck (run as that user too)
+first.  The container paths of the volumes are mapped: bind mounts to
+their host directory (the testbed PKI to a fresh one generated for the run
+by deploy/compose/pki.sh), named volumes to directories of the run owned
+as the image's mount point is (qroam:qroam 0750), and configuration files
+naming container paths are copied with those paths rewritten.  A process
+that exits is restarted by its service's restart policy.
 
 Then the vehicles drive: every vehicled service's route is followed to its
 end, and the run checks in the vehicle and TSP stores that each vehicle
 crossed the regions the route crosses with a handover at every crossing,
-authenticated once only (one F3), and that no process died or reported an
-error.  A last line `SUMMARY {json}` gives the figures; exit status 0 when
-the scenario passed, 1 otherwise.  Everything is torn down at the end,
-after a failure or on Ctrl-C: processes, namespaces, veths, bridge,
-/etc/netns/<service>.  Runs as root.
+authenticated once only (one F3), that every telemetry message a vehicle
+saw acknowledged is in the acknowledging TSP's store, that every process
+ran as its user and every file of the named volumes belongs to it, and
+that no process died or reported an error.  With --crash SERVICE a tspd
+service is killed (SIGKILL) while vehicles are in and approaching its
+region; the run then also checks that the policy restarted it and it
+became healthy again, and allows a crossing into that region to fall back
+to F3 (see compose_scenario.check_crossings).  A last line `SUMMARY {json}`
+gives the figures; exit status 0 when the scenario passed, 1 otherwise.
+Everything is torn down at the end, after a failure or on Ctrl-C:
+processes, namespaces, veths, bridge, /etc/netns/<service>.  Runs as root.
 
 usage: scripts/compose_netns.py [-f COMPOSE] [--asan | --bin DIR] [-q]
-           [--prefix P] [--subnet CIDR] [--pki DIR] [--timeout S] [--keep]
+           [--crash SERVICE] [--prefix P] [--subnet CIDR] [--pki DIR]
+           [--timeout S] [--keep]
        scripts/compose_netns.py --clean [--prefix P]
 """
 
@@ -48,12 +59,14 @@ import time
 import traceback
 
 import compose_scenario as scenario
+from compose_health import Health, admin_get
+from compose_image import as_user, image_facts, resolve_ids, restarts
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# qroam compose_netns"
 PKI_TARGET = "/etc/qroam/pki"
-QROAMCTL_CONF = "/etc/qroam/qroamctl.conf"
 PR_SET_PDEATHSIG = 1
+RESTART_DELAY = 1.0     # seconds between an exit and the restart
 PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
 SAN_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
@@ -62,30 +75,6 @@ SAN_ENV = {
 PROBLEM_RX = re.compile(r"fatal|AddressSanitizer|LeakSanitizer|runtime error|"
                         r"UndefinedBehaviorSanitizer")
 STARTED_RX = re.compile(r"^\S+ [^:]+: (started|listening)")
-# /healthz of an admin endpoint, run inside a namespace: exit 0 if it
-# answers "ok", 3 if nothing listens, 1 otherwise.
-HEALTHZ_PY = r"""
-import http.client, sys
-try:
-    c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=2)
-    c.request("GET", "/healthz")
-    r = c.getresponse()
-    sys.exit(0 if r.status == 200 else 1)
-except ConnectionRefusedError:
-    sys.exit(3)
-except Exception:
-    sys.exit(1)
-"""
-# GET one admin path inside a namespace and print the body.
-ADMIN_GET_PY = r"""
-import http.client, sys
-c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=3)
-c.request("GET", sys.argv[3])
-r = c.getresponse()
-sys.stdout.write(r.read().decode())
-sys.exit(0 if r.status == 200 else 1)
-"""
-
 PRINT_LOCK = threading.Lock()
 
 
@@ -130,7 +119,9 @@ class Service:
         if cmd is None:
             raise ValueError("service %s: no command" % name)
         self.argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
-        self.restart = spec.get("restart", "no")
+        self.restart = str(spec.get("restart", "no"))
+        self.user = spec.get("user")
+        self.build = spec.get("build")
         self.mounts = [self._mount(v, base) for v in spec.get("volumes", [])]
         dep = spec.get("depends_on", {})
         if isinstance(dep, list):
@@ -191,7 +182,9 @@ def load_compose(path):
     base = os.path.dirname(os.path.abspath(path))
     services = {}
     for i, (name, spec) in enumerate(doc.get("services", {}).items()):
-        services[name] = Service(name, spec, base, i)
+        s = services[name] = Service(name, spec, base, i)
+        s.image = image_facts(base, s.build)
+        s.ids = resolve_ids(s.user or s.image["user"], s.image)
     for s in services.values():
         for d in s.depends:
             if d not in services:
@@ -386,24 +379,37 @@ def die_with_parent():
 
 
 class Proc:
-    """One service's process in its namespace; its output (stdout and
-    stderr) goes to a log file and, unless quiet, to our stdout."""
+    """One service's process in its namespace, as the service's user; its
+    output (stdout and stderr) goes to a log file (appended to by the
+    processes of later restarts) and, unless quiet, to our stdout.
+    `ip netns exec` and setpriv exec the program, so the pid is the
+    daemon's."""
 
-    def __init__(self, svc, argv, logdir, env, quiet):
+    def __init__(self, svc, argv, logdir, env, quiet, cwd=None):
         self.svc = svc
         self.lines = []
         self.problems = []
         self.stopping = False
         self.started = None
-        self.log = open(os.path.join(logdir, svc.name + ".log"), "w")
+        self.ended = None
+        self.log = open(os.path.join(logdir, svc.name + ".log"), "a")
         self.quiet = quiet
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + argv,
+        self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env,
+                                     stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
                                      start_new_session=True, preexec_fn=die_with_parent)
         self.pump = threading.Thread(target=self._pump, daemon=True)
         self.pump.start()
+
+    def ids(self):
+        """(uid, gid) the process runs with, from /proc; None once gone."""
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                st = dict(l.split(":", 1) for l in f if ":" in l)
+            return (int(st["Uid"].split()[1]), int(st["Gid"].split()[1]))
+        except (OSError, KeyError, ValueError, IndexError):
+            return None
 
     def _pump(self):
         for line in self.proc.stdout:
@@ -433,103 +439,16 @@ class Proc:
             self.proc.wait()
             self.problems.append("%s did not stop within %d s" % (self.svc.name, timeout))
         self.pump.join(5)
-        if self.proc.returncode != 0:
+        if self.proc.returncode != 0 and self.ended is None:
             self.problems.append("%s exited with status %s" % (self.svc.name,
                                                               self.proc.returncode))
         self.log.close()
 
-
-class Health:
-    """The compose healthcheck of a service, run in its namespace.  Without
-    the healthcheck's program in the build, /healthz of the admin port it
-    names is probed instead; a daemon without an admin endpoint there counts
-    as healthy once it logged its start-up line and the port stayed closed
-    for two seconds."""
-
-    def __init__(self, bindir, paths, confdir):
-        self.bindir = bindir
-        self.paths = paths
-        self.confdir = confdir
-        self.output = {}
-
-    def check(self, proc):
-        """(healthy, how)."""
-        svc, h = proc.svc, proc.svc.health
-        if "argv" in h:
-            prog = os.path.join(self.bindir, os.path.basename(h["argv"][0]))
-            if os.path.exists(prog):
-                argv = [prog] + self.ctl_conf(proc, h["argv"]) + h["argv"][1:]
-                return self._run(svc, argv, h["timeout"]) == 0, " ".join(h["argv"])
-            port = admin_port(h["argv"])
-            if port is not None:
-                return self._healthz(proc, port, h["timeout"])
-        if "shell" in h:
-            return self._run(svc, ["sh", "-c", h["shell"]], h["timeout"]) == 0, h["shell"]
-        return proc.started is not None, "start-up line"
-
-    def ctl_conf(self, proc, argv):
-        """qroamctl reads /etc/qroam/qroamctl.conf by default: in the
-        container that is the service's mounted file, so name its mapped
-        copy when the command names none."""
-        if os.path.basename(argv[0]) != "qroamctl" or "-f" in argv:
-            return []
-        paths = self.paths[proc.svc.name]
-        conf = paths.host(QROAMCTL_CONF)
-        if conf == QROAMCTL_CONF or not os.path.isfile(conf):
-            return []
-        mapped = os.path.join(self.confdir, proc.svc.name, "qroamctl.conf")
-        if not os.path.exists(mapped):
-            os.makedirs(os.path.dirname(mapped), exist_ok=True)
-            with open(conf) as f:
-                text = paths.rewrite(f.read())
-            with open(mapped, "w") as f:
-                f.write(text)
-        return ["-f", mapped]
-
-    def _run(self, svc, argv, timeout):
-        """Exit status of argv in the service's namespace; its output is
-        kept for the message of a healthcheck that never passes."""
-        try:
-            p = subprocess.run(["ip", "netns", "exec", svc.ns] + argv,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, timeout=max(timeout, 1))
-            self.output[svc.name] = "exit %d: %s" % (p.returncode, p.stdout.strip()[-2000:])
-            return p.returncode
-        except subprocess.TimeoutExpired:
-            self.output[svc.name] = "timed out after %.0f s" % timeout
-            return 124
-
-    def _healthz(self, proc, port, timeout):
-        host, p = port
-        rc = self._run(proc.svc, [sys.executable, "-c", HEALTHZ_PY, host, str(p)], timeout)
-        if rc == 0:
-            return True, "GET /healthz on %s:%d" % (host, p)
-        if rc == 3 and proc.started is not None and time.monotonic() - proc.started > 2:
-            return True, "start-up line (no admin endpoint on %s:%d)" % (host, p)
-        return False, "GET /healthz on %s:%d" % (host, p)
-
-
-def admin_port(argv):
-    """(host, port) of a `qroamctl -a [HOST:]PORT ...` command, or None."""
-    for i, a in enumerate(argv[:-1]):
-        if a == "-a":
-            host, _, port = argv[i + 1].rpartition(":")
-            if port.isdigit():
-                return (host or "127.0.0.1", int(port))
-    return None
-
-
-def admin_get(svc, path):
-    """The body of GET path on the service's admin endpoint, or None."""
-    if not svc.health or "argv" not in svc.health:
-        return None
-    ap = admin_port(svc.health["argv"])
-    if ap is None:
-        return None
-    p = subprocess.run(["ip", "netns", "exec", svc.ns, sys.executable, "-c", ADMIN_GET_PY,
-                        ap[0], str(ap[1]), path], stdout=subprocess.PIPE,
-                       stderr=subprocess.DEVNULL, text=True, timeout=10)
-    return p.stdout if p.returncode == 0 else None
+    def reap(self):
+        """The process ended on its own: collect its output, close the log."""
+        self.ended = time.monotonic()
+        self.pump.join(5)
+        self.log.close()
 
 
 # ---- the run --------------------------------------------------------------
@@ -551,9 +470,19 @@ class Run:
         self.env.update(SAN_ENV)
         self.timings = {}
         self.healthchecks = {}
+        self.ended = []             # processes that exited on their own
+        self.exits = []             # [{service, status, policy, restarted, injected}]
+        self.restarts = {}          # service: restarts done
+        self.injected = set()       # services whose next exit we caused
+        self.users = {}             # service: ["uid:gid" of each healthy process]
+        self.volume_ids = {}        # volume: (uid, gid, mode) it started with
 
     def prepare(self):
-        """PKI, volume directories, mapped commands."""
+        """PKI, volume directories, mapped commands.  The run directory is
+        traversable by the services' users; a named volume starts out with
+        the owner and mode the image gives its mount point, as Docker
+        initialises a new named volume from the image."""
+        os.chmod(self.dir, 0o711)
         replace = {}
         pki = self.args.pki
         if pki is None:
@@ -566,14 +495,33 @@ class Run:
             os.makedirs(vdirs[v])
         os.makedirs(os.path.join(self.dir, "logs"))
         self.argv = {}
+        self.cwd = {}
         for s in self.order:
-            for kind, src, _ in s.mounts:
-                if kind == "volume" and src not in vdirs:
+            for kind, src, tgt in s.mounts:
+                if kind != "volume":
+                    continue
+                if src not in vdirs:
                     vdirs[src] = os.path.join(self.dir, "volumes", src)
                     os.makedirs(vdirs[src])
+                if src not in self.volume_ids:
+                    self.volume_ids[src] = self.init_volume(vdirs[src], s, tgt)
             self.paths[s.name] = Paths(s, vdirs, replace)
             self.argv[s.name] = host_argv(s, self.paths[s.name], self.args.bin,
                                           os.path.join(self.dir, "etc", s.name))
+            wd = self.paths[s.name].host(s.image["workdir"])
+            self.cwd[s.name] = wd if os.path.isdir(wd) else None
+
+    @staticmethod
+    def init_volume(path, svc, target):
+        """Owner and mode of a new named volume: those of the directory
+        the service's image has at the mount point, else root 0755."""
+        uid, gid, mode = 0, 0, 0o755
+        if target in svc.image["dirs"]:
+            o, g, mode = svc.image["dirs"][target]
+            uid, gid = resolve_ids("%s:%s" % (o, g), svc.image)
+        os.chown(path, uid, gid)
+        os.chmod(path, mode)
+        return (uid, gid, mode)
 
     def start(self):
         """Start every service once the dependencies its depends_on names
@@ -584,13 +532,79 @@ class Run:
                 if cond == "service_healthy" and d not in healthy:
                     self.wait_healthy(self.procs[d])
                     healthy.add(d)
-            say("starting %s (%s) in namespace %s at %s" % (s.name, " ".join(s.argv), s.ns,
-                                                           s.addr))
-            self.procs[s.name] = Proc(s, self.argv[s.name], os.path.join(self.dir, "logs"),
-                                      self.env, self.args.quiet)
+            if s.program() == "vehicled":
+                self.log_acks(s)
+            say("starting %s (%s) in namespace %s at %s as %d:%d"
+                % (s.name, " ".join(s.argv), s.ns, s.addr, s.ids[0], s.ids[1]))
+            self.spawn(s)
         for s in self.order:
             if s.health and s.name not in healthy:
                 self.wait_healthy(self.procs[s.name])
+
+    def log_acks(self, svc):
+        """vehicled logs each acknowledged telemetry sequence number at
+        debug level: turn it on in the run's copy of its configuration so
+        the run can find every acknowledged message in the TSP stores."""
+        argv = self.argv[svc.name]
+        conf = argv[argv.index("-f") + 1] if "-f" in argv else None
+        if conf is None or not conf.startswith(self.dir):
+            return
+        with open(conf, "a") as f:
+            f.write("\n# compose_netns: log every acknowledged telemetry message\n"
+                    "verbose 1\n")
+
+    def spawn(self, svc):
+        """Start the service's process (again, after a restart)."""
+        p = self.procs[svc.name] = Proc(svc, self.argv[svc.name],
+                                        os.path.join(self.dir, "logs"), self.env,
+                                        self.args.quiet, self.cwd[svc.name])
+        return p
+
+    def note_user(self, proc):
+        """Record the ids a healthy process runs with (by then `ip netns
+        exec` and setpriv have exec'd the daemon)."""
+        ids = proc.ids()
+        self.users.setdefault(proc.svc.name, []).append("%d:%d" % ids if ids else "gone")
+
+    def supervise(self):
+        """Apply the restart policies: a process that exited on its own is
+        restarted after RESTART_DELAY when its policy says so (always,
+        unless-stopped; on-failure[:N] after a non-zero status, at most N
+        times); `no` leaves it down.  Called from the drive's loop."""
+        now = time.monotonic()
+        for name, p in list(self.procs.items()):
+            if p.ended is None and p.died():
+                p.reap()
+                st = p.proc.returncode
+                injected = name in self.injected
+                self.injected.discard(name)
+                again = restarts(p.svc.restart, st, self.restarts.get(name, 0))
+                self.exits.append({"service": name, "status": st, "injected": injected,
+                                   "policy": p.svc.restart, "restarted": again})
+                say("%s exited with status %s%s; restart policy %s: %s"
+                    % (name, st, " (crash injected)" if injected else "", p.svc.restart,
+                       "restarting in %.1f s" % RESTART_DELAY if again else "left down"))
+            elif p.ended is not None and self.exits_of(name)[-1]["restarted"] and \
+                    now - p.ended >= RESTART_DELAY:
+                self.ended.append(p)
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                say("restarting %s (restart %d)" % (name, self.restarts[name]))
+                self.spawn(p.svc)
+
+    def exits_of(self, name):
+        return [e for e in self.exits if e["service"] == name]
+
+    def down(self):
+        """Services that exited and stay down by their restart policy."""
+        return [n for n, p in self.procs.items()
+                if p.ended is not None and not self.exits_of(n)[-1]["restarted"]]
+
+    def kill(self, name):
+        """SIGKILL the service's process, as a crash would end it."""
+        p = self.procs[name]
+        self.injected.add(name)
+        say("crash: SIGKILL to %s (pid %d)" % (name, p.proc.pid))
+        os.kill(p.proc.pid, signal.SIGKILL)
 
     def wait_healthy(self, proc):
         h = proc.svc.health
@@ -607,6 +621,7 @@ class Run:
                 secs = time.monotonic() - proc.t0
                 self.timings[proc.svc.name] = round(secs, 2)
                 self.healthchecks[proc.svc.name] = how
+                self.note_user(proc)
                 say("%s healthy after %.2f s (%s)" % (proc.svc.name, secs, how))
                 return
             if time.monotonic() > deadline:
@@ -617,16 +632,26 @@ class Run:
 
     def stop_all(self):
         """Vehicles first (they say Bye while their TSP is up), then the
-        rest in reverse start order."""
-        procs = [self.procs[s.name] for s in reversed(self.order) if s.name in self.procs]
+        rest in reverse start order.  Nothing is restarted any more."""
+        procs = [self.procs[s.name] for s in reversed(self.order)
+                 if s.name in self.procs and self.procs[s.name].ended is None]
         procs.sort(key=lambda p: p.svc.program() != "vehicled")
         for p in procs:
             p.stop()
 
+    def all_procs(self):
+        """Every process of the run, those replaced by a restart first."""
+        return self.ended + list(self.procs.values())
+
     def problems(self):
         out = []
-        for p in self.procs.values():
+        for p in self.all_procs():
             out += p.problems
+        for e in self.exits:
+            if not e["injected"]:
+                out.append("%s exited on its own with status %s (%s)"
+                           % (e["service"], e["status"],
+                              "restarted" if e["restarted"] else "left down"))
         return out
 
 
@@ -635,15 +660,40 @@ def report(s):
     if s.get("healthy_after_s"):
         say("healthy after (s): " + ", ".join("%s %.1f" % kv
                                               for kv in s["healthy_after_s"].items()))
+    if s.get("users"):
+        say("ran as (uid:gid): " + ", ".join("%s %s" % (n, ",".join(sorted(set(u))))
+                                             for n, u in s["users"].items()))
+    c = s.get("crash")
+    if c:
+        if "killed_at" in c:
+            say("crash: %s SIGKILLed with %d vehicle(s) in its region; %s; it acknowledged "
+                "%s telemetry message(s) before the crash and %s after"
+                % (c["service"], c.get("vehicles_in_region", 0),
+                   "restarted after %s s, healthy again after %s s"
+                   % (c["restarted_after_s"], c.get("healthy_after_s", "never"))
+                   if "restarted_after_s" in c else "not restarted",
+                   c.get("acked_before", "-"), c.get("acked_after", "-")))
+        else:
+            say("crash: %s was never killed" % c["service"])
+    for e in s.get("exits", []):
+        if not e["injected"]:
+            say("%s exited on its own with status %s (restart policy %s)"
+                % (e["service"], e["status"], e["policy"]))
+    t = s.get("telemetry_check")
+    if t:
+        say("telemetry: %d message(s) acknowledged to the vehicles, %d of them missing from "
+            "the TSP stores" % (t["acked"], t["lost"]))
     for vin, legs in sorted(s.get("legs", {}).items()):
         say("vehicle %s: %s" % (vin, ", ".join(legs) or "no crossing"))
     for t, v in sorted(s.get("tsps", {}).items()):
         say("%s: outgoing handovers %s, authenticated via %s, %d telemetry stored"
             % (t, v["handovers_out"] or "none", v["auth_via"] or "none", v["telemetry"]))
     if "crossings" in s:
-        say("%d vehicles, %d crossings, %d F3, gap p50 %s ms max %s ms, %s errors; %.1f s in all"
-            % (s["vehicles"], s["crossings"], s["auth_ok"], s["gap_ms_p50"], s["gap_ms_max"],
-               s["errors"], s["total_s"]))
+        say("%d vehicles, %d crossings (%d fell back to F3), %d F3, gap p50 %s ms max %s ms, "
+            "%s errors, %d restart(s); %.1f s in all"
+            % (s["vehicles"], s["crossings"], s.get("fallbacks_to_f3", 0), s["auth_ok"],
+               s["gap_ms_p50"], s["gap_ms_max"], s["errors"],
+               sum(s.get("restarts", {}).values()), s["total_s"]))
 
 
 def parse_args(argv):
@@ -657,6 +707,9 @@ def parse_args(argv):
     ap.add_argument("--pki", help="existing PKI directory (default: a fresh one)")
     ap.add_argument("--timeout", type=float, default=180,
                     help="seconds the drive may take at most")
+    ap.add_argument("--crash", metavar="SERVICE",
+                    help="SIGKILL this tspd service once the first vehicle entered its "
+                    "region; the restart policy brings it back")
     ap.add_argument("-q", "--quiet", action="store_true", help="do not echo the logs")
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
     ap.add_argument("--clean", action="store_true",
@@ -687,6 +740,7 @@ def interrupted(signum, frame):
 
 def main(argv):
     args = parse_args(argv)
+    os.umask(0o022)
     if os.geteuid() != 0:
         print("compose_netns: network namespaces need root", file=sys.stderr)
         return 2
@@ -709,10 +763,12 @@ def main(argv):
             % (len(run.order), args.subnet, run.net.bridge_ns, args.bin, run.dir))
         run.start()
         summary["healthy_after_s"] = run.timings
+        summary["users"] = run.users
+        summary["volumes"] = {v: "%d:%d %04o" % ids for v, ids in run.volume_ids.items()}
         summary["healthchecks"] = run.healthchecks
         summary["startup_s"] = round(time.monotonic() - t0, 2)
         drive = scenario.Drive(run, say, admin_get)
-        failure = drive.run(args.timeout)
+        failure = drive.run(args.timeout, args.crash)
         summary.update(drive.summary)
     except KeyboardInterrupt:
         failure = "interrupted"

@@ -3,15 +3,22 @@ services are configured with and checked in their stores.
 
 Drive.run() waits until every vehicle of every vehicled service has done
 the crossings its route makes through the topology's regions (or a process
-died, or the time ran out) and reads the admin endpoints' /status while
-everything still runs.  verify() runs after the processes stopped: every
-vehicle crossed the regions in the route's order with a handover at each
-crossing (no F3 again), authenticated exactly once, and counted no error;
-each TSP finished the handovers it started.
+ended on its own, or the time ran out), applying the restart policies as
+it goes, and reads the admin endpoints' /status while everything still
+runs; with a crash it kills a TSP mid-drive (Crash).  verify() runs after
+the processes stopped: every vehicle crossed the regions in the route's
+order with a handover at each crossing (no F3 again), authenticated
+exactly once, and counted no error; each TSP finished the handovers it
+started; every telemetry message a vehicle saw acknowledged is a row of
+the acknowledging TSP's store; every process ran as its service's user.
+After a crash of TSP X, a crossing into X may fall back to F3, exactly as
+check_crossings() says.
 """
 
+import collections
 import json
 import os
+import re
 import sqlite3
 import time
 
@@ -137,6 +144,7 @@ class Drive:
         self.tsps = {}
         self.summary = {}
         self.drive_s = 0.0
+        self.crash = None
         for s in run.order:
             path = conf_path(run, s)
             if path is None:
@@ -166,34 +174,50 @@ class Drive:
     def done(self):
         return all(len(crossings(v.store)) >= len(v.expect) - 1 for v in self.vehicles)
 
-    def run(self, timeout):
-        """Wait for the drive; None when it ended, else what went wrong."""
+    def run(self, timeout, crash=None):
+        """Wait for the drive; None when it ended, else what went wrong.
+        With crash (a tspd service), that service's process is killed
+        (SIGKILL) once the second vehicle has crossed into its region, while
+        the vehicles behind are approaching it, and the drive goes on while
+        the runner restarts it by its restart policy."""
         if not self.vehicles:
             return "no vehicled service in the compose file"
         start = time.monotonic()
         self.say("driving: %d vehicles, about %.0f s of route each"
                  % (len(self.vehicles), self.drive_s))
+        if crash is not None:
+            self.crash = Crash(self, crash)
         failure = None
         last = -1
         while True:
-            dead = [p.svc.name for p in self.bed.procs.values() if p.died()]
-            if dead:
-                failure = "%s ended on its own" % ", ".join(dead)
+            self.bed.supervise()
+            bad = sorted({e["service"] for e in self.bed.exits if not e["injected"]})
+            down = self.bed.down()
+            if bad or down:
+                failure = "; ".join(["%s ended on its own" % ", ".join(bad)] * bool(bad) +
+                                    ["%s down by its restart policy" % ", ".join(down)] *
+                                    bool(down))
                 break
+            if self.crash is not None:
+                failure = self.crash.step()
+                if failure:
+                    break
             done = sum(len(crossings(v.store)) for v in self.vehicles)
             if done != last:
                 last = done
                 if done:
                     self.say("%d crossing(s) served so far" % done)
-            if self.done():
+            if self.done() and (self.crash is None or self.crash.over()):
                 time.sleep(1.0)
                 break
             if time.monotonic() - start > timeout:
                 failure = "the drive did not end within %.0f s" % timeout
                 break
-            time.sleep(0.5)
+            time.sleep(0.2 if self.crash is not None and not self.crash.over() else 0.5)
         self.summary["drive_s"] = round(time.monotonic() - start, 2)
         self.summary["admin_status"] = self.admin_status()
+        if self.crash is not None:
+            self.summary["crash"] = self.crash.summary
         return failure
 
     def admin_status(self):
@@ -210,12 +234,190 @@ class Drive:
         return out
 
 
+class Crash:
+    """A TSP killed mid-drive and its restart by the runner."""
+
+    def __init__(self, drive, service):
+        self.drive = drive
+        self.service = service
+        ids = [t for t, (svc, _) in drive.tsps.items() if svc.name == service]
+        if not ids:
+            raise ValueError("--crash %s: not a tspd service" % service)
+        self.tsp = ids[0]
+        self.t_kill = None
+        self.pid = None
+        # The second vehicle in: two hold sessions there, the ones behind
+        # have their handover contexts stored there and cross while it is
+        # down or restarting.
+        self.at = min(2, len(drive.vehicles))
+        self.summary = {"service": service, "tsp": self.tsp}
+
+    def entered(self):
+        """Crossings into the crashed TSP's region so far."""
+        return sum(1 for v in self.drive.vehicles for c in crossings(v.store)
+                   if c["to"] == self.tsp)
+
+    def step(self):
+        """Kill once self.at vehicles crossed into the region; then wait for the
+        restarted process to pass its healthcheck.  None or a failure."""
+        bed, s = self.drive.bed, self.summary
+        if self.t_kill is None:
+            if self.entered() < self.at:
+                return None
+            s["crossings_before"] = sum(len(crossings(v.store)) for v in self.drive.vehicles)
+            s["vehicles_in_region"] = self.entered()
+            self.pid = bed.procs[self.service].proc.pid
+            self.t_kill = time.monotonic()
+            s["killed_at"] = time.time()
+            bed.kill(self.service)
+            return None
+        if "healthy_after_s" in s:
+            return None
+        p = bed.procs[self.service]
+        if p.proc.pid == self.pid or p.ended is not None:
+            if time.monotonic() - self.t_kill > 30:
+                return "%s was not restarted within 30 s of the crash" % self.service
+            return None
+        s.setdefault("restarted_after_s", round(p.t0 - self.t_kill, 2))
+        ok, _ = bed.health.check(p)
+        if ok:
+            bed.note_user(p)
+            s["healthy_after_s"] = round(time.monotonic() - self.t_kill, 2)
+            self.drive.say("crash: %s healthy again %.2f s after the SIGKILL"
+                           % (self.service, s["healthy_after_s"]))
+        elif time.monotonic() - p.t0 > 60:
+            return "%s not healthy within 60 s of its restart" % self.service
+        return None
+
+    def over(self):
+        return "healthy_after_s" in self.summary
+
+
+ACK_RX = re.compile(r"^(\d\d):(\d\d):(\d\d\.\d+) vehicled\[(\w+)\]: debug: "
+                    r"telemetry (\d+) acknowledged by (\S+)$")
+
+
+def day_s(t):
+    """Seconds since local midnight of a time.time() value, as the logs'
+    time stamps count them."""
+    lt = time.localtime(t)
+    return lt.tm_hour * 3600 + lt.tm_min * 60 + lt.tm_sec + t % 1
+
+
+def acked_messages(run):
+    """{(vehicle_id, tsp_id, seq): count} of every telemetry message a
+    vehicle logged as acknowledged, and {vehicle_id: [(day_s, tsp_id)]}."""
+    acks, when = collections.Counter(), {}
+    for p in run.all_procs():
+        if p.svc.program() != "vehicled":
+            continue
+        for line in p.lines:
+            m = ACK_RX.match(line)
+            if m:
+                hh, mm, ss, vin, seq, tsp = m.groups()
+                acks[(vin, tsp, int(seq))] += 1
+                when.setdefault(vin, []).append((int(hh) * 3600 + int(mm) * 60 + float(ss),
+                                                 tsp))
+    return acks, when
+
+
+def check_acked(run, drive, stats, summary):
+    """Every telemetry message a vehicle counted as acknowledged is a row
+    of the acknowledging TSP's store (its own rows: tsp_id is itself),
+    sequence number by sequence number; the vehicles logged as many
+    acknowledgements as their STATS lines count.  [failures]."""
+    acks, when = acked_messages(run)
+    failures = []
+    for vin, st in sorted(stats.items()):
+        logged = sum(n for (v, _, _), n in acks.items() if v == vin)
+        if logged != int(st.get("telemetry_acked", 0)):
+            failures.append("%s logged %d acknowledgements, its STATS count %s"
+                            % (vin, logged, st.get("telemetry_acked")))
+    rows = collections.Counter()
+    for tid, (_, store) in drive.tsps.items():
+        for vin, seq, n in query(store, "SELECT vehicle_id, seq, count(*) FROM telemetry "
+                                        "WHERE tsp_id = ?1 AND seq > 0 "
+                                        "GROUP BY vehicle_id, seq", (tid,)):
+            rows[(vin, tid, seq)] += n
+    lost = sorted(k for k, n in acks.items() if rows[k] < n)
+    summary["telemetry_check"] = {"acked": sum(acks.values()), "lost": len(lost),
+                                  "lost_first": ["%s %s seq %d" % k for k in lost[:5]]}
+    if lost:
+        failures.append("%d acknowledged telemetry message(s) not in the TSP stores, "
+                        "e.g. %s" % (len(lost), summary["telemetry_check"]["lost_first"]))
+    crash = summary.get("crash")
+    if crash and "killed_at" in crash:
+        t = day_s(crash["killed_at"])
+        before = sum(1 for ts in when.values() for (s, tsp) in ts
+                     if tsp == crash["tsp"] and s < t)
+        after = sum(1 for ts in when.values() for (s, tsp) in ts
+                    if tsp == crash["tsp"] and s > t)
+        crash["acked_before"] = before
+        crash["acked_after"] = after
+        if before == 0 or after == 0:
+            failures.append("%s acknowledged %d telemetry message(s) before the crash and %d "
+                            "after: the crash proved nothing" % (crash["tsp"], before, after))
+    return failures
+
+
+def check_run_as(run, summary):
+    """Every process ran as its service's user and every file in the
+    named volumes belongs to that user.  [failures]."""
+    failures = []
+    for s in run.order:
+        want = "%d:%d" % s.ids
+        if not run.users.get(s.name) or set(run.users[s.name]) != {want}:
+            failures.append("%s ran as %s, its user is %s" % (s.name, run.users.get(s.name),
+                                                              want))
+        for kind, _src, tgt in s.mounts:
+            if kind != "volume":
+                continue
+            top = run.paths[s.name].host(tgt)
+            for d, _dirs, files in os.walk(top):
+                for f in files:
+                    st = os.stat(os.path.join(d, f))
+                    if (st.st_uid, st.st_gid) != s.ids:
+                        failures.append("%s: %s belongs to %d:%d" % (s.name, f, st.st_uid,
+                                                                   st.st_gid))
+    summary["run_as"] = sorted({"%d:%d" % s.ids for s in run.order})
+    return failures
+
+
+def check_crossings(v, cs, auths, st, crash):
+    """The crossings and authentications of one vehicle.  Without a
+    crash: the route's regions in order, a handover at every crossing and
+    one F3.  With a crash of TSP X, a crossing into X may fall back to F3
+    (its handover context could have been lost with the process): then
+    that vehicle authenticated once more, with X, and counts that
+    re-authentication; every other crossing is still a handover.
+    [failures]."""
+    failures = []
+    path = [cs[0]["from"]] + [c["to"] for c in cs] if cs else []
+    if path != v.expect:
+        failures.append("%s crossed %s, its route goes %s" % (v.vin, path, v.expect))
+    fallback = [c for c in cs if c["reauth"]]
+    allowed = [c for c in fallback if crash and c["to"] == crash["tsp"]]
+    if len(allowed) != len(fallback):
+        failures.append("%s needed F3 again at a crossing" % v.vin)
+    want = [v.expect[0]] + [c["to"] for c in allowed]
+    if [a[0] for a in auths] != want:
+        failures.append("%s authenticated with %s, expected %s" % (v.vin,
+                                                                [a[0] for a in auths], want))
+    if st is None:
+        failures.append("%s printed no STATS line" % v.vin)
+    elif st.get("errors") or int(st.get("reauth_after_handover", 0)) != len(allowed):
+        failures.append("%s: errors %s, reauth_after_handover %s"
+                        % (v.vin, st.get("errors"), st.get("reauth_after_handover")))
+    return failures, len(allowed)
+
+
 def verify(run, summary):
     """Check the stores and the vehicles' STATS lines after the stop; fill
     summary.  None when the scenario passed, else the first failure."""
     drive = Drive(run, lambda text: None, lambda s, p: None)
+    crash = summary.get("crash")
     stats = {}
-    for p in run.procs.values():
+    for p in run.all_procs():
         for line in p.lines:
             if line.startswith("STATS "):
                 try:
@@ -223,26 +425,16 @@ def verify(run, summary):
                     stats[st["vehicle_id"]] = st
                 except (ValueError, KeyError):
                     continue
-    failures, legs, gaps = [], {}, []
+    failures, legs, gaps, fallbacks = [], {}, [], 0
     for v in drive.vehicles:
         cs = crossings(v.store)
         legs[v.vin] = ["%s->%s %.1fms%s" % (c["from"], c["to"], c["gap_ms"],
                                             " F3 again" if c["reauth"] else "") for c in cs]
         gaps += [c["gap_ms"] for c in cs]
-        path = [cs[0]["from"]] + [c["to"] for c in cs] if cs else []
-        if path != v.expect:
-            failures.append("%s crossed %s, its route goes %s" % (v.vin, path, v.expect))
-        if any(c["reauth"] for c in cs):
-            failures.append("%s needed F3 again at a crossing" % v.vin)
-        auths = query(v.store, "SELECT tsp_id FROM events WHERE kind='auth_ok'")
-        if len(auths) != 1:
-            failures.append("%s authenticated %d times (%s)" % (v.vin, len(auths), auths))
-        st = stats.get(v.vin)
-        if st is None:
-            failures.append("%s printed no STATS line" % v.vin)
-        elif st.get("errors") or st.get("reauth_after_handover"):
-            failures.append("%s: errors %s, reauth_after_handover %s"
-                            % (v.vin, st.get("errors"), st.get("reauth_after_handover")))
+        auths = query(v.store, "SELECT tsp_id FROM events WHERE kind='auth_ok' ORDER BY id")
+        f, n = check_crossings(v, cs, auths, stats.get(v.vin), crash)
+        failures += f
+        fallbacks += n
     tsp = {}
     for tid, (svc, store) in sorted(drive.tsps.items()):
         states = dict(query(store, "SELECT state, count(*) FROM handovers "
@@ -252,12 +444,23 @@ def verify(run, summary):
         tsp[tid] = {"handovers_out": states, "auth_via": via,
                     "telemetry": tel[0][0] if tel else 0}
         bad = sum(n for s, n in states.items() if s != "done")
-        if bad:
+        # A handover into the crashed TSP may have failed with it; the
+        # vehicle's crossing then fell back to F3 (checked above).
+        failed_ok = 0
+        if crash:
+            failed_ok = len(query(store, "SELECT 1 FROM handovers WHERE role='out' AND "
+                                         "state='failed' AND peer = ?1", (crash["tsp"],)))
+        if bad > min(failed_ok, fallbacks):
             failures.append("%s: %d outgoing handover(s) not done: %s" % (tid, bad, states))
+    if crash:
+        failures += check_crash(run, crash)
+    failures += check_acked(run, drive, stats, summary)
+    failures += check_run_as(run, summary)
     handovers = sum(len(cs) for cs in legs.values())
     summary.update({
         "vehicles": len(drive.vehicles),
         "crossings": handovers,
+        "fallbacks_to_f3": fallbacks,
         "handovers": sum(int(st.get("handovers", 0)) for st in stats.values()),
         "auth_ok": sum(int(st.get("auth_ok", 0)) for st in stats.values()),
         "telemetry_acked": sum(int(st.get("telemetry_acked", 0)) for st in stats.values()),
@@ -266,7 +469,26 @@ def verify(run, summary):
         "gap_ms_max": round(max(gaps), 1) if gaps else None,
         "legs": legs,
         "tsps": tsp,
+        "restarts": dict(run.restarts),
+        "exits": run.exits,
     })
     if not drive.vehicles:
         failures.append("no vehicle drove")
     return failures[0] if failures else None
+
+
+def check_crash(run, crash):
+    """The crashed service was killed once, restarted once by its policy
+    and passed its healthcheck again.  [failures]."""
+    name = crash["service"]
+    if "killed_at" not in crash:
+        return ["the crash of %s was never injected" % name]
+    failures = []
+    exits = run.exits_of(name)
+    if len(exits) != 1 or not exits[0]["injected"] or not exits[0]["restarted"]:
+        failures.append("%s: exits %s, expected the injected one, restarted" % (name, exits))
+    if run.restarts.get(name) != 1:
+        failures.append("%s restarted %s times, expected once" % (name, run.restarts.get(name)))
+    if "healthy_after_s" not in crash:
+        failures.append("%s did not pass its healthcheck after the restart" % name)
+    return failures

@@ -4,10 +4,12 @@ docker-compose.yml must validate with Debian's docker-compose and describe
 every daemon with its configuration, the PKI read-only, a volume of its own,
 a healthcheck and a restart policy; every service's configuration must pass
 the daemon's `-n`.  Then scripts/compose_netns.py runs the compose services
-natively, each in a network namespace named after it, and drives the fleet
-through the three regions: every crossing must be a handover, every vehicle
-authenticated once, and nothing (process, namespace, hosts file, run
-directory) may be left behind.
+natively, each in a network namespace named after it and as the image's
+user, and drives the fleet through the three regions: every crossing must
+be a handover, every vehicle authenticated once, every acknowledged
+telemetry message stored, and nothing (process, namespace, hosts file, run
+directory) may be left behind.  A second run kills tsp-b mid-drive: its
+restart policy must bring it back with nothing acknowledged lost.
 """
 
 import json
@@ -200,11 +202,11 @@ def leftovers(names, rundir):
     return out
 
 
-def test_compose_in_namespaces():
-    """The compose services in their namespaces: four vehicles cross
-    tsp-a -> tsp-b -> tsp-c with a handover at each crossing."""
+def run_bed(extra):
+    """Run scripts/compose_netns.py with extra arguments; its summary,
+    once nothing is left behind."""
     namespaces_usable()
-    p = subprocess.run([sys.executable, SCRIPT, "--asan", "-q", "--timeout", "240"],
+    p = subprocess.run([sys.executable, SCRIPT, "--asan", "-q", "--timeout", "240"] + extra,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                        timeout=600, cwd=ROOT)
     out = p.stdout
@@ -222,13 +224,35 @@ def test_compose_in_namespaces():
     assert s["services"] == ["qkdd", "schedd", "tsp-a", "tsp-b", "tsp-c", "fillerd",
                              "registrard", "fleet"], s["services"]
     assert set(s["healthy_after_s"]) == set(DAEMONS), s["healthy_after_s"]
+    # The image's user, for every process of every service (restarts too).
+    assert s["run_as"] == ["10001:10001"], s["run_as"]
+    assert set(s["users"]) == set(DAEMONS), s["users"]
+    assert all(set(u) == {"10001:10001"} for u in s["users"].values()), s["users"]
+    # Named volumes start as the image's /var/lib/qroam: qroam:qroam 0750.
+    assert len(s["volumes"]) == len(DAEMONS) and \
+        set(s["volumes"].values()) == {"10001:10001 0750"}, s["volumes"]
     assert s["vehicles"] == 4, s
     assert s["crossings"] == 8, s["legs"]
+    assert s["errors"] == 0 and not s["problems"], (s["errors"], s["problems"])
+    t = s["telemetry_check"]
+    assert t["lost"] == 0 and t["acked"] == s["telemetry_acked"] > 0, t
+    admin = s.get("admin_status", {})
+    for name in ("tsp-a", "tsp-b", "tsp-c"):
+        if name in admin:
+            assert admin[name].get("id") == name, admin[name]
+    return s
+
+
+def test_compose_in_namespaces():
+    """The compose services in their namespaces as the image's user: four
+    vehicles cross tsp-a -> tsp-b -> tsp-c with a handover at each
+    crossing, and every acknowledged telemetry message is stored."""
+    s = run_bed([])
     for vin, legs in s["legs"].items():
         assert [l.split()[0] for l in legs] == ["tsp-a->tsp-b", "tsp-b->tsp-c"], (vin, legs)
         assert not any("F3 again" in l for l in legs), (vin, legs)
     assert s["auth_ok"] == 4, "one F3 per vehicle: %s" % s["auth_ok"]
-    assert s["errors"] == 0 and not s["problems"], (s["errors"], s["problems"])
+    assert s["restarts"] == {} and s["exits"] == [], (s["restarts"], s["exits"])
     tsps = s["tsps"]
     assert tsps["tsp-a"]["handovers_out"] == {"done": 4}, tsps
     assert tsps["tsp-b"]["handovers_out"] == {"done": 4}, tsps
@@ -238,6 +262,55 @@ def test_compose_in_namespaces():
     if "schedd" in admin:
         assert admin["schedd"].get("handovers_done", 0) >= 8, admin["schedd"]
         assert admin["schedd"].get("handovers_failed", 0) == 0, admin["schedd"]
-    for t in ("tsp-a", "tsp-b", "tsp-c"):
-        if t in admin:
-            assert admin[t].get("id") == t, admin[t]
+
+
+def test_compose_crash():
+    """tsp-b is killed (SIGKILL) while two vehicles hold sessions in its
+    region and two approach it with their handover contexts stored there:
+    its restart policy brings it back healthy, every vehicle still crosses
+    tsp-a -> tsp-b -> tsp-c, only a crossing into tsp-b may fall back to
+    F3 (once, with tsp-b), the crossings into tsp-c are handovers, and
+    nothing tsp-b acknowledged before or after the crash is lost."""
+    s = run_bed(["--crash", "tsp-b"])
+    c = s["crash"]
+    assert c["service"] == "tsp-b" and c["vehicles_in_region"] >= 2, c
+    assert 0 < c["healthy_after_s"] < 30, c
+    assert s["restarts"] == {"tsp-b": 1}, s["restarts"]
+    assert [(e["service"], e["status"], e["injected"], e["restarted"]) for e in s["exits"]] \
+        == [("tsp-b", -9, True, True)], s["exits"]
+    assert c["acked_before"] > 0 and c["acked_after"] > 0, c
+    fallbacks = 0
+    for vin, legs in s["legs"].items():
+        assert [l.split()[0] for l in legs] == ["tsp-a->tsp-b", "tsp-b->tsp-c"], (vin, legs)
+        assert "F3 again" not in legs[1], (vin, legs)
+        fallbacks += "F3 again" in legs[0]
+    assert s["fallbacks_to_f3"] == fallbacks, s
+    assert s["auth_ok"] == 4 + fallbacks, "one F3 per vehicle, one per fallback: %s" % s
+    tsps = s["tsps"]
+    assert tsps["tsp-b"]["handovers_out"] == {"done": 4}, tsps
+    assert tsps["tsp-c"]["auth_via"] == {"handover": 4}, tsps
+    out = tsps["tsp-a"]["handovers_out"]
+    assert out.get("done", 0) + out.get("failed", 0) == 4 and out.get("failed", 0) <= fallbacks, \
+        tsps
+    assert all(t["telemetry"] > 0 for t in tsps.values()), tsps
+
+
+def test_compose_container_user():
+    """The user, working directory and volume ownership the runner takes
+    from the Dockerfile, and the restart policies it applies."""
+    import compose_image
+    import compose_netns
+    services, _ = compose_netns.load_compose(COMPOSE)
+    for s in services.values():
+        assert s.ids == (10001, 10001), (s.name, s.ids)
+        assert s.image["workdir"] == "/var/lib/qroam", s.image
+        assert s.image["dirs"]["/var/lib/qroam"] == ("qroam", "qroam", 0o750), s.image
+    facts = services["qkdd"].image
+    assert compose_image.resolve_ids("10002", facts) == (10002, 10002)
+    assert compose_image.resolve_ids("qroam:0", facts) == (10001, 0)
+    assert compose_image.resolve_ids(None, facts) == (0, 0)
+    r = compose_image.restarts
+    assert r("unless-stopped", -9, 5) and r("always", 0, 0)
+    assert r("on-failure", 1, 0) and r("on-failure", -9, 0) and not r("on-failure", 0, 0)
+    assert r("on-failure:2", 1, 1) and not r("on-failure:2", 1, 2)
+    assert not r("no", 1, 0) and not r("no", -9, 0)
