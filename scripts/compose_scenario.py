@@ -216,6 +216,11 @@ class Drive:
             time.sleep(0.2 if self.crash is not None and not self.crash.over() else 0.5)
         self.summary["drive_s"] = round(time.monotonic() - start, 2)
         self.summary["admin_status"] = self.admin_status()
+        # How each TSP authenticated the vehicles it serves, read while they
+        # run: the Bye of their power-off at the stop ends it (F8).
+        self.summary["auth_via"] = {
+            tid: dict(query(store, "SELECT via, count(*) FROM auth GROUP BY via"))
+            for tid, (_, store) in self.tsps.items()}
         if self.crash is not None:
             self.summary["crash"] = self.crash.summary
         return failure
@@ -439,9 +444,13 @@ def verify(run, summary):
     for tid, (svc, store) in sorted(drive.tsps.items()):
         states = dict(query(store, "SELECT state, count(*) FROM handovers "
                                    "WHERE role='out' GROUP BY state"))
-        via = dict(query(store, "SELECT via, count(*) FROM auth GROUP BY via"))
+        via = summary.get("auth_via", {}).get(tid, {})
         tel = query(store, "SELECT count(*) FROM telemetry")
+        left = query(store, "SELECT count(*) FROM auth")[0][0]
+        # Informational: a vehicle between two connections at the stop
+        # powers off without a Bye and stays authenticated.
         tsp[tid] = {"handovers_out": states, "auth_via": via,
+                    "auth_after_power_off": left,
                     "telemetry": tel[0][0] if tel else 0}
         bad = sum(n for s, n in states.items() if s != "done")
         # A handover into the crashed TSP may have failed with it; the
