@@ -34,6 +34,10 @@ static const char *const tspdb_migrations[] = {
 	"    heading REAL, fuel REAL, odometer REAL, received_ms INT);"
 	"CREATE INDEX telemetry_vehicle ON telemetry(vehicle_id, id);",
 	tspdb_handover_schema,
+	/* The admin endpoint's counts of handovers in flight, per scrape. */
+	"CREATE INDEX handovers_in_flight ON handovers(handover_id)"
+	"    WHERE state NOT IN ('done', 'failed');"
+	"CREATE INDEX ck2_bindings_expiry ON ck2_bindings(expires_ms);",
 };
 
 enum tspdb_stmt {
