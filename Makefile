@@ -50,7 +50,8 @@ all: $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(BUILD)/bin/qroamctl
 asan: $(addprefix $(BUILD)/asan/bin/,$(DAEMONS) $(TOOLS)) \
       $(addprefix $(BUILD)/asan/test/,$(UNIT))
 
-$(PROTO_C) $(PROTO_H): proto/qroam.proto
+# One protoc-c run writes both files (a grouped target).
+$(PROTO_C) $(PROTO_H) &: proto/qroam.proto
 	@mkdir -p $(BUILD)/proto
 	$(E) PROTOC $<
 	$(Q)protoc-c --proto_path=proto --c_out=$(BUILD)/proto $<
