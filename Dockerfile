@@ -2,6 +2,11 @@
 #
 #   docker compose build        (or: docker build -t qroam:latest .)
 #
+# Both stages run apt-get.  Where the build's default network cannot reach
+# the Debian archive, build on the host's network
+# (docker build --network host -t qroam:latest .) or use a local mirror;
+# debian:12 and debian:12-slim must be pullable or already loaded.
+#
 # The build stage compiles with the build packages of scripts/deps.sh and
 # installs into /out; the runtime stage is debian:12-slim with only the
 # shared libraries the programs link and the installed binaries, run as the
