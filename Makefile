@@ -166,6 +166,7 @@ install: all
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+	install -m 644 doc/protocol.md $(DESTDIR)$(DOCDIR)
 
 .PHONY: uninstall
 uninstall:
