@@ -20,8 +20,8 @@
 #include "msg.h"
 #include "topo.h"
 
-#include "../vehicled/chip.h"
-#include "../vehicled/vmsg.h"
+#include "chip.h"
+#include "vmsg.h"
 
 #define QB_RAN		0
 #define QB_LOCAL	2
