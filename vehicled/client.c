@@ -17,9 +17,9 @@
 #include "conn.h"
 #include "crypto.h"
 #include "log.h"
-#include "ops.h"
 #include "rand.h"
 #include "store.h"
+#include "vmetrics.h"
 #include "vmsg.h"
 
 #define CLIENT_MAXBACKOFF	8
@@ -483,7 +483,7 @@ client_response(struct vclient *c, const Qroam__ServiceResponse *sr)
 		if (vho_control_seq(c, ack))
 			return;
 		c->vc_stats.vs_telemetry_acked++;
-		vops_telemetry_acked();
+		vmetrics_telemetry_acked();
 		chip_count(c->vc_db, "telemetry_acked", 1);
 		log_debug("telemetry %llu acknowledged by %s",
 		    (unsigned long long)ack, c->vc_tsp);
@@ -690,7 +690,7 @@ client_send_telemetry(struct vclient *c, const struct route_pos *rp)
 	}
 	c->vc_nsent++;
 	c->vc_stats.vs_telemetry_sent++;
-	vops_telemetry_sent();
+	vmetrics_telemetry_sent();
 	chip_count(c->vc_db, "telemetry_sent", 1);
 	log_debug("telemetry %llu sent to %s (%.5f,%.5f)",
 	    (unsigned long long)c->vc_tx_seq, c->vc_tsp, t.lat, t.lon);

@@ -19,8 +19,8 @@
 #include "crypto.h"
 #include "ids.h"
 #include "log.h"
-#include "ops.h"
 #include "rand.h"
+#include "vmetrics.h"
 
 #define VHO_MAXREGION	4096
 
@@ -488,7 +488,7 @@ vho_served(struct vclient *c, uint64_t at_us)
 	ho->ho_crossing = 0;
 	gap = (double)(at_us - ho->ho_cross_us) / 1000.0;
 	vho_keep_gap(ho, gap);
-	vops_gap(gap);
+	vmetrics_gap(gap);
 	if (ho->ho_reauth) {
 		c->vc_stats.vs_reauth++;
 		chip_count(c->vc_db, "reauth_after_handover", 1);
