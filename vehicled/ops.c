@@ -63,7 +63,7 @@ vops_opt_string(const char *s)
 static json_t *
 vops_vehicle(const struct vclient *c, json_t *obj)
 {
-	const struct vstats	*vs = vclient_stats(c);
+	const struct vstats	*vs = client_stats(c);
 	int64_t			 keys = vops_keys_left(c);
 
 	if (obj == NULL)
@@ -98,7 +98,7 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 
 	for (i = 0; i < vfleet_size(f); i++) {
 		c = vfleet_client(f, i);
-		vs = vclient_stats(c);
+		vs = client_stats(c);
 		sent += (json_int_t)vs->vs_telemetry_sent;
 		acked += (json_int_t)vs->vs_telemetry_acked;
 		ho += (json_int_t)vs->vs_handovers;
