@@ -16,7 +16,7 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=c11 -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes \
 	   -Wstrict-prototypes -Wpointer-arith -Wvla -Werror -MMD -MP
-CPPFLAGS += -D_GNU_SOURCE -Icommon -I$(BUILD)/proto $(PKGCFG)
+CPPFLAGS += -D_GNU_SOURCE -Icommon -Ilibvehicle -I$(BUILD)/proto $(PKGCFG)
 LDLIBS	+= $(PKGLIBS) -lm
 SAN	:= -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
@@ -33,6 +33,9 @@ DAEMONS	:= $(foreach d,fillerd registrard tspd vehicled schedd qkdd,$(if $(wildc
 PROTO_C	:= $(BUILD)/proto/qroam.pb-c.c
 PROTO_H	:= $(BUILD)/proto/qroam.pb-c.h
 COMMON	:= $(wildcard common/*.c)
+# libvehicle.a: the vehicle side's modules (chip, provisioning, messages,
+# route), shared by vehicled, qroamctl, qbench, qprobe and the unit tests.
+LIBVEHICLE := $(wildcard libvehicle/*.c)
 UNIT	:= $(patsubst tests/unit/%.c,%,$(wildcard tests/unit/test_*.c))
 UNITLIB	:= $(patsubst %.c,$(BUILD)/asan/%.o,$(filter-out tests/unit/test_%.c,$(wildcard tests/unit/*.c)))
 QPROBE	:= $(patsubst %.c,$(BUILD)/asan/%.o,$(wildcard tests/tools/*.c))
@@ -40,7 +43,10 @@ TOOLS	:= qprobe qroamctl
 
 # Objects of one variant ($1 = obj | asan).
 common_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(COMMON)) $(BUILD)/$(1)/proto/qroam.pb-c.o
+libvehicle_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(LIBVEHICLE))
 daemon_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(filter-out $(2)/$(2).c,$(wildcard $(2)/*.c)))
+# Libraries a daemon links between its own and libqroam.a.
+vehicled_LIBS := libvehicle.a
 
 .PHONY: all asan check run bench install lint clean deps
 .DEFAULT_GOAL := all
@@ -72,11 +78,16 @@ $(BUILD)/$(1)/libqroam.a: $(call common_objs,$(1))
 	$$(E) AR $$@
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 
+$(BUILD)/$(1)/libvehicle.a: $(call libvehicle_objs,$(1))
+	$$(E) AR $$@
+	$$(Q)rm -f $$@ && ar rcs $$@ $$^
+
 $(BUILD)/$(1)/lib%.a: $$$$(call daemon_objs,$(1),%)
 	$$(E) AR $$@
 	$$(Q)rm -f $$@ && ar rcs $$@ $$^
 
-$(BUILD)/$(1)/bin/%: $(BUILD)/$(1)/%/$$$$*.o $(BUILD)/$(1)/lib%.a $(BUILD)/$(1)/libqroam.a
+$(BUILD)/$(1)/bin/%: $(BUILD)/$(1)/%/$$$$*.o $(BUILD)/$(1)/lib%.a \
+    $$$$(addprefix $(BUILD)/$(1)/,$$$$($$$$*_LIBS)) $(BUILD)/$(1)/libqroam.a
 	@mkdir -p $$(@D)
 	$$(E) LD $$@
 	$$(Q)$$(CC) $$(CFLAGS) $(2) -o $$@ $$^ $$(LDLIBS)
@@ -92,32 +103,36 @@ $(BUILD)/bin/%: $(BUILD)/obj/bin/%
 	@mkdir -p $(@D)
 	$(Q)cp $< $@
 
-# Test tool: the vehicle library driven by a script-friendly CLI.
-$(BUILD)/asan/bin/qprobe: $(QPROBE) $(BUILD)/asan/libvehicled.a $(BUILD)/asan/libqroam.a
+# Test tool: the vehicle library driven by a script-friendly CLI.  It links
+# libvehicle.a only, but is relinked whenever libvehicled.a changes too: the
+# integration harness refuses a qprobe older than libvehicled.a.
+$(BUILD)/asan/bin/qprobe: $(QPROBE) $(BUILD)/asan/libvehicle.a $(BUILD)/asan/libqroam.a \
+    $(BUILD)/asan/libvehicled.a
 	@mkdir -p $(@D)
 	$(E) LD $@
-	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $(filter-out %/libvehicled.a,$^) $(LDLIBS)
 
 CTLOBJ = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(wildcard qroamctl/*.c))
-$(BUILD)/obj/bin/qroamctl: $(call CTLOBJ,obj) $(BUILD)/obj/libvehicled.a $(BUILD)/obj/libqroam.a
+$(BUILD)/obj/bin/qroamctl: $(call CTLOBJ,obj) $(BUILD)/obj/libvehicle.a $(BUILD)/obj/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/asan/bin/qroamctl: $(call CTLOBJ,asan) $(BUILD)/asan/libvehicled.a $(BUILD)/asan/libqroam.a
+$(BUILD)/asan/bin/qroamctl: $(call CTLOBJ,asan) $(BUILD)/asan/libvehicle.a $(BUILD)/asan/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 # Load generator of `make bench`: not sanitized, since it measures.
 BENCHOBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/*.c))
-$(BUILD)/bin/qbench: $(BENCHOBJ) $(BUILD)/obj/libvehicled.a $(BUILD)/obj/libqroam.a
+$(BUILD)/bin/qbench: $(BENCHOBJ) $(BUILD)/obj/libvehicle.a $(BUILD)/obj/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) -pthread -o $@ $^ $(LDLIBS)
 
-# Unit tests link the shared test helpers and every daemon library; only
-# what they use is pulled in.
-$(BUILD)/asan/test/%: $(BUILD)/asan/tests/unit/%.o $(UNITLIB) $(foreach d,$(DAEMONS),$(BUILD)/asan/lib$(d).a) $(BUILD)/asan/libqroam.a
+# Unit tests link the shared test helpers, every daemon library and the
+# vehicle library; only what they use is pulled in.
+$(BUILD)/asan/test/%: $(BUILD)/asan/tests/unit/%.o $(UNITLIB) $(foreach d,$(DAEMONS),$(BUILD)/asan/lib$(d).a) \
+    $(BUILD)/asan/libvehicle.a $(BUILD)/asan/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
@@ -177,7 +192,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(DOCDIR)
 
 lint:
-	clang-format --dry-run --Werror common/*.[ch] $(foreach d,$(DAEMONS),$(d)/*.[ch])
+	clang-format --dry-run --Werror common/*.[ch] libvehicle/*.[ch] $(foreach d,$(DAEMONS),$(d)/*.[ch])
 
 clean:
 	rm -rf $(BUILD)

@@ -13,11 +13,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "qbench.h"
+#include "bconn.h"
 
 #define BCONN_READ	65536
+
+/* Monotonic clock in microseconds, for the deadline of a reply. */
+static double
+bconn_now_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
 
 int
 bconn_open(struct bconn *bc, const struct endpoint *ep)
@@ -167,7 +178,7 @@ bconn_recv(struct bconn *bc, struct frame *f, int timeout_ms)
 {
 	enum frame_result	 fr;
 	size_t			 used;
-	double			 deadline = qb_now_us() + timeout_ms * 1000.0;
+	double			 deadline = bconn_now_us() + timeout_ms * 1000.0;
 	int			 left, r;
 
 	for (;;) {
@@ -182,7 +193,7 @@ bconn_recv(struct bconn *bc, struct frame *f, int timeout_ms)
 		}
 		if (fr != FRAME_NEED_MORE)
 			return -1;
-		left = (int)((deadline - qb_now_us()) / 1000.0);
+		left = (int)((deadline - bconn_now_us()) / 1000.0);
 		if (left < 0)
 			left = 0;
 		if ((r = bconn_fill(bc, left)) <= 0)

@@ -13,8 +13,8 @@
 #include "rand.h"
 #include "store.h"
 
-#include "../vehicled/route.h"
-#include "../vehicled/vmsg.h"
+#include "route.h"
+#include "vmsg.h"
 
 #include "qbench.h"
 

@@ -25,7 +25,7 @@
 #include "ids.h"
 #include "log.h"
 
-#include "../vehicled/provision.h"
+#include "provision.h"
 
 #include "qbench.h"
 

@@ -20,8 +20,10 @@
 #include "msg.h"
 #include "topo.h"
 
-#include "../vehicled/chip.h"
-#include "../vehicled/vmsg.h"
+#include "chip.h"
+#include "vmsg.h"
+
+#include "bconn.h"
 
 #define QB_RAN		0
 #define QB_LOCAL	2
@@ -51,37 +53,6 @@ struct qbench {
 	double		 q_speed;
 	int		 q_samples;	/* print every sample */
 };
-
-/* A blocking connection carrying frames. */
-struct bconn {
-	int		 bc_fd;
-	uint8_t		*bc_in;
-	size_t		 bc_inoff;	/* first unread byte */
-	size_t		 bc_inlen;	/* end of the buffered bytes */
-	size_t		 bc_incap;
-	uint8_t		*bc_out;
-	size_t		 bc_outlen;
-	size_t		 bc_outcap;
-};
-
-/* bconn.c */
-/* Connect to ep with TCP_NODELAY; 0 or -1 (printed). */
-int	bconn_open(struct bconn *, const struct endpoint *ep);
-void	bconn_close(struct bconn *);
-/* Queue a frame for bconn_flush(); 0 or -1. */
-int	bconn_queue(struct bconn *, uint32_t type, uint64_t reqid,
-	    const ProtobufCMessage *);
-/* Write everything queued; 0 or -1. */
-int	bconn_flush(struct bconn *);
-/* Queue and flush one frame. */
-int	bconn_send(struct bconn *, uint32_t type, uint64_t reqid,
-	    const ProtobufCMessage *);
-/*
- * The next frame within timeout_ms (0: only what is already readable):
- * 1 with *f filled (frame_release() it), 0 on timeout, -1 when the peer
- * closed or sent garbage.
- */
-int	bconn_recv(struct bconn *, struct frame *f, int timeout_ms);
 
 /* One emulated vehicle with an open session, if any. */
 struct bveh {

@@ -19,8 +19,8 @@
 #include "tls.h"
 #include "topo.h"
 
-#include "../vehicled/chip.h"
-#include "../vehicled/provision.h"
+#include "chip.h"
+#include "provision.h"
 
 #include "ctl.h"
 

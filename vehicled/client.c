@@ -5,21 +5,24 @@
  * a new M4, backing off to 8 × Δt1.  F4: draw a chip key, destroy it
  * durably, then send M3; any failure costs that key and the next M3 uses
  * the next one.  F5: periodic telemetry under K1, acknowledged by the TSP,
- * with the handover messages (M5, HandoverReady) passed to handover.c.
- * Every reply is decoded and checked before it changes any state.
+ * with the handover messages (M5, HandoverReady) passed to the handover's
+ * callbacks.  Every reply is decoded and checked before it changes any
+ * state.  The pre-connection of a handover is opened, watched and closed
+ * here too, so every connection of the vehicle has the same callbacks.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "client.h"
 #include "conn.h"
 #include "crypto.h"
 #include "log.h"
-#include "ops.h"
 #include "rand.h"
 #include "store.h"
+#include "vmetrics.h"
 #include "vmsg.h"
 
 #define CLIENT_MAXBACKOFF	8
@@ -29,6 +32,7 @@
 static void	client_on_connected(struct conn *, void *);
 static void	client_on_frame(struct conn *, const struct frame *, void *);
 static void	client_on_close(struct conn *, const char *, void *);
+static void	client_timer_cb(evutil_socket_t, short, void *);
 
 static const struct conn_cb client_cb = {
 	client_on_connected, client_on_frame, client_on_close
@@ -37,6 +41,94 @@ static const struct conn_cb client_cb = {
 /* The argument of connections being closed, and how many there are. */
 static char	client_gone;
 static int	client_ndraining;
+
+uint64_t
+client_now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t
+client_now_us(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+void
+client_init(struct vclient *c, struct event_base *base,
+    const struct vconf *conf, sqlite3 *db, const struct topo *topo,
+    struct route *route, uint64_t offset_ms,
+    const struct vclient_owner_cb *owner, void *arg)
+{
+	memset(c, 0, sizeof(*c));
+	c->vc_offset_ms = offset_ms;
+	snprintf(c->vc_logname, sizeof(c->vc_logname), "vehicled[%s]",
+	    conf->vc_vid);
+	c->vc_base = base;
+	c->vc_conf = conf;
+	c->vc_db = db;
+	c->vc_topo = topo;
+	c->vc_state = VC_OFF;
+	c->vc_backoff = 1;
+	c->vc_route = route;
+	c->vc_start_ms = client_now_ms();
+	if ((c->vc_timer = evtimer_new(base, client_timer_cb, c)) == NULL)
+		fatalx("cannot create timers");
+	c->vc_owner = owner;
+	c->vc_owner_arg = arg;
+}
+
+void
+client_set_handover(struct vclient *c, const struct vclient_ho_cb *ho,
+    void *arg)
+{
+	c->vc_ho = ho;
+	c->vc_ho_arg = arg;
+}
+
+void
+client_clear(struct vclient *c)
+{
+	event_free(c->vc_timer);
+	route_free(c->vc_route);
+	chip_reg_tsps_free(&c->vc_regtopo);
+	chip_reg_clear(&c->vc_reg);
+	EVP_PKEY_free(c->vc_pbv);
+	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
+}
+
+const struct topo *
+client_tsps(const struct vclient *c)
+{
+	return c->vc_regtopo.t_ntsps > 0 ? &c->vc_regtopo : c->vc_topo;
+}
+
+const struct vstats *
+client_stats(const struct vclient *c)
+{
+	return &c->vc_stats;
+}
+
+void
+client_log_enter(const struct vclient *c)
+{
+	log_setname(c->vc_logname);
+}
+
+void
+client_position(const struct vclient *c, struct route_pos *rp)
+{
+	double	real_ms = (double)(client_now_ms() - c->vc_start_ms);
+
+	route_at(c->vc_route, route_sim_seconds(c->vc_route, real_ms) +
+	    (double)c->vc_offset_ms / 1000.0, rp);
+}
 
 const char *
 client_state_name(enum vc_state s)
@@ -98,7 +190,8 @@ client_retry_ms(const struct vclient *c)
 	return c->vc_conf->vc_retransmit_ms * (uint64_t)c->vc_backoff;
 }
 
-struct conn *
+/* Start a connection to ep with the client's callbacks; NULL on failure. */
+static struct conn *
 client_open_conn(struct vclient *c, const struct endpoint *ep)
 {
 	struct conn_opts	opts;
@@ -110,7 +203,8 @@ client_open_conn(struct vclient *c, const struct endpoint *ep)
 	    &client_cb, c);
 }
 
-void
+/* Close a connection of the client; its callbacks are not called again. */
+static void
 client_close_conn(struct conn *conn, const char *reason)
 {
 	conn_set_arg(conn, &client_gone);
@@ -190,6 +284,50 @@ client_send_inner(struct vclient *c, const Qroam__SessionInner *in)
 	return rc;
 }
 
+int
+client_send_control(struct vclient *c, const Qroam__SessionInner *in)
+{
+	if (client_send_inner(c, in) == -1)
+		return -1;
+	c->vc_ctl_seq = c->vc_tx_seq;
+	return 0;
+}
+
+int
+client_pre_open(struct vclient *c, const char *tsp, const struct endpoint *ep)
+{
+	snprintf(c->vc_pre_tsp, sizeof(c->vc_pre_tsp), "%s", tsp);
+	c->vc_pre_ep = *ep;
+	c->vc_pre_connected = 0;
+	c->vc_pre = client_open_conn(c, ep);
+	return c->vc_pre != NULL ? 0 : -1;
+}
+
+void
+client_pre_drop(struct vclient *c, const char *reason)
+{
+	if (c->vc_pre == NULL)
+		return;
+	log_debug("handover: pre-connection to %s closed (%s)", c->vc_pre_tsp,
+	    reason);
+	client_close_conn(c->vc_pre, reason);
+	c->vc_pre = NULL;
+	c->vc_pre_connected = 0;
+}
+
+int
+client_pre_adopt(struct vclient *c)
+{
+	if (c->vc_pre == NULL || c->vc_conn != NULL)
+		return 0;
+	c->vc_conn = c->vc_pre;
+	c->vc_connected = c->vc_pre_connected;
+	c->vc_ep = c->vc_pre_ep;
+	c->vc_pre = NULL;
+	c->vc_pre_connected = 0;
+	return 1;
+}
+
 /* F3: send a new M4 (fresh nonce and time). */
 static void
 client_auth_attempt(struct vclient *c)
@@ -214,7 +352,7 @@ client_auth_attempt(struct vclient *c)
 		return;
 	}
 	c->vc_inflight = 1;
-	c->vc_sent_ms = vclient_now_ms();
+	c->vc_sent_ms = client_now_ms();
 	log_info("auth: M4 sent to %s (next retransmit in %llu ms)", c->vc_tsp,
 	    (unsigned long long)client_retry_ms(c));
 	chip_event(c->vc_db, "auth_sent", c->vc_tsp, "request %llu",
@@ -242,7 +380,7 @@ client_take_key(struct vclient *c, struct chip_key *ck)
 		break;
 	case CHIP_DRAW_NONE:
 	case CHIP_DRAW_DESTROYED:
-		vclient_exhausted(c);
+		c->vc_owner->oc_exhausted(c->vc_owner_arg);
 		return -1;
 	case CHIP_DRAW_ERROR:
 		client_error(c, "session: cannot read the chip");
@@ -271,11 +409,11 @@ client_open_attempt(struct vclient *c)
 
 	if (!client_ready(c))
 		return;
-	vclient_position(c, &rp);
+	client_position(c, &rp);
 	vmsg_telemetry(&d1, &rp, store_now_ms());
 	memset(&ck, 0, sizeof(ck));
 	/* A handover may have prepared this M3 (its key is gone already). */
-	if ((rc = vho_m3_take(c, &m3, &d1)) == 0) {
+	if ((rc = c->vc_ho->hc_m3_take(c->vc_ho_arg, &m3, &d1)) == 0) {
 		if (client_take_key(c, &ck) == -1)
 			return;
 		qrand_bytes(c->vc_k1, sizeof(c->vc_k1));
@@ -291,9 +429,9 @@ client_open_attempt(struct vclient *c)
 	chip_key_wipe(&ck);
 	msg_m3_clear(&m3);
 	c->vc_tx_seq = c->vc_rx_seq = c->vc_acked = c->vc_nsent = 0;
-	c->vc_ho.ho_m6_seq = 0;
+	c->vc_ctl_seq = 0;
 	c->vc_inflight = 1;
-	c->vc_sent_ms = vclient_now_ms();
+	c->vc_sent_ms = client_now_ms();
 	client_arm(c, client_retry_ms(c));
 	if (rc == -1) {
 		client_error(c, "session: cannot send M3 to %s", c->vc_tsp);
@@ -316,15 +454,15 @@ client_start_session(struct vclient *c)
 }
 
 /* The step timer: retransmit (with backoff), retry or reconnect. */
-void
+static void
 client_timer_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct vclient	*c = arg;
-	uint64_t	 waited = vclient_now_ms() - c->vc_sent_ms;
+	uint64_t	 waited = client_now_ms() - c->vc_sent_ms;
 
 	(void)fd;
 	(void)ev;
-	vclient_log_enter(c);
+	client_log_enter(c);
 	if (c->vc_inflight && (c->vc_state == VC_AUTH ||
 	    c->vc_state == VC_OPEN)) {
 		if (c->vc_backoff < CLIENT_MAXBACKOFF)
@@ -353,7 +491,7 @@ client_timer_cb(evutil_socket_t fd, short ev, void *arg)
 			client_retry_connect(c);
 		break;
 	case VC_REFILL:
-		vclient_refill(c);
+		c->vc_owner->oc_refill(c->vc_owner_arg);
 		break;
 	case VC_OFF:
 	case VC_IDLE:
@@ -399,9 +537,9 @@ client_auth_reply(struct vclient *c, const struct frame *f)
 	c->vc_stats.vs_auth_ok++;
 	chip_count(c->vc_db, "auth_ok", 1);
 	chip_event(c->vc_db, "auth_ok", c->vc_tsp, "after %llu ms",
-	    (unsigned long long)(vclient_now_ms() - c->vc_sent_ms));
+	    (unsigned long long)(client_now_ms() - c->vc_sent_ms));
 	log_info("auth: %s authenticated us (signature verified, %llu ms)",
-	    c->vc_tsp, (unsigned long long)(vclient_now_ms() - c->vc_sent_ms));
+	    c->vc_tsp, (unsigned long long)(client_now_ms() - c->vc_sent_ms));
 	client_start_session(c);
 }
 
@@ -424,7 +562,7 @@ client_status(struct vclient *c, const struct frame *f)
 		log_info("%s requires authentication: running F3", c->vc_tsp);
 		chip_event(c->vc_db, "session_refused", c->vc_tsp,
 		    "AUTH_REQUIRED");
-		vho_reauth(c);
+		c->vc_ho->hc_auth_required(c->vc_ho_arg);
 		client_start_auth(c);
 		return;
 	}
@@ -448,7 +586,7 @@ client_status(struct vclient *c, const struct frame *f)
 static void
 client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 {
-	uint64_t	now = vclient_now_ms(), now_us = vho_now_us();
+	uint64_t	now = client_now_ms(), now_us = client_now_us();
 	char		gap[64] = "";
 
 	evtimer_del(c->vc_timer);
@@ -466,7 +604,7 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 	log_info("session: open with %s (key %u, region %s, reply after %llu"
 	    " ms%s)", c->vc_tsp, c->vc_key_index, sr->region ? sr->region : "-",
 	    (unsigned long long)(now - c->vc_sent_ms), gap);
-	vho_served(c, now_us);
+	c->vc_ho->hc_served(c->vc_ho_arg, now_us);
 }
 
 /* A ServiceResponse: the M3 reply, or the acknowledgement of a message. */
@@ -480,10 +618,10 @@ client_response(struct vclient *c, const Qroam__ServiceResponse *sr)
 	else if (c->vc_state == VC_SESSION && ack > c->vc_acked &&
 	    ack <= c->vc_tx_seq) {
 		c->vc_acked = ack;
-		if (vho_control_seq(c, ack))
+		if (c->vc_ctl_seq != 0 && ack == c->vc_ctl_seq)
 			return;
 		c->vc_stats.vs_telemetry_acked++;
-		vops_telemetry_acked();
+		vmetrics_telemetry_acked();
 		chip_count(c->vc_db, "telemetry_acked", 1);
 		log_debug("telemetry %llu acknowledged by %s",
 		    (unsigned long long)ack, c->vc_tsp);
@@ -517,9 +655,9 @@ client_session_msg(struct vclient *c, const struct frame *f)
 			    QROAM__SESSION_INNER__BODY_M5 ? "M5" :
 			    "HandoverReady", c->vc_tsp);
 		else if (in->body_case == QROAM__SESSION_INNER__BODY_M5)
-			vho_m5(c, in->m5);
+			c->vc_ho->hc_m5(c->vc_ho_arg, in->m5);
 		else
-			vho_ready(c, in->ready);
+			c->vc_ho->hc_ready(c->vc_ho_arg, in->ready);
 		break;
 	case QROAM__SESSION_INNER__BODY_BYE:
 		log_info("session: %s ended the session (%s); new session in"
@@ -546,9 +684,11 @@ client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 
 	if (arg == &client_gone)
 		return;
-	vclient_log_enter(c);
-	if (conn == c->vc_ho.ho_conn) {
-		vho_pre_frame(c, f);
+	client_log_enter(c);
+	if (conn == c->vc_pre) {
+		client_error(c, "handover: unexpected %s from %s before the"
+		    " crossing; ignored", frame_type_name(f->f_type),
+		    c->vc_pre_tsp);
 		return;
 	}
 	if (conn != c->vc_conn)
@@ -591,9 +731,10 @@ client_on_connected(struct conn *conn, void *arg)
 
 	if (arg == &client_gone)
 		return;
-	vclient_log_enter(c);
-	if (conn == c->vc_ho.ho_conn) {
-		vho_pre_connected(c);
+	client_log_enter(c);
+	if (conn == c->vc_pre) {
+		c->vc_pre_connected = 1;
+		log_debug("handover: pre-connected to %s", c->vc_pre_tsp);
 		return;
 	}
 	if (conn != c->vc_conn)
@@ -619,9 +760,13 @@ client_on_close(struct conn *conn, const char *reason, void *arg)
 		client_ndraining--;
 		return;
 	}
-	vclient_log_enter(c);
-	if (conn == c->vc_ho.ho_conn) {
-		vho_pre_closed(c, reason);
+	client_log_enter(c);
+	if (conn == c->vc_pre) {
+		log_info("handover: pre-connection to %s %s: %s; the crossing"
+		    " connects then", c->vc_pre_tsp, c->vc_pre_connected ?
+		    "lost" : "failed", reason);
+		c->vc_pre = NULL;
+		c->vc_pre_connected = 0;
 		return;
 	}
 	if (conn != c->vc_conn)
@@ -690,14 +835,14 @@ client_send_telemetry(struct vclient *c, const struct route_pos *rp)
 	}
 	c->vc_nsent++;
 	c->vc_stats.vs_telemetry_sent++;
-	vops_telemetry_sent();
+	vmetrics_telemetry_sent();
 	chip_count(c->vc_db, "telemetry_sent", 1);
 	log_debug("telemetry %llu sent to %s (%.5f,%.5f)",
 	    (unsigned long long)c->vc_tx_seq, c->vc_tsp, t.lat, t.lon);
 }
 
 void
-client_tick(struct vclient *c, const struct route_pos *rp)
+client_tick(struct vclient *c, const struct route_pos *rp, int may_rekey)
 {
 	uint64_t	rekey = c->vc_conf->vc_session_rekey;
 
@@ -711,8 +856,7 @@ client_tick(struct vclient *c, const struct route_pos *rp)
 	}
 	if (!c->vc_connected)
 		return;
-	/* Once a TSP holds our context the old one takes no new M3. */
-	if (rekey != 0 && c->vc_nsent >= rekey && !vho_prepared(c)) {
+	if (rekey != 0 && c->vc_nsent >= rekey && may_rekey) {
 		log_info("session: %llu telemetry messages sent to %s; new"
 		    " session with the next key", (unsigned long long)c->vc_nsent,
 		    c->vc_tsp);

@@ -1,10 +1,13 @@
 /*
- * The vehicle's protocol client: one connection to the TSP of the current
- * region, driven by one state machine (PROTOCOL F3, F4, F5, F7, F8, F9),
- * plus a pre-connection to the next TSP during a handover (F6).
- * client.c holds the connection and the protocol steps, trip.c the power
- * states, the route, region changes and chip exhaustion, handover.c the
- * vehicle's side of the handover.
+ * The vehicle's protocol client, the bottom layer of vehicled: the
+ * connection to the TSP of the current region driven by one state machine
+ * (PROTOCOL F3, F4, F5, the Bye of F7 and F8), and the pre-connection to
+ * the next TSP that a handover opens ahead of the boundary (F6).
+ *
+ * The layers above reach the client by calling it; it reaches them only
+ * through two small callback sets: the handover's (handover.c: the F6
+ * messages of the session, its prepared M3, the outcome of a crossing)
+ * and its owner's (vehicle.c: F9 when the chip runs out of keys).
  */
 #ifndef VEHICLED_CLIENT_H
 #define VEHICLED_CLIENT_H
@@ -16,10 +19,12 @@
 
 #include "chip.h"
 #include "config.h"
-#include "handover.h"
 #include "msg.h"
+#include "qroam.pb-c.h"
 #include "route.h"
 #include "topo.h"
+
+struct conn;
 
 enum vc_state {
 	VC_OFF,		/* powered off */
@@ -40,6 +45,32 @@ struct vstats {
 	uint64_t	vs_crossings;	/* region changes while authenticated */
 	uint64_t	vs_handovers;	/* crossings served without F3 */
 	uint64_t	vs_reauth;	/* crossings that needed F3 */
+};
+
+/* The handover as the client sees it; arg is the handover's. */
+struct vclient_ho_cb {
+	/* M5 and HandoverReady, received in the open session. */
+	void	(*hc_m5)(void *arg, const Qroam__M5 *);
+	void	(*hc_ready)(void *arg, const Qroam__HandoverReady *);
+	/*
+	 * The M3 prepared for the current TSP, with d1 as its data: 1 and m3
+	 * built (K1 and the key index set in the client; release with
+	 * msg_m3_clear()), 0 if none was prepared, -1 if it cannot be built
+	 * (the key it held is lost).
+	 */
+	int	(*hc_m3_take)(void *arg, Qroam__M3 *m3, const Qroam__Telemetry *d1);
+	/* A session opened; its first reply came at at_us (client_now_us()). */
+	void	(*hc_served)(void *arg, uint64_t at_us);
+	/* The TSP answered AUTH_REQUIRED: F3 runs before the next M3. */
+	void	(*hc_auth_required)(void *arg);
+};
+
+/* The client's owner, for F9; arg is the owner's. */
+struct vclient_owner_cb {
+	/* No unused chip key is left for the next M3. */
+	void	(*oc_exhausted)(void *arg);
+	/* In VC_REFILL: the retry of a failed refill is due. */
+	void	(*oc_refill)(void *arg);
 };
 
 struct vclient {
@@ -74,51 +105,42 @@ struct vclient {
 	uint64_t		 vc_sent_ms;	/* when the request left */
 	uint8_t			 vc_nonce[MSG_AUTH_NONCELEN];
 
+	/* The pre-connection to the TSP that holds our context (F6). */
+	struct conn		*vc_pre;
+	int			 vc_pre_connected;
+	char			 vc_pre_tsp[33];
+	struct endpoint		 vc_pre_ep;
+
 	uint8_t			 vc_k1[32];
 	uint32_t		 vc_key_index;
 	uint64_t		 vc_tx_seq;
 	uint64_t		 vc_rx_seq;
 	uint64_t		 vc_acked;
 	uint64_t		 vc_nsent;	/* telemetry in this session */
+	uint64_t		 vc_ctl_seq;	/* our M6: its ack is no telemetry */
 
 	struct event		*vc_timer;	/* retransmit, retry, reconnect */
-	struct event		*vc_tick;	/* position and telemetry */
-	struct event		*vc_cycle;	/* power_cycle_at */
-	struct vho		 vc_ho;		/* handover state */
+	const struct vclient_ho_cb *vc_ho;
+	void			*vc_ho_arg;
+	const struct vclient_owner_cb *vc_owner;
+	void			*vc_owner_arg;
 	struct vstats		 vc_stats;
 };
 
-/* trip.c: the vehicle's life cycle. */
 /*
- * A powered-off vehicle with conf's VIN and store db, offset_ms of
- * simulated time along its route ahead of the trip clock.
+ * Set up a powered-off client for conf's VIN and store db, on route (freed
+ * by client_clear()) with offset_ms of simulated time ahead of the trip
+ * clock, which starts now.
  */
-struct vclient *vclient_new(struct event_base *, const struct vconf *,
-	    sqlite3 *, const struct topo *, uint64_t offset_ms);
-void	vclient_free(struct vclient *);
-void	vclient_power_on(struct vclient *);
-void	vclient_power_off(struct vclient *, const char *reason);
-void	vclient_power_cycle(struct vclient *);
-/* The telemetry interval of the configuration changed: re-arm the tick. */
-void	vclient_retune(struct vclient *);
-/* (Re)load the registration and M1's TSP list from the store. */
-int	vclient_load_registration(struct vclient *);
-const struct vstats *vclient_stats(const struct vclient *);
-/* Current position on the route. */
-void	vclient_position(const struct vclient *, struct route_pos *);
-/* Route distance (m) where the trip ends; -1 when it has no end. */
-double	vclient_trip_end_m(const struct vclient *);
-/* The TSPs the vehicle knows: M1's list, else the topology. */
-const struct topo *vclient_tsps(const struct vclient *);
-/* Name the log lines after this vehicle (fleet mode runs many). */
-void	vclient_log_enter(const struct vclient *);
-/* No unused chip key is left: report, then refill or stop (F9). */
-void	vclient_exhausted(struct vclient *);
-/* Retry a refill that failed earlier. */
-void	vclient_refill(struct vclient *);
-uint64_t vclient_now_ms(void);
+void	client_init(struct vclient *, struct event_base *, const struct vconf *,
+	    sqlite3 *, const struct topo *, struct route *, uint64_t offset_ms,
+	    const struct vclient_owner_cb *, void *arg);
+/* Plug the handover in; done once, before the first power-on. */
+void	client_set_handover(struct vclient *, const struct vclient_ho_cb *,
+	    void *arg);
+/* Release what client_init() and the registration hold; K1 is wiped. */
+void	client_clear(struct vclient *);
 
-/* client.c: connection and protocol steps. */
 void	client_set_state(struct vclient *, enum vc_state);
 const char *client_state_name(enum vc_state);
 void	client_start_auth(struct vclient *);
@@ -132,19 +154,46 @@ void	client_leave(struct vclient *, const char *reason, int power_off);
 void	client_drop_session(struct vclient *, const char *reason);
 /* Seal one SessionInner as the next SessionMsg of the session; 0 or -1. */
 int	client_send_inner(struct vclient *, const Qroam__SessionInner *);
-/* Start a connection to ep with the client's callbacks; NULL on failure. */
-struct conn *client_open_conn(struct vclient *, const struct endpoint *ep);
-/* Close a connection of the client; its callbacks are not called again. */
-void	client_close_conn(struct conn *, const char *reason);
-/* Send one telemetry sample, or rekey, or reconnect (the tick's work). */
-void	client_tick(struct vclient *, const struct route_pos *);
-void	client_timer_cb(evutil_socket_t, short, void *);
+/* The same for M6, whose acknowledgement is not counted as telemetry. */
+int	client_send_control(struct vclient *, const Qroam__SessionInner *);
+/*
+ * Send one telemetry sample, or reconnect, or, when may_rekey is set and
+ * session_rekey messages went out, open a new session (the tick's work).
+ */
+void	client_tick(struct vclient *, const struct route_pos *, int may_rekey);
 /* Arm the step timer. */
 void	client_arm(struct vclient *, uint64_t ms);
-/* Connections still flushing their last messages before they close. */
-int	client_draining(void);
 /* Log a failure and count it. */
 void	client_error(struct vclient *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Pre-connect to tsp, which holds our context, at ep (the previous
+ * pre-connection must be dropped first); 0, or -1 if no connection could
+ * be started.
+ */
+int	client_pre_open(struct vclient *, const char *tsp,
+	    const struct endpoint *ep);
+/* Close the pre-connection, if any. */
+void	client_pre_drop(struct vclient *, const char *reason);
+/*
+ * Make the pre-connection the session's connection, with its endpoint:
+ * 1, or 0 if there is none or the session has a connection.
+ */
+int	client_pre_adopt(struct vclient *);
+
+/* Connections still flushing their last messages before they close. */
+int	client_draining(void);
+
+/* Current position on the route. */
+void	client_position(const struct vclient *, struct route_pos *);
+/* The TSPs the vehicle knows: M1's list, else the topology. */
+const struct topo *client_tsps(const struct vclient *);
+const struct vstats *client_stats(const struct vclient *);
+/* Name the log lines after this vehicle (fleet mode runs many). */
+void	client_log_enter(const struct vclient *);
+/* Monotonic clocks: ms for protocol steps, µs for gaps with a tenth of a ms. */
+uint64_t client_now_ms(void);
+uint64_t client_now_us(void);
 
 #endif

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
 #include "fleet.h"
 #include "ids.h"
 #include "log.h"
 #include "provision.h"
+#include "vehicle.h"
 
 #define VFLEET_ENROLL_MIN_MS	1000
 #define VFLEET_ENROLL_MAX_MS	30000
@@ -26,7 +26,7 @@ struct vfleet_vehicle {
 	struct vconf		 fv_conf;	/* own VIN and store, rest shared */
 	char			*fv_store;
 	sqlite3			*fv_db;
-	struct vclient		*fv_client;
+	struct vehicle		*fv_vehicle;
 	struct event		*fv_enroll;
 	int			 fv_enroll_ms;
 };
@@ -86,7 +86,7 @@ vfleet_vehicle(struct vfleet *f, size_t i)
 	}
 	if ((v->fv_db = chip_open(v->fv_conf.vc_common.cc_store)) == NULL)
 		fatalx("cannot open the store %s", v->fv_conf.vc_common.cc_store);
-	v->fv_client = vclient_new(f->f_base, &v->fv_conf, v->fv_db,
+	v->fv_vehicle = vehicle_new(f->f_base, &v->fv_conf, v->fv_db,
 	    f->f_topo, (uint64_t)i * conf->vc_fleet_spacing_ms);
 	if ((v->fv_enroll = evtimer_new(f->f_base, vfleet_enroll,
 	    v)) == NULL)
@@ -164,7 +164,7 @@ vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
 	(void)ev;
 	if (f->f_stopping)
 		return;
-	vclient_log_enter(v->fv_client);
+	client_log_enter(&v->fv_vehicle->v_client);
 	vfleet_vprov(f, &factory, conf->vc_common.cc_cert,
 	    conf->vc_common.cc_key);
 	vfleet_vprov(f, &oper, conf->vc_operator_cert, conf->vc_operator_key);
@@ -179,9 +179,9 @@ vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
 	if (rc != QROAM__STATUS_CODE__OK) {
 		log_warnx("enrollment failed: the vehicle runs without service");
 		chip_count(v->fv_db, "errors", 1);
-		v->fv_client->vc_stats.vs_errors++;
+		v->fv_vehicle->v_client.vc_stats.vs_errors++;
 	}
-	vclient_power_on(v->fv_client);
+	vehicle_power_on(v->fv_vehicle);
 }
 
 void
@@ -201,22 +201,24 @@ vfleet_power_off(struct vfleet *f, const char *reason)
 	f->f_stopping = 1;
 	for (i = 0; i < f->f_n; i++) {
 		evtimer_del(f->f_v[i].fv_enroll);
-		vclient_log_enter(f->f_v[i].fv_client);
-		vclient_power_off(f->f_v[i].fv_client, reason);
+		client_log_enter(&f->f_v[i].fv_vehicle->v_client);
+		vehicle_power_off(f->f_v[i].fv_vehicle, reason);
 	}
 }
 
 void
 vfleet_power_cycle(struct vfleet *f)
 {
-	size_t	i;
+	struct vehicle	*v;
+	size_t		 i;
 
 	if (f->f_stopping)
 		return;
 	for (i = 0; i < f->f_n; i++) {
-		vclient_log_enter(f->f_v[i].fv_client);
-		if (f->f_v[i].fv_client->vc_state != VC_OFF)
-			vclient_power_cycle(f->f_v[i].fv_client);
+		v = f->f_v[i].fv_vehicle;
+		client_log_enter(&v->v_client);
+		if (v->v_client.vc_state != VC_OFF)
+			vehicle_power_cycle(v);
 	}
 }
 
@@ -306,23 +308,24 @@ vfleet_print_total(const struct vfleet *f, const struct vstats *t,
 void
 vfleet_print_stats(const struct vfleet *f)
 {
-	const struct vclient	*c;
+	const struct vehicle	*v;
 	struct vstats		 total;
 	double			*gaps;
 	size_t			 i, n = 0;
 
 	memset(&total, 0, sizeof(total));
 	for (i = 0; i < f->f_n; i++)
-		n += f->f_v[i].fv_client->vc_ho.ho_ngaps;
+		n += f->f_v[i].fv_vehicle->v_ho.ho_ngaps;
 	gaps = xcalloc(n + 1, sizeof(*gaps));
 	for (n = 0, i = 0; i < f->f_n; i++) {
-		c = f->f_v[i].fv_client;
-		vfleet_print_vehicle(f->f_v[i].fv_conf.vc_vid, vclient_stats(c));
-		vfleet_sum(&total, vclient_stats(c));
-		if (c->vc_ho.ho_ngaps > 0)
-			memcpy(gaps + n, c->vc_ho.ho_gaps, c->vc_ho.ho_ngaps *
+		v = f->f_v[i].fv_vehicle;
+		vfleet_print_vehicle(f->f_v[i].fv_conf.vc_vid,
+		    client_stats(&v->v_client));
+		vfleet_sum(&total, client_stats(&v->v_client));
+		if (v->v_ho.ho_ngaps > 0)
+			memcpy(gaps + n, v->v_ho.ho_gaps, v->v_ho.ho_ngaps *
 			    sizeof(*gaps));
-		n += c->vc_ho.ho_ngaps;
+		n += v->v_ho.ho_ngaps;
 	}
 	vfleet_print_total(f, &total, gaps, n);
 	free(gaps);
@@ -339,8 +342,8 @@ vfleet_free(struct vfleet *f)
 		return;
 	for (i = 0; i < f->f_n; i++) {
 		v = &f->f_v[i];
-		vclient_log_enter(v->fv_client);
-		vclient_free(v->fv_client);
+		client_log_enter(&v->fv_vehicle->v_client);
+		vehicle_free(v->fv_vehicle);
 		event_free(v->fv_enroll);
 		chip_close(v->fv_db);
 		free(v->fv_store);
@@ -358,7 +361,7 @@ vfleet_size(const struct vfleet *f)
 struct vclient *
 vfleet_client(const struct vfleet *f, size_t i)
 {
-	return f->f_v[i].fv_client;
+	return &f->f_v[i].fv_vehicle->v_client;
 }
 
 const struct vconf *
@@ -374,6 +377,6 @@ vfleet_reload(struct vfleet *f, const struct vconf *next)
 
 	for (i = 0; i < f->f_n; i++) {
 		vconf_take_runtime(&f->f_v[i].fv_conf, next);
-		vclient_retune(f->f_v[i].fv_client);
+		vehicle_retune(f->f_v[i].fv_vehicle);
 	}
 }

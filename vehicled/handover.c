@@ -12,26 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "client.h"
-#include "conn.h"
 #include "crypto.h"
+#include "handover.h"
 #include "ids.h"
 #include "log.h"
-#include "ops.h"
 #include "rand.h"
+#include "vmetrics.h"
 
 #define VHO_MAXREGION	4096
-
-uint64_t
-vho_now_us(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* Release candidate regions built by vho_candidates(). */
 static void
@@ -84,7 +74,7 @@ vho_candidates(const struct vclient *c, const Qroam__M5 *m5,
 			}
 			out[n].tt_region = pts;
 			out[n].tt_nregion = ti->n_region;
-		} else if ((known = topo_tsp(vclient_tsps(c),
+		} else if ((known = topo_tsp(client_tsps(c),
 		    ti->tsp_id)) != NULL && vho_region_copy(&out[n],
 		    known->tt_region, known->tt_nregion) == -1)
 			continue;
@@ -97,7 +87,7 @@ vho_candidates(const struct vclient *c, const Qroam__M5 *m5,
 static int
 vho_region_ahead(const struct vclient *c, double from_m, double to_m)
 {
-	const struct topo	*t = vclient_tsps(c);
+	const struct topo	*t = client_tsps(c);
 	struct topo_tsp		*others;
 	size_t			 i, n = 0;
 	int			 r;
@@ -110,6 +100,18 @@ vho_region_ahead(const struct vclient *c, double from_m, double to_m)
 	r = route_first_region(c->vc_route, from_m, to_m, others, n, NULL);
 	free(others);
 	return r >= 0;
+}
+
+/* Route distance (m) where the trip ends; -1 when it has no end. */
+static double
+vho_trip_end_m(const struct vclient *c)
+{
+	const struct vconf	*conf = c->vc_conf;
+
+	if (conf->vc_trip_ms == 0)
+		return -1;
+	return route_distance(c->vc_route, (double)(conf->vc_trip_ms +
+	    c->vc_offset_ms) / 1000.0);
 }
 
 /*
@@ -125,10 +127,10 @@ vho_decide(struct vclient *c, const struct topo_tsp *cands, size_t n,
 	double			 from, to, at = 0;
 	int			 i;
 
-	vclient_position(c, &rp);
+	client_position(c, &rp);
 	from = rp.rp_odometer_m;
-	to = vclient_trip_end_m(c);
-	cur = topo_tsp(vclient_tsps(c), c->vc_tsp);
+	to = vho_trip_end_m(c);
+	cur = topo_tsp(client_tsps(c), c->vc_tsp);
 	if (cur != NULL && !route_leaves(c->vc_route, from, to, cur)) {
 		snprintf(why, whylen, "the trip ends in the region of %s",
 		    c->vc_tsp);
@@ -188,17 +190,16 @@ vho_send_m6(struct vclient *c, int cont, const char *next)
 		m6.next_tsp_id = (char *)next;
 	in.body_case = QROAM__SESSION_INNER__BODY_M6;
 	in.m6 = &m6;
-	if (client_send_inner(c, &in) == -1)
-		return -1;
-	c->vc_ho.ho_m6_seq = c->vc_tx_seq;
-	return 0;
+	return client_send_control(c, &in);
 }
 
-void
-vho_m5(struct vclient *c, const Qroam__M5 *m5)
+/* M5 from the current TSP: choose from the route and answer M6. */
+static void
+vho_m5(void *arg, const Qroam__M5 *m5)
 {
+	struct vho	*ho = arg;
+	struct vclient	*c = ho->ho_client;
 	struct topo_tsp	 cands[TOPO_MAXTSP];
-	struct vho	*ho = &c->vc_ho;
 	char		 names[512], next[33] = "", why[160];
 	size_t		 n;
 	int		 cont;
@@ -230,27 +231,10 @@ vho_m5(struct vclient *c, const Qroam__M5 *m5)
 	client_drop_session(c, "service declined");
 }
 
-/* Close the pre-connection, if any. */
-static void
-vho_pre_drop(struct vclient *c, const char *reason)
-{
-	struct vho	*ho = &c->vc_ho;
-
-	if (ho->ho_conn == NULL)
-		return;
-	log_debug("handover: pre-connection to %s closed (%s)", ho->ho_ready,
-	    reason);
-	client_close_conn(ho->ho_conn, reason);
-	ho->ho_conn = NULL;
-	ho->ho_connected = 0;
-}
-
 /* Forget the prepared M3; its key stays destroyed (burned). */
 static void
-vho_m3_discard(struct vclient *c, const char *reason)
+vho_m3_discard(struct vho *ho, const char *reason)
 {
-	struct vho	*ho = &c->vc_ho;
-
 	if (!ho->ho_m3)
 		return;
 	log_info("handover: M3 prepared for %s not sent (%s); chip key %u"
@@ -267,9 +251,9 @@ vho_m3_discard(struct vclient *c, const char *reason)
  * key left or fails; the crossing then draws as usual.
  */
 static void
-vho_m3_prepare(struct vclient *c, const char *tsp)
+vho_m3_prepare(struct vho *ho, const char *tsp)
 {
-	struct vho	*ho = &c->vc_ho;
+	struct vclient	*c = ho->ho_client;
 	struct chip_key	 ck;
 	int		 rc;
 
@@ -302,10 +286,12 @@ vho_m3_prepare(struct vclient *c, const char *tsp)
 	    ho->ho_m3_index);
 }
 
-int
-vho_m3_take(struct vclient *c, Qroam__M3 *m3, const Qroam__Telemetry *d1)
+/* The client's F4 asks for the M3 prepared for the current TSP. */
+static int
+vho_m3_take(void *arg, Qroam__M3 *m3, const Qroam__Telemetry *d1)
 {
-	struct vho	*ho = &c->vc_ho;
+	struct vho	*ho = arg;
+	struct vclient	*c = ho->ho_client;
 	int		 rc;
 
 	qroam__m3__init(m3);
@@ -337,10 +323,13 @@ vho_ready_check(const struct vclient *c, const Qroam__HandoverReady *hr)
 	return NULL;
 }
 
-void
-vho_ready(struct vclient *c, const Qroam__HandoverReady *hr)
+/* HandoverReady: remember the TSP, pre-connect to it, prepare its M3. */
+static void
+vho_ready(void *arg, const Qroam__HandoverReady *hr)
 {
-	struct vho	*ho = &c->vc_ho;
+	struct vho	*ho = arg;
+	struct vclient	*c = ho->ho_client;
+	struct endpoint	 ep;
 	const char	*bad;
 
 	if ((bad = vho_ready_check(c, hr)) != NULL) {
@@ -351,77 +340,37 @@ vho_ready(struct vclient *c, const Qroam__HandoverReady *hr)
 	if (ho->ho_next[0] != '\0' && strcmp(ho->ho_next, hr->tsp_id) != 0)
 		log_warnx("handover: HandoverReady names %s, our M6 named %s",
 		    hr->tsp_id, ho->ho_next);
-	vho_pre_drop(c, "replaced by a newer HandoverReady");
+	client_pre_drop(c, "replaced by a newer HandoverReady");
 	if (strcmp(ho->ho_m3_tsp, hr->tsp_id) != 0)
-		vho_m3_discard(c, "another TSP holds our context now");
+		vho_m3_discard(ho, "another TSP holds our context now");
 	snprintf(ho->ho_ready, sizeof(ho->ho_ready), "%s", hr->tsp_id);
-	snprintf(ho->ho_ep.ep_host, sizeof(ho->ho_ep.ep_host), "%s", hr->host);
-	ho->ho_ep.ep_port = (uint16_t)hr->port;
+	memset(&ep, 0, sizeof(ep));
+	snprintf(ep.ep_host, sizeof(ep.ep_host), "%s", hr->host);
+	ep.ep_port = (uint16_t)hr->port;
 	chip_event(c->vc_db, "handover_ready", hr->tsp_id, "from=%s",
 	    c->vc_tsp);
 	log_info("handover: %s holds our context (HandoverReady from %s);"
-	    " pre-connecting to %s:%u", ho->ho_ready, c->vc_tsp,
-	    ho->ho_ep.ep_host, ho->ho_ep.ep_port);
-	if ((ho->ho_conn = client_open_conn(c, &ho->ho_ep)) == NULL)
+	    " pre-connecting to %s:%u", ho->ho_ready, c->vc_tsp, ep.ep_host,
+	    ep.ep_port);
+	if (client_pre_open(c, ho->ho_ready, &ep) == -1)
 		log_warnx("handover: cannot pre-connect to %s at %s:%u; the"
-		    " crossing connects then", ho->ho_ready, ho->ho_ep.ep_host,
-		    ho->ho_ep.ep_port);
+		    " crossing connects then", ho->ho_ready, ep.ep_host,
+		    ep.ep_port);
 	if (!ho->ho_m3)
-		vho_m3_prepare(c, ho->ho_ready);
+		vho_m3_prepare(ho, ho->ho_ready);
 }
 
 void
-vho_pre_connected(struct vclient *c)
-{
-	c->vc_ho.ho_connected = 1;
-	log_debug("handover: pre-connected to %s", c->vc_ho.ho_ready);
-}
-
-void
-vho_pre_frame(struct vclient *c, const struct frame *f)
-{
-	client_error(c, "handover: unexpected %s from %s before the crossing;"
-	    " ignored", frame_type_name(f->f_type), c->vc_ho.ho_ready);
-}
-
-void
-vho_pre_closed(struct vclient *c, const char *reason)
-{
-	struct vho	*ho = &c->vc_ho;
-
-	log_info("handover: pre-connection to %s %s: %s; the crossing"
-	    " connects then", ho->ho_ready, ho->ho_connected ? "lost" :
-	    "failed", reason);
-	ho->ho_conn = NULL;
-	ho->ho_connected = 0;
-}
-
-/* Make the pre-connection the session's connection. */
-static void
-vho_adopt(struct vclient *c)
-{
-	struct vho	*ho = &c->vc_ho;
-
-	c->vc_conn = ho->ho_conn;
-	c->vc_connected = ho->ho_connected;
-	c->vc_ep = ho->ho_ep;
-	ho->ho_conn = NULL;
-	ho->ho_connected = 0;
-}
-
-void
-vho_cross(struct vclient *c, const char *from, const struct topo_tsp *tt,
+vho_cross(struct vho *ho, const char *from, const struct topo_tsp *tt,
     uint64_t detect_us)
 {
-	struct vho	*ho = &c->vc_ho;
+	struct vclient	*c = ho->ho_client;
 	int		 ready = strcmp(ho->ho_ready, tt->tt_id) == 0;
 
-	if (ready && ho->ho_conn != NULL && c->vc_conn == NULL)
-		vho_adopt(c);
-	else
-		vho_pre_drop(c, "the route entered another region");
+	if (!ready || !client_pre_adopt(c))
+		client_pre_drop(c, "the route entered another region");
 	if (strcmp(ho->ho_m3_tsp, tt->tt_id) != 0)
-		vho_m3_discard(c, "the route entered another region");
+		vho_m3_discard(ho, "the route entered another region");
 	if (ho->ho_ready[0] != '\0' && !ready)
 		log_warnx("handover: %s holds our context but the route"
 		    " entered the region of %s", ho->ho_ready, tt->tt_id);
@@ -448,16 +397,21 @@ vho_cross(struct vclient *c, const char *from, const struct topo_tsp *tt,
 }
 
 void
-vho_reauth(struct vclient *c)
+vho_reauth(struct vho *ho)
 {
-	struct vho	*ho = &c->vc_ho;
-
 	if (!ho->ho_crossing || ho->ho_reauth)
 		return;
 	ho->ho_reauth = 1;
 	log_info("crossing %s -> %s: %s", ho->ho_from, ho->ho_to,
-	    c->vc_authed ? "no context for us there: F3 + F4" :
+	    ho->ho_client->vc_authed ? "no context for us there: F3 + F4" :
 	    "authenticating again (reauth_on_entry): F3 + F4");
+}
+
+/* The new TSP answered AUTH_REQUIRED. */
+static void
+vho_auth_required(void *arg)
+{
+	vho_reauth(arg);
 }
 
 /* Keep a gap for the percentiles of the STATS lines. */
@@ -477,10 +431,12 @@ vho_keep_gap(struct vho *ho, double ms)
 	ho->ho_gaps[ho->ho_ngaps++] = ms;
 }
 
-void
-vho_served(struct vclient *c, uint64_t at_us)
+/* A session opened (its reply came at at_us): complete the crossing. */
+static void
+vho_served(void *arg, uint64_t at_us)
 {
-	struct vho	*ho = &c->vc_ho;
+	struct vho	*ho = arg;
+	struct vclient	*c = ho->ho_client;
 	double		 gap;
 
 	if (!ho->ho_crossing || strcmp(ho->ho_to, c->vc_tsp) != 0)
@@ -488,7 +444,7 @@ vho_served(struct vclient *c, uint64_t at_us)
 	ho->ho_crossing = 0;
 	gap = (double)(at_us - ho->ho_cross_us) / 1000.0;
 	vho_keep_gap(ho, gap);
-	vops_gap(gap);
+	vmetrics_gap(gap);
 	if (ho->ho_reauth) {
 		c->vc_stats.vs_reauth++;
 		chip_count(c->vc_db, "reauth_after_handover", 1);
@@ -505,19 +461,16 @@ vho_served(struct vclient *c, uint64_t at_us)
 }
 
 void
-vho_reset(struct vclient *c, const char *reason)
+vho_reset(struct vho *ho, const char *reason)
 {
-	struct vho	*ho = &c->vc_ho;
-
-	vho_pre_drop(c, reason);
-	vho_m3_discard(c, reason);
+	client_pre_drop(ho->ho_client, reason);
+	vho_m3_discard(ho, reason);
 	if (ho->ho_crossing)
 		log_info("crossing %s -> %s: not served before %s",
 		    ho->ho_from, ho->ho_to, reason);
 	ho->ho_crossing = 0;
 	ho->ho_declined = 0;
 	ho->ho_next[0] = ho->ho_ready[0] = ho->ho_last[0] = '\0';
-	ho->ho_m6_seq = 0;
 }
 
 void
@@ -529,13 +482,19 @@ vho_free(struct vho *ho)
 }
 
 int
-vho_prepared(const struct vclient *c)
+vho_prepared(const struct vho *ho)
 {
-	return c->vc_ho.ho_ready[0] != '\0';
+	return ho->ho_ready[0] != '\0';
 }
 
-int
-vho_control_seq(const struct vclient *c, uint64_t seq)
+static const struct vclient_ho_cb vho_client_cb = {
+	vho_m5, vho_ready, vho_m3_take, vho_served, vho_auth_required
+};
+
+void
+vho_init(struct vho *ho, struct vclient *c)
 {
-	return c->vc_ho.ho_m6_seq != 0 && seq == c->vc_ho.ho_m6_seq;
+	memset(ho, 0, sizeof(*ho));
+	ho->ho_client = c;
+	client_set_handover(c, &vho_client_cb, ho);
 }

@@ -1,8 +1,8 @@
 /*
  * vehicled's operations interface: its part of the admin endpoint's
  * /status (the vehicle, or with `fleet` the totals and one entry per
- * vehicle), its metrics (telemetry sent and acknowledged, the gap of each
- * crossing, chip keys left), and what a SIGHUP reload cannot change.
+ * vehicle), the chip keys left among its metrics (the protocol's own are
+ * counted in vmetrics.c), and what a SIGHUP reload cannot change.
  * Chip keys and K1 never appear here: only how many keys are left.
  */
 #include <string.h>
@@ -12,81 +12,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
+#include "vmetrics.h"
 
 #define VOPS_STATUS_MAX	1000	/* entries of a /status list at most */
-
-static const double vops_gap_bounds[] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-	2.5, 5, 10, 30
-};
-
-/*
- * The metrics are created on first use: the protocol code that counts
- * them also runs in programs without an admin endpoint (qprobe, qbench).
- */
-static struct metric *
-vops_sent_metric(void)
-{
-	static struct metric	*m;
-
-	if (m == NULL)
-		m = metric_counter("qroam_telemetry_sent_total",
-		    "Telemetry messages sent to a TSP.", NULL);
-	return m;
-}
-
-static struct metric *
-vops_acked_metric(void)
-{
-	static struct metric	*m;
-
-	if (m == NULL)
-		m = metric_counter("qroam_telemetry_acked_total",
-		    "Telemetry messages acknowledged by a TSP.", NULL);
-	return m;
-}
-
-static struct metric *
-vops_gap_metric(void)
-{
-	static struct metric	*m;
-
-	if (m == NULL)
-		m = metric_histogram("qroam_handover_gap_seconds",
-		    "Region crossings: from the detection of the crossing to "
-		    "the first reply of the new TSP.", vops_gap_bounds,
-		    sizeof(vops_gap_bounds) / sizeof(vops_gap_bounds[0]));
-	return m;
-}
-
-static struct metric *
-vops_keys_metric(void)
-{
-	static struct metric	*m;
-
-	if (m == NULL)
-		m = metric_gauge("qroam_chip_keys_left",
-		    "Unused keys on the chips of this process.", NULL);
-	return m;
-}
-
-void
-vops_telemetry_sent(void)
-{
-	metric_inc(vops_sent_metric(), NULL);
-}
-
-void
-vops_telemetry_acked(void)
-{
-	metric_inc(vops_acked_metric(), NULL);
-}
-
-void
-vops_gap(double ms)
-{
-	metric_observe(vops_gap_metric(), ms / 1000.0);
-}
 
 /* Unused keys on c's chip, or -1 when unknown (no chip, store error). */
 static int64_t
@@ -108,16 +36,13 @@ vops_collect(void *arg)
 	for (i = 0; i < vfleet_size(f); i++)
 		if ((n = vops_keys_left(vfleet_client(f, i))) > 0)
 			sum += n;
-	metric_set(vops_keys_metric(), NULL, (double)sum);
+	vmetrics_keys_left((double)sum);
 }
 
 void
 vops_init(struct vfleet *f)
 {
-	(void)vops_sent_metric();
-	(void)vops_acked_metric();
-	(void)vops_gap_metric();
-	(void)vops_keys_metric();
+	vmetrics_init();
 	metrics_collector_add(vops_collect, f);
 }
 
@@ -138,7 +63,7 @@ vops_opt_string(const char *s)
 static json_t *
 vops_vehicle(const struct vclient *c, json_t *obj)
 {
-	const struct vstats	*vs = vclient_stats(c);
+	const struct vstats	*vs = client_stats(c);
 	int64_t			 keys = vops_keys_left(c);
 
 	if (obj == NULL)
@@ -173,7 +98,7 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 
 	for (i = 0; i < vfleet_size(f); i++) {
 		c = vfleet_client(f, i);
-		vs = vclient_stats(c);
+		vs = client_stats(c);
 		sent += (json_int_t)vs->vs_telemetry_sent;
 		acked += (json_int_t)vs->vs_telemetry_acked;
 		ho += (json_int_t)vs->vs_handovers;

@@ -1,6 +1,6 @@
 /*
  * vehicled's operations interface (ops.c): the admin endpoint's /status
- * callback, the metrics of the vehicles, and the settings a reload
+ * callback, the chip keys left in the metrics, and the settings a reload
  * cannot change.
  */
 #ifndef VEHICLED_OPS_H
@@ -17,12 +17,6 @@ void	vops_init(struct vfleet *f);
 void	vops_free(struct vfleet *f);
 /* admin_status_cb; arg is the struct vfleet. */
 json_t	*vops_status(void *arg, const char *what, json_t *obj);
-
-/* Events counted in the metrics. */
-void	vops_telemetry_sent(void);
-void	vops_telemetry_acked(void);
-/* A crossing was served ms after its detection. */
-void	vops_gap(double ms);
 
 /*
  * Log each vehicled setting that differs between the running and the

@@ -16,7 +16,7 @@
 #include "frame.h"
 #include "topo.h"
 
-#include "../../vehicled/chip.h"
+#include "chip.h"
 
 #define PROBE_RAN	0
 #define PROBE_LOCAL	2

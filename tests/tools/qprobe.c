@@ -22,8 +22,8 @@
 #include "store.h"
 #include "tls.h"
 
-#include "../../vehicled/provision.h"
-#include "../../vehicled/vmsg.h"
+#include "provision.h"
+#include "vmsg.h"
 
 #include "probe.h"
 

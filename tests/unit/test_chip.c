@@ -1,5 +1,5 @@
 /*
- * Unit tests of the emulated chip store (vehicled/chip.c): writing a fill,
+ * Unit tests of the emulated chip store (libvehicle/chip.c): writing a fill,
  * draw order in both modes, durable destruction across a reopen, counting
  * unused keys, the registration of M1, events and counters.
  */
@@ -15,7 +15,7 @@
 #include "log.h"
 #include "store.h"
 
-#include "../../vehicled/chip.h"
+#include "chip.h"
 
 #include "testutil.h"
 

@@ -1,5 +1,5 @@
 /*
- * Unit tests of the vehicle's route (vehicled/route.c): the position along
+ * Unit tests of the vehicle's route (libvehicle/route.c): the position along
  * a route of several waypoints on the simulated clock, the order of the
  * regions a route passes (overlapping and touching regions included), the
  * serving TSP where regions overlap, and the choice of the next candidate
@@ -17,7 +17,7 @@
 #include "log.h"
 #include "topo.h"
 
-#include "../../vehicled/route.h"
+#include "route.h"
 
 #define DEG_EPS	1e-3	/* about 100 m */
 

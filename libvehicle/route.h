@@ -2,8 +2,8 @@
  * The vehicle's trip: waypoints driven at a constant speed, on a simulated
  * clock that runs time_factor times faster than the real one.
  */
-#ifndef VEHICLED_ROUTE_H
-#define VEHICLED_ROUTE_H
+#ifndef LIBVEHICLE_ROUTE_H
+#define LIBVEHICLE_ROUTE_H
 
 #include <stddef.h>
 

@@ -2,39 +2,31 @@
  * The vehicle's life cycle around the protocol client: power on and off
  * (F8, also at a configured moment of the trip), driving the route and
  * following region changes (F7), and chip exhaustion with refill and
- * re-registration (F9).
+ * re-registration (F9).  The vehicle owns its client and the handover
+ * plugged into it, and is the client's owner for F9.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "client.h"
 #include "crypto.h"
 #include "log.h"
 #include "provision.h"
+#include "vehicle.h"
 
-static void	vclient_tick_cb(evutil_socket_t, short, void *);
-static void	vclient_cycle_cb(evutil_socket_t, short, void *);
+static void	vehicle_tick_cb(evutil_socket_t, short, void *);
+static void	vehicle_cycle_cb(evutil_socket_t, short, void *);
+static void	vehicle_exhausted(void *);
+static void	vehicle_refill(void *);
 
-uint64_t
-vclient_now_ms(void)
-{
-	struct timespec	ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-const struct topo *
-vclient_tsps(const struct vclient *c)
-{
-	return c->vc_regtopo.t_ntsps > 0 ? &c->vc_regtopo : c->vc_topo;
-}
+static const struct vclient_owner_cb vehicle_client_cb = {
+	vehicle_exhausted, vehicle_refill
+};
 
 /* The route, or a standing vehicle in the middle of the first region. */
 static struct route *
-vclient_route(const struct vconf *conf, const struct topo *t)
+vehicle_route(const struct vconf *conf, const struct topo *t)
 {
 	struct geo_point	p = { 0, 0 };
 
@@ -50,7 +42,7 @@ vclient_route(const struct vconf *conf, const struct topo *t)
 
 /* Set a timeval to ms of real time. */
 static void
-vclient_tv(struct timeval *tv, uint64_t ms)
+vehicle_tv(struct timeval *tv, uint64_t ms)
 {
 	tv->tv_sec = (time_t)(ms / 1000);
 	tv->tv_usec = (suseconds_t)((ms % 1000) * 1000);
@@ -58,82 +50,71 @@ vclient_tv(struct timeval *tv, uint64_t ms)
 
 /* Arm the power cycle of power_cycle_at (simulated trip time). */
 static void
-vclient_arm_cycle(struct vclient *c)
+vehicle_arm_cycle(struct vehicle *v)
 {
-	const struct vconf	*conf = c->vc_conf;
+	const struct vconf	*conf = v->v_client.vc_conf;
 	struct timeval		 tv;
 
 	if (conf->vc_power_cycle_ms == 0)
 		return;
-	if ((c->vc_cycle = evtimer_new(c->vc_base, vclient_cycle_cb,
-	    c)) == NULL)
+	if ((v->v_cycle = evtimer_new(v->v_client.vc_base, vehicle_cycle_cb,
+	    v)) == NULL)
 		fatalx("cannot create timers");
-	vclient_tv(&tv, (uint64_t)((double)conf->vc_power_cycle_ms /
+	vehicle_tv(&tv, (uint64_t)((double)conf->vc_power_cycle_ms /
 	    conf->vc_time_factor));
-	evtimer_add(c->vc_cycle, &tv);
+	evtimer_add(v->v_cycle, &tv);
 }
 
-struct vclient *
-vclient_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
+struct vehicle *
+vehicle_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
     const struct topo *topo, uint64_t offset_ms)
 {
-	struct vclient	*c;
+	struct vehicle	*v;
+	struct route	*route;
 	struct timeval	 tv;
 
-	c = xcalloc(1, sizeof(*c));
-	c->vc_offset_ms = offset_ms;
-	snprintf(c->vc_logname, sizeof(c->vc_logname), "vehicled[%s]",
-	    conf->vc_vid);
-	c->vc_base = base;
-	c->vc_conf = conf;
-	c->vc_db = db;
-	c->vc_topo = topo;
-	c->vc_state = VC_OFF;
-	c->vc_backoff = 1;
-	if ((c->vc_route = vclient_route(conf, topo)) == NULL)
+	v = xcalloc(1, sizeof(*v));
+	if ((route = vehicle_route(conf, topo)) == NULL)
 		fatalx("cannot set up the route");
-	c->vc_start_ms = vclient_now_ms();
-	c->vc_timer = evtimer_new(base, client_timer_cb, c);
-	c->vc_tick = event_new(base, -1, EV_PERSIST, vclient_tick_cb, c);
-	if (c->vc_timer == NULL || c->vc_tick == NULL)
+	client_init(&v->v_client, base, conf, db, topo, route, offset_ms,
+	    &vehicle_client_cb, v);
+	vho_init(&v->v_ho, &v->v_client);
+	if ((v->v_tick = event_new(base, -1, EV_PERSIST, vehicle_tick_cb,
+	    v)) == NULL)
 		fatalx("cannot create timers");
-	vclient_tv(&tv, conf->vc_telemetry_ms);
-	event_add(c->vc_tick, &tv);
-	vclient_arm_cycle(c);
-	return c;
+	vehicle_tv(&tv, conf->vc_telemetry_ms);
+	event_add(v->v_tick, &tv);
+	vehicle_arm_cycle(v);
+	return v;
 }
 
 void
-vclient_retune(struct vclient *c)
+vehicle_retune(struct vehicle *v)
 {
 	struct timeval	 tv;
 
-	vclient_tv(&tv, c->vc_conf->vc_telemetry_ms);
-	event_add(c->vc_tick, &tv);
+	vehicle_tv(&tv, v->v_client.vc_conf->vc_telemetry_ms);
+	event_add(v->v_tick, &tv);
 }
 
 void
-vclient_free(struct vclient *c)
+vehicle_free(struct vehicle *v)
 {
-	if (c == NULL)
+	if (v == NULL)
 		return;
-	if (c->vc_state != VC_OFF)
-		vclient_power_off(c, "shutdown");
-	event_free(c->vc_timer);
-	event_free(c->vc_tick);
-	if (c->vc_cycle != NULL)
-		event_free(c->vc_cycle);
-	vho_free(&c->vc_ho);
-	route_free(c->vc_route);
-	chip_reg_tsps_free(&c->vc_regtopo);
-	chip_reg_clear(&c->vc_reg);
-	EVP_PKEY_free(c->vc_pbv);
-	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
-	free(c);
+	if (v->v_client.vc_state != VC_OFF)
+		vehicle_power_off(v, "shutdown");
+	event_free(v->v_tick);
+	if (v->v_cycle != NULL)
+		event_free(v->v_cycle);
+	vho_free(&v->v_ho);
+	client_clear(&v->v_client);
+	free(v);
 }
 
-int
-vclient_load_registration(struct vclient *c)
+/* (Re)load the registration and M1's TSP list from the store; 0 or -1. */
+static int
+vehicle_load_registration(struct vclient *c)
 {
 	struct chip_info	ci;
 	int			r;
@@ -163,47 +144,9 @@ vclient_load_registration(struct vclient *c)
 	return 0;
 }
 
-const struct vstats *
-vclient_stats(const struct vclient *c)
-{
-	return &c->vc_stats;
-}
-
-void
-vclient_log_enter(const struct vclient *c)
-{
-	log_setname(c->vc_logname);
-}
-
-/* Simulated seconds along the route after real_ms of the trip. */
-static double
-vclient_sim_s(const struct vclient *c, double real_ms)
-{
-	return route_sim_seconds(c->vc_route, real_ms) +
-	    (double)c->vc_offset_ms / 1000.0;
-}
-
-void
-vclient_position(const struct vclient *c, struct route_pos *rp)
-{
-	route_at(c->vc_route, vclient_sim_s(c,
-	    (double)(vclient_now_ms() - c->vc_start_ms)), rp);
-}
-
-double
-vclient_trip_end_m(const struct vclient *c)
-{
-	const struct vconf	*conf = c->vc_conf;
-
-	if (conf->vc_trip_ms == 0)
-		return -1;
-	return route_distance(c->vc_route, (double)(conf->vc_trip_ms +
-	    c->vc_offset_ms) / 1000.0);
-}
-
 /* Start service in the current region: F3 first unless authenticated. */
 static void
-vclient_serve(struct vclient *c)
+vehicle_serve(struct vclient *c)
 {
 	if (c->vc_pbv == NULL || c->vc_exhausted || c->vc_tsp[0] == '\0') {
 		client_set_state(c, VC_IDLE);
@@ -217,25 +160,26 @@ vclient_serve(struct vclient *c)
 
 /* Follow the position into another region (F7) or out of every region. */
 static void
-vclient_track_region(struct vclient *c, const struct route_pos *rp)
+vehicle_track_region(struct vehicle *v, const struct route_pos *rp)
 {
+	struct vclient		*c = &v->v_client;
+	struct vho		*ho = &v->v_ho;
 	const struct topo_tsp	*tt;
-	const struct vho	*ho = &c->vc_ho;
 	char			 old[sizeof(c->vc_tsp)];
 	uint64_t		 detect_us;
 
 	/* Where regions overlap, the TSP holding our context goes first. */
-	tt = route_tsp_at(vclient_tsps(c), rp->rp_point, c->vc_tsp,
+	tt = route_tsp_at(client_tsps(c), rp->rp_point, c->vc_tsp,
 	    ho->ho_ready[0] != '\0' ? ho->ho_ready : ho->ho_next);
 	if (tt != NULL && strcmp(tt->tt_id, c->vc_tsp) == 0)
 		return;
 	if (tt == NULL && c->vc_tsp[0] == '\0' && c->vc_entered_ms != 0)
 		return;
-	detect_us = vho_now_us();
+	detect_us = client_now_us();
 	memcpy(old, c->vc_tsp, sizeof(old));
 	client_leave(c, tt == NULL ? "no service region" : "region change",
 	    0);
-	c->vc_entered_ms = vclient_now_ms();
+	c->vc_entered_ms = client_now_ms();
 	c->vc_first = 1;
 	if (tt == NULL) {
 		log_info("at %.5f,%.5f: outside every service region%s%s",
@@ -250,43 +194,46 @@ vclient_track_region(struct vclient *c, const struct route_pos *rp)
 	c->vc_ep = tt->tt_vehicle;
 	log_info("at %.5f,%.5f: in the region of %s%s%s", rp->rp_point.gp_lat,
 	    rp->rp_point.gp_lon, c->vc_tsp, old[0] ? ", coming from " : "", old);
-	vho_cross(c, old, tt, detect_us);
+	vho_cross(ho, old, tt, detect_us);
 	/* The baseline of the handover: authenticate again on every entry. */
-	if (c->vc_conf->vc_reauth_on_entry && c->vc_ho.ho_crossing) {
+	if (c->vc_conf->vc_reauth_on_entry && ho->ho_crossing) {
 		c->vc_authed = 0;
-		vho_reauth(c);
+		vho_reauth(ho);
 	}
 	if (c->vc_state != VC_REFILL)
-		vclient_serve(c);
+		vehicle_serve(c);
 }
 
 /* Every telemetry interval: move, follow regions, run the session. */
 static void
-vclient_tick_cb(evutil_socket_t fd, short ev, void *arg)
+vehicle_tick_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct vclient		*c = arg;
+	struct vehicle		*v = arg;
+	struct vclient		*c = &v->v_client;
 	struct route_pos	 rp;
 
 	(void)fd;
 	(void)ev;
 	if (c->vc_state == VC_OFF || c->vc_pbv == NULL)
 		return;
-	vclient_log_enter(c);
-	vclient_position(c, &rp);
-	vclient_track_region(c, &rp);
-	client_tick(c, &rp);
+	client_log_enter(c);
+	client_position(c, &rp);
+	vehicle_track_region(v, &rp);
+	/* Once a TSP holds our context the old one takes no new M3. */
+	client_tick(c, &rp, !vho_prepared(&v->v_ho));
 }
 
 void
-vclient_power_on(struct vclient *c)
+vehicle_power_on(struct vehicle *v)
 {
-	struct route_pos	rp;
+	struct vclient		*c = &v->v_client;
+	struct route_pos	 rp;
 
 	if (c->vc_state != VC_OFF)
 		return;
 	/* The chip and registration as they are now (enrolment, refill). */
-	vclient_load_registration(c);
-	vclient_position(c, &rp);
+	vehicle_load_registration(c);
+	client_position(c, &rp);
 	log_info("power on at %.5f,%.5f (chip %s)", rp.rp_point.gp_lat,
 	    rp.rp_point.gp_lon, c->vc_chip_id[0] ? c->vc_chip_id : "empty");
 	chip_event(c->vc_db, "power_on", NULL, "%.6f,%.6f", rp.rp_point.gp_lat,
@@ -301,16 +248,18 @@ vclient_power_on(struct vclient *c)
 		    " service");
 		return;
 	}
-	vclient_track_region(c, &rp);
+	vehicle_track_region(v, &rp);
 }
 
 void
-vclient_power_off(struct vclient *c, const char *reason)
+vehicle_power_off(struct vehicle *v, const char *reason)
 {
+	struct vclient	*c = &v->v_client;
+
 	if (c->vc_state == VC_OFF)
 		return;
 	client_leave(c, reason, 1);
-	vho_reset(c, reason);
+	vho_reset(&v->v_ho, reason);
 	client_set_state(c, VC_OFF);
 	c->vc_authed = 0;
 	c->vc_tsp[0] = '\0';
@@ -320,31 +269,34 @@ vclient_power_off(struct vclient *c, const char *reason)
 
 /* power_cycle_at: the configured moment of the trip has come. */
 static void
-vclient_cycle_cb(evutil_socket_t fd, short ev, void *arg)
+vehicle_cycle_cb(evutil_socket_t fd, short ev, void *arg)
 {
-	struct vclient	*c = arg;
+	struct vehicle	*v = arg;
 
 	(void)fd;
 	(void)ev;
-	vclient_log_enter(c);
-	if (c->vc_state == VC_OFF)
+	client_log_enter(&v->v_client);
+	if (v->v_client.vc_state == VC_OFF)
 		return;
 	log_info("power_cycle_at %llu ms of trip time reached",
-	    (unsigned long long)c->vc_conf->vc_power_cycle_ms);
-	vclient_power_cycle(c);
+	    (unsigned long long)v->v_client.vc_conf->vc_power_cycle_ms);
+	vehicle_power_cycle(v);
 }
 
 void
-vclient_power_cycle(struct vclient *c)
+vehicle_power_cycle(struct vehicle *v)
 {
 	log_info("power cycle");
-	vclient_power_off(c, "power cycle");
-	vclient_power_on(c);
+	vehicle_power_off(v, "power cycle");
+	vehicle_power_on(v);
 }
 
-void
-vclient_exhausted(struct vclient *c)
+/* The client found no unused chip key: report, then refill or stop (F9). */
+static void
+vehicle_exhausted(void *arg)
 {
+	struct vehicle		*v = arg;
+	struct vclient		*c = &v->v_client;
 	const struct vconf	*conf = c->vc_conf;
 
 	log_warnx("KEY_EXHAUSTED: chip %s has no unused key left",
@@ -356,7 +308,7 @@ vclient_exhausted(struct vclient *c)
 	client_leave(c, "key exhausted", 0);
 	if (conf->vc_refill && conf->vc_operator_cert != NULL) {
 		c->vc_backoff = 1;
-		vclient_refill(c);
+		vehicle_refill(v);
 		return;
 	}
 	log_warnx("no refill configured: sessions stopped");
@@ -364,9 +316,12 @@ vclient_exhausted(struct vclient *c)
 	client_set_state(c, VC_IDLE);
 }
 
-void
-vclient_refill(struct vclient *c)
+/* F9 refill with the operator credential; a failure is retried later. */
+static void
+vehicle_refill(void *arg)
 {
+	struct vehicle		*v = arg;
+	struct vclient		*c = &v->v_client;
 	const struct vconf	*conf = c->vc_conf;
 	struct vprov		 op;
 	int			 rc;
@@ -381,7 +336,7 @@ vclient_refill(struct vclient *c)
 	op.vp_timeout_ms = (int)conf->vc_provision_ms;
 	rc = vprov_refill(&op, c->vc_db, conf->vc_vid, conf->vc_fill_m,
 	    conf->vc_draw);
-	if (rc == 0 && vclient_load_registration(c) == -1)
+	if (rc == 0 && vehicle_load_registration(c) == -1)
 		rc = VPROV_ERROR;
 	if (rc != 0) {
 		client_error(c, "refill failed: %s; retrying in %llu ms",
@@ -397,5 +352,5 @@ vclient_refill(struct vclient *c)
 	chip_event(c->vc_db, "refill", c->vc_tsp, "chip_id=%s", c->vc_chip_id);
 	c->vc_authed = 0;
 	client_set_state(c, VC_IDLE);
-	vclient_serve(c);
+	vehicle_serve(c);
 }

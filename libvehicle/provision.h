@@ -1,11 +1,12 @@
 /*
  * Provisioning over the mutual-TLS factory channel: fill the chip from
  * fillerd (F1) and register the vehicle with registrard (F2).  Both are
- * blocking request/reply exchanges on a private event base, used at
- * start-up, after a refill and by the test tool.
+ * blocking request/reply exchanges on a private event base, used by
+ * vehicled at start-up and after a refill, by qroamctl, qbench and the
+ * test tool.
  */
-#ifndef VEHICLED_PROVISION_H
-#define VEHICLED_PROVISION_H
+#ifndef LIBVEHICLE_PROVISION_H
+#define LIBVEHICLE_PROVISION_H
 
 #include <sqlite3.h>
 #include <stddef.h>

@@ -1,10 +1,10 @@
 /*
- * The vehicle's side of the F3/F4/F5 messages, shared by vehicled and the
- * qprobe test tool: build M4 and M3, check AuthResult, open the TSP's
- * SessionMsg replies.  No sockets and no storage.
+ * The vehicle's side of the F3/F4/F5 messages, shared by vehicled, qbench
+ * and the qprobe test tool: build M4 and M3, check AuthResult, open the
+ * TSP's SessionMsg replies.  No sockets and no storage.
  */
-#ifndef VEHICLED_VMSG_H
-#define VEHICLED_VMSG_H
+#ifndef LIBVEHICLE_VMSG_H
+#define LIBVEHICLE_VMSG_H
 
 #include <stdint.h>
 #include <openssl/evp.h>

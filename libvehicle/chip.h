@@ -3,8 +3,8 @@
  * the chip's key sequence (one-time keys, destroyed durably on use), the
  * registration received in M1, an event journal and counters.
  */
-#ifndef VEHICLED_CHIP_H
-#define VEHICLED_CHIP_H
+#ifndef LIBVEHICLE_CHIP_H
+#define LIBVEHICLE_CHIP_H
 
 #include <sqlite3.h>
 #include <stddef.h>

@@ -1,0 +1,39 @@
+/*
+ * The vehicle: its protocol client with the handover on top, and its life
+ * cycle around them: power on and off (F8, also at a configured moment of
+ * the trip), driving the route and following region changes (F7), and
+ * chip exhaustion with refill and re-registration (F9).
+ */
+#ifndef VEHICLED_VEHICLE_H
+#define VEHICLED_VEHICLE_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <event2/event.h>
+
+#include "client.h"
+#include "config.h"
+#include "handover.h"
+#include "topo.h"
+
+struct vehicle {
+	struct vclient	 v_client;
+	struct vho	 v_ho;
+	struct event	*v_tick;	/* position and telemetry */
+	struct event	*v_cycle;	/* power_cycle_at */
+};
+
+/*
+ * A powered-off vehicle with conf's VIN and store db, offset_ms of
+ * simulated time along its route ahead of the trip clock.
+ */
+struct vehicle *vehicle_new(struct event_base *, const struct vconf *,
+	    sqlite3 *, const struct topo *, uint64_t offset_ms);
+void	vehicle_free(struct vehicle *);
+void	vehicle_power_on(struct vehicle *);
+void	vehicle_power_off(struct vehicle *, const char *reason);
+void	vehicle_power_cycle(struct vehicle *);
+/* The telemetry interval of the configuration changed: re-arm the tick. */
+void	vehicle_retune(struct vehicle *);
+
+#endif
