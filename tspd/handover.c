@@ -142,7 +142,7 @@ tspd_handover_fetch_key(struct tspd *env, const char *master,
 	kr->kr_done = done;
 	snprintf(kr->kr_hid, sizeof(kr->kr_hid), "%s", hid);
 	TAILQ_INSERT_TAIL(&env->t_ho->h_keyreqs, kr, kr_entry);
-	if (keysrc_dec_key(env->t_keysrc, master, key_id, keyreq_cb,
+	if (keysrc_get_key_by_id(env->t_keysrc, master, key_id, keyreq_cb,
 	    kr) == -1) {
 		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
 		free(kr);
