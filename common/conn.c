@@ -159,7 +159,8 @@ conn_new(struct event_base *base, struct bufferevent *bev,
 	c->c_want_role = o->co_peer_role;
 	STAILQ_INIT(&c->c_syncq);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_setwatermark(bev, EV_READ, 0, 2 * (c->c_max_frame + FRAME_HDRLEN));
+	bufferevent_setwatermark(bev, EV_READ, 0,
+	    2 * frame_size_max(c->c_max_frame));
 	conn_set_connect_timeout(c, o->co_connect_ms ? o->co_connect_ms : 10000);
 	return c;
 }
@@ -225,7 +226,7 @@ conn_deliver(struct conn *c, struct frame *f)
 {
 	struct syncframe	*sf;
 
-	metric_inc(conn_metric(2), msg_type_name(f->f_type));
+	metric_inc(conn_metric(2), frame_type_name(f->f_type));
 	if (c->c_sync) {
 		if ((sf = calloc(1, sizeof(*sf))) == NULL) {
 			frame_release(f);
@@ -255,6 +256,45 @@ conn_violation(struct conn *c, const char *what, const char *reason)
 	conn_close(c, reason);
 }
 
+/*
+ * Take the next whole frame out of in: the frame module says from the
+ * header how long it is, and only then is it made contiguous and decoded.
+ * 1 and f filled, 0 until more bytes arrive, -1 once c is closing.
+ */
+static int
+conn_next_frame(struct conn *c, struct evbuffer *in, struct frame *f)
+{
+	enum frame_result	 r;
+	size_t			 size, consumed;
+	ev_ssize_t		 n;
+	uint8_t			*p, hdr[FRAME_HDRLEN];
+
+	n = evbuffer_copyout(in, hdr, sizeof(hdr));
+	r = frame_size(hdr, n > 0 ? (size_t)n : 0, c->c_max_frame, &size);
+	if (r == FRAME_OK) {
+		if (evbuffer_get_length(in) < size)
+			return 0;
+		if ((p = evbuffer_pullup(in, (ev_ssize_t)size)) == NULL) {
+			conn_close(c, "out of memory");
+			return -1;
+		}
+		r = frame_decode(p, size, c->c_max_frame, f, &consumed);
+	}
+	switch (r) {
+	case FRAME_OK:
+		evbuffer_drain(in, consumed);
+		return 1;
+	case FRAME_NEED_MORE:
+		return 0;
+	case FRAME_TOO_BIG:
+		conn_violation(c, "framing", "frame too big");
+		return -1;
+	default:
+		conn_violation(c, "framing", "malformed frame");
+		return -1;
+	}
+}
+
 /* Decode every whole frame in the input buffer. */
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
@@ -262,37 +302,10 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	struct conn		*c = arg;
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct frame		 f;
-	enum frame_result	 r;
-	size_t			 len, need, consumed;
-	uint8_t			*p, hdr[FRAME_HDRLEN];
 
 	if (c->c_state == CONN_CONNECTING)
 		conn_connected(c);
-	while (c->c_state == CONN_OPEN) {
-		len = evbuffer_get_length(in);
-		if (len < FRAME_HDRLEN)
-			return;
-		evbuffer_copyout(in, hdr, sizeof(hdr));
-		need = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 |
-		    (size_t)hdr[2] << 8 | hdr[3];
-		if (need > c->c_max_frame) {
-			conn_violation(c, "framing", "frame too big");
-			return;
-		}
-		if (len < FRAME_HDRLEN + need)
-			return;
-		if ((p = evbuffer_pullup(in, FRAME_HDRLEN + need)) == NULL) {
-			conn_close(c, "out of memory");
-			return;
-		}
-		r = frame_decode(p, FRAME_HDRLEN + need, c->c_max_frame, &f,
-		    &consumed);
-		if (r != FRAME_OK) {
-			conn_violation(c, "framing", r == FRAME_TOO_BIG ? "frame too big" :
-			    "malformed frame");
-			return;
-		}
-		evbuffer_drain(in, consumed);
+	while (c->c_state == CONN_OPEN && conn_next_frame(c, in, &f) == 1) {
 		conn_deliver(c, &f);
 		if (c->c_state == CONN_OPEN &&
 		    evbuffer_get_length(bufferevent_get_output(bev)) > CONN_OUT_HIGH) {
@@ -433,7 +446,7 @@ conn_send(struct conn *c, uint32_t type, uint64_t request_id,
 	rc = bufferevent_write(c->c_bev, buf, len);
 	free(buf);
 	if (rc == 0)
-		metric_inc(conn_metric(3), msg_type_name(type));
+		metric_inc(conn_metric(3), frame_type_name(type));
 	return rc == 0 ? 0 : -1;
 }
 

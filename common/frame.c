@@ -8,13 +8,10 @@
 #include "frame.h"
 
 enum frame_result
-frame_decode(const uint8_t *buf, size_t len, size_t max, struct frame *f,
-    size_t *consumed)
+frame_size(const uint8_t *buf, size_t len, size_t max, size_t *size)
 {
-	uint32_t	 n;
-	Qroam__Envelope	*env;
+	uint32_t	n;
 
-	memset(f, 0, sizeof(*f));
 	if (len < FRAME_HDRLEN)
 		return FRAME_NEED_MORE;
 	n = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
@@ -23,9 +20,31 @@ frame_decode(const uint8_t *buf, size_t len, size_t max, struct frame *f,
 		return FRAME_TOO_BIG;
 	if (n == 0)
 		return FRAME_MALFORMED;
-	if (len - FRAME_HDRLEN < n)
+	*size = FRAME_HDRLEN + (size_t)n;
+	return FRAME_OK;
+}
+
+size_t
+frame_size_max(size_t max)
+{
+	return FRAME_HDRLEN + max;
+}
+
+enum frame_result
+frame_decode(const uint8_t *buf, size_t len, size_t max, struct frame *f,
+    size_t *consumed)
+{
+	enum frame_result	 r;
+	size_t			 size;
+	Qroam__Envelope		*env;
+
+	memset(f, 0, sizeof(*f));
+	if ((r = frame_size(buf, len, max, &size)) != FRAME_OK)
+		return r;
+	if (len < size)
 		return FRAME_NEED_MORE;
-	env = qroam__envelope__unpack(NULL, n, buf + FRAME_HDRLEN);
+	env = qroam__envelope__unpack(NULL, size - FRAME_HDRLEN,
+	    buf + FRAME_HDRLEN);
 	if (env == NULL)
 		return FRAME_MALFORMED;
 	if (env->version != FRAME_VERSION || env->base.n_unknown_fields != 0) {
@@ -39,7 +58,7 @@ frame_decode(const uint8_t *buf, size_t len, size_t max, struct frame *f,
 		f->f_payload = env->payload.data;
 		f->f_payload_len = env->payload.len;
 	}
-	*consumed = FRAME_HDRLEN + n;
+	*consumed = size;
 	return FRAME_OK;
 }
 
@@ -56,12 +75,13 @@ frame_release(struct frame *f)
 }
 
 int
-frame_encode(uint32_t type, uint64_t request_id, const ProtobufCMessage *msg,
-    size_t max, uint8_t **out, size_t *outlen)
+frame_encode_payload(uint32_t type, uint64_t request_id,
+    const uint8_t *payload, size_t len, size_t max, uint8_t **out,
+    size_t *outlen)
 {
 	Qroam__Envelope	 env = QROAM__ENVELOPE__INIT;
-	uint8_t		*pl = NULL, *buf;
-	size_t		 pllen = 0, n;
+	uint8_t		*buf;
+	size_t		 n;
 
 	env.version = FRAME_VERSION;
 	env.type = type;
@@ -69,29 +89,43 @@ frame_encode(uint32_t type, uint64_t request_id, const ProtobufCMessage *msg,
 		env.has_request_id = 1;
 		env.request_id = request_id;
 	}
-	if (msg != NULL) {
-		pllen = protobuf_c_message_get_packed_size(msg);
-		if (pllen > max || (pl = malloc(pllen ? pllen : 1)) == NULL)
-			return -1;
-		protobuf_c_message_pack(msg, pl);
+	if (payload != NULL) {
 		env.has_payload = 1;
-		env.payload.data = pl;
-		env.payload.len = pllen;
+		/* Only read: packing copies it. */
+		env.payload.data = (uint8_t *)payload;
+		env.payload.len = len;
 	}
 	n = qroam__envelope__get_packed_size(&env);
-	if (n > max || (buf = malloc(FRAME_HDRLEN + n)) == NULL) {
-		free(pl);
+	if (n > max || (buf = malloc(FRAME_HDRLEN + n)) == NULL)
 		return -1;
-	}
 	buf[0] = n >> 24;
 	buf[1] = n >> 16;
 	buf[2] = n >> 8;
 	buf[3] = n;
 	qroam__envelope__pack(&env, buf + FRAME_HDRLEN);
-	free(pl);
 	*out = buf;
 	*outlen = FRAME_HDRLEN + n;
 	return 0;
+}
+
+int
+frame_encode(uint32_t type, uint64_t request_id, const ProtobufCMessage *msg,
+    size_t max, uint8_t **out, size_t *outlen)
+{
+	uint8_t		*pl = NULL;
+	size_t		 pllen = 0;
+	int		 rc;
+
+	if (msg != NULL) {
+		pllen = protobuf_c_message_get_packed_size(msg);
+		if (pllen > max || (pl = malloc(pllen ? pllen : 1)) == NULL)
+			return -1;
+		protobuf_c_message_pack(msg, pl);
+	}
+	rc = frame_encode_payload(type, request_id, pl, pllen, max, out,
+	    outlen);
+	free(pl);
+	return rc;
 }
 
 ProtobufCMessage *
@@ -110,12 +144,15 @@ frame_unpack(const struct frame *f, const ProtobufCMessageDescriptor *d)
 	return m;
 }
 
+/* The MsgType's name from the generated enum descriptor. */
 const char *
 frame_type_name(uint32_t type)
 {
 	const ProtobufCEnumValue	*v;
 
+	if (type > INT32_MAX)
+		return "?";
 	v = protobuf_c_enum_descriptor_get_value(&qroam__msg_type__descriptor,
 	    (int)type);
-	return v ? v->name : "?";
+	return v != NULL ? v->name : "?";
 }

@@ -1,6 +1,8 @@
 /*
  * Framing (PROTOCOL section 5): 4-byte big-endian length, then a protobuf
  * Envelope.  Pure codec: no sockets, so it is unit-tested and fuzzed alone.
+ * This is the one module that knows the layout of a frame; the I/O layer
+ * asks it how long the next frame is and hands it whole frames to decode.
  */
 #ifndef QROAM_FRAME_H
 #define QROAM_FRAME_H
@@ -11,8 +13,8 @@
 
 #include "qroam.pb-c.h"
 
-#define FRAME_HDRLEN		4
-#define FRAME_MAX_DEFAULT	65536
+#define FRAME_HDRLEN		4	/* bytes frame_size needs to answer */
+#define FRAME_MAX_DEFAULT	65536	/* largest Envelope, by default */
 #define FRAME_VERSION		1
 
 enum frame_result {
@@ -31,6 +33,17 @@ struct frame {
 };
 
 /*
+ * How many bytes the frame at the start of buf takes, header included,
+ * judged from its header alone: FRAME_OK and *size, FRAME_NEED_MORE while
+ * fewer than FRAME_HDRLEN bytes are in, FRAME_TOO_BIG for an Envelope
+ * longer than max, FRAME_MALFORMED for an empty one.
+ */
+enum frame_result frame_size(const uint8_t *buf, size_t len, size_t max,
+	    size_t *size);
+/* The most bytes a frame whose Envelope is at most max long takes. */
+size_t	frame_size_max(size_t max);
+
+/*
  * Decode the frame at the start of buf.  On FRAME_OK *consumed is set and f
  * must be released with frame_release().  Never reads past len.
  */
@@ -44,6 +57,10 @@ void	frame_release(struct frame *);
  */
 int	frame_encode(uint32_t type, uint64_t request_id,
 	    const ProtobufCMessage *msg, size_t max, uint8_t **out, size_t *outlen);
+/* As frame_encode, around a payload packed already (NULL: none). */
+int	frame_encode_payload(uint32_t type, uint64_t request_id,
+	    const uint8_t *payload, size_t len, size_t max, uint8_t **out,
+	    size_t *outlen);
 
 /*
  * Unpack the payload of f as a message of descriptor d.  NULL when it does
@@ -53,7 +70,7 @@ int	frame_encode(uint32_t type, uint64_t request_id,
 ProtobufCMessage *frame_unpack(const struct frame *f,
 	    const ProtobufCMessageDescriptor *d);
 
-/* Name of a MsgType for logs ("MT_M3"), "?" if unknown. */
+/* Name of a MsgType for logs and metrics ("MT_M3"), "?" if unknown. */
 const char *frame_type_name(uint32_t type);
 
 #endif

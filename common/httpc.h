@@ -1,6 +1,6 @@
 /*
  * What the HTTP clients on libevent's evhttp share: the ETSI GS QKD 014
- * key source (keysrc.c) and qroamctl.
+ * key source (keysrc_etsi014.c) and qroamctl.
  */
 #ifndef QROAM_HTTPC_H
 #define QROAM_HTTPC_H

@@ -29,17 +29,6 @@ ksj_clean_text(const char *s, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
-int
-keysrc_json_valid_key_id(const char *s)
-{
-	size_t	i;
-
-	for (i = 0; s[i] != '\0'; i++)
-		if (i >= KEYSRC_IDMAX || s[i] <= 0x20 || s[i] >= 0x7f)
-			return 0;
-	return i > 0;
-}
-
 /* Decode the base64 text of one key; exactly KEYSRC_KEYLEN bytes or -1. */
 static int
 ksj_b64_key(const char *s, size_t len, uint8_t key[KEYSRC_KEYLEN])
@@ -82,7 +71,7 @@ ksj_keys(json_t *root, const char *want, char key_id[KEYSRC_IDMAX + 1],
 	id = json_object_get(k, "key_ID");
 	b64 = json_object_get(k, "key");
 	if (!json_is_string(id) ||
-	    !keysrc_json_valid_key_id(json_string_value(id))) {
+	    !keysrc_valid_key_id(json_string_value(id))) {
 		snprintf(why, whylen, "KME answer has no valid key_ID");
 		return KEYSRC_ERROR;
 	}

@@ -1,7 +1,7 @@
 /*
- * The JSON of ETSI GS QKD 014 v1.1.1 for one 256-bit key: the bodies keysrc
- * sends and the answers it reads.  Private to keysrc.c; it touches no
- * socket, so it can be tested on its own.
+ * The JSON of ETSI GS QKD 014 v1.1.1 for one 256-bit key: the bodies the
+ * backend sends and the answers it reads.  Private to keysrc_etsi014.c; it
+ * touches no socket, so it can be tested on its own.
  */
 #ifndef QROAM_KEYSRC_JSON_H
 #define QROAM_KEYSRC_JSON_H
@@ -13,9 +13,6 @@
 #include "keysrc.h"
 
 #define KEYSRC_JSON_BODY_MAX	65536	/* largest KME answer accepted */
-
-/* A key_ID we can pass on: 1..KEYSRC_IDMAX printable ASCII characters. */
-int	keysrc_json_valid_key_id(const char *);
 
 /*
  * The body of a request: enc_keys for one key when want is NULL, else

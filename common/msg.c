@@ -76,18 +76,6 @@ msg_status_name(int code)
 	return v != NULL ? v->name : "?";
 }
 
-const char *
-msg_type_name(uint32_t type)
-{
-	const ProtobufCEnumValue	*v;
-
-	if (type > INT32_MAX)
-		return "unknown";
-	v = protobuf_c_enum_descriptor_get_value(&qroam__msg_type__descriptor,
-	    (int)type);
-	return v != NULL ? v->name : "unknown";
-}
-
 /* Pack msg into a malloc'd buffer (at least one byte long). */
 static uint8_t *
 msg_pack(const ProtobufCMessage *msg, size_t *len)

@@ -29,8 +29,6 @@ void	msg_session_nonce(uint32_t dir, uint64_t seq, uint8_t nonce[12]);
 
 /* Name of a StatusCode ("KEY_REUSED"), "?" if unknown. */
 const char *msg_status_name(int code);
-/* "MT_M3", ... for a frame type; "unknown" if the protocol has no such type. */
-const char *msg_type_name(uint32_t type);
 
 /* ---- F3 ---- */
 

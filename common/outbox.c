@@ -96,7 +96,7 @@ ob_send_head(struct ob_dest *od)
 {
 	struct outbox		*ob = od->od_ob;
 	sqlite3_stmt		*st = ob->ob_head;
-	Qroam__Envelope		 env = QROAM__ENVELOPE__INIT;
+	const uint8_t		*pl;
 	uint8_t			*buf;
 	size_t			 n;
 	int			 rc, ret = 0;
@@ -104,22 +104,14 @@ ob_send_head(struct ob_dest *od)
 	sqlite3_bind_text(st, 1, od->od_tsp->tt_id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		od->od_inflight = sqlite3_column_int64(st, 0);
-		env.version = FRAME_VERSION;
-		env.type = (uint32_t)sqlite3_column_int(st, 1);
-		env.has_payload = 1;
-		env.payload.data = (uint8_t *)sqlite3_column_blob(st, 2);
-		env.payload.len = (size_t)sqlite3_column_bytes(st, 2);
-		env.has_request_id = 1;
-		env.request_id = (uint64_t)od->od_inflight;
-		n = qroam__envelope__get_packed_size(&env);
+		if ((pl = sqlite3_column_blob(st, 2)) == NULL)
+			pl = (const uint8_t *)"";	/* empty, yet present */
 		ret = -1;
-		if ((buf = malloc(FRAME_HDRLEN + n)) != NULL) {
-			buf[0] = n >> 24;
-			buf[1] = n >> 16;
-			buf[2] = n >> 8;
-			buf[3] = n;
-			qroam__envelope__pack(&env, buf + FRAME_HDRLEN);
-			if (conn_send_raw(od->od_conn, buf, FRAME_HDRLEN + n) == 0)
+		if (frame_encode_payload((uint32_t)sqlite3_column_int(st, 1),
+		    (uint64_t)od->od_inflight, pl,
+		    (size_t)sqlite3_column_bytes(st, 2), SIZE_MAX, &buf,
+		    &n) == 0) {
+			if (conn_send_raw(od->od_conn, buf, n) == 0)
 				ret = 1;
 			free(buf);
 		}

@@ -2,9 +2,9 @@
  * The HTTP client of qroamctl on libevent's evhttp: GETs of the daemons'
  * admin endpoints (plain HTTP on loopback) and the HTTPS requests of the
  * operator actions (mutual TLS, a bufferevent_openssl handed to evhttp as
- * common/keysrc.c does).  A batch of requests runs at once, one connection
- * each, every one bounded by the -w timeout, so a daemon that does not
- * answer delays the others by at most that long.
+ * common/keysrc_etsi014.c does).  A batch of requests runs at once, one
+ * connection each, every one bounded by the -w timeout, so a daemon that
+ * does not answer delays the others by at most that long.
  */
 #include <stdio.h>
 #include <stdlib.h>

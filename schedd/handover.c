@@ -316,7 +316,7 @@ ho_a1(struct sched *s, struct conn *c, uint64_t reqid,
 	tv.tv_usec = s->s_conf->sc_handover_timeout_ms % 1000 * 1000;
 	evtimer_add(ho->ho_timer, &tv);
 	ho->ho_key_pending = 1;
-	if (s->s_keys->sk_enc_key(s->s_keys, ho->ho_initiator, ho_ck1_cb,
+	if (keysrc_get_key(s->s_keys, ho->ho_initiator, ho_ck1_cb,
 	    ho) == -1) {
 		ho->ho_key_pending = 0;
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
@@ -579,7 +579,7 @@ ho_a3(struct sched *s, struct conn *c, uint64_t reqid,
 		return 0;
 	}
 	ho->ho_key_pending = 1;
-	if (s->s_keys->sk_enc_key(s->s_keys, ho->ho_target, ho_ck2_cb,
+	if (keysrc_get_key(s->s_keys, ho->ho_target, ho_ck2_cb,
 	    ho) == -1) {
 		ho->ho_key_pending = 0;
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,

@@ -16,7 +16,7 @@
 #include "config.h"
 #include "conn.h"
 #include "db.h"
-#include "keys.h"
+#include "keysrc.h"
 #include "qroam.pb-c.h"
 #include "topo.h"
 
@@ -32,7 +32,7 @@ struct sched {
 	struct event_base	*s_base;
 	SSL_CTX			*s_client_tls;
 	struct sched_db		*s_db;
-	struct sched_keys	*s_keys;
+	struct keysrc		*s_keys;
 	struct listener		*s_lis;
 	struct handovers	 s_handovers;
 	size_t			 s_nhandovers;

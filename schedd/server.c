@@ -193,7 +193,8 @@ sched_new(struct event_base *base, const struct schedd_conf *conf,
 	TAILQ_INIT(&s->s_handovers);
 	if (sched_open_store(s) == -1)
 		goto fail;
-	s->s_keys = sched_keys_kme(base, &topo->t_qkd, client_tls,
+	s->s_keys = keysrc_new(KEYSRC_DEFAULT, base, topo->t_qkd.ep_host,
+	    topo->t_qkd.ep_port, client_tls,
 	    (int)conf->sc_handover_timeout_ms);
 	if (s->s_keys == NULL) {
 		log_warnx("cannot set up the key source");
@@ -209,7 +210,7 @@ sched_new(struct event_base *base, const struct schedd_conf *conf,
 		goto fail;
 	log_info("listening on %s:%u as %s; keys from the %s at %s:%u; %zu TSPs",
 	    topo->t_sched.ep_host, topo->t_sched.ep_port, conf->sc_common.cc_id,
-	    s->s_keys->sk_name, topo->t_qkd.ep_host, topo->t_qkd.ep_port,
+	    keysrc_name(s->s_keys), topo->t_qkd.ep_host, topo->t_qkd.ep_port,
 	    topo->t_ntsps);
 	return s;
  fail:
@@ -224,7 +225,7 @@ sched_free(struct sched *s)
 		return;
 	ho_shutdown(s);
 	if (s->s_keys != NULL)
-		s->s_keys->sk_free(s->s_keys);
+		keysrc_free(s->s_keys);
 	listener_free(s->s_lis);
 	sched_db_close(s->s_db);
 	free(s);

@@ -48,7 +48,7 @@ struct hout {
 	char			 ho_id[TSPD_HO_IDLEN + 1];
 	char			 ho_vid[VIN_LEN + 1];
 	const struct topo_tsp	*ho_target;
-	enum hout_state		 ho_state;
+	enum hout_state		 ho_state;	/* set by hout_set_state only */
 	struct conn		*ho_sched;
 	struct conn		*ho_peer;
 	struct event		*ho_timer;
@@ -142,7 +142,7 @@ tspd_handover_fetch_key(struct tspd *env, const char *master,
 	kr->kr_done = done;
 	snprintf(kr->kr_hid, sizeof(kr->kr_hid), "%s", hid);
 	TAILQ_INSERT_TAIL(&env->t_ho->h_keyreqs, kr, kr_entry);
-	if (keysrc_dec_key(env->t_keysrc, master, key_id, keyreq_cb,
+	if (keysrc_get_key_by_id(env->t_keysrc, master, key_id, keyreq_cb,
 	    kr) == -1) {
 		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
 		free(kr);
@@ -184,6 +184,22 @@ hout_find(struct tspd *env, const char *hid)
 		if (strcmp(h->ho_id, hid) == 0)
 			return h;
 	return NULL;
+}
+
+/*
+ * The one place the state of h changes, each change logged at debug
+ * level.  A handover starts zeroed, in HOUT_SCHED_CONNECT, so setting
+ * that first state logs its name only.
+ */
+static void
+hout_set_state(struct hout *h, enum hout_state to)
+{
+	if (h->ho_state != to)
+		log_debug("handover id=%s: %s -> %s", h->ho_id,
+		    hout_state_names[h->ho_state], hout_state_names[to]);
+	else
+		log_debug("handover id=%s: %s", h->ho_id, hout_state_names[to]);
+	h->ho_state = to;
 }
 
 /* Close a cloud connection of h without calling back into h. */
@@ -330,7 +346,7 @@ tspd_handover_start(struct tspd *env, const char *vid,
 		return;
 	}
 	hout_conn_opts(env, &o, NULL, "sched");
-	h->ho_state = HOUT_SCHED_CONNECT;
+	hout_set_state(h, HOUT_SCHED_CONNECT);
 	h->ho_sched = conn_connect(env->t_base, env->t_topo.t_sched.ep_host,
 	    env->t_topo.t_sched.ep_port, &o, &hout_sched_cb, h);
 	if (h->ho_sched == NULL)
@@ -349,7 +365,7 @@ hout_sched_connected(struct conn *c, void *arg)
 	a1.type = 1;
 	a1.from = (char *)h->ho_env->t_id;
 	a1.handover_id = h->ho_id;
-	h->ho_state = HOUT_A1;
+	hout_set_state(h, HOUT_A1);
 	if (conn_send(c, QROAM__MSG_TYPE__MT_KEY_REQUEST, HOUT_REQ_A1,
 	    &a1.base) == -1)
 		hout_fail(h, "cannot send A1");
@@ -374,7 +390,7 @@ hout_ck1(struct tspd *env, const char *hid, enum keysrc_result res,
 	a2.target = (char *)h->ho_target->tt_id;
 	a2.initiator = (char *)env->t_id;
 	a2.handover_id = h->ho_id;
-	h->ho_state = HOUT_A2;
+	hout_set_state(h, HOUT_A2);
 	if (h->ho_sched == NULL || conn_send(h->ho_sched,
 	    QROAM__MSG_TYPE__MT_ACCESS_REQUEST, HOUT_REQ_A2, &a2.base) == -1)
 		hout_fail(h, "cannot send A2");
@@ -399,7 +415,7 @@ hout_key_reply(struct hout *h, const struct frame *f)
 		hout_fail(h, "%s", why);
 		return;
 	}
-	h->ho_state = HOUT_CK1;
+	hout_set_state(h, HOUT_CK1);
 	if (tspd_handover_fetch_key(h->ho_env, kr->master_sae, kr->key_id,
 	    h->ho_id, hout_ck1) == -1) {
 		qroam__key_reply__free_unpacked(kr, NULL);
@@ -461,7 +477,7 @@ hout_m7(struct hout *h, const struct frame *f)
 		return;
 	}
 	hout_conn_opts(env, &o, h->ho_target->tt_id, "tsp");
-	h->ho_state = HOUT_PEER_CONNECT;
+	hout_set_state(h, HOUT_PEER_CONNECT);
 	h->ho_peer = conn_connect(env->t_base, in->host, (uint16_t)in->port,
 	    &o, &hout_peer_cb, h);
 	tspd_m7_inner_free(in);
@@ -544,7 +560,7 @@ hout_peer_connected(struct conn *c, void *arg)
 
 	if (h == NULL)
 		return;
-	h->ho_state = HOUT_M8;
+	hout_set_state(h, HOUT_M8);
 	if (conn_send(c, QROAM__MSG_TYPE__MT_M8, HOUT_REQ_M8,
 	    &h->ho_m8.base) == -1)
 		hout_fail(h, "cannot send M8");

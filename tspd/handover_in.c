@@ -42,7 +42,7 @@ struct hin {
 	struct tspd		*hi_env;
 	char			 hi_id[TSPD_HO_IDLEN + 1];
 	const struct topo_tsp	*hi_initiator;
-	enum hin_state		 hi_state;
+	enum hin_state		 hi_state;	/* set by hin_set_state only */
 	struct conn		*hi_sched;
 	struct event		*hi_timer;
 	Qroam__M8		*hi_m8;		/* an M8 waiting for CK2 */
@@ -84,6 +84,23 @@ tspd_handover_in_free(struct tspd *env)
 	tspd_handover_in_shutdown(env);
 	free(env->t_hin);
 	env->t_hin = NULL;
+}
+
+/*
+ * The one place the state of h changes, each change logged at debug
+ * level.  An incoming handover starts zeroed, in HIN_CONNECT, so setting
+ * that first state logs its name only.
+ */
+static void
+hin_set_state(struct hin *h, enum hin_state to)
+{
+	if (h->hi_state != to)
+		log_debug("handover in id=%s: %s -> %s", h->hi_id,
+		    hin_state_names[h->hi_state], hin_state_names[to]);
+	else
+		log_debug("handover in id=%s: %s", h->hi_id,
+		    hin_state_names[to]);
+	h->hi_state = to;
 }
 
 static struct hin *
@@ -175,7 +192,7 @@ hin_start(struct tspd *env, const struct topo_tsp *initiator, const char *hid)
 	h->hi_env = env;
 	memcpy(h->hi_id, hid, sizeof(h->hi_id));
 	h->hi_initiator = initiator;
-	h->hi_state = HIN_CONNECT;
+	hin_set_state(h, HIN_CONNECT);
 	TAILQ_INSERT_TAIL(&env->t_hin->hl_list, h, hi_entry);
 	env->t_hin->hl_n++;
 	if ((h->hi_timer = evtimer_new(env->t_base, hin_timeout, h)) == NULL) {
@@ -266,7 +283,7 @@ hin_sched_connected(struct conn *c, void *arg)
 	a3.from = (char *)h->hi_env->t_id;
 	a3.handover_id = h->hi_id;
 	a3.initiator = (char *)h->hi_initiator->tt_id;
-	h->hi_state = HIN_A3;
+	hin_set_state(h, HIN_A3);
 	if (conn_send(c, QROAM__MSG_TYPE__MT_KEY_REQUEST, HIN_REQ_A3,
 	    &a3.base) == -1)
 		hin_fail(h, "cannot send A3");
@@ -332,7 +349,7 @@ hin_sched_frame(struct conn *c, const struct frame *f, void *arg)
 	    h->hi_id)) != NULL)
 		metrics_refusal("key_reply_invalid");
 	else {
-		h->hi_state = HIN_CK2;
+		hin_set_state(h, HIN_CK2);
 		if (tspd_handover_fetch_key(h->hi_env, kr->master_sae,
 		    kr->key_id, h->hi_id, hin_ck2) == -1)
 			why = "cannot ask the KME for CK2";

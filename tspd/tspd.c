@@ -85,8 +85,8 @@ tspd_start_handover(struct tspd *env)
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
 	if (env->t_tls_client == NULL)
 		fatalx("cannot load the TLS client credentials");
-	env->t_keysrc = keysrc_new(env->t_base, t->t_qkd.ep_host,
-	    t->t_qkd.ep_port, env->t_tls_client,
+	env->t_keysrc = keysrc_new(KEYSRC_DEFAULT, env->t_base,
+	    t->t_qkd.ep_host, t->t_qkd.ep_port, env->t_tls_client,
 	    (int)conf->tc_handover_timeout_ms);
 	if (env->t_keysrc == NULL)
 		fatalx("cannot start the key source");

@@ -1,5 +1,6 @@
 /*
- * Unit tests of the frame codec: round trips, every truncation, size
+ * Unit tests of the frame codec: round trips, every truncation, the size
+ * of a frame from its header, frames around payloads packed already, size
  * limits, malformed envelopes, payload unpacking and pinned golden bytes.
  */
 #include <setjmp.h>
@@ -258,6 +259,72 @@ test_encode_refuses_too_big(void **state)
 	free(buf);
 }
 
+/* The size of the next frame is known from its header alone. */
+static void
+test_size_from_header(void **state)
+{
+	uint8_t	hdr[FRAME_HDRLEN] = { 0x00, 0x00, 0x01, 0x02 };
+	size_t	size = 0, i;
+
+	(void)state;
+	for (i = 0; i < FRAME_HDRLEN; i++)
+		assert_int_equal(frame_size(hdr, i, FRAME_MAX_DEFAULT, &size),
+		    FRAME_NEED_MORE);
+	assert_int_equal(frame_size(hdr, sizeof(hdr), FRAME_MAX_DEFAULT,
+	    &size), FRAME_OK);
+	assert_int_equal(size, FRAME_HDRLEN + 0x102);
+	assert_int_equal(frame_size(hdr, sizeof(hdr), 0x102, &size), FRAME_OK);
+	assert_int_equal(frame_size(hdr, sizeof(hdr), 0x101, &size),
+	    FRAME_TOO_BIG);
+	memset(hdr, 0xff, sizeof(hdr));
+	assert_int_equal(frame_size(hdr, sizeof(hdr), FRAME_MAX_DEFAULT,
+	    &size), FRAME_TOO_BIG);
+	memset(hdr, 0, sizeof(hdr));
+	assert_int_equal(frame_size(hdr, sizeof(hdr), FRAME_MAX_DEFAULT,
+	    &size), FRAME_MALFORMED);
+	assert_int_equal(frame_size(golden_status_ok_7,
+	    sizeof(golden_status_ok_7), FRAME_MAX_DEFAULT, &size), FRAME_OK);
+	assert_int_equal(size, sizeof(golden_status_ok_7));
+	assert_int_equal(frame_size_max(FRAME_MAX_DEFAULT),
+	    FRAME_HDRLEN + FRAME_MAX_DEFAULT);
+}
+
+/* A payload packed already frames to the same bytes as its message. */
+static void
+test_encode_payload(void **state)
+{
+	static const uint8_t	 status_ok[] = { 0x08, 0x00 };
+	struct frame		 f;
+	uint8_t			*buf = NULL;
+	size_t			 len = 0, consumed;
+
+	(void)state;
+	assert_int_equal(frame_encode_payload(QROAM__MSG_TYPE__MT_STATUS, 7,
+	    status_ok, sizeof(status_ok), FRAME_MAX_DEFAULT, &buf, &len), 0);
+	assert_int_equal(len, sizeof(golden_status_ok_7));
+	assert_memory_equal(buf, golden_status_ok_7, len);
+	free(buf);
+	/* An empty payload is present; no payload is absent. */
+	assert_int_equal(frame_encode_payload(QROAM__MSG_TYPE__MT_M4, 0,
+	    (const uint8_t *)"", 0, FRAME_MAX_DEFAULT, &buf, &len), 0);
+	assert_int_equal(len, FRAME_HDRLEN + 6);
+	assert_int_equal(frame_decode(buf, len, FRAME_MAX_DEFAULT, &f,
+	    &consumed), FRAME_OK);
+	assert_true(f.f_env->has_payload);
+	assert_int_equal(f.f_payload_len, 0);
+	frame_release(&f);
+	free(buf);
+	assert_int_equal(frame_encode_payload(QROAM__MSG_TYPE__MT_M4, 0, NULL,
+	    0, FRAME_MAX_DEFAULT, &buf, &len), 0);
+	assert_int_equal(len, FRAME_HDRLEN + 4);
+	free(buf);
+	buf = NULL;
+	assert_int_equal(frame_encode_payload(QROAM__MSG_TYPE__MT_STATUS, 7,
+	    status_ok, sizeof(status_ok), sizeof(golden_status_ok_7) -
+	    FRAME_HDRLEN - 1, &buf, &len), -1);
+	assert_null(buf);
+}
+
 static void
 test_zero_length_malformed(void **state)
 {
@@ -492,6 +559,7 @@ test_type_name(void **state)
 	    "MT_STATUS");
 	assert_string_equal(frame_type_name(9999), "?");
 	assert_string_equal(frame_type_name(0x80000000u), "?");
+	assert_string_equal(frame_type_name(UINT32_MAX), "?");
 }
 
 int
@@ -504,7 +572,9 @@ main(void)
 		cmocka_unit_test(test_need_more_every_prefix),
 		cmocka_unit_test(test_two_frames_in_one_buffer),
 		cmocka_unit_test(test_too_big),
+		cmocka_unit_test(test_size_from_header),
 		cmocka_unit_test(test_encode_refuses_too_big),
+		cmocka_unit_test(test_encode_payload),
 		cmocka_unit_test(test_zero_length_malformed),
 		cmocka_unit_test(test_wrong_version),
 		cmocka_unit_test(test_unknown_and_missing_envelope_fields),

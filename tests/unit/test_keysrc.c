@@ -1,9 +1,10 @@
 /*
- * Unit tests of the ETSI GS QKD 014 key source against a fake KME in the
- * same process: an evhttp HTTPS server with mutual TLS that answers canned
- * JSON.  Checks the requests (path, method, body, the caller's certificate),
- * key delivery, the mapping of 503/400/401 and of malformed answers, a KME
- * that is down or silent, connection reuse and reconnection, requests in
+ * Unit tests of the key source interface and its ETSI GS QKD 014 backend
+ * against a fake KME in the same process: an evhttp HTTPS server with
+ * mutual TLS that answers canned JSON.  Checks the choice of backend by
+ * name, the requests (path, method, body, the caller's certificate), key
+ * delivery, the mapping of 503/400/401 and of malformed answers, a KME that
+ * is down or silent, connection reuse and reconnection, requests in
  * parallel on a pool of connections and queued beyond it, a TLS
  * close_notify on every connection the source closes, and that key bytes
  * never reach the log.
@@ -347,13 +348,21 @@ teardown(void **state)
 	return 0;
 }
 
+/* An ETSI GS QKD 014 key source for a KME on port of loopback. */
+static struct keysrc *
+source_at(uint16_t port, int timeout_ms)
+{
+	return keysrc_new("etsi014", base, "127.0.0.1", port, client_tls,
+	    timeout_ms);
+}
+
 /* A key source for the fake KME with a short timeout. */
 static struct keysrc *
 new_source(void)
 {
 	struct keysrc	*ks;
 
-	ks = keysrc_new(base, "127.0.0.1", kme.fk_port, client_tls, TIMEOUT_MS);
+	ks = source_at(kme.fk_port, TIMEOUT_MS);
 	assert_non_null(ks);
 	return ks;
 }
@@ -364,7 +373,7 @@ patient_source(void)
 {
 	struct keysrc	*ks;
 
-	ks = keysrc_new(base, "127.0.0.1", kme.fk_port, client_tls, WAIT_MS);
+	ks = source_at(kme.fk_port, WAIT_MS);
 	assert_non_null(ks);
 	return ks;
 }
@@ -376,7 +385,7 @@ enc_many(struct keysrc *ks, struct got *g, int n)
 	int	i;
 
 	for (i = 0; i < n; i++)
-		assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, g), 0);
+		assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, g), 0);
 }
 
 /* How many of the first n results are res. */
@@ -396,7 +405,7 @@ enc_one(struct keysrc *ks, struct got *g)
 {
 	int	n = g->g_n;
 
-	assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, g), 0);
+	assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, g), 0);
 	tu_wait_count(base, &g->g_n, n + 1, WAIT_MS);
 }
 
@@ -442,7 +451,8 @@ test_dec_key(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(keysrc_dec_key(ks, "sched", KEY_ID, got_cb, &g), 0);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched", KEY_ID, got_cb,
+	    &g), 0);
 	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
 	assert_int_equal(g.g_res[0], KEYSRC_OK);
 	assert_string_equal(g.g_id[0], KEY_ID);
@@ -591,8 +601,8 @@ test_dec_other_key(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(keysrc_dec_key(ks, "sched", "another-key-id", got_cb,
-	    &g), 0);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched", "another-key-id",
+	    got_cb, &g), 0);
 	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
 	assert_int_equal(g.g_res[0], KEYSRC_ERROR);
 	assert_non_null(strstr(g.g_why[0], "another-key-id"));
@@ -607,7 +617,7 @@ test_kme_down(void **state)
 
 	(void)state;
 	kme_stop(&kme);
-	ks = keysrc_new(base, "127.0.0.1", tu_free_port(), client_tls, 2000);
+	ks = source_at(tu_free_port(), 2000);
 	assert_non_null(ks);
 	memset(&g, 0, sizeof(g));
 	enc_one(ks, &g);
@@ -663,23 +673,65 @@ test_bad_arguments(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(keysrc_enc_key(ks, "TSP-A", got_cb, &g), -1);
-	assert_int_equal(keysrc_enc_key(ks, "../keys", got_cb, &g), -1);
-	assert_int_equal(keysrc_enc_key(ks, "tsp a", got_cb, &g), -1);
-	assert_int_equal(keysrc_enc_key(ks, "", got_cb, &g), -1);
-	assert_int_equal(keysrc_enc_key(ks,
+	assert_int_equal(keysrc_get_key(ks, "TSP-A", got_cb, &g), -1);
+	assert_int_equal(keysrc_get_key(ks, "../keys", got_cb, &g), -1);
+	assert_int_equal(keysrc_get_key(ks, "tsp a", got_cb, &g), -1);
+	assert_int_equal(keysrc_get_key(ks, "", got_cb, &g), -1);
+	assert_int_equal(keysrc_get_key(ks,
 	    "a23456789012345678901234567890123", got_cb, &g), -1);
-	assert_int_equal(keysrc_enc_key(ks, NULL, got_cb, &g), -1);
-	assert_int_equal(keysrc_dec_key(ks, "sched", "", got_cb, &g), -1);
-	assert_int_equal(keysrc_dec_key(ks, "sched", "a b", got_cb, &g), -1);
-	assert_int_equal(keysrc_dec_key(ks, "sched", NULL, got_cb, &g), -1);
-	assert_int_equal(keysrc_dec_key(ks, "sched?x=1", KEY_ID, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_key(ks, NULL, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched", "", got_cb, &g), -1);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched", "a b", got_cb,
+	    &g), -1);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched", NULL, got_cb,
+	    &g), -1);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched?x=1", KEY_ID,
+	    got_cb, &g), -1);
 	tu_run_for(base, 50);
 	assert_int_equal(g.g_n, 0);
 	assert_int_equal(kme.fk_requests, 0);
-	assert_null(keysrc_new(base, "127.0.0.1", 0, client_tls, 100));
-	assert_null(keysrc_new(base, "127.0.0.1", 1, NULL, 100));
+	assert_null(source_at(0, 100));
+	assert_null(keysrc_new("etsi014", base, "127.0.0.1", 1, NULL, 100));
+	assert_int_equal(keysrc_get_key(ks, "tsp-a", NULL, &g), -1);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched", KEY_ID, NULL, &g),
+	    -1);
 	keysrc_free(ks);
+}
+
+/* The backend is chosen by name; the interface checks key_IDs for all. */
+static void
+test_backends(void **state)
+{
+	struct keysrc	*ks;
+	char		 id[KEYSRC_IDMAX + 2];
+
+	(void)state;
+	ks = keysrc_new(KEYSRC_DEFAULT, base, "127.0.0.1", kme.fk_port,
+	    client_tls, TIMEOUT_MS);
+	assert_non_null(ks);
+	assert_string_equal(keysrc_name(ks), "ETSI GS QKD 014 KME");
+	keysrc_free(ks);
+	assert_null(keysrc_new("etsi004", base, "127.0.0.1", kme.fk_port,
+	    client_tls, 100));
+	assert_null(keysrc_new("", base, "127.0.0.1", kme.fk_port,
+	    client_tls, 100));
+	assert_null(keysrc_new(NULL, base, "127.0.0.1", kme.fk_port,
+	    client_tls, 100));
+	keysrc_free(NULL);
+	assert_true(keysrc_valid_key_id(KEY_ID));
+	assert_true(keysrc_valid_key_id("x"));
+	memset(id, 'k', sizeof(id));
+	id[KEYSRC_IDMAX] = '\0';
+	assert_true(keysrc_valid_key_id(id));
+	id[KEYSRC_IDMAX] = 'k';
+	id[KEYSRC_IDMAX + 1] = '\0';
+	assert_false(keysrc_valid_key_id(id));
+	assert_false(keysrc_valid_key_id(""));
+	assert_false(keysrc_valid_key_id("a b"));
+	assert_false(keysrc_valid_key_id("a\x7f"));
+	assert_false(keysrc_valid_key_id("\xc3\xa9"));
+	tu_run_for(base, 20);
+	assert_int_equal(kme.fk_requests, 0);
 }
 
 /* Freeing drops pending requests; a callback may free its source. */
@@ -692,8 +744,8 @@ test_free_source(void **state)
 	(void)state;
 	memset(&g, 0, sizeof(g));
 	kme.fk_silent = 1;
-	assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, &g), 0);
-	assert_int_equal(keysrc_enc_key(ks, "tsp-b", got_cb, &g), 0);
+	assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, &g), 0);
+	assert_int_equal(keysrc_get_key(ks, "tsp-b", got_cb, &g), 0);
 	tu_wait_count(base, &kme.fk_requests, 1, WAIT_MS);
 	keysrc_free(ks);
 	tu_run_for(base, TIMEOUT_MS + 100);
@@ -701,8 +753,8 @@ test_free_source(void **state)
 	kme.fk_silent = 0;
 	ks = new_source();
 	g.g_free_in_cb = ks;
-	assert_int_equal(keysrc_enc_key(ks, "tsp-a", got_cb, &g), 0);
-	assert_int_equal(keysrc_enc_key(ks, "tsp-b", got_cb, &g), 0);
+	assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, &g), 0);
+	assert_int_equal(keysrc_get_key(ks, "tsp-b", got_cb, &g), 0);
 	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
 	tu_run_for(base, 100);
 	assert_int_equal(g.g_n, 1);
@@ -847,7 +899,8 @@ test_no_key_in_log(void **state)
 	log_setverbose(2);
 	tu_capture_begin();
 	enc_one(ks, &g);
-	assert_int_equal(keysrc_dec_key(ks, "sched", KEY_ID, got_cb, &g), 0);
+	assert_int_equal(keysrc_get_key_by_id(ks, "sched", KEY_ID, got_cb,
+	    &g), 0);
 	tu_wait_count(base, &g.g_n, 2, WAIT_MS);
 	kme.fk_status = 503;
 	kme.fk_body = "{\"message\":\"empty\"}";
@@ -883,6 +936,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_backends, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_source, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_parallel, setup, teardown),
