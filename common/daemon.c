@@ -23,36 +23,26 @@ struct daemon {
 	void			*d_env;
 	const char		*d_path;	/* -f */
 	int			 d_check;	/* -n */
-	int			 d_cmd_verbose;	/* -d / -v: verbose is fixed */
-	char			 d_default[128];	/* default -f */
-	char			 d_logname[64];
+	int			 d_cmd_verbose;	/* -d, -v: fixed */
+	char			 d_default[128];
+	char			 d_logname[64];	/* its log prefix */
+	void			*d_conf;	/* running configuration */
+	struct topo		*d_topo;	/* running topology */
 	struct event_base	*d_base;
 	struct event		*d_sig[DAEMON_NSIG];
 	struct admin		*d_admin;
 };
 
-/* The running configuration, or its common directives, in env. */
-static void *
-daemon_conf(const struct daemon *d)
-{
-	return (char *)d->d_env + d->d_ops->do_conf_at;
-}
-
+/* The common directives that begin a daemon's configuration. */
 static struct cfg_common *
-daemon_common(const struct daemon *d, void *conf)
+daemon_common(void *conf)
 {
-	return (struct cfg_common *)((char *)conf + d->d_ops->do_common_at);
-}
-
-static struct topo *
-daemon_topo(const struct daemon *d)
-{
-	return (struct topo *)((char *)d->d_env + d->d_ops->do_topo_at);
+	return conf;
 }
 
 /* Parse argv; prints usage and exits 1 on a bad command line. */
 static void
-daemon_args(struct daemon *d, int argc, char **argv)
+daemon_getopt(struct daemon *d, int argc, char **argv)
 {
 	int	ch;
 
@@ -106,7 +96,7 @@ daemon_load(const struct daemon *d, void *conf, struct topo *topo)
 	memset(topo, 0, sizeof(*topo));
 	if (ops->do_conf_load(d->d_path, conf) == -1)
 		goto fail;
-	file = daemon_common(d, conf)->cc_topology;
+	file = daemon_common(conf)->cc_topology;
 	if (topo_load(file, topo) == -1)
 		goto fail;
 	for (i = 0; i < DAEMON_MAXNEED && ops->do_need[i] != NULL; i++)
@@ -135,7 +125,7 @@ daemon_differ(const char *a, const char *b)
  * credentials, admin, max_frame), one line saying it takes a restart.
  * Returns the number of such settings.
  */
-int
+static int
 daemon_reload_restart_only(const struct cfg_common *run,
     const struct cfg_common *next)
 {
@@ -197,8 +187,8 @@ daemon_reload(struct daemon *d)
 		free(next);
 		return;
 	}
-	run = daemon_common(d, daemon_conf(d));
-	nc = daemon_common(d, next);
+	run = daemon_common(d->d_conf);
+	nc = daemon_common(next);
 	n = daemon_reload_restart_only(run, nc);
 	run->cc_verbose = nc->cc_verbose;
 	if (d->d_cmd_verbose == 0)
@@ -244,7 +234,7 @@ daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
 
 /* Handle the signals on the loop, ignore SIGPIPE, start the watchdog. */
 static void
-daemon_sigs_new(struct daemon *d)
+daemon_signals_new(struct daemon *d)
 {
 	static const int	sigs[DAEMON_NSIG] = {
 		SIGTERM, SIGINT, SIGHUP, SIGUSR1
@@ -255,14 +245,15 @@ daemon_sigs_new(struct daemon *d)
 	for (i = 0; i < DAEMON_NSIG; i++) {
 		d->d_sig[i] = evsignal_new(d->d_base, sigs[i], daemon_signal_cb,
 		    d);
-		if (d->d_sig[i] == NULL || evsignal_add(d->d_sig[i], NULL) == -1)
+		if (d->d_sig[i] == NULL ||
+		    evsignal_add(d->d_sig[i], NULL) == -1)
 			fatalx("cannot install signal handler");
 	}
 	notify_init(d->d_base);
 }
 
 static void
-daemon_sigs_free(struct daemon *d)
+daemon_signals_free(struct daemon *d)
 {
 	size_t	i;
 
@@ -280,13 +271,13 @@ static void
 daemon_start(struct daemon *d)
 {
 	const struct daemon_ops	*ops = d->d_ops;
-	const struct cfg_common	*cc = daemon_common(d, daemon_conf(d));
+	const struct cfg_common	*cc = daemon_common(d->d_conf);
 	char			 status[256];
 	void			*arg;
 
 	if ((d->d_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
-	daemon_sigs_new(d);
+	daemon_signals_new(d);
 	if ((arg = ops->do_start(d->d_env, d->d_base)) == NULL)
 		fatalx("cannot start");
 	log_setname(d->d_logname);
@@ -301,22 +292,23 @@ daemon_start(struct daemon *d)
 }
 
 int
-daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *env)
+daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *env,
+    void *conf, struct topo *topo)
 {
 	struct daemon	 d;
-	void		*conf;
 
 	memset(&d, 0, sizeof(d));
 	d.d_ops = ops;
 	d.d_env = env;
-	daemon_args(&d, argc, argv);
+	d.d_conf = conf;
+	d.d_topo = topo;
+	daemon_getopt(&d, argc, argv);
 	log_init(ops->do_name, d.d_cmd_verbose);
-	conf = daemon_conf(&d);
-	if (daemon_load(&d, conf, daemon_topo(&d)) == -1)
+	if (daemon_load(&d, conf, topo) == -1)
 		return 1;
 	if (d.d_check) {
 		printf("%s: configuration OK\n", d.d_path);
-		daemon_unload(&d, conf, daemon_topo(&d));
+		daemon_unload(&d, conf, topo);
 		return 0;
 	}
 	if (ops->do_logname != NULL)
@@ -325,7 +317,7 @@ daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *env)
 		snprintf(d.d_logname, sizeof(d.d_logname), "%s", ops->do_name);
 	log_setname(d.d_logname);
 	if (d.d_cmd_verbose == 0)
-		log_setverbose(daemon_common(&d, conf)->cc_verbose);
+		log_setverbose(daemon_common(conf)->cc_verbose);
 
 	daemon_start(&d);
 	event_base_dispatch(d.d_base);
@@ -333,9 +325,9 @@ daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *env)
 	admin_free(d.d_admin);
 	log_setname(d.d_logname);
 	ops->do_free(env);
-	daemon_sigs_free(&d);
+	daemon_signals_free(&d);
 	event_base_free(d.d_base);
-	daemon_unload(&d, conf, daemon_topo(&d));
+	daemon_unload(&d, conf, topo);
 	metrics_reset();
 	return 0;
 }
@@ -349,131 +341,4 @@ daemon_tls(const struct cfg_common *cc, SSL_CTX **srv, SSL_CTX **cli)
 	if (cli != NULL && (*cli = tls_client_ctx(cc->cc_ca, cc->cc_cert,
 	    cc->cc_key)) == NULL)
 		fatalx("cannot set up the TLS client context");
-}
-
-/* The pieces of main() the daemons not yet on daemon_main() still call. */
-
-void
-daemon_getopt(int argc, char **argv, const char *default_config,
-    struct daemon_opts *o)
-{
-	int	ch;
-
-	o->do_config = default_config;
-	o->do_check = 0;
-	o->do_verbose = 0;
-	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
-		switch (ch) {
-		case 'd':
-		case 'v':
-			o->do_verbose++;
-			break;
-		case 'f':
-			o->do_config = optarg;
-			break;
-		case 'n':
-			o->do_check = 1;
-			break;
-		default:
-			goto usage;
-		}
-	}
-	if (optind != argc)
-		goto usage;
-	return;
- usage:
-	fprintf(stderr, "usage: %s [-dnv] [-f config]\n", __progname);
-	exit(1);
-}
-
-struct daemon_signals {
-	struct event	*ds_ev[4];
-	void		(*ds_stop)(void *);
-	void		(*ds_reload)(void *);
-	void		(*ds_usr1)(void *);
-	void		*ds_arg;
-};
-
-static void
-daemon_legacy_signal_cb(evutil_socket_t sig, short ev, void *arg)
-{
-	struct daemon_signals	*ds = arg;
-
-	(void)ev;
-	switch (sig) {
-	case SIGTERM:
-	case SIGINT:
-		notify_stopping();
-		ds->ds_stop(ds->ds_arg);
-		break;
-	case SIGHUP:
-		if (ds->ds_reload == NULL) {
-			log_info("SIGHUP: nothing to reload");
-			break;
-		}
-		notify_reloading();
-		ds->ds_reload(ds->ds_arg);
-		notify_ready(NULL);
-		break;
-	case SIGUSR1:
-		if (ds->ds_usr1 != NULL)
-			ds->ds_usr1(ds->ds_arg);
-		break;
-	}
-}
-
-struct daemon_signals *
-daemon_signals_new(struct event_base *base, void (*on_stop)(void *),
-    void (*on_reload)(void *), void (*on_usr1)(void *), void *arg)
-{
-	static const int	 sigs[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
-	struct daemon_signals	*ds;
-	size_t			 i;
-
-	signal(SIGPIPE, SIG_IGN);
-	ds = xcalloc(1, sizeof(*ds));
-	ds->ds_stop = on_stop;
-	ds->ds_reload = on_reload;
-	ds->ds_usr1 = on_usr1;
-	ds->ds_arg = arg;
-	for (i = 0; i < 4; i++) {
-		ds->ds_ev[i] = evsignal_new(base, sigs[i], daemon_legacy_signal_cb, ds);
-		if (ds->ds_ev[i] == NULL || evsignal_add(ds->ds_ev[i], NULL) == -1)
-			fatalx("cannot install signal handler");
-	}
-	notify_init(base);
-	return ds;
-}
-
-void
-daemon_signals_free(struct daemon_signals *ds)
-{
-	size_t	i;
-
-	if (ds == NULL)
-		return;
-	for (i = 0; i < 4; i++)
-		event_free(ds->ds_ev[i]);
-	free(ds);
-	notify_free();
-}
-
-void
-daemon_stop_loop(void *base)
-{
-	log_info("stopping");
-	event_base_loopexit(base, NULL);
-}
-
-struct admin *
-daemon_admin(struct event_base *base, const struct cfg_common *cc,
-    const char *daemon, admin_status_cb cb, void *arg)
-{
-	struct admin	*a;
-
-	a = admin_new(base, cc->cc_admin_host, cc->cc_admin_port, daemon,
-	    cc->cc_id, cb, arg);
-	if (a == NULL)
-		fatalx("cannot start the admin endpoint");
-	return a;
 }

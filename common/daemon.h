@@ -4,8 +4,7 @@
  * SIGTERM stop, the admin endpoint and the service manager's
  * notifications (notify.h: READY, STATUS, RELOADING, STOPPING, WATCHDOG).
  * A daemon fills in a struct daemon_ops with its own parts and hands it to
- * daemon_main() with the struct ("env") that holds its running
- * configuration and topology.
+ * daemon_main() with the struct ("env") its hooks work on.
  */
 #ifndef QROAM_DAEMON_H
 #define QROAM_DAEMON_H
@@ -25,14 +24,10 @@ struct daemon_ops {
 	/* Program name: log prefix, admin "daemon", /etc/qroam/<name>.conf. */
 	const char	*do_name;
 	/*
-	 * The configuration struct: its size, where env keeps the running
-	 * one, and where it keeps its common directives (offsetof).
+	 * Size of the configuration struct, which begins with its struct
+	 * cfg_common.
 	 */
 	size_t		 do_conf_size;
-	size_t		 do_conf_at;
-	size_t		 do_common_at;
-	/* Where env keeps the running topology (offsetof). */
-	size_t		 do_topo_at;
 	/* Roles the topology must give an address (topo_need), in order. */
 	const char	*do_need[DAEMON_MAXNEED];
 
@@ -83,13 +78,14 @@ struct daemon_ops {
 };
 
 /*
- * The whole of main(): parse argv, load, then with -n print "CONFIG:
- * configuration OK" and return 0; else start, serve until the event loop
- * ends, free everything and return 0.  A configuration with errors
- * returns 1, a bad command line exits 1 after the usage.  env must be
- * zeroed.
+ * The whole of main(): parse argv, load into conf and topo (where env
+ * keeps the running configuration and topology; env zeroed), then with -n
+ * print "CONFIG: configuration OK" and return 0; else start, serve until
+ * the event loop ends, free everything and return 0.  A configuration
+ * with errors returns 1, a bad command line exits 1 after the usage.
  */
-int	daemon_main(int argc, char **argv, const struct daemon_ops *, void *env);
+int	daemon_main(int argc, char **argv, const struct daemon_ops *,
+	    void *env, void *conf, struct topo *topo);
 
 /*
  * The mutual-TLS contexts of the common ca/cert/key directives: server side
@@ -97,49 +93,5 @@ int	daemon_main(int argc, char **argv, const struct daemon_ops *, void *env);
  * failure is fatal: it happens only at start-up.
  */
 void	daemon_tls(const struct cfg_common *, SSL_CTX **srv, SSL_CTX **cli);
-
-/* The pieces of main() the daemons not yet on daemon_main() still call. */
-struct daemon_opts {
-	const char	*do_config;
-	int		 do_check;	/* -n: check the configuration and exit */
-	int		 do_verbose;	/* -d / -v */
-};
-
-/* Parse argv; prints usage and exits 1 on a bad command line. */
-void	daemon_getopt(int argc, char **argv, const char *default_config,
-	    struct daemon_opts *);
-
-struct daemon_signals;
-
-/*
- * SIGTERM and SIGINT call on_stop, SIGHUP on_reload (may be NULL: ignored),
- * SIGUSR1 on_usr1 (may be NULL: ignored); SIGPIPE is ignored.  The service
- * manager hears of it (notify.h): STOPPING=1 before on_stop, RELOADING=1
- * and READY=1 around on_reload; the watchdog runs from here on.
- */
-struct daemon_signals *daemon_signals_new(struct event_base *,
-	    void (*on_stop)(void *), void (*on_reload)(void *),
-	    void (*on_usr1)(void *), void *arg);
-void	daemon_signals_free(struct daemon_signals *);
-
-/* on_stop for daemon_signals_new: log and leave the loop of the base arg. */
-void	daemon_stop_loop(void *base);
-
-/*
- * The admin endpoint of the common admin directive (none if absent);
- * failing to listen is fatal: it happens only at start-up.
- */
-struct admin *daemon_admin(struct event_base *, const struct cfg_common *,
-	    const char *daemon, admin_status_cb, void *arg);
-
-/*
- * Log what a reload cannot change: for each common setting that differs
- * between the running and the new configuration (store, topology,
- * credentials, admin, max_frame), one line saying it takes a restart.
- * Returns the number of such settings.
- */
-int	daemon_reload_restart_only(const struct cfg_common *running,
-	    const struct cfg_common *next);
-
 
 #endif

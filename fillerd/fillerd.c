@@ -2,7 +2,6 @@
  * fillerd: the quantum key filling machine (PROTOCOL F1).  Fills security
  * chips for factories and syncs every fill record to every TSP.
  */
-#include <stddef.h>
 #include <stdio.h>
 
 #include "daemon.h"
@@ -82,9 +81,6 @@ fillerd_free(void *env)
 static const struct daemon_ops fillerd_ops = {
 	.do_name = "fillerd",
 	.do_conf_size = sizeof(struct fillerd_conf),
-	.do_conf_at = offsetof(struct fillerd, fd_conf),
-	.do_common_at = offsetof(struct fillerd_conf, fc_common),
-	.do_topo_at = offsetof(struct fillerd, fd_topo),
 	.do_need = { "filler" },
 	.do_conf_load = fillerd_conf_read,
 	.do_conf_free = fillerd_conf_release,
@@ -100,5 +96,6 @@ main(int argc, char **argv)
 {
 	static struct fillerd	fd;
 
-	return daemon_main(argc, argv, &fillerd_ops, &fd);
+	return daemon_main(argc, argv, &fillerd_ops, &fd, &fd.fd_conf,
+	    &fd.fd_topo);
 }

@@ -2,7 +2,6 @@
  * registrard: the trusted authority (PROTOCOL F2).  Binds vehicles to chips,
  * holds their key pairs and syncs every registration to every TSP.
  */
-#include <stddef.h>
 #include <stdio.h>
 
 #include "daemon.h"
@@ -79,9 +78,6 @@ registrard_free(void *env)
 static const struct daemon_ops registrard_ops = {
 	.do_name = "registrard",
 	.do_conf_size = sizeof(struct registrard_conf),
-	.do_conf_at = offsetof(struct registrard, rd_conf),
-	.do_common_at = offsetof(struct registrard_conf, rc_common),
-	.do_topo_at = offsetof(struct registrard, rd_topo),
 	.do_need = { "registrar" },
 	.do_conf_load = registrard_conf_read,
 	.do_conf_free = registrard_conf_release,
@@ -97,5 +93,6 @@ main(int argc, char **argv)
 {
 	static struct registrard	rd;
 
-	return daemon_main(argc, argv, &registrard_ops, &rd);
+	return daemon_main(argc, argv, &registrard_ops, &rd, &rd.rd_conf,
+	    &rd.rd_topo);
 }
