@@ -12,8 +12,7 @@
 struct fillerd {
 	struct fillerd_conf	 fd_conf;
 	struct topo		 fd_topo;
-	struct filler		*fd_filler;
-	SSL_CTX			*fd_srv, *fd_cli;
+	struct outboxd		*fd_svc;
 };
 
 static int
@@ -34,10 +33,9 @@ fillerd_start(void *env, struct event_base *base)
 {
 	struct fillerd	*fd = env;
 
-	daemon_tls(&fd->fd_conf.fc_common, &fd->fd_srv, &fd->fd_cli);
-	fd->fd_filler = filler_new(base, &fd->fd_conf, &fd->fd_topo,
-	    fd->fd_srv, fd->fd_cli);
-	return fd->fd_filler;
+	fd->fd_svc = outboxd_new(base, &filler_proto, &fd->fd_conf,
+	    &fd->fd_topo, &fd->fd_topo.t_filler);
+	return fd->fd_svc;
 }
 
 static void
@@ -73,9 +71,7 @@ fillerd_free(void *env)
 {
 	struct fillerd	*fd = env;
 
-	filler_free(fd->fd_filler);
-	SSL_CTX_free(fd->fd_srv);
-	SSL_CTX_free(fd->fd_cli);
+	outboxd_free(fd->fd_svc);
 }
 
 static const struct daemon_ops fillerd_ops = {
@@ -85,7 +81,7 @@ static const struct daemon_ops fillerd_ops = {
 	.do_conf_load = fillerd_conf_read,
 	.do_conf_free = fillerd_conf_release,
 	.do_start = fillerd_start,
-	.do_status = filler_status,
+	.do_status = outboxd_status,
 	.do_ready = fillerd_ready,
 	.do_reload = fillerd_reload,
 	.do_free = fillerd_free,

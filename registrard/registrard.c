@@ -12,8 +12,7 @@
 struct registrard {
 	struct registrard_conf	 rd_conf;
 	struct topo		 rd_topo;
-	struct registrar	*rd_registrar;
-	SSL_CTX			*rd_srv, *rd_cli;
+	struct outboxd		*rd_svc;
 };
 
 static int
@@ -34,10 +33,9 @@ registrard_start(void *env, struct event_base *base)
 {
 	struct registrard	*rd = env;
 
-	daemon_tls(&rd->rd_conf.rc_common, &rd->rd_srv, &rd->rd_cli);
-	rd->rd_registrar = registrar_new(base, &rd->rd_conf, &rd->rd_topo,
-	    rd->rd_srv, rd->rd_cli);
-	return rd->rd_registrar;
+	rd->rd_svc = outboxd_new(base, &registrar_proto, &rd->rd_conf,
+	    &rd->rd_topo, &rd->rd_topo.t_registrar);
+	return rd->rd_svc;
 }
 
 static void
@@ -70,9 +68,7 @@ registrard_free(void *env)
 {
 	struct registrard	*rd = env;
 
-	registrar_free(rd->rd_registrar);
-	SSL_CTX_free(rd->rd_srv);
-	SSL_CTX_free(rd->rd_cli);
+	outboxd_free(rd->rd_svc);
 }
 
 static const struct daemon_ops registrard_ops = {
@@ -82,7 +78,7 @@ static const struct daemon_ops registrard_ops = {
 	.do_conf_load = registrard_conf_read,
 	.do_conf_free = registrard_conf_release,
 	.do_start = registrard_start,
-	.do_status = registrar_status,
+	.do_status = outboxd_status,
 	.do_ready = registrard_ready,
 	.do_reload = registrard_reload,
 	.do_free = registrard_free,
