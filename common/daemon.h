@@ -62,14 +62,17 @@ struct daemon_ops {
 	/*
 	 * SIGHUP with a sound new configuration and topology: log what of
 	 * them only a restart changes, take over the rest into env, and end
-	 * with one "reloaded: ..." line.  restart: the settings common to
-	 * every daemon that already took a "takes effect on restart" line
-	 * (verbose is already taken over).  next and its topology are freed
-	 * after the call.
+	 * with one "reloaded: ..." line.  restart: how many common settings
+	 * already got their "takes effect on restart" line (verbose is
+	 * already taken over).  next and its topology are freed after the
+	 * call.
 	 */
 	void	(*do_reload)(void *env, const void *next,
 		    const struct topo *next_topo, int restart);
-	/* Optional: SIGTERM and SIGINT (default: leave the event loop). */
+	/*
+	 * Optional: SIGTERM and SIGINT, after STOPPING=1; it must end the
+	 * event loop, now or later (default: end it now).
+	 */
 	void	(*do_stop)(void *env);
 	/* Optional: SIGUSR1 (default: ignored). */
 	void	(*do_usr1)(void *env);
