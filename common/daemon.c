@@ -1,4 +1,7 @@
-/* Command line and signals shared by every daemon's main(). */
+/*
+ * The skeleton every daemon's main() runs (daemon.h): command line, load,
+ * start, reload, stop, the admin endpoint and sd_notify.
+ */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,31 +10,56 @@
 
 #include "daemon.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "tls.h"
 
+#define DAEMON_NSIG	4
+
 extern char *__progname;
 
-void
-daemon_getopt(int argc, char **argv, const char *default_config,
-    struct daemon_opts *o)
+struct daemon {
+	const struct daemon_ops	*d_ops;
+	void			*d_env;
+	const char		*d_path;	/* -f */
+	int			 d_check;	/* -n */
+	int			 d_cmd_verbose;	/* -d, -v: fixed */
+	char			 d_default[128];
+	char			 d_logname[64];	/* its log prefix */
+	void			*d_conf;	/* running configuration */
+	struct topo		*d_topo;	/* running topology */
+	struct event_base	*d_base;
+	struct event		*d_sig[DAEMON_NSIG];
+	struct admin		*d_admin;
+};
+
+/* The common directives that begin a daemon's configuration. */
+static struct cfg_common *
+daemon_common(void *conf)
+{
+	return conf;
+}
+
+/* Parse argv; prints usage and exits 1 on a bad command line. */
+static void
+daemon_getopt(struct daemon *d, int argc, char **argv)
 {
 	int	ch;
 
-	o->do_config = default_config;
-	o->do_check = 0;
-	o->do_verbose = 0;
+	snprintf(d->d_default, sizeof(d->d_default), "/etc/qroam/%s.conf",
+	    d->d_ops->do_name);
+	d->d_path = d->d_default;
 	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
 		switch (ch) {
 		case 'd':
 		case 'v':
-			o->do_verbose++;
+			d->d_cmd_verbose++;
 			break;
 		case 'f':
-			o->do_config = optarg;
+			d->d_path = optarg;
 			break;
 		case 'n':
-			o->do_check = 1;
+			d->d_check = 1;
 			break;
 		default:
 			goto usage;
@@ -45,107 +73,41 @@ daemon_getopt(int argc, char **argv, const char *default_config,
 	exit(1);
 }
 
-struct daemon_signals {
-	struct event	*ds_ev[4];
-	void		(*ds_stop)(void *);
-	void		(*ds_reload)(void *);
-	void		(*ds_usr1)(void *);
-	void		*ds_arg;
-};
-
+/* Free a configuration and its topology made by daemon_load. */
 static void
-daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
+daemon_unload(const struct daemon *d, void *conf, struct topo *topo)
 {
-	struct daemon_signals	*ds = arg;
-
-	(void)ev;
-	switch (sig) {
-	case SIGTERM:
-	case SIGINT:
-		notify_stopping();
-		ds->ds_stop(ds->ds_arg);
-		break;
-	case SIGHUP:
-		if (ds->ds_reload == NULL) {
-			log_info("SIGHUP: nothing to reload");
-			break;
-		}
-		notify_reloading();
-		ds->ds_reload(ds->ds_arg);
-		notify_ready(NULL);
-		break;
-	case SIGUSR1:
-		if (ds->ds_usr1 != NULL)
-			ds->ds_usr1(ds->ds_arg);
-		break;
-	}
+	topo_free(topo);
+	d->d_ops->do_conf_free(conf);
 }
 
-struct daemon_signals *
-daemon_signals_new(struct event_base *base, void (*on_stop)(void *),
-    void (*on_reload)(void *), void (*on_usr1)(void *), void *arg)
+/*
+ * The configuration file and the topology it names, with the roles and
+ * checks the daemon requires; errors go to stderr as file:line: message.
+ * 0, or -1 with nothing left to free.
+ */
+static int
+daemon_load(const struct daemon *d, void *conf, struct topo *topo)
 {
-	static const int	 sigs[4] = { SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
-	struct daemon_signals	*ds;
+	const struct daemon_ops	*ops = d->d_ops;
+	const char		*file;
 	size_t			 i;
 
-	signal(SIGPIPE, SIG_IGN);
-	ds = xcalloc(1, sizeof(*ds));
-	ds->ds_stop = on_stop;
-	ds->ds_reload = on_reload;
-	ds->ds_usr1 = on_usr1;
-	ds->ds_arg = arg;
-	for (i = 0; i < 4; i++) {
-		ds->ds_ev[i] = evsignal_new(base, sigs[i], daemon_signal_cb, ds);
-		if (ds->ds_ev[i] == NULL || evsignal_add(ds->ds_ev[i], NULL) == -1)
-			fatalx("cannot install signal handler");
-	}
-	notify_init(base);
-	return ds;
-}
-
-void
-daemon_signals_free(struct daemon_signals *ds)
-{
-	size_t	i;
-
-	if (ds == NULL)
-		return;
-	for (i = 0; i < 4; i++)
-		event_free(ds->ds_ev[i]);
-	free(ds);
-	notify_free();
-}
-
-void
-daemon_stop_loop(void *base)
-{
-	log_info("stopping");
-	event_base_loopexit(base, NULL);
-}
-
-void
-daemon_tls(const struct cfg_common *cc, SSL_CTX **srv, SSL_CTX **cli)
-{
-	if (srv != NULL && (*srv = tls_server_ctx(cc->cc_ca, cc->cc_cert,
-	    cc->cc_key)) == NULL)
-		fatalx("cannot set up the TLS server context");
-	if (cli != NULL && (*cli = tls_client_ctx(cc->cc_ca, cc->cc_cert,
-	    cc->cc_key)) == NULL)
-		fatalx("cannot set up the TLS client context");
-}
-
-struct admin *
-daemon_admin(struct event_base *base, const struct cfg_common *cc,
-    const char *daemon, admin_status_cb cb, void *arg)
-{
-	struct admin	*a;
-
-	a = admin_new(base, cc->cc_admin_host, cc->cc_admin_port, daemon,
-	    cc->cc_id, cb, arg);
-	if (a == NULL)
-		fatalx("cannot start the admin endpoint");
-	return a;
+	memset(topo, 0, sizeof(*topo));
+	if (ops->do_conf_load(d->d_path, conf) == -1)
+		goto fail;
+	file = daemon_common(conf)->cc_topology;
+	if (topo_load(file, topo) == -1)
+		goto fail;
+	for (i = 0; i < DAEMON_MAXNEED && ops->do_need[i] != NULL; i++)
+		if (topo_need(topo, file, ops->do_need[i]) == -1)
+			goto fail;
+	if (ops->do_check != NULL && ops->do_check(d->d_path, conf, topo) == -1)
+		goto fail;
+	return 0;
+ fail:
+	daemon_unload(d, conf, topo);
+	return -1;
 }
 
 /* 1 if two optional strings differ. */
@@ -157,7 +119,13 @@ daemon_differ(const char *a, const char *b)
 	return strcmp(a, b) != 0;
 }
 
-int
+/*
+ * Log what a reload cannot change: for each common setting that differs
+ * between the running and the new configuration (store, topology,
+ * credentials, admin, max_frame), one line saying it takes a restart.
+ * Returns the number of such settings.
+ */
+static int
 daemon_reload_restart_only(const struct cfg_common *run,
     const struct cfg_common *next)
 {
@@ -194,4 +162,183 @@ daemon_reload_restart_only(const struct cfg_common *run,
 		n++;
 	}
 	return n;
+}
+
+/*
+ * SIGHUP: parse the whole configuration and topology again into new
+ * structs; with errors nothing changes.  Else log the common settings only
+ * a restart changes, take over verbose (unless -d/-v fixed it) and let the
+ * daemon take over its own settings.
+ */
+static void
+daemon_reload(struct daemon *d)
+{
+	const struct daemon_ops	*ops = d->d_ops;
+	struct cfg_common	*run, *nc;
+	struct topo		 nt;
+	void			*next;
+	int			 n;
+
+	log_setname(d->d_logname);
+	next = xcalloc(1, ops->do_conf_size);
+	if (daemon_load(d, next, &nt) == -1) {
+		log_warnx("reload: configuration has errors, keeping the old "
+		    "one");
+		free(next);
+		return;
+	}
+	run = daemon_common(d->d_conf);
+	nc = daemon_common(next);
+	n = daemon_reload_restart_only(run, nc);
+	run->cc_verbose = nc->cc_verbose;
+	if (d->d_cmd_verbose == 0)
+		log_setverbose(nc->cc_verbose);
+	ops->do_reload(d->d_env, next, &nt, n);
+	daemon_unload(d, next, &nt);
+	free(next);
+}
+
+/*
+ * SIGTERM, SIGINT: STOPPING=1, then the daemon's stop or the end of the
+ * loop; SIGHUP: RELOADING=1, reload, READY=1; SIGUSR1: the daemon's.
+ */
+static void
+daemon_signal_cb(evutil_socket_t sig, short ev, void *arg)
+{
+	struct daemon		*d = arg;
+	const struct daemon_ops	*ops = d->d_ops;
+
+	(void)ev;
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT:
+		notify_stopping();
+		if (ops->do_stop != NULL)
+			ops->do_stop(d->d_env);
+		else {
+			log_info("stopping");
+			event_base_loopexit(d->d_base, NULL);
+		}
+		break;
+	case SIGHUP:
+		notify_reloading();
+		daemon_reload(d);
+		notify_ready(NULL);
+		break;
+	case SIGUSR1:
+		if (ops->do_usr1 != NULL)
+			ops->do_usr1(d->d_env);
+		break;
+	}
+}
+
+/* Handle the signals on the loop, ignore SIGPIPE, start the watchdog. */
+static void
+daemon_signals_new(struct daemon *d)
+{
+	static const int	sigs[DAEMON_NSIG] = {
+		SIGTERM, SIGINT, SIGHUP, SIGUSR1
+	};
+	size_t			i;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < DAEMON_NSIG; i++) {
+		d->d_sig[i] = evsignal_new(d->d_base, sigs[i], daemon_signal_cb,
+		    d);
+		if (d->d_sig[i] == NULL ||
+		    evsignal_add(d->d_sig[i], NULL) == -1)
+			fatalx("cannot install signal handler");
+	}
+	notify_init(d->d_base);
+}
+
+static void
+daemon_signals_free(struct daemon *d)
+{
+	size_t	i;
+
+	for (i = 0; i < DAEMON_NSIG; i++)
+		event_free(d->d_sig[i]);
+	notify_free();
+}
+
+/*
+ * Start the daemon and its admin endpoint (none without the admin
+ * directive; failing to listen is fatal), then tell the service manager
+ * it serves.
+ */
+static void
+daemon_start(struct daemon *d)
+{
+	const struct daemon_ops	*ops = d->d_ops;
+	const struct cfg_common	*cc = daemon_common(d->d_conf);
+	char			 status[256];
+	void			*arg;
+
+	if ((d->d_base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	daemon_signals_new(d);
+	if ((arg = ops->do_start(d->d_env, d->d_base)) == NULL)
+		fatalx("cannot start");
+	log_setname(d->d_logname);
+	d->d_admin = admin_new(d->d_base, cc->cc_admin_host, cc->cc_admin_port,
+	    ops->do_name, cc->cc_id, ops->do_status, arg);
+	if (d->d_admin == NULL)
+		fatalx("cannot start the admin endpoint");
+	status[0] = '\0';
+	ops->do_ready(d->d_env, status, sizeof(status));
+	log_setname(d->d_logname);
+	notify_ready("%s", status);
+}
+
+int
+daemon_main(int argc, char **argv, const struct daemon_ops *ops, void *env,
+    void *conf, struct topo *topo)
+{
+	struct daemon	 d;
+
+	memset(&d, 0, sizeof(d));
+	d.d_ops = ops;
+	d.d_env = env;
+	d.d_conf = conf;
+	d.d_topo = topo;
+	daemon_getopt(&d, argc, argv);
+	log_init(ops->do_name, d.d_cmd_verbose);
+	if (daemon_load(&d, conf, topo) == -1)
+		return 1;
+	if (d.d_check) {
+		printf("%s: configuration OK\n", d.d_path);
+		daemon_unload(&d, conf, topo);
+		return 0;
+	}
+	if (ops->do_logname != NULL)
+		ops->do_logname(conf, d.d_logname, sizeof(d.d_logname));
+	else
+		snprintf(d.d_logname, sizeof(d.d_logname), "%s", ops->do_name);
+	log_setname(d.d_logname);
+	if (d.d_cmd_verbose == 0)
+		log_setverbose(daemon_common(conf)->cc_verbose);
+
+	daemon_start(&d);
+	event_base_dispatch(d.d_base);
+
+	admin_free(d.d_admin);
+	log_setname(d.d_logname);
+	ops->do_free(env);
+	daemon_signals_free(&d);
+	event_base_free(d.d_base);
+	daemon_unload(&d, conf, topo);
+	metrics_reset();
+	return 0;
+}
+
+void
+daemon_tls(const struct cfg_common *cc, SSL_CTX **srv, SSL_CTX **cli)
+{
+	if (srv != NULL && (*srv = tls_server_ctx(cc->cc_ca, cc->cc_cert,
+	    cc->cc_key)) == NULL)
+		fatalx("cannot set up the TLS server context");
+	if (cli != NULL && (*cli = tls_client_ctx(cc->cc_ca, cc->cc_cert,
+	    cc->cc_key)) == NULL)
+		fatalx("cannot set up the TLS client context");
 }

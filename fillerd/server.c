@@ -4,7 +4,6 @@
  * it for every TSP in one transaction, then answers the factory.
  */
 #include <stdlib.h>
-#include <string.h>
 
 #include "conn.h"
 #include "crypto.h"
@@ -12,7 +11,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
-#include "outbox.h"
+#include "outboxd.h"
 #include "server.h"
 #include "store.h"
 
@@ -20,10 +19,8 @@ struct filler {
 	const struct fillerd_conf *f_conf;
 	sqlite3			*f_db;
 	struct outbox		*f_ob;
-	struct listener		*f_lis;
 	sqlite3_stmt		*f_ins_fill;
 	sqlite3_stmt		*f_ins_key;
-	sqlite3_stmt		*f_count;
 	struct metric		*f_fills;
 };
 
@@ -87,8 +84,9 @@ filler_store(struct filler *f, const Qroam__FillRecord *rec, const char *who)
 
 /* MT_FILL_REQUEST from a factory or operator. */
 static void
-filler_fill(struct filler *f, struct conn *c, const struct frame *fr)
+filler_fill(void *arg, struct conn *c, const struct frame *fr)
 {
+	struct filler		*f = arg;
 	Qroam__FillRequest	*req;
 	Qroam__FillRecord	*rec = NULL;
 	const char		*why = NULL;
@@ -132,117 +130,37 @@ filler_fill(struct filler *f, struct conn *c, const struct frame *fr)
 	outbox_kick(f->f_ob);
 }
 
+/* The fill statements on the outbox service's store. */
 static void
-filler_on_frame(struct conn *c, const struct frame *fr, void *arg)
+filler_open(void *arg, const void *conf, const struct topo *topo,
+    sqlite3 *db, struct outbox *ob)
 {
 	struct filler	*f = arg;
-	const char	*role = conn_peer_role(c);
 
-	if (strcmp(role, "factory") != 0 && strcmp(role, "operator") != 0) {
-		log_warnx("refused %s from %s (%s, role \"%s\"): not a factory",
-		    frame_type_name(fr->f_type), conn_peer_addr(c), conn_peer_cn(c),
-		    role);
-		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__AUTH_FAILED,
-		    "certificate role may not fill chips");
-		conn_close(c, "unauthorised role");
-		return;
-	}
-	switch (fr->f_type) {
-	case QROAM__MSG_TYPE__MT_FILL_REQUEST:
-		filler_fill(f, c, fr);
-		break;
-	default:
-		log_warnx("unexpected %s (%u) from %s", frame_type_name(fr->f_type),
-		    fr->f_type, conn_peer_addr(c));
-		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
-		    "unexpected message type");
-		break;
-	}
-}
-
-static void
-filler_on_close(struct conn *c, const char *reason, void *arg)
-{
-	(void)arg;
-	log_debug("connection %s closed: %s", conn_peer_addr(c), reason);
-}
-
-static const struct conn_cb filler_cb = {
-	.on_frame = filler_on_frame,
-	.on_close = filler_on_close,
-};
-
-struct filler *
-filler_new(struct event_base *base, const struct fillerd_conf *conf,
-    const struct topo *topo, SSL_CTX *server_tls, SSL_CTX *client_tls)
-{
-	struct filler		*f;
-	struct conn_opts	 o;
-
-	if (topo->t_filler.ep_port == 0) {
-		log_warnx("topology has no filler address");
-		return NULL;
-	}
-	f = xcalloc(1, sizeof(*f));
+	(void)topo;
 	f->f_conf = conf;
+	f->f_db = db;
+	f->f_ob = ob;
 	f->f_fills = metric_counter("qroam_fills_total",
 	    "Chips filled (fill records stored and answered).", NULL);
-	f->f_db = store_open(conf->fc_common.cc_store, filler_schema,
-	    sizeof(filler_schema) / sizeof(filler_schema[0]), 1);
-	if (f->f_db == NULL)
-		goto fail;
-	f->f_ins_fill = store_prepare(f->f_db, "INSERT INTO fills"
+	f->f_ins_fill = store_prepare(db, "INSERT INTO fills"
 	    " (chip_id, m, k, n, created_ms, requested_by) VALUES (?,?,?,?,?,?)");
-	f->f_ins_key = store_prepare(f->f_db, "INSERT INTO fill_keys"
+	f->f_ins_key = store_prepare(db, "INSERT INTO fill_keys"
 	    " (chip_id, idx, code, key) VALUES (?,?,?,?)");
-	f->f_count = store_prepare(f->f_db, "SELECT count(*) FROM fills");
-	f->f_ob = outbox_new(base, f->f_db, topo, client_tls,
-	    conf->fc_common.cc_max_frame);
-	memset(&o, 0, sizeof(o));
-	o.co_tls = server_tls;
-	o.co_max_frame = conf->fc_common.cc_max_frame;
-	o.co_idle_ms = 60000;
-	f->f_lis = listener_new(base, topo->t_filler.ep_host,
-	    topo->t_filler.ep_port, &o, &filler_cb, f);
-	if (f->f_lis == NULL)
-		goto fail;
-	log_info("listening on %s:%u, %llu fill records waiting for sync",
-	    topo->t_filler.ep_host, topo->t_filler.ep_port,
-	    (unsigned long long)outbox_depth(f->f_ob));
-	outbox_kick(f->f_ob);
-	return f;
- fail:
-	filler_free(f);
-	return NULL;
 }
 
-/* The filler's /status: fills and outbox; /status/outbox per TSP. */
-json_t *
-filler_status(void *arg, const char *what, json_t *obj)
-{
-	struct filler	*f = arg;
-	int64_t		 fills;
-
-	if (what == NULL) {
-		if (store_row_int64(f->f_count, &fills, 1) == -1)
-			fills = -1;
-		json_object_set_new(obj, "fills", json_integer(fills));
-		json_object_set_new(obj, "outbox",
-		    json_integer((json_int_t)outbox_depth(f->f_ob)));
-		return obj;
-	}
-	if (strcmp(what, "outbox") == 0)
-		return outbox_json(f->f_ob);
-	return NULL;
-}
-
-void
-filler_free(struct filler *f)
-{
-	if (f == NULL)
-		return;
-	listener_free(f->f_lis);
-	outbox_free(f->f_ob);
-	store_close(f->f_db);
-	free(f);
-}
+const struct outboxd_proto filler_proto = {
+	.op_role = "filler",
+	.op_schema = filler_schema,
+	.op_nschema = sizeof(filler_schema) / sizeof(filler_schema[0]),
+	.op_roles = { "factory", "operator" },
+	.op_refused = "not a factory",
+	.op_refused_detail = "certificate role may not fill chips",
+	.op_type = QROAM__MSG_TYPE__MT_FILL_REQUEST,
+	.op_backlog = "fill records",
+	.op_count = "fills",
+	.op_count_sql = "SELECT count(*) FROM fills",
+	.op_state_size = sizeof(struct filler),
+	.op_open = filler_open,
+	.op_request = filler_fill,
+};

@@ -3,133 +3,92 @@
  * holds their key pairs and syncs every registration to every TSP.
  */
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
-#include "admin.h"
 #include "daemon.h"
 #include "log.h"
-#include "metrics.h"
-#include "notify.h"
 #include "server.h"
-#include "tls.h"
 #include "topo.h"
 
 struct registrard {
-	struct event_base	*rd_base;
-	const char		*rd_path;
-	int			 rd_verbose;	/* -d / -v on the command line */
 	struct registrard_conf	 rd_conf;
 	struct topo		 rd_topo;
+	struct outboxd		*rd_svc;
 };
 
-/*
- * The configuration and its topology, which must give the registrar's
- * address; errors go to stderr as file:line: message.  0, or -1 with
- * nothing left to free.
- */
 static int
-registrard_load(const char *path, struct registrard_conf *conf,
-    struct topo *topo)
+registrard_conf_read(const char *path, void *conf)
 {
-	if (registrard_conf_load(path, conf) == -1) {
-		registrard_conf_free(conf);
-		return -1;
-	}
-	if (topo_load(conf->rc_common.cc_topology, topo) == -1 ||
-	    topo_need(topo, conf->rc_common.cc_topology, "registrar") == -1) {
-		topo_free(topo);
-		registrard_conf_free(conf);
-		return -1;
-	}
-	return 0;
+	return registrard_conf_load(path, conf);
 }
 
-/*
- * SIGHUP: read the configuration and topology again; with no error, take
- * over rsa_bits and verbose, and log what only a restart changes.
- */
 static void
-registrard_reload(void *arg)
+registrard_conf_release(void *conf)
 {
-	struct registrard	*rd = arg;
-	struct registrard_conf	 nc;
-	struct topo		 nt;
-
-	if (registrard_load(rd->rd_path, &nc, &nt) == -1) {
-		log_warnx("reload: configuration has errors, keeping the old "
-		    "one");
-		return;
-	}
-	daemon_reload_restart_only(&rd->rd_conf.rc_common, &nc.rc_common);
-	topo_reload_restart_only(&rd->rd_topo, &nt);
-	rd->rd_conf.rc_rsa_bits = nc.rc_rsa_bits;
-	rd->rd_conf.rc_common.cc_verbose = nc.rc_common.cc_verbose;
-	if (rd->rd_verbose == 0)
-		log_setverbose(nc.rc_common.cc_verbose);
-	log_info("reloaded: rsa_bits=%d verbose=%d", nc.rc_rsa_bits,
-	    nc.rc_common.cc_verbose);
-	topo_free(&nt);
-	registrard_conf_free(&nc);
+	registrard_conf_free(conf);
 }
 
-/* SIGTERM, SIGINT: leave the event loop. */
+/* The registration listener, the store and the outbox to the TSPs. */
+static void *
+registrard_start(void *env, struct event_base *base)
+{
+	struct registrard	*rd = env;
+
+	rd->rd_svc = outboxd_new(base, &registrar_proto, &rd->rd_conf,
+	    &rd->rd_topo, &rd->rd_topo.t_registrar);
+	return rd->rd_svc;
+}
+
 static void
-registrard_stop(void *arg)
+registrard_ready(void *env, char *status, size_t len)
 {
-	struct registrard	*rd = arg;
+	struct registrard	*rd = env;
 
-	daemon_stop_loop(rd->rd_base);
+	log_info("started: rsa_bits=%d", rd->rd_conf.rc_rsa_bits);
+	snprintf(status, len, "registering vehicles for %zu TSPs",
+	    rd->rd_topo.t_ntsps);
 }
+
+/* SIGHUP: take over rsa_bits. */
+static void
+registrard_reload(void *env, const void *next, const struct topo *nt,
+    int restart)
+{
+	struct registrard		*rd = env;
+	const struct registrard_conf	*nc = next;
+
+	(void)restart;
+	topo_reload_restart_only(&rd->rd_topo, nt);
+	rd->rd_conf.rc_rsa_bits = nc->rc_rsa_bits;
+	log_info("reloaded: rsa_bits=%d verbose=%d", nc->rc_rsa_bits,
+	    nc->rc_common.cc_verbose);
+}
+
+static void
+registrard_free(void *env)
+{
+	struct registrard	*rd = env;
+
+	outboxd_free(rd->rd_svc);
+}
+
+static const struct daemon_ops registrard_ops = {
+	.do_name = "registrard",
+	.do_conf_size = sizeof(struct registrard_conf),
+	.do_need = { "registrar" },
+	.do_conf_load = registrard_conf_read,
+	.do_conf_free = registrard_conf_release,
+	.do_start = registrard_start,
+	.do_status = outboxd_status,
+	.do_ready = registrard_ready,
+	.do_reload = registrard_reload,
+	.do_free = registrard_free,
+};
 
 int
 main(int argc, char **argv)
 {
-	struct daemon_opts	 opts;
-	struct registrard	 rd;
-	struct event_base	*base;
-	struct daemon_signals	*sigs;
-	struct registrar	*r;
-	struct admin		*adm;
-	SSL_CTX			*srv, *cli;
+	static struct registrard	rd;
 
-	daemon_getopt(argc, argv, "/etc/qroam/registrard.conf", &opts);
-	log_init("registrard", opts.do_verbose);
-	memset(&rd, 0, sizeof(rd));
-	rd.rd_path = opts.do_config;
-	rd.rd_verbose = opts.do_verbose;
-	if (registrard_load(rd.rd_path, &rd.rd_conf, &rd.rd_topo) == -1)
-		return 1;
-	if (opts.do_check) {
-		printf("%s: configuration OK\n", opts.do_config);
-		topo_free(&rd.rd_topo);
-		registrard_conf_free(&rd.rd_conf);
-		return 0;
-	}
-	if (opts.do_verbose == 0)
-		log_setverbose(rd.rd_conf.rc_common.cc_verbose);
-	daemon_tls(&rd.rd_conf.rc_common, &srv, &cli);
-	if ((base = event_base_new()) == NULL)
-		fatalx("event_base_new");
-	rd.rd_base = base;
-	if ((r = registrar_new(base, &rd.rd_conf, &rd.rd_topo, srv,
-	    cli)) == NULL)
-		fatalx("cannot start");
-	sigs = daemon_signals_new(base, registrard_stop, registrard_reload,
-	    NULL, &rd);
-	adm = daemon_admin(base, &rd.rd_conf.rc_common, "registrard",
-	    registrar_status, r);
-	log_info("started: rsa_bits=%d", rd.rd_conf.rc_rsa_bits);
-	notify_ready("registering vehicles for %zu TSPs", rd.rd_topo.t_ntsps);
-	event_base_dispatch(base);
-	admin_free(adm);
-	registrar_free(r);
-	daemon_signals_free(sigs);
-	event_base_free(base);
-	SSL_CTX_free(srv);
-	SSL_CTX_free(cli);
-	topo_free(&rd.rd_topo);
-	registrard_conf_free(&rd.rd_conf);
-	metrics_reset();
-	return 0;
+	return daemon_main(argc, argv, &registrard_ops, &rd, &rd.rd_conf,
+	    &rd.rd_topo);
 }

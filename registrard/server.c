@@ -13,7 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
-#include "outbox.h"
+#include "outboxd.h"
 #include "server.h"
 #include "store.h"
 
@@ -22,12 +22,10 @@ struct registrar {
 	const struct topo	*r_topo;
 	sqlite3			*r_db;
 	struct outbox		*r_ob;
-	struct listener		*r_lis;
 	sqlite3_stmt		*r_get_vehicle;
 	sqlite3_stmt		*r_get_chip;
 	sqlite3_stmt		*r_put_reg;
 	sqlite3_stmt		*r_put_chip;
-	sqlite3_stmt		*r_count;
 	struct metric		*r_registrations;
 };
 
@@ -243,8 +241,9 @@ registrar_refusal(struct registrar *r, struct conn *c,
 
 /* MT_REGISTER: F2 steps 1-3, and F2.4 rebind for operators. */
 static void
-registrar_register(struct registrar *r, struct conn *c, const struct frame *f)
+registrar_register(void *arg, struct conn *c, const struct frame *f)
 {
+	struct registrar	*r = arg;
 	Qroam__RegisterRequest	*req;
 	struct reg_keys		 k;
 	const char		*why;
@@ -290,125 +289,43 @@ registrar_register(struct registrar *r, struct conn *c, const struct frame *f)
 	qroam__register_request__free_unpacked(req, NULL);
 }
 
+/* The registration statements on the outbox service's store. */
 static void
-registrar_on_frame(struct conn *c, const struct frame *f, void *arg)
+registrar_open(void *arg, const void *conf, const struct topo *topo,
+    sqlite3 *db, struct outbox *ob)
 {
 	struct registrar	*r = arg;
-	const char		*role = conn_peer_role(c);
 
-	if (strcmp(role, "factory") != 0 && strcmp(role, "operator") != 0 &&
-	    strcmp(role, "vehicle") != 0) {
-		log_warnx("refused %s from %s (%s, role \"%s\"): may not register",
-		    frame_type_name(f->f_type), conn_peer_addr(c), conn_peer_cn(c),
-		    role);
-		conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__AUTH_FAILED,
-		    "certificate role may not register vehicles");
-		conn_close(c, "unauthorised role");
-		return;
-	}
-	switch (f->f_type) {
-	case QROAM__MSG_TYPE__MT_REGISTER:
-		registrar_register(r, c, f);
-		break;
-	default:
-		log_warnx("unexpected %s (%u) from %s", frame_type_name(f->f_type),
-		    f->f_type, conn_peer_addr(c));
-		conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
-		    "unexpected message type");
-		break;
-	}
-}
-
-static void
-registrar_on_close(struct conn *c, const char *reason, void *arg)
-{
-	(void)arg;
-	log_debug("connection %s closed: %s", conn_peer_addr(c), reason);
-}
-
-static const struct conn_cb registrar_cb = {
-	.on_frame = registrar_on_frame,
-	.on_close = registrar_on_close,
-};
-
-struct registrar *
-registrar_new(struct event_base *base, const struct registrard_conf *conf,
-    const struct topo *topo, SSL_CTX *server_tls, SSL_CTX *client_tls)
-{
-	struct registrar	*r;
-	struct conn_opts	 o;
-
-	if (topo->t_registrar.ep_port == 0) {
-		log_warnx("topology has no registrar address");
-		return NULL;
-	}
-	r = xcalloc(1, sizeof(*r));
 	r->r_conf = conf;
 	r->r_topo = topo;
+	r->r_db = db;
+	r->r_ob = ob;
 	r->r_registrations = metric_counter("qroam_registrations_total",
 	    "Vehicles registered (kind new) or rebound to a new chip by an "
 	    "operator (kind rebind).", "kind");
-	r->r_db = store_open(conf->rc_common.cc_store, registrar_schema,
-	    sizeof(registrar_schema) / sizeof(registrar_schema[0]), 1);
-	if (r->r_db == NULL)
-		goto fail;
-	r->r_get_vehicle = store_prepare(r->r_db,
+	r->r_get_vehicle = store_prepare(db,
 	    "SELECT epoch FROM registrations WHERE vehicle_id = ?");
-	r->r_get_chip = store_prepare(r->r_db,
+	r->r_get_chip = store_prepare(db,
 	    "SELECT 1 FROM chips WHERE chip_id = ?");
-	r->r_put_reg = store_prepare(r->r_db, "INSERT OR REPLACE INTO registrations"
+	r->r_put_reg = store_prepare(db, "INSERT OR REPLACE INTO registrations"
 	    " (vehicle_id, chip_id, pbv, prv, epoch, registered_ms, requested_by)"
 	    " VALUES (?,?,?,?,?,?,?)");
-	r->r_put_chip = store_prepare(r->r_db,
+	r->r_put_chip = store_prepare(db,
 	    "INSERT INTO chips (chip_id, vehicle_id, bound_ms) VALUES (?,?,?)");
-	r->r_count = store_prepare(r->r_db, "SELECT count(*) FROM registrations");
-	r->r_ob = outbox_new(base, r->r_db, topo, client_tls,
-	    conf->rc_common.cc_max_frame);
-	memset(&o, 0, sizeof(o));
-	o.co_tls = server_tls;
-	o.co_max_frame = conf->rc_common.cc_max_frame;
-	o.co_idle_ms = 60000;
-	r->r_lis = listener_new(base, topo->t_registrar.ep_host,
-	    topo->t_registrar.ep_port, &o, &registrar_cb, r);
-	if (r->r_lis == NULL)
-		goto fail;
-	log_info("listening on %s:%u, %llu registrations waiting for sync",
-	    topo->t_registrar.ep_host, topo->t_registrar.ep_port,
-	    (unsigned long long)outbox_depth(r->r_ob));
-	outbox_kick(r->r_ob);
-	return r;
- fail:
-	registrar_free(r);
-	return NULL;
 }
 
-/* The registrar's /status: registrations and outbox; /status/outbox. */
-json_t *
-registrar_status(void *arg, const char *what, json_t *obj)
-{
-	struct registrar	*r = arg;
-	int64_t			 n;
-
-	if (what == NULL) {
-		if (store_row_int64(r->r_count, &n, 1) == -1)
-			n = -1;
-		json_object_set_new(obj, "registrations", json_integer(n));
-		json_object_set_new(obj, "outbox",
-		    json_integer((json_int_t)outbox_depth(r->r_ob)));
-		return obj;
-	}
-	if (strcmp(what, "outbox") == 0)
-		return outbox_json(r->r_ob);
-	return NULL;
-}
-
-void
-registrar_free(struct registrar *r)
-{
-	if (r == NULL)
-		return;
-	listener_free(r->r_lis);
-	outbox_free(r->r_ob);
-	store_close(r->r_db);
-	free(r);
-}
+const struct outboxd_proto registrar_proto = {
+	.op_role = "registrar",
+	.op_schema = registrar_schema,
+	.op_nschema = sizeof(registrar_schema) / sizeof(registrar_schema[0]),
+	.op_roles = { "factory", "operator", "vehicle" },
+	.op_refused = "may not register",
+	.op_refused_detail = "certificate role may not register vehicles",
+	.op_type = QROAM__MSG_TYPE__MT_REGISTER,
+	.op_backlog = "registrations",
+	.op_count = "registrations",
+	.op_count_sql = "SELECT count(*) FROM registrations",
+	.op_state_size = sizeof(struct registrar),
+	.op_open = registrar_open,
+	.op_request = registrar_register,
+};

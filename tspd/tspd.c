@@ -1,7 +1,8 @@
 /*
- * tspd: the regional cloud (TSP) of qroam.  main(), options, signals,
- * start-up and shutdown; the protocol lives in provision.c, auth.c,
- * session.c, vehicle.c and, for the handover, handover*.c and region.c.
+ * tspd: the regional cloud (TSP) of qroam.  Its part of the daemon's life
+ * (daemon.h): what its configuration needs, start-up, reload and
+ * shutdown; the protocol lives in provision.c, auth.c, session.c,
+ * vehicle.c and, for the handover, handover*.c and region.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -13,47 +14,61 @@
 #include "ids.h"
 #include "keysrc.h"
 #include "log.h"
-#include "metrics.h"
-#include "notify.h"
 #include "store.h"
 #include "tls.h"
 #include "topo.h"
 
 #include "tspd.h"
 
-/*
- * Load the configuration and the topology and find this TSP in it.
- * Errors go to stderr as file:line: message; 0 or -1.
- */
+/* The configuration file, whose id must be a valid tsp_id. */
 static int
-tspd_load(const char *path, struct tspd_config *conf, struct topo *topo,
-    const struct topo_tsp **self)
+tspd_conf_read(const char *path, void *conf)
 {
-	if (tspd_config_load(path, conf) == -1)
+	struct tspd_config	*tc = conf;
+
+	if (tspd_config_load(path, tc) == -1)
 		return -1;
-	if (!id_valid_name(conf->tc_common.cc_id)) {
+	if (!id_valid_name(tc->tc_common.cc_id)) {
 		fprintf(stderr, "%s: missing or bad \"id\" (the tsp_id)\n",
 		    path);
-		tspd_config_free(conf);
 		return -1;
 	}
-	if (topo_load(conf->tc_common.cc_topology, topo) == -1) {
-		tspd_config_free(conf);
-		return -1;
-	}
-	if ((*self = topo_tsp(topo, conf->tc_common.cc_id)) == NULL)
+	return 0;
+}
+
+static void
+tspd_conf_release(void *conf)
+{
+	tspd_config_free(conf);
+}
+
+/* This TSP must be in the topology, with its two endpoints. */
+static int
+tspd_check(const char *path, const void *conf, const struct topo *topo)
+{
+	const struct tspd_config	*tc = conf;
+	const struct topo_tsp		*self;
+
+	if ((self = topo_tsp(topo, tc->tc_common.cc_id)) == NULL)
 		fprintf(stderr, "%s: tsp %s is not in topology %s\n", path,
-		    conf->tc_common.cc_id, conf->tc_common.cc_topology);
-	else if ((*self)->tt_vehicle.ep_port == 0 ||
-	    (*self)->tt_provision.ep_port == 0)
+		    tc->tc_common.cc_id, tc->tc_common.cc_topology);
+	else if (self->tt_vehicle.ep_port == 0 ||
+	    self->tt_provision.ep_port == 0)
 		fprintf(stderr, "%s: tsp %s has no vehicle and provision "
-		    "endpoints\n", conf->tc_common.cc_topology,
-		    conf->tc_common.cc_id);
+		    "endpoints\n", tc->tc_common.cc_topology,
+		    tc->tc_common.cc_id);
 	else
 		return 0;
-	topo_free(topo);
-	tspd_config_free(conf);
 	return -1;
+}
+
+/* "tspd[tsp_id]" */
+static void
+tspd_logname(const void *conf, char *buf, size_t len)
+{
+	const struct tspd_config	*tc = conf;
+
+	snprintf(buf, len, "tspd[%s]", tc->tc_common.cc_id);
 }
 
 /*
@@ -97,7 +112,7 @@ tspd_start_handover(struct tspd *env)
 
 /* Open the store, the TLS contexts and both listeners. */
 static void
-tspd_start(struct tspd *env)
+tspd_open(struct tspd *env)
 {
 	struct tspd_config	*conf = &env->t_conf;
 	struct conn_opts	 vo, po;
@@ -154,63 +169,65 @@ tspd_reload_restart_only(const struct tspd *env,
 }
 
 /*
- * SIGHUP: parse the whole configuration and topology again; if both are
- * sound, log what only a restart changes and take over the rest
- * (verbose, auth_skew, auth_fail, look_ahead, handover_timeout,
- * ck2_lifetime).  With errors nothing changes.
+ * Find this TSP in the topology, open everything and start the
+ * operations; the admin endpoint's /status reads env.
  */
-static void
-tspd_reload(void *arg)
-{
-	struct tspd		*env = arg;
-	struct tspd_config	 conf;
-	struct topo		 topo;
-	const struct topo_tsp	*self;
-	int			 n;
-
-	if (tspd_load(env->t_conf_path, &conf, &topo, &self) == -1) {
-		log_warnx("reload: configuration has errors, keeping the old one");
-		return;
-	}
-	n = daemon_reload_restart_only(&env->t_conf.tc_common,
-	    &conf.tc_common);
-	n += tspd_reload_restart_only(env, &conf, &topo);
-	topo_free(&topo);
-	env->t_conf.tc_auth_skew_ms = conf.tc_auth_skew_ms;
-	env->t_conf.tc_auth_fail_reply = conf.tc_auth_fail_reply;
-	env->t_conf.tc_look_ahead_ms = conf.tc_look_ahead_ms;
-	env->t_conf.tc_handover_timeout_ms = conf.tc_handover_timeout_ms;
-	env->t_conf.tc_ck2_lifetime_ms = conf.tc_ck2_lifetime_ms;
-	env->t_conf.tc_common.cc_verbose = conf.tc_common.cc_verbose;
-	if (!env->t_cmd_verbose)
-		log_setverbose(conf.tc_common.cc_verbose);
-	log_info("reloaded: verbose %d, auth_skew %llums, auth_fail %s, "
-	    "look_ahead %llums, handover_timeout %llums, ck2_lifetime %llums%s",
-	    log_getverbose(), (unsigned long long)conf.tc_auth_skew_ms,
-	    conf.tc_auth_fail_reply ? "reply" : "drop",
-	    (unsigned long long)conf.tc_look_ahead_ms,
-	    (unsigned long long)conf.tc_handover_timeout_ms,
-	    (unsigned long long)conf.tc_ck2_lifetime_ms,
-	    n > 0 ? " (settings that need a restart are kept)" : "");
-	tspd_config_free(&conf);
-}
-
-/* SIGTERM, SIGINT: leave the event loop for a clean shutdown. */
-static void
-tspd_stop(void *arg)
+static void *
+tspd_start(void *arg, struct event_base *base)
 {
 	struct tspd	*env = arg;
 
-	log_info("stopping");
-	event_base_loopexit(env->t_base, NULL);
+	env->t_base = base;
+	env->t_id = env->t_conf.tc_common.cc_id;
+	env->t_self = topo_tsp(&env->t_topo, env->t_id);
+	tspd_open(env);
+	tspd_ops_init(env);
+	return env;
+}
+
+static void
+tspd_ready(void *arg, char *status, size_t len)
+{
+	struct tspd	*env = arg;
+
+	snprintf(status, len, "tsp %s: vehicles on %s:%u", env->t_id,
+	    env->t_self->tt_vehicle.ep_host, env->t_self->tt_vehicle.ep_port);
+}
+
+/*
+ * SIGHUP: log what only a restart changes and take over the rest
+ * (auth_skew, auth_fail, look_ahead, handover_timeout, ck2_lifetime).
+ */
+static void
+tspd_reload(void *arg, const void *next, const struct topo *topo,
+    int restart)
+{
+	struct tspd			*env = arg;
+	const struct tspd_config	*conf = next;
+
+	restart += tspd_reload_restart_only(env, conf, topo);
+	env->t_conf.tc_auth_skew_ms = conf->tc_auth_skew_ms;
+	env->t_conf.tc_auth_fail_reply = conf->tc_auth_fail_reply;
+	env->t_conf.tc_look_ahead_ms = conf->tc_look_ahead_ms;
+	env->t_conf.tc_handover_timeout_ms = conf->tc_handover_timeout_ms;
+	env->t_conf.tc_ck2_lifetime_ms = conf->tc_ck2_lifetime_ms;
+	log_info("reloaded: verbose %d, auth_skew %llums, auth_fail %s, "
+	    "look_ahead %llums, handover_timeout %llums, ck2_lifetime %llums%s",
+	    log_getverbose(), (unsigned long long)conf->tc_auth_skew_ms,
+	    conf->tc_auth_fail_reply ? "reply" : "drop",
+	    (unsigned long long)conf->tc_look_ahead_ms,
+	    (unsigned long long)conf->tc_handover_timeout_ms,
+	    (unsigned long long)conf->tc_ck2_lifetime_ms,
+	    restart > 0 ? " (settings that need a restart are kept)" : "");
 }
 
 /* Close every connection and free what start-up allocated. */
 static void
-tspd_shutdown(struct tspd *env)
+tspd_shutdown(void *arg)
 {
+	struct tspd	*env = arg;
+
 	tspd_batch_flush(env);
-	admin_free(env->t_admin);
 	tspd_ops_free(env);
 	listener_free(env->t_vehicle);
 	listener_free(env->t_provision);
@@ -229,51 +246,27 @@ tspd_shutdown(struct tspd *env)
 	tspdb_close(env->t_db);
 	SSL_CTX_free(env->t_tls);
 	SSL_CTX_free(env->t_tls_client);
-	topo_free(&env->t_topo);
-	tspd_config_free(&env->t_conf);
 }
+
+static const struct daemon_ops tspd_ops = {
+	.do_name = "tspd",
+	.do_conf_size = sizeof(struct tspd_config),
+	.do_conf_load = tspd_conf_read,
+	.do_conf_free = tspd_conf_release,
+	.do_check = tspd_check,
+	.do_logname = tspd_logname,
+	.do_start = tspd_start,
+	.do_status = tspd_status,
+	.do_ready = tspd_ready,
+	.do_reload = tspd_reload,
+	.do_free = tspd_shutdown,
+};
 
 int
 main(int argc, char *argv[])
 {
-	struct daemon_opts	 opts;
-	struct daemon_signals	*sigs;
-	struct tspd		 env;
-	char			 name[64];
+	static struct tspd	env;
 
-	daemon_getopt(argc, argv, "/etc/qroam/tspd.conf", &opts);
-	log_init("tspd", opts.do_verbose);
-	memset(&env, 0, sizeof(env));
-	env.t_conf_path = opts.do_config;
-	env.t_cmd_verbose = opts.do_verbose;
-	if (tspd_load(opts.do_config, &env.t_conf, &env.t_topo,
-	    &env.t_self) == -1)
-		return 1;
-	if (opts.do_check) {
-		printf("%s: configuration OK\n", opts.do_config);
-		topo_free(&env.t_topo);
-		tspd_config_free(&env.t_conf);
-		return 0;
-	}
-	env.t_id = env.t_conf.tc_common.cc_id;
-	snprintf(name, sizeof(name), "tspd[%s]", env.t_id);
-	log_setname(name);
-	if (opts.do_verbose == 0)
-		log_setverbose(env.t_conf.tc_common.cc_verbose);
-
-	if ((env.t_base = event_base_new()) == NULL)
-		fatalx("event_base_new");
-	sigs = daemon_signals_new(env.t_base, tspd_stop, tspd_reload, NULL, &env);
-	tspd_start(&env);
-	tspd_ops_init(&env);
-	env.t_admin = daemon_admin(env.t_base, &env.t_conf.tc_common, "tspd",
-	    tspd_status, &env);
-	notify_ready("tsp %s: vehicles on %s:%u", env.t_id,
-	    env.t_self->tt_vehicle.ep_host, env.t_self->tt_vehicle.ep_port);
-	event_base_dispatch(env.t_base);
-	tspd_shutdown(&env);
-	daemon_signals_free(sigs);
-	event_base_free(env.t_base);
-	metrics_reset();
-	return 0;
+	return daemon_main(argc, argv, &tspd_ops, &env, &env.t_conf,
+	    &env.t_topo);
 }

@@ -21,9 +21,6 @@
 struct tspd {
 	struct event_base	*t_base;
 	struct tspd_config	 t_conf;
-	const char		*t_conf_path;
-	int			 t_cmd_verbose;	/* -d/-v: verbose is fixed */
-	struct admin		*t_admin;
 	struct topo		 t_topo;
 	const struct topo_tsp	*t_self;	/* this TSP in t_topo */
 	const char		*t_id;		/* tsp_id */

@@ -1,19 +1,17 @@
 /*
  * vehicled: the emulated vehicle with its security chip, or a fleet of
- * them.  main() reads the configuration, enrolls the chips (fill and
- * registration) if needed, powers the vehicles on and runs the event loop
- * until SIGTERM or the end of the trip; SIGUSR1 is a power cycle.
+ * them.  Its part of the daemon's life (daemon.h): start-up enrolls the
+ * chips (fill and registration) if needed and powers the vehicles on; the
+ * event loop runs until SIGTERM or the end of the trip; SIGUSR1 is a power
+ * cycle.
  */
 #include <stdio.h>
-#include <string.h>
 
 #include "client.h"
 #include "config.h"
 #include "daemon.h"
 #include "fleet.h"
 #include "log.h"
-#include "metrics.h"
-#include "notify.h"
 #include "ops.h"
 #include "topo.h"
 
@@ -22,10 +20,8 @@
 
 struct vehicled {
 	struct event_base	*vd_base;
-	const char		*vd_path;
-	int			 vd_cmd_verbose;	/* -d/-v given */
-	struct vconf		*vd_conf;	/* the running configuration */
-	const struct topo	*vd_topo;	/* the running topology */
+	struct vconf		 vd_conf;	/* the running configuration */
+	struct topo		 vd_topo;	/* the running topology */
 	struct vfleet		*vd_fleet;
 	struct event		*vd_trip;
 	struct event		*vd_drain;
@@ -72,47 +68,28 @@ vehicled_stop(void *arg)
 }
 
 /*
- * SIGHUP: parse the whole configuration and its topology again; if both
- * are sound, log what only a restart changes and give every vehicle the
- * settings that can change while it drives (telemetry_interval,
- * retransmit, session_rekey, refill, decline_at_end, reauth_on_entry,
- * connect and provision timeouts, verbose).  With errors nothing changes.
+ * SIGHUP: give every vehicle the settings that can change while it drives
+ * (telemetry_interval, retransmit, session_rekey, refill, decline_at_end,
+ * reauth_on_entry, connect and provision timeouts) and log what only a
+ * restart changes.
  */
 static void
-vehicled_reload(void *arg)
+vehicled_reload(void *arg, const void *conf, const struct topo *topo,
+    int n)
 {
-	struct vehicled	*vd = arg;
-	struct vconf	 next;
-	struct topo	 topo;
-	int		 n;
+	struct vehicled		*vd = arg;
+	const struct vconf	*next = conf;
 
-	log_setname(vd->vd_name);
-	if (vconf_load(vd->vd_path, &next) == -1) {
-		log_warnx("reload: configuration has errors, keeping the old one");
-		return;
-	}
-	if (topo_load(next.vc_common.cc_topology, &topo) == -1) {
-		vconf_free(&next);
-		log_warnx("reload: configuration has errors, keeping the old one");
-		return;
-	}
-	n = daemon_reload_restart_only(&vd->vd_conf->vc_common,
-	    &next.vc_common);
-	n += topo_reload_restart_only(vd->vd_topo, &topo);
-	topo_free(&topo);
-	n += vops_restart_only(vd->vd_conf, &next);
-	vconf_take_runtime(vd->vd_conf, &next);
-	vd->vd_conf->vc_common.cc_verbose = next.vc_common.cc_verbose;
-	vfleet_reload(vd->vd_fleet, &next);
-	if (!vd->vd_cmd_verbose)
-		log_setverbose(next.vc_common.cc_verbose);
+	n += topo_reload_restart_only(&vd->vd_topo, topo);
+	n += vops_restart_only(&vd->vd_conf, next);
+	vconf_take_runtime(&vd->vd_conf, next);
+	vfleet_reload(vd->vd_fleet, next);
 	log_info("reloaded: verbose %d, telemetry_interval %llums, retransmit "
 	    "%llums, session_rekey %llu%s", log_getverbose(),
-	    (unsigned long long)next.vc_telemetry_ms,
-	    (unsigned long long)next.vc_retransmit_ms,
-	    (unsigned long long)next.vc_session_rekey,
+	    (unsigned long long)next->vc_telemetry_ms,
+	    (unsigned long long)next->vc_retransmit_ms,
+	    (unsigned long long)next->vc_session_rekey,
 	    n > 0 ? " (settings that need a restart are kept)" : "");
-	vconf_free(&next);
 }
 
 /* SIGUSR1: power cycle (F8). */
@@ -157,73 +134,95 @@ vehicled_trip(struct vehicled *vd, const struct vconf *conf)
 		fatalx("cannot arm the trip timer");
 }
 
+static int
+vehicled_conf_read(const char *path, void *conf)
+{
+	return vconf_load(path, conf);
+}
+
+static void
+vehicled_conf_release(void *conf)
+{
+	vconf_free(conf);
+}
+
+/* "vehicled[VIN]", or "vehicled[fleet VIN]" for a fleet. */
+static void
+vehicled_logname(const void *conf, char *buf, size_t len)
+{
+	const struct vconf	*vc = conf;
+
+	snprintf(buf, len, vc->vc_fleet > 0 ? "vehicled[fleet %s]" :
+	    "vehicled[%s]", vc->vc_vid);
+}
+
+/* Enroll the chips if needed and arm the end of the trip. */
+static void *
+vehicled_start(void *arg, struct event_base *base)
+{
+	struct vehicled	*vd = arg;
+	struct vconf	*conf = &vd->vd_conf;
+
+	vd->vd_base = base;
+	vehicled_logname(conf, vd->vd_name, sizeof(vd->vd_name));
+	vd->vd_fleet = vfleet_new(vd->vd_base, conf, &vd->vd_topo);
+	vehicled_trip(vd, conf);
+	log_setname(vd->vd_name);
+	log_info("started: draw %s, retransmit %llu ms, telemetry every %llu"
+	    " ms", conf->vc_draw == CHIP_SEQUENTIAL ? "sequential" :
+	    "arbitrary",
+	    (unsigned long long)conf->vc_retransmit_ms,
+	    (unsigned long long)conf->vc_telemetry_ms);
+	vops_init(vd->vd_fleet);
+	return vd->vd_fleet;
+}
+
+/* Power the vehicles on. */
+static void
+vehicled_ready(void *arg, char *status, size_t len)
+{
+	struct vehicled	*vd = arg;
+
+	vfleet_start(vd->vd_fleet);
+	snprintf(status, len, "vehicle %s powered on", vd->vd_conf.vc_vid);
+}
+
+static void
+vehicled_free(void *arg)
+{
+	struct vehicled	*vd = arg;
+
+	vops_free(vd->vd_fleet);
+	vfleet_print_stats(vd->vd_fleet);
+	vfleet_free(vd->vd_fleet);
+	if (vd->vd_trip != NULL)
+		event_free(vd->vd_trip);
+	if (vd->vd_drain != NULL)
+		event_free(vd->vd_drain);
+	log_setname(vd->vd_name);
+	log_info("exiting");
+}
+
+static const struct daemon_ops vehicled_ops = {
+	.do_name = "vehicled",
+	.do_conf_size = sizeof(struct vconf),
+	.do_conf_load = vehicled_conf_read,
+	.do_conf_free = vehicled_conf_release,
+	.do_logname = vehicled_logname,
+	.do_start = vehicled_start,
+	.do_status = vops_status,
+	.do_ready = vehicled_ready,
+	.do_reload = vehicled_reload,
+	.do_stop = vehicled_stop,
+	.do_usr1 = vehicled_usr1,
+	.do_free = vehicled_free,
+};
+
 int
 main(int argc, char *argv[])
 {
-	struct daemon_opts	 opts;
-	struct vconf		 conf;
-	struct topo		 topo;
-	struct vehicled		 vd;
-	struct daemon_signals	*sigs;
-	struct admin		*admin;
+	static struct vehicled	vd;
 
-	daemon_getopt(argc, argv, "/etc/qroam/vehicled.conf", &opts);
-	log_init("vehicled", opts.do_verbose);
-	if (vconf_load(opts.do_config, &conf) == -1)
-		return 1;
-	if (topo_load(conf.vc_common.cc_topology, &topo) == -1) {
-		vconf_free(&conf);
-		return 1;
-	}
-	if (opts.do_check) {
-		printf("%s: configuration OK\n", opts.do_config);
-		topo_free(&topo);
-		vconf_free(&conf);
-		return 0;
-	}
-	if (opts.do_verbose == 0)
-		log_setverbose(conf.vc_common.cc_verbose);
-	memset(&vd, 0, sizeof(vd));
-	vd.vd_path = opts.do_config;
-	vd.vd_cmd_verbose = opts.do_verbose;
-	vd.vd_conf = &conf;
-	vd.vd_topo = &topo;
-	snprintf(vd.vd_name, sizeof(vd.vd_name), conf.vc_fleet > 0 ?
-	    "vehicled[fleet %s]" : "vehicled[%s]", conf.vc_vid);
-	log_setname(vd.vd_name);
-	if ((vd.vd_base = event_base_new()) == NULL)
-		fatalx("event_base_new");
-	vd.vd_fleet = vfleet_new(vd.vd_base, &conf, &topo);
-	sigs = daemon_signals_new(vd.vd_base, vehicled_stop, vehicled_reload,
-	    vehicled_usr1, &vd);
-	vehicled_trip(&vd, &conf);
-	log_setname(vd.vd_name);
-	log_info("started: draw %s, retransmit %llu ms, telemetry every %llu"
-	    " ms", conf.vc_draw == CHIP_SEQUENTIAL ? "sequential" : "arbitrary",
-	    (unsigned long long)conf.vc_retransmit_ms,
-	    (unsigned long long)conf.vc_telemetry_ms);
-	vops_init(vd.vd_fleet);
-	admin = daemon_admin(vd.vd_base, &conf.vc_common, "vehicled",
-	    vops_status, vd.vd_fleet);
-	vfleet_start(vd.vd_fleet);
-	log_setname(vd.vd_name);
-	notify_ready("vehicle %s powered on", conf.vc_vid);
-	event_base_dispatch(vd.vd_base);
-
-	admin_free(admin);
-	vops_free(vd.vd_fleet);
-	vfleet_print_stats(vd.vd_fleet);
-	vfleet_free(vd.vd_fleet);
-	if (vd.vd_trip != NULL)
-		event_free(vd.vd_trip);
-	if (vd.vd_drain != NULL)
-		event_free(vd.vd_drain);
-	daemon_signals_free(sigs);
-	event_base_free(vd.vd_base);
-	topo_free(&topo);
-	vconf_free(&conf);
-	metrics_reset();
-	log_setname(vd.vd_name);
-	log_info("exiting");
-	return 0;
+	return daemon_main(argc, argv, &vehicled_ops, &vd, &vd.vd_conf,
+	    &vd.vd_topo);
 }
