@@ -105,7 +105,8 @@ tspd_start(struct tspd *env)
 	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, 1)) == NULL)
 		fatalx("cannot open store %s", conf->tc_common.cc_store);
 	tspd_batch_init(env);
-	tspd_prv_init(env, TSPD_PRV_CACHE);
+	tspd_prv_init(env, conf->tc_prv_cache);
+	tspd_auth_init(env);
 	env->t_tls = tls_server_ctx(conf->tc_common.cc_ca,
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
 	if (env->t_tls == NULL)
@@ -150,6 +151,7 @@ tspd_reload_restart_only(const struct tspd *env,
 		n++;
 	}
 	n += topo_reload_restart_only(&env->t_topo, topo);
+	n += tspd_config_restart_only(&env->t_conf, next);
 	return n;
 }
 
@@ -209,6 +211,7 @@ tspd_stop(void *arg)
 static void
 tspd_shutdown(struct tspd *env)
 {
+	tspd_auth_free(env);
 	tspd_batch_flush(env);
 	admin_free(env->t_admin);
 	tspd_ops_free(env);
