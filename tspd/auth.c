@@ -17,8 +17,8 @@
  * queue wait to every M4.
  */
 #include <sys/queue.h>
-#include <inttypes.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
