@@ -9,6 +9,7 @@ sanitizers makes enrolment the slow part.)"""
 
 import os
 import selectors
+import signal
 import socket
 import struct
 import threading
@@ -225,3 +226,42 @@ def test_m4_burst_while_telemetry_flows(tb):
     bad = answered_wrongly(again, out)
     assert not bad, "%d M4s answered wrongly: %r" % (len(bad), list(bad.items())[:5])
     tb.assert_running("tsp-a")
+
+
+def rewrite_conf(tb, name, **changes):
+    """Replace directives of name's configuration file."""
+    path = tb.daemons[name].conf
+    with open(path) as f:
+        lines = [l for l in f.read().splitlines() if l.split(" ", 1)[0] not in changes]
+    lines += ["%s %s" % kv for kv in changes.items()]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+@testbed(tsps=TSPS)
+def test_workers_and_prv_cache_settings(tb):
+    """workers 0 works the M4s on the event loop and prv_cache 0 keeps no
+    key; both change only on restart, which a reload says."""
+    tb.start_tsp("tsp-a", workers=0, prv_cache=0)
+    tb.start_filler()
+    tb.start_registrar()
+    tb.wait_log("tsp-a", r"F3 private-key work on the event loop")
+    p = enrolled_probe(tb, TSPS, m=4)
+    assert p.auth("tsp-a").status == "OK"
+    assert p.auth("tsp-a").status == "OK"
+
+    rewrite_conf(tb, "tsp-a", workers=3, prv_cache=10)
+    mark = tb.log_mark("tsp-a")
+    tb.signal("tsp-a", signal.SIGHUP)
+    tb.wait_log("tsp-a", r"reloaded: ", since=mark)
+    log = tb.log_since("tsp-a", mark)
+    assert "reload: workers changed; it takes effect on restart" in log, log
+    assert "reload: prv_cache changed; it takes effect on restart" in log, log
+    assert p.auth("tsp-a").status == "OK"
+
+    mark = tb.log_mark("tsp-a")
+    tb.restart("tsp-a")
+    tb.wait_log("tsp-a", r"F3 private-key work on 3 worker threads", since=mark)
+    assert p.auth("tsp-a").status == "OK"
+    assert p.auth("tsp-a").status == "OK"
+    assert tb.count("tsp-a", "auth", "vehicle_id=?", (p.vin,)) == 1
