@@ -398,7 +398,9 @@ qb_single(struct qbench *q, struct bveh *v, struct bconn *bc)
 
 /*
  * auth: M4s pipelined on one connection, window W, for s seconds; every
- * AuthResult is checked (nonce and signature) before it counts.
+ * AuthResult is checked (nonce and signature) before it counts.  The TSP
+ * may answer them in any order: M4 n uses slot n % W and is sent only
+ * once the slot's previous M4 has been answered.
  */
 int
 qb_cmd_auth(struct qbench *q)
@@ -407,35 +409,45 @@ qb_cmd_auth(struct qbench *q)
 	struct bconn	 bc;
 	struct frame	 f;
 	uint8_t		(*nonce)[MSG_AUTH_NONCELEN];
-	uint64_t	 sent = 0, got = 0, ok = 0, W;
+	uint64_t	*slot;		/* request id in the slot, or UINT64_MAX */
+	uint64_t	 sent = 0, got = 0, ok = 0, W, i;
 	double		 t0, stop, end;
 
 	W = q->q_window ? q->q_window : 16;
 	if (qb_single(q, &v, &bc) == -1)
 		return qb_result(QB_LOCAL, "ERROR", "reason=setup");
 	nonce = xcalloc(W, sizeof(*nonce));
+	slot = xcalloc(W, sizeof(*slot));
+	for (i = 0; i < W; i++)
+		slot[i] = UINT64_MAX;
 	t0 = qb_now_us();
 	stop = t0 + (q->q_seconds > 0 ? q->q_seconds : 2) * 1e6;
 	end = t0;
 	while (got < sent || qb_now_us() < stop) {
-		while (sent - got < W && qb_now_us() < stop)
+		while (slot[sent % W] == UINT64_MAX && qb_now_us() < stop)
 			if (bveh_queue_m4(&v, &bc, q->q_tsp_a, sent,
 			    nonce[sent % W]) == -1)
 				fatalx("M4");
-			else
+			else {
+				slot[sent % W] = sent;
 				sent++;
+			}
 		if (bconn_flush(&bc) == -1 || bconn_recv(&bc, &f,
 		    QB_WAIT_MS) != 1)
 			break;
-		if (f.f_request_id < sent && f.f_request_id + W >= sent &&
-		    bveh_auth_ok(&v, &f, q->q_tsp_a, nonce[f.f_request_id % W]))
-			ok++;
+		if (slot[f.f_request_id % W] == f.f_request_id) {
+			slot[f.f_request_id % W] = UINT64_MAX;
+			if (bveh_auth_ok(&v, &f, q->q_tsp_a,
+			    nonce[f.f_request_id % W]))
+				ok++;
+		}
 		frame_release(&f);
 		got++;
 		end = qb_now_us();
 	}
 	bconn_close(&bc);
 	bveh_close(&v);
+	free(slot);
 	free(nonce);
 	return qb_result(QB_RAN, got == sent && ok == got ? "OK" : "FAILED",
 	    "window=%llu sent=%llu ok=%llu seconds=%.3f per_second=%.1f",

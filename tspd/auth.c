@@ -5,9 +5,20 @@
  * (nonce, auth row, the vehicle's old session ended) in one transaction,
  * then answered with an AuthResult signed with Prv so that the vehicle
  * authenticates the cloud too.
+ *
+ * The two RSA private operations would cap M4s at one core and stall the
+ * telemetry of every session behind a burst of power-ons, so they run on
+ * the worker pool (workq.h) in one hop: the worker decodes Prv if it was
+ * not cached, decrypts and checks AuthInner, and already signs the
+ * AuthResult, whose text (vehicle, TSP, nonce) is known before the store
+ * step; the loop then stores the pass and sends the answer, or discards
+ * the signature if the store refuses the nonce.  Refusals are rare, so a
+ * second hop to sign after the store would only add a wake-up and a
+ * queue wait to every M4.
  */
-#include <inttypes.h>
+#include <sys/queue.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,28 +30,110 @@
 #include "metrics.h"
 #include "msg.h"
 #include "store.h"
+#include "workq.h"
 
 #include "tspd.h"
 
 #define AUTH_MAX_CT	1024	/* RSA-8192 at most */
+#define AUTH_ADDR_LEN	64	/* "[v6 address]:port" */
 
-/* One M4 being checked. */
-struct auth_req {
-	const char		*ar_vid;
-	struct tspdb_reg	 ar_reg;
-	EVP_PKEY		*ar_prv;
-	Qroam__AuthInner	*ar_inner;
-	uint64_t		 ar_now;
-	const char		*ar_reason;	/* why it was refused */
+/*
+ * One M4 from its arrival until it is answered.  Between workq_post and
+ * the done function the worker reads the inputs and writes the results;
+ * the fields marked (loop) are the loop thread's alone.
+ */
+struct auth_task {
+	struct workq_task	 at_task;
+	TAILQ_ENTRY(auth_task)	 at_entry;	/* (loop) M4s in flight */
+	struct tspd		*at_env;	/* (loop) */
+	struct conn		*at_conn;	/* (loop) NULL once it closed */
+	char			 at_addr[AUTH_ADDR_LEN];
+	uint64_t		 at_request_id;
+
+	/* Inputs. */
+	Qroam__M4		*at_m4;
+	struct tspdb_reg	 at_reg;
+	EVP_PKEY		*at_prv;	/* NULL: decode at_reg's DER */
+	char			 at_tsp_id[NAME_MAXLEN + 1];
+	uint64_t		 at_now;
+	uint64_t		 at_skew_ms;
+
+	/* Results. */
+	int			 at_decoded;	/* at_prv is the worker's */
+	Qroam__AuthInner	*at_inner;
+	uint8_t			*at_sig;
+	size_t			 at_siglen;
+	int			 at_code;
+	const char		*at_reason;	/* why it was refused */
 };
 
-static void
-auth_req_free(struct auth_req *ar)
+TAILQ_HEAD(auth_list, auth_task);
+
+struct tspd_auth {
+	struct workq		*ta_wq;
+	struct auth_list	 ta_inflight;
+};
+
+static void	auth_work(void *);
+static void	auth_done(void *, int);
+
+void
+tspd_auth_init(struct tspd *env)
 {
-	tspdb_reg_clear(&ar->ar_reg);
-	EVP_PKEY_free(ar->ar_prv);
-	if (ar->ar_inner != NULL)
-		qroam__auth_inner__free_unpacked(ar->ar_inner, NULL);
+	struct tspd_auth	*ta;
+	int			 n = env->t_conf.tc_workers;
+
+	if (n == TSPD_WORKERS_AUTO)
+		n = (int)workq_online_cpus();
+	ta = xcalloc(1, sizeof(*ta));
+	TAILQ_INIT(&ta->ta_inflight);
+	if ((ta->ta_wq = workq_new(env->t_base, (unsigned)n,
+	    WORKQ_MAX_QUEUE)) == NULL)
+		fatalx("cannot start %d worker threads", n);
+	env->t_auth = ta;
+	if (n > 0)
+		log_info("F3 private-key work on %d worker threads", n);
+	else
+		log_info("F3 private-key work on the event loop");
+}
+
+void
+tspd_auth_free(struct tspd *env)
+{
+	struct tspd_auth	*ta = env->t_auth;
+
+	if (ta == NULL)
+		return;
+	workq_free(ta->ta_wq);
+	if (!TAILQ_EMPTY(&ta->ta_inflight))
+		fatalx("M4s in flight after the worker pool stopped");
+	free(ta);
+	env->t_auth = NULL;
+}
+
+void
+tspd_auth_conn_closed(struct tspd *env, struct conn *c)
+{
+	struct auth_task	*at;
+
+	if (env->t_auth == NULL)
+		return;
+	TAILQ_FOREACH(at, &env->t_auth->ta_inflight, at_entry)
+		if (at->at_conn == c)
+			at->at_conn = NULL;
+}
+
+static void
+auth_task_free(struct auth_task *at)
+{
+	tspdb_reg_clear(&at->at_reg);
+	EVP_PKEY_free(at->at_prv);
+	if (at->at_inner != NULL)
+		qroam__auth_inner__free_unpacked(at->at_inner, NULL);
+	if (at->at_m4 != NULL)
+		qroam__m4__free_unpacked(at->at_m4, NULL);
+	free(at->at_sig);
+	free(at);
 }
 
 /* The refusals_total reason of a refused M4 (no Status is sent for it). */
@@ -60,134 +153,236 @@ auth_refusal_reason(int code, const char *reason)
 }
 
 /*
- * Log and count a refused M4 and, if so configured, answer it with an
- * AuthResult.
+ * Log and count a refused M4 and, if so configured and the connection is
+ * still open, answer it with an AuthResult.
  */
 static void
-auth_refuse(struct tspd *env, struct conn *c, const struct frame *f,
-    const char *vid, int code, const char *reason)
+auth_refuse(struct tspd *env, const struct auth_task *at, int code,
+    const char *reason)
 {
 	Qroam__AuthResult	 res = QROAM__AUTH_RESULT__INIT;
 
 	log_warnx("auth refused vehicle=%s addr=%s reason=%s status=%s",
-	    vid, conn_peer_addr(c), reason, msg_status_name(code));
+	    at->at_m4->vehicle_id, at->at_addr, reason, msg_status_name(code));
 	metrics_refusal(auth_refusal_reason(code, reason));
-	if (!env->t_conf.tc_auth_fail_reply)
+	if (!env->t_conf.tc_auth_fail_reply || at->at_conn == NULL)
 		return;
 	res.code = code;
-	conn_send(c, QROAM__MSG_TYPE__MT_AUTH_RESULT, f->f_request_id,
-	    &res.base);
+	conn_send(at->at_conn, QROAM__MSG_TYPE__MT_AUTH_RESULT,
+	    at->at_request_id, &res.base);
 }
 
 /*
- * Decrypt an M4 with the vehicle's Prv and check its contents: chip and
- * TSP match, time within the skew.  Returns OK, or the status to refuse
- * with and ar_reason set.
+ * On a worker: decrypt the M4 with the vehicle's Prv and check its
+ * contents (chip and TSP match, time within the skew).  Returns OK, or
+ * the status to refuse with and at_reason set.
  */
 static int
-auth_verify(struct tspd *env, const Qroam__M4 *m4, struct auth_req *ar)
+auth_verify(struct auth_task *at)
 {
 	const Qroam__AuthInner	*in;
 	uint64_t		 diff;
-	int			 r;
 
-	if (m4->ct.len == 0 || m4->ct.len > AUTH_MAX_CT) {
-		ar->ar_reason = "bad ciphertext length";
+	if (at->at_prv == NULL) {
+		at->at_prv = crypto_priv_from_der(at->at_reg.r_prv,
+		    at->at_reg.r_prvlen);
+		if (at->at_prv == NULL) {
+			at->at_reason = "stored private key unreadable";
+			return QROAM__STATUS_CODE__INTERNAL;
+		}
+		at->at_decoded = 1;
+	}
+	at->at_inner = msg_m4_open(at->at_prv, at->at_m4->ct.data,
+	    at->at_m4->ct.len);
+	if ((in = at->at_inner) == NULL) {
+		at->at_reason = "does not decrypt";
 		return QROAM__STATUS_CODE__AUTH_FAILED;
 	}
-	if ((r = tspdb_reg_get(env->t_db, ar->ar_vid, &ar->ar_reg)) != 1) {
-		ar->ar_reason = r == 0 ? "unknown vehicle" : "store error";
-		return r == 0 ? QROAM__STATUS_CODE__AUTH_FAILED :
-		    QROAM__STATUS_CODE__INTERNAL;
-	}
-	ar->ar_prv = tspd_prv_get(env, ar->ar_vid, &ar->ar_reg);
-	if (ar->ar_prv == NULL) {
-		ar->ar_reason = "stored private key unreadable";
-		return QROAM__STATUS_CODE__INTERNAL;
-	}
-	ar->ar_inner = msg_m4_open(ar->ar_prv, m4->ct.data, m4->ct.len);
-	if ((in = ar->ar_inner) == NULL) {
-		ar->ar_reason = "does not decrypt";
+	if (strcmp(in->chip_id, at->at_reg.r_chip_id) != 0) {
+		at->at_reason = "chip_id mismatch";
 		return QROAM__STATUS_CODE__AUTH_FAILED;
 	}
-	if (strcmp(in->chip_id, ar->ar_reg.r_chip_id) != 0) {
-		ar->ar_reason = "chip_id mismatch";
+	if (strcmp(in->tsp_id, at->at_tsp_id) != 0) {
+		at->at_reason = "tsp_id mismatch";
 		return QROAM__STATUS_CODE__AUTH_FAILED;
 	}
-	if (strcmp(in->tsp_id, env->t_id) != 0) {
-		ar->ar_reason = "tsp_id mismatch";
-		return QROAM__STATUS_CODE__AUTH_FAILED;
-	}
-	diff = in->unix_ms > ar->ar_now ? in->unix_ms - ar->ar_now :
-	    ar->ar_now - in->unix_ms;
-	if (diff > env->t_conf.tc_auth_skew_ms) {
-		ar->ar_reason = "stale";
+	diff = in->unix_ms > at->at_now ? in->unix_ms - at->at_now :
+	    at->at_now - in->unix_ms;
+	if (diff > at->at_skew_ms) {
+		at->at_reason = "stale";
 		return QROAM__STATUS_CODE__STALE;
 	}
 	return QROAM__STATUS_CODE__OK;
 }
 
-/* Sign the AuthResult text for ar; 0 and *sig malloc'd, or -1. */
-static int
-auth_sign(struct tspd *env, const struct auth_req *ar, uint8_t **sig,
-    size_t *siglen)
+/* On a worker: check the M4 and sign the AuthResult text of a pass. */
+static void
+auth_work(void *arg)
 {
-	char	 text[MSG_AAD_MAX];
+	struct auth_task	*at = arg;
+	char			 text[MSG_AAD_MAX];
 
-	if (msg_auth_text(text, sizeof(text), ar->ar_vid, env->t_id,
-	    ar->ar_inner->nonce.data) == -1)
-		return -1;
-	return crypto_pss_sign(ar->ar_prv, text, strlen(text), sig, siglen);
+	if ((at->at_code = auth_verify(at)) != QROAM__STATUS_CODE__OK)
+		return;
+	if (msg_auth_text(text, sizeof(text), at->at_m4->vehicle_id,
+	    at->at_tsp_id, at->at_inner->nonce.data) == -1 ||
+	    crypto_pss_sign(at->at_prv, text, strlen(text), &at->at_sig,
+	    &at->at_siglen) == -1) {
+		at->at_code = QROAM__STATUS_CODE__INTERNAL;
+		at->at_reason = "signing failed";
+	}
 }
 
-/* Store a verified authentication and answer it. */
+/*
+ * The registration the M4 was checked against is still the stored one:
+ * an M2 may have replaced it while the worker had the M4.  OK, or the
+ * status to refuse with and at_reason set.
+ */
+static int
+auth_reg_current(struct tspd *env, struct auth_task *at)
+{
+	struct tspdb_reg	 reg;
+	int			 r, same;
+
+	memset(&reg, 0, sizeof(reg));
+	if ((r = tspdb_reg_get(env->t_db, at->at_m4->vehicle_id, &reg)) != 1) {
+		at->at_reason = r == 0 ? "unknown vehicle" : "store error";
+		return r == 0 ? QROAM__STATUS_CODE__AUTH_FAILED :
+		    QROAM__STATUS_CODE__INTERNAL;
+	}
+	same = reg.r_epoch == at->at_reg.r_epoch &&
+	    strcmp(reg.r_chip_id, at->at_reg.r_chip_id) == 0;
+	tspdb_reg_clear(&reg);
+	if (!same) {
+		at->at_reason = "registration replaced";
+		return QROAM__STATUS_CODE__AUTH_FAILED;
+	}
+	return QROAM__STATUS_CODE__OK;
+}
+
+/* Store a verified and signed authentication and answer it. */
 static void
-auth_accept(struct tspd *env, struct conn *c, const struct frame *f,
-    struct auth_req *ar)
+auth_accept(struct tspd *env, struct auth_task *at)
 {
 	Qroam__AuthResult	 res = QROAM__AUTH_RESULT__INIT;
-	uint8_t			*sig = NULL;
-	size_t			 siglen = 0;
+	const char		*vid = at->at_m4->vehicle_id;
 	uint64_t		 skew = env->t_conf.tc_auth_skew_ms;
 
-	if (auth_sign(env, ar, &sig, &siglen) == -1) {
-		auth_refuse(env, c, f, ar->ar_vid, QROAM__STATUS_CODE__INTERNAL,
-		    "signing failed");
-		return;
-	}
-	switch (tspdb_auth_commit(env->t_db, ar->ar_vid, ar->ar_reg.r_chip_id,
-	    ar->ar_inner->nonce.data, ar->ar_inner->nonce.len, ar->ar_now,
-	    ar->ar_now + 2 * skew, "f3")) {
+	switch (tspdb_auth_commit(env->t_db, vid, at->at_reg.r_chip_id,
+	    at->at_inner->nonce.data, at->at_inner->nonce.len, at->at_now,
+	    at->at_now + 2 * skew, "f3")) {
 	case TSPDB_OK:
 		res.code = QROAM__STATUS_CODE__OK;
 		res.has_nonce = 1;
-		res.nonce = ar->ar_inner->nonce;
+		res.nonce = at->at_inner->nonce;
 		res.has_sig = 1;
-		res.sig.data = sig;
-		res.sig.len = siglen;
-		conn_send(c, QROAM__MSG_TYPE__MT_AUTH_RESULT, f->f_request_id,
-		    &res.base);
-		log_info("auth ok vehicle=%s chip=%s addr=%s", ar->ar_vid,
-		    ar->ar_reg.r_chip_id, conn_peer_addr(c));
+		res.sig.data = at->at_sig;
+		res.sig.len = at->at_siglen;
+		if (at->at_conn != NULL)
+			conn_send(at->at_conn, QROAM__MSG_TYPE__MT_AUTH_RESULT,
+			    at->at_request_id, &res.base);
+		log_info("auth ok vehicle=%s chip=%s addr=%s%s", vid,
+		    at->at_reg.r_chip_id, at->at_addr, at->at_conn == NULL ?
+		    " (connection closed before the answer)" : "");
 		break;
 	case TSPDB_REPLAY:
-		auth_refuse(env, c, f, ar->ar_vid,
-		    QROAM__STATUS_CODE__AUTH_FAILED, "nonce replayed");
+		auth_refuse(env, at, QROAM__STATUS_CODE__AUTH_FAILED,
+		    "nonce replayed");
 		break;
 	default:
-		auth_refuse(env, c, f, ar->ar_vid, QROAM__STATUS_CODE__INTERNAL,
+		auth_refuse(env, at, QROAM__STATUS_CODE__INTERNAL,
 		    "store error");
 		break;
 	}
-	free(sig);
+}
+
+/*
+ * On the loop: the worker is through with the M4.  A key it decoded joins
+ * the cache; a pass is stored and answered, a refusal logged.  The store
+ * step runs even if the connection closed meanwhile, as it would have
+ * had the M4 been handled at once; only the answer is then dropped.
+ */
+static void
+auth_done(void *arg, int ran)
+{
+	struct auth_task	*at = arg;
+	struct tspd		*env = at->at_env;
+	int			 code = at->at_code;
+
+	TAILQ_REMOVE(&env->t_auth->ta_inflight, at, at_entry);
+	if (!ran) {
+		log_debug("auth vehicle=%s addr=%s: dropped, the TSP is "
+		    "stopping", at->at_m4->vehicle_id, at->at_addr);
+		auth_task_free(at);
+		return;
+	}
+	if (code == QROAM__STATUS_CODE__OK)
+		code = auth_reg_current(env, at);
+	/* Harmless even if the registration changed: the epoch tells. */
+	if (at->at_decoded)
+		tspd_prv_put(env, at->at_m4->vehicle_id, at->at_reg.r_epoch,
+		    at->at_prv);
+	if (code == QROAM__STATUS_CODE__OK)
+		auth_accept(env, at);
+	else
+		auth_refuse(env, at, code, at->at_reason);
+	auth_task_free(at);
+}
+
+/*
+ * The checks that need the loop (ciphertext size, the registration in the
+ * store, the cached key); OK, or the status to refuse with and at_reason
+ * set.
+ */
+static int
+auth_prepare(struct tspd *env, struct auth_task *at)
+{
+	int	 r;
+
+	if (at->at_m4->ct.len == 0 || at->at_m4->ct.len > AUTH_MAX_CT) {
+		at->at_reason = "bad ciphertext length";
+		return QROAM__STATUS_CODE__AUTH_FAILED;
+	}
+	if ((r = tspdb_reg_get(env->t_db, at->at_m4->vehicle_id,
+	    &at->at_reg)) != 1) {
+		at->at_reason = r == 0 ? "unknown vehicle" : "store error";
+		return r == 0 ? QROAM__STATUS_CODE__AUTH_FAILED :
+		    QROAM__STATUS_CODE__INTERNAL;
+	}
+	at->at_prv = tspd_prv_lookup(env, at->at_m4->vehicle_id,
+	    at->at_reg.r_epoch);
+	return QROAM__STATUS_CODE__OK;
+}
+
+/* A task for a well-formed M4 on c, or NULL if out of memory. */
+static struct auth_task *
+auth_task_new(struct tspd *env, struct conn *c, const struct frame *f,
+    Qroam__M4 *m4)
+{
+	struct auth_task	*at;
+
+	if ((at = calloc(1, sizeof(*at))) == NULL)
+		return NULL;
+	at->at_task.wt_work = auth_work;
+	at->at_task.wt_done = auth_done;
+	at->at_task.wt_arg = at;
+	at->at_env = env;
+	at->at_conn = c;
+	snprintf(at->at_addr, sizeof(at->at_addr), "%s", conn_peer_addr(c));
+	at->at_request_id = f->f_request_id;
+	at->at_m4 = m4;
+	snprintf(at->at_tsp_id, sizeof(at->at_tsp_id), "%s", env->t_id);
+	at->at_now = store_now_ms();
+	at->at_skew_ms = env->t_conf.tc_auth_skew_ms;
+	return at;
 }
 
 void
 tspd_auth_m4(struct tspd *env, struct conn *c, const struct frame *f)
 {
-	Qroam__M4	*m4;
-	struct auth_req	 ar;
-	int		 code;
+	struct auth_task	*at;
+	Qroam__M4		*m4;
+	int			 code;
 
 	m4 = (Qroam__M4 *)frame_unpack(f, &qroam__m4__descriptor);
 	if (m4 == NULL || !id_valid_vin(m4->vehicle_id)) {
@@ -201,13 +396,22 @@ tspd_auth_m4(struct tspd *env, struct conn *c, const struct frame *f)
 			qroam__m4__free_unpacked(m4, NULL);
 		return;
 	}
-	memset(&ar, 0, sizeof(ar));
-	ar.ar_vid = m4->vehicle_id;
-	ar.ar_now = store_now_ms();
-	if ((code = auth_verify(env, m4, &ar)) != QROAM__STATUS_CODE__OK)
-		auth_refuse(env, c, f, ar.ar_vid, code, ar.ar_reason);
-	else
-		auth_accept(env, c, f, &ar);
-	auth_req_free(&ar);
-	qroam__m4__free_unpacked(m4, NULL);
+	if ((at = auth_task_new(env, c, f, m4)) == NULL) {
+		log_warn("auth vehicle=%s addr=%s", m4->vehicle_id,
+		    conn_peer_addr(c));
+		qroam__m4__free_unpacked(m4, NULL);
+		return;
+	}
+	if ((code = auth_prepare(env, at)) != QROAM__STATUS_CODE__OK) {
+		auth_refuse(env, at, code, at->at_reason);
+		auth_task_free(at);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&env->t_auth->ta_inflight, at, at_entry);
+	if (workq_post(env->t_auth->ta_wq, &at->at_task) == -1) {
+		TAILQ_REMOVE(&env->t_auth->ta_inflight, at, at_entry);
+		auth_refuse(env, at, QROAM__STATUS_CODE__INTERNAL,
+		    "the TSP is stopping");
+		auth_task_free(at);
+	}
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "log.h"
 
 #include "config.h"
 
@@ -48,6 +49,45 @@ config_duration(const struct conf_line *l, uint64_t min, uint64_t max,
 	return 0;
 }
 
+/* Parse the COUNT argument of l, min..max, into *out. */
+static int
+config_count(const struct conf_line *l, uint64_t min, uint64_t max,
+    uint64_t *out)
+{
+	if (l->cl_argc != 2) {
+		conf_error(l, "%s: expected one number", l->cl_argv[0]);
+		return -1;
+	}
+	if (conf_uint(l->cl_argv[1], min, max, out) == -1) {
+		conf_error(l, "%s: bad number \"%s\" (want %llu..%llu)",
+		    l->cl_argv[0], l->cl_argv[1], (unsigned long long)min,
+		    (unsigned long long)max);
+		return -1;
+	}
+	return 0;
+}
+
+/* The directives that are counts: workers, prv_cache; 1 if not one. */
+static int
+config_counts(struct tspd_config *conf, const struct conf_line *l)
+{
+	uint64_t	 v;
+
+	if (strcmp(l->cl_argv[0], "workers") == 0) {
+		if (config_count(l, 0, TSPD_MAX_WORKERS, &v) == -1)
+			return -1;
+		conf->tc_workers = (int)v;
+		return 0;
+	}
+	if (strcmp(l->cl_argv[0], "prv_cache") == 0) {
+		if (config_count(l, 0, TSPD_MAX_PRV_CACHE, &v) == -1)
+			return -1;
+		conf->tc_prv_cache = (size_t)v;
+		return 0;
+	}
+	return 1;
+}
+
 /* One directive of the tspd configuration. */
 static int
 config_line(void *arg, const struct conf_line *l)
@@ -72,6 +112,8 @@ config_line(void *arg, const struct conf_line *l)
 	if (strcmp(l->cl_argv[0], "ck2_lifetime") == 0)
 		return config_duration(l, 1, TSPD_MAX_HO_MS,
 		    &conf->tc_ck2_lifetime_ms);
+	if ((r = config_counts(conf, l)) != 1)
+		return r;
 	if (strcmp(l->cl_argv[0], "auth_fail") == 0) {
 		if (l->cl_argc == 2 && strcmp(l->cl_argv[1], "drop") == 0)
 			conf->tc_auth_fail_reply = 0;
@@ -100,6 +142,8 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 	conf->tc_look_ahead_ms = TSPD_LOOK_AHEAD_MS;
 	conf->tc_handover_timeout_ms = TSPD_HO_TIMEOUT_MS;
 	conf->tc_ck2_lifetime_ms = TSPD_CK2_LIFETIME_MS;
+	conf->tc_workers = TSPD_WORKERS_AUTO;
+	conf->tc_prv_cache = TSPD_PRV_CACHE;
 
 	errors = conf_parse_file(path, config_line, conf);
 	/* An unreadable file is the one error, not every directive in it. */
@@ -118,4 +162,22 @@ void
 tspd_config_free(struct tspd_config *conf)
 {
 	cfg_common_free(&conf->tc_common);
+}
+
+int
+tspd_config_restart_only(const struct tspd_config *cur,
+    const struct tspd_config *next)
+{
+	int	 n = 0;
+
+	if (next->tc_workers != cur->tc_workers) {
+		log_warnx("reload: workers changed; it takes effect on restart");
+		n++;
+	}
+	if (next->tc_prv_cache != cur->tc_prv_cache) {
+		log_warnx("reload: prv_cache changed; it takes effect on "
+		    "restart");
+		n++;
+	}
+	return n;
 }

@@ -9,6 +9,9 @@
  *   handover_timeout DURATION  limit of one handover from M6 to M8Ack,
  *			  and of TSPB's part up to the CK2 binding (5s)
  *   ck2_lifetime DURATION how long TSPB keeps CK2 waiting for M8 (30s)
+ *   workers N		  threads for the private-key work of F3; 0 = on
+ *			  the event loop (one per online processor)
+ *   prv_cache N	  decoded vehicle private keys kept in memory (65536)
  */
 #ifndef TSPD_CONFIG_H
 #define TSPD_CONFIG_H
@@ -26,6 +29,11 @@
 #define TSPD_CK2_LIFETIME_MS	30000
 #define TSPD_MAX_LOOK_AHEAD_MS	3600000		/* one hour */
 #define TSPD_MAX_HO_MS		600000		/* ten minutes */
+#define TSPD_WORKERS_AUTO	-1		/* one per online processor */
+#define TSPD_MAX_WORKERS	256
+/* About 5 KiB each for RSA-2048: some 340 MiB when full. */
+#define TSPD_PRV_CACHE		65536
+#define TSPD_MAX_PRV_CACHE	16777216
 
 struct tspd_config {
 	struct cfg_common	 tc_common;
@@ -35,6 +43,8 @@ struct tspd_config {
 	uint64_t		 tc_look_ahead_ms;
 	uint64_t		 tc_handover_timeout_ms;
 	uint64_t		 tc_ck2_lifetime_ms;
+	int			 tc_workers;	/* or TSPD_WORKERS_AUTO */
+	size_t			 tc_prv_cache;
 };
 
 /*
@@ -43,5 +53,11 @@ struct tspd_config {
  */
 int	tspd_config_load(const char *path, struct tspd_config *conf);
 void	tspd_config_free(struct tspd_config *conf);
+/*
+ * Log the settings of next that only a restart applies (workers,
+ * prv_cache) where they differ from cur; returns their number.
+ */
+int	tspd_config_restart_only(const struct tspd_config *cur,
+	    const struct tspd_config *next);
 
 #endif

@@ -120,7 +120,8 @@ tspd_open(struct tspd *env)
 	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, 1)) == NULL)
 		fatalx("cannot open store %s", conf->tc_common.cc_store);
 	tspd_batch_init(env);
-	tspd_prv_init(env, TSPD_PRV_CACHE);
+	tspd_prv_init(env, conf->tc_prv_cache);
+	tspd_auth_init(env);
 	env->t_tls = tls_server_ctx(conf->tc_common.cc_ca,
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
 	if (env->t_tls == NULL)
@@ -165,6 +166,7 @@ tspd_reload_restart_only(const struct tspd *env,
 		n++;
 	}
 	n += topo_reload_restart_only(&env->t_topo, topo);
+	n += tspd_config_restart_only(&env->t_conf, next);
 	return n;
 }
 
@@ -227,6 +229,7 @@ tspd_shutdown(void *arg)
 {
 	struct tspd	*env = arg;
 
+	tspd_auth_free(env);
 	tspd_batch_flush(env);
 	tspd_ops_free(env);
 	listener_free(env->t_vehicle);

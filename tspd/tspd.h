@@ -35,6 +35,7 @@ struct tspd {
 	struct tspd_hin		*t_hin;		/* handover_in.c */
 	struct tspd_vtab	*t_vtab;	/* vehicle.c */
 	struct tspd_prvcache	*t_prv;		/* prvcache.c */
+	struct tspd_auth	*t_auth;	/* auth.c */
 	struct tspd_batch	*t_batch;	/* batch.c */
 };
 
@@ -57,15 +58,31 @@ struct conn *tspd_vehicle_conn(struct tspd *, const char *vid);
 void	tspd_vehicle_init(struct tspd *);
 void	tspd_vehicle_free(struct tspd *);
 
-/* Decoded Prv of the vehicles, at most max of them (prvcache.c). */
-#define TSPD_PRV_CACHE	4096
+/*
+ * Decoded Prv of the vehicles, at most max of them (0: none kept), by
+ * registration epoch (prvcache.c).  Loop thread only.
+ */
 void	tspd_prv_init(struct tspd *, size_t max);
 void	tspd_prv_free(struct tspd *);
-/* vid's Prv for registration reg (a new reference, or NULL if unreadable). */
-EVP_PKEY *tspd_prv_get(struct tspd *, const char *vid,
-	    const struct tspdb_reg *reg);
+/* vid's cached Prv of epoch (a new reference), or NULL. */
+EVP_PKEY *tspd_prv_lookup(struct tspd *, const char *vid, uint64_t epoch);
+/* Keep key (the cache takes its own reference) as vid's Prv of epoch. */
+void	tspd_prv_put(struct tspd *, const char *vid, uint64_t epoch,
+	    EVP_PKEY *key);
 /* Drop vid's cached Prv (its registration changed). */
 void	tspd_prv_forget(struct tspd *, const char *vid);
+size_t	tspd_prv_count(const struct tspd *);
+
+/*
+ * F3 runs its private-key work (Prv decode, RSA-OAEP, AuthInner checks,
+ * the PSS signature) on a pool of `workers` threads; the loop keeps the
+ * store and the connection (auth.c).  tspd_auth_free finishes the M4s in
+ * flight: those already worked are answered, the others dropped.
+ */
+void	tspd_auth_init(struct tspd *);
+void	tspd_auth_free(struct tspd *);
+/* Connection c is closing: the answers of its M4s in flight are dropped. */
+void	tspd_auth_conn_closed(struct tspd *, struct conn *);
 
 /*
  * Group commit of F5 telemetry (batch.c): the messages of one pass of the

@@ -162,6 +162,7 @@ vehicle_close(struct conn *c, const char *reason, void *arg)
 {
 	vtab_unbind(arg, c);
 	tspd_batch_conn_closed(arg, c);
+	tspd_auth_conn_closed(arg, c);
 	log_debug("vehicle %s: closed: %s", conn_peer_addr(c), reason);
 }
 
