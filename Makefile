@@ -48,7 +48,7 @@ daemon_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(filter-out $(2)/$(2).c,$(wildca
 # Libraries a daemon links between its own and libqroam.a.
 vehicled_LIBS := libvehicle.a
 
-.PHONY: all asan check run bench install lint clean deps
+.PHONY: all asan check run bench install clean deps
 .DEFAULT_GOAL := all
 
 all: $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(BUILD)/bin/qroamctl
@@ -190,9 +190,6 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
 	rm -rf $(DESTDIR)$(DOCDIR)
-
-lint:
-	clang-format --dry-run --Werror common/*.[ch] libvehicle/*.[ch] $(foreach d,$(DAEMONS),$(d)/*.[ch])
 
 clean:
 	rm -rf $(BUILD)
