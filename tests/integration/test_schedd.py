@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from harness import (BIN, MKPKI, MT, STATUS, TIMEOUT, Skip, frame, pb_decode,
                      pb_encode, status_name, testbed, wait_until)
 
-MT_KEY_REPLY = 3
-MT_M7 = 4
+MT_KEY_REPLY = MT["MT_KEY_REPLY"]
+MT_M7 = MT["MT_M7"]
 
 
 # ---- messages --------------------------------------------------------------
