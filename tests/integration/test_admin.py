@@ -9,27 +9,18 @@ and a port already taken stops start-up with a clear error.
 import socket
 import time
 
-from harness import wait_until
+from harness import recv_all, wait_until
 
 
 def raw_http(port, data, timeout=5.0):
     """Send bytes to the admin port and return what came back before the
     server closed (or the timeout)."""
-    out = b""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         try:
             s.sendall(data)
         except OSError:
             pass
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except (socket.timeout, ConnectionResetError):
-            pass
-    return out
+        return recv_all(s, timeout)
 
 
 def status_line(reply):
