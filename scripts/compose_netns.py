@@ -41,7 +41,6 @@ usage: scripts/compose_netns.py [-f COMPOSE] [--asan | --bin DIR] [-q]
 """
 
 import argparse
-import ctypes
 import fcntl
 import ipaddress
 import json
@@ -54,36 +53,20 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
 import compose_scenario as scenario
 from compose_health import Health, admin_get
 from compose_image import as_user, image_facts, resolve_ids, restarts
+from qroamlib.proc import SAN_ENV, Console, Process, emit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# qroam compose_netns"
 PKI_TARGET = "/etc/qroam/pki"
-PR_SET_PDEATHSIG = 1
 RESTART_DELAY = 1.0     # seconds between an exit and the restart
 PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
-SAN_ENV = {
-    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
-    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
-}
-PROBLEM_RX = re.compile(r"fatal|AddressSanitizer|LeakSanitizer|runtime error|"
-                        r"UndefinedBehaviorSanitizer")
-STARTED_RX = re.compile(r"^\S+ [^:]+: (started|listening)")
-PRINT_LOCK = threading.Lock()
-
-
-def say(text):
-    """A line of the runner itself, timestamped like the daemons' logs."""
-    t = time.time()
-    stamp = time.strftime("%H:%M:%S", time.localtime(t)) + ".%03d" % (int(t * 1000) % 1000)
-    with PRINT_LOCK:
-        print("%s compose: %s" % (stamp, text), flush=True)
+say = Console("compose").say
 
 
 def sh(*argv, check=True):
@@ -371,14 +354,7 @@ def kill_ns_pids(ns):
 
 # ---- processes ------------------------------------------------------------
 
-def die_with_parent():
-    """In the child before exec: SIGKILL when the runner dies, so a killed
-    run leaves no daemon behind (its namespaces go at the next run)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-class Proc:
+class Proc(Process):
     """One service's process in its namespace, as the service's user; its
     output (stdout and stderr) goes to a log file (appended to by the
     processes of later restarts) and, unless quiet, to our stdout.
@@ -387,68 +363,13 @@ class Proc:
 
     def __init__(self, svc, argv, logdir, env, quiet, cwd=None):
         self.svc = svc
-        self.lines = []
-        self.problems = []
-        self.stopping = False
-        self.started = None
-        self.ended = None
-        self.log = open(os.path.join(logdir, svc.name + ".log"), "a")
-        self.quiet = quiet
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
-                                     start_new_session=True, preexec_fn=die_with_parent)
-        self.pump = threading.Thread(target=self._pump, daemon=True)
-        self.pump.start()
+        super().__init__(svc.name, ["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
+                         os.path.join(logdir, svc.name + ".log"), env=env, cwd=cwd,
+                         append=True, echo=None if quiet else self._show)
 
-    def ids(self):
-        """(uid, gid) the process runs with, from /proc; None once gone."""
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                st = dict(l.split(":", 1) for l in f if ":" in l)
-            return (int(st["Uid"].split()[1]), int(st["Gid"].split()[1]))
-        except (OSError, KeyError, ValueError, IndexError):
-            return None
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            self.lines.append(line)
-            self.log.write(line + "\n")
-            self.log.flush()
-            if self.started is None and STARTED_RX.search(line):
-                self.started = time.monotonic()
-            if PROBLEM_RX.search(line):
-                self.problems.append("%s: %s" % (self.svc.name, line))
-            if not self.quiet:
-                with PRINT_LOCK:
-                    print("%-10s | %s" % (self.svc.name, line), flush=True)
-
-    def died(self):
-        return not self.stopping and self.proc.poll() is not None
-
-    def stop(self, timeout=15):
-        self.stopping = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            self.problems.append("%s did not stop within %d s" % (self.svc.name, timeout))
-        self.pump.join(5)
-        if self.proc.returncode != 0 and self.ended is None:
-            self.problems.append("%s exited with status %s" % (self.svc.name,
-                                                              self.proc.returncode))
-        self.log.close()
-
-    def reap(self):
-        """The process ended on its own: collect its output, close the log."""
-        self.ended = time.monotonic()
-        self.pump.join(5)
-        self.log.close()
+    @staticmethod
+    def _show(proc, line):
+        emit("%-10s | %s" % (proc.name, line))
 
 
 # ---- the run --------------------------------------------------------------
@@ -575,7 +496,7 @@ class Run:
         for name, p in list(self.procs.items()):
             if p.ended is None and p.died():
                 p.reap()
-                st = p.proc.returncode
+                st = p.returncode
                 injected = name in self.injected
                 self.injected.discard(name)
                 again = restarts(p.svc.restart, st, self.restarts.get(name, 0))
@@ -603,8 +524,8 @@ class Run:
         """SIGKILL the service's process, as a crash would end it."""
         p = self.procs[name]
         self.injected.add(name)
-        say("crash: SIGKILL to %s (pid %d)" % (name, p.proc.pid))
-        os.kill(p.proc.pid, signal.SIGKILL)
+        say("crash: SIGKILL to %s (pid %d)" % (name, p.pid))
+        os.kill(p.pid, signal.SIGKILL)
 
     def wait_healthy(self, proc):
         h = proc.svc.health
@@ -615,7 +536,7 @@ class Run:
         while True:
             if proc.died():
                 raise RuntimeError("%s exited with status %s during start-up"
-                                   % (proc.svc.name, proc.proc.returncode))
+                                   % (proc.svc.name, proc.returncode))
             ok, how = self.health.check(proc)
             if ok:
                 secs = time.monotonic() - proc.t0
@@ -637,7 +558,7 @@ class Run:
                  if s.name in self.procs and self.procs[s.name].ended is None]
         procs.sort(key=lambda p: p.svc.program() != "vehicled")
         for p in procs:
-            p.stop()
+            p.stop(15)
 
     def all_procs(self):
         """Every process of the run, those replaced by a restart first."""
