@@ -7,17 +7,21 @@ that lives in a namespace of its own (the root namespace's links and routes
 are never touched).  Each service gets an address of a private /24, `lo`
 up, and /etc/netns/<service>/hosts naming every service, so inside
 `ip netns exec` the topology's service names resolve as on a compose
-network.  The services' commands then run natively from build/bin (or the
-ASan build with --asan) in depends_on order, each as its container's user
-(the service's `user:`, else the USER of its image's Dockerfile, with
-setpriv) in the image's WORKDIR; a service whose dependants wait for
-`service_healthy` must pass its compose healthcheck (run as that user too)
-first.  The container paths of the volumes are mapped: bind mounts to
-their host directory (the testbed PKI to a fresh one generated for the run
-by deploy/compose/pki.sh), named volumes to directories of the run owned
-as the image's mount point is (qroam:qroam 0750), and configuration files
-naming container paths are copied with those paths rewritten.  A process
-that exits is restarted by its service's restart policy.
+network.  The services' commands then run natively in depends_on order,
+their programs those of build/bin (or the ASan build with --asan) copied
+into the run directory's usr/sbin as the image has them, each as its
+container's user (the service's `user:`, else the USER of its image's
+Dockerfile, with setpriv) in the image's WORKDIR; a service whose
+dependants wait for `service_healthy` must pass its compose healthcheck
+(run as that user too) first.  The container paths of the volumes are
+mapped: bind mounts to a copy of their host source in the run directory,
+modes kept (the testbed PKI to a fresh one generated for the run by
+deploy/compose/pki.sh), so the services never read the checkout, which may
+sit below a directory others cannot enter (/root); named volumes to
+directories of the run owned as the image's mount point is (qroam:qroam
+0750); configuration files naming container paths are copied with those
+paths rewritten.  A process that exits is restarted by its service's
+restart policy.
 
 Then the vehicles drive: every vehicled service's route is followed to its
 end, and the run checks in the vehicle and TSP stores that each vehicle
@@ -200,10 +204,16 @@ def start_order(services):
 class Paths:
     """The container paths of one service mapped to host paths."""
 
-    def __init__(self, svc, volume_dirs, replace):
+    def __init__(self, svc, volume_dirs, replace, binds=None):
+        """volume_dirs: {named volume: host directory}; replace: {target:
+        host path} for bind mounts given another source; binds: {bind
+        source: the host path that stands for it}."""
         self.map = []
         for kind, src, tgt in svc.mounts:
-            host = volume_dirs[src] if kind == "volume" else replace.get(tgt, src)
+            if kind == "volume":
+                host = volume_dirs[src]
+            else:
+                host = replace.get(tgt) or (binds or {}).get(src, src)
             self.map.append((tgt, host))
         self.map.sort(key=lambda m: -len(m[0]))
 
@@ -246,6 +256,27 @@ def host_argv(svc, paths, bindir, confdir):
                     f.write(paths.rewrite(text))
         argv.append(h)
     return argv
+
+
+def reachable_tmpdir():
+    """Where the run directory goes: the temporary directory when every
+    directory on its path may be entered by others (the services run as
+    the image's user), else /tmp or /run."""
+    for d in (tempfile.gettempdir(), "/tmp", "/run"):
+        if os.path.isdir(d) and searchable(d):
+            return d
+    raise RuntimeError("no temporary directory the services' users can reach")
+
+
+def searchable(path):
+    """Whether every directory from / down to path has the x bit for others."""
+    p = os.path.realpath(path)
+    while True:
+        if not os.stat(p).st_mode & 0o001:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
 
 
 # ---- namespaces -----------------------------------------------------------
@@ -382,11 +413,13 @@ class Run:
         services, volumes = load_compose(args.file)
         self.order = start_order(services)
         self.volumes = volumes
-        self.dir = tempfile.mkdtemp(prefix="qroam-compose-")
+        self.dir = tempfile.mkdtemp(prefix="qroam-compose-", dir=reachable_tmpdir())
+        # The image's programs, as `make install` puts them in /usr/sbin.
+        self.sbin = os.path.join(self.dir, "usr", "sbin")
         self.net = Network(self.order, args.prefix, args.subnet)
         self.procs = {}
         self.paths = {}
-        self.health = Health(args.bin, self.paths, os.path.join(self.dir, "etc"))
+        self.health = Health(self.sbin, self.paths, os.path.join(self.dir, "etc"))
         self.env = dict(os.environ)
         self.env.update(SAN_ENV)
         self.timings = {}
@@ -399,17 +432,22 @@ class Run:
         self.volume_ids = {}        # volume: (uid, gid, mode) it started with
 
     def prepare(self):
-        """PKI, volume directories, mapped commands.  The run directory is
-        traversable by the services' users; a named volume starts out with
-        the owner and mode the image gives its mount point, as Docker
-        initialises a new named volume from the image."""
+        """PKI, programs, bind mounts, volume directories, mapped commands.
+        The services read nothing of the checkout (which may sit below a
+        directory only its owner may enter, as a clone in /root does): the
+        run directory, reachable by every user, gets the programs as the
+        image has them and a copy of every bind-mounted source with its
+        modes, as a container sees the host's files; a named volume starts
+        out with the owner and mode the image gives its mount point, as
+        Docker initialises a new named volume from the image."""
         os.chmod(self.dir, 0o711)
-        replace = {}
-        pki = self.args.pki
-        if pki is None:
-            pki = os.path.join(self.dir, "pki")
-            sh("sh", PKI_SCRIPT, pki)
-        replace[PKI_TARGET] = os.path.abspath(pki)
+        self.install_programs()
+        binds = self.copy_binds()
+        replace = {PKI_TARGET: binds.get(os.path.abspath(self.args.pki))
+                   if self.args.pki else None}
+        if replace[PKI_TARGET] is None:
+            replace[PKI_TARGET] = os.path.join(self.dir, "pki")
+            sh("sh", PKI_SCRIPT, replace[PKI_TARGET])
         vdirs = {}
         for v in self.volumes:
             vdirs[v] = os.path.join(self.dir, "volumes", v)
@@ -426,11 +464,57 @@ class Run:
                     os.makedirs(vdirs[src])
                 if src not in self.volume_ids:
                     self.volume_ids[src] = self.init_volume(vdirs[src], s, tgt)
-            self.paths[s.name] = Paths(s, vdirs, replace)
-            self.argv[s.name] = host_argv(s, self.paths[s.name], self.args.bin,
+            self.paths[s.name] = Paths(s, vdirs, replace, binds)
+            self.argv[s.name] = host_argv(s, self.paths[s.name], self.sbin,
                                           os.path.join(self.dir, "etc", s.name))
             wd = self.paths[s.name].host(s.image["workdir"])
             self.cwd[s.name] = wd if os.path.isdir(wd) else None
+
+    def install_programs(self):
+        """Copy the programs the services and their healthchecks run from
+        the build into the run's usr/sbin (0755 all the way up)."""
+        names = set()
+        for s in self.order:
+            prog = os.path.join(self.args.bin, s.program())
+            if not os.path.exists(prog):
+                raise RuntimeError("%s: %s is not built" % (s.name, prog))
+            names.add(s.program())
+            if s.health and "argv" in s.health:
+                names.add(os.path.basename(s.health["argv"][0]))
+        os.makedirs(self.sbin, mode=0o755)
+        os.chmod(os.path.dirname(self.sbin), 0o755)
+        os.chmod(self.sbin, 0o755)
+        for n in sorted(names):
+            prog = os.path.join(self.args.bin, n)
+            if os.path.exists(prog):
+                shutil.copy2(prog, self.sbin)
+                os.chmod(os.path.join(self.sbin, n), 0o755)
+
+    def copy_binds(self):
+        """{source: its copy in the run} of every bind-mounted source (and
+        of --pki), modes kept.  A source inside another one is left out of
+        the outer copy: it is mounted over it."""
+        mounted = {src for s in self.order for kind, src, _ in s.mounts if kind == "bind"}
+        # The PKI's own source is replaced by --pki or a fresh PKI.
+        sources = sorted({src for s in self.order for kind, src, tgt in s.mounts
+                          if kind == "bind" and tgt != PKI_TARGET} |
+                         ({os.path.abspath(self.args.pki)} if self.args.pki else set()))
+        binds = {}
+        top = os.path.join(self.dir, "binds")
+        os.makedirs(top, mode=0o755)
+        os.chmod(top, 0o755)
+        for i, src in enumerate(sources):
+            if not os.path.exists(src):
+                continue
+            dst = os.path.join(top, "%d-%s" % (i, os.path.basename(src)))
+            inner = {o for o in mounted | set(sources) if o.startswith(src + "/")}
+            if os.path.isdir(src):
+                shutil.copytree(src, dst, symlinks=True, ignore=lambda d, names, inner=inner: [
+                    n for n in names if os.path.join(d, n) in inner])
+            else:
+                shutil.copy2(src, dst)
+            binds[src] = dst
+        return binds
 
     @staticmethod
     def init_volume(path, svc, target):
