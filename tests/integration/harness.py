@@ -86,19 +86,28 @@ def wait_until(pred, timeout=TIMEOUT, interval=POLL, what=None):
         time.sleep(interval)
 
 
-def recv_all(sock, timeout, done=None):
-    """What the peer of sock sends until it closes, timeout passes without
-    input, the connection fails, or done(bytes so far) is true."""
+def recv_chunks(sock, timeout):
+    """The bytes the peer of sock sends, as they come, until it closes,
+    timeout passes without input, or the connection fails."""
     sock.settimeout(timeout)
-    got = b""
-    while not (done and done(got)):
+    while True:
         try:
             b = sock.recv(65536)
         except (socket.timeout, ssl.SSLError, OSError):
-            break
+            return
         if not b:
-            break
+            return
+        yield b
+
+
+def recv_all(sock, timeout, done=None):
+    """What the peer of sock sends (see recv_chunks), or as much of it as
+    makes done(bytes so far) true."""
+    got = b""
+    for b in recv_chunks(sock, timeout):
         got += b
+        if done and done(got):
+            break
     return got
 
 

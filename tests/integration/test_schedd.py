@@ -26,7 +26,8 @@ import time
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from harness import (BIN, MKPKI, MT, STATUS, Skip, frame, pb_decode,
-                     pb_encode, split_frames, status_name, testbed, wait_until)
+                     pb_encode, recv_chunks, split_frames, status_name, testbed,
+                     wait_until)
 
 MT_KEY_REPLY = MT["MT_KEY_REPLY"]
 MT_M7 = MT["MT_M7"]
@@ -145,14 +146,9 @@ class TlsServer:
     def read_frames(self, s, timeout):
         """The frames (type, payload, request_id) the peer sends on s, until
         it closes, nothing comes for timeout seconds, or the server stops."""
-        s.settimeout(timeout)
         buf = b""
-        while not self.stopping:
-            try:
-                b = s.recv(65536)
-            except (socket.timeout, ssl.SSLError, OSError):
-                return
-            if not b:
+        for b in recv_chunks(s, timeout):
+            if self.stopping:
                 return
             frames, buf = split_frames(buf + b)
             yield from frames
