@@ -1,10 +1,12 @@
 """What a testbed writes before it starts anything: loopback ports, the
 test PKI, the topology and the daemons' configuration files."""
 
+import fcntl
 import os
 import random
 import socket
 import subprocess
+import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MKPKI = os.path.join(ROOT, "scripts", "mkpki.sh")
@@ -13,20 +15,56 @@ HOST = "127.0.0.1"
 ROLES = ("filler", "registrar", "sched", "qkd")
 
 _used_ports = set()
+# Ports are claimed against the other processes that pick theirs here (the
+# test runs of other checkouts on the same machine) with a lock on the byte
+# of that number in one shared file; the kernel drops the locks of a
+# process that ends.
+_CLAIMS = os.path.join(tempfile.gettempdir(), "qroam-ports.lock")
+_claims_fd = None
+
+
+def _claim(port):
+    """Claim port for this process; False if another process holds it."""
+    global _claims_fd
+    if _claims_fd is None:
+        try:
+            _claims_fd = os.open(_CLAIMS, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError:
+            _claims_fd = -1         # not shared here: the bind test alone
+        else:
+            try:
+                os.fchmod(_claims_fd, 0o666)
+            except OSError:
+                pass
+    if _claims_fd < 0:
+        return True
+    try:
+        fcntl.lockf(_claims_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, port, os.SEEK_SET)
+        return True
+    except OSError:
+        return False
+
+
+def release_port(port):
+    """Give up the claim on a port of free_port (its daemon has stopped)."""
+    if _claims_fd is not None and _claims_fd >= 0:
+        fcntl.lockf(_claims_fd, fcntl.LOCK_UN, 1, port, os.SEEK_SET)
 
 
 def free_port():
     """A loopback port below the ephemeral range (so no outgoing connection
-    takes it meanwhile) that is free right now and not handed out before
-    by this process."""
+    takes it meanwhile) that is free right now, not handed out before by
+    this process, and claimed against other processes that use this
+    function until release_port or the end of this one."""
     for _ in range(1000):
         port = random.randint(20000, 32000)
-        if port in _used_ports:
+        if port in _used_ports or not _claim(port):
             continue
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         try:
             s.bind((HOST, port))
         except OSError:
+            release_port(port)
             continue
         finally:
             s.close()

@@ -720,6 +720,8 @@ class Testbed:
                 self.stop(name)
             except AssertionError as e:
                 problems.append(str(e).splitlines()[0])
+        for port in self.port.values():
+            layout.release_port(port)
         self._sampler_stop.set()
         if self._sampler:
             self._sampler.join(5)
