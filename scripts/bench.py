@@ -22,7 +22,8 @@ profiles tspd by library with perf when they are installed.  The report is
 printed and written with every sample to RESULTS.json in the run directory.
 
 Exit status 0 whatever the numbers; 1 only when something broke: a daemon
-died, qbench failed, or a handover or authentication did not complete.
+died, qbench failed, or a handover or authentication did not complete;
+130 after Ctrl-C, once every daemon stopped.
 """
 
 import json
@@ -40,17 +41,20 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import testbed  # noqa: E402
-from testbed import Daemon, free_ports, query, say, wait_started, write  # noqa: E402
+from qroamlib.proc import Console  # noqa: E402
+from qroamlib.stores import median, query  # noqa: E402
+from testbed import daemon, wait_ready, write_clouds  # noqa: E402
 
 ROOT = testbed.ROOT
 BIN = testbed.BIN
+say = Console("bench").say
 QBENCH = os.path.join(BIN, "qbench")
 RUNS = int(os.environ.get("QROAM_BENCH_RUNS", "5"))
 PARALLEL = int(os.environ.get("QROAM_BENCH_PARALLEL", "32"))
 TSPS = ("tsp-a", "tsp-b")
 REGIONS = {
-    "tsp-a": "30.00,120.00 30.00,120.10 30.10,120.10 30.10,120.00",
-    "tsp-b": "30.00,120.10 30.00,120.20 30.10,120.20 30.10,120.10",
+    "tsp-a": [(30.00, 120.00), (30.00, 120.10), (30.10, 120.10), (30.10, 120.00)],
+    "tsp-b": [(30.00, 120.10), (30.00, 120.20), (30.10, 120.20), (30.10, 120.10)],
 }
 VIN_BASE = "LBENCH2B10K000000"
 TARGETS = {
@@ -72,10 +76,6 @@ NVEHICLES = DIAG_V + 1
 
 class Broken(Exception):
     """Something failed that is not a matter of speed."""
-
-
-def median(xs):
-    return testbed.median(list(xs))
 
 
 def machine():
@@ -147,50 +147,28 @@ class Bed:
         return os.path.join(self.dir, *p)
 
     def setup(self):
-        names = ["filler:filler", "registrar:registrar", "sched:sched", "qkd:qkd",
-                 "factory:factory", "operator:operator"] + ["%s:tsp" % t for t in TSPS]
-        subprocess.run(["sh", os.path.join(ROOT, "scripts", "mkpki.sh"), self.path("pki")]
-                       + names, check=True, stdout=subprocess.DEVNULL)
-        keys = ["filler", "registrar", "sched", "qkd"] + \
-            [t + s for t in TSPS for s in ("", "/provision")]
-        self.port = dict(zip(keys, free_ports(len(keys))))
-        lines = ["filler    127.0.0.1:%d" % self.port["filler"],
-                 "registrar 127.0.0.1:%d" % self.port["registrar"],
-                 "sched     127.0.0.1:%d" % self.port["sched"],
-                 "qkd       127.0.0.1:%d" % self.port["qkd"]]
+        """PKI, topology and the clouds' configurations (no admin endpoints:
+        nothing scrapes them while the load runs)."""
+        ho = [("handover_timeout", "10s")]
+        extra = {"qkd": [("link", "sched %s rate 10000000 pool 20000" % t) for t in TSPS],
+                 "sched": ho, "filler": [("m", 256)]}
         for t in TSPS:
-            lines.append("tsp %s vehicle 127.0.0.1:%d provision 127.0.0.1:%d"
-                         % (t, self.port[t], self.port[t + "/provision"]))
-            lines.append("region %s %s" % (t, REGIONS[t]))
-        write(self.path("topo.conf"), "\n".join(lines) + "\n")
-        common = testbed.common
-        confs = {
-            "qkd": ("qkdd", common(self.dir, "qkd", "qkd") + "".join(
-                "link sched %s rate 10000000 pool 20000\n" % t for t in TSPS)),
-            "sched": ("schedd", common(self.dir, "sched", "sched") +
-                      "handover_timeout 10s\n"),
-        }
-        for t in TSPS:
-            confs[t] = ("tspd", common(self.dir, t, t) +
-                        "look_ahead 10s\nhandover_timeout 10s\nck2_lifetime 30s\n")
-        confs["filler"] = ("fillerd", common(self.dir, "filler", "filler") + "m 256\n")
-        confs["registrar"] = ("registrard", common(self.dir, "registrar", "registrar"))
-        for name, (_, text) in confs.items():
-            write(self.path(name + ".conf"), text)
-        self.plan = {n: p for n, (p, _) in confs.items()}
+            extra[t] = [("look_ahead", "10s")] + ho + [("ck2_lifetime", "30s")]
+        self.plan, self.port, _ = write_clouds(self.dir, TSPS, REGIONS, extra, admin=False)
 
     def start(self):
-        for name, prog in self.plan.items():
-            d = Daemon(self.dir, name, prog, echo=False)
+        for name, (prog, ports) in self.plan.items():
+            d = daemon(self.dir, name, prog, echo=None)
             self.daemons[name] = d
-            if not wait_started(d):
-                raise Broken("%s did not start; see %s" % (name, self.path(name + ".log")))
+            why = wait_ready(d, ports)
+            if why:
+                raise Broken("%s; see %s" % (why, self.path(name + ".log")))
 
     def check(self):
         for d in self.daemons.values():
             if d.died():
                 raise Broken("%s died (exit %s); see %s" % (
-                    d.name, d.proc.returncode, self.path(d.name + ".log")))
+                    d.name, d.returncode, self.path(d.name + ".log")))
 
     def stop(self):
         problems = []
@@ -200,7 +178,7 @@ class Bed:
         return problems
 
     def pid(self, name):
-        return self.daemons[name].proc.pid
+        return self.daemons[name].pid
 
     def pin(self, name, cpus):
         """Restrict a daemon to the given CPU list (no-op on one CPU)."""
@@ -214,7 +192,7 @@ class Bed:
 
     def cpu(self):
         """{daemon: CPU seconds used so far}."""
-        return {n: cpu_seconds(d.proc.pid) for n, d in self.daemons.items()}
+        return {n: cpu_seconds(d.pid) for n, d in self.daemons.items()}
 
     def qbench(self, *args, cpu=None, timeout=300, wrap=()):
         """Run one qbench command; its RESULT fields and SAMPLES lists."""
@@ -605,6 +583,13 @@ def main():
         broken = str(e)
     except subprocess.TimeoutExpired as e:
         broken = "timed out: %s" % e
+    except KeyboardInterrupt:
+        # The daemons run in sessions of their own: Ctrl-C reached only us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        say("interrupted; stopping every daemon")
+        bed.stop()
+        say("interrupted: the logs and stores are in %s" % bed.dir)
+        return 130
     problems = bed.stop()
     if broken:
         say("broken: %s" % broken)

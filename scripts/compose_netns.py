@@ -7,17 +7,21 @@ that lives in a namespace of its own (the root namespace's links and routes
 are never touched).  Each service gets an address of a private /24, `lo`
 up, and /etc/netns/<service>/hosts naming every service, so inside
 `ip netns exec` the topology's service names resolve as on a compose
-network.  The services' commands then run natively from build/bin (or the
-ASan build with --asan) in depends_on order, each as its container's user
-(the service's `user:`, else the USER of its image's Dockerfile, with
-setpriv) in the image's WORKDIR; a service whose dependants wait for
-`service_healthy` must pass its compose healthcheck (run as that user too)
-first.  The container paths of the volumes are mapped: bind mounts to
-their host directory (the testbed PKI to a fresh one generated for the run
-by deploy/compose/pki.sh), named volumes to directories of the run owned
-as the image's mount point is (qroam:qroam 0750), and configuration files
-naming container paths are copied with those paths rewritten.  A process
-that exits is restarted by its service's restart policy.
+network.  The services' commands then run natively in depends_on order,
+their programs those of build/bin (or the ASan build with --asan) copied
+into the run directory's usr/sbin as the image has them, each as its
+container's user (the service's `user:`, else the USER of its image's
+Dockerfile, with setpriv) in the image's WORKDIR; a service whose
+dependants wait for `service_healthy` must pass its compose healthcheck
+(run as that user too) first.  The container paths of the volumes are
+mapped: bind mounts to a copy of their host source in the run directory,
+modes kept (the testbed PKI to a fresh one generated for the run by
+deploy/compose/pki.sh), so the services never read the checkout, which may
+sit below a directory others cannot enter (/root); named volumes to
+directories of the run owned as the image's mount point is (qroam:qroam
+0750); configuration files naming container paths are copied with those
+paths rewritten.  A process that exits is restarted by its service's
+restart policy.
 
 Then the vehicles drive: every vehicled service's route is followed to its
 end, and the run checks in the vehicle and TSP stores that each vehicle
@@ -41,7 +45,6 @@ usage: scripts/compose_netns.py [-f COMPOSE] [--asan | --bin DIR] [-q]
 """
 
 import argparse
-import ctypes
 import fcntl
 import ipaddress
 import json
@@ -54,36 +57,20 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 
 import compose_scenario as scenario
 from compose_health import Health, admin_get
 from compose_image import as_user, image_facts, resolve_ids, restarts
+from qroamlib.proc import SAN_ENV, Console, Process, emit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MARK = "# qroam compose_netns"
 PKI_TARGET = "/etc/qroam/pki"
-PR_SET_PDEATHSIG = 1
 RESTART_DELAY = 1.0     # seconds between an exit and the restart
 PKI_SCRIPT = os.path.join(ROOT, "deploy", "compose", "pki.sh")
-SAN_ENV = {
-    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
-    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
-}
-PROBLEM_RX = re.compile(r"fatal|AddressSanitizer|LeakSanitizer|runtime error|"
-                        r"UndefinedBehaviorSanitizer")
-STARTED_RX = re.compile(r"^\S+ [^:]+: (started|listening)")
-PRINT_LOCK = threading.Lock()
-
-
-def say(text):
-    """A line of the runner itself, timestamped like the daemons' logs."""
-    t = time.time()
-    stamp = time.strftime("%H:%M:%S", time.localtime(t)) + ".%03d" % (int(t * 1000) % 1000)
-    with PRINT_LOCK:
-        print("%s compose: %s" % (stamp, text), flush=True)
+say = Console("compose").say
 
 
 def sh(*argv, check=True):
@@ -217,10 +204,16 @@ def start_order(services):
 class Paths:
     """The container paths of one service mapped to host paths."""
 
-    def __init__(self, svc, volume_dirs, replace):
+    def __init__(self, svc, volume_dirs, replace, binds=None):
+        """volume_dirs: {named volume: host directory}; replace: {target:
+        host path} for bind mounts given another source; binds: {bind
+        source: the host path that stands for it}."""
         self.map = []
         for kind, src, tgt in svc.mounts:
-            host = volume_dirs[src] if kind == "volume" else replace.get(tgt, src)
+            if kind == "volume":
+                host = volume_dirs[src]
+            else:
+                host = replace.get(tgt) or (binds or {}).get(src, src)
             self.map.append((tgt, host))
         self.map.sort(key=lambda m: -len(m[0]))
 
@@ -263,6 +256,27 @@ def host_argv(svc, paths, bindir, confdir):
                     f.write(paths.rewrite(text))
         argv.append(h)
     return argv
+
+
+def reachable_tmpdir():
+    """Where the run directory goes: the temporary directory when every
+    directory on its path may be entered by others (the services run as
+    the image's user), else /tmp or /run."""
+    for d in (tempfile.gettempdir(), "/tmp", "/run"):
+        if os.path.isdir(d) and searchable(d):
+            return d
+    raise RuntimeError("no temporary directory the services' users can reach")
+
+
+def searchable(path):
+    """Whether every directory from / down to path has the x bit for others."""
+    p = os.path.realpath(path)
+    while True:
+        if not os.stat(p).st_mode & 0o001:
+            return False
+        if p == "/":
+            return True
+        p = os.path.dirname(p)
 
 
 # ---- namespaces -----------------------------------------------------------
@@ -371,14 +385,7 @@ def kill_ns_pids(ns):
 
 # ---- processes ------------------------------------------------------------
 
-def die_with_parent():
-    """In the child before exec: SIGKILL when the runner dies, so a killed
-    run leaves no daemon behind (its namespaces go at the next run)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-
-class Proc:
+class Proc(Process):
     """One service's process in its namespace, as the service's user; its
     output (stdout and stderr) goes to a log file (appended to by the
     processes of later restarts) and, unless quiet, to our stdout.
@@ -387,68 +394,13 @@ class Proc:
 
     def __init__(self, svc, argv, logdir, env, quiet, cwd=None):
         self.svc = svc
-        self.lines = []
-        self.problems = []
-        self.stopping = False
-        self.started = None
-        self.ended = None
-        self.log = open(os.path.join(logdir, svc.name + ".log"), "a")
-        self.quiet = quiet
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
-                                     start_new_session=True, preexec_fn=die_with_parent)
-        self.pump = threading.Thread(target=self._pump, daemon=True)
-        self.pump.start()
+        super().__init__(svc.name, ["ip", "netns", "exec", svc.ns] + as_user(svc) + argv,
+                         os.path.join(logdir, svc.name + ".log"), env=env, cwd=cwd,
+                         append=True, echo=None if quiet else self._show)
 
-    def ids(self):
-        """(uid, gid) the process runs with, from /proc; None once gone."""
-        try:
-            with open("/proc/%d/status" % self.proc.pid) as f:
-                st = dict(l.split(":", 1) for l in f if ":" in l)
-            return (int(st["Uid"].split()[1]), int(st["Gid"].split()[1]))
-        except (OSError, KeyError, ValueError, IndexError):
-            return None
-
-    def _pump(self):
-        for line in self.proc.stdout:
-            line = line.rstrip("\n")
-            self.lines.append(line)
-            self.log.write(line + "\n")
-            self.log.flush()
-            if self.started is None and STARTED_RX.search(line):
-                self.started = time.monotonic()
-            if PROBLEM_RX.search(line):
-                self.problems.append("%s: %s" % (self.svc.name, line))
-            if not self.quiet:
-                with PRINT_LOCK:
-                    print("%-10s | %s" % (self.svc.name, line), flush=True)
-
-    def died(self):
-        return not self.stopping and self.proc.poll() is not None
-
-    def stop(self, timeout=15):
-        self.stopping = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            self.problems.append("%s did not stop within %d s" % (self.svc.name, timeout))
-        self.pump.join(5)
-        if self.proc.returncode != 0 and self.ended is None:
-            self.problems.append("%s exited with status %s" % (self.svc.name,
-                                                              self.proc.returncode))
-        self.log.close()
-
-    def reap(self):
-        """The process ended on its own: collect its output, close the log."""
-        self.ended = time.monotonic()
-        self.pump.join(5)
-        self.log.close()
+    @staticmethod
+    def _show(proc, line):
+        emit("%-10s | %s" % (proc.name, line))
 
 
 # ---- the run --------------------------------------------------------------
@@ -461,11 +413,13 @@ class Run:
         services, volumes = load_compose(args.file)
         self.order = start_order(services)
         self.volumes = volumes
-        self.dir = tempfile.mkdtemp(prefix="qroam-compose-")
+        self.dir = tempfile.mkdtemp(prefix="qroam-compose-", dir=reachable_tmpdir())
+        # The image's programs, as `make install` puts them in /usr/sbin.
+        self.sbin = os.path.join(self.dir, "usr", "sbin")
         self.net = Network(self.order, args.prefix, args.subnet)
         self.procs = {}
         self.paths = {}
-        self.health = Health(args.bin, self.paths, os.path.join(self.dir, "etc"))
+        self.health = Health(self.sbin, self.paths, os.path.join(self.dir, "etc"))
         self.env = dict(os.environ)
         self.env.update(SAN_ENV)
         self.timings = {}
@@ -478,17 +432,22 @@ class Run:
         self.volume_ids = {}        # volume: (uid, gid, mode) it started with
 
     def prepare(self):
-        """PKI, volume directories, mapped commands.  The run directory is
-        traversable by the services' users; a named volume starts out with
-        the owner and mode the image gives its mount point, as Docker
-        initialises a new named volume from the image."""
+        """PKI, programs, bind mounts, volume directories, mapped commands.
+        The services read nothing of the checkout (which may sit below a
+        directory only its owner may enter, as a clone in /root does): the
+        run directory, reachable by every user, gets the programs as the
+        image has them and a copy of every bind-mounted source with its
+        modes, as a container sees the host's files; a named volume starts
+        out with the owner and mode the image gives its mount point, as
+        Docker initialises a new named volume from the image."""
         os.chmod(self.dir, 0o711)
-        replace = {}
-        pki = self.args.pki
-        if pki is None:
-            pki = os.path.join(self.dir, "pki")
-            sh("sh", PKI_SCRIPT, pki)
-        replace[PKI_TARGET] = os.path.abspath(pki)
+        self.install_programs()
+        binds = self.copy_binds()
+        replace = {PKI_TARGET: binds.get(os.path.abspath(self.args.pki))
+                   if self.args.pki else None}
+        if replace[PKI_TARGET] is None:
+            replace[PKI_TARGET] = os.path.join(self.dir, "pki")
+            sh("sh", PKI_SCRIPT, replace[PKI_TARGET])
         vdirs = {}
         for v in self.volumes:
             vdirs[v] = os.path.join(self.dir, "volumes", v)
@@ -505,11 +464,57 @@ class Run:
                     os.makedirs(vdirs[src])
                 if src not in self.volume_ids:
                     self.volume_ids[src] = self.init_volume(vdirs[src], s, tgt)
-            self.paths[s.name] = Paths(s, vdirs, replace)
-            self.argv[s.name] = host_argv(s, self.paths[s.name], self.args.bin,
+            self.paths[s.name] = Paths(s, vdirs, replace, binds)
+            self.argv[s.name] = host_argv(s, self.paths[s.name], self.sbin,
                                           os.path.join(self.dir, "etc", s.name))
             wd = self.paths[s.name].host(s.image["workdir"])
             self.cwd[s.name] = wd if os.path.isdir(wd) else None
+
+    def install_programs(self):
+        """Copy the programs the services and their healthchecks run from
+        the build into the run's usr/sbin (0755 all the way up)."""
+        names = set()
+        for s in self.order:
+            prog = os.path.join(self.args.bin, s.program())
+            if not os.path.exists(prog):
+                raise RuntimeError("%s: %s is not built" % (s.name, prog))
+            names.add(s.program())
+            if s.health and "argv" in s.health:
+                names.add(os.path.basename(s.health["argv"][0]))
+        os.makedirs(self.sbin, mode=0o755)
+        os.chmod(os.path.dirname(self.sbin), 0o755)
+        os.chmod(self.sbin, 0o755)
+        for n in sorted(names):
+            prog = os.path.join(self.args.bin, n)
+            if os.path.exists(prog):
+                shutil.copy2(prog, self.sbin)
+                os.chmod(os.path.join(self.sbin, n), 0o755)
+
+    def copy_binds(self):
+        """{source: its copy in the run} of every bind-mounted source (and
+        of --pki), modes kept.  A source inside another one is left out of
+        the outer copy: it is mounted over it."""
+        mounted = {src for s in self.order for kind, src, _ in s.mounts if kind == "bind"}
+        # The PKI's own source is replaced by --pki or a fresh PKI.
+        sources = sorted({src for s in self.order for kind, src, tgt in s.mounts
+                          if kind == "bind" and tgt != PKI_TARGET} |
+                         ({os.path.abspath(self.args.pki)} if self.args.pki else set()))
+        binds = {}
+        top = os.path.join(self.dir, "binds")
+        os.makedirs(top, mode=0o755)
+        os.chmod(top, 0o755)
+        for i, src in enumerate(sources):
+            if not os.path.exists(src):
+                continue
+            dst = os.path.join(top, "%d-%s" % (i, os.path.basename(src)))
+            inner = {o for o in mounted | set(sources) if o.startswith(src + "/")}
+            if os.path.isdir(src):
+                shutil.copytree(src, dst, symlinks=True, ignore=lambda d, names, inner=inner: [
+                    n for n in names if os.path.join(d, n) in inner])
+            else:
+                shutil.copy2(src, dst)
+            binds[src] = dst
+        return binds
 
     @staticmethod
     def init_volume(path, svc, target):
@@ -575,7 +580,7 @@ class Run:
         for name, p in list(self.procs.items()):
             if p.ended is None and p.died():
                 p.reap()
-                st = p.proc.returncode
+                st = p.returncode
                 injected = name in self.injected
                 self.injected.discard(name)
                 again = restarts(p.svc.restart, st, self.restarts.get(name, 0))
@@ -603,8 +608,8 @@ class Run:
         """SIGKILL the service's process, as a crash would end it."""
         p = self.procs[name]
         self.injected.add(name)
-        say("crash: SIGKILL to %s (pid %d)" % (name, p.proc.pid))
-        os.kill(p.proc.pid, signal.SIGKILL)
+        say("crash: SIGKILL to %s (pid %d)" % (name, p.pid))
+        os.kill(p.pid, signal.SIGKILL)
 
     def wait_healthy(self, proc):
         h = proc.svc.health
@@ -615,7 +620,7 @@ class Run:
         while True:
             if proc.died():
                 raise RuntimeError("%s exited with status %s during start-up"
-                                   % (proc.svc.name, proc.proc.returncode))
+                                   % (proc.svc.name, proc.returncode))
             ok, how = self.health.check(proc)
             if ok:
                 secs = time.monotonic() - proc.t0
@@ -637,7 +642,7 @@ class Run:
                  if s.name in self.procs and self.procs[s.name].ended is None]
         procs.sort(key=lambda p: p.svc.program() != "vehicled")
         for p in procs:
-            p.stop()
+            p.stop(15)
 
     def all_procs(self):
         """Every process of the run, those replaced by a restart first."""

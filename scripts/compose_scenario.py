@@ -19,8 +19,10 @@ import collections
 import json
 import os
 import re
-import sqlite3
 import time
+
+from qroamlib import stores
+from qroamlib.stores import median, query
 
 CROSSING_FIELDS = ("from", "to", "gap_ms", "reauth")
 
@@ -76,47 +78,9 @@ def route_regions(route, regions, step=0.0002):
     return seq
 
 
-def fleet_vins(base, n):
-    """VINs of a fleet of n vehicles: the last digits of base replaced by
-    the vehicle's number, as vehicled numbers them."""
-    if n == 0:
-        return [base]
-    d = len(str(n - 1))
-    return [base[:17 - d] + "%0*d" % (d, i) for i in range(n)]
-
-
-def query(path, sql, args=()):
-    """Rows of sql on a store, read-only; [] when it is not there yet."""
-    if not os.path.exists(path):
-        return []
-    try:
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return []
-
-
 def crossings(store):
     """[{from, to, gap_ms, reauth}] journalled by a vehicle."""
-    out = []
-    for tsp, detail in query(store, "SELECT tsp_id, detail FROM events "
-                                    "WHERE kind='crossing' ORDER BY id"):
-        kv = dict(w.split("=", 1) for w in detail.split() if "=" in w)
-        if all(k in kv for k in CROSSING_FIELDS):
-            out.append({"from": kv["from"], "to": kv["to"], "gap_ms": float(kv["gap_ms"]),
-                        "reauth": int(kv["reauth"])})
-    return out
-
-
-def median(xs):
-    xs = sorted(xs)
-    if not xs:
-        return None
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+    return [dict(zip(CROSSING_FIELDS, c)) for c in stores.crossings(store)]
 
 
 def conf_path(run, svc):
@@ -161,9 +125,8 @@ class Drive:
         expect = route_regions(route, regions)
         n = int(conf.get("fleet", ["0"])[0])
         store = conf["store"][0]
-        for i, vin in enumerate(fleet_vins(conf["vehicle_id"][0], n)):
-            self.vehicles.append(Vehicle(svc.name, vin, "%s.%d" % (store, i) if n else store,
-                                         expect))
+        for vin, path in stores.fleet(conf["vehicle_id"][0], store, n):
+            self.vehicles.append(Vehicle(svc.name, vin, path, expect))
         length = sum((((b[0] - a[0]) * 111195) ** 2 + ((b[1] - a[1]) * 96300) ** 2) ** 0.5
                      for a, b in zip(route, route[1:]))
         speed = float(conf.get("speed", ["25"])[0])
@@ -271,7 +234,7 @@ class Crash:
                 return None
             s["crossings_before"] = sum(len(crossings(v.store)) for v in self.drive.vehicles)
             s["vehicles_in_region"] = self.entered()
-            self.pid = bed.procs[self.service].proc.pid
+            self.pid = bed.procs[self.service].pid
             self.t_kill = time.monotonic()
             s["killed_at"] = time.time()
             bed.kill(self.service)
@@ -279,7 +242,7 @@ class Crash:
         if "healthy_after_s" in s:
             return None
         p = bed.procs[self.service]
-        if p.proc.pid == self.pid or p.ended is not None:
+        if p.pid == self.pid or p.ended is not None:
             if time.monotonic() - self.t_kill > 30:
                 return "%s was not restarted within 30 s of the crash" % self.service
             return None

@@ -5,13 +5,20 @@ Starts qkdd, fillerd, registrard, schedd and three tspd whose regions tile
 a route, then five vehicles that drive A -> B -> C on an accelerated clock:
 a fleet of three in one vehicled process, one vehicle that powers off and
 on in the middle of region B, and one that declines service at the end of
-its trip.  Every daemon log line is printed as it comes; at the end the
-vehicles power off, the daemons stop, and a last line `SUMMARY {json}`
-gives the counts read from the vehicles' STATS lines and from the stores.
+its trip.  Every daemon logs to its own file in the run directory
+(run/<date>-<time>/<name>.log, with its configuration and store beside
+it).  The terminal shows what a person follows: one line per
+authentication, per crossing (with its gap), per failed handover and per
+refusal, then `qroamctl status` while everything still runs, and after the
+stop a last line `SUMMARY {json}` with the counts read from the vehicles'
+STATS lines and from the stores, and the run directory.  With V=1 in the
+environment (`make run V=1`) every daemon line is printed as it comes.
 
 Exit status 0 when everything ran, 1 when a daemon died or logged an
 error, a vehicle counted an error or did not finish its drive, or a
-crossing needed re-authentication after a handover.
+crossing needed re-authentication after a handover.  Interrupted (Ctrl-C,
+SIGTERM, SIGHUP), it says so, stops every daemon and exits 128 + the
+signal's number (130 for Ctrl-C).
 
 Layout (regions from the topology; `*` is the boundary point where A
 touches both B and C, so A's M5 for a vehicle heading there names both):
@@ -29,24 +36,26 @@ import math
 import os
 import re
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
-import threading
 import time
-import urllib.request
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from qroamlib import layout, stores
+from qroamlib.admin import http_get, parse_metrics
+from qroamlib.proc import PROBLEM_RX, Console, Process, emit, stamp
+
+ROOT = layout.ROOT
 BIN = os.environ.get("QROAM_BIN", os.path.join(ROOT, "build", "bin"))
 # Hard limit of the drive in real seconds, whatever happens.
 LIMIT = float(os.environ.get("QROAM_RUN_SECONDS", "90"))
+# V=1: every daemon line on the terminal.
+VERBOSE = os.environ.get("V", "") not in ("", "0")
 
 TSPS = ("tsp-a", "tsp-b", "tsp-c")
 REGIONS = {
-    "tsp-a": "30.00,120.00 30.00,120.10 30.10,120.10 30.10,120.00",
-    "tsp-b": "30.05,120.10 30.05,120.20 30.10,120.20 30.10,120.10",
-    "tsp-c": "30.00,120.10 30.00,120.20 30.05,120.20 30.05,120.10",
+    "tsp-a": [(30.00, 120.00), (30.00, 120.10), (30.10, 120.10), (30.10, 120.00)],
+    "tsp-b": [(30.05, 120.10), (30.05, 120.20), (30.10, 120.20), (30.10, 120.10)],
+    "tsp-c": [(30.00, 120.10), (30.00, 120.20), (30.05, 120.20), (30.05, 120.10)],
 }
 
 SPEED = 30              # m/s of simulated driving
@@ -71,33 +80,47 @@ VEHICLES = [
      "ends its trip in C heading for A: declines the handover"),
 ]
 
-CROSSING_RX = re.compile(r"^from=(\S+) to=(\S+) gap_ms=(\d+(?:\.\d+)?) reauth=([01])$")
-PRINT_LOCK = threading.Lock()
+# The daemon lines shown without V=1: authentications, crossings,
+# handover failures and refusals (and fatal errors and sanitizer reports).
+FOLLOWED_RX = re.compile(r"^\S+ [^:]+: (?:warning: )?(?:"
+                         r"auth ok |crossing \S+ -> \S+: (?:served|not served)|"
+                         r"handover (?:in )?failed |.*\brefused\b)")
+
+CONSOLE = Console("testbed")
 
 
-def say(text):
-    """A line of the testbed itself, in the daemons' log format."""
-    t = time.time()
-    stamp = time.strftime("%H:%M:%S", time.localtime(t)) + ".%03d" % (int(t * 1000) % 1000)
-    with PRINT_LOCK:
-        print("%s testbed: %s" % (stamp, text), flush=True)
+class Interrupted(Exception):
+    """SIGINT, SIGTERM or SIGHUP reached the testbed."""
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def free_ports(n):
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
+def interrupt(signum, frame):
+    raise Interrupted(signum)
 
 
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
+class Journal:
+    """The testbed's own lines: on the terminal, and all of them (those
+    shown only with V=1 too) in testbed.log of the run directory."""
+
+    def __init__(self):
+        self.file = None
+
+    def open(self, rundir):
+        self.file = open(os.path.join(rundir, "testbed.log"), "a")
+
+    def say(self, text, show=True):
+        if show or VERBOSE:
+            CONSOLE.say(text)
+        if self.file is not None:
+            self.file.write("%s %s\n" % (stamp(), text))
+            self.file.flush()
+
+
+JOURNAL = Journal()
+say = JOURNAL.say
 
 
 def metres(a, b):
@@ -114,226 +137,157 @@ def route_seconds(route):
     return length / SPEED / TIME_FACTOR
 
 
-def topology(ports):
-    lines = ["# qroam testbed: three regions, A touches B and C at 30.05,120.10",
-             "filler    127.0.0.1:%d" % ports["filler"],
-             "registrar 127.0.0.1:%d" % ports["registrar"],
-             "sched     127.0.0.1:%d" % ports["sched"],
-             "qkd       127.0.0.1:%d" % ports["qkd"]]
-    for t in TSPS:
-        lines.append("tsp %s vehicle 127.0.0.1:%d provision 127.0.0.1:%d"
-                     % (t, ports[t], ports[t + "/provision"]))
-    for t in TSPS:
-        lines.append("region %s %s" % (t, REGIONS[t]))
-    return "\n".join(lines) + "\n"
+# ---- the run directory -----------------------------------------------------
 
-
-def common(rundir, ident, cert, admin=None):
-    """The shared directives; admin: the admin endpoint's port, if any."""
-    return ("id {id}\ntopology {d}/topo.conf\nstore {d}/{id}.db\n"
-            "ca {d}/pki/ca.pem\ncert {d}/pki/{c}.pem\nkey {d}/pki/{c}.key\n"
-            "{a}").format(d=rundir, id=ident, c=cert,
-                          a="admin %d\n" % admin if admin else "")
+def write_clouds(rundir, tsps, regions, extra, admin=True):
+    """The PKI (the clouds, `factory` and `operator`), the topology and
+    one configuration per cloud daemon in rundir: the common directives,
+    an admin endpoint on a port of its own if admin, then extra[name].
+    Returns ({name: (program, ports it listens on)} in start order, the
+    topology's ports {role or tsp or tsp/provision: port}, {name: admin
+    port})."""
+    os.makedirs(rundir, exist_ok=True)
+    pki = os.path.join(rundir, "pki")
+    order = [("qkd", "qkdd"), ("sched", "schedd")] + [(t, "tspd") for t in tsps] + \
+        [("filler", "fillerd"), ("registrar", "registrard")]
+    layout.mkpki(pki, ["%s:%s" % (n, "tsp" if p == "tspd" else n) for n, p in order] +
+                 ["factory:factory", "operator:operator"])
+    keys = list(layout.ROLES) + [t + s for t in tsps for s in ("", "/provision")]
+    ports = dict(zip(keys, layout.free_ports(len(keys))))
+    topo = os.path.join(rundir, "topo.conf")
+    layout.write_file(topo, layout.topology_text(
+        ports, tsps, regions, "qroam testbed: %d regions" % len(tsps)))
+    plan, admins = {}, {}
+    for name, prog in order:
+        listen = [ports[name]] + ([ports[name + "/provision"]] if prog == "tspd" else [])
+        if admin:
+            admins[name] = layout.free_port()
+            listen.append(admins[name])
+        directives = layout.cloud_directives(name, topo, os.path.join(rundir, name + ".db"),
+                                             pki, name, admins.get(name))
+        layout.write_file(os.path.join(rundir, name + ".conf"),
+                          layout.conf_text(directives + extra.get(name, [])))
+        plan[name] = (prog, listen)
+    return plan, ports, admins
 
 
 def qroamctl_conf(rundir, admin):
     """qroamctl's view of the testbed: every admin endpoint and the
     operator credential."""
-    lines = ["topology %s/topo.conf" % rundir, "ca %s/pki/ca.pem" % rundir,
-             "cert %s/pki/operator.pem" % rundir,
-             "key %s/pki/operator.key" % rundir]
-    lines += ["admin %s 127.0.0.1:%d" % kv for kv in admin.items()]
-    return "\n".join(lines) + "\n"
+    pki = os.path.join(rundir, "pki")
+    return layout.conf_text(
+        [("topology", os.path.join(rundir, "topo.conf")), ("ca", os.path.join(pki, "ca.pem")),
+         ("cert", os.path.join(pki, "operator.pem")),
+         ("key", os.path.join(pki, "operator.key"))] +
+        [("admin", "%s 127.0.0.1:%d" % kv) for kv in admin.items()])
 
 
-def vehicle_conf(rundir, opts, route):
-    lines = ["topology %s/topo.conf" % rundir,
-             "store %s/%s.db" % (rundir, opts["vehicle_id"]),
-             "ca %s/pki/ca.pem" % rundir,
-             "cert %s/pki/factory.pem" % rundir,
-             "key %s/pki/factory.key" % rundir,
-             "operator_cert %s/pki/operator.pem" % rundir,
-             "operator_key %s/pki/operator.key" % rundir,
-             "fill_m 64", "retransmit 1s", "telemetry_interval 250ms",
-             "session_rekey 0", "refill yes", "speed %d" % SPEED,
-             "time_factor %d" % TIME_FACTOR,
-             "route " + " ".join("%.4f,%.4f" % p for p in route)]
-    lines += ["%s %s" % kv for kv in opts.items()]
-    return "\n".join(lines) + "\n"
+def vehicle_conf(rundir, opts, route, admin):
+    pki = os.path.join(rundir, "pki")
+    return layout.conf_text(
+        [("topology", os.path.join(rundir, "topo.conf")),
+         ("store", os.path.join(rundir, opts["vehicle_id"] + ".db")),
+         ("ca", os.path.join(pki, "ca.pem")),
+         ("cert", os.path.join(pki, "factory.pem")), ("key", os.path.join(pki, "factory.key")),
+         ("operator_cert", os.path.join(pki, "operator.pem")),
+         ("operator_key", os.path.join(pki, "operator.key")),
+         ("fill_m", 64), ("retransmit", "1s"), ("telemetry_interval", "250ms"),
+         ("session_rekey", 0), ("refill", True), ("speed", SPEED),
+         ("time_factor", TIME_FACTOR),
+         ("route", ["%.4f,%.4f" % p for p in route])] + list(opts.items()) +
+        [("admin", admin)])
 
 
 def setup(rundir):
     """PKI, topology and one configuration per daemon; returns
-    {name: (program, ports to wait for)} in start order."""
-    os.makedirs(rundir)
-    names = ["filler:filler", "registrar:registrar", "sched:sched", "qkd:qkd",
-             "factory:factory", "operator:operator"] + ["%s:tsp" % t for t in TSPS]
-    subprocess.run(["sh", os.path.join(ROOT, "scripts", "mkpki.sh"),
-                    os.path.join(rundir, "pki")] + names, check=True,
-                   stdout=subprocess.DEVNULL)
-    keys = ["filler", "registrar", "sched", "qkd"] + \
-        [t + s for t in TSPS for s in ("", "/provision")]
-    ports = dict(zip(keys, free_ports(len(keys))))
-    clouds = ["qkd", "sched"] + list(TSPS) + ["filler", "registrar"]
-    admin = dict(zip(clouds + [v[0] for v in VEHICLES],
-                     free_ports(len(clouds) + len(VEHICLES))))
-    write(os.path.join(rundir, "topo.conf"), topology(ports))
-    write(os.path.join(rundir, "qroamctl.conf"), qroamctl_conf(rundir, admin))
-    confs = {
-        "qkd": ("qkdd", common(rundir, "qkd", "qkd", admin["qkd"]) +
-                "".join("link sched %s rate 1000000 pool 1000\n" % t for t in TSPS),
-                [ports["qkd"]]),
-        "sched": ("schedd", common(rundir, "sched", "sched", admin["sched"]) + "handover_timeout 5s\n",
-                  [ports["sched"]]),
-    }
+    {name: (program, ports it listens on)} in start order."""
+    links = [("link", "sched %s rate 1000000 pool 1000" % t) for t in TSPS]
+    ho = [("handover_timeout", "5s")]
+    extra = {"qkd": links, "sched": ho, "filler": [("m", 64)]}
     for t in TSPS:
-        confs[t] = ("tspd", common(rundir, t, t, admin[t]) +
-                    "look_ahead %s\nhandover_timeout 5s\nck2_lifetime 30s\n" % LOOK_AHEAD,
-                    [ports[t], ports[t + "/provision"]])
-    confs["filler"] = ("fillerd", common(rundir, "filler", "filler", admin["filler"]) + "m 64\n",
-                       [ports["filler"]])
-    confs["registrar"] = ("registrard", common(rundir, "registrar", "registrar", admin["registrar"]),
-                          [ports["registrar"]])
+        extra[t] = [("look_ahead", LOOK_AHEAD)] + ho + [("ck2_lifetime", "30s")]
+    plan, _, admin = write_clouds(rundir, TSPS, REGIONS, extra)
     for name, opts, route, _, _ in VEHICLES:
-        confs[name] = ("vehicled", vehicle_conf(rundir, opts, route) +
-                       "admin %d\n" % admin[name], [])
-    for name, (_, text, _) in confs.items():
-        write(os.path.join(rundir, name + ".conf"), text)
-    return {n: (prog, p) for n, (prog, _, p) in confs.items()}
+        admin[name] = layout.free_port()
+        layout.write_file(os.path.join(rundir, name + ".conf"),
+                          vehicle_conf(rundir, opts, route, admin[name]))
+        plan[name] = ("vehicled", [admin[name]])
+    layout.write_file(os.path.join(rundir, "qroamctl.conf"), qroamctl_conf(rundir, admin))
+    return plan
 
 
-class Daemon:
-    """One process; its stderr (the log) is printed and kept, its stdout
-    (STATS lines of vehicled) kept."""
+# ---- processes -------------------------------------------------------------
 
-    def __init__(self, rundir, name, prog, echo=True):
-        self.name = name
-        self.echo = echo
-        self.stdout = []
-        self.problems = []
-        self.stopping = False
-        self.started = threading.Event()
-        self.log = open(os.path.join(rundir, name + ".log"), "w")
-        self.proc = subprocess.Popen(
-            [os.path.join(BIN, prog), "-f", os.path.join(rundir, name + ".conf")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
-        self.threads = [threading.Thread(target=self._pump, args=(self.proc.stderr, True)),
-                        threading.Thread(target=self._pump, args=(self.proc.stdout, False))]
-        for t in self.threads:
-            t.daemon = True
-            t.start()
-
-    def _pump(self, stream, is_log):
-        for line in stream:
-            line = line.rstrip("\n")
-            if not is_log:
-                self.stdout.append(line)
-                continue
-            self.log.write(line + "\n")
-            self.log.flush()
-            if re.search(r"^\S+ [^:]+: (started|listening)", line):
-                self.started.set()
-            if "fatal" in line or "Sanitizer" in line or "runtime error" in line:
-                self.problems.append(line)
-            if self.echo:
-                with PRINT_LOCK:
-                    print(line, flush=True)
-
-    def died(self):
-        """True if the process ended without being asked to."""
-        return not self.stopping and self.proc.poll() is not None
-
-    def stop(self, timeout=10):
-        self.stopping = True
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            self.problems.append("%s did not stop within %d s" % (self.name, timeout))
-        for t in self.threads:
-            t.join(2)
-        if self.proc.returncode != 0:
-            self.problems.append("%s exited with status %s" % (self.name, self.proc.returncode))
-        self.log.close()
+def show(proc, line):
+    """A daemon line on the terminal: every one with V=1, else those a
+    person follows."""
+    if VERBOSE or FOLLOWED_RX.search(line) or PROBLEM_RX.search(line):
+        emit(line)
 
 
-def wait_started(d, timeout=15):
-    """Wait for the daemon's start-up line (probing a TLS port with a bare
-    connection would make it log a refused handshake)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and d.proc.poll() is None:
-        if d.started.wait(0.05):
-            return True
-    return False
+def daemon(rundir, name, prog, echo=show):
+    """prog with rundir/name.conf, logging to rundir/name.log; its stdout
+    (vehicled's STATS lines) is kept apart as well."""
+    return Process(name, [os.path.join(BIN, prog), "-f", os.path.join(rundir, name + ".conf")],
+                   os.path.join(rundir, name + ".log"), capture=True, stdout_apart=True,
+                   echo=echo)
 
 
-def query(path, sql, args=()):
-    """Rows of sql on a store, read-only; [] if it is not there yet."""
-    if not os.path.exists(path):
-        return []
-    try:
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
-        try:
-            return db.execute(sql, args).fetchall()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return []
+def wait_ready(d, ports, timeout=15):
+    """Wait until d listens on every port it is configured with (its
+    listeners and its admin endpoint).  None when it does, else why not."""
+    if d.wait_listening(ports, timeout):
+        return None
+    if d.poll() is not None:
+        return "%s exited with status %s during start-up" % (d.name, d.returncode)
+    return "%s did not listen on %s within %d s" % (d.name, d.missing_ports(ports), timeout)
 
+
+def start_all(rundir, plan, daemons, echo=show):
+    """Start the clouds in order, each once its predecessor listens on all
+    its ports; daemons receives each as it starts.  None, or what failed."""
+    for name, (prog, ports) in plan.items():
+        if prog == "vehicled":
+            continue
+        d = daemon(rundir, name, prog, echo)
+        daemons.append(d)
+        why = wait_ready(d, ports)
+        if why:
+            d.problems.append(why)
+            return why
+    return None
+
+
+# ---- what the stores say ---------------------------------------------------
 
 def vehicle_stores(rundir):
     """{VIN: store path} of every vehicle of the testbed."""
     out = {}
     for _, opts, _, _, _ in VEHICLES:
-        vin, n = opts["vehicle_id"], opts.get("fleet", 0)
-        if not n:
-            out[vin] = os.path.join(rundir, vin + ".db")
-            continue
-        for i in range(n):
-            out[vin[:-1] + str(i)] = os.path.join(rundir, "%s.db.%d" % (vin, i))
+        out.update(stores.fleet(opts["vehicle_id"], os.path.join(
+            rundir, opts["vehicle_id"] + ".db"), opts.get("fleet", 0)))
     return out
 
 
 def expected_crossings(rundir):
     exp = {}
-    stores = vehicle_stores(rundir)
     for _, opts, _, n, _ in VEHICLES:
-        for vin in stores:
-            if vin[:-1] == opts["vehicle_id"][:-1]:
-                exp[vin] = n
+        for vin, _ in stores.fleet(opts["vehicle_id"], "", opts.get("fleet", 0)):
+            exp[vin] = n
     return exp
 
 
-def crossings(store):
-    out = []
-    for (detail,) in query(store, "SELECT detail FROM events WHERE kind='crossing' ORDER BY id"):
-        m = CROSSING_RX.match(detail)
-        if m:
-            out.append((m.group(1), m.group(2), float(m.group(3)), int(m.group(4))))
-    return out
+def declined(store):
+    return len(stores.query(store, "SELECT 1 FROM events WHERE kind='m6' "
+                                   "AND detail LIKE 'continue=0%'"))
 
 
 def drive_finished(rundir, expect):
     """True once every vehicle served its crossings and the decliner declined."""
-    stores = vehicle_stores(rundir)
-    for vin, n in expect.items():
-        if len(crossings(stores[vin])) < n:
-            return False
-    dec = VEHICLES[2][1]["vehicle_id"]
-    return bool(query(stores[dec], "SELECT 1 FROM events WHERE kind='m6' "
-                                   "AND detail LIKE 'continue=0%'"))
-
-
-def median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    if n == 0:
-        return None
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+    paths = vehicle_stores(rundir)
+    if any(len(stores.crossings(paths[vin])) < n for vin, n in expect.items()):
+        return False
+    return declined(paths[VEHICLES[2][1]["vehicle_id"]]) > 0
 
 
 def vehicle_stats(daemons):
@@ -351,65 +305,67 @@ def vehicle_stats(daemons):
 
 
 def report_vehicles(rundir, stats):
-    """One line per vehicle: its crossings with their gaps, and counters."""
+    """One line per vehicle (testbed.log; the terminal with V=1): its
+    crossings with their gaps, and counters."""
     for vin, path in sorted(vehicle_stores(rundir).items()):
         st = stats.get(vin, {})
         legs = ["%s->%s %.1f ms (%s)" % (f, t, gap, "F3 again" if re else "handover")
-                for f, t, gap, re in crossings(path)]
+                for f, t, gap, re in stores.crossings(path)]
         say("vehicle %s: %s; auth_ok %s, sessions %s, telemetry %s/%s acked"
             % (vin, ", ".join(legs) or "no crossing", st.get("auth_ok", "?"),
                st.get("sessions", "?"), st.get("telemetry_acked", "?"),
-               st.get("telemetry_sent", "?")))
+               st.get("telemetry_sent", "?")), show=False)
+
+
+def count(path, sql, args=()):
+    rows = stores.query(path, sql, args)
+    return rows[0][0] if rows else 0
 
 
 def summarize(rundir, vehicles, daemons, expect):
-    stores = vehicle_stores(rundir)
+    paths = vehicle_stores(rundir)
     stats = vehicle_stats(vehicles)
     report_vehicles(rundir, stats)
-    s = {"vehicles": len(stores), "crossings": 0, "handovers": 0,
+    s = {"vehicles": len(paths), "crossings": 0, "handovers": 0,
          "handover_failures": 0, "reauth_after_handover": 0,
          "gap_ms_p50": None, "gap_ms_max": None,
          "prep_ms_p50": None, "prep_ms_max": None,
          "declined": 0, "power_cycles": 0,
          "telemetry_sent": 0, "telemetry_acked": 0,
          "auth_ok": 0, "sessions": 0, "errors": 0}
-    for vin in stores:
+    for vin in paths:
         st = stats.get(vin)
         if st is None:
             s["errors"] += 1
             continue
         for k in ("crossings", "handovers", "telemetry_sent", "telemetry_acked",
-                  "auth_ok", "sessions", "errors"):
+                  "auth_ok", "sessions", "errors", "reauth_after_handover"):
             s[k] += int(st.get(k, 0))
-        s["reauth_after_handover"] += int(st.get("reauth_after_handover", 0))
     gaps = []
-    for vin, path in stores.items():
-        cs = crossings(path)
+    for vin, path in paths.items():
+        cs = stores.crossings(path)
         gaps += [c[2] for c in cs]
         if len(cs) < expect.get(vin, 0):
             s["errors"] += 1
-        s["declined"] += len(query(path, "SELECT 1 FROM events WHERE kind='m6' "
-                                         "AND detail LIKE 'continue=0%'"))
-        s["power_cycles"] += len(query(path, "SELECT 1 FROM events WHERE "
-                                             "kind='power_off' AND detail='power cycle'"))
+        s["declined"] += declined(path)
+        s["power_cycles"] += count(path, "SELECT count(*) FROM events WHERE "
+                                         "kind='power_off' AND detail='power cycle'")
     if gaps:
-        s["gap_ms_p50"] = round(median(gaps), 1)
+        s["gap_ms_p50"] = round(stores.median(gaps), 1)
         s["gap_ms_max"] = round(max(gaps), 1)
     prep, stored, moved = [], {}, 0
     for t in TSPS:
         path = os.path.join(rundir, t + ".db")
-        for state, created, updated in query(
+        for state, created, updated in stores.query(
                 path, "SELECT state, created_ms, updated_ms FROM handovers WHERE role='out'"):
             if state == "done":
                 prep.append(updated - created)
             else:
                 s["handover_failures"] += 1
-        rows = query(path, "SELECT count(*) FROM telemetry")
-        stored[t] = rows[0][0] if rows else 0
-        rows = query(path, "SELECT count(*) FROM telemetry WHERE tsp_id != ?", (t,))
-        moved += rows[0][0] if rows else 0
+        stored[t] = count(path, "SELECT count(*) FROM telemetry")
+        moved += count(path, "SELECT count(*) FROM telemetry WHERE tsp_id != ?", (t,))
     if prep:
-        s["prep_ms_p50"] = median(prep)
+        s["prep_ms_p50"] = stores.median(prep)
         s["prep_ms_max"] = max(prep)
     s["stored_telemetry"] = stored
     s["history_received"] = moved
@@ -420,16 +376,7 @@ def summarize(rundir, vehicles, daemons, expect):
     return s, problems
 
 
-def scrape(port):
-    """{(metric, labels text): value} of one admin endpoint's /metrics."""
-    out = {}
-    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
-        for line in r.read().decode().splitlines():
-            if line and not line.startswith("#"):
-                name, value = line.rsplit(" ", 1)
-                out[name] = float(value)
-    return out
-
+# ---- while everything runs -------------------------------------------------
 
 def operations_report(rundir):
     """While everything still runs: qroamctl's status table, and what the
@@ -450,86 +397,91 @@ def operations_report(rundir):
     m = {"handovers_ok": 0, "refusals": {}}
     for name, port in admin.items():
         try:
-            samples = scrape(port)
-        except OSError as e:
+            code, body = http_get(port, "/metrics")
+            samples = parse_metrics(body) if code == 200 else {}
+        except (OSError, ValueError) as e:
             say("metrics of %s: %s" % (name, e))
             continue
-        if name in TSPS:
-            m["handovers_ok"] += int(samples.get('qroam_handovers_total{result="ok"}', 0))
-        for k, v in samples.items():
-            if k.startswith("qroam_refusals_total{") and v:
-                why = "%s %s" % (name, k.split('"')[1])
-                m["refusals"][why] = int(v)
+        for (metric, labels), v in samples.items():
+            labels = dict(labels)
+            if metric == "qroam_handovers_total" and labels.get("result") == "ok" \
+                    and name in TSPS:
+                m["handovers_ok"] += int(v)
+            elif metric == "qroam_refusals_total" and v:
+                m["refusals"]["%s %s" % (name, labels.get("reason"))] = int(v)
     return m
 
 
-def start_all(rundir, plan):
-    """Start the clouds in order, each once its predecessor listens."""
-    daemons = []
-    for name, (prog, ports) in plan.items():
-        if prog == "vehicled":
-            continue
-        d = Daemon(rundir, name, prog)
-        daemons.append(d)
-        if not wait_started(d):
-            d.problems.append("%s did not start (ports %s)" % (name, ports))
-            return daemons, False
-    return daemons, True
-
-
-def drive(rundir, daemons):
-    """Start the vehicles and wait until their drive is over; returns the
-    vehicle processes."""
+def drive(rundir, daemons, vehicles):
+    """Start the vehicles (into vehicles) and wait until their drive is
+    over."""
     expect = expected_crossings(rundir)
-    vehicles = []
     for name, _, route, _, what in VEHICLES:
         say("vehicle %s: %s (%.0f s of driving)" % (name, what, route_seconds(route)))
-        vehicles.append(Daemon(rundir, name, "vehicled"))
+        vehicles.append(daemon(rundir, name, "vehicled"))
     longest = max(route_seconds(v[2]) for v in VEHICLES)
     start = time.monotonic()
-    try:
-        while True:
-            now = time.monotonic() - start
-            if any(d.died() for d in daemons + vehicles):
-                say("a process ended on its own; stopping")
-                break
-            if now > longest and drive_finished(rundir, expect):
-                say("every vehicle reached the end of its route")
-                time.sleep(1.0)
-                break
-            if now > LIMIT:
-                say("time limit of %.0f s reached; stopping" % LIMIT)
-                break
-            time.sleep(0.25)
-    except KeyboardInterrupt:
-        say("interrupted; stopping")
-    return vehicles, expect
+    while True:
+        now = time.monotonic() - start
+        if any(d.died() for d in daemons + vehicles):
+            say("a process ended on its own; stopping")
+            break
+        if now > longest and drive_finished(rundir, expect):
+            say("every vehicle reached the end of its route")
+            time.sleep(1.0)
+            break
+        if now > LIMIT:
+            say("time limit of %.0f s reached; stopping" % LIMIT)
+            break
+        time.sleep(0.25)
+
+
+def stop_all(vehicles, daemons):
+    """Vehicles first (they power off while their TSP is up), then the
+    clouds in reverse start order."""
+    for d in vehicles + list(reversed(daemons)):
+        d.stop()
 
 
 def main():
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
     rundir = os.path.join(ROOT, "run", time.strftime("%Y%m%d-%H%M%S"))
-    plan = setup(rundir)
-    say("run directory %s; %d TSPs, time x%d, look-ahead %s"
-        % (rundir, len(TSPS), TIME_FACTOR, LOOK_AHEAD))
-    daemons, ok = start_all(rundir, plan)
-    vehicles, expect = [], expected_crossings(rundir)
-    if ok:
-        vehicles, expect = drive(rundir, daemons)
-    metrics = operations_report(rundir) if ok else {}
+    daemons, vehicles, failed, metrics, stopped = [], [], None, {}, None
+    try:
+        plan = setup(rundir)
+        JOURNAL.open(rundir)
+        say("run directory %s; %d TSPs, time x%d, look-ahead %s; every daemon logs to "
+            "<name>.log there%s" % (rundir, len(TSPS), TIME_FACTOR, LOOK_AHEAD,
+                                    "" if VERBOSE else " (V=1 shows every line)"))
+        failed = start_all(rundir, plan, daemons)
+        if failed is None:
+            drive(rundir, daemons, vehicles)
+            metrics = operations_report(rundir)
+    except Interrupted as e:
+        stopped = e.signum
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    if stopped is not None:
+        say("interrupted by %s; stopping every daemon" % signal.Signals(stopped).name)
     died = [d.name for d in daemons + vehicles if d.died()]
-    for d in vehicles:
-        d.stop()
-    for d in reversed(daemons):
-        d.stop()
-    summary, problems = summarize(rundir, vehicles, daemons, expect)
-    if not ok:
+    stop_all(vehicles, daemons)
+    if not os.path.isdir(rundir):
+        return 128 + stopped
+    summary, problems = summarize(rundir, vehicles, daemons, expected_crossings(rundir))
+    if failed is not None:
         summary["errors"] += 1
     summary["metrics"] = metrics
     for p in problems:
         say("problem: %s" % p)
     for n in died:
         say("problem: %s died" % n)
-    print("SUMMARY " + json.dumps(summary), flush=True)
+    emit("SUMMARY " + json.dumps(summary))
+    if stopped is not None:
+        say("interrupted: the drive did not end; the logs, stores and configurations "
+            "are in %s" % rundir)
+        return 128 + stopped
+    say("the logs, stores and configurations are in %s" % rundir)
     bad = summary["errors"] > 0 or died or summary["reauth_after_handover"] > 0
     return 1 if bad else 0
 

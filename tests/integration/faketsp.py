@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from wire import MT, frame, pb_decode, pb_encode
+from wire import MT, STATUS, frame, pb_decode, pb_encode
 
-AUTH_REQUIRED = 5
+AUTH_REQUIRED = STATUS.index("AUTH_REQUIRED")
 
 
 def _str(fields, num):

@@ -2,50 +2,49 @@
 
 A Testbed owns a temporary directory with a PKI, a topology, one config,
 store and log per daemon, and the qprobe chip stores.  Tests start and stop
-daemons, drive the vehicle side with qprobe or raw frames, and read the
-SQLite stores directly.  At close the bed checks every log for sanitizer
-reports and for secrets (chip keys, K1, Prv), and removes the directory
-unless something failed.
+daemons (a start returns once the daemon listens on every port it is
+configured with: its listeners and its admin endpoint), drive the vehicle
+side with qprobe or raw frames, and read the SQLite stores directly.  At
+close the bed checks every log for sanitizer reports and for secrets (chip
+keys, K1, Prv), and removes the directory unless something failed.
 """
 
 import hashlib
-import http.client
 import json
 import os
-import random
 import resource
 import re
 import shutil
-import signal
 import socket
 import sqlite3
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-# The wire codec, leak finder and probe live in their own modules; tests
-# import them from here.
-from leaks import Secrets, rsa_private_parts  # noqa: F401
-from qprobe import Probe, Result  # noqa: F401
-from wire import (MT, STATUS, envelope, frame, parse_frames, pb_decode,  # noqa: F401
-                  pb_encode, pb_varint, status_name)
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+# The testbeds' shared library; the wire codec, leak finder and probe live
+# in modules of their own.  Tests import all of them from here.
+from qroamlib import layout, stores  # noqa: E402
+from qroamlib.admin import http_get, metric, parse_metrics  # noqa: E402,F401
+from qroamlib.layout import MKPKI, free_port  # noqa: E402,F401
+from qroamlib.proc import SAN_ENV, Process  # noqa: E402
+from qroamlib.stores import parse_crossing  # noqa: E402,F401
+from leaks import Secrets, rsa_private_parts  # noqa: E402,F401
+from qprobe import Probe, Result  # noqa: E402,F401
+from wire import (MT, STATUS, envelope, frame, parse_frames, pb_decode,  # noqa: E402,F401
+                  pb_encode, pb_varint, split_frames, status_name)
+
 # QROAM_BIN selects other builds of the same programs (default: the ASan build).
 BIN = os.environ.get("QROAM_BIN", os.path.join(ROOT, "build", "asan", "bin"))
-MKPKI = os.path.join(ROOT, "scripts", "mkpki.sh")
 
 # Generous: a slow or loaded machine must never fail a test.
 TIMEOUT = 30.0
 POLL = 0.05
 
-SAN_ENV = {
-    "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
-    "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
-}
 SAN_PATTERNS = ("AddressSanitizer", "LeakSanitizer", "runtime error",
                 "UndefinedBehaviorSanitizer")
 
@@ -87,28 +86,32 @@ def wait_until(pred, timeout=TIMEOUT, interval=POLL, what=None):
         time.sleep(interval)
 
 
-# ---- ports and PKI ---------------------------------------------------------
-
-_used_ports = set()
-
-
-def free_port():
-    """A loopback port below the ephemeral range that is free right now."""
-    for _ in range(1000):
-        port = random.randint(20000, 32000)
-        if port in _used_ports:
-            continue
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def recv_chunks(sock, timeout):
+    """The bytes the peer of sock sends, as they come, until it closes,
+    timeout passes without input, or the connection fails."""
+    sock.settimeout(timeout)
+    while True:
         try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            s.close()
-        _used_ports.add(port)
-        return port
-    raise RuntimeError("no free port")
+            b = sock.recv(65536)
+        except (socket.timeout, ssl.SSLError, OSError):
+            return
+        if not b:
+            return
+        yield b
 
+
+def recv_all(sock, timeout, done=None):
+    """What the peer of sock sends (see recv_chunks), or as much of it as
+    makes done(bytes so far) true."""
+    got = b""
+    for b in recv_chunks(sock, timeout):
+        got += b
+        if done and done(got):
+            break
+    return got
+
+
+# ---- vehicles --------------------------------------------------------------
 
 def vin(n):
     """A valid, distinct VIN for test vehicle n."""
@@ -133,43 +136,27 @@ def check_build():
                                      % (exe, dep))
 
 
-_SAMPLE_RX = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-_LABEL_RX = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    """Prometheus text format into {(name, ((label, value), ...)): float}.
-    Raises AssertionError on a line that is not valid exposition text."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = _SAMPLE_RX.match(line)
-        if m is None:
-            raise AssertionError("bad metrics line: %r" % line)
-        labels = tuple(sorted(_LABEL_RX.findall(m.group(2) or "")))
-        out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
-def metric(samples, name, **labels):
-    """Value of one series in parse_metrics output (0.0 if absent)."""
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 class Daemon:
+    """A daemon of the bed: its configuration, store and log, the ports it
+    listens on, and its process (a qroamlib Process) once started."""
+
     def __init__(self, name, prog, conf, store, log, ports):
         self.name = name
         self.prog = prog
         self.conf = conf
         self.store = store
         self.log = log
-        self.ports = ports
+        self.ports = ports		# listeners of the topology
+        self.admin = None		# admin endpoint port, from the configuration
         self.opts = {}
         self.proc = None
         self.nofile = None
         self.nstarts = 0
         self.exits = []		# (how, returncode)
+
+    def all_ports(self):
+        """Every port the daemon is configured to listen on."""
+        return self.ports + ([self.admin] if self.admin else [])
 
 
 class Testbed:
@@ -206,8 +193,7 @@ class Testbed:
         parties = ["filler:filler", "registrar:registrar", "factory:factory",
                    "operator:operator", "intruder:vehicle"]
         parties += ["%s:tsp" % t for t in self.tsps]
-        subprocess.run(["sh", MKPKI, os.path.join(self.dir, "pki")] + parties,
-                       check=True, stdout=subprocess.DEVNULL)
+        layout.mkpki(self.path("pki"), parties)
         self.ca = os.path.join(self.dir, "pki", "ca.pem")
         self.topology = os.path.join(self.dir, "conf", "topology")
         self._write_topology()
@@ -227,16 +213,22 @@ class Testbed:
                 "%.4f,%.4f" % (la0 + 0.05, lo0 + 0.07)]
 
     def _write_topology(self):
-        lines = ["# qroam integration test topology",
-                 "filler    127.0.0.1:%d" % self.port["filler"],
-                 "registrar 127.0.0.1:%d" % self.port["registrar"]]
-        for t in self.tsps:
-            lines.append("tsp %s vehicle 127.0.0.1:%d provision 127.0.0.1:%d"
-                         % (t, self.port[t], self.port[t + "/provision"]))
-            lines.append("region %s %s" % (t, " ".join(
-                "%.2f,%.2f" % p for p in self.region(t))))
-        with open(self.topology, "w") as f:
-            f.write("\n".join(lines) + "\n")
+        """The topology of every endpoint the bed has handed out a port for."""
+        layout.write_file(self.topology, layout.topology_text(
+            self.port, self.tsps, {t: self.region(t) for t in self.tsps},
+            "qroam integration test topology"))
+
+    def add_endpoints(self, *roles):
+        """Ports and topology lines for the roles (sched, qkd) not there yet,
+        with their certificates."""
+        new = [r for r in roles if r not in self.port]
+        if not new:
+            return
+        for r in new:
+            self.port[r] = free_port()
+        if not os.path.exists(self.cert("sched")):
+            layout.mkpki(self.path("pki"), ["qkd:qkd", "sched:sched"])
+        self._write_topology()
 
     def cert(self, name):
         return os.path.join(self.dir, "pki", name + ".pem")
@@ -258,23 +250,15 @@ class Testbed:
             self.daemons[name] = d
         return d
 
-    @staticmethod
-    def _conf_value(v):
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        if isinstance(v, (list, tuple)):
-            return " ".join(str(x) for x in v)
-        return str(v)
-
-    def _write_conf(self, d, common, opts):
+    def _write_conf(self, d, common, opts, tail=()):
+        """d's configuration: the common directives, then its options (those
+        of earlier starts, updated by opts), then tail."""
         d.opts.update(opts)
-        lines = ["# %s for the integration test bed" % d.prog]
-        for k, v in list(common) + list(d.opts.items()):
-            if v is None:
-                continue
-            lines.append("%s %s" % (k, self._conf_value(v)))
+        directives = list(common) + list(d.opts.items()) + list(tail)
+        admin = [v for k, v in directives if k == "admin"]
+        d.admin = layout.admin_port_of(admin[-1]) if admin else None
         with open(d.conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(layout.conf_text(directives, "%s for the integration test bed" % d.prog))
 
     def admin_port(self, name):
         """Loopback port of the admin endpoint (metrics, status) of name."""
@@ -284,9 +268,8 @@ class Testbed:
         return self.port[key]
 
     def _common(self, ident, cert, d):
-        c = [("id", ident), ("topology", self.topology), ("store", d.store),
-             ("ca", self.ca), ("cert", self.cert(cert)), ("key", self.key(cert)),
-             ("admin", self.admin_port(d.name))]
+        c = layout.cloud_directives(ident, self.topology, d.store, self.path("pki"), cert,
+                                    self.admin_port(d.name))
         if self.max_frame:
             c.append(("max_frame", self.max_frame))
         return c
@@ -323,28 +306,30 @@ class Testbed:
         self._write_conf(d, common, opts)
         return self.start(vehicle_id)
 
+    def fleet(self, vehicle_id, n):
+        """[(VIN, chip store)] of the vehicles of the vehicled of
+        vehicle_id started with `fleet n`."""
+        return stores.fleet(vehicle_id, self.daemons[vehicle_id].store, n)
+
+    def _need(self, prog):
+        exe = os.path.join(BIN, prog)
+        if not os.path.exists(exe):
+            raise AssertionError("%s is not built (run `make asan`)" % exe)
+
     def start_qkd(self, links=None, **opts):
         """qkdd (id and certificate `qkd`) on a new loopback port, announced
         by a `qkd` line in the topology.  links: arguments of its `link`
         directives ("SAE_A SAE_B [rate BPS] [qber Q] [pool N] [eavesdropper F]");
         by default `sched` with every TSP.  Other options become directives."""
-        exe = os.path.join(BIN, "qkdd")
-        if not os.path.exists(exe):
-            raise AssertionError("%s is not built (run `make asan`)" % exe)
-        if "qkd" not in self.port:
-            self.port["qkd"] = free_port()
-            subprocess.run(["sh", MKPKI, self.path("pki"), "qkd:qkd", "sched:sched"],
-                           check=True, stdout=subprocess.DEVNULL)
-            with open(self.topology, "a") as f:
-                f.write("qkd       127.0.0.1:%d\n" % self.port["qkd"])
+        self._need("qkdd")
+        self.add_endpoints("qkd")
         d = self._daemon("qkd", "qkdd", [self.port["qkd"]])
         if links is not None:
             d.qkd_links = list(links)
         elif not hasattr(d, "qkd_links"):
             d.qkd_links = ["sched %s" % t for t in self.tsps]
-        self._write_conf(d, self._common("qkd", "qkd", d), opts)
-        with open(d.conf, "a") as f:
-            f.write("".join("link %s\n" % l for l in d.qkd_links))
+        self._write_conf(d, self._common("qkd", "qkd", d), opts,
+                         [("link", l) for l in d.qkd_links])
         return self.start("qkd")
 
     def start_sched(self, **opts):
@@ -352,25 +337,16 @@ class Testbed:
         announced by a `sched` line in the topology.  The topology also gets
         a `qkd` line if it has none yet (nothing answers there until
         start_qkd).  Options become directives (handover_timeout, ...)."""
-        exe = os.path.join(BIN, "schedd")
-        if not os.path.exists(exe):
-            raise AssertionError("%s is not built (run `make asan`)" % exe)
-        lines = []
-        for name in ("sched", "qkd"):
-            if name not in self.port:
-                self.port[name] = free_port()
-                lines.append("%-9s 127.0.0.1:%d\n" % (name, self.port[name]))
-        if lines:
-            subprocess.run(["sh", MKPKI, self.path("pki"), "qkd:qkd", "sched:sched"],
-                           check=True, stdout=subprocess.DEVNULL)
-            with open(self.topology, "a") as f:
-                f.write("".join(lines))
+        self._need("schedd")
+        self.add_endpoints("sched", "qkd")
         d = self._daemon("sched", "schedd", [self.port["sched"]])
         self._write_conf(d, self._common("sched", "sched", d), opts)
         return self.start("sched")
 
     def start(self, name, wait=True):
-        """(Re)start a configured daemon and wait until its ports accept."""
+        """(Re)start a configured daemon; with wait, return once it listens
+        on every port it is configured with (its listeners and its admin
+        endpoint)."""
         d = self.daemons[name]
         if d.proc is not None and d.proc.poll() is None:
             raise AssertionError("%s is already running" % name)
@@ -378,34 +354,29 @@ class Testbed:
         argv = [os.path.join(BIN, d.prog), "-f", d.conf]
         if self.debug:
             argv.append("-d")
-        with open(d.log, "ab") as logf:
-            logf.write(("=== harness: start %d of %s: %s\n"
-                        % (d.nstarts, name, " ".join(argv))).encode())
-            logf.flush()
-            limit = None
-            if d.nofile:
-                def limit(n=d.nofile):
-                    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
-            d.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                      stderr=logf, env=self.env, cwd=self.dir,
-                                      preexec_fn=limit)
+        limit = None
+        if d.nofile:
+            def limit(n=d.nofile):
+                resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        d.proc = Process(name, argv, d.log, env=self.env, cwd=self.dir, capture=False,
+                         append=True, preexec=limit,
+                         header="=== harness: start %d of %s: %s"
+                         % (d.nstarts, name, " ".join(argv)))
         self._start_sampler()
         if wait:
-            for port in d.ports:
-                self._wait_port(d, port)
+            self._wait_listening(d)
         return d
 
-    def _wait_port(self, d, port):
-        def accepting():
-            if d.proc.poll() is not None:
-                raise AssertionError("%s exited with %s during start-up:\n%s"
-                                     % (d.name, d.proc.returncode, self.log_tail(d.name)))
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    return True
-            except OSError:
-                return False
-        wait_until(accepting, what="%s to accept on port %d" % (d.name, port))
+    def _wait_listening(self, d):
+        ports = d.all_ports()
+        if d.proc.wait_listening(ports, TIMEOUT):
+            return
+        if d.proc.poll() is not None:
+            raise AssertionError("%s exited with %s during start-up:\n%s"
+                                 % (d.name, d.proc.returncode, self.log_tail(d.name)))
+        raise AssertionError("timed out after %.0fs waiting for %s to listen on %s "
+                             "(not yet on %s)" % (TIMEOUT, d.name, ports,
+                                                  d.proc.missing_ports(ports)))
 
     def running(self, name):
         d = self.daemons.get(name)
@@ -426,12 +397,8 @@ class Testbed:
         if d.proc is None or d.proc.poll() is not None:
             raise AssertionError("%s is not running (exit %s)"
                                  % (name, d.proc and d.proc.returncode))
-        d.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = d.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            d.proc.kill()
-            d.proc.wait()
+        rc = d.proc.stop(timeout)
+        if rc is None:
             d.exits.append(("hung", None))
             raise AssertionError("%s did not stop within %.0fs of SIGTERM" % (name, timeout))
         d.exits.append(("stop", rc))
@@ -447,7 +414,6 @@ class Testbed:
         if d.proc is None or d.proc.poll() is not None:
             raise AssertionError("%s is not running" % name)
         d.proc.kill()
-        d.proc.wait()
         d.exits.append(("kill", d.proc.returncode))
         self._log_note(d, "killed with SIGKILL")
 
@@ -475,14 +441,7 @@ class Testbed:
 
     def admin_get(self, name, path, timeout=5.0):
         """GET path from name's admin endpoint: (HTTP status, body text)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port(name),
-                                          timeout=timeout)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            return r.status, r.read().decode()
-        finally:
-            conn.close()
+        return http_get(self.admin_port(name), path, timeout=timeout)
 
     def status(self, name, what=None):
         """The JSON of /status (or /status/<what>) of name."""
@@ -500,34 +459,9 @@ class Testbed:
         return parse_metrics(body)
 
     def query(self, name, sql, args=()):
-        """Rows of sql on a store (daemon name, probe VIN or path), read-only."""
-        path = self.store(name)
-        if not os.path.exists(path):
-            raise sqlite3.OperationalError("no store yet: %s" % path)
-        try:
-            con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=10)
-            try:
-                return con.execute(sql, args).fetchall()
-            finally:
-                con.close()
-        except sqlite3.OperationalError as e:
-            if "no such" in str(e) or "syntax" in str(e):
-                raise
-            return self._query_copy(path, sql, args)
-
-    def _query_copy(self, path, sql, args):
-        tmp = tempfile.mkdtemp(dir=self.dir)
-        try:
-            for suffix in ("", "-wal"):
-                if os.path.exists(path + suffix):
-                    shutil.copyfile(path + suffix, os.path.join(tmp, "s.db" + suffix))
-            con = sqlite3.connect(os.path.join(tmp, "s.db"), timeout=10)
-            try:
-                return con.execute(sql, args).fetchall()
-            finally:
-                con.close()
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        """Rows of sql on a store (daemon name, probe VIN or path), read-only.
+        Raises sqlite3.Error while the store or the table is not there."""
+        return stores.query(self.store(name), sql, args, strict=True, scratch=self.dir)
 
     def scalar(self, name, sql, args=()):
         rows = self.query(name, sql, args)
@@ -618,68 +552,44 @@ class Testbed:
             ctx.load_cert_chain(self.cert(cert), self.key(cert))
         return ctx
 
-    def raw(self, port, data, tls=None, timeout=1.5, half_close=False):
-        """Connect (TLS with client cert `tls` if given: a cert name, or
-        "" for TLS without a client certificate), send data, and return
-        what the peer sends back until it closes or timeout passes without
-        input.  TLS handshake failures return b"" (that is a refusal)."""
+    def connect(self, port, tls=None):
+        """A connection to a loopback port; TLS with client certificate tls
+        if given (a cert name, or "" for TLS without a client certificate)."""
         sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        if tls is None:
+            return sock
         try:
-            if tls is not None:
-                try:
-                    sock = self.client_tls(tls or None).wrap_socket(
-                        sock, server_hostname="localhost")
-                except (ssl.SSLError, OSError):
-                    return b""
+            return self.client_tls(tls or None).wrap_socket(sock, server_hostname="localhost")
+        except BaseException:
+            sock.close()
+            raise
+
+    def raw(self, port, data, tls=None, timeout=1.5, half_close=False):
+        """Connect (see connect), send data, and return what the peer sends
+        back until it closes or timeout passes without input.  TLS
+        handshake failures return b"" (that is a refusal)."""
+        try:
+            sock = self.connect(port, tls)
+        except (ssl.SSLError, OSError):
+            if tls is None:
+                raise
+            return b""
+        with sock:
             try:
                 sock.sendall(data)
                 if half_close and tls is None:
                     sock.shutdown(socket.SHUT_WR)
             except (OSError, ssl.SSLError):
                 return b""
-            sock.settimeout(timeout)
-            got = bytearray()
-            while True:
-                try:
-                    b = sock.recv(65536)
-                except (socket.timeout, ssl.SSLError, OSError):
-                    break
-                if not b:
-                    break
-                got += b
-            return bytes(got)
-        finally:
-            try:
-                sock.close()
-            except OSError:
-                pass
+            return recv_all(sock, timeout)
 
     def request(self, port, mtype, payload=None, tls=None, request_id=7, timeout=5.0):
         """Send one frame and return the first reply frame (type, payload,
         request_id), or None if the peer sent none within timeout."""
-        sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        try:
-            if tls is not None:
-                sock = self.client_tls(tls or None).wrap_socket(
-                    sock, server_hostname="localhost")
+        with self.connect(port, tls) as sock:
             sock.sendall(frame(mtype, payload, request_id))
-            sock.settimeout(timeout)
-            got = b""
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                try:
-                    b = sock.recv(65536)
-                except (socket.timeout, ssl.SSLError, OSError):
-                    break
-                if not b:
-                    break
-                got += b
-                frames = parse_frames(got)
-                if frames:
-                    return frames[0]
-            return None
-        finally:
-            sock.close()
+            frames = parse_frames(recv_all(sock, timeout, lambda got: parse_frames(got)))
+            return frames[0] if frames else None
 
     def write_frame_file(self, name, data):
         path = self.path("frames", name)
@@ -810,6 +720,8 @@ class Testbed:
                 self.stop(name)
             except AssertionError as e:
                 problems.append(str(e).splitlines()[0])
+        for port in self.port.values():
+            layout.release_port(port)
         self._sampler_stop.set()
         if self._sampler:
             self._sampler.join(5)
@@ -856,6 +768,15 @@ def provisioned(tb, tsps, probe):
         wait_until(lambda: tb.query(t, "SELECT chip_id FROM registrations "
                                     "WHERE vehicle_id=?", (probe.vin,)) == [(chip,)],
                    what="registration of %s at %s" % (probe.vin, t))
+
+
+def start_provisioning(tb, tsps=None, **tsp_opts):
+    """The TSPs (all of the bed's unless tsps names some), fillerd and
+    registrard: what fills, registers and serves a vehicle (no handover)."""
+    for t in tsps or tb.tsps:
+        tb.start_tsp(t, **tsp_opts)
+    tb.start_filler()
+    tb.start_registrar()
 
 
 def enrolled_probe(tb, tsps=None, m=16, vehicle_id=None):

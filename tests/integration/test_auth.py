@@ -2,17 +2,10 @@
 
 import re
 
-from harness import enrolled_probe, rsa_private_parts, vin, wait_until
+from harness import enrolled_probe, rsa_private_parts, start_provisioning, vin, wait_until
 
 TSPS = ["tsp-a", "tsp-b"]
 NO_REPLY_MS = 1500
-
-
-def start_all(tb, **tsp_opts):
-    for t in TSPS:
-        tb.start_tsp(t, **tsp_opts)
-    tb.start_filler()
-    tb.start_registrar()
 
 
 def refusal_logged(tb, mark, vehicle_id, reason_rx):
@@ -80,7 +73,7 @@ def refusals(tb, fail, stale):
 
 
 def test_auth_ok(tb):
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     p = enrolled_probe(tb, TSPS, m=8)
     r = p.auth("tsp-a")
     assert r.status == "OK", r
@@ -94,12 +87,12 @@ def test_auth_ok(tb):
 
 
 def test_auth_refusals_dropped(tb):
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     refusals(tb, "NO_REPLY", "NO_REPLY")
 
 
 def test_auth_refusals_replied(tb):
-    start_all(tb, auth_fail="reply")
+    start_provisioning(tb, TSPS, auth_fail="reply")
     refusals(tb, "AUTH_FAILED", "STALE")
 
 

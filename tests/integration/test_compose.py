@@ -102,6 +102,43 @@ def test_compose_configs_check():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def readable_as(ids, path):
+    """Whether the user and group ids may read path (setpriv, as the
+    runner starts the services)."""
+    uid, gid = ids
+    return subprocess.run(["setpriv", "--reuid", str(uid), "--regid", str(gid),
+                           "--clear-groups", "--", "test", "-r", path]).returncode == 0
+
+
+def test_compose_services_read_nothing_of_the_checkout():
+    """Everything the runner gives the services to run and read (their
+    programs, configurations, the topology and PKI those name) lies in the
+    run directory, readable by the image's user, and nothing in the
+    checkout: a checkout below a directory only its owner may enter
+    (/root, mktemp -d) runs the compose services as well."""
+    import compose_netns
+    if os.geteuid() != 0:
+        raise Skip("the runner gives the named volumes their owners: needs root")
+    if shutil.which("setpriv") is None:
+        raise Skip("setpriv is not installed")
+    run = compose_netns.Run(compose_netns.parse_args(["--asan"]))
+    try:
+        run.prepare()
+        for s in run.order:
+            argv = run.argv[s.name]
+            files = [a for a in argv if a.startswith("/")]
+            with open(argv[argv.index("-f") + 1]) as f:
+                files += re.findall(r"(?:^|\s)(/\S+)", f.read(), re.M)
+            for path in files:
+                assert path.startswith(run.dir + "/"), (s.name, path)
+                if os.path.isfile(path):
+                    assert readable_as(s.ids, path), (s.name, path)
+            assert os.access(argv[0], os.X_OK) and readable_as(s.ids, argv[0]), argv[0]
+        assert compose_netns.searchable(run.dir)
+    finally:
+        shutil.rmtree(run.dir, ignore_errors=True)
+
+
 def runtime_packages(dockerfile):
     """Packages the last stage of a Dockerfile installs with apt-get."""
     stages = re.split(r"^FROM ", dockerfile, flags=re.M)

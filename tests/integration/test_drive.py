@@ -13,7 +13,8 @@ import re
 import signal
 import subprocess
 
-from harness import BIN, ROOT, Skip, testbed, vin, wait_until
+from harness import (BIN, ROOT, Skip, parse_crossing, start_provisioning, testbed, vin,
+                     wait_until)
 
 # Regions of the test bed: 0.1 x 0.1 degree squares side by side from
 # longitude 120.0, so this route starts in tsp-a and ends in tsp-b
@@ -21,9 +22,6 @@ from harness import BIN, ROOT, Skip, testbed, vin, wait_until
 ROUTE_AB = ["30.0500,120.0600", "30.0500,120.1600"]
 # Through three regions; each stretch is about 9.6 km.
 ROUTE_ABC = ["30.0500,120.0500", "30.0500,120.2500"]
-
-CROSSING_RX = re.compile(r"^from=(\S+) to=(\S+) gap_ms=(\d+\.\d) reauth=([01])$")
-
 
 def events(tb, v, kind, tsp=None):
     if tsp is None:
@@ -40,9 +38,9 @@ def crossings(tb, v):
     out = []
     for (detail,) in tb.query(v, "SELECT detail FROM events WHERE kind='crossing' "
                                  "ORDER BY id"):
-        m = CROSSING_RX.match(detail)
-        assert m, "malformed crossing event %r" % detail
-        out.append((m.group(1), m.group(2), float(m.group(3)), int(m.group(4))))
+        c = parse_crossing(detail)
+        assert c, "malformed crossing event %r" % detail
+        out.append(c)
     return out
 
 
@@ -71,13 +69,6 @@ def assert_keys_consistent(tb, store, tsps):
     return seen
 
 
-def start_clouds(tb):
-    for t in tb.tsps:
-        tb.start_tsp(t)
-    tb.start_filler()
-    tb.start_registrar()
-
-
 def drive_opts(**extra):
     opts = dict(fill_m=32, speed=100, time_factor=10, telemetry_interval="100ms",
                 retransmit="500ms")
@@ -89,7 +80,7 @@ def drive_opts(**extra):
 def test_crossing_reauthenticates_without_handover(tb):
     """A -> B with TSPs that never prepare a handover: one F3 per region,
     telemetry stored at both, the crossing logged with reauth=1."""
-    start_clouds(tb)
+    start_provisioning(tb)
     v = vin(920)
     tb.start_vehicle(v, route=ROUTE_AB, **drive_opts())
     wait_until(lambda: crossings(tb, v), what="the crossing of %s" % v)
@@ -134,7 +125,7 @@ def test_crossing_reauthenticates_without_handover(tb):
 def test_three_regions_without_handover(tb):
     """A -> B -> C with today's TSPs: the serving TSP follows the position,
     two crossings each re-authenticate, keys stay consistent."""
-    start_clouds(tb)
+    start_provisioning(tb)
     v = vin(923)
     tb.start_vehicle(v, route=ROUTE_ABC, **drive_opts(speed=200))
     wait_until(lambda: len(crossings(tb, v)) >= 2, what="two crossings of %s" % v)
@@ -155,7 +146,7 @@ def test_three_regions_without_handover(tb):
 def test_power_cycle_in_the_next_region(tb):
     """Power cycle after the crossing: F3 with tsp-b, and the next key
     index follows the keys used before."""
-    start_clouds(tb)
+    start_provisioning(tb)
     v = vin(921)
     # The boundary comes after about 3.9 s of trip time x 10.
     tb.start_vehicle(v, route=ROUTE_AB, power_cycle_at="70s", **drive_opts())
@@ -179,12 +170,11 @@ def test_power_cycle_in_the_next_region(tb):
 @testbed(tsps=["tsp-a", "tsp-b"])
 def test_fleet_drives_with_own_chips(tb):
     """fleet 3: three VINs, three chip stores, each vehicle crosses once."""
-    start_clouds(tb)
+    start_provisioning(tb)
     base = vin(930)
-    d = tb.start_vehicle(base, route=ROUTE_AB, fleet=3, fleet_spacing="1s",
-                         **drive_opts())
-    vins = [base[:-1] + str(i) for i in range(3)]
-    stores = ["%s.%d" % (d.store, i) for i in range(3)]
+    tb.start_vehicle(base, route=ROUTE_AB, fleet=3, fleet_spacing="1s",
+                     **drive_opts())
+    vins, stores = map(list, zip(*tb.fleet(base, 3)))
     for s in stores:
         wait_until(lambda s=s: crossings(tb, s), what="the crossing in %s" % s)
     tb.stop(base)
@@ -269,7 +259,7 @@ def test_handover_across_three_regions(tb):
 @testbed(tsps=["tsp-a", "tsp-b"])
 def test_sigusr1_power_cycle_after_crossing(tb):
     """SIGUSR1 inside B: power off with Bye, then F3 with tsp-b."""
-    start_clouds(tb)
+    start_provisioning(tb)
     v = vin(922)
     tb.start_vehicle(v, route=ROUTE_AB, **drive_opts())
     wait_until(lambda: crossings(tb, v), what="the crossing of %s" % v)

@@ -4,15 +4,9 @@ acknowledged in order, and no acknowledgement leaves before its commit."""
 
 import threading
 
-from harness import enrolled_probe, testbed, vin, wait_until
+from harness import enrolled_probe, start_provisioning, testbed, vin, wait_until
 
 TSPS = ["tsp-a"]
-
-
-def start_all(tb):
-    tb.start_tsp("tsp-a")
-    tb.start_filler()
-    tb.start_registrar()
 
 
 def session_probe(tb, n):
@@ -44,7 +38,7 @@ def concurrently(jobs):
 
 @testbed(tsps=TSPS)
 def test_pipelined_sessions_all_stored_and_acknowledged(tb):
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     probes = [session_probe(tb, 810), session_probe(tb, 811)]
     results = concurrently([lambda p=p: p.telemetry("tsp-a", 1000, wait_ms=20000)
                             for p in probes])
@@ -66,7 +60,7 @@ def test_acknowledged_means_stored_across_kill9(tb):
     """kill -9 of the TSP while two sessions pipeline telemetry: every
     acknowledged message is in the store, which holds each session's
     messages without a gap, and both sessions continue after the restart."""
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     probes = [session_probe(tb, 812), session_probe(tb, 813)]
     n = 20000
     jobs = [lambda p=p: p.telemetry("tsp-a", n, wait_ms=30000) for p in probes]

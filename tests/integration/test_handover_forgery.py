@@ -18,21 +18,19 @@ import base64
 import os
 import socket
 import ssl
-import struct
 import subprocess
-import threading
 import time
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from harness import (MKPKI, MT, TIMEOUT, enrolled_probe, frame, free_port,
-                     metric, pb_decode, pb_encode, status_name, testbed,
+from harness import (MKPKI, MT, TIMEOUT, enrolled_probe, frame, metric,
+                     pb_decode, pb_encode, recv_all, status_name, testbed,
                      wait_until)
 from test_handover import (EAST_EDGE_A, auth_via, ho_rows, offer, probe_session,
                            start_clouds)
-from test_schedd import (MT_KEY_REPLY, MT_M7, Tsp, access_request, dec_key,
-                         key_request, keys_stored, kme, need_qkd, new_hid,
-                         status_of, text)
+from test_schedd import (MT_KEY_REPLY, MT_M7, TlsServer, Tsp, access_request,
+                         dec_key, key_request, keys_stored, kme, need_qkd,
+                         new_hid, status_of, text)
 
 MT_M8 = MT["MT_M8"]
 MT_M8_ACK = MT["MT_M8_ACK"]
@@ -230,7 +228,7 @@ def test_m8_after_ck2_expiry_refused(tb):
 
 # ---- M7 --------------------------------------------------------------------
 
-class FakeSched:
+class FakeSched(TlsServer):
     """A scheduler with the deployment's `sched` certificate that answers
     A1 like schedd (a fresh CK1 from qkdd, its key_ID in a KeyReply) and
     A2 with the M7 that make_m7(hid, ck1) returns, without ever involving
@@ -242,53 +240,12 @@ class FakeSched:
         self.m7s = []
         self.peers = []
         self.ck1 = {}
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(tb.cert("sched"), tb.key("sched"))
-        ctx.load_verify_locations(tb.ca)
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        self.ctx = ctx
-        self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", tb.port["sched"]))
-        self.lsock.listen(8)
-        self.lsock.settimeout(0.2)
-        self.stopping = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
+        super().__init__(tb, "sched", tb.port["sched"])
 
-    def _serve(self):
-        while not self.stopping:
-            try:
-                sock, _ = self.lsock.accept()
-            except (socket.timeout, OSError):
-                continue
-            threading.Thread(target=self._session, args=(sock,), daemon=True).start()
-
-    def _session(self, sock):
-        try:
-            s = self.ctx.wrap_socket(sock, server_side=True)
-        except (ssl.SSLError, OSError):
-            sock.close()
-            return
-        subject = dict(x[0] for x in s.getpeercert()["subject"])
+    def session(self, s, subject):
         self.peers.append(subject.get("commonName"))
-        s.settimeout(TIMEOUT)
-        buf = b""
-        with s:
-            while not self.stopping:
-                try:
-                    b = s.recv(65536)
-                except (socket.timeout, ssl.SSLError, OSError):
-                    return
-                if not b:
-                    return
-                buf += b
-                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                    n = struct.unpack(">I", buf[:4])[0]
-                    env = pb_decode(buf[4:4 + n])
-                    buf = buf[4 + n:]
-                    s.sendall(self._answer(env[2][0], env.get(3, [b""])[0],
-                                           env.get(4, [0])[0]))
+        for mtype, payload, rid in self.read_frames(s, TIMEOUT):
+            s.sendall(self._answer(mtype, payload, rid or 0))
 
     def _answer(self, mtype, payload, rid):
         f = pb_decode(payload)
@@ -305,12 +262,6 @@ class FakeSched:
         m7 = self.make_m7(hid, self.ck1[hid])
         self.m7s.append(m7)
         return frame(MT_M7, m7, rid)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join(5)
-        self.lsock.close()
-
 
 def m7(tb, hid, ck1, aad_tsp="tsp-a", target="tsp-b", ck2=None):
     """M7 to tsp-a for hid under ck1, naming target; aad_tsp replaces tsp-a
@@ -334,9 +285,7 @@ def test_tampered_m7_fails_the_handover(tb):
     HandoverReady and must run F3 at B."""
     need_qkd()
     tb.start_qkd()
-    tb.port["sched"] = free_port()
-    with open(tb.topology, "a") as f:
-        f.write("sched     127.0.0.1:%d\n" % tb.port["sched"])
+    tb.add_endpoints("sched")
     keys_stored(tb, "tsp-a")
     mode = {}
 
@@ -434,21 +383,14 @@ def test_cloud_requests_need_a_valid_certificate(tb):
         ctx.load_cert_chain(os.path.join(rogue, "tsp-a.pem"),
                             os.path.join(rogue, "tsp-a.key"))
         sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        got = b""
         try:
             s = ctx.wrap_socket(sock, server_hostname="localhost")
             s.sendall(data)
-            s.settimeout(2)
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                got += b
+            return recv_all(s, 2)
         except (ssl.SSLError, OSError):
-            pass
+            return b""
         finally:
             sock.close()
-        return got
 
     sched = tb.port["sched"]
     for label, mtype, payload in requests:

@@ -166,10 +166,9 @@ def test_fleet_through_three_regions(tb):
     positions consistent for every chip."""
     start_clouds(tb)
     base = vin(970)
-    d = tb.start_vehicle(base, route=ROUTE_ABC, fleet=4, fleet_spacing="300ms",
-                         **drive_opts(session_rekey=0))
-    vins = [base[:-1] + str(i) for i in range(4)]
-    stores = ["%s.%d" % (d.store, i) for i in range(4)]
+    tb.start_vehicle(base, route=ROUTE_ABC, fleet=4, fleet_spacing="300ms",
+                     **drive_opts(session_rekey=0))
+    vins, stores = map(list, zip(*tb.fleet(base, 4)))
     for s in stores:
         wait_until(lambda s=s: len(crossings(tb, s)) >= 2, timeout=120,
                    what="two crossings in %s" % s)

@@ -23,7 +23,8 @@ import ssl
 import subprocess
 import threading
 
-from harness import BIN, enrolled_probe, free_port, provisioned, testbed, vin, wait_until
+from harness import (BIN, enrolled_probe, free_port, provisioned, start_provisioning,
+                    testbed, vin, wait_until)
 from test_handover import EAST_EDGE_A
 from test_qkdd import call as kme_call
 from test_schedd import keys_stored, need_qkd
@@ -117,13 +118,6 @@ def start_clouds(tb):
         keys_stored(tb, t)
     for t in tb.tsps:
         tb.start_tsp(t, handover_timeout="30s")
-    tb.start_filler()
-    tb.start_registrar()
-
-
-def start_provisioning(tb):
-    for t in TSPS:
-        tb.start_tsp(t)
     tb.start_filler()
     tb.start_registrar()
 
@@ -288,7 +282,7 @@ def test_handover_in_flight(tb):
 
 @testbed(tsps=TSPS)
 def test_fill_register_rebind(tb):
-    start_provisioning(tb)
+    start_provisioning(tb, TSPS)
     ctl = Ctl(tb)
     v = vin(42)
     first = tb.path("probes", "ctl-first.db")

@@ -1,16 +1,10 @@
 """F2: registrard registers vehicles and syncs M2 to every TSP; duplicates
 change nothing anywhere."""
 
-from harness import enrolled_probe, provisioned, rsa_private_parts, wait_until
+from harness import (enrolled_probe, provisioned, rsa_private_parts, start_provisioning,
+                    wait_until)
 
 TSPS = ["tsp-a", "tsp-b"]
-
-
-def start_all(tb):
-    for t in TSPS:
-        tb.start_tsp(t)
-    tb.start_filler()
-    tb.start_registrar()
 
 
 def dumps(tb):
@@ -18,7 +12,7 @@ def dumps(tb):
 
 
 def test_register_syncs_m2(tb):
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     p = enrolled_probe(tb, TSPS, m=8)
     rows = {t: tb.query(t, "SELECT chip_id, prv, epoch FROM registrations "
                         "WHERE vehicle_id=?", (p.vin,)) for t in TSPS}
@@ -38,7 +32,7 @@ def test_register_syncs_m2(tb):
 
 
 def test_duplicate_registration_changes_nothing(tb):
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     first = enrolled_probe(tb, TSPS, m=8)
     # A second chip whose fill record has reached both TSPs.
     other = tb.probe()
@@ -80,7 +74,7 @@ def test_duplicate_registration_changes_nothing(tb):
 
 
 def test_operator_rebind(tb):
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     p = enrolled_probe(tb, TSPS, m=8)
     old_epoch = tb.scalar("tsp-a", "SELECT epoch FROM registrations WHERE vehicle_id=?",
                           (p.vin,))

@@ -19,18 +19,18 @@ import json
 import os
 import socket
 import ssl
-import struct
 import subprocess
 import threading
 import time
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from harness import (BIN, MKPKI, MT, STATUS, TIMEOUT, Skip, frame, pb_decode,
-                     pb_encode, status_name, testbed, wait_until)
+from harness import (BIN, MKPKI, MT, STATUS, Skip, frame, pb_decode,
+                     pb_encode, recv_chunks, split_frames, status_name, testbed,
+                     wait_until)
 
-MT_KEY_REPLY = 3
-MT_M7 = 4
+MT_KEY_REPLY = MT["MT_KEY_REPLY"]
+MT_M7 = MT["MT_M7"]
 
 
 # ---- messages --------------------------------------------------------------
@@ -69,9 +69,9 @@ class Tsp:
     """One TSP's mutual-TLS connection to schedd, frames in and out."""
 
     def __init__(self, tb, cert):
-        sock = socket.create_connection(("127.0.0.1", tb.port["sched"]), timeout=TIMEOUT)
-        self.sock = tb.client_tls(cert).wrap_socket(sock, server_hostname="localhost")
+        self.sock = tb.connect(tb.port["sched"], cert)
         self.buf = b""
+        self.pending = []
 
     def send(self, mtype, payload, rid):
         self.sock.sendall(frame(mtype, payload, rid))
@@ -80,13 +80,7 @@ class Tsp:
         """The next frame (type, payload, request_id); None if the peer
         closed or nothing came within timeout."""
         deadline = time.monotonic() + timeout
-        while True:
-            if len(self.buf) >= 4:
-                (n,) = struct.unpack(">I", self.buf[:4])
-                if len(self.buf) >= 4 + n:
-                    env = pb_decode(self.buf[4:4 + n])
-                    self.buf = self.buf[4 + n:]
-                    return (env[2][0], env.get(3, [b""])[0], env.get(4, [None])[0])
+        while not self.pending:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
@@ -97,7 +91,8 @@ class Tsp:
                 return None
             if not b:
                 return None
-            self.buf += b
+            self.pending, self.buf = split_frames(self.buf + b)
+        return self.pending.pop(0)
 
     def call(self, mtype, payload, rid, timeout=10.0):
         self.send(mtype, payload, rid)
@@ -110,22 +105,21 @@ class Tsp:
             pass
 
 
-class Provision:
-    """TSPB's provisioning listener: takes the forwarded A2 from schedd
-    (which must present the `sched` certificate) and answers each frame
-    with a Status of the given code."""
+class TlsServer:
+    """A listener of the test on one of the bed's ports, speaking mutual
+    TLS as the party of cert (only peers with certificates of the bed's CA
+    get through the handshake).  Each connection is served in a thread of
+    its own by session(sock, subject of the peer's certificate)."""
 
-    def __init__(self, tb, tsp, code="OK"):
-        self.code = code
-        self.frames = []		# (type, payload, request_id, peer CN, peer OU)
+    def __init__(self, tb, cert, port):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(tb.cert(tsp), tb.key(tsp))
+        ctx.load_cert_chain(tb.cert(cert), tb.key(cert))
         ctx.load_verify_locations(tb.ca)
         ctx.verify_mode = ssl.CERT_REQUIRED
         self.ctx = ctx
         self.lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", tb.port[tsp + "/provision"]))
+        self.lsock.bind(("127.0.0.1", port))
         self.lsock.listen(8)
         self.lsock.settimeout(0.2)
         self.stopping = False
@@ -138,36 +132,51 @@ class Provision:
                 sock, _ = self.lsock.accept()
             except (socket.timeout, OSError):
                 continue
-            try:
-                self._session(self.ctx.wrap_socket(sock, server_side=True))
-            except (ssl.SSLError, OSError):
-                sock.close()
+            threading.Thread(target=self._handshake, args=(sock,), daemon=True).start()
 
-    def _session(self, s):
-        subject = dict(x[0] for x in s.getpeercert()["subject"])
-        s.settimeout(5)
-        buf = b""
+    def _handshake(self, sock):
+        try:
+            s = self.ctx.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            sock.close()
+            return
         with s:
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    return
-                buf += b
-                while len(buf) >= 4 and len(buf) >= 4 + struct.unpack(">I", buf[:4])[0]:
-                    n = struct.unpack(">I", buf[:4])[0]
-                    env = pb_decode(buf[4:4 + n])
-                    buf = buf[4 + n:]
-                    rid = env.get(4, [0])[0]
-                    self.frames.append((env[2][0], env.get(3, [b""])[0], rid,
-                                        subject.get("commonName"),
-                                        subject.get("organizationalUnitName")))
-                    s.sendall(frame(MT["MT_STATUS"],
-                                    pb_encode([(1, STATUS.index(self.code))]), rid))
+            self.session(s, dict(x[0] for x in s.getpeercert()["subject"]))
+
+    def read_frames(self, s, timeout):
+        """The frames (type, payload, request_id) the peer sends on s, until
+        it closes, nothing comes for timeout seconds, or the server stops."""
+        buf = b""
+        for b in recv_chunks(s, timeout):
+            if self.stopping:
+                return
+            frames, buf = split_frames(buf + b)
+            yield from frames
+
+    def session(self, s, subject):
+        raise NotImplementedError
 
     def close(self):
         self.stopping = True
         self.thread.join(5)
         self.lsock.close()
+
+
+class Provision(TlsServer):
+    """TSPB's provisioning listener: takes the forwarded A2 from schedd
+    (which must present the `sched` certificate) and answers each frame
+    with a Status of the given code."""
+
+    def __init__(self, tb, tsp, code="OK"):
+        self.code = code
+        self.frames = []		# (type, payload, request_id, peer CN, peer OU)
+        super().__init__(tb, tsp, tb.port[tsp + "/provision"])
+
+    def session(self, s, subject):
+        for mtype, payload, rid in self.read_frames(s, 5):
+            self.frames.append((mtype, payload, rid, subject.get("commonName"),
+                                     subject.get("organizationalUnitName")))
+            s.sendall(frame(MT["MT_STATUS"], pb_encode([(1, STATUS.index(self.code))]), rid))
 
 
 def kme(tb, cert, method, path, body=None):

@@ -1,15 +1,9 @@
 """F4/F5: session establishment with M3 in both draw modes, its refusals,
 and session traffic."""
 
-from harness import enrolled_probe, testbed, wait_until
+from harness import enrolled_probe, start_provisioning, testbed, wait_until
 
 TSPS = ["tsp-a"]
-
-
-def start_all(tb):
-    tb.start_tsp("tsp-a")
-    tb.start_filler()
-    tb.start_registrar()
 
 
 def used(tb, chip):
@@ -49,9 +43,17 @@ def code_of(probe, idx):
     return [c for i, c, _, _ in probe.keys() if i == idx][0]
 
 
+def authenticated_probe(tb, m):
+    """The clouds, and a probe with m chip keys that passed F3 at tsp-a."""
+    start_provisioning(tb, TSPS)
+    p = enrolled_probe(tb, TSPS, m=m)
+    assert p.auth("tsp-a").status == "OK"
+    return p
+
+
 @testbed(tsps=TSPS)
 def test_m3_sequential(tb):
-    start_all(tb)
+    start_provisioning(tb, TSPS)
     p = enrolled_probe(tb, TSPS, m=16)
     refused(tb, p, "AUTH_REQUIRED", mode="seq")
     # The vehicle destroyed key 0 before sending, even though it was refused.
@@ -102,9 +104,7 @@ def test_m3_sequential(tb):
 
 @testbed(tsps=TSPS)
 def test_m3_arbitrary(tb):
-    start_all(tb)
-    p = enrolled_probe(tb, TSPS, m=16)
-    assert p.auth("tsp-a").status == "OK"
+    p = authenticated_probe(tb, 16)
     r = p.m3("tsp-a", mode="arb", index=9, keep_key=True)
     assert r.status == "OK" and r["code"] == code_of(p, 9), r
     # Arbitrary mode: a lower key is fine, no keys are burned.
@@ -125,9 +125,7 @@ def test_m3_arbitrary(tb):
 
 @testbed(tsps=TSPS)
 def test_m3_unknown_or_unregistered(tb):
-    start_all(tb)
-    p = enrolled_probe(tb, TSPS, m=8)
-    assert p.auth("tsp-a").status == "OK"
+    authenticated_probe(tb, 8)
     # A vehicle the TSP never authenticated (a second, registered probe).
     q = enrolled_probe(tb, TSPS, m=8)
     refused(tb, q, "AUTH_REQUIRED", mode="seq")
@@ -138,9 +136,7 @@ def test_m3_unknown_or_unregistered(tb):
 
 @testbed(tsps=TSPS)
 def test_telemetry_thousand_messages(tb):
-    start_all(tb)
-    p = enrolled_probe(tb, TSPS, m=8)
-    assert p.auth("tsp-a").status == "OK"
+    p = authenticated_probe(tb, 8)
     assert p.m3("tsp-a").status == "OK"
     r = p.telemetry("tsp-a", 1000, replay_last=True, wait_ms=5000)
     assert r.status == "OK", r
@@ -162,9 +158,7 @@ def test_telemetry_thousand_messages(tb):
 def test_acknowledged_telemetry_survives_crash(tb):
     """Telemetry is acknowledged only after it is stored: a kill -9 of the
     TSP right after the acks loses none of it, and the session continues."""
-    start_all(tb)
-    p = enrolled_probe(tb, TSPS, m=8)
-    assert p.auth("tsp-a").status == "OK"
+    p = authenticated_probe(tb, 8)
     assert p.m3("tsp-a").status == "OK"
     r = p.telemetry("tsp-a", 200)
     assert r["acked"] == "200", r

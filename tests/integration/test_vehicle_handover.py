@@ -41,17 +41,24 @@ def fakes(tb, script, *ids):
             if i == 0 else FakeTsp(tb, t) for i, t in enumerate(ids)]
 
 
+def prepared(tb, min_lon):
+    """fillerd, registrard and scripted tsp-a and tsp-b: tsp-a offers tsp-b
+    in M5 from longitude min_lon on and sends HandoverReady from tsp-b when
+    M6 names it.  (tsp-a, tsp-b)."""
+    tb.start_filler()
+    tb.start_registrar()
+    fb = FakeTsp(tb, "tsp-b")
+    script = M5Script([tsp_info(tb, "tsp-b")], min_lon=min_lon, ready=fb)
+    return FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6), fb
+
+
 @testbed(tsps=["tsp-a", "tsp-b"])
 def test_prepared_handover_needs_m3_only(tb):
     """HandoverReady before the boundary: the vehicle pre-connects to
     tsp-b, says Bye to tsp-a on the crossing and is served by tsp-b after
     one M3 on the pre-opened connection; no F3 there, no new session with
     tsp-a once tsp-b holds its context."""
-    tb.start_filler()
-    tb.start_registrar()
-    fb = FakeTsp(tb, "tsp-b")
-    script = M5Script([tsp_info(tb, "tsp-b")], min_lon=120.075, ready=fb)
-    fa = FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6)
+    fa, fb = prepared(tb, 120.075)
     v = vin(950)
     try:
         tb.start_vehicle(v, route=ROUTE_AB, **drive_opts(session_rekey=3))
@@ -161,11 +168,7 @@ def test_m6_declines_at_the_end_of_the_trip(tb):
 def test_probe_answers_m5(tb):
     """qprobe's telemetry places its samples, reports M5, answers M6 and
     waits for HandoverReady; its M3 then needs no F3 at the new TSP."""
-    tb.start_filler()
-    tb.start_registrar()
-    fb = FakeTsp(tb, "tsp-b")
-    script = M5Script([tsp_info(tb, "tsp-b")], min_lon=120.08, ready=fb)
-    fa = FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6)
+    fa, fb = prepared(tb, 120.08)
     try:
         p = tb.probe()
         p.fill(m=8)
@@ -192,11 +195,7 @@ def test_probe_answers_m5(tb):
 def test_reauth_on_entry_baseline(tb):
     """reauth_on_entry: the same drive and prepared handover, but F3 + F4
     at the new TSP, measured as a crossing with reauth=1."""
-    tb.start_filler()
-    tb.start_registrar()
-    fb = FakeTsp(tb, "tsp-b")
-    script = M5Script([tsp_info(tb, "tsp-b")], min_lon=120.075, ready=fb)
-    fa = FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6)
+    fa, fb = prepared(tb, 120.075)
     v = vin(955)
     try:
         tb.start_vehicle(v, route=ROUTE_AB, reauth_on_entry=True, **drive_opts())

@@ -1,19 +1,32 @@
 """qroam wire format for tests: a minimal protobuf codec and frames
-(PROTOCOL section 5), independent of the C implementation."""
+(PROTOCOL section 5), independent of the C implementation.  The message
+type numbers and status codes are read from proto/qroam.proto, so they are
+the ones the daemons are built with."""
 
+import os
+import re
 import struct
 
-MT = {
-    "MT_NONE": 0, "MT_KEY_REQUEST": 1, "MT_ACCESS_REQUEST": 2,
-    "MT_KEY_REPLY": 3, "MT_M7": 4, "MT_STATUS": 10,
-    "MT_FILL_REQUEST": 20, "MT_FILL_REPLY": 21, "MT_FILL_RECORD": 22,
-    "MT_REGISTER": 23, "MT_M1": 24, "MT_M2": 25, "MT_M4": 40,
-    "MT_AUTH_RESULT": 41, "MT_M3": 42, "MT_SESSION_MSG": 43,
-    "MT_M8": 60, "MT_M8_ACK": 61,
-}
-STATUS = ["OK", "DUPLICATE_REGISTRATION", "UNKNOWN_VEHICLE", "UNKNOWN_CHIP",
-          "AUTH_FAILED", "AUTH_REQUIRED", "KEY_REUSED", "KEY_EXHAUSTED",
-          "DECRYPT_FAILED", "STALE", "BAD_REQUEST", "UNAVAILABLE", "INTERNAL"]
+PROTO = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "proto", "qroam.proto")
+
+
+def proto_enum(name, path=PROTO):
+    """{symbol: number} of `enum name` in a .proto file, in file order."""
+    with open(path) as f:
+        text = re.sub(r"//[^\n]*", "", f.read())
+    m = re.search(r"\benum\s+%s\s*\{([^}]*)\}" % re.escape(name), text)
+    if m is None:
+        raise ValueError("%s: no enum %s" % (path, name))
+    return {k: int(v) for k, v in re.findall(r"(\w+)\s*=\s*(-?\d+)\s*;", m.group(1))}
+
+
+# Message type numbers and status codes as proto/qroam.proto defines them.
+MT = proto_enum("MsgType")
+_CODES = proto_enum("StatusCode")
+STATUS = [None] * (max(_CODES.values()) + 1)
+for _name, _code in _CODES.items():
+    STATUS[_code] = _name
 
 
 def pb_varint(n):
@@ -103,9 +116,9 @@ def frame(mtype, payload=None, request_id=None, version=1):
     return struct.pack(">I", len(env)) + env
 
 
-def parse_frames(data):
-    """Split received bytes into [(type, payload, request_id)]; a trailing
-    partial frame is ignored."""
+def split_frames(data):
+    """Split received bytes into ([(type, payload, request_id)], the bytes
+    of a trailing partial frame)."""
     frames = []
     i = 0
     while i + 4 <= len(data):
@@ -116,12 +129,18 @@ def parse_frames(data):
         frames.append((env.get(2, [None])[0], env.get(3, [b""])[0],
                        env.get(4, [None])[0]))
         i += 4 + n
-    return frames
+    return frames, data[i:]
+
+
+def parse_frames(data):
+    """The whole frames of received bytes; a trailing partial frame is
+    ignored."""
+    return split_frames(data)[0]
 
 
 def status_name(payload):
     """Name of the code in a Status or AuthResult payload."""
     code = pb_decode(payload).get(1, [None])[0]
-    if code is None or code >= len(STATUS):
+    if code is None or code >= len(STATUS) or STATUS[code] is None:
         return "?%r" % (code,)
     return STATUS[code]
