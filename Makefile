@@ -103,14 +103,11 @@ $(BUILD)/bin/%: $(BUILD)/obj/bin/%
 	@mkdir -p $(@D)
 	$(Q)cp $< $@
 
-# Test tool: the vehicle library driven by a script-friendly CLI.  It links
-# libvehicle.a only, but is relinked whenever libvehicled.a changes too: the
-# integration harness refuses a qprobe older than libvehicled.a.
-$(BUILD)/asan/bin/qprobe: $(QPROBE) $(BUILD)/asan/libvehicle.a $(BUILD)/asan/libqroam.a \
-    $(BUILD)/asan/libvehicled.a
+# Test tool: the vehicle library driven by a script-friendly CLI.
+$(BUILD)/asan/bin/qprobe: $(QPROBE) $(BUILD)/asan/libvehicle.a $(BUILD)/asan/libqroam.a
 	@mkdir -p $(@D)
 	$(E) LD $@
-	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $(filter-out %/libvehicled.a,$^) $(LDLIBS)
+	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
 CTLOBJ = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(wildcard qroamctl/*.c))
 $(BUILD)/obj/bin/qroamctl: $(call CTLOBJ,obj) $(BUILD)/obj/libvehicle.a $(BUILD)/obj/libqroam.a

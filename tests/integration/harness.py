@@ -128,8 +128,9 @@ def check_build():
         exe = os.path.join(BIN, prog)
         if not os.path.exists(exe):
             raise AssertionError("%s is not built (run `make asan`)" % exe)
-        lib = "libvehicled.a" if prog == "qprobe" else "lib%s.a" % prog
-        for dep in (lib, "libqroam.a"):
+        libs = {"qprobe": ["libvehicle.a"],
+                "vehicled": ["libvehicled.a", "libvehicle.a"]}.get(prog, ["lib%s.a" % prog])
+        for dep in libs + ["libqroam.a"]:
             dep = os.path.join(libdir, dep)
             if os.path.exists(dep) and os.path.getmtime(dep) > os.path.getmtime(exe):
                 raise AssertionError("%s is older than %s: stale build (run `make asan`)"

@@ -86,6 +86,10 @@ class Probe:
         return r
 
     def register(self, rebind=False, **kw):
+        # The registrar answers after generating the key pair, which takes
+        # seconds for RSA-3072 under the sanitizers on a busy machine; a
+        # retry after a lost answer is refused as a duplicate, so wait long.
+        kw.setdefault("wait_ms", 60000)
         return self.run("register", V=self.vin, rebind=rebind, **kw)
 
     def auth(self, tsp, **kw):

@@ -112,7 +112,7 @@ def test_enrollment_waits_for_the_registrar(tb):
     tb.start_filler()
     v = vin(903)
     tb.start_vehicle(v, "tsp-a", fill_m=16, telemetry_interval="100ms",
-                     retransmit="500ms", provision_timeout="500ms")
+                     retransmit="500ms", provision_timeout="60s")
     tb.wait_log(v, r"enrollment: NO_REPLY; retrying")
     assert tb.count(v, "registration") == 0
     tb.start_registrar()
