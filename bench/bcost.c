@@ -142,7 +142,7 @@ qb_cmd_cost(struct qbench *q)
 	    crypto_priv_to_der(c.c_key, &c.c_der, &c.c_derlen) == -1 ||
 	    msg_m4_seal(c.c_key, chip, QB_COST_TSP, c.c_nonce, 1, &c.c_ct,
 	    &c.c_ctlen) == -1)
-		return qb_result(QB_LOCAL, "ERROR", "reason=crypto");
+		return result_print(QB_LOCAL, "ERROR", "reason=crypto");
 	parse = qb_cost_time(&c, qb_cost_parse, n);
 	m4 = qb_cost_time(&c, qb_cost_m4, n);
 	sign = qb_cost_time(&c, qb_cost_sign, n);
@@ -152,7 +152,7 @@ qb_cmd_cost(struct qbench *q)
 	free(c.c_ct);
 	EVP_PKEY_free(c.c_key);
 	crypto_wipe(c.c_k1, sizeof(c.c_k1));
-	return qb_result(QB_RAN, "OK", "samples=%zu prv_parse_us=%.1f"
+	return result_print(QB_RAN, "OK", "samples=%zu prv_parse_us=%.1f"
 	    " m4_open_us=%.1f pss_sign_us=%.1f session_msg_us=%.1f", n, parse,
 	    m4, sign, session);
 }

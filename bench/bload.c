@@ -278,13 +278,13 @@ qb_cmd_gap(struct qbench *q)
 	sh.sh_q = q;
 	sh.sh_index = q->q_first;
 	if (qb_sides(q, sh.sh_side) == -1 || (port = qb_echo_start()) == 0)
-		return qb_result(QB_LOCAL, "ERROR", "reason=setup");
+		return result_print(QB_LOCAL, "ERROR", "reason=setup");
 	qb_shuttle_alloc(&sh, n);
 	rtt = xcalloc((size_t)n * QB_RTT_EACH, sizeof(*rtt));
 	if (qb_shuttle_start(&sh) == -1) {
 		qb_shuttle_free(&sh);
 		free(rtt);
-		return qb_result(QB_RAN, "FAILED", "reason=start");
+		return result_print(QB_RAN, "FAILED", "reason=start");
 	}
 	for (k = 0; k < n; k++) {
 		if (qb_rtt(port, 256, rtt + (size_t)k * QB_RTT_EACH,
@@ -297,7 +297,7 @@ qb_cmd_gap(struct qbench *q)
 	d50 = qb_report(q, "destroy_us", sh.sh_destroy, sh.sh_ngap_h, NULL);
 	r50 = qb_report(q, "gap_reauth_us", sh.sh_gap_r, sh.sh_ngap_r, NULL);
 	p50 = qb_report(q, "prep_us", sh.sh_prep, sh.sh_nprep, &p99);
-	qb_result(QB_RAN, k == n ? "OK" : "FAILED", "crossings=%u handovers=%zu"
+	result_print(QB_RAN, k == n ? "OK" : "FAILED", "crossings=%u handovers=%zu"
 	    " reauths=%zu failures=%u rtt_us_p50=%.1f gap_handover_us_p50=%.1f"
 	    " key_destroy_us_p50=%.1f gap_reauth_us_p50=%.1f prep_us_p50=%.1f"
 	    " prep_us_p99=%.1f", k, sh.sh_ngap_h, sh.sh_ngap_r,
@@ -368,7 +368,7 @@ qb_cmd_handover(struct qbench *q)
 	}
 	pthread_barrier_destroy(&bar);
 	p50 = qb_report(q, "prep_us", prep, np, &p99);
-	qb_result(QB_RAN, fails ? "FAILED" : "OK", "parallel=%u handovers=%zu"
+	result_print(QB_RAN, fails ? "FAILED" : "OK", "parallel=%u handovers=%zu"
 	    " failures=%u seconds=%.3f per_second=%.1f prep_us_p50=%.1f"
 	    " prep_us_p99=%.1f", P, np, fails, (end - t0) / 1e6,
 	    end > t0 ? (double)np / ((end - t0) / 1e6) : 0.0, p50, p99);
@@ -415,7 +415,7 @@ qb_cmd_auth(struct qbench *q)
 
 	W = q->q_window ? q->q_window : 16;
 	if (qb_single(q, &v, &bc) == -1)
-		return qb_result(QB_LOCAL, "ERROR", "reason=setup");
+		return result_print(QB_LOCAL, "ERROR", "reason=setup");
 	nonce = xcalloc(W, sizeof(*nonce));
 	slot = xcalloc(W, sizeof(*slot));
 	for (i = 0; i < W; i++)
@@ -449,7 +449,7 @@ qb_cmd_auth(struct qbench *q)
 	bveh_close(&v);
 	free(slot);
 	free(nonce);
-	return qb_result(QB_RAN, got == sent && ok == got ? "OK" : "FAILED",
+	return result_print(QB_RAN, got == sent && ok == got ? "OK" : "FAILED",
 	    "window=%llu sent=%llu ok=%llu seconds=%.3f per_second=%.1f",
 	    (unsigned long long)W, (unsigned long long)sent,
 	    (unsigned long long)ok, (end - t0) / 1e6,
@@ -489,12 +489,12 @@ qb_cmd_telemetry(struct qbench *q)
 
 	W = q->q_window ? q->q_window : 128;
 	if (qb_single(q, &v, &bc) == -1)
-		return qb_result(QB_LOCAL, "ERROR", "reason=setup");
+		return result_print(QB_LOCAL, "ERROR", "reason=setup");
 	if (bveh_auth(&v, &bc, q->q_tsp_a) != 0 ||
 	    bveh_m3(&v, &bc, q->q_tsp_a) != 0) {
 		bconn_close(&bc);
 		bveh_close(&v);
-		return qb_result(QB_RAN, "FAILED", "reason=no-session");
+		return result_print(QB_RAN, "FAILED", "reason=no-session");
 	}
 	t0 = end = qb_now_us();
 	stop = t0 + (q->q_seconds > 0 ? q->q_seconds : 2) * 1e6;
@@ -512,7 +512,7 @@ qb_cmd_telemetry(struct qbench *q)
 	}
 	bconn_close(&bc);
 	bveh_close(&v);
-	return qb_result(QB_RAN, acked == sent ? "OK" : "FAILED", "window=%llu"
+	return result_print(QB_RAN, acked == sent ? "OK" : "FAILED", "window=%llu"
 	    " sent=%llu acked=%llu seconds=%.3f per_second=%.1f",
 	    (unsigned long long)W, (unsigned long long)sent,
 	    (unsigned long long)acked, (end - t0) / 1e6,

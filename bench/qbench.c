@@ -40,22 +40,6 @@ qb_now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-int
-qb_result(int rc, const char *status, const char *fmt, ...)
-{
-	va_list	ap;
-
-	printf("RESULT %s", status);
-	if (fmt != NULL && fmt[0] != '\0') {
-		putchar(' ');
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-	}
-	putchar('\n');
-	fflush(stdout);
-	return rc;
-}
 
 void
 qb_store_path(const struct qbench *q, uint32_t i, char *buf, size_t len)
@@ -221,16 +205,16 @@ qb_cmd_rtt(struct qbench *q)
 	size_t		 n = q->q_count ? q->q_count : 1000;
 
 	if ((port = qb_echo_start()) == 0)
-		return qb_result(QB_LOCAL, "ERROR", "reason=echo");
+		return result_print(QB_LOCAL, "ERROR", "reason=echo");
 	v = xcalloc(n, sizeof(*v));
 	if (qb_rtt(port, q->q_window ? q->q_window : 256, v, n) == -1) {
 		free(v);
-		return qb_result(QB_LOCAL, "ERROR", "reason=rtt");
+		return result_print(QB_LOCAL, "ERROR", "reason=rtt");
 	}
 	qb_print_samples(q, "rtt_us", v, n);
 	qb_percentiles(v, n, &p50, &p99);
 	free(v);
-	return qb_result(QB_RAN, "OK", "samples=%zu rtt_us_p50=%.1f"
+	return result_print(QB_RAN, "OK", "samples=%zu rtt_us_p50=%.1f"
 	    " rtt_us_p99=%.1f", n, p50, p99);
 }
 
@@ -292,13 +276,13 @@ qb_cmd_enroll(struct qbench *q)
 	double		t0 = qb_now_us();
 
 	if (q->q_vin == NULL || strlen(q->q_vin) != 17 || q->q_count == 0)
-		return qb_result(QB_LOCAL, "USAGE", "reason=enroll needs -V VIN"
+		return result_print(QB_LOCAL, "USAGE", "reason=enroll needs -V VIN"
 		    " -n N");
 	qb_vprov(q, &vp);
 	for (i = q->q_first; i < q->q_first + q->q_count; i++)
 		if (qb_enroll_one(q, &vp, i) == -1)
-			return qb_result(QB_RAN, "FAILED", "vehicle=%u", i);
-	return qb_result(QB_RAN, "OK", "vehicles=%u seconds=%.2f", q->q_count,
+			return result_print(QB_RAN, "FAILED", "vehicle=%u", i);
+	return result_print(QB_RAN, "OK", "vehicles=%u seconds=%.2f", q->q_count,
 	    (qb_now_us() - t0) / 1e6);
 }
 
@@ -432,17 +416,17 @@ main(int argc, char *argv[])
 	if ((cmd = qb_global_opts(&q, argc, argv)) == -1 ||
 	    qb_command_opts(&q, argc - cmd, argv + cmd) == -1) {
 		qb_usage();
-		return qb_result(QB_LOCAL, "USAGE", "reason=bad-arguments");
+		return result_print(QB_LOCAL, "USAGE", "reason=bad-arguments");
 	}
 	if (topo_load(q.q_topofile, &q.q_topo) == -1)
-		return qb_result(QB_LOCAL, "ERROR", "reason=topology");
+		return result_print(QB_LOCAL, "ERROR", "reason=topology");
 	rc = -1;
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(argv[cmd], cmds[i].name) == 0)
 			rc = cmds[i].fn(&q);
 	if (rc == -1) {
 		qb_usage();
-		rc = qb_result(QB_LOCAL, "USAGE", "reason=unknown-command");
+		rc = result_print(QB_LOCAL, "USAGE", "reason=unknown-command");
 	}
 	topo_free(&q.q_topo);
 	return rc;

@@ -18,6 +18,7 @@
 
 #include "frame.h"
 #include "msg.h"
+#include "result.h"
 #include "topo.h"
 
 #include "chip.h"
@@ -124,8 +125,6 @@ void	qb_print_samples(const struct qbench *, const char *name,
 uint16_t qb_echo_start(void);
 /* Round trips of len bytes to the echo server, n samples in us. */
 int	qb_rtt(uint16_t port, size_t len, double *out, size_t n);
-int	qb_result(int rc, const char *status, const char *fmt, ...)
-	    __attribute__((format(printf, 3, 4)));
 
 /* bload.c: the measurements. */
 int	qb_cmd_gap(struct qbench *);

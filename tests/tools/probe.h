@@ -14,6 +14,7 @@
 
 #include "conn.h"
 #include "frame.h"
+#include "result.h"
 #include "topo.h"
 
 #include "chip.h"
@@ -66,9 +67,6 @@ struct probe {
 	const char		*o_m6;
 };
 
-/* Print the final RESULT line and return the exit code rc. */
-int	probe_result(int rc, const char *status, const char *fmt, ...)
-	    __attribute__((format(printf, 3, 4)));
 /* Usage on stderr and a USAGE result. */
 int	probe_usage(const char *why);
 /* Load the registration of the chip store (Pbv, vehicle id, chip id). */

@@ -84,26 +84,26 @@ probe_m3_reply(struct probe *p, const struct frame *f, const uint8_t k1[32],
 
 	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
 		if (vmsg_status(f, &code) == -1)
-			return probe_result(PROBE_RAN, "MALFORMED", NULL);
-		return probe_result(PROBE_RAN, msg_status_name(code),
+			return result_print(PROBE_RAN, "MALFORMED", NULL);
+		return result_print(PROBE_RAN, msg_status_name(code),
 		    "index=%u code=%s", ck->ck_index, ck->ck_code);
 	}
 	if (f->f_type != QROAM__MSG_TYPE__MT_SESSION_MSG)
-		return probe_result(PROBE_RAN, "MALFORMED", "type=%s",
+		return result_print(PROBE_RAN, "MALFORMED", "type=%s",
 		    frame_type_name(f->f_type));
 	in = vmsg_session_in(f, k1, p->p_reg.cr_vid, p->o_tsp, &rx, &why);
 	if (in == NULL) {
 		fprintf(stderr, "qprobe: m3 reply: %s\n", why);
-		return probe_result(PROBE_RAN, "DECRYPT_FAILED", "where=vehicle");
+		return result_print(PROBE_RAN, "DECRYPT_FAILED", "where=vehicle");
 	}
 	ok = in->body_case == QROAM__SESSION_INNER__BODY_RESPONSE &&
 	    in->response->ack_seq == 0;
 	qroam__session_inner__free_unpacked(in, NULL);
 	if (!ok)
-		return probe_result(PROBE_RAN, "MALFORMED", "reason=reply");
+		return result_print(PROBE_RAN, "MALFORMED", "reason=reply");
 	if (probe_session_save(p, k1, rx) == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=store");
-	return probe_result(PROBE_RAN, "OK", "index=%u code=%s", ck->ck_index,
+		return result_print(PROBE_LOCAL, "ERROR", "reason=store");
+	return result_print(PROBE_RAN, "OK", "index=%u code=%s", ck->ck_index,
 	    ck->ck_code);
 }
 
@@ -121,24 +121,24 @@ probe_m3(struct probe *p)
 	int			 rc;
 
 	if (probe_load_reg(p) == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=unregistered");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=unregistered");
 	switch (probe_pick_key(p, &ck)) {
 	case CHIP_DRAW_OK:
 		break;
 	case CHIP_DRAW_DESTROYED:
-		return probe_result(PROBE_RAN, "KEY_REUSED",
+		return result_print(PROBE_RAN, "KEY_REUSED",
 		    "index=%u code=%s where=chip", ck.ck_index, ck.ck_code);
 	case CHIP_DRAW_NONE:
 		if (p->o_has_index || p->o_code != NULL)
-			return probe_result(PROBE_LOCAL, "ERROR",
+			return result_print(PROBE_LOCAL, "ERROR",
 			    "reason=no-such-key");
-		return probe_result(PROBE_RAN, "KEY_EXHAUSTED", NULL);
+		return result_print(PROBE_RAN, "KEY_EXHAUSTED", NULL);
 	default:
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=store");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=store");
 	}
 	if (!p->o_keep_key && chip_destroy_key(p->p_db, ck.ck_index) == -1) {
 		chip_key_wipe(&ck);
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=destroy");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=destroy");
 	}
 	memset(&rp, 0, sizeof(rp));
 	if ((tt = topo_tsp(&p->p_topo, p->o_tsp)) != NULL)
@@ -155,9 +155,9 @@ probe_m3(struct probe *p)
 		rc = -1;
 	msg_m3_clear(&m3);
 	if (rc == -1)
-		rc = probe_result(PROBE_LOCAL, "ERROR", "reason=m3");
+		rc = result_print(PROBE_LOCAL, "ERROR", "reason=m3");
 	else if (rc == 0)
-		rc = probe_result(PROBE_RAN, "NO_REPLY", "index=%u code=%s",
+		rc = result_print(PROBE_RAN, "NO_REPLY", "index=%u code=%s",
 		    ck.ck_index, ck.ck_code);
 	else {
 		rc = probe_m3_reply(p, &f, k1, &ck);
@@ -395,7 +395,7 @@ probe_telemetry_run(struct probe_run *r)
 		if (probe_telemetry_frame(p, r->r_k1, first + i, &buf,
 		    &len) == -1 || conn_send_raw(r->r_c, buf, len) == -1) {
 			free(buf);
-			return probe_result(PROBE_LOCAL, "ERROR", "reason=send");
+			return result_print(PROBE_LOCAL, "ERROR", "reason=send");
 		}
 	}
 	*r->r_tx = last = first + p->o_count;
@@ -408,10 +408,10 @@ probe_telemetry_run(struct probe_run *r)
 	free(buf);
 	probe_handover_kv(r, ho, sizeof(ho));
 	if (status != -1 && acked < p->o_count)
-		return probe_result(PROBE_RAN, msg_status_name(status),
+		return result_print(PROBE_RAN, msg_status_name(status),
 		    "sent=%" PRIu64 " acked=%" PRIu64 "%s", p->o_count, acked,
 		    ho);
-	return probe_result(PROBE_RAN, "OK", "sent=%" PRIu64 " acked=%" PRIu64
+	return result_print(PROBE_RAN, "OK", "sent=%" PRIu64 " acked=%" PRIu64
 	    "%s%s", p->o_count, acked, !p->o_replay_last ? "" : replay_acked ?
 	    " replay=accepted" : " replay=refused", ho);
 }
@@ -429,12 +429,12 @@ probe_telemetry(struct probe *p)
 	if (p->o_count == 0)
 		return probe_usage("telemetry needs -n COUNT >= 1");
 	if (probe_load_reg(p) == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=unregistered");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=unregistered");
 	if (probe_session_load(p, k1, &tx, &rx) == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=no-session");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=no-session");
 	if ((c = probe_connect(p, p->o_tsp, 0)) == NULL) {
 		crypto_wipe(k1, sizeof(k1));
-		return probe_result(PROBE_RAN, "NO_REPLY", "reason=connect");
+		return result_print(PROBE_RAN, "NO_REPLY", "reason=connect");
 	}
 	memset(&r, 0, sizeof(r));
 	r.r_p = p;
@@ -485,29 +485,29 @@ probe_send(struct probe *p)
 	if (p->o_file == NULL)
 		return probe_usage("send needs a FILE");
 	if ((buf = probe_read_file(p->o_file, &len)) == NULL)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=file");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=file");
 	if ((c = probe_connect(p, p->o_tsp, p->o_provision)) == NULL) {
 		free(buf);
-		return probe_result(PROBE_RAN, "NO_REPLY", "reason=connect");
+		return result_print(PROBE_RAN, "NO_REPLY", "reason=connect");
 	}
 	rc = conn_send_raw(c, buf, len) == 0 &&
 	    conn_recv_sync(c, &f, p->p_wait_ms) == 0;
 	conn_free_sync(c);
 	free(buf);
 	if (!rc)
-		return probe_result(PROBE_RAN, "NO_REPLY", NULL);
+		return result_print(PROBE_RAN, "NO_REPLY", NULL);
 	if (vmsg_status(&f, &code) == 0)
-		rc = probe_result(PROBE_RAN, msg_status_name(code), NULL);
+		rc = result_print(PROBE_RAN, msg_status_name(code), NULL);
 	else if (f.f_type == QROAM__MSG_TYPE__MT_AUTH_RESULT) {
 		Qroam__AuthResult *ar = (Qroam__AuthResult *)frame_unpack(&f,
 		    &qroam__auth_result__descriptor);
 
-		rc = probe_result(PROBE_RAN, ar ? msg_status_name(ar->code) :
+		rc = result_print(PROBE_RAN, ar ? msg_status_name(ar->code) :
 		    "MALFORMED", "type=MT_AUTH_RESULT");
 		if (ar != NULL)
 			qroam__auth_result__free_unpacked(ar, NULL);
 	} else
-		rc = probe_result(PROBE_RAN, "OK", "type=%s",
+		rc = result_print(PROBE_RAN, "OK", "type=%s",
 		    frame_type_name(f.f_type));
 	frame_release(&f);
 	return rc;

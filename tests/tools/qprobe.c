@@ -27,23 +27,6 @@
 
 #include "probe.h"
 
-/* Print the final RESULT line and return the exit code. */
-int
-probe_result(int rc, const char *status, const char *fmt, ...)
-{
-	va_list	ap;
-
-	printf("RESULT %s", status);
-	if (fmt != NULL && fmt[0] != '\0') {
-		putchar(' ');
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-	}
-	putchar('\n');
-	fflush(stdout);
-	return rc;
-}
 
 /* Usage on stderr and a USAGE result. */
 int
@@ -61,7 +44,7 @@ probe_usage(const char *why)
 	    "  telemetry -T TSP -n COUNT [--replay-last] [--at LAT,LON"
 	    " [--heading DEG] [--speed M_S]] [--m6 TSP|decline]\n"
 	    "  send -T TSP FILE [--provision]\n", why);
-	return probe_result(PROBE_LOCAL, "USAGE", "reason=%s", "bad-arguments");
+	return result_print(PROBE_LOCAL, "USAGE", "reason=%s", "bad-arguments");
 }
 
 /* Provisioning parameters from the global options. */
@@ -186,9 +169,9 @@ probe_fill(struct probe *p)
 	probe_vprov(p, &vp);
 	rc = vprov_fill(&vp, p->p_db, p->o_m, &ci);
 	if (rc == QROAM__STATUS_CODE__OK)
-		return probe_result(PROBE_RAN, "OK", "chip_id=%s m=%u",
+		return result_print(PROBE_RAN, "OK", "chip_id=%s m=%u",
 		    ci.ci_chip_id, ci.ci_m);
-	return probe_result(rc == VPROV_ERROR ? PROBE_LOCAL : PROBE_RAN,
+	return result_print(rc == VPROV_ERROR ? PROBE_LOCAL : PROBE_RAN,
 	    vprov_result_name(rc), NULL);
 }
 
@@ -204,8 +187,8 @@ probe_register(struct probe *p)
 	probe_vprov(p, &vp);
 	rc = vprov_register(&vp, p->p_db, p->o_vin, p->o_rebind);
 	if (rc == QROAM__STATUS_CODE__OK)
-		return probe_result(PROBE_RAN, "OK", "vehicle_id=%s", p->o_vin);
-	return probe_result(rc == VPROV_ERROR ? PROBE_LOCAL : PROBE_RAN,
+		return result_print(PROBE_RAN, "OK", "vehicle_id=%s", p->o_vin);
+	return result_print(rc == VPROV_ERROR ? PROBE_LOCAL : PROBE_RAN,
 	    vprov_result_name(rc), NULL);
 }
 
@@ -221,35 +204,35 @@ probe_auth(struct probe *p)
 	int		 rc, code;
 
 	if (probe_load_reg(p) == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=unregistered");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=unregistered");
 	vid = p->o_vid ? p->o_vid : p->p_reg.cr_vid;
 	chip = p->o_chip_id ? p->o_chip_id : p->p_reg.cr_chip_id;
 	as = p->o_as_tsp ? p->o_as_tsp : p->o_tsp;
 	now = (int64_t)store_now_ms() + p->o_time_offset;
 	if (vmsg_m4(&m4, p->p_pbv, vid, chip, as, now < 0 ? 0 : (uint64_t)now,
 	    nonce) == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=m4");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=m4");
 	rc = probe_exchange(p, QROAM__MSG_TYPE__MT_M4, &m4.base, &f);
 	vmsg_m4_clear(&m4);
 	if (rc == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=send");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=send");
 	if (rc == 0)
-		return probe_result(PROBE_RAN, "NO_REPLY", NULL);
+		return result_print(PROBE_RAN, "NO_REPLY", NULL);
 	switch (vmsg_auth_check(&f, p->p_pbv, vid, p->o_tsp, nonce, &code)) {
 	case VMSG_AUTH_OK:
-		rc = probe_result(PROBE_RAN, "OK", NULL);
+		rc = result_print(PROBE_RAN, "OK", NULL);
 		break;
 	case VMSG_AUTH_REFUSED:
-		rc = probe_result(PROBE_RAN, msg_status_name(code), NULL);
+		rc = result_print(PROBE_RAN, msg_status_name(code), NULL);
 		break;
 	case VMSG_AUTH_BAD_SIG:
-		rc = probe_result(PROBE_RAN, "BAD_SIGNATURE", NULL);
+		rc = result_print(PROBE_RAN, "BAD_SIGNATURE", NULL);
 		break;
 	case VMSG_AUTH_OTHER:
-		rc = probe_result(PROBE_RAN, "BAD_SIGNATURE", "reason=nonce");
+		rc = result_print(PROBE_RAN, "BAD_SIGNATURE", "reason=nonce");
 		break;
 	default:
-		rc = probe_result(PROBE_RAN, "MALFORMED", "type=%s",
+		rc = result_print(PROBE_RAN, "MALFORMED", "type=%s",
 		    frame_type_name(f.f_type));
 		break;
 	}
@@ -512,10 +495,10 @@ main(int argc, char *argv[])
 	if (probe_command_opts(&p, argc - optind, argv + optind) == -1)
 		return probe_usage("bad command options");
 	if (topo_load(p.p_topofile, &p.p_topo) == -1)
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=topology");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=topology");
 	if ((p.p_db = chip_open(p.p_store)) == NULL) {
 		topo_free(&p.p_topo);
-		return probe_result(PROBE_LOCAL, "ERROR", "reason=store");
+		return result_print(PROBE_LOCAL, "ERROR", "reason=store");
 	}
 	if ((p.p_base = event_base_new()) == NULL)
 		fatalx("event_base_new");
