@@ -21,9 +21,6 @@
 static json_t *
 kme_admin_link_json(struct kme *k, const struct qkd_link *l)
 {
-	size_t	stored = 0;
-
-	(void)qkd_pool_available(k->k_pool, l->l_a, l->l_b, &stored);
 	return json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:o, s:b, s:f, s:I, "
 	    "s:I, s:I, s:I}",
 	    "sae_a", l->l_a,
@@ -35,7 +32,8 @@ kme_admin_link_json(struct kme *k, const struct qkd_link *l)
 	    "qber", l->l_has_estimate ? json_real(l->l_est_qber) : json_null(),
 	    "aborted", l->l_aborting,
 	    "secret_rate", l->l_secret_bps,
-	    "stored_key_count", (json_int_t)stored,
+	    "stored_key_count",
+	    (json_int_t)qkd_pool_available(k->k_pool, l->l_a, l->l_b),
 	    "max_key_count", (json_int_t)l->l_pool,
 	    "keys_made", (json_int_t)l->l_keys_made,
 	    "aborts", (json_int_t)l->l_aborts);

@@ -148,14 +148,9 @@ kme_status(struct kme *k, const struct kme_request *req, const char *slave,
 {
 	const struct qkdd_conf	*qc = k->k_conf;
 	struct qkd_link		*l;
-	size_t			 stored;
 
 	if ((l = kme_link(k, req, req->kr_cn, slave, rep)) == NULL)
 		return;
-	if (qkd_pool_available(k->k_pool, l->l_a, l->l_b, &stored) == -1) {
-		kme_error(rep, req, 503, "key store failure");
-		return;
-	}
 	kme_json(rep, 200, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, "
 	    "s:I, s:I, s:I}",
 	    "source_KME_ID", qc->qc_common.cc_id,
@@ -163,7 +158,8 @@ kme_status(struct kme *k, const struct kme_request *req, const char *slave,
 	    "master_SAE_ID", req->kr_cn,
 	    "slave_SAE_ID", slave,
 	    "key_size", (json_int_t)qc->qc_key_size,
-	    "stored_key_count", (json_int_t)stored,
+	    "stored_key_count",
+	    (json_int_t)qkd_pool_available(k->k_pool, l->l_a, l->l_b),
 	    "max_key_count", (json_int_t)l->l_pool,
 	    "max_key_per_request", (json_int_t)qc->qc_max_per_request,
 	    "max_key_size", (json_int_t)qc->qc_key_size,
@@ -330,7 +326,7 @@ kme_enc_keys(struct kme *k, const struct kme_request *req, const char *slave,
 	struct kme_enc_params	 ep;
 	struct qkd_link		*l;
 	struct qkd_key		*keys;
-	size_t			 stored = 0, i;
+	size_t			 i;
 	int			 rc;
 
 	ep.ep_number = 1;
@@ -352,12 +348,12 @@ kme_enc_keys(struct kme *k, const struct kme_request *req, const char *slave,
 	}
 	rc = qkd_pool_reserve(k->k_pool, req->kr_cn, slave, ep.ep_number,
 	    ep.ep_size / 8, keys);
-	if (rc == 1) {
-		(void)qkd_pool_available(k->k_pool, l->l_a, l->l_b, &stored);
+	if (rc == 1)
 		kme_error(rep, req, 503, "not enough keys between %s and %s "
-		    "(%zu stored, %u requested)", l->l_a, l->l_b, stored,
+		    "(%zu stored, %u requested)", l->l_a, l->l_b,
+		    qkd_pool_available(k->k_pool, l->l_a, l->l_b),
 		    ep.ep_number);
-	} else if (rc == -1)
+	else if (rc == -1)
 		kme_error(rep, req, 503, "key store failure");
 	else {
 		for (i = 0; i < ep.ep_number; i++)

@@ -146,14 +146,17 @@ qkd_link_distil(struct qkd_links *ls, struct qkd_link *l,
 		goto out;
 	nkeys = total / ls->ls_keybytes;
 	rest = total - nkeys * ls->ls_keybytes;
-	if (nkeys > 0 && (qkd_links_txn(ls) == -1 ||
-	    qkd_pool_add(ls->ls_pool, l->l_a, l->l_b, buf, nkeys,
-	    ls->ls_keybytes) == -1))
+	if (nkeys > 0 && qkd_links_txn(ls) == -1)
 		goto out;
+	/* Keys of a failed insert may be in the transaction: drop them all. */
+	if (nkeys > 0 && qkd_pool_add(ls->ls_pool, l->l_a, l->l_b, buf, nkeys,
+	    ls->ls_keybytes) == -1) {
+		ls->ls_txn_failed = 1;
+		goto out;
+	}
 	crypto_wipe(l->l_pending, sizeof(l->l_pending));
 	memcpy(l->l_pending, buf + nkeys * ls->ls_keybytes, rest);
 	l->l_npending = rest;
-	l->l_stored += nkeys;
 	l->l_keys_made += nkeys;
 	rc = 0;
  out:
@@ -168,10 +171,11 @@ qkd_link_output(struct qkd_links *ls, struct qkd_link *l,
     const struct bb84_block *blk, double bits)
 {
 	double	room;
-	size_t	nbytes;
+	size_t	nbytes, stored;
 
-	room = l->l_pool > l->l_stored ?
-	    (double)(l->l_pool - l->l_stored) * (double)ls->ls_keybytes -
+	stored = qkd_pool_available(ls->ls_pool, l->l_a, l->l_b);
+	room = l->l_pool > stored ?
+	    (double)(l->l_pool - stored) * (double)ls->ls_keybytes -
 	    (double)l->l_npending : 0.0;
 	if (room <= 0.0) {
 		l->l_bit_credit = 0.0;
@@ -207,7 +211,7 @@ qkd_link_tick(struct qkd_links *ls, struct qkd_link *l, double dt)
 	nsim = nraw < QKD_MIN_BLOCK ? QKD_MIN_BLOCK :
 	    nraw > QKD_MAX_BLOCK ? QKD_MAX_BLOCK : floor(nraw);
 	/* A full pool takes nothing: a small block keeps the estimate fresh. */
-	if (l->l_stored >= l->l_pool)
+	if (qkd_pool_available(ls->ls_pool, l->l_a, l->l_b) >= l->l_pool)
 		nsim = QKD_MONITOR_BLOCK;
 	bp.bp_qber = l->l_qber;
 	bp.bp_eve = l->l_eve;
@@ -240,7 +244,10 @@ qkd_links_elapsed(struct qkd_links *ls)
 	return dt > 1.0 ? 1.0 : dt;
 }
 
-/* Timer: run every link over the time since the last tick, one transaction. */
+/*
+ * Timer: run every link over the time since the last tick.  The keys of
+ * all links and the statistics rows go in one transaction per tick.
+ */
 static void
 qkd_links_tick(evutil_socket_t fd, short ev, void *arg)
 {
@@ -257,9 +264,6 @@ qkd_links_tick(evutil_socket_t fd, short ev, void *arg)
 	ls->ls_txn = ls->ls_txn_failed = 0;
 	for (i = 0; i < ls->ls_nlinks; i++) {
 		l = &ls->ls_links[i];
-		if (qkd_pool_available(ls->ls_pool, l->l_a, l->l_b,
-		    &l->l_stored) == -1)
-			continue;
 		qkd_link_tick(ls, l, dt);
 		if (stats && (qkd_links_txn(ls) == -1 ||
 		    qkd_pool_link_stats(ls->ls_pool, l->l_a, l->l_b,
@@ -325,9 +329,6 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
 		l->l_eve = lc->lc_eve;
 		l->l_pool = lc->lc_pool;
 		qkd_link_rate(l, lc);
-		if (qkd_pool_available(pool, l->l_a, l->l_b,
-		    &l->l_stored) == -1)
-			goto fail;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ls->ls_last);
 	if ((ls->ls_tick = event_new(base, -1, EV_PERSIST, qkd_links_tick,

@@ -39,7 +39,6 @@ struct qkd_link {
 	double		 l_est_qber;		/* last block's estimate */
 	int		 l_aborting;		/* last block aborted */
 	double		 l_secret_bps;		/* smoothed distilled rate */
-	size_t		 l_stored;		/* unreserved keys */
 	uint64_t	 l_keys_made;
 	uint64_t	 l_aborts;
 	uint64_t	 l_abort_run;		/* consecutive aborted blocks */

@@ -2,8 +2,9 @@
  * Operations view of qkdd: /status and /status/pools on the admin
  * endpoint, and the metrics of the KME (requests by endpoint and code,
  * keys delivered) and of its links (pool levels and capacity, QBER
- * estimate, aborted blocks).  Pool levels are counted in the store when
- * scraped.  Nothing here reads a key.
+ * estimate, aborted blocks).  Pool levels are the pool's counts in
+ * memory: neither a scrape nor /status reads the store.  Nothing here
+ * reads a key.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,15 +22,11 @@ static struct metric	*ops_delivered;
 static struct metric	*ops_requests;
 static struct metric	*ops_responses;
 
-/* Unreserved keys of l's pool; 0 if the store cannot tell. */
+/* Unreserved keys of l's pool. */
 static size_t
 qkd_ops_level(struct kme *k, const struct qkd_link *l)
 {
-	size_t	n = 0;
-
-	if (qkd_pool_available(k->k_pool, l->l_a, l->l_b, &n) == -1)
-		return 0;
-	return n;
+	return qkd_pool_available(k->k_pool, l->l_a, l->l_b);
 }
 
 /* Collector: the pool and QBER gauges of every link. */

@@ -4,6 +4,12 @@
  * (master_done = 1), dec_keys deletes it and writes its ID, parties and
  * times (never the key) to delivered.  secure_delete overwrites deleted
  * keys in the file.
+ *
+ * The unreserved keys of each pair are counted once at open and then in
+ * memory: an insert adds to its pair's count and a reservation takes from
+ * it, as changes of the open transaction that the commit applies and a
+ * rollback drops.  dec_keys only deletes reserved keys and leaves the
+ * counts alone.  Pairs are found by a hash of their two SAE ids.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,16 +21,36 @@
 #include "rand.h"
 #include "store.h"
 
+#define POOL_BUCKETS	64	/* first hash size, doubled as pairs come */
+
+/* One SAE pair's count of unreserved keys. */
+struct qkd_pool_pair {
+	struct qkd_pool_pair	*pp_next;	/* in its hash bucket */
+	struct qkd_pool_pair	*pp_next_dirty;	/* in p_dirty */
+	int			 pp_dirty;	/* on p_dirty */
+	uint32_t		 pp_hash;
+	size_t			 pp_avail;	/* as committed */
+	int64_t			 pp_delta;	/* by the open transaction */
+	size_t			 pp_counted;	/* scratch of a recount */
+	const char		*pp_b;		/* into pp_a's allocation */
+	char			 pp_a[];	/* "a\0b\0" */
+};
+
 struct qkd_pool {
-	sqlite3		*p_db;
-	sqlite3_stmt	*p_ins;
-	sqlite3_stmt	*p_avail;
-	sqlite3_stmt	*p_pick;
-	sqlite3_stmt	*p_reserve;
-	sqlite3_stmt	*p_get;
-	sqlite3_stmt	*p_del;
-	sqlite3_stmt	*p_deliv;
-	sqlite3_stmt	*p_stats;
+	sqlite3			*p_db;
+	sqlite3_stmt		*p_ins;
+	sqlite3_stmt		*p_counts;
+	sqlite3_stmt		*p_pick;
+	sqlite3_stmt		*p_reserve;
+	sqlite3_stmt		*p_get;
+	sqlite3_stmt		*p_del;
+	sqlite3_stmt		*p_deliv;
+	sqlite3_stmt		*p_stats;
+	struct qkd_pool_pair	**p_buckets;
+	size_t			 p_nbuckets;
+	size_t			 p_npairs;
+	struct qkd_pool_pair	*p_dirty;	/* pairs with a pp_delta */
+	int			 p_txn;		/* a transaction is open */
 };
 
 static const char *const pool_schema[] = {
@@ -51,7 +77,116 @@ static const char *const pool_schema[] = {
 	" PRIMARY KEY (sae_a, sae_b));",
 };
 
-/* Open the store, overwrite deleted keys, prepare the statements. */
+/* FNV-1a over "a\0b". */
+static uint32_t
+qkd_pool_hash(const char *a, const char *b)
+{
+	uint32_t	h = 2166136261u;
+
+	for (; *a != '\0'; a++)
+		h = (h ^ (uint8_t)*a) * 16777619u;
+	h *= 16777619u;
+	for (; *b != '\0'; b++)
+		h = (h ^ (uint8_t)*b) * 16777619u;
+	return h;
+}
+
+/* Double the buckets and move every pair over; -1 when out of memory. */
+static int
+qkd_pool_grow(struct qkd_pool *p)
+{
+	struct qkd_pool_pair	**nb, *pp, *next;
+	size_t			  n = p->p_nbuckets ? 2 * p->p_nbuckets :
+				    POOL_BUCKETS, i;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return -1;
+	for (i = 0; i < p->p_nbuckets; i++) {
+		for (pp = p->p_buckets[i]; pp != NULL; pp = next) {
+			next = pp->pp_next;
+			pp->pp_next = nb[pp->pp_hash % n];
+			nb[pp->pp_hash % n] = pp;
+		}
+	}
+	free(p->p_buckets);
+	p->p_buckets = nb;
+	p->p_nbuckets = n;
+	return 0;
+}
+
+/* The pair a < b, added with no keys when create is set; NULL if none. */
+static struct qkd_pool_pair *
+qkd_pool_find(struct qkd_pool *p, const char *a, const char *b, int create)
+{
+	struct qkd_pool_pair	*pp;
+	uint32_t		 h = qkd_pool_hash(a, b);
+	size_t			 la = strlen(a), lb = strlen(b);
+
+	if (p->p_nbuckets > 0) {
+		for (pp = p->p_buckets[h % p->p_nbuckets]; pp != NULL;
+		    pp = pp->pp_next)
+			if (pp->pp_hash == h && strcmp(pp->pp_a, a) == 0 &&
+			    strcmp(pp->pp_b, b) == 0)
+				return pp;
+	}
+	if (!create)
+		return NULL;
+	if (p->p_npairs >= p->p_nbuckets && qkd_pool_grow(p) == -1)
+		return NULL;
+	if ((pp = calloc(1, sizeof(*pp) + la + lb + 2)) == NULL)
+		return NULL;
+	memcpy(pp->pp_a, a, la + 1);
+	memcpy(pp->pp_a + la + 1, b, lb + 1);
+	pp->pp_b = pp->pp_a + la + 1;
+	pp->pp_hash = h;
+	pp->pp_next = p->p_buckets[h % p->p_nbuckets];
+	p->p_buckets[h % p->p_nbuckets] = pp;
+	p->p_npairs++;
+	return pp;
+}
+
+/*
+ * Count the unreserved keys of every pair in the store (at open, and
+ * after a failed commit); the counts change only if the whole count
+ * succeeds.  0 or -1, logged.
+ */
+static int
+qkd_pool_recount(struct qkd_pool *p)
+{
+	struct qkd_pool_pair	*pp;
+	sqlite3_stmt		*st = p->p_counts;
+	const char		*a, *b;
+	size_t			 i;
+	int			 rc;
+
+	for (i = 0; i < p->p_nbuckets; i++)
+		for (pp = p->p_buckets[i]; pp != NULL; pp = pp->pp_next)
+			pp->pp_counted = 0;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		a = (const char *)sqlite3_column_text(st, 0);
+		b = (const char *)sqlite3_column_text(st, 1);
+		if (a == NULL || b == NULL)
+			continue;
+		if ((pp = qkd_pool_find(p, a, b, 1)) == NULL) {
+			log_warnx("key count: out of memory");
+			store_reset(st);
+			return -1;
+		}
+		pp->pp_counted = (size_t)sqlite3_column_int64(st, 2);
+	}
+	if (rc != SQLITE_DONE) {
+		log_warnx("key count: %s", sqlite3_errmsg(p->p_db));
+		store_reset(st);
+		return -1;
+	}
+	store_reset(st);
+	for (i = 0; i < p->p_nbuckets; i++)
+		for (pp = p->p_buckets[i]; pp != NULL; pp = pp->pp_next)
+			pp->pp_avail = pp->pp_counted;
+	return 0;
+}
+
+/* Open the store, overwrite deleted keys, prepare the statements, count. */
 struct qkd_pool *
 qkd_pool_open(const char *path)
 {
@@ -69,8 +204,8 @@ qkd_pool_open(const char *path)
 	}
 	p->p_ins = store_prepare(p->p_db, "INSERT INTO keys (key_id, sae_a, "
 	    "sae_b, key, created_ms) VALUES (?, ?, ?, ?, ?)");
-	p->p_avail = store_prepare(p->p_db, "SELECT count(*) FROM keys "
-	    "WHERE sae_a = ? AND sae_b = ? AND master_done = 0");
+	p->p_counts = store_prepare(p->p_db, "SELECT sae_a, sae_b, count(*) "
+	    "FROM keys WHERE master_done = 0 GROUP BY sae_a, sae_b");
 	p->p_pick = store_prepare(p->p_db, "SELECT key_id, key FROM keys "
 	    "WHERE sae_a = ? AND sae_b = ? AND master_done = 0 "
 	    "ORDER BY rowid LIMIT ?");
@@ -87,16 +222,23 @@ qkd_pool_open(const char *path)
 	p->p_stats = store_prepare(p->p_db, "INSERT OR REPLACE INTO links "
 	    "(sae_a, sae_b, qber, eavesdropper, secret_bps, keys_made, aborts, "
 	    "updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+	if (qkd_pool_recount(p) == -1) {
+		qkd_pool_close(p);
+		return NULL;
+	}
 	return p;
 }
 
 void
 qkd_pool_close(struct qkd_pool *p)
 {
+	struct qkd_pool_pair	*pp, *next;
+	size_t			 i;
+
 	if (p == NULL)
 		return;
 	sqlite3_finalize(p->p_ins);
-	sqlite3_finalize(p->p_avail);
+	sqlite3_finalize(p->p_counts);
 	sqlite3_finalize(p->p_pick);
 	sqlite3_finalize(p->p_reserve);
 	sqlite3_finalize(p->p_get);
@@ -104,25 +246,80 @@ qkd_pool_close(struct qkd_pool *p)
 	sqlite3_finalize(p->p_deliv);
 	sqlite3_finalize(p->p_stats);
 	store_close(p->p_db);
+	for (i = 0; i < p->p_nbuckets; i++) {
+		for (pp = p->p_buckets[i]; pp != NULL; pp = next) {
+			next = pp->pp_next;
+			free(pp);
+		}
+	}
+	free(p->p_buckets);
 	free(p);
+}
+
+/* Note d more (or fewer) unreserved keys of pp in the open transaction. */
+static void
+qkd_pool_change(struct qkd_pool *p, struct qkd_pool_pair *pp, int64_t d)
+{
+	pp->pp_delta += d;
+	if (!pp->pp_dirty) {
+		pp->pp_dirty = 1;
+		pp->pp_next_dirty = p->p_dirty;
+		p->p_dirty = pp;
+	}
+}
+
+/* End the transaction's changes to the counts, applied or not. */
+static void
+qkd_pool_settle(struct qkd_pool *p, int apply)
+{
+	struct qkd_pool_pair	*pp;
+	int64_t			 n;
+
+	while ((pp = p->p_dirty) != NULL) {
+		p->p_dirty = pp->pp_next_dirty;
+		if (apply) {
+			n = (int64_t)pp->pp_avail + pp->pp_delta;
+			pp->pp_avail = n > 0 ? (size_t)n : 0;
+		}
+		pp->pp_delta = 0;
+		pp->pp_dirty = 0;
+		pp->pp_next_dirty = NULL;
+	}
+	p->p_txn = 0;
 }
 
 int
 qkd_pool_begin(struct qkd_pool *p)
 {
-	return store_begin(p->p_db);
+	if (store_begin(p->p_db) == -1)
+		return -1;
+	p->p_txn = 1;
+	return 0;
 }
 
+/*
+ * Commit, then apply the transaction's changes to the counts.  A commit
+ * that fails has been rolled back; the store is counted again rather
+ * than trusted to match the changes dropped.
+ */
 int
 qkd_pool_commit(struct qkd_pool *p)
 {
-	return store_commit(p->p_db);
+	if (store_commit(p->p_db) == 0) {
+		qkd_pool_settle(p, 1);
+		return 0;
+	}
+	qkd_pool_settle(p, 0);
+	if (qkd_pool_recount(p) == -1)
+		log_warnx("key counts may be off until the store recovers");
+	return -1;
 }
 
 void
 qkd_pool_rollback(struct qkd_pool *p)
 {
 	store_rollback(p->p_db);
+	qkd_pool_settle(p, 0);
 }
 
 /* A random (version 4) UUID in lowercase text. */
@@ -145,10 +342,18 @@ int
 qkd_pool_add(struct qkd_pool *p, const char *a, const char *b,
     const uint8_t *keys, size_t n, size_t keylen)
 {
-	char		id[QKD_KEYID_LEN + 1];
-	uint64_t	now = store_now_ms();
-	size_t		i;
+	struct qkd_pool_pair	*pp;
+	char			 id[QKD_KEYID_LEN + 1];
+	uint64_t		 now = store_now_ms();
+	size_t			 i;
+	int			 rc = 0;
 
+	if (!p->p_txn)
+		fatalx("qkd_pool_add outside a transaction");
+	if ((pp = qkd_pool_find(p, a, b, 1)) == NULL) {
+		log_warnx("key store: out of memory");
+		return -1;
+	}
 	for (i = 0; i < n; i++) {
 		qkd_pool_uuid(id);
 		sqlite3_bind_text(p->p_ins, 1, id, -1, SQLITE_TRANSIENT);
@@ -157,28 +362,27 @@ qkd_pool_add(struct qkd_pool *p, const char *a, const char *b,
 		sqlite3_bind_blob(p->p_ins, 4, keys + i * keylen, (int)keylen,
 		    SQLITE_STATIC);
 		sqlite3_bind_int64(p->p_ins, 5, (sqlite3_int64)now);
-		if (store_step_done(p->p_ins, NULL) == -1)
-			return -1;
+		if (store_step_done(p->p_ins, NULL) == -1) {
+			rc = -1;
+			break;
+		}
 	}
-	return 0;
+	/* Those inserted count, should the caller commit them after all. */
+	qkd_pool_change(p, pp, (int64_t)i);
+	return rc;
 }
 
-/* Count the pair's keys that no master has taken yet. */
-int
-qkd_pool_available(struct qkd_pool *p, const char *a, const char *b,
-    size_t *count)
+/* The pair's unreserved keys: committed, and the open transaction's. */
+size_t
+qkd_pool_available(struct qkd_pool *p, const char *a, const char *b)
 {
-	int	rc;
+	struct qkd_pool_pair	*pp;
+	int64_t			 n;
 
-	sqlite3_bind_text(p->p_avail, 1, a, -1, SQLITE_STATIC);
-	sqlite3_bind_text(p->p_avail, 2, b, -1, SQLITE_STATIC);
-	rc = sqlite3_step(p->p_avail);
-	if (rc == SQLITE_ROW)
-		*count = (size_t)sqlite3_column_int64(p->p_avail, 0);
-	else
-		log_warnx("key count: %s", sqlite3_errmsg(p->p_db));
-	store_reset(p->p_avail);
-	return rc == SQLITE_ROW ? 0 : -1;
+	if ((pp = qkd_pool_find(p, a, b, 0)) == NULL)
+		return 0;
+	n = (int64_t)pp->pp_avail + pp->pp_delta;
+	return n > 0 ? (size_t)n : 0;
 }
 
 /* The pair of two SAE ids in store order. */
@@ -223,23 +427,34 @@ qkd_pool_pick(struct qkd_pool *p, const char *a, const char *b, size_t n,
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Take the oldest free keys for master and slave, all or none. */
+/*
+ * Take the oldest free keys for master and slave, all or none.  The count
+ * answers "not enough" without a transaction; the keys picked decide
+ * otherwise, since a key shorter than keylen does not qualify.
+ */
 int
 qkd_pool_reserve(struct qkd_pool *p, const char *master, const char *slave,
     size_t n, size_t keylen, struct qkd_key *out)
 {
-	const char	*a, *b;
-	uint64_t	 now = store_now_ms();
-	size_t		 got, i;
-	int		 changes;
+	struct qkd_pool_pair	*pp;
+	const char		*a, *b;
+	uint64_t		 now = store_now_ms();
+	size_t			 got, i;
+	int			 changes;
 
 	qkd_pool_pair(master, slave, &a, &b);
-	if (keylen > QKD_KEYMAX || store_begin(p->p_db) == -1)
+	if (keylen > QKD_KEYMAX)
+		return -1;
+	if ((pp = qkd_pool_find(p, a, b, 0)) == NULL || pp->pp_avail < n)
+		return 1;
+	if (qkd_pool_begin(p) == -1)
 		return -1;
 	if (qkd_pool_pick(p, a, b, n, keylen, out, &got) == -1)
 		goto fail;
 	if (got < n) {
-		store_rollback(p->p_db);
+		qkd_pool_rollback(p);
+		for (i = 0; i < got; i++)
+			crypto_wipe(&out[i], sizeof(out[i]));
 		return 1;
 	}
 	for (i = 0; i < n; i++) {
@@ -254,11 +469,12 @@ qkd_pool_reserve(struct qkd_pool *p, const char *master, const char *slave,
 		    changes != 1)
 			goto fail;
 	}
-	if (store_commit(p->p_db) == -1)
+	qkd_pool_change(p, pp, -(int64_t)n);
+	if (qkd_pool_commit(p) == -1)
 		goto wipe;
 	return 0;
  fail:
-	store_rollback(p->p_db);
+	qkd_pool_rollback(p);
  wipe:
 	for (i = 0; i < n; i++)
 		crypto_wipe(&out[i], sizeof(out[i]));
@@ -339,7 +555,7 @@ qkd_pool_take(struct qkd_pool *p, const char *master, const char *slave,
 	size_t		i;
 
 	*bad = 0;
-	if (store_begin(p->p_db) == -1)
+	if (qkd_pool_begin(p) == -1)
 		return QKD_TAKE_ERROR;
 	for (i = 0; i < n; i++) {
 		if ((res = qkd_pool_take_one(p, master, slave, ids[i],
@@ -348,12 +564,12 @@ qkd_pool_take(struct qkd_pool *p, const char *master, const char *slave,
 			break;
 		}
 	}
-	if (res == QKD_TAKE_OK && store_commit(p->p_db) == 0)
+	if (res == QKD_TAKE_OK && qkd_pool_commit(p) == 0)
 		return QKD_TAKE_OK;
 	if (res == QKD_TAKE_OK)
 		res = QKD_TAKE_ERROR;
 	else
-		store_rollback(p->p_db);
+		qkd_pool_rollback(p);
 	for (i = 0; i < n; i++)
 		crypto_wipe(&out[i], sizeof(out[i]));
 	return res;

@@ -3,7 +3,9 @@
  * each reserved at most once for a master and a slave (enc_keys) and
  * handed to that slave at most once (dec_keys), after which the key is
  * deleted and only its ID is kept in the delivery record.  Link
- * statistics are kept alongside for operators.
+ * statistics are kept alongside for operators.  Each pair's count of
+ * unreserved keys is kept in memory, so that status and the metrics never
+ * scan the store.
  */
 #ifndef QKDD_POOL_H
 #define QKDD_POOL_H
@@ -29,29 +31,43 @@ enum qkd_take {
 
 struct qkd_pool;
 
-/* Open (creating) the store at path; NULL on failure, logged. */
+/*
+ * Open (creating) the store at path and count every pair's unreserved
+ * keys in it; NULL on failure, logged.
+ */
 struct qkd_pool *qkd_pool_open(const char *path);
 void	qkd_pool_close(struct qkd_pool *);
 
+/*
+ * A transaction grouping qkd_pool_add calls (the links commit one per
+ * tick).  The counts take its changes at a successful commit and drop
+ * them at a rollback; a failed commit, rolled back, has the counts read
+ * again from the store.  0 or -1, logged.
+ */
 int	qkd_pool_begin(struct qkd_pool *);
 int	qkd_pool_commit(struct qkd_pool *);
 void	qkd_pool_rollback(struct qkd_pool *);
 
 /*
  * Inside a transaction: add n keys of keylen bytes (consecutive in keys)
- * for the pair a < b, each under a fresh UUID v4.  0 or -1.
+ * for the pair a < b, each under a fresh UUID v4.  0, or -1 after which
+ * the caller rolls back (some of the keys may have been inserted).
  */
 int	qkd_pool_add(struct qkd_pool *, const char *a, const char *b,
 	    const uint8_t *keys, size_t n, size_t keylen);
 
-/* Unreserved keys of the pair a < b into *count; 0 or -1. */
-int	qkd_pool_available(struct qkd_pool *, const char *a, const char *b,
-	    size_t *count);
+/*
+ * Unreserved keys of the pair a < b as the store holds them, an open
+ * transaction's additions included; from memory, never from the store.
+ */
+size_t	qkd_pool_available(struct qkd_pool *, const char *a, const char *b);
 
 /*
  * enc_keys: reserve the n oldest unreserved keys of the pair for master
  * and slave, cut to keylen bytes, and copy them to out[0..n-1], in one
- * transaction.  0; 1 if fewer than n keys are stored; -1 on a store error.
+ * transaction committed before it returns.  0; 1 if fewer than n keys of
+ * keylen bytes or more are stored (the store is not touched when the
+ * count already says so); -1 on a store error.
  */
 int	qkd_pool_reserve(struct qkd_pool *, const char *master,
 	    const char *slave, size_t n, size_t keylen, struct qkd_key *out);
