@@ -227,6 +227,19 @@ conn_deliver(struct conn *c, struct frame *f)
 	struct syncframe	*sf;
 
 	metric_inc(conn_metric(2), frame_type_name(f->f_type));
+	/*
+	 * Liveness probes of long-lived channels belong to the I/O layer:
+	 * every peer answers a ping, and a pong has done its work (it was
+	 * input) once it arrived.
+	 */
+	if (f->f_type == QROAM__MSG_TYPE__MT_PING ||
+	    f->f_type == QROAM__MSG_TYPE__MT_PONG) {
+		if (f->f_type == QROAM__MSG_TYPE__MT_PING)
+			(void)conn_send(c, QROAM__MSG_TYPE__MT_PONG,
+			    f->f_request_id, NULL);
+		frame_release(f);
+		return;
+	}
 	if (c->c_sync) {
 		if ((sf = calloc(1, sizeof(*sf))) == NULL) {
 			frame_release(f);
@@ -448,6 +461,18 @@ conn_send(struct conn *c, uint32_t type, uint64_t request_id,
 	if (rc == 0)
 		metric_inc(conn_metric(3), frame_type_name(type));
 	return rc == 0 ? 0 : -1;
+}
+
+int
+conn_send_encoded(struct conn *c, uint32_t type, const uint8_t *buf,
+    size_t len)
+{
+	if (c->c_state != CONN_OPEN && c->c_state != CONN_CONNECTING)
+		return -1;
+	if (bufferevent_write(c->c_bev, buf, len) == -1)
+		return -1;
+	metric_inc(conn_metric(3), frame_type_name(type));
+	return 0;
 }
 
 int

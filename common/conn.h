@@ -3,6 +3,8 @@
  * or TLS.  Protocol code never touches sockets, SSL or bufferevents; it gets
  * whole decoded frames through one callback and sends messages with
  * conn_send().  A connection is freed only after its callbacks returned.
+ * MT_PING is answered with MT_PONG here, and neither reaches the owner:
+ * they only keep long-lived channels (chan.h) provably alive.
  */
 #ifndef QROAM_CONN_H
 #define QROAM_CONN_H
@@ -43,6 +45,9 @@ struct conn *conn_connect(struct event_base *, const char *host, uint16_t port,
 /* Queue one message; 0, or -1 (connection closing, encoding failed). */
 int	conn_send(struct conn *, uint32_t type, uint64_t request_id,
 	    const ProtobufCMessage *msg);
+/* Queue a frame encoded already by frame_encode (of message type type). */
+int	conn_send_encoded(struct conn *, uint32_t type, const uint8_t *buf,
+	    size_t len);
 /* Queue a Status reply. */
 int	conn_send_status(struct conn *, uint64_t request_id, int code,
 	    const char *detail);

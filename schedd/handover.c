@@ -11,9 +11,10 @@
  *
  * Every transition goes through ho_set_state(), which persists the row,
  * appends an audit row and logs one line.  CK1 and CK2 live only in memory
- * and are wiped as soon as M7 is sealed or the handover ends.  A handover
- * is freed once it ended and nothing refers to it any more: no key request
- * in flight and no forwarding connection open.
+ * and are wiped as soon as M7 is sealed or the handover ends.  A2 goes
+ * to TSPB as a request on the long-lived channel to it (channels.c).  A
+ * handover is freed once it ended and nothing refers to it any more: no
+ * key request and no forwarded A2 in flight.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -42,10 +43,9 @@ static const char *const ho_state_names[] = {
 	"a1", "ck1", "a2", "a3", "done", "failed",
 };
 
-/* The forwarding connection to TSPB. */
+/* The A2 forwarded to TSPB. */
 enum fwd_state {
-	FWD_NONE,		/* not opened */
-	FWD_CONNECTING,
+	FWD_NONE,		/* not forwarded */
 	FWD_SENT,		/* A2 sent, its Status awaited */
 	FWD_ACKED,		/* TSPB answered OK */
 };
@@ -74,9 +74,9 @@ struct handover {
 	struct ho_waiter	 ho_a1;		/* TSPA's A1, until KeyReply */
 	struct ho_waiter	 ho_a2;		/* TSPA's A2, until M7 */
 	struct ho_waiter	 ho_a3;		/* TSPB's A3, until KeyReply */
-	struct conn		*ho_fwd;
+	struct chan		*ho_fwd;	/* the channel to TSPB */
 	enum fwd_state		 ho_fwd_state;
-	uint64_t		 ho_fwd_reqid;
+	uint64_t		 ho_fwd_reqid;	/* 0: no A2 in flight */
 	struct event		*ho_timer;
 	int			 ho_key_pending;
 };
@@ -105,7 +105,7 @@ ho_release(struct handover *ho)
 {
 	struct sched	*s = ho->ho_s;
 
-	if (!ho_finished(ho) || ho->ho_key_pending || ho->ho_fwd != NULL)
+	if (!ho_finished(ho) || ho->ho_key_pending || ho->ho_fwd_reqid != 0)
 		return;
 	TAILQ_REMOVE(&s->s_handovers, ho, ho_entry);
 	s->s_nhandovers--;
@@ -175,19 +175,15 @@ ho_answer_status(struct ho_waiter *hw, int code, const char *detail)
 	hw->hw_conn = NULL;
 }
 
-/* Leave no key behind; stop the timer and the forwarding connection. */
+/* Leave no key behind; stop the timer, forget a forwarded A2. */
 static void
 ho_wind_down(struct handover *ho)
 {
 	crypto_wipe(ho->ho_ck1, sizeof(ho->ho_ck1));
 	evtimer_del(ho->ho_timer);
-	if (ho->ho_fwd == NULL)
-		return;
-	if (ho->ho_s->s_stopping) {
-		conn_free_sync(ho->ho_fwd);
-		ho->ho_fwd = NULL;
-	} else
-		conn_close(ho->ho_fwd, "handover ended");
+	if (ho->ho_fwd_reqid != 0)
+		chan_cancel(ho->ho_fwd, ho->ho_fwd_reqid);
+	ho->ho_fwd_reqid = 0;
 }
 
 /* The handover failed: tell whoever still waits, record it, wind down. */
@@ -326,98 +322,62 @@ ho_a1(struct sched *s, struct conn *c, uint64_t reqid,
 	return 0;
 }
 
-/* Send TSPB the access request once the connection is up. */
+/*
+ * TSPB's answer to the forwarded A2: Status OK, or the handover fails
+ * (a refusal, another answer, or no answer: the channel lost it).
+ */
 static void
-ho_fwd_connected(struct conn *c, void *arg)
-{
-	struct handover		*ho = arg;
-	Qroam__AccessRequest	 ar = QROAM__ACCESS_REQUEST__INIT;
-
-	ar.type = 2;
-	ar.target = ho->ho_target;
-	ar.initiator = ho->ho_initiator;
-	ar.handover_id = ho->ho_id;
-	ho->ho_fwd_reqid = ++ho->ho_s->s_fwd_seq;
-	if (conn_send(c, QROAM__MSG_TYPE__MT_ACCESS_REQUEST, ho->ho_fwd_reqid,
-	    &ar.base) == -1) {
-		conn_close(c, "cannot send the access request");
-		return;
-	}
-	ho->ho_fwd_state = FWD_SENT;
-}
-
-/* TSPB's answer to the forwarded A2: Status OK, or the handover fails. */
-static void
-ho_fwd_frame(struct conn *c, const struct frame *f, void *arg)
+ho_fwd_reply(void *arg, const struct frame *f, const char *lost)
 {
 	struct handover	*ho = arg;
 	Qroam__Status	*st = NULL;
 
-	if (f->f_type != QROAM__MSG_TYPE__MT_STATUS ||
-	    ho->ho_fwd_state != FWD_SENT || f->f_request_id != ho->ho_fwd_reqid ||
+	ho->ho_fwd_reqid = 0;
+	if (f == NULL)
+		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
+		    "access request not delivered to %s: %s", ho->ho_target,
+		    lost);
+	else if (f->f_type != QROAM__MSG_TYPE__MT_STATUS ||
 	    (st = (Qroam__Status *)frame_unpack(f,
-	    &qroam__status__descriptor)) == NULL) {
-		conn_close(c, "unexpected answer to the access request");
-		return;
-	}
-	if (st->code == QROAM__STATUS_CODE__OK) {
+	    &qroam__status__descriptor)) == NULL)
+		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
+		    "unexpected answer to the access request from %s",
+		    ho->ho_target);
+	else if (st->code == QROAM__STATUS_CODE__OK) {
 		ho->ho_fwd_state = FWD_ACKED;
 		if (!ho_finished(ho))
 			(void)ho_set_state(ho, ho->ho_state, "a2_accepted",
 			    "%s accepted the access request", ho->ho_target);
-		conn_close(c, "access request delivered");
-	} else {
+	} else
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
 		    "%s refused the access request: %s %s", ho->ho_target,
 		    msg_status_name(st->code), st->detail ? st->detail : "");
-		conn_close(c, "access request refused");
-	}
-	qroam__status__free_unpacked(st, NULL);
-}
-
-/* The forwarding connection ended; before TSPB's OK that fails the handover. */
-static void
-ho_fwd_close(struct conn *c, const char *reason, void *arg)
-{
-	struct handover	*ho = arg;
-
-	(void)c;
-	ho->ho_fwd = NULL;
-	if (ho->ho_state == HO_A2 && ho->ho_fwd_state != FWD_ACKED)
-		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
-		    "access request not delivered to %s: %s", ho->ho_target,
-		    reason);
+	if (st != NULL)
+		qroam__status__free_unpacked(st, NULL);
 	ho_release(ho);
 }
 
-static const struct conn_cb ho_fwd_cb = {
-	.on_connected = ho_fwd_connected,
-	.on_frame = ho_fwd_frame,
-	.on_close = ho_fwd_close,
-};
-
-/* Open the connection to TSPB's provisioning listener (role tsp, CN TSPB). */
+/* Send A2 to TSPB's provisioning listener on the channel to it. */
 static int
 ho_forward(struct handover *ho)
 {
 	struct sched		*s = ho->ho_s;
 	const struct topo_tsp	*tt = topo_tsp(s->s_topo, ho->ho_target);
-	struct conn_opts	 o;
+	Qroam__AccessRequest	 ar = QROAM__ACCESS_REQUEST__INIT;
 
-	if (tt == NULL || tt->tt_provision.ep_port == 0)
+	if (tt == NULL || (ho->ho_fwd = sched_chan_tsp(s, tt)) == NULL)
 		return -1;
-	memset(&o, 0, sizeof(o));
-	o.co_tls = s->s_client_tls;
-	o.co_max_frame = s->s_conf->sc_common.cc_max_frame;
-	o.co_idle_ms = (int)s->s_conf->sc_handover_timeout_ms;
-	o.co_connect_ms = (int)s->s_conf->sc_handover_timeout_ms;
-	o.co_peer_cn = tt->tt_id;
-	o.co_peer_role = "tsp";
-	ho->ho_fwd = conn_connect(s->s_base, tt->tt_provision.ep_host,
-	    tt->tt_provision.ep_port, &o, &ho_fwd_cb, ho);
-	if (ho->ho_fwd == NULL)
+	ar.type = 2;
+	ar.target = ho->ho_target;
+	ar.initiator = ho->ho_initiator;
+	ar.handover_id = ho->ho_id;
+	if (chan_request(ho->ho_fwd, QROAM__MSG_TYPE__MT_ACCESS_REQUEST,
+	    &ar.base, (int)s->s_conf->sc_handover_timeout_ms, ho_fwd_reply,
+	    ho, &ho->ho_fwd_reqid) == -1) {
+		ho->ho_fwd_reqid = 0;
 		return -1;
-	ho->ho_fwd_state = FWD_CONNECTING;
+	}
+	ho->ho_fwd_state = FWD_SENT;
 	return 0;
 }
 
@@ -448,7 +408,7 @@ ho_a2(struct sched *s, struct conn *c, uint64_t reqid,
 		ho_fail(ho, QROAM__STATUS_CODE__INTERNAL, "store failed");
 	else if (ho_forward(ho) == -1)
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
-		    "cannot connect to %s", ho->ho_target);
+		    "cannot forward the access request to %s", ho->ho_target);
 	ho_release(ho);
 	return 0;
 }
@@ -629,9 +589,7 @@ ho_shutdown(struct sched *s)
 	TAILQ_FOREACH(ho, &s->s_handovers, ho_entry)
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE, "scheduler stopping");
 	while ((ho = TAILQ_FIRST(&s->s_handovers)) != NULL) {
-		if (ho->ho_fwd != NULL)
-			conn_free_sync(ho->ho_fwd);
-		ho->ho_fwd = NULL;
+		ho->ho_fwd_reqid = 0;
 		ho->ho_key_pending = 0;
 		ho_release(ho);
 	}

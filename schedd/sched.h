@@ -13,6 +13,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "chan.h"
 #include "config.h"
 #include "conn.h"
 #include "db.h"
@@ -24,6 +25,7 @@
 #define SCHED_HO_IDLEN		32	/* lowercase hex chars */
 
 struct handover;
+struct sched_chans;
 TAILQ_HEAD(handovers, handover);
 
 struct sched {
@@ -36,7 +38,7 @@ struct sched {
 	struct listener		*s_lis;
 	struct handovers	 s_handovers;
 	size_t			 s_nhandovers;
-	uint64_t		 s_fwd_seq;
+	struct sched_chans	*s_chans;	/* channels.c */
 	int			 s_stopping;
 };
 
@@ -66,6 +68,13 @@ void	sched_ops_init(struct sched *);
 void	sched_ops_free(struct sched *);
 void	sched_metric_handover(const char *result, uint64_t created_ms);
 json_t	*sched_status(void *arg, const char *what, json_t *obj);
+
+/*
+ * channels.c: the long-lived channel to tt's provisioning listener, made
+ * on first use (NULL if it cannot be); all closed by sched_chans_free.
+ */
+struct chan	*sched_chan_tsp(struct sched *, const struct topo_tsp *tt);
+void		 sched_chans_free(struct sched *);
 
 /* A TSP's connection closed: handovers waiting to answer on it fail. */
 void	ho_conn_closed(struct sched *, struct conn *c);

@@ -224,6 +224,7 @@ sched_free(struct sched *s)
 	if (s == NULL)
 		return;
 	ho_shutdown(s);
+	sched_chans_free(s);
 	if (s->s_keys != NULL)
 		keysrc_free(s->s_keys);
 	listener_free(s->s_lis);

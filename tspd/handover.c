@@ -4,8 +4,11 @@
  * A2, M7 opened under CK1 to learn CK2, RD1 from the store sent to TSPB
  * in M8, and on a valid M8Ack one transaction that ends this TSP's
  * authentication of the vehicle, then HandoverReady to the vehicle.
- * One state enum, one timer and one teardown (hout_close) per handover;
- * CK1 and CK2 only ever live in memory and are wiped on every path.
+ * The exchanges are requests on the long-lived cloud channels
+ * (handover_chan.c), one outstanding per handover; a channel lost under
+ * one fails it like any other failure.  One state enum, one timer and
+ * one teardown (hout_close) per handover; CK1 and CK2 only ever live in
+ * memory and are wiped on every path.
  */
 #include <sys/queue.h>
 #include <inttypes.h>
@@ -24,22 +27,15 @@
 
 #include "tspd.h"
 
-#define HOUT_REQ_A1	1	/* request ids on the cloud connections */
-#define HOUT_REQ_A2	2
-#define HOUT_REQ_M8	3
-
 enum hout_state {
-	HOUT_SCHED_CONNECT,	/* connecting to schedd */
 	HOUT_A1,		/* A1 sent, waiting for KeyReply */
 	HOUT_CK1,		/* fetching CK1 from the KME */
 	HOUT_A2,		/* A2 sent, waiting for M7 */
-	HOUT_PEER_CONNECT,	/* connecting to TSPB */
 	HOUT_M8,		/* M8 sent, waiting for M8Ack */
 };
 
 static const char *const hout_state_names[] = {
-	"connecting to the scheduler", "A1", "CK1", "A2",
-	"connecting to the target", "M8",
+	"A1", "CK1", "A2", "M8",
 };
 
 /* One outgoing handover. */
@@ -49,8 +45,8 @@ struct hout {
 	char			 ho_vid[VIN_LEN + 1];
 	const struct topo_tsp	*ho_target;
 	enum hout_state		 ho_state;	/* set by hout_set_state only */
-	struct conn		*ho_sched;
-	struct conn		*ho_peer;
+	struct chan		*ho_chan;	/* of the request in flight */
+	uint64_t		 ho_req;	/* its id; 0: none */
 	struct event		*ho_timer;
 	uint8_t			 ho_ck1[CRYPTO_KEYLEN];
 	uint8_t			 ho_ck2[CRYPTO_KEYLEN];
@@ -188,8 +184,8 @@ hout_find(struct tspd *env, const char *hid)
 
 /*
  * The one place the state of h changes, each change logged at debug
- * level.  A handover starts zeroed, in HOUT_SCHED_CONNECT, so setting
- * that first state logs its name only.
+ * level.  A handover starts zeroed, in HOUT_A1, so setting that first
+ * state logs its name only.
  */
 static void
 hout_set_state(struct hout *h, enum hout_state to)
@@ -202,20 +198,9 @@ hout_set_state(struct hout *h, enum hout_state to)
 	h->ho_state = to;
 }
 
-/* Close a cloud connection of h without calling back into h. */
-static void
-hout_drop_conn(struct conn **cp, const char *reason)
-{
-	if (*cp == NULL)
-		return;
-	conn_set_arg(*cp, NULL);
-	conn_close(*cp, reason);
-	*cp = NULL;
-}
-
 /*
  * The one teardown of a handover: reason NULL after success, else record
- * and log the failure; close its connections, wipe its keys, free it.
+ * and log the failure; forget its request, wipe its keys, free it.
  */
 static void
 hout_close(struct hout *h, const char *reason)
@@ -234,8 +219,8 @@ hout_close(struct hout *h, const char *reason)
 			log_warnx("handover id=%s: recording the failure "
 			    "failed", h->ho_id);
 	}
-	hout_drop_conn(&h->ho_sched, reason != NULL ? reason : "done");
-	hout_drop_conn(&h->ho_peer, reason != NULL ? reason : "done");
+	if (h->ho_req != 0)
+		chan_cancel(h->ho_chan, h->ho_req);
 	if (h->ho_timer != NULL)
 		event_free(h->ho_timer);
 	crypto_wipe(h->ho_ck1, sizeof(h->ho_ck1));
@@ -266,19 +251,6 @@ hout_timeout(evutil_socket_t fd, short ev, void *arg)
 	hout_fail(arg, "timeout");
 }
 
-/* Options of a cloud connection to a peer of role with certificate cn. */
-static void
-hout_conn_opts(struct tspd *env, struct conn_opts *o, const char *cn,
-    const char *role)
-{
-	memset(o, 0, sizeof(*o));
-	o->co_tls = env->t_tls_client;
-	o->co_max_frame = env->t_conf.tc_common.cc_max_frame;
-	o->co_connect_ms = (int)env->t_conf.tc_handover_timeout_ms;
-	o->co_peer_cn = cn;
-	o->co_peer_role = role;
-}
-
 void
 tspd_handover_status_text(const struct frame *f, char *buf, size_t len)
 {
@@ -295,7 +267,23 @@ tspd_handover_status_text(const struct frame *f, char *buf, size_t len)
 	qroam__status__free_unpacked(st, NULL);
 }
 
-static const struct conn_cb hout_sched_cb, hout_peer_cb;
+static void	hout_reply(void *, const struct frame *, const char *);
+
+/* Send msg to the peer of ch as h's one request, to enter state to. */
+static int
+hout_request(struct hout *h, struct chan *ch, uint32_t type,
+    const ProtobufCMessage *msg, enum hout_state to)
+{
+	hout_set_state(h, to);
+	h->ho_chan = ch;
+	if (ch == NULL || chan_request(ch, type, msg,
+	    (int)h->ho_env->t_conf.tc_handover_timeout_ms, hout_reply, h,
+	    &h->ho_req) == -1) {
+		h->ho_req = 0;
+		return -1;
+	}
+	return 0;
+}
 
 int
 tspd_handover_running(struct tspd *env, const char *vid)
@@ -314,7 +302,7 @@ void
 tspd_handover_start(struct tspd *env, const char *vid,
     const struct topo_tsp *target)
 {
-	struct conn_opts	 o;
+	Qroam__KeyRequest	 a1 = QROAM__KEY_REQUEST__INIT;
 	struct hout		*h;
 	struct timeval		 tv;
 	uint8_t			 rnd[TSPD_HO_IDLEN / 2];
@@ -345,29 +333,11 @@ tspd_handover_start(struct tspd *env, const char *vid,
 		hout_fail(h, "store error");
 		return;
 	}
-	hout_conn_opts(env, &o, NULL, "sched");
-	hout_set_state(h, HOUT_SCHED_CONNECT);
-	h->ho_sched = conn_connect(env->t_base, env->t_topo.t_sched.ep_host,
-	    env->t_topo.t_sched.ep_port, &o, &hout_sched_cb, h);
-	if (h->ho_sched == NULL)
-		hout_fail(h, "cannot connect to the scheduler");
-}
-
-/* Connected to schedd: send A1. */
-static void
-hout_sched_connected(struct conn *c, void *arg)
-{
-	struct hout		*h = arg;
-	Qroam__KeyRequest	 a1 = QROAM__KEY_REQUEST__INIT;
-
-	if (h == NULL)
-		return;
 	a1.type = 1;
-	a1.from = (char *)h->ho_env->t_id;
+	a1.from = (char *)env->t_id;
 	a1.handover_id = h->ho_id;
-	hout_set_state(h, HOUT_A1);
-	if (conn_send(c, QROAM__MSG_TYPE__MT_KEY_REQUEST, HOUT_REQ_A1,
-	    &a1.base) == -1)
+	if (hout_request(h, tspd_handover_chan_sched(env),
+	    QROAM__MSG_TYPE__MT_KEY_REQUEST, &a1.base, HOUT_A1) == -1)
 		hout_fail(h, "cannot send A1");
 }
 
@@ -390,9 +360,8 @@ hout_ck1(struct tspd *env, const char *hid, enum keysrc_result res,
 	a2.target = (char *)h->ho_target->tt_id;
 	a2.initiator = (char *)env->t_id;
 	a2.handover_id = h->ho_id;
-	hout_set_state(h, HOUT_A2);
-	if (h->ho_sched == NULL || conn_send(h->ho_sched,
-	    QROAM__MSG_TYPE__MT_ACCESS_REQUEST, HOUT_REQ_A2, &a2.base) == -1)
+	if (hout_request(h, tspd_handover_chan_sched(env),
+	    QROAM__MSG_TYPE__MT_ACCESS_REQUEST, &a2.base, HOUT_A2) == -1)
 		hout_fail(h, "cannot send A2");
 }
 
@@ -442,12 +411,12 @@ hout_m7_check(const struct hout *h, const Qroam__M7Inner *in)
 
 static int	hout_m8_build(struct hout *);
 
-/* M7 under CK1: learn CK2 and TSPB's address, then connect to TSPB. */
+/* M7 under CK1: learn CK2 and TSPB's address, then send M8 to TSPB. */
 static void
 hout_m7(struct hout *h, const struct frame *f)
 {
 	struct tspd	*env = h->ho_env;
-	struct conn_opts o;
+	struct chan	*peer;
 	Qroam__M7	*m7;
 	Qroam__M7Inner	*in = NULL;
 	const char	*why = NULL;
@@ -470,62 +439,18 @@ hout_m7(struct hout *h, const struct frame *f)
 		return;
 	}
 	memcpy(h->ho_ck2, in->ck2.data, sizeof(h->ho_ck2));
-	hout_drop_conn(&h->ho_sched, "M7 received");
 	if (hout_m8_build(h) == -1) {
 		tspd_m7_inner_free(in);
 		hout_fail(h, "cannot build M8 from the store");
 		return;
 	}
-	hout_conn_opts(env, &o, h->ho_target->tt_id, "tsp");
-	hout_set_state(h, HOUT_PEER_CONNECT);
-	h->ho_peer = conn_connect(env->t_base, in->host, (uint16_t)in->port,
-	    &o, &hout_peer_cb, h);
+	peer = tspd_handover_chan_peer(env, h->ho_target->tt_id, in->host,
+	    (uint16_t)in->port);
 	tspd_m7_inner_free(in);
-	if (h->ho_peer == NULL)
-		hout_fail(h, "cannot connect to %s", h->ho_target->tt_id);
+	if (hout_request(h, peer, QROAM__MSG_TYPE__MT_M8, &h->ho_m8.base,
+	    HOUT_M8) == -1)
+		hout_fail(h, "cannot send M8 to %s", h->ho_target->tt_id);
 }
-
-/* A frame from schedd on h's connection. */
-static void
-hout_sched_frame(struct conn *c, const struct frame *f, void *arg)
-{
-	struct hout	*h = arg;
-	char		 why[200];
-
-	(void)c;
-	if (h == NULL)
-		return;
-	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
-		tspd_handover_status_text(f, why, sizeof(why));
-		hout_fail(h, "scheduler: %s", why);
-	} else if (h->ho_state == HOUT_A1 && f->f_request_id == HOUT_REQ_A1 &&
-	    f->f_type == QROAM__MSG_TYPE__MT_KEY_REPLY)
-		hout_key_reply(h, f);
-	else if (h->ho_state == HOUT_A2 && f->f_request_id == HOUT_REQ_A2 &&
-	    f->f_type == QROAM__MSG_TYPE__MT_M7)
-		hout_m7(h, f);
-	else
-		hout_fail(h, "unexpected %s from the scheduler",
-		    frame_type_name(f->f_type));
-}
-
-static void
-hout_sched_close(struct conn *c, const char *reason, void *arg)
-{
-	struct hout	*h = arg;
-
-	(void)c;
-	if (h == NULL)
-		return;
-	h->ho_sched = NULL;
-	hout_fail(h, "scheduler connection: %s", reason);
-}
-
-static const struct conn_cb hout_sched_cb = {
-	.on_connected = hout_sched_connected,
-	.on_frame = hout_sched_frame,
-	.on_close = hout_sched_close,
-};
 
 /* Build RD1 for h's vehicle and seal it into h->ho_m8; 0 or -1. */
 static int
@@ -550,20 +475,6 @@ hout_m8_build(struct hout *h)
 	    rd.rd_msg.n_history);
 	tspdb_rd1_free(&rd);
 	return rc;
-}
-
-/* Connected to TSPB: send M8. */
-static void
-hout_peer_connected(struct conn *c, void *arg)
-{
-	struct hout	*h = arg;
-
-	if (h == NULL)
-		return;
-	hout_set_state(h, HOUT_M8);
-	if (conn_send(c, QROAM__MSG_TYPE__MT_M8, HOUT_REQ_M8,
-	    &h->ho_m8.base) == -1)
-		hout_fail(h, "cannot send M8");
 }
 
 /* Tell the vehicle where to go next, if it has a session and a connection. */
@@ -639,41 +550,38 @@ hout_ack(struct hout *h, const struct frame *f)
 	hout_close(h, NULL);
 }
 
-/* A frame from TSPB on h's connection. */
+/*
+ * The answer to h's request, or why there is none: a refusal, the
+ * expected reply of the state, or anything else fails the handover.
+ */
 static void
-hout_peer_frame(struct conn *c, const struct frame *f, void *arg)
+hout_reply(void *arg, const struct frame *f, const char *why)
 {
 	struct hout	*h = arg;
-	char		 why[200];
+	char		 st[200];
+	const char	*peer;
 
-	(void)c;
-	if (h == NULL)
-		return;
-	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
-		tspd_handover_status_text(f, why, sizeof(why));
-		hout_fail(h, "%s refused M8: %s", h->ho_target->tt_id, why);
-	} else if (h->ho_state == HOUT_M8 && f->f_request_id == HOUT_REQ_M8 &&
+	h->ho_req = 0;
+	peer = h->ho_state == HOUT_M8 ? h->ho_target->tt_id : "the scheduler";
+	if (f == NULL && h->ho_state == HOUT_M8)
+		hout_fail(h, "%s", why);
+	else if (f == NULL)
+		hout_fail(h, "scheduler: %s", why);
+	else if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
+		tspd_handover_status_text(f, st, sizeof(st));
+		if (h->ho_state == HOUT_M8)
+			hout_fail(h, "%s refused M8: %s", peer, st);
+		else
+			hout_fail(h, "scheduler: %s", st);
+	} else if (h->ho_state == HOUT_A1 &&
+	    f->f_type == QROAM__MSG_TYPE__MT_KEY_REPLY)
+		hout_key_reply(h, f);
+	else if (h->ho_state == HOUT_A2 && f->f_type == QROAM__MSG_TYPE__MT_M7)
+		hout_m7(h, f);
+	else if (h->ho_state == HOUT_M8 &&
 	    f->f_type == QROAM__MSG_TYPE__MT_M8_ACK)
 		hout_ack(h, f);
 	else
 		hout_fail(h, "unexpected %s from %s",
-		    frame_type_name(f->f_type), h->ho_target->tt_id);
+		    frame_type_name(f->f_type), peer);
 }
-
-static void
-hout_peer_close(struct conn *c, const char *reason, void *arg)
-{
-	struct hout	*h = arg;
-
-	(void)c;
-	if (h == NULL)
-		return;
-	h->ho_peer = NULL;
-	hout_fail(h, "connection to %s: %s", h->ho_target->tt_id, reason);
-}
-
-static const struct conn_cb hout_peer_cb = {
-	.on_connected = hout_peer_connected,
-	.on_frame = hout_peer_frame,
-	.on_close = hout_peer_close,
-};

@@ -5,7 +5,8 @@
  * the vehicle's context (RD1) to TSPB in M8 under CK2 (handover_offer.c
  * holds the vehicle-facing M5/M6 part).  As TSPB
  * (handover_in.c) it accepts A2 from schedd, obtains CK2 with A3, and
- * stores the context of a valid M8.  handover_msg.c holds the codecs.
+ * stores the context of a valid M8.  handover_msg.c holds the codecs,
+ * handover_chan.c the long-lived channels every exchange travels on.
  */
 #ifndef TSPD_HANDOVER_H
 #define TSPD_HANDOVER_H
@@ -13,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "chan.h"
 #include "conn.h"
 #include "crypto.h"
 #include "frame.h"
@@ -61,6 +63,18 @@ int	tspd_m8ack_check(const uint8_t ck2[CRYPTO_KEYLEN],
  */
 char	*tspd_origins_encode(const struct tspdb_origin *, size_t n);
 int	tspd_origins_decode(const char *s, size_t n, struct tspdb_origin *);
+
+/* ---- cloud channels (handover_chan.c) ---- */
+
+/* Open the channel to schedd (handover enabled only). */
+void	tspd_handover_chan_open(struct tspd *);
+/* Close every channel; the handovers using them are gone already. */
+void	tspd_handover_chan_free(struct tspd *);
+/* The channel to schedd; NULL when handovers are disabled. */
+struct chan *tspd_handover_chan_sched(struct tspd *);
+/* The channel to TSP tsp_id at host:port, made on first use; NULL if not. */
+struct chan *tspd_handover_chan_peer(struct tspd *, const char *tsp_id,
+	    const char *host, uint16_t port);
 
 /* ---- TSPA: offers (handover_offer.c) ---- */
 

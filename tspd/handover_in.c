@@ -1,7 +1,7 @@
 /*
  * F6 as TSPB, the cloud a vehicle is about to enter.  schedd forwards A2
  * on the provisioning listener; this TSP acknowledges it, sends A3 on its
- * own connection to schedd, fetches CK2 from the KME by the key_ID of the
+ * long-lived channel to schedd (handover_chan.c), fetches CK2 from the KME by the key_ID of the
  * KeyReply and binds it to (initiator, handover_id) in the store with an
  * expiry.  TSPA then sends M8 (RD1 under CK2): a valid one is stored in
  * one transaction and acknowledged under CK2, which is deleted with it.
@@ -25,16 +25,14 @@
 #include "tspd.h"
 
 #define HIN_MAX		1024	/* incoming handovers under way at most */
-#define HIN_REQ_A3	1
 
 enum hin_state {
-	HIN_CONNECT,		/* connecting to schedd */
 	HIN_A3,			/* A3 sent, waiting for KeyReply */
 	HIN_CK2,		/* fetching CK2 from the KME */
 };
 
 static const char *const hin_state_names[] = {
-	"connecting to the scheduler", "A3", "CK2",
+	"A3", "CK2",
 };
 
 /* One incoming handover until its CK2 is bound. */
@@ -43,7 +41,7 @@ struct hin {
 	char			 hi_id[TSPD_HO_IDLEN + 1];
 	const struct topo_tsp	*hi_initiator;
 	enum hin_state		 hi_state;	/* set by hin_set_state only */
-	struct conn		*hi_sched;
+	uint64_t		 hi_req;	/* A3 on the scheduler channel */
 	struct event		*hi_timer;
 	Qroam__M8		*hi_m8;		/* an M8 waiting for CK2 */
 	struct conn		*hi_m8_conn;
@@ -59,7 +57,7 @@ struct tspd_hin {
 static void	hin_close(struct hin *, const char *reason);
 static void	m8_process(struct tspd *, struct conn *, uint64_t reqid,
 		    const Qroam__M8 *);
-static const struct conn_cb hin_sched_cb;
+static void	hin_reply(void *, const struct frame *, const char *);
 
 void
 tspd_handover_in_init(struct tspd *env)
@@ -88,7 +86,7 @@ tspd_handover_in_free(struct tspd *env)
 
 /*
  * The one place the state of h changes, each change logged at debug
- * level.  An incoming handover starts zeroed, in HIN_CONNECT, so setting
+ * level.  An incoming handover starts zeroed, in HIN_A3, so setting
  * that first state logs its name only.
  */
 static void
@@ -142,10 +140,8 @@ hin_close(struct hin *h, const char *reason)
 	}
 	if (h->hi_m8 != NULL)
 		qroam__m8__free_unpacked(h->hi_m8, NULL);
-	if (h->hi_sched != NULL) {
-		conn_set_arg(h->hi_sched, NULL);
-		conn_close(h->hi_sched, reason != NULL ? reason : "done");
-	}
+	if (h->hi_req != 0)
+		chan_cancel(tspd_handover_chan_sched(env), h->hi_req);
 	if (h->hi_timer != NULL)
 		event_free(h->hi_timer);
 	TAILQ_REMOVE(&env->t_hin->hl_list, h, hi_entry);
@@ -177,13 +173,14 @@ hin_timeout(evutil_socket_t fd, short ev, void *arg)
 	hin_fail(arg, "timeout");
 }
 
-/* Start A3 for a checked A2: connect to schedd under a timer. */
+/* Start A3 for a checked A2: send it to schedd under a timer. */
 static void
 hin_start(struct tspd *env, const struct topo_tsp *initiator, const char *hid)
 {
-	struct conn_opts o;
-	struct timeval	 tv;
-	struct hin	*h;
+	Qroam__KeyRequest	 a3 = QROAM__KEY_REQUEST__INIT;
+	struct chan		*sched = tspd_handover_chan_sched(env);
+	struct timeval		 tv;
+	struct hin		*h;
 
 	if ((h = calloc(1, sizeof(*h))) == NULL) {
 		log_warn("handover in id=%s", hid);
@@ -192,7 +189,7 @@ hin_start(struct tspd *env, const struct topo_tsp *initiator, const char *hid)
 	h->hi_env = env;
 	memcpy(h->hi_id, hid, sizeof(h->hi_id));
 	h->hi_initiator = initiator;
-	hin_set_state(h, HIN_CONNECT);
+	hin_set_state(h, HIN_A3);
 	TAILQ_INSERT_TAIL(&env->t_hin->hl_list, h, hi_entry);
 	env->t_hin->hl_n++;
 	if ((h->hi_timer = evtimer_new(env->t_base, hin_timeout, h)) == NULL) {
@@ -202,15 +199,17 @@ hin_start(struct tspd *env, const struct topo_tsp *initiator, const char *hid)
 	tv.tv_sec = env->t_conf.tc_handover_timeout_ms / 1000;
 	tv.tv_usec = (env->t_conf.tc_handover_timeout_ms % 1000) * 1000;
 	evtimer_add(h->hi_timer, &tv);
-	memset(&o, 0, sizeof(o));
-	o.co_tls = env->t_tls_client;
-	o.co_max_frame = env->t_conf.tc_common.cc_max_frame;
-	o.co_connect_ms = (int)env->t_conf.tc_handover_timeout_ms;
-	o.co_peer_role = "sched";
-	h->hi_sched = conn_connect(env->t_base, env->t_topo.t_sched.ep_host,
-	    env->t_topo.t_sched.ep_port, &o, &hin_sched_cb, h);
-	if (h->hi_sched == NULL)
-		hin_fail(h, "cannot connect to the scheduler");
+	a3.type = 1;
+	a3.from = (char *)env->t_id;
+	a3.handover_id = h->hi_id;
+	a3.initiator = (char *)initiator->tt_id;
+	if (sched == NULL || chan_request(sched,
+	    QROAM__MSG_TYPE__MT_KEY_REQUEST, &a3.base,
+	    (int)env->t_conf.tc_handover_timeout_ms, hin_reply, h,
+	    &h->hi_req) == -1) {
+		h->hi_req = 0;
+		hin_fail(h, "cannot send A3");
+	}
 }
 
 /* Check an A2 for this TSP: NULL and *initiator set, or the reason. */
@@ -270,25 +269,6 @@ tspd_handover_access(struct tspd *env, struct conn *c, const struct frame *f)
 		qroam__access_request__free_unpacked(ar, NULL);
 }
 
-/* Connected to schedd: send A3. */
-static void
-hin_sched_connected(struct conn *c, void *arg)
-{
-	struct hin		*h = arg;
-	Qroam__KeyRequest	 a3 = QROAM__KEY_REQUEST__INIT;
-
-	if (h == NULL)
-		return;
-	a3.type = 1;
-	a3.from = (char *)h->hi_env->t_id;
-	a3.handover_id = h->hi_id;
-	a3.initiator = (char *)h->hi_initiator->tt_id;
-	hin_set_state(h, HIN_A3);
-	if (conn_send(c, QROAM__MSG_TYPE__MT_KEY_REQUEST, HIN_REQ_A3,
-	    &a3.base) == -1)
-		hin_fail(h, "cannot send A3");
-}
-
 /* CK2 arrived from the KME: bind it, then serve a waiting M8. */
 static void
 hin_ck2(struct tspd *env, const char *hid, enum keysrc_result res,
@@ -321,25 +301,26 @@ hin_ck2(struct tspd *env, const char *hid, enum keysrc_result res,
 	hin_close(h, NULL);
 }
 
-/* A frame from schedd: the KeyReply to A3, or a refusal. */
+/* schedd's answer to A3: its KeyReply, a refusal, or why there is none. */
 static void
-hin_sched_frame(struct conn *c, const struct frame *f, void *arg)
+hin_reply(void *arg, const struct frame *f, const char *lost)
 {
 	struct hin		*h = arg;
 	Qroam__KeyReply		*kr = NULL;
 	const char		*why = NULL;
 	char			 status[200];
 
-	(void)c;
-	if (h == NULL)
+	h->hi_req = 0;
+	if (f == NULL) {
+		hin_fail(h, "scheduler: %s", lost);
 		return;
+	}
 	if (f->f_type == QROAM__MSG_TYPE__MT_STATUS) {
 		tspd_handover_status_text(f, status, sizeof(status));
 		hin_fail(h, "scheduler: %s", status);
 		return;
 	}
-	if (h->hi_state != HIN_A3 || f->f_request_id != HIN_REQ_A3 ||
-	    f->f_type != QROAM__MSG_TYPE__MT_KEY_REPLY)
+	if (h->hi_state != HIN_A3 || f->f_type != QROAM__MSG_TYPE__MT_KEY_REPLY)
 		why = "unexpected message from the scheduler";
 	else if ((kr = (Qroam__KeyReply *)frame_unpack(f,
 	    &qroam__key_reply__descriptor)) == NULL) {
@@ -356,33 +337,9 @@ hin_sched_frame(struct conn *c, const struct frame *f, void *arg)
 	}
 	if (kr != NULL)
 		qroam__key_reply__free_unpacked(kr, NULL);
-	if (why != NULL) {
+	if (why != NULL)
 		hin_fail(h, "%s", why);
-		return;
-	}
-	/* schedd has nothing more to say about this handover. */
-	conn_set_arg(h->hi_sched, NULL);
-	conn_close(h->hi_sched, "A3 answered");
-	h->hi_sched = NULL;
 }
-
-static void
-hin_sched_close(struct conn *c, const char *reason, void *arg)
-{
-	struct hin	*h = arg;
-
-	(void)c;
-	if (h == NULL)
-		return;
-	h->hi_sched = NULL;
-	hin_fail(h, "scheduler connection: %s", reason);
-}
-
-static const struct conn_cb hin_sched_cb = {
-	.on_connected = hin_sched_connected,
-	.on_frame = hin_sched_frame,
-	.on_close = hin_sched_close,
-};
 
 /* ---- M8 ---- */
 

@@ -105,6 +105,7 @@ tspd_start_handover(struct tspd *env)
 	    (int)conf->tc_handover_timeout_ms);
 	if (env->t_keysrc == NULL)
 		fatalx("cannot start the key source");
+	tspd_handover_chan_open(env);
 	log_info("handover enabled: scheduler %s:%u, KME %s:%u, look_ahead "
 	    "%llums", t->t_sched.ep_host, t->t_sched.ep_port, t->t_qkd.ep_host,
 	    t->t_qkd.ep_port, (unsigned long long)conf->tc_look_ahead_ms);
@@ -236,6 +237,7 @@ tspd_shutdown(void *arg)
 	listener_free(env->t_provision);
 	tspd_handover_shutdown(env);
 	tspd_handover_in_shutdown(env);
+	tspd_handover_chan_free(env);
 	/* Let connections closed earlier finish their deferred teardown. */
 	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
 	if (env->t_keysrc != NULL)

@@ -33,6 +33,7 @@ struct tspd {
 	struct tspd_offers	*t_offers;	/* handover_offer.c */
 	struct tspd_ho		*t_ho;		/* handover.c */
 	struct tspd_hin		*t_hin;		/* handover_in.c */
+	struct tspd_chans	*t_chans;	/* handover_chan.c */
 	struct tspd_vtab	*t_vtab;	/* vehicle.c */
 	struct tspd_prvcache	*t_prv;		/* prvcache.c */
 	struct tspd_auth	*t_auth;	/* auth.c */

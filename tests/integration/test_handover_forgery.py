@@ -232,7 +232,8 @@ class FakeSched(TlsServer):
     """A scheduler with the deployment's `sched` certificate that answers
     A1 like schedd (a fresh CK1 from qkdd, its key_ID in a KeyReply) and
     A2 with the M7 that make_m7(hid, ck1) returns, without ever involving
-    TSPB.  Every M7 it sent is kept in m7s."""
+    TSPB.  Every M7 it sent is kept in m7s, the sender of every request
+    in peers."""
 
     def __init__(self, tb, make_m7):
         self.tb = tb
@@ -243,8 +244,8 @@ class FakeSched(TlsServer):
         super().__init__(tb, "sched", tb.port["sched"])
 
     def session(self, s, subject):
-        self.peers.append(subject.get("commonName"))
         for mtype, payload, rid in self.read_frames(s, TIMEOUT):
+            self.peers.append(subject.get("commonName"))
             s.sendall(self._answer(mtype, payload, rid or 0))
 
     def _answer(self, mtype, payload, rid):

@@ -123,6 +123,7 @@ class TlsServer:
         self.lsock.listen(8)
         self.lsock.settimeout(0.2)
         self.stopping = False
+        self.sessions = []		# open TLS sockets, shut down by close()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -140,26 +141,40 @@ class TlsServer:
         except (ssl.SSLError, OSError):
             sock.close()
             return
+        self.sessions.append(s)
         with s:
             self.session(s, dict(x[0] for x in s.getpeercert()["subject"]))
 
     def read_frames(self, s, timeout):
         """The frames (type, payload, request_id) the peer sends on s, until
-        it closes, nothing comes for timeout seconds, or the server stops."""
+        it closes, nothing comes for timeout seconds, or the server stops.
+        Pings of a long-lived channel are answered here, as the daemons'
+        I/O layer answers them, and not passed on."""
         buf = b""
         for b in recv_chunks(s, timeout):
             if self.stopping:
                 return
             frames, buf = split_frames(buf + b)
-            yield from frames
+            for mtype, payload, rid in frames:
+                if mtype == MT["MT_PING"]:
+                    s.sendall(frame(MT["MT_PONG"], b"", rid or 0))
+                else:
+                    yield mtype, payload, rid
 
     def session(self, s, subject):
         raise NotImplementedError
 
     def close(self):
+        """Stop as a daemon does: no more accepts, and the connections
+        open now (schedd keeps one to each TSP) are closed."""
         self.stopping = True
         self.thread.join(5)
         self.lsock.close()
+        for s in self.sessions:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Provision(TlsServer):
