@@ -529,6 +529,18 @@ session_inner(struct tspd *env, struct conn *c, const struct frame *f,
 }
 
 /*
+ * A dropped message may have brought vid's session into memory; unless
+ * the vehicle is connected, it goes again, so that messages naming other
+ * vehicles fill no memory.
+ */
+static void
+session_unheld(struct tspd *env, const char *vid)
+{
+	if (tspd_vehicle_conn(env, vid) == NULL)
+		tspdb_session_release(env->t_db, vid);
+}
+
+/*
  * A SessionMsg: checked against the session in memory, opened with K1's
  * context; the body is acted on with a copy of the session, which stays
  * valid whatever the body does to the stored one.  Both messages live in
@@ -572,10 +584,12 @@ tspd_session_msg(struct tspd *env, struct conn *c, const struct frame *f)
 		    sm->seq <= live->s_rx_seq ? "replay" : "bad seq");
 		metrics_refusal(sm->seq <= live->s_rx_seq ? "seq_replay" :
 		    "bad_seq");
+		session_unheld(env, sm->vehicle_id);
 	} else if ((in = session_open_inner(env, live, sm)) == NULL) {
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=does not decrypt", sm->vehicle_id, sm->seq);
 		metrics_refusal("session_decrypt_failed");
+		session_unheld(env, sm->vehicle_id);
 	} else {
 		s = *live;
 		tspd_vehicle_bind(env, sm->vehicle_id, c);
