@@ -729,41 +729,6 @@ tspdb_session_seq_write(struct tspdb *db, const char *vid, uint64_t rx_seq,
 	return 0;
 }
 
-/*
- * The session in memory checks seq and takes the new numbers; the row
- * gets them when the transaction commits (tspdb_live_write).
- */
-enum tspdb_result
-tspdb_session_telemetry_tx(struct tspdb *db, const char *vid, uint64_t seq,
-    uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
-    uint64_t now_ms)
-{
-	struct tspdb_live	*sl;
-	int			 r;
-
-	if ((r = tspdb_live_load(db, vid, &sl)) != 1)
-		return r == 0 ? TSPDB_UNKNOWN : TSPDB_ERROR;
-	if (seq <= tspdb_live_session(sl)->s_rx_seq)
-		return TSPDB_REPLAY;
-	if (tspdb_telemetry_insert(db, vid, tsp_id, seq, t, now_ms) == -1)
-		return TSPDB_ERROR;
-	tspdb_live_advance(db, sl, seq, tx_seq);
-	return TSPDB_OK;
-}
-
-enum tspdb_result
-tspdb_live_commit(struct tspdb *db)
-{
-	enum tspdb_result	 res;
-
-	if (tspdb_live_write(db) == -1)
-		res = tspdb_abort_tx(db, TSPDB_ERROR);
-	else
-		res = tspdb_commit_tx(db, TSPDB_OK);
-	tspdb_live_settled(db, res == TSPDB_OK);
-	return res;
-}
-
 enum tspdb_result
 tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
     uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
