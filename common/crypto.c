@@ -178,6 +178,108 @@ crypto_aead_open(const uint8_t key[CRYPTO_KEYLEN],
 	return 0;
 }
 
+struct crypto_aead {
+	EVP_CIPHER_CTX	*ca_ctx;
+};
+
+/* The key schedule is made here once; the nonce comes with each message. */
+struct crypto_aead *
+crypto_aead_new(const uint8_t key[CRYPTO_KEYLEN])
+{
+	struct crypto_aead	*ca;
+
+	if ((ca = calloc(1, sizeof(*ca))) == NULL)
+		return NULL;
+	if ((ca->ca_ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_CipherInit_ex(ca->ca_ctx, EVP_aes_256_gcm(), NULL, NULL, NULL,
+	    1) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ca->ca_ctx, EVP_CTRL_GCM_SET_IVLEN,
+	    CRYPTO_NONCELEN, NULL) != 1 ||
+	    EVP_CipherInit_ex(ca->ca_ctx, NULL, NULL, key, NULL, 1) != 1) {
+		crypto_aead_free(ca);
+		crypto_fail();
+		return NULL;
+	}
+	return ca;
+}
+
+/* EVP_CIPHER_CTX_free clears the provider's copy of the key schedule. */
+void
+crypto_aead_free(struct crypto_aead *ca)
+{
+	if (ca == NULL)
+		return;
+	EVP_CIPHER_CTX_free(ca->ca_ctx);
+	free(ca);
+}
+
+/* Start a message in direction enc: the nonce, then the AAD. */
+static int
+crypto_aead_start(struct crypto_aead *ca, int enc,
+    const uint8_t nonce[CRYPTO_NONCELEN], const void *aad, size_t aadlen)
+{
+	int	 outl;
+
+	if (aadlen > INT_MAX || (aadlen > 0 && aad == NULL))
+		return -1;
+	if (EVP_CipherInit_ex(ca->ca_ctx, NULL, NULL, NULL, nonce, enc) != 1 ||
+	    (aadlen > 0 && EVP_CipherUpdate(ca->ca_ctx, NULL, &outl, aad,
+	    (int)aadlen) != 1))
+		return -1;
+	return 0;
+}
+
+int
+crypto_aead_seal_with(struct crypto_aead *ca,
+    const uint8_t nonce[CRYPTO_NONCELEN], const void *aad, size_t aadlen,
+    const void *pt, size_t ptlen, uint8_t *out)
+{
+	int	 outl = 0, finl;
+
+	if (ca == NULL || ptlen > INT_MAX - CRYPTO_TAGLEN ||
+	    (ptlen > 0 && pt == NULL))
+		return crypto_fail();
+	if (crypto_aead_start(ca, 1, nonce, aad, aadlen) == -1 ||
+	    (ptlen > 0 && EVP_EncryptUpdate(ca->ca_ctx, out, &outl, pt,
+	    (int)ptlen) != 1) ||
+	    EVP_EncryptFinal_ex(ca->ca_ctx, out + outl, &finl) != 1 ||
+	    (size_t)outl + (size_t)finl != ptlen ||
+	    EVP_CIPHER_CTX_ctrl(ca->ca_ctx, EVP_CTRL_GCM_GET_TAG,
+	    CRYPTO_TAGLEN, out + ptlen) != 1) {
+		crypto_wipe(out, ptlen + CRYPTO_TAGLEN);
+		return crypto_fail();
+	}
+	return 0;
+}
+
+/* As crypto_aead_open: on failure nothing of the plaintext is left. */
+int
+crypto_aead_open_with(struct crypto_aead *ca,
+    const uint8_t nonce[CRYPTO_NONCELEN], const void *aad, size_t aadlen,
+    const uint8_t *ct, size_t ctlen, uint8_t *out)
+{
+	uint8_t		 tag[CRYPTO_TAGLEN];
+	size_t		 ptlen;
+	int		 outl = 0, finl;
+
+	if (ca == NULL || ct == NULL || ctlen < CRYPTO_TAGLEN ||
+	    ctlen > INT_MAX)
+		return crypto_fail();
+	ptlen = ctlen - CRYPTO_TAGLEN;
+	memcpy(tag, ct + ptlen, sizeof(tag));
+	if (crypto_aead_start(ca, 0, nonce, aad, aadlen) == -1 ||
+	    (ptlen > 0 && EVP_DecryptUpdate(ca->ca_ctx, out, &outl, ct,
+	    (int)ptlen) != 1) ||
+	    EVP_CIPHER_CTX_ctrl(ca->ca_ctx, EVP_CTRL_GCM_SET_TAG,
+	    CRYPTO_TAGLEN, tag) != 1 ||
+	    EVP_DecryptFinal_ex(ca->ca_ctx, out + outl, &finl) != 1 ||
+	    (size_t)outl + (size_t)finl != ptlen) {
+		crypto_wipe(out, ptlen);
+		return crypto_fail();
+	}
+	return 0;
+}
+
 /* Only the suite's sizes are generated. */
 EVP_PKEY *
 crypto_rsa_generate(int bits)

@@ -35,6 +35,25 @@ int	crypto_aead_open(const uint8_t key[CRYPTO_KEYLEN],
 	    const uint8_t nonce[CRYPTO_NONCELEN], const char *aad,
 	    const uint8_t *ct, size_t ctlen, uint8_t *out);
 
+/*
+ * AES-256-GCM under one key for many messages: crypto_aead_new expands the
+ * key once; each seal or open then sets only the nonce and the AAD (aadlen
+ * bytes, no NUL needed), with the sizes and results of crypto_aead_seal
+ * and crypto_aead_open.  One context serves both directions, one thread at
+ * a time.  crypto_aead_free wipes the expanded key.  new returns NULL on
+ * failure.
+ */
+struct crypto_aead;
+
+struct crypto_aead *crypto_aead_new(const uint8_t key[CRYPTO_KEYLEN]);
+void	crypto_aead_free(struct crypto_aead *);
+int	crypto_aead_seal_with(struct crypto_aead *,
+	    const uint8_t nonce[CRYPTO_NONCELEN], const void *aad, size_t aadlen,
+	    const void *pt, size_t ptlen, uint8_t *out);
+int	crypto_aead_open_with(struct crypto_aead *,
+	    const uint8_t nonce[CRYPTO_NONCELEN], const void *aad, size_t aadlen,
+	    const uint8_t *ct, size_t ctlen, uint8_t *out);
+
 /* RSA key pairs; bits is 2048 or 3072.  NULL on failure. */
 EVP_PKEY *crypto_rsa_generate(int bits);
 /* DER encodings; *der is malloc'd (private key buffers are wiped by caller). */

@@ -5,9 +5,11 @@
  * every telemetry message until then joins the transaction, and its sealed
  * replies wait here with their connection.  Only after the commit do the
  * replies leave ("acknowledged means stored"); if it fails, the batch is
- * rolled back and nothing is sent.  Session state (rx_seq, tx_seq) lives in
- * the store, so the open transaction carries it from one message of the
- * batch to the next and a rollback restores the committed state.
+ * rolled back and nothing is sent.  Session state (rx_seq, tx_seq) advances
+ * in the store's sessions in memory from one message of the batch to the
+ * next; the commit writes it with the telemetry and a rollback restores
+ * the committed state.  Queued replies are kept for reuse, so a message
+ * allocates nothing here.
  */
 #include <sys/queue.h>
 #include <inttypes.h>
@@ -33,6 +35,7 @@ struct batch_reply {
 	char			 br_vid[VIN_LEN + 1];
 	Qroam__SessionMsg	 br_msg[2];	/* ServiceResponse, M5 */
 	size_t			 br_nmsg;
+	uint8_t			 br_ack[TSPD_ACK_MAX];	/* br_msg[0].ct */
 	TAILQ_ENTRY(batch_reply) br_entry;
 };
 
@@ -42,6 +45,8 @@ struct tspd_batch {
 	struct event		*tb_commit;
 	struct batch_list	 tb_replies;
 	size_t			 tb_count;
+	struct batch_list	 tb_spare;	/* for reuse, BATCH_MAX at most */
+	size_t			 tb_nspare;
 };
 
 static void	batch_flush_cb(void *);
@@ -62,6 +67,7 @@ tspd_batch_init(struct tspd *env)
 
 	tb = xcalloc(1, sizeof(*tb));
 	TAILQ_INIT(&tb->tb_replies);
+	TAILQ_INIT(&tb->tb_spare);
 	if ((tb->tb_commit = event_new(env->t_base, -1, 0, batch_commit_cb,
 	    env)) == NULL)
 		fatalx("event_new");
@@ -69,27 +75,35 @@ tspd_batch_init(struct tspd *env)
 	tspdb_batch_set_flush(env->t_db, batch_flush_cb, env);
 }
 
-/* Free one queued reply and its ciphertexts. */
+/* Release one queued reply: its M5's ciphertext goes, the reply is kept. */
 static void
-batch_reply_free(struct batch_reply *br)
+batch_reply_free(struct tspd_batch *tb, struct batch_reply *br)
 {
-	size_t	 i;
-
-	for (i = 0; i < br->br_nmsg; i++)
-		free(br->br_msg[i].ct.data);
-	free(br);
+	if (br->br_nmsg > 1)
+		free(br->br_msg[1].ct.data);
+	if (tb->tb_nspare >= BATCH_MAX) {
+		free(br);
+		return;
+	}
+	TAILQ_INSERT_HEAD(&tb->tb_spare, br, br_entry);
+	tb->tb_nspare++;
 }
 
 void
 tspd_batch_free(struct tspd *env)
 {
 	struct tspd_batch	*tb = env->t_batch;
+	struct batch_reply	*br;
 
 	if (tb == NULL)
 		return;
 	tspd_batch_flush(env);
 	tspdb_batch_set_flush(env->t_db, NULL, NULL);
 	event_free(tb->tb_commit);
+	while ((br = TAILQ_FIRST(&tb->tb_spare)) != NULL) {
+		TAILQ_REMOVE(&tb->tb_spare, br, br_entry);
+		free(br);
+	}
 	free(tb);
 	env->t_batch = NULL;
 }
@@ -103,7 +117,7 @@ batch_flush_cb(void *arg)
 
 /* Send the replies of a committed batch to the connections still open. */
 static void
-batch_send(struct batch_list *list)
+batch_send(struct tspd_batch *tb, struct batch_list *list)
 {
 	struct batch_reply	*br;
 	size_t			 i;
@@ -115,7 +129,7 @@ batch_send(struct batch_list *list)
 			    br->br_request_id, &br->br_msg[i].base);
 		log_debug("telemetry stored vehicle=%s seq=%" PRIu64,
 		    br->br_vid, br->br_seq);
-		batch_reply_free(br);
+		batch_reply_free(tb, br);
 	}
 }
 
@@ -129,7 +143,7 @@ batch_drop(struct tspd *env, struct batch_list *list)
 		TAILQ_REMOVE(list, br, br_entry);
 		if (br->br_nmsg > 1)
 			tspd_handover_offer_cancel(env, br->br_vid);
-		batch_reply_free(br);
+		batch_reply_free(env->t_batch, br);
 	}
 }
 
@@ -148,7 +162,7 @@ tspd_batch_flush(struct tspd *env)
 	tb->tb_count = 0;
 	if (tspdb_batch_commit(env->t_db) == TSPDB_OK) {
 		tspd_metric_telemetry(n);
-		batch_send(&list);
+		batch_send(tb, &list);
 	} else {
 		log_warnx("telemetry batch of %zu messages rolled back: the "
 		    "store failed; none is acknowledged", n);
@@ -176,7 +190,15 @@ batch_queue(struct tspd_batch *tb, struct conn *c, uint64_t request_id,
 {
 	struct batch_reply	*br;
 
-	if ((br = calloc(1, sizeof(*br))) == NULL) {
+	if (reply->ct.len > sizeof(br->br_ack)) {
+		log_warnx("telemetry vehicle=%s seq=%" PRIu64 ": the sealed "
+		    "response is too long", s->s_vid, seq);
+		return -1;
+	}
+	if ((br = TAILQ_FIRST(&tb->tb_spare)) != NULL) {
+		TAILQ_REMOVE(&tb->tb_spare, br, br_entry);
+		tb->tb_nspare--;
+	} else if ((br = malloc(sizeof(*br))) == NULL) {
 		log_warn("telemetry vehicle=%s seq=%" PRIu64, s->s_vid, seq);
 		return -1;
 	}
@@ -184,8 +206,10 @@ batch_queue(struct tspd_batch *tb, struct conn *c, uint64_t request_id,
 	br->br_request_id = request_id;
 	br->br_seq = seq;
 	memcpy(br->br_vid, s->s_vid, sizeof(br->br_vid));
+	br->br_nmsg = 0;
 	br->br_msg[br->br_nmsg++] = *reply;
-	reply->ct.data = NULL;
+	memcpy(br->br_ack, reply->ct.data, reply->ct.len);
+	br->br_msg[0].ct.data = br->br_ack;
 	if (m5 != NULL) {
 		br->br_msg[br->br_nmsg++] = *m5;
 		m5->ct.data = NULL;

@@ -106,7 +106,7 @@ static const char *const tspdb_sql[S_COUNT] = {
 	    " k1, key_index, rx_seq, tx_seq, opened_ms, sequential)"
 	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
 	[S_SESS_SEQ] = "UPDATE sessions SET rx_seq = ?2, tx_seq = ?3"
-	    " WHERE vehicle_id = ?1 AND rx_seq < ?2",
+	    " WHERE vehicle_id = ?1",
 	[S_SESS_DEL] = "DELETE FROM sessions WHERE vehicle_id = ?1",
 	[S_TELE_INS] = "INSERT INTO telemetry(vehicle_id, tsp_id, seq,"
 	    " unix_ms, lat, lon, speed, heading, fuel, odometer, received_ms)"
@@ -174,6 +174,7 @@ tspdb_open(const char *path, int sync_full)
 		db->db_stmt[i] = store_prepare(db->db_sql, tspdb_sql[i]);
 	tspdb_handover_prepare(db);
 	tspdb_status_prepare(db);
+	tspdb_live_init(db);
 	return db;
 }
 
@@ -186,6 +187,7 @@ tspdb_close(struct tspdb *db)
 		return;
 	if (db->db_batch && tspdb_batch_commit(db) != TSPDB_OK)
 		log_warnx("store: the last telemetry batch was rolled back");
+	tspdb_live_free(db);
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->db_stmt[i]);
 	tspdb_handover_finalize(db);
@@ -377,6 +379,7 @@ vehicle_reset(struct tspdb *db, const char *vid)
 {
 	sqlite3_stmt	*st;
 
+	tspdb_live_forget(db, vid);
 	st = stmt(db, S_AUTH_DEL);
 	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, NULL) == -1)
@@ -629,11 +632,13 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
     int sequential, const Qroam__Telemetry *d1, const char *tsp_id,
     uint64_t now_ms)
 {
+	struct tspdb_session	 live;
 	enum tspdb_result	 res;
 	sqlite3_stmt		*st;
 
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
+	tspdb_live_forget(db, s->s_vid);
 	if ((res = key_unused(db, s->s_chip_id, s->s_key_index)) != TSPDB_OK)
 		return tspdb_abort_tx(db, res);
 	if (key_consume(db, s->s_chip_id, s->s_key_index, sequential,
@@ -652,11 +657,31 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (tspdb_telemetry_insert(db, s->s_vid, tsp_id, 0, d1, now_ms) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
-	return tspdb_commit_tx(db, TSPDB_OK);
+	if ((res = tspdb_commit_tx(db, TSPDB_OK)) != TSPDB_OK)
+		return res;
+	live = *s;
+	live.s_rx_seq = 0;
+	live.s_tx_seq = 1;
+	live.s_opened_ms = now_ms;
+	live.s_aead = NULL;
+	tspdb_live_put(db, &live);
+	crypto_wipe(&live, sizeof(live));
+	return TSPDB_OK;
 }
 
 int
 tspdb_session_get(struct tspdb *db, const char *vid, struct tspdb_session *s)
+{
+	int	 r;
+
+	if ((r = tspdb_session_select(db, vid, s)) == 1)
+		tspdb_live_dirty_seqs(db, vid, &s->s_rx_seq, &s->s_tx_seq);
+	return r;
+}
+
+int
+tspdb_session_select(struct tspdb *db, const char *vid,
+    struct tspdb_session *s)
 {
 	sqlite3_stmt	*st;
 	int		 r;
@@ -683,31 +708,25 @@ tspdb_session_get(struct tspdb *db, const char *vid, struct tspdb_session *s)
 	return 1;
 }
 
-enum tspdb_result
-tspdb_session_telemetry_tx(struct tspdb *db, const char *vid, uint64_t seq,
-    uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
-    uint64_t now_ms)
+int
+tspdb_session_seq_write(struct tspdb *db, const char *vid, uint64_t rx_seq,
+    uint64_t tx_seq)
 {
 	sqlite3_stmt	*st;
 	int		 changes;
 
 	st = stmt(db, S_SESS_SEQ);
 	tspdb_bind_text(st, 1, vid);
-	tspdb_bind_u64(st, 2, seq);
+	tspdb_bind_u64(st, 2, rx_seq);
 	tspdb_bind_u64(st, 3, tx_seq);
 	if (store_step_done(st, &changes) == -1)
-		return TSPDB_ERROR;
+		return -1;
 	if (changes != 1) {
-		st = stmt(db, S_SESS_GET);
-		tspdb_bind_text(st, 1, vid);
-		if ((changes = tspdb_step_row(db, st)) == -1)
-			return TSPDB_ERROR;
-		store_reset(st);
-		return changes == 1 ? TSPDB_REPLAY : TSPDB_UNKNOWN;
+		log_warnx("store: the session of %s is gone from the store",
+		    vid);
+		return -1;
 	}
-	if (tspdb_telemetry_insert(db, vid, tsp_id, seq, t, now_ms) == -1)
-		return TSPDB_ERROR;
-	return TSPDB_OK;
+	return 0;
 }
 
 enum tspdb_result
@@ -723,7 +742,7 @@ tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
 	    now_ms);
 	if (res != TSPDB_OK)
 		return tspdb_abort_tx(db, res);
-	return tspdb_commit_tx(db, TSPDB_OK);
+	return tspdb_live_commit(db);
 }
 
 enum tspdb_result
@@ -740,6 +759,7 @@ tspdb_session_end(struct tspdb *db, const char *vid, int power_off)
 		return tspdb_commit_tx(db, TSPDB_OK);
 	}
 	tspdb_batch_settle(db);
+	tspdb_live_forget(db, vid);
 	st = stmt(db, S_SESS_DEL);
 	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, &changes) == -1)

@@ -65,6 +65,8 @@ struct tspdb_session {
 	uint64_t	 s_rx_seq;	/* last vehicle->TSP seq accepted */
 	uint64_t	 s_tx_seq;	/* last TSP->vehicle seq used */
 	uint64_t	 s_opened_ms;
+	/* K1's cipher context in a session held in memory, else NULL. */
+	struct crypto_aead *s_aead;
 };
 
 /* Open (creating or migrating) the store at path; NULL on failure, logged. */
@@ -139,9 +141,28 @@ enum tspdb_result tspdb_key_select(struct tspdb *, const char *chip_id,
 enum tspdb_result tspdb_session_open(struct tspdb *,
 	    const struct tspdb_session *s, int sequential,
 	    const Qroam__Telemetry *d1, const char *tsp_id, uint64_t now_ms);
-/* 1 and *s filled, 0 if there is no session, -1 on error. */
+/*
+ * 1 and *s filled from the store (s_aead NULL), 0 if there is no session,
+ * -1 on error.  Sequence numbers advanced by the open batch are included.
+ */
 int	tspdb_session_get(struct tspdb *, const char *vid,
 	    struct tspdb_session *s);
+/*
+ * The vehicle's session as held in memory (db_live.c), read from the
+ * store on first use after a restart: 1 and *sp set, 0 if there is no
+ * session, -1 on error.  The session stays valid until the next call that
+ * opens, ends or changes sessions (the open batch's telemetry only
+ * advances its sequence numbers in place).
+ */
+int	tspdb_session_find(struct tspdb *, const char *vid,
+	    const struct tspdb_session **sp);
+/*
+ * The vehicle's last connection closed: its session leaves memory (after
+ * the open batch's commit) and stays in the store.
+ */
+void	tspdb_session_release(struct tspdb *, const char *vid);
+/* Sessions held in memory. */
+size_t	tspdb_session_live(const struct tspdb *);
 /*
  * Store telemetry received in the session under seq and advance rx_seq to
  * seq and tx_seq to tx_seq, in one transaction.  TSPDB_REPLAY if seq is
@@ -172,8 +193,10 @@ void	tspdb_batch_set_flush(struct tspdb *, void (*flush)(void *),
 	    void *arg);
 /*
  * tspdb_session_telemetry inside the batch transaction, which it opens if
- * none is.  Later reads see the new rx_seq and tx_seq.  TSPDB_ERROR
- * spoils the batch: its commit then rolls everything back.
+ * none is.  Later reads see the new rx_seq and tx_seq at once; the
+ * sessions' rows get them once per batch, in its commit.  TSPDB_ERROR
+ * spoils the batch: its commit then rolls everything back, the sequence
+ * numbers in memory included.
  */
 enum tspdb_result tspdb_batch_telemetry(struct tspdb *, const char *vid,
 	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,

@@ -3,7 +3,9 @@
  * of one pass of the event loop are stored in one transaction, which
  * stays open until tspdb_batch_commit.  Every other transaction or write
  * settles the batch first, so transactions never nest and no other
- * protocol step joins or outlives the batch.
+ * protocol step joins or outlives the batch.  The sessions' sequence
+ * numbers advance in memory (db_live.c); the commit writes each changed
+ * session's row once, in the same transaction as the telemetry rows.
  */
 #include <stdlib.h>
 
@@ -72,7 +74,10 @@ tspdb_batch_commit(struct tspdb *db)
 		return TSPDB_OK;
 	db->db_batch = 0;
 	db->db_batch_failed = 0;
-	if (failed)
-		return tspdb_abort_tx(db, TSPDB_ERROR);
-	return tspdb_commit_tx(db, TSPDB_OK);
+	if (failed) {
+		tspdb_abort_tx(db, TSPDB_ERROR);
+		tspdb_live_settled(db, 0);
+		return TSPDB_ERROR;
+	}
+	return tspdb_live_commit(db);
 }

@@ -187,6 +187,7 @@ tspdb_session_seq(struct tspdb *db, const char *vid, uint64_t seq)
 
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
+	tspdb_live_forget(db, vid);
 	r = tspdb_session_get(db, vid, &s);
 	crypto_wipe(s.s_k1, sizeof(s.s_k1));
 	if (r != 1)
@@ -228,6 +229,7 @@ tspdb_ho_out_done(struct tspdb *db, const char *hid, const char *vid,
 	memset(rr, 0, sizeof(*rr));
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
+	tspdb_live_forget(db, vid);
 	st = hstmt(db, H_AUTH_DEL);
 	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, NULL) == -1 ||

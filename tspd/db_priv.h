@@ -1,7 +1,7 @@
 /*
  * Inside the TSP store: the handle shared by db.c (F1-F5), db_batch.c (F5
- * group commit) and db_handover.c (F6), and the statement helpers they
- * use.  Only those files include it.
+ * group commit), db_live.c (sessions in memory) and db_handover.c (F6),
+ * and the statement helpers they use.  Only those files include it.
  */
 #ifndef TSPD_DB_PRIV_H
 #define TSPD_DB_PRIV_H
@@ -23,6 +23,7 @@ struct tspdb {
 	int		 db_batch_failed;	/* a step of it failed */
 	void		(*db_flush)(void *);	/* commits the batch */
 	void		*db_flush_arg;
+	struct tspdb_ltab *db_live;		/* db_live.c */
 };
 
 /* Schema of the handover tables, the second migration of the store. */
@@ -77,6 +78,50 @@ int	tspdb_begin(struct tspdb *);
 enum tspdb_result tspdb_session_telemetry_tx(struct tspdb *, const char *vid,
 	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
 	    const char *tsp_id, uint64_t now_ms);
+
+/* The row of vid's session, without settling the batch; as session_get. */
+int	tspdb_session_select(struct tspdb *, const char *vid,
+	    struct tspdb_session *s);
+/* Write rx_seq and tx_seq to vid's row inside the open transaction. */
+int	tspdb_session_seq_write(struct tspdb *, const char *vid,
+	    uint64_t rx_seq, uint64_t tx_seq);
+
+/*
+ * The sessions held in memory (db_live.c).  An entry is a tspdb_session
+ * with the sequence numbers last stored; tspdb_live_advance moves them
+ * ahead of the row until tspdb_live_write has written them in the open
+ * transaction and tspdb_live_settled(committed) has either made them the
+ * stored ones or put the stored ones back.
+ */
+struct tspdb_live;
+void	tspdb_live_init(struct tspdb *);
+void	tspdb_live_free(struct tspdb *);
+/* vid's entry or NULL; no store access. */
+struct tspdb_live *tspdb_live_get(struct tspdb *, const char *vid);
+/* vid's entry, loaded from its row if needed: 1, 0 (no session) or -1. */
+int	tspdb_live_load(struct tspdb *, const char *vid, struct tspdb_live **);
+const struct tspdb_session *tspdb_live_session(const struct tspdb_live *);
+/* Enter session s as just stored, replacing vid's entry. */
+void	tspdb_live_put(struct tspdb *, const struct tspdb_session *s);
+/*
+ * Drop vid's entry (after settling the batch if the entry is ahead of its
+ * row): called by every change of a sessions row made outside this file's
+ * knowledge, so the next use reads the row again.
+ */
+void	tspdb_live_forget(struct tspdb *, const char *vid);
+void	tspdb_live_advance(struct tspdb *, struct tspdb_live *,
+	    uint64_t rx_seq, uint64_t tx_seq);
+/* 1 and the numbers if vid's entry is ahead of its row, else 0. */
+int	tspdb_live_dirty_seqs(struct tspdb *, const char *vid,
+	    uint64_t *rx_seq, uint64_t *tx_seq);
+/* Write the rows of the entries ahead of them; 0 or -1. */
+int	tspdb_live_write(struct tspdb *);
+void	tspdb_live_settled(struct tspdb *, int committed);
+/*
+ * Write the entries ahead of their rows and commit the open transaction,
+ * or roll it back if that fails; the entries follow.  A tspdb_result.
+ */
+enum tspdb_result tspdb_live_commit(struct tspdb *);
 
 /* Prepare and finalize db_handover.c's statements. */
 void	tspdb_handover_prepare(struct tspdb *);

@@ -1,16 +1,21 @@
 /*
  * F4 and F5: session establishment with an M3 (K1 wrapped under a one-time
  * chip key) and the session traffic under K1, which also carries the
- * vehicle's side of a handover (M5 out, M6 in).  The store is the only
+ * vehicle's side of a handover (M5 out, M6 in).  The store is the durable
  * session state: each accepted message is committed before its answer
  * leaves (telemetry in groups, batch.c), and nothing changes for a
- * refused one.
+ * refused one.  A session message is checked against the session as the
+ * store holds it in memory (db_live.c) and opened and answered with K1's
+ * cipher context, in scratch memory of the loop thread: the hot path
+ * makes no store query, no allocation and no formatting of its own.
  */
 #include <inttypes.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <protobuf-c/protobuf-c.h>
 
 #include "crypto.h"
 #include "ids.h"
@@ -20,6 +25,47 @@
 #include "store.h"
 
 #include "tspd.h"
+
+#define SESSION_ARENA	8192	/* unpacked session messages, usually */
+#define SESSION_SEQLEN	21	/* UINT64_MAX in decimal and a NUL */
+
+/*
+ * Scratch memory of the loop thread: a bump arena that protobuf-c unpacks
+ * one session message into (larger ones fall back to malloc), and the
+ * buffer its plaintext is decrypted into.
+ */
+static struct {
+	_Alignas(max_align_t) uint8_t a_buf[SESSION_ARENA];
+	size_t		 a_used;
+	uint8_t		*a_pt;
+	size_t		 a_ptcap;
+} scratch;
+
+static void *
+arena_alloc(void *data, size_t size)
+{
+	void	*p;
+
+	(void)data;
+	size = (size + _Alignof(max_align_t) - 1) &
+	    ~(_Alignof(max_align_t) - 1);
+	if (size > SESSION_ARENA - scratch.a_used)
+		return malloc(size);
+	p = scratch.a_buf + scratch.a_used;
+	scratch.a_used += size;
+	return p;
+}
+
+static void
+arena_free(void *data, void *p)
+{
+	(void)data;
+	if ((uint8_t *)p < scratch.a_buf ||
+	    (uint8_t *)p >= scratch.a_buf + SESSION_ARENA)
+		free(p);
+}
+
+static ProtobufCAllocator arena = { arena_alloc, arena_free, NULL };
 
 /* One M3 being checked. */
 struct m3_req {
@@ -52,20 +98,53 @@ tspd_telemetry_check(const Qroam__Telemetry *t)
 }
 
 /*
+ * The AAD of session message seq of vid: msg_aad's "qroam/1|DATA|vid|
+ * tsp|seq" as msg_session_seal and msg_session_open make it, with seq
+ * written without printf.  Its length, or 0 if buf is too small.
+ */
+static size_t
+session_aad(char buf[MSG_AAD_MAX], const char *vid, const char *tsp_id,
+    uint64_t seq)
+{
+	char	 digits[SESSION_SEQLEN], *p = digits + sizeof(digits) - 1;
+
+	*p = '\0';
+	do {
+		*--p = (char)('0' + seq % 10);
+		seq /= 10;
+	} while (seq != 0);
+	if (msg_aad(buf, MSG_AAD_MAX, "DATA", vid, tsp_id, p,
+	    (char *)NULL) == -1)
+		return 0;
+	return strlen(buf);
+}
+
+/* ServiceResponse{ack_seq, region} as a SessionInner. */
+static void
+session_response_inner(struct tspd *env, uint64_t ack_seq,
+    Qroam__SessionInner *inner, Qroam__ServiceResponse *resp)
+{
+	qroam__service_response__init(resp);
+	qroam__session_inner__init(inner);
+	resp->ack_seq = ack_seq;
+	resp->region = (char *)env->t_id;
+	inner->body_case = QROAM__SESSION_INNER__BODY_RESPONSE;
+	inner->response = resp;
+}
+
+/*
  * Seal ServiceResponse{ack_seq, region} to vid under k1 as the TSP's
- * message tx_seq.  out->ct.data is malloc'd; 0 or -1.
+ * message tx_seq (the M3's answer, before the session is stored).
+ * out->ct.data is malloc'd; 0 or -1.
  */
 static int
 session_seal_response(struct tspd *env, const uint8_t k1[CRYPTO_KEYLEN],
     const char *vid, uint64_t tx_seq, uint64_t ack_seq, Qroam__SessionMsg *out)
 {
-	Qroam__SessionInner	 inner = QROAM__SESSION_INNER__INIT;
-	Qroam__ServiceResponse	 resp = QROAM__SERVICE_RESPONSE__INIT;
+	Qroam__SessionInner	 inner;
+	Qroam__ServiceResponse	 resp;
 
-	resp.ack_seq = ack_seq;
-	resp.region = (char *)env->t_id;
-	inner.body_case = QROAM__SESSION_INNER__BODY_RESPONSE;
-	inner.response = &resp;
+	session_response_inner(env, ack_seq, &inner, &resp);
 	qroam__session_msg__init(out);
 	if (msg_session_seal(k1, vid, env->t_id, MSG_DIR_C2V, tx_seq, &inner,
 	    out) == -1)
@@ -73,6 +152,82 @@ session_seal_response(struct tspd *env, const uint8_t k1[CRYPTO_KEYLEN],
 	out->vehicle_id = (char *)vid;
 	out->seq = tx_seq;
 	return 0;
+}
+
+/*
+ * The same for telemetry of session s, with K1's context, into ct
+ * (TSPD_ACK_MAX bytes), which out->ct.data then points at; 0 or -1.
+ */
+static int
+session_seal_ack(struct tspd *env, const struct tspdb_session *s,
+    uint64_t tx_seq, uint64_t ack_seq, uint8_t ct[TSPD_ACK_MAX],
+    Qroam__SessionMsg *out)
+{
+	Qroam__SessionInner	 inner;
+	Qroam__ServiceResponse	 resp;
+	uint8_t			 pt[TSPD_ACK_MAX - CRYPTO_TAGLEN];
+	uint8_t			 nonce[CRYPTO_NONCELEN];
+	char			 aad[MSG_AAD_MAX];
+	size_t			 ptlen, aadlen;
+	int			 rc;
+
+	session_response_inner(env, ack_seq, &inner, &resp);
+	qroam__session_msg__init(out);
+	if (s->s_aead == NULL ||
+	    (ptlen = qroam__session_inner__get_packed_size(&inner)) >
+	    sizeof(pt) ||
+	    (aadlen = session_aad(aad, s->s_vid, env->t_id, tx_seq)) == 0 ||
+	    qroam__session_inner__pack(&inner, pt) != ptlen)
+		return -1;
+	msg_session_nonce(MSG_DIR_C2V, tx_seq, nonce);
+	rc = crypto_aead_seal_with(s->s_aead, nonce, aad, aadlen, pt, ptlen,
+	    ct);
+	if (rc == -1)
+		return -1;
+	out->vehicle_id = (char *)s->s_vid;
+	out->seq = tx_seq;
+	out->ct.data = ct;
+	out->ct.len = ptlen + CRYPTO_TAGLEN;
+	return 0;
+}
+
+/*
+ * Decrypt session message sm of session s with K1's context and unpack
+ * its body into the arena, checked as msg_session_open checks it; NULL if
+ * it does not decrypt or decode.
+ */
+static Qroam__SessionInner *
+session_open_inner(struct tspd *env, const struct tspdb_session *s,
+    const Qroam__SessionMsg *sm)
+{
+	Qroam__SessionInner	*in;
+	uint8_t			 nonce[CRYPTO_NONCELEN], *pt;
+	char			 aad[MSG_AAD_MAX];
+	size_t			 ptlen, aadlen;
+
+	if (s->s_aead == NULL || sm->ct.len < CRYPTO_TAGLEN ||
+	    (aadlen = session_aad(aad, sm->vehicle_id, env->t_id,
+	    sm->seq)) == 0)
+		return NULL;
+	ptlen = sm->ct.len - CRYPTO_TAGLEN;
+	if (ptlen > scratch.a_ptcap) {
+		if ((pt = realloc(scratch.a_pt, ptlen)) == NULL)
+			return NULL;
+		scratch.a_pt = pt;
+		scratch.a_ptcap = ptlen;
+	}
+	msg_session_nonce(MSG_DIR_V2C, sm->seq, nonce);
+	if (crypto_aead_open_with(s->s_aead, nonce, aad, aadlen, sm->ct.data,
+	    sm->ct.len, scratch.a_pt) == -1)
+		return NULL;
+	in = qroam__session_inner__unpack(&arena, ptlen, scratch.a_pt);
+	crypto_wipe(scratch.a_pt, ptlen);
+	if (in != NULL && (in->base.n_unknown_fields > 0 ||
+	    in->body_case == QROAM__SESSION_INNER__BODY__NOT_SET)) {
+		qroam__session_inner__free_unpacked(in, &arena);
+		in = NULL;
+	}
+	return in;
 }
 
 /* Check the fields of an M3 that need no store; NULL if fine. */
@@ -266,6 +421,7 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
     const struct tspdb_session *s, uint64_t seq, const Qroam__Telemetry *t)
 {
 	Qroam__SessionMsg	 reply, m5;
+	uint8_t			 ct[TSPD_ACK_MAX];
 	const char		*why;
 	uint64_t		 tx_seq = s->s_tx_seq + 1;
 	int			 offer;
@@ -277,8 +433,7 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 		    QROAM__STATUS_CODE__BAD_REQUEST, why);
 		return;
 	}
-	if (session_seal_response(env, s->s_k1, s->s_vid, tx_seq, seq,
-	    &reply) == -1) {
+	if (session_seal_ack(env, s, tx_seq, seq, ct, &reply) == -1) {
 		log_warnx("telemetry vehicle=%s seq=%" PRIu64 ": sealing the "
 		    "response failed", s->s_vid, seq);
 		conn_send_status(c, f->f_request_id,
@@ -310,7 +465,6 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 	}
 	if (offer)
 		tspd_handover_offer_cancel(env, s->s_vid);
-	free(reply.ct.data);
 	free(m5.ct.data);
 }
 
@@ -374,16 +528,39 @@ session_inner(struct tspd *env, struct conn *c, const struct frame *f,
 	}
 }
 
+/*
+ * A dropped message may have brought vid's session into memory; unless
+ * the vehicle is connected, it goes again, so that messages naming other
+ * vehicles fill no memory.
+ */
+static void
+session_unheld(struct tspd *env, const char *vid)
+{
+	if (tspd_vehicle_conn(env, vid) == NULL)
+		tspdb_session_release(env->t_db, vid);
+}
+
+/*
+ * A SessionMsg: checked against the session in memory, opened with K1's
+ * context; the body is acted on with a copy of the session, which stays
+ * valid whatever the body does to the stored one.  Both messages live in
+ * the arena, reset when they are freed.
+ */
 void
 tspd_session_msg(struct tspd *env, struct conn *c, const struct frame *f)
 {
-	Qroam__SessionMsg	*sm;
-	Qroam__SessionInner	*in = NULL;
-	struct tspdb_session	 s;
-	int			 r;
+	Qroam__SessionMsg		*sm;
+	Qroam__SessionInner		*in = NULL;
+	const struct tspdb_session	*live;
+	struct tspdb_session		 s;
+	int				 r;
 
-	sm = (Qroam__SessionMsg *)frame_unpack(f,
-	    &qroam__session_msg__descriptor);
+	sm = qroam__session_msg__unpack(&arena, f->f_payload_len,
+	    f->f_payload != NULL ? f->f_payload : (const uint8_t *)"");
+	if (sm != NULL && sm->base.n_unknown_fields != 0) {
+		qroam__session_msg__free_unpacked(sm, &arena);
+		sm = NULL;
+	}
 	if (sm == NULL || !id_valid_vin(sm->vehicle_id)) {
 		log_warnx("session message refused addr=%s reason=%s",
 		    conn_peer_addr(c), sm == NULL ? "malformed" :
@@ -393,7 +570,7 @@ tspd_session_msg(struct tspd *env, struct conn *c, const struct frame *f)
 		    sm == NULL ? "malformed SessionMsg" : "bad vehicle_id");
 		goto done;
 	}
-	if ((r = tspdb_session_get(env->t_db, sm->vehicle_id, &s)) != 1) {
+	if ((r = tspdb_session_find(env->t_db, sm->vehicle_id, &live)) != 1) {
 		log_warnx("session message refused vehicle=%s reason=%s",
 		    sm->vehicle_id, r == 0 ? "no session" : "store error");
 		conn_send_status(c, f->f_request_id, r == 0 ?
@@ -401,25 +578,28 @@ tspd_session_msg(struct tspd *env, struct conn *c, const struct frame *f)
 		    QROAM__STATUS_CODE__INTERNAL, r == 0 ? "no session" : NULL);
 		goto done;
 	}
-	if (sm->seq <= s.s_rx_seq || sm->seq > INT64_MAX) {
+	if (sm->seq <= live->s_rx_seq || sm->seq > INT64_MAX) {
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=%s", sm->vehicle_id, sm->seq,
-		    sm->seq <= s.s_rx_seq ? "replay" : "bad seq");
-		metrics_refusal(sm->seq <= s.s_rx_seq ? "seq_replay" :
+		    sm->seq <= live->s_rx_seq ? "replay" : "bad seq");
+		metrics_refusal(sm->seq <= live->s_rx_seq ? "seq_replay" :
 		    "bad_seq");
-	} else if ((in = msg_session_open(s.s_k1, env->t_id, MSG_DIR_V2C,
-	    sm)) == NULL) {
+		session_unheld(env, sm->vehicle_id);
+	} else if ((in = session_open_inner(env, live, sm)) == NULL) {
 		log_warnx("session message dropped vehicle=%s seq=%" PRIu64
 		    " reason=does not decrypt", sm->vehicle_id, sm->seq);
 		metrics_refusal("session_decrypt_failed");
+		session_unheld(env, sm->vehicle_id);
 	} else {
+		s = *live;
 		tspd_vehicle_bind(env, sm->vehicle_id, c);
 		session_inner(env, c, f, &s, sm->seq, in);
+		crypto_wipe(s.s_k1, sizeof(s.s_k1));
 	}
-	crypto_wipe(s.s_k1, sizeof(s.s_k1));
  done:
 	if (in != NULL)
-		qroam__session_inner__free_unpacked(in, NULL);
+		qroam__session_inner__free_unpacked(in, &arena);
 	if (sm != NULL)
-		qroam__session_msg__free_unpacked(sm, NULL);
+		qroam__session_msg__free_unpacked(sm, &arena);
+	scratch.a_used = 0;
 }

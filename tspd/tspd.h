@@ -93,10 +93,13 @@ void	tspd_auth_conn_closed(struct tspd *, struct conn *);
 void	tspd_batch_init(struct tspd *);
 /* Commit what is pending, then free the batch. */
 void	tspd_batch_free(struct tspd *);
+/* Largest sealed ServiceResponse to telemetry (ct bytes). */
+#define TSPD_ACK_MAX	128
 /*
  * Store telemetry seq of s in the open batch (tx_seq: the TSP's last seq
  * used) and queue its sealed replies (m5 may be NULL) for after the
- * commit; the batch takes over their ct buffers.  A tspdb_result.
+ * commit; the batch copies reply's ct (at most TSPD_ACK_MAX bytes) and
+ * takes over m5's ct buffer.  A tspdb_result.
  */
 enum tspdb_result tspd_batch_telemetry(struct tspd *, struct conn *,
 	    uint64_t request_id, const struct tspdb_session *s, uint64_t seq,

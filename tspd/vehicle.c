@@ -3,10 +3,13 @@
  * Authentication and sessions are per vehicle and live in the store, so a
  * vehicle may reconnect or use several connections; the listener only
  * remembers which connection each vehicle last spoke on, so that a
- * message the TSP starts itself (HandoverReady) can reach it.
+ * message the TSP starts itself (HandoverReady) can reach it.  When that
+ * connection closes, the vehicle's session leaves memory (the store keeps
+ * it), so memory follows the vehicles connected.  The table is hashed by
+ * vehicle and by connection and grows with the fleet.
  */
-#include <sys/queue.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,88 +19,168 @@
 
 #include "tspd.h"
 
-#define VTAB_BUCKETS	256
+#define VTAB_MINBUCKETS	1024
 
 /* A vehicle and the connection it last spoke on. */
 struct vlink {
 	char			 vl_vid[VIN_LEN + 1];
 	struct conn		*vl_conn;
-	TAILQ_ENTRY(vlink)	 vl_entry;
+	struct vlink		*vl_next;	/* chain by vehicle */
+	struct vlink		*vl_cnext;	/* chain by connection */
 };
 
-TAILQ_HEAD(vlist, vlink);
-
 struct tspd_vtab {
-	struct vlist	 vt_bucket[VTAB_BUCKETS];
+	struct vlink	**vt_byvid;
+	struct vlink	**vt_byconn;
+	size_t		  vt_nbucket;	/* a power of two */
+	size_t		  vt_count;
 };
 
 void
 tspd_vehicle_init(struct tspd *env)
 {
-	size_t	 i;
+	struct tspd_vtab	*vt;
 
-	env->t_vtab = xcalloc(1, sizeof(*env->t_vtab));
-	for (i = 0; i < VTAB_BUCKETS; i++)
-		TAILQ_INIT(&env->t_vtab->vt_bucket[i]);
+	vt = xcalloc(1, sizeof(*vt));
+	vt->vt_nbucket = VTAB_MINBUCKETS;
+	vt->vt_byvid = xcalloc(vt->vt_nbucket, sizeof(*vt->vt_byvid));
+	vt->vt_byconn = xcalloc(vt->vt_nbucket, sizeof(*vt->vt_byconn));
+	env->t_vtab = vt;
 }
 
 void
 tspd_vehicle_free(struct tspd *env)
 {
-	struct vlink	*vl;
-	size_t		 i;
+	struct tspd_vtab	*vt = env->t_vtab;
+	struct vlink		*vl;
+	size_t			 i;
 
-	if (env->t_vtab == NULL)
+	if (vt == NULL)
 		return;
-	for (i = 0; i < VTAB_BUCKETS; i++) {
-		while ((vl = TAILQ_FIRST(&env->t_vtab->vt_bucket[i])) != NULL) {
-			TAILQ_REMOVE(&env->t_vtab->vt_bucket[i], vl, vl_entry);
+	for (i = 0; i < vt->vt_nbucket; i++) {
+		while ((vl = vt->vt_byvid[i]) != NULL) {
+			vt->vt_byvid[i] = vl->vl_next;
 			free(vl);
 		}
 	}
-	free(env->t_vtab);
+	free(vt->vt_byvid);
+	free(vt->vt_byconn);
+	free(vt);
 	env->t_vtab = NULL;
 }
 
-/* The bucket of vid (FNV-1a). */
-static struct vlist *
-vtab_bucket(struct tspd *env, const char *vid)
+/* Bucket index of vid (FNV-1a). */
+static size_t
+vtab_vid_hash(const struct tspd_vtab *vt, const char *vid)
 {
 	uint32_t	 h = 2166136261u;
 
 	while (*vid != '\0')
 		h = (h ^ (uint8_t)*vid++) * 16777619u;
-	return &env->t_vtab->vt_bucket[h % VTAB_BUCKETS];
+	return h & (vt->vt_nbucket - 1);
 }
 
-/* The link of vid, or NULL. */
-static struct vlink *
-vtab_find(struct tspd *env, const char *vid)
+/* Bucket index of a connection (its address, Fibonacci hashing). */
+static size_t
+vtab_conn_hash(const struct tspd_vtab *vt, const struct conn *c)
 {
-	struct vlink	*vl;
+	uint64_t	 h = (uint64_t)(uintptr_t)c * 0x9e3779b97f4a7c15ull;
 
-	TAILQ_FOREACH(vl, vtab_bucket(env, vid), vl_entry)
-		if (strcmp(vl->vl_vid, vid) == 0)
-			return vl;
-	return NULL;
+	return (size_t)(h >> 32) & (vt->vt_nbucket - 1);
+}
+
+/* The link pointing at vid's entry (or the chain's NULL end). */
+static struct vlink **
+vtab_slot(struct tspd_vtab *vt, const char *vid)
+{
+	struct vlink	**p = &vt->vt_byvid[vtab_vid_hash(vt, vid)];
+
+	while (*p != NULL && strcmp((*p)->vl_vid, vid) != 0)
+		p = &(*p)->vl_next;
+	return p;
+}
+
+/* Unlink vl from the chain of its connection. */
+static void
+vtab_conn_unlink(struct tspd_vtab *vt, struct vlink *vl)
+{
+	struct vlink	**p = &vt->vt_byconn[vtab_conn_hash(vt, vl->vl_conn)];
+
+	while (*p != NULL && *p != vl)
+		p = &(*p)->vl_cnext;
+	if (*p != NULL)
+		*p = vl->vl_cnext;
+	vl->vl_cnext = NULL;
+}
+
+static void
+vtab_conn_link(struct tspd_vtab *vt, struct vlink *vl)
+{
+	struct vlink	**b = &vt->vt_byconn[vtab_conn_hash(vt, vl->vl_conn)];
+
+	vl->vl_cnext = *b;
+	*b = vl;
+}
+
+/* Double both tables when full; kept as they are if memory is short. */
+static void
+vtab_grow(struct tspd_vtab *vt)
+{
+	struct vlink	**byvid, **byconn, **old, *vl;
+	size_t		  i, n = vt->vt_nbucket * 2, oldn = vt->vt_nbucket;
+
+	if (vt->vt_count < vt->vt_nbucket)
+		return;
+	byvid = calloc(n, sizeof(*byvid));
+	byconn = calloc(n, sizeof(*byconn));
+	if (byvid == NULL || byconn == NULL) {
+		free(byvid);
+		free(byconn);
+		return;
+	}
+	old = vt->vt_byvid;
+	free(vt->vt_byconn);
+	vt->vt_byvid = byvid;
+	vt->vt_byconn = byconn;
+	vt->vt_nbucket = n;
+	for (i = 0; i < oldn; i++) {
+		while ((vl = old[i]) != NULL) {
+			old[i] = vl->vl_next;
+			vl->vl_next = byvid[vtab_vid_hash(vt, vl->vl_vid)];
+			byvid[vtab_vid_hash(vt, vl->vl_vid)] = vl;
+			vtab_conn_link(vt, vl);
+		}
+	}
+	free(old);
 }
 
 void
 tspd_vehicle_bind(struct tspd *env, const char *vid, struct conn *c)
 {
-	struct vlink	*vl;
+	struct tspd_vtab	*vt = env->t_vtab;
+	struct vlink		*vl, **p;
 
-	if (env->t_vtab == NULL || strlen(vid) > VIN_LEN)
+	if (vt == NULL || strlen(vid) > VIN_LEN)
 		return;
-	if ((vl = vtab_find(env, vid)) == NULL) {
-		if ((vl = calloc(1, sizeof(*vl))) == NULL) {
-			log_warn("vehicle %s: remembering its connection", vid);
+	if ((vl = *vtab_slot(vt, vid)) != NULL) {
+		if (vl->vl_conn == c)
 			return;
-		}
-		memcpy(vl->vl_vid, vid, strlen(vid) + 1);
-		TAILQ_INSERT_HEAD(vtab_bucket(env, vid), vl, vl_entry);
+		vtab_conn_unlink(vt, vl);
+		vl->vl_conn = c;
+		vtab_conn_link(vt, vl);
+		return;
 	}
+	if ((vl = calloc(1, sizeof(*vl))) == NULL) {
+		log_warn("vehicle %s: remembering its connection", vid);
+		return;
+	}
+	memcpy(vl->vl_vid, vid, strlen(vid) + 1);
 	vl->vl_conn = c;
+	vtab_grow(vt);
+	p = vtab_slot(vt, vid);
+	*p = vl;
+	vtab_conn_link(vt, vl);
+	vt->vt_count++;
 }
 
 struct conn *
@@ -105,30 +188,35 @@ tspd_vehicle_conn(struct tspd *env, const char *vid)
 {
 	struct vlink	*vl;
 
-	if (env->t_vtab == NULL || (vl = vtab_find(env, vid)) == NULL)
+	if (env->t_vtab == NULL || (vl = *vtab_slot(env->t_vtab, vid)) == NULL)
 		return NULL;
 	return vl->vl_conn;
 }
 
-/* Forget every vehicle whose last connection was c. */
+/*
+ * Forget every vehicle whose last connection was c; their sessions leave
+ * memory.
+ */
 static void
 vtab_unbind(struct tspd *env, struct conn *c)
 {
-	struct vlink	*vl, *next;
-	struct vlist	*b;
-	size_t		 i;
+	struct tspd_vtab	*vt = env->t_vtab;
+	struct vlink		**p, *vl, **v;
 
-	if (env->t_vtab == NULL)
+	if (vt == NULL)
 		return;
-	for (i = 0; i < VTAB_BUCKETS; i++) {
-		b = &env->t_vtab->vt_bucket[i];
-		for (vl = TAILQ_FIRST(b); vl != NULL; vl = next) {
-			next = TAILQ_NEXT(vl, vl_entry);
-			if (vl->vl_conn != c)
-				continue;
-			TAILQ_REMOVE(b, vl, vl_entry);
-			free(vl);
+	p = &vt->vt_byconn[vtab_conn_hash(vt, c)];
+	while ((vl = *p) != NULL) {
+		if (vl->vl_conn != c) {
+			p = &vl->vl_cnext;
+			continue;
 		}
+		*p = vl->vl_cnext;
+		v = vtab_slot(vt, vl->vl_vid);
+		*v = vl->vl_next;
+		vt->vt_count--;
+		tspdb_session_release(env->t_db, vl->vl_vid);
+		free(vl);
 	}
 }
 
@@ -160,9 +248,9 @@ vehicle_frame(struct conn *c, const struct frame *f, void *arg)
 static void
 vehicle_close(struct conn *c, const char *reason, void *arg)
 {
-	vtab_unbind(arg, c);
 	tspd_batch_conn_closed(arg, c);
 	tspd_auth_conn_closed(arg, c);
+	vtab_unbind(arg, c);
 	log_debug("vehicle %s: closed: %s", conn_peer_addr(c), reason);
 }
 

@@ -1,7 +1,8 @@
 /*
  * Unit tests of the crypto suite: SHA-256 and AES-256-GCM known answers,
- * AEAD tampering, RSA-OAEP and RSA-PSS parameters checked against
- * independently configured OpenSSL contexts, DER round trips and hex.
+ * AEAD tampering, the reusable AEAD context against the one-shot calls,
+ * RSA-OAEP and RSA-PSS parameters checked against independently
+ * configured OpenSSL contexts, DER round trips and hex.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -225,6 +226,71 @@ test_aead_tamper(void **state)
 	assert_int_equal(crypto_aead_open(key, nonce, "qroam/1|X|v|t", ct,
 	    sizeof(ct), back), 0);
 	assert_memory_equal(back, pt, sizeof(pt));
+}
+
+/*
+ * A context kept across messages gives the ciphertexts of the one-shot
+ * functions, for every length, nonce and AAD, in both directions and with
+ * seal and open interleaved; a refused message does not spoil the next.
+ */
+static void
+test_aead_context(void **state)
+{
+	struct crypto_aead	*ca;
+	uint8_t			 key[32], nonce[12], pt[300];
+	uint8_t			 ct1[316], ct2[316], back[300];
+	const size_t		 lens[] = { 0, 1, 15, 16, 17, 64, 300 };
+	const char		*aads[] = { "", "qroam/1|DATA|v|t|1",
+				    "qroam/1|DATA|LSVAU2180N2000001|tsp-a|"
+				    "18446744073709551615" };
+	size_t			 i, j, n;
+
+	(void)state;
+	for (i = 0; i < sizeof(key); i++)
+		key[i] = (uint8_t)(i * 13 + 5);
+	for (i = 0; i < sizeof(pt); i++)
+		pt[i] = (uint8_t)(i ^ 0x5a);
+	assert_non_null(ca = crypto_aead_new(key));
+	for (n = 0; n < 3; n++) {
+		for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+			for (j = 0; j < sizeof(nonce); j++)
+				nonce[j] = (uint8_t)(n * 31 + i * 7 + j);
+			assert_int_equal(crypto_aead_seal(key, nonce, aads[n],
+			    pt, lens[i], ct1), 0);
+			memset(ct2, 0, sizeof(ct2));
+			assert_int_equal(crypto_aead_seal_with(ca, nonce,
+			    aads[n], strlen(aads[n]), pt, lens[i], ct2), 0);
+			assert_memory_equal(ct1, ct2, lens[i] + CRYPTO_TAGLEN);
+			memset(back, 0xee, sizeof(back));
+			assert_int_equal(crypto_aead_open_with(ca, nonce,
+			    aads[n], strlen(aads[n]), ct1,
+			    lens[i] + CRYPTO_TAGLEN, back), 0);
+			assert_memory_equal(back, pt, lens[i]);
+			/* A forged tag is refused, plaintext wiped... */
+			ct2[lens[i]] ^= 0x01;
+			memset(back, 0x77, sizeof(back));
+			assert_int_equal(crypto_aead_open_with(ca, nonce,
+			    aads[n], strlen(aads[n]), ct2,
+			    lens[i] + CRYPTO_TAGLEN, back), -1);
+			assert_true(tu_all_zero(back, lens[i]));
+			assert_int_equal(ERR_peek_error(), 0);
+			/* ...a wrong AAD too, and the context goes on. */
+			assert_int_equal(crypto_aead_open_with(ca, nonce,
+			    "x", 1, ct1, lens[i] + CRYPTO_TAGLEN, back), -1);
+			assert_int_equal(crypto_aead_open(key, nonce, aads[n],
+			    ct1, lens[i] + CRYPTO_TAGLEN, back), 0);
+			assert_memory_equal(back, pt, lens[i]);
+		}
+	}
+	/* Sizes the one-shot functions refuse are refused here as well. */
+	assert_int_equal(crypto_aead_open_with(ca, nonce, "", 0, ct1,
+	    CRYPTO_TAGLEN - 1, back), -1);
+	assert_int_equal(crypto_aead_open_with(ca, nonce, "", 0, NULL,
+	    CRYPTO_TAGLEN, back), -1);
+	assert_int_equal(crypto_aead_seal_with(NULL, nonce, "", 0, pt, 1,
+	    ct1), -1);
+	crypto_aead_free(ca);
+	crypto_aead_free(NULL);
 }
 
 static void
@@ -567,6 +633,7 @@ main(void)
 		cmocka_unit_test(test_aead_known_answer),
 		cmocka_unit_test(test_aead_roundtrip),
 		cmocka_unit_test(test_aead_tamper),
+		cmocka_unit_test(test_aead_context),
 		cmocka_unit_test(test_rsa_generate),
 		cmocka_unit_test(test_der_roundtrip),
 		cmocka_unit_test(test_der_wrong_keys),

@@ -1,8 +1,9 @@
 /*
  * Unit tests of the TSP store (tspd/db.c) on a temporary SQLite file: fill
  * records applied idempotently, M2 epoch rules, authentication nonces, the
- * key draw rules of both modes, the session sequence numbers, the group
- * commit of telemetry and the operators' views (counts and lists without
+ * key draw rules of both modes, the session sequence numbers, the
+ * sessions held in memory, the group commit of telemetry and the
+ * operators' views (counts and lists without
  * key material).
  */
 #include <setjmp.h>
@@ -448,6 +449,124 @@ test_session_sequence(void **state)
 	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 0);
 }
 
+/* Run sql on the store file through a second handle. */
+static void
+exec_sql(struct fixture *fx, const char *sql)
+{
+	sqlite3		*h;
+
+	assert_int_equal(sqlite3_open(fx->path, &h), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(h);
+}
+
+/*
+ * Sessions in memory: an M3 enters its session with a cipher context,
+ * messages are checked against memory and not the row, the batch writes
+ * the row once at its commit, a rollback puts the stored numbers back,
+ * and a released, re-authenticated or reopened store reads the row again.
+ */
+static void
+test_session_in_memory(void **state)
+{
+	struct fixture			*fx = *state;
+	const struct tspdb_session	*live;
+	struct tspdb_session		 s;
+	Qroam__Telemetry		 t;
+
+	fill_record(fx, 'g');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x61);
+	telemetry(&t);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 0);
+	assert_null(live);
+	assert_int_equal(tspdb_session_live(fx->db), 0);
+	assert_int_equal(draw(fx, VIN_A, 2, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_session_live(fx->db), 1);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 1);
+	assert_non_null(live->s_aead);
+	assert_string_equal(live->s_vid, VIN_A);
+	assert_int_equal(live->s_k1[0], 0x5a);
+	assert_int_equal(live->s_key_index, 2);
+	assert_int_equal(live->s_rx_seq, 0);
+	assert_int_equal(live->s_tx_seq, 1);
+
+	/* Memory, not the row, answers: a change behind its back is unseen. */
+	exec_sql(fx, "UPDATE sessions SET rx_seq = 100");
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 1);
+	assert_int_equal(live->s_rx_seq, 0);
+
+	/* The batch advances memory at once and the row at its commit. */
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 2, 3, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 2, 4, &t, TSP,
+	    3000), TSPDB_REPLAY);
+	assert_int_equal(live->s_rx_seq, 2);
+	assert_int_equal(live->s_tx_seq, 3);
+	assert_int_equal(query_int(fx, "SELECT rx_seq FROM sessions"), 100);
+	assert_int_equal(tspdb_batch_commit(fx->db), TSPDB_OK);
+	assert_int_equal(query_int(fx, "SELECT rx_seq FROM sessions"), 2);
+	assert_int_equal(query_int(fx, "SELECT tx_seq FROM sessions"), 3);
+
+	/* A batch whose commit fails leaves memory as the store has it. */
+	exec_sql(fx, "DELETE FROM sessions");
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 3, 4, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(live->s_rx_seq, 3);
+	assert_int_equal(tspdb_batch_commit(fx->db), TSPDB_ERROR);
+	assert_int_equal(live->s_rx_seq, 2);
+	assert_int_equal(live->s_tx_seq, 3);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM telemetry WHERE seq > 0"), 2);
+	/* Once released, the session is read from the store again: gone. */
+	tspdb_session_release(fx->db, VIN_A);
+	assert_int_equal(tspdb_session_live(fx->db), 0);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 0);
+
+	/* A session released while its numbers are in the batch stays... */
+	assert_int_equal(draw(fx, VIN_A, 3, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000), TSPDB_OK);
+	tspdb_session_release(fx->db, VIN_A);
+	assert_int_equal(tspdb_session_live(fx->db), 1);
+	assert_int_equal(tspdb_session_get(fx->db, VIN_A, &s), 1);
+	assert_int_equal(s.s_rx_seq, 1);
+	assert_null(s.s_aead);
+	/* ...until the commit has stored them. */
+	assert_int_equal(tspdb_batch_commit(fx->db), TSPDB_OK);
+	assert_int_equal(tspdb_session_live(fx->db), 0);
+	assert_int_equal(query_int(fx, "SELECT rx_seq FROM sessions"), 1);
+	assert_int_equal(query_int(fx, "SELECT tx_seq FROM sessions"), 2);
+
+	/* The first message after a release or a restart reads the row. */
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 1);
+	assert_int_equal(live->s_rx_seq, 1);
+	assert_int_equal(live->s_key_index, 3);
+	assert_non_null(live->s_aead);
+	tspdb_close(fx->db);
+	assert_non_null(fx->db = tspdb_open(fx->path, 0));
+	assert_int_equal(tspdb_session_live(fx->db), 0);
+	assert_int_equal(tspdb_session_telemetry(fx->db, VIN_A, 1, 3, &t, TSP,
+	    3000), TSPDB_REPLAY);
+	assert_int_equal(tspdb_session_telemetry(fx->db, VIN_A, 2, 3, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_session_live(fx->db), 1);
+	assert_int_equal(query_int(fx, "SELECT rx_seq FROM sessions"), 2);
+
+	/* A new authentication ends the session in memory too. */
+	vehicle_ready(fx, VIN_A, 0x62);
+	assert_int_equal(tspdb_session_live(fx->db), 0);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 0);
+	/* So does the end of a session. */
+	assert_int_equal(draw(fx, VIN_A, 4, NULL), TSPDB_OK);
+	assert_int_equal(tspdb_session_live(fx->db), 1);
+	assert_int_equal(tspdb_session_end(fx->db, VIN_A, 0), TSPDB_OK);
+	assert_int_equal(tspdb_session_live(fx->db), 0);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 0);
+}
+
 static void
 test_reopen(void **state)
 {
@@ -588,6 +707,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_sequence, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_session_in_memory, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_views, setup,

@@ -285,19 +285,26 @@ static void
 test_out_done(void **state)
 {
 	struct fixture		*fx = *state;
+	const struct tspdb_session *live;
 	struct tspdb_ready	 rr;
 	struct tspdb_session	 s;
 	char			 chip[CHIP_ID_LEN + 1];
 
 	session_at_a(fx, 0, NULL, 2);
+	assert_int_equal(tspdb_session_find(fx->a, VIN, &live), 1);
 	assert_int_equal(tspdb_session_seq(fx->a, VIN, 3), TSPDB_OK);
 	assert_int_equal(tspdb_session_seq(fx->a, VIN, 3), TSPDB_REPLAY);
+	/* The session in memory follows the rows these steps change. */
+	assert_int_equal(tspdb_session_find(fx->a, VIN, &live), 1);
+	assert_int_equal(live->s_rx_seq, 3);
 	assert_int_equal(tspdb_ho_record(fx->a, HID1, VIN, "out", TSPB,
 	    "started", NULL, 4000), 0);
 	assert_int_equal(tspdb_ho_out_done(fx->a, HID1, VIN, 5000, &rr),
 	    TSPDB_OK);
 	assert_true(rr.rr_session);
 	assert_int_equal(rr.rr_tx_seq, 4);
+	assert_int_equal(tspdb_session_find(fx->a, VIN, &live), 1);
+	assert_int_equal(live->s_tx_seq, 4);
 	assert_true(tu_all_zero(rr.rr_k1, sizeof(rr.rr_k1)) == 0);
 	crypto_wipe(&rr, sizeof(rr));
 	assert_int_equal(tspdb_auth_get(fx->a, VIN, chip), 0);
