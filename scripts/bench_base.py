@@ -134,6 +134,9 @@ def mosquitto_msgs_per_s(directory, pki, n, cert="tsp-a"):
                 "tls_version tlsv1.3\n" % (
                     mdir, log, n + 1000, port, os.path.join(pki, "ca.pem"),
                     os.path.join(pki, cert + ".pem"), os.path.join(pki, cert + ".key")))
+    # The waits below read this run's log, not the one of a run before.
+    if os.path.exists(log):
+        os.unlink(log)
     lines = os.path.join(mdir, "messages.txt")
     with open(lines, "w") as f:
         for i in range(n):
