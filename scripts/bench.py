@@ -40,6 +40,7 @@ stopped.
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
@@ -47,7 +48,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -613,6 +613,10 @@ def main():
         bed.stop()
         say("interrupted: the logs and stores are in %s" % bed.dir)
         return 130
+    except Exception:
+        # A bug of this script: the daemons stop before the traceback.
+        bed.stop()
+        raise
     problems = bed.stop()
     if broken:
         say("broken: %s" % broken)
