@@ -55,7 +55,7 @@ import bench_base  # noqa: E402
 import bench_report  # noqa: E402
 import testbed  # noqa: E402
 from bench_base import BaselineError  # noqa: E402
-from qroamlib.proc import Console  # noqa: E402
+from qroamlib.proc import Console, Process  # noqa: E402
 from qroamlib.stores import median, query  # noqa: E402
 from testbed import daemon, wait_ready, write_clouds  # noqa: E402
 
@@ -137,7 +137,7 @@ class Bed:
         self.dir = os.path.join(ROOT, "run", "bench-" + time.strftime("%Y%m%d-%H%M%S"))
         os.makedirs(self.dir)
         self.daemons = {}
-        self.pinned = False
+        self.earlier_problems = []
 
     def path(self, *p):
         return os.path.join(self.dir, *p)
@@ -162,6 +162,22 @@ class Bed:
             if why:
                 raise Broken("%s; see %s" % (why, self.path(name + ".log")))
 
+    def restart(self, name):
+        """Stop a daemon and start it again on the same configuration,
+        store and log: a fresh process whose heap holds nothing of the
+        measurements before."""
+        old = self.daemons[name]
+        old.stop()
+        self.earlier_problems += old.problems
+        prog, ports = self.plan[name]
+        d = Process(name, [os.path.join(BIN, prog), "-f", self.path(name + ".conf")],
+                    self.path(name + ".log"), capture=True, stdout_apart=True, echo=None,
+                    append=True)
+        self.daemons[name] = d
+        why = wait_ready(d, ports)
+        if why:
+            raise Broken("%s; see %s" % (why, self.path(name + ".log")))
+
     def check(self):
         for d in self.daemons.values():
             if d.died():
@@ -169,7 +185,7 @@ class Bed:
                     d.name, d.returncode, self.path(d.name + ".log")))
 
     def stop(self):
-        problems = []
+        problems = self.earlier_problems
         for d in reversed(list(self.daemons.values())):
             d.stop()
             problems += d.problems
@@ -279,11 +295,15 @@ def one_run(bed, r):
         out["parallel_cpu_" + n] = (c1[n] - c0[n]) / max(res["seconds"], 1e-3)
     out["handover_cpu_ms"] = sum(c1[n] - c0[n] for n in ("tsp-a", "tsp-b", "sched", "qkd")) \
         * 1000 / max(res["handovers"], 1)
-    say("run %d/%d: %d sessions established at once and held" % (r + 1, RUNS, SESSIONS))
+    say("run %d/%d: %d sessions established at once and held by a fresh tsp-a"
+        % (r + 1, RUNS, SESSIONS))
+    # A heap that earlier sessions grew would hide what these cost.
+    bed.restart("tsp-a")
     res, _ = bed.qbench("sessions", "-A", "tsp-a", "-f", SESS_V, "-n", SESSIONS,
                         "-p", bed.pid("tsp-a"))
     out.update(m3_per_s=res["per_second"], sessions_held=res["sessions"],
-               session_bytes=res["bytes_per_session"])
+               session_bytes=res["bytes_per_session"],
+               session_bytes_from_start=res["bytes_per_session_from_start"])
     say("run %d/%d: M4 rate, Prv cache warm (tsp-a) and cold (tsp-b)" % (r + 1, RUNS))
     c0 = cpu_seconds(bed.pid("tsp-a"))
     res, _ = bed.qbench("auth", "-A", "tsp-a", "-f", AUTH_V, "-w", 32, "-s", 2)
@@ -490,7 +510,7 @@ def report(info, runs, rows, diag):
                  len(runs), time.strftime("%Y-%m-%d")),
              "machine: %d CPUs, %s, %d MiB RAM, Linux %s, %s" % (
                  info["nproc"], info["cpu"], info["ram_mib"], info["kernel"], info["openssl"]),
-             "", bench_report.text_report(runs, rows, SESSIONS), "",
+             "", bench_report.text_report(runs, rows, SESSIONS, info["enrol_s"]), "",
              "other figures (medians of the runs):"]
     other = [
         ("crossing gap, re-authentication (connect + F3 + F4)",
@@ -504,6 +524,8 @@ def report(info, runs, rows, diag):
         ("CPU busy then: tsp-a / tsp-b / schedd / qkdd", "%.0f%% / %.0f%% / %.0f%% / %.0f%%" % (
             100 * m["parallel_cpu_tsp-a"], 100 * m["parallel_cpu_tsp-b"],
             100 * m["parallel_cpu_sched"], 100 * m["parallel_cpu_qkd"])),
+        ("tspd RSS per session counted from before the first (start-up included)",
+         "%.1f KiB" % (m["session_bytes_from_start"] / 1024)),
         ("tspd CPU per telemetry message", "%.1f us" % m["telemetry_cpu_us"]),
         ("tspd CPU per M4 (warm)", "%.0f us" % m["m4_cpu_us"]),
         ("M4/s warm against openssl sign/s on one core", "%.2f x" % median(
@@ -594,6 +616,7 @@ def main():
         say("enrolling %d vehicles (fill + register)" % NVEHICLES)
         res, _ = bed.qbench("enroll", "-V", VIN_BASE, "-n", NVEHICLES, timeout=1800)
         say("enrolled in %.0f s" % res["seconds"])
+        info["enrol_s"] = res["seconds"] / NVEHICLES
         wait_registered(bed, NVEHICLES)
         for r in range(RUNS):
             out, s = one_run(bed, r)
@@ -631,7 +654,7 @@ def main():
     with open(bed.path("RESULTS.json"), "w") as f:
         json.dump({"machine": info, "runs": runs, "figures": [
                        {k: v for k, v in row.items() if k != "fmt"} for row in rows],
-                   "markdown": bench_report.markdown_table(runs, rows, SESSIONS),
+                   "markdown": bench_report.markdown_table(runs, rows, SESSIONS, info["enrol_s"]),
                    "diagnostics": diag, "samples": samples,
                    "seconds": time.monotonic() - start}, f, indent=1)
     say("%.0f s; results in %s" % (time.monotonic() - start, bed.path("RESULTS.json")))
