@@ -184,7 +184,7 @@ def gap_histogram(samples, rtt_us, runs):
     counts = [0] * nb
     for v in samples:
         counts[min(int(v / xmax * nb), nb - 1)] += 1
-    ymax = max(counts) + 1
+    ymax = 5 * (max(counts) // 5 + 1)  # whole counts at every tick
     axes, x, y = _axes(xmax, ymax, "%.0f", "%.0f")
     bars = "".join('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="steelblue"/>\n'
                    % (x(i * xmax / nb), y(c), x(xmax / nb) - x(0) - 1, y(0) - y(c))
