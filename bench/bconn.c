@@ -114,6 +114,16 @@ bconn_queue(struct bconn *bc, uint32_t type, uint64_t reqid,
 }
 
 int
+bconn_queue_bytes(struct bconn *bc, const uint8_t *buf, size_t len)
+{
+	if (bconn_grow(&bc->bc_out, &bc->bc_outcap, bc->bc_outlen + len) == -1)
+		return -1;
+	memcpy(bc->bc_out + bc->bc_outlen, buf, len);
+	bc->bc_outlen += len;
+	return 0;
+}
+
+int
 bconn_flush(struct bconn *bc)
 {
 	size_t	off = 0;

@@ -31,6 +31,8 @@ void	bconn_close(struct bconn *);
 /* Queue a frame for bconn_flush(); 0 or -1. */
 int	bconn_queue(struct bconn *, uint32_t type, uint64_t reqid,
 	    const ProtobufCMessage *);
+/* Queue bytes that are whole frames already; 0 or -1. */
+int	bconn_queue_bytes(struct bconn *, const uint8_t *buf, size_t len);
 /* Write everything queued; 0 or -1. */
 int	bconn_flush(struct bconn *);
 /* Queue and flush one frame. */

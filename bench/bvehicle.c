@@ -155,12 +155,11 @@ bveh_m3_reply(struct bveh *v, const struct frame *f, const char *tsp,
 }
 
 int
-bveh_m3(struct bveh *v, struct bconn *bc, const char *tsp)
+bveh_m3_send(struct bveh *v, struct bconn *bc, const char *tsp)
 {
 	Qroam__M3		 m3;
 	Qroam__Telemetry	 d1;
 	struct route_pos	 rp;
-	struct frame		 f;
 	int			 rc;
 
 	if ((!v->bv_prep || strcmp(v->bv_prep_tsp, tsp) != 0) &&
@@ -174,13 +173,32 @@ bveh_m3(struct bveh *v, struct bconn *bc, const char *tsp)
 		return -1;
 	rc = bconn_send(bc, QROAM__MSG_TYPE__MT_M3, 1, &m3.base);
 	msg_m3_clear(&m3);
-	if (rc == 0 && (rc = bconn_recv(bc, &f, QB_WAIT_MS)) == 1) {
+	return rc;
+}
+
+int
+bveh_m3_recv(struct bveh *v, struct bconn *bc, const char *tsp)
+{
+	struct frame	f;
+	int		rc;
+
+	if ((rc = bconn_recv(bc, &f, QB_WAIT_MS)) == 1) {
 		rc = bveh_m3_reply(v, &f, tsp, v->bv_prep_k1);
 		frame_release(&f);
 	} else
 		rc = -1;
 	crypto_wipe(v->bv_prep_k1, sizeof(v->bv_prep_k1));
 	return rc;
+}
+
+int
+bveh_m3(struct bveh *v, struct bconn *bc, const char *tsp)
+{
+	if (bveh_m3_send(v, bc, tsp) == -1) {
+		crypto_wipe(v->bv_prep_k1, sizeof(v->bv_prep_k1));
+		return -1;
+	}
+	return bveh_m3_recv(v, bc, tsp);
 }
 
 /* Queue inner as the next SessionMsg of the session. */

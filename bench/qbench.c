@@ -300,6 +300,8 @@ qb_usage(void)
 	    " -y LAT -v SPEED]\n"
 	    "  auth -A TSP -f VEHICLE [-w WINDOW] [-s SECONDS]\n"
 	    "  telemetry -A TSP -f VEHICLE [-w WINDOW] [-s SECONDS]\n"
+	    "  sessions -A TSP -f FIRST -n VEHICLES [-p TSP_PID]\n"
+	    "  echo [-w WINDOW] [-s SECONDS]\n"
 	    "  cost [-n SAMPLES]\n");
 }
 
@@ -310,7 +312,7 @@ qb_command_opts(struct qbench *q, int argc, char *argv[])
 	int	ch;
 
 	optind = 1;
-	while ((ch = getopt(argc, argv, "A:B:f:m:n:P:s:V:v:w:x:y:")) != -1) {
+	while ((ch = getopt(argc, argv, "A:B:f:m:n:P:p:s:V:v:w:x:y:")) != -1) {
 		switch (ch) {
 		case 'A':
 			q->q_tsp_a = optarg;
@@ -329,6 +331,9 @@ qb_command_opts(struct qbench *q, int argc, char *argv[])
 			break;
 		case 'P':
 			q->q_parallel = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case 'p':
+			q->q_pid = (int)strtol(optarg, NULL, 10);
 			break;
 		case 's':
 			q->q_seconds = strtod(optarg, NULL);
@@ -400,7 +405,8 @@ main(int argc, char *argv[])
 		{ "enroll", qb_cmd_enroll }, { "rtt", qb_cmd_rtt },
 		{ "gap", qb_cmd_gap }, { "handover", qb_cmd_handover },
 		{ "auth", qb_cmd_auth }, { "telemetry", qb_cmd_telemetry },
-		{ "cost", qb_cmd_cost },
+		{ "cost", qb_cmd_cost }, { "sessions", qb_cmd_sessions },
+		{ "echo", qb_cmd_echo },
 	};
 	struct qbench	q;
 	size_t		i;

@@ -5,6 +5,7 @@
  * event loop in the way.  qbench.c holds the command line, enrolment,
  * the raw TCP baseline and the statistics; bconn.c the connections;
  * bvehicle.c the protocol steps of one vehicle; bload.c the measurements;
+ * bsess.c sessions in bulk; becho.c the bare echo server baseline;
  * bcost.c the price of single crypto steps.
  */
 #ifndef QROAM_QBENCH_H
@@ -53,6 +54,7 @@ struct qbench {
 	double		 q_lat;
 	double		 q_speed;
 	int		 q_samples;	/* print every sample */
+	int		 q_pid;		/* sessions: the TSP's pid, for RSS */
 };
 
 /* One emulated vehicle with an open session, if any. */
@@ -97,6 +99,9 @@ int	bveh_m3_prepare(struct bveh *, const char *tsp);
  * for the session's first ServiceResponse; 0, a StatusCode, or -1.
  */
 int	bveh_m3(struct bveh *, struct bconn *, const char *tsp);
+/* bveh_m3 in two halves, so that many vehicles' M3s are in flight. */
+int	bveh_m3_send(struct bveh *, struct bconn *, const char *tsp);
+int	bveh_m3_recv(struct bveh *, struct bconn *, const char *tsp);
 /* Queue a telemetry SessionMsg placed at lat,lon. */
 int	bveh_queue_telemetry(struct bveh *, struct bconn *, double lat,
 	    double lon, double heading, double speed);
@@ -131,6 +136,10 @@ int	qb_cmd_gap(struct qbench *);
 int	qb_cmd_handover(struct qbench *);
 int	qb_cmd_auth(struct qbench *);
 int	qb_cmd_telemetry(struct qbench *);
+/* becho.c: the bare libevent echo server and its client. */
+int	qb_cmd_echo(struct qbench *);
+/* bsess.c: M3 establishments and the sessions a TSP holds. */
+int	qb_cmd_sessions(struct qbench *);
 /* bcost.c: the CPU price of a TSP's crypto steps. */
 int	qb_cmd_cost(struct qbench *);
 
