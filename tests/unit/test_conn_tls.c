@@ -39,12 +39,7 @@ static int
 group_setup(void **state)
 {
 	(void)state;
-	log_init("test_conn_tls", 0);
-	/* Like daemon_signals_new(): a write to a reset peer is not fatal. */
-	signal(SIGPIPE, SIG_IGN);
-	if (tu_tmpdir_new(pkidir, sizeof(pkidir), "test_conn_tls") == -1)
-		return -1;
-	return tu_pki_make(pkidir, pki);
+	return tu_pki_setup("test_conn_tls", pkidir, sizeof(pkidir), pki);
 }
 
 static int

@@ -309,11 +309,7 @@ static int
 group_setup(void **state)
 {
 	(void)state;
-	log_init("test_keysrc", 0);
-	signal(SIGPIPE, SIG_IGN);
-	if (tu_tmpdir_new(pkidir, sizeof(pkidir), "test_keysrc") == -1)
-		return -1;
-	return tu_pki_make(pkidir, pki);
+	return tu_pki_setup("test_keysrc", pkidir, sizeof(pkidir), pki);
 }
 
 static int

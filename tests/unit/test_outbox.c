@@ -81,12 +81,7 @@ static int
 group_setup(void **state)
 {
 	(void)state;
-	log_init("test_outbox", 0);
-	/* Like daemon_signals_new(): a write to a reset peer is not fatal. */
-	signal(SIGPIPE, SIG_IGN);
-	if (tu_tmpdir_new(tmpdir, sizeof(tmpdir), "test_outbox") == -1)
-		return -1;
-	return tu_pki_make(tmpdir, pki);
+	return tu_pki_setup("test_outbox", tmpdir, sizeof(tmpdir), pki);
 }
 
 static int

@@ -128,12 +128,7 @@ static int
 group_setup(void **state)
 {
 	(void)state;
-	log_init("test_outboxd", 0);
-	/* Like daemon_main(): a write to a reset peer is not fatal. */
-	signal(SIGPIPE, SIG_IGN);
-	if (tu_tmpdir_new(tmpdir, sizeof(tmpdir), "test_outboxd") == -1)
-		return -1;
-	return tu_pki_make(tmpdir, pki);
+	return tu_pki_setup("test_outboxd", tmpdir, sizeof(tmpdir), pki);
 }
 
 static int

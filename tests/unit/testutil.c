@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "crypto.h"
+#include "log.h"
 #include "rand.h"
 #include "tls.h"
 
@@ -332,4 +334,15 @@ void
 tu_run_for(struct event_base *base, int ms)
 {
 	(void)run_until(base, NULL, NULL, ms);
+}
+
+int
+tu_pki_setup(const char *name, char *dir, size_t len,
+    const struct tu_cert *certs)
+{
+	log_init(name, 0);
+	signal(SIGPIPE, SIG_IGN);
+	if (tu_tmpdir_new(dir, len, name) == -1)
+		return -1;
+	return tu_pki_make(dir, certs);
 }

@@ -97,6 +97,14 @@ struct tu_cert {
 /* Make certs, up to the entry with a NULL tc_file, in dir; 0 or -1. */
 int		 tu_pki_make(const char *dir, const struct tu_cert *certs);
 
+/*
+ * The set-up of a test program that talks TLS: logging as name, SIGPIPE
+ * ignored as the daemons do, a fresh directory (dir, len) holding certs.
+ * 0 or -1.
+ */
+int		 tu_pki_setup(const char *name, char *dir, size_t len,
+		    const struct tu_cert *certs);
+
 /* A TLS context on dir/name.pem and dir/name.key trusting dir/ca.pem. */
 SSL_CTX		*tu_tls_ctx(const char *dir, const char *name, int server);
 
