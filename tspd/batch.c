@@ -1,18 +1,20 @@
 /*
- * Group commit of F5 telemetry, service first (PROTOCOL F5).  The first
- * telemetry message of a pass of the event loop opens a store transaction
- * and arms the commit: at the end of the pass, or commit_delay later;
- * every telemetry message until then joins the transaction.  A message is
- * answered at once, before its record is durable, whenever its answer's
- * seq lies under the session's durable seq ceiling (db_live.c); the rare
- * answer above it waits with its connection for the commit and leaves
- * once that is durable.  The commit writes the group to the WAL on the
- * loop; the committer thread syncs it, and then every session of the
- * group learns its new stored_seq: carried by the answers that leave in
- * the same pass of the event loop, or sent alone at the end of it.  A group
- * that is rolled back is never covered, so its vehicles send its records
- * again.  Queued replies are kept for reuse, so a message allocates
- * nothing here.
+ * Group commit of F4 and F5, service first for telemetry (PROTOCOL F5).
+ * The first telemetry message or M3 of a pass of the event loop opens a
+ * store transaction and arms the commit: once the loop has run what is
+ * active and polled again (so the answers already queued reach their
+ * sockets first), or commit_delay later for telemetry alone; everything
+ * until then joins the transaction.  A telemetry message is answered at
+ * once, before its record is durable, whenever its answer's seq lies
+ * under the session's durable seq ceiling (db_live.c); an M3's answer,
+ * and the rare telemetry answer above the ceiling, waits with its
+ * connection for the commit and leaves once that is durable.  The commit
+ * writes the group to the WAL on the loop; the committer thread syncs it,
+ * and then every session of the group learns its new stored_seq: carried
+ * by the answers that leave in the same pass of the event loop, or sent
+ * alone at the end of it.  A group that is rolled back is never covered,
+ * so its vehicles send its records again, and its M3s are never answered.
+ * Queued replies are kept for reuse, so a message allocates nothing here.
  */
 #include <sys/queue.h>
 #include <inttypes.h>
@@ -353,6 +355,41 @@ batch_queue(struct tspd_batch *tb, struct conn *c, uint64_t request_id,
 	return 0;
 }
 
+/*
+ * Commit once the loop has run what is active and polled again: the
+ * answers already queued reach their sockets first, and what arrived
+ * meanwhile joins the group.
+ */
+static void
+batch_commit_soon(struct tspd_batch *tb)
+{
+	struct timeval	 now = { 0, 0 };
+
+	event_add(tb->tb_commit, &now);
+}
+
+enum tspdb_result
+tspd_batch_m3(struct tspd *env, struct conn *c, uint64_t request_id,
+    const struct tspdb_session *s, int sequential, const Qroam__Telemetry *d1,
+    Qroam__SessionMsg *reply)
+{
+	struct tspd_batch	*tb = env->t_batch;
+	enum tspdb_result	 res;
+
+	res = tspdb_batch_session_open(env->t_db, s, sequential, d1,
+	    env->t_id, store_now_ms());
+	if (res == TSPDB_OK) {
+		tb->tb_count++;
+		if (batch_queue(tb, c, request_id, s, 0, reply, NULL) == -1)
+			res = TSPDB_ERROR;
+	}
+	if (res == TSPDB_ERROR || tb->tb_count >= BATCH_MAX)
+		tspd_batch_flush(env);
+	else if (tspdb_batch_open(env->t_db))
+		batch_commit_soon(tb);
+	return res;
+}
+
 /* Send a reply (and M5) that waits for no commit. */
 static void
 batch_send_now(struct conn *c, uint64_t request_id, Qroam__SessionMsg *reply,
@@ -385,7 +422,8 @@ tspd_batch_telemetry(struct tspd *env, struct conn *c, uint64_t request_id,
 		bm->bm_key_index = s->s_key_index;
 		bm->bm_seq = seq;
 		tb->tb_count++;
-		if (now)
+		/* Never ahead of replies that wait for the commit. */
+		if (now && TAILQ_EMPTY(&tb->tb_replies))
 			batch_send_now(c, request_id, reply, m5);
 		else if (batch_queue(tb, c, request_id, s, seq, reply,
 		    m5) == -1)
@@ -393,13 +431,11 @@ tspd_batch_telemetry(struct tspd *env, struct conn *c, uint64_t request_id,
 	}
 	if (res == TSPDB_ERROR || tb->tb_count >= BATCH_MAX)
 		tspd_batch_flush(env);
-	else if (res == TSPDB_OK && !now) {
-		/* A reply waits for the commit: no commit_delay then. */
-		event_del(tb->tb_commit);
-		event_active(tb->tb_commit, EV_TIMEOUT, 0);
-	} else if (first && tspdb_batch_open(env->t_db)) {
+	else if (res == TSPDB_OK && !now)
+		batch_commit_soon(tb);	/* no commit_delay: a reply waits */
+	else if (first && tspdb_batch_open(env->t_db)) {
 		if (env->t_conf.tc_commit_delay_ms == 0)
-			event_active(tb->tb_commit, EV_TIMEOUT, 0);
+			batch_commit_soon(tb);
 		else {
 			tv.tv_sec = env->t_conf.tc_commit_delay_ms / 1000;
 			tv.tv_usec = env->t_conf.tc_commit_delay_ms % 1000 *

@@ -207,6 +207,7 @@ tspdb_close(struct tspdb *db)
 	if (db->db_batch && tspdb_batch_commit(db) != TSPDB_OK)
 		log_warnx("store: the last telemetry batch was rolled back");
 	committer_stop(db->db_commit);
+	tspdb_batch_free(db);
 	tspdb_live_free(db);
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->db_stmt[i]);
@@ -662,22 +663,18 @@ tspdb_telemetry_insert(struct tspdb *db, const char *vid, const char *tsp_id,
 }
 
 enum tspdb_result
-tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
+tspdb_session_open_tx(struct tspdb *db, const struct tspdb_session *s,
     int sequential, const Qroam__Telemetry *d1, const char *tsp_id,
     uint64_t now_ms)
 {
-	struct tspdb_session	 live;
 	enum tspdb_result	 res;
 	sqlite3_stmt		*st;
 
-	if (tspdb_begin(db) == -1)
-		return TSPDB_ERROR;
-	tspdb_live_forget(db, s->s_vid);
 	if ((res = key_unused(db, s->s_chip_id, s->s_key_index)) != TSPDB_OK)
-		return tspdb_abort_tx(db, res);
+		return res;
 	if (key_consume(db, s->s_chip_id, s->s_key_index, sequential,
 	    now_ms) == -1)
-		return tspdb_abort_tx(db, TSPDB_ERROR);
+		return TSPDB_ERROR;
 	st = stmt(db, S_SESS_PUT);
 	tspdb_bind_text(st, 1, s->s_vid);
 	tspdb_bind_text(st, 2, s->s_chip_id);
@@ -688,18 +685,44 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 	tspdb_bind_u64(st, 7, now_ms);
 	tspdb_bind_u64(st, 8, sequential != 0);
 	if (store_step_done(st, NULL) == -1)
-		return tspdb_abort_tx(db, TSPDB_ERROR);
+		return TSPDB_ERROR;
 	if (tspdb_telemetry_insert(db, s->s_vid, tsp_id, 0, d1, now_ms) == -1)
-		return tspdb_abort_tx(db, TSPDB_ERROR);
-	if ((res = tspdb_commit_tx(db, TSPDB_OK)) != TSPDB_OK)
-		return res;
+		return TSPDB_ERROR;
+	return TSPDB_OK;
+}
+
+void
+tspdb_session_opened(struct tspdb *db, const struct tspdb_session *s,
+    uint64_t now_ms)
+{
+	struct tspdb_session	 live;
+
 	live = *s;
 	live.s_rx_seq = 0;
 	live.s_tx_seq = 1;
 	live.s_opened_ms = now_ms;
+	live.s_stored_seq = live.s_stored_told = 0;
 	live.s_aead = NULL;
 	tspdb_live_put(db, &live, TSPDB_TX_AHEAD);
 	crypto_wipe(&live, sizeof(live));
+}
+
+enum tspdb_result
+tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
+    int sequential, const Qroam__Telemetry *d1, const char *tsp_id,
+    uint64_t now_ms)
+{
+	enum tspdb_result	 res;
+
+	if (tspdb_begin(db) == -1)
+		return TSPDB_ERROR;
+	tspdb_live_forget(db, s->s_vid);
+	if ((res = tspdb_session_open_tx(db, s, sequential, d1, tsp_id,
+	    now_ms)) != TSPDB_OK)
+		return tspdb_abort_tx(db, res);
+	if ((res = tspdb_commit_tx(db, TSPDB_OK)) != TSPDB_OK)
+		return res;
+	tspdb_session_opened(db, s, now_ms);
 	return TSPDB_OK;
 }
 

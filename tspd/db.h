@@ -243,6 +243,15 @@ void	tspdb_batch_set_flush(struct tspdb *, void (*flush)(void *),
 enum tspdb_result tspdb_batch_telemetry(struct tspdb *, const char *vid,
 	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
 	    const char *tsp_id, uint64_t now_ms, int *now);
+/*
+ * tspdb_session_open inside the batch transaction: TSPDB_OK (the session
+ * enters memory at the commit), TSPDB_REUSED (nothing written) or
+ * TSPDB_ERROR, which spoils the batch.  Whoever answers the M3 does so
+ * only after tspdb_batch_commit returned TSPDB_OK.
+ */
+enum tspdb_result tspdb_batch_session_open(struct tspdb *,
+	    const struct tspdb_session *s, int sequential,
+	    const Qroam__Telemetry *d1, const char *tsp_id, uint64_t now_ms);
 /* 1 if a batch transaction is open. */
 int	tspdb_batch_open(struct tspdb *);
 /*

@@ -25,6 +25,10 @@ struct tspdb {
 	void		*db_flush_arg;
 	struct tspdb_ltab *db_live;		/* db_live.c */
 	struct committer *db_commit;		/* NULL: each commit syncs */
+	/* Sessions opened in the batch, entered in memory at its commit. */
+	struct tspdb_session *db_opened;
+	size_t		 db_nopened;
+	size_t		 db_openedcap;
 };
 
 /* Schema of the handover tables, the second migration of the store. */
@@ -73,6 +77,8 @@ int	tspdb_telemetry_insert(struct tspdb *, const char *vid,
  * telemetry batch committed (db_batch.c).
  */
 void	tspdb_batch_settle(struct tspdb *);
+/* Forget the sessions of a batch never committed; free what it holds. */
+void	tspdb_batch_free(struct tspdb *);
 /* BEGIN IMMEDIATE after settling the batch; 0 or -1. */
 int	tspdb_begin(struct tspdb *);
 /* The steps of tspdb_session_telemetry inside the open transaction. */
@@ -80,6 +86,16 @@ enum tspdb_result tspdb_session_telemetry_tx(struct tspdb *, const char *vid,
 	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
 	    const char *tsp_id, uint64_t now_ms, int *now);
 
+/*
+ * The steps of tspdb_session_open inside the open transaction; TSPDB_OK,
+ * TSPDB_REUSED before any write, or TSPDB_ERROR.
+ */
+enum tspdb_result tspdb_session_open_tx(struct tspdb *,
+	    const struct tspdb_session *s, int sequential,
+	    const Qroam__Telemetry *d1, const char *tsp_id, uint64_t now_ms);
+/* Session s was committed: enter it in memory. */
+void	tspdb_session_opened(struct tspdb *, const struct tspdb_session *s,
+	    uint64_t now_ms);
 /* The row of vid's session, without settling the batch; as session_get. */
 int	tspdb_session_select(struct tspdb *, const char *vid,
 	    struct tspdb_session *s);

@@ -334,7 +334,10 @@ m3_open(struct tspd *env, struct m3_req *mr, struct tspdb_key *key)
 	return QROAM__STATUS_CODE__OK;
 }
 
-/* Commit the session of a verified M3 and answer with ServiceResponse. */
+/*
+ * Store the session of a verified M3 in the open group commit; its
+ * ServiceResponse leaves once the group is durable.
+ */
 static int
 m3_accept(struct tspd *env, struct conn *c, const struct frame *f,
     struct m3_req *mr)
@@ -348,13 +351,10 @@ m3_accept(struct tspd *env, struct conn *c, const struct frame *f,
 		mr->mr_reason = "sealing the response failed";
 		return QROAM__STATUS_CODE__INTERNAL;
 	}
-	switch (tspdb_session_open(env->t_db, &mr->mr_sess, mr->mr_sequential,
-	    mr->mr_d1, env->t_id, store_now_ms())) {
+	switch (tspd_batch_m3(env, c, f->f_request_id, &mr->mr_sess,
+	    mr->mr_sequential, mr->mr_d1, &reply)) {
 	case TSPDB_OK:
-		conn_send(c, QROAM__MSG_TYPE__MT_SESSION_MSG, f->f_request_id,
-		    &reply.base);
 		tspd_vehicle_bind(env, vid, c);
-		tspd_metric_telemetry(1);
 		log_info("session open vehicle=%s key_index=%u mode=%s",
 		    vid, mr->mr_sess.s_key_index,
 		    mr->mr_sequential ? "sequential" : "arbitrary");

@@ -108,6 +108,14 @@ enum tspdb_result tspd_batch_telemetry(struct tspd *, struct conn *,
 	    uint64_t request_id, const struct tspdb_session *s, uint64_t seq,
 	    uint64_t tx_seq, const Qroam__Telemetry *t,
 	    Qroam__SessionMsg *reply, Qroam__SessionMsg *m5);
+/*
+ * Store the session s of an M3 (with its D1) in the open batch and queue
+ * its sealed reply for after the commit (copied, at most TSPD_ACK_MAX
+ * bytes of ct).  A tspdb_result.
+ */
+enum tspdb_result tspd_batch_m3(struct tspd *, struct conn *,
+	    uint64_t request_id, const struct tspdb_session *s, int sequential,
+	    const Qroam__Telemetry *d1, Qroam__SessionMsg *reply);
 /* Commit the open batch now and send its replies. */
 void	tspd_batch_flush(struct tspd *);
 /* The first n commits are durable: the groups among them are stored. */

@@ -391,6 +391,91 @@ test_batch(void **state)
 	assert_int_equal(query_int(fx, "SELECT count(*) FROM sessions"), 0);
 }
 
+static void	exec_sql(struct fixture *, const char *);
+
+/* A session of vid on key idx, K1 filled with fillbyte. */
+static void
+session_of(struct fixture *fx, struct tspdb_session *s, const char *vid,
+    uint32_t idx, int fillbyte)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->s_vid, sizeof(s->s_vid), "%s", vid);
+	memcpy(s->s_chip_id, fx->fill.tf_chip_id, sizeof(s->s_chip_id));
+	memset(s->s_k1, fillbyte, sizeof(s->s_k1));
+	s->s_key_index = idx;
+}
+
+static void
+test_batch_m3(void **state)
+{
+	struct fixture			*fx = *state;
+	const struct tspdb_session	*live;
+	struct tspdb_session		 s;
+	Qroam__Telemetry		 t;
+	int				 now;
+
+	fill_record(fx, 'h');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x71);
+	vehicle_ready(fx, VIN_B, 0x72);
+	telemetry(&t);
+
+	/* Two M3s in one group: the key each names is decided in it. */
+	session_of(fx, &s, VIN_A, 2, 0x11);
+	assert_int_equal(tspdb_batch_session_open(fx->db, &s, 1, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_batch_open(fx->db), 1);
+	/* The same key again, even for another vehicle: used. */
+	session_of(fx, &s, VIN_B, 2, 0x22);
+	assert_int_equal(tspdb_batch_session_open(fx->db, &s, 1, &t, TSP,
+	    3000), TSPDB_REUSED);
+	session_of(fx, &s, VIN_B, 3, 0x22);
+	assert_int_equal(tspdb_batch_session_open(fx->db, &s, 1, &t, TSP,
+	    3000), TSPDB_OK);
+	/* Nothing in memory, nothing visible to others, before the commit. */
+	assert_int_equal(tspdb_session_live(fx->db), 0);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM sessions"), 0);
+	assert_int_equal(tspdb_batch_commit(fx->db), TSPDB_OK);
+	assert_int_equal(tspdb_session_live(fx->db), 2);
+	assert_int_equal(query_int(fx, "SELECT count(*) FROM sessions"), 2);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM used_keys WHERE how = 'm3'"), 2);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM telemetry WHERE seq = 0"), 2);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_B, &live), 1);
+	assert_int_equal(live->s_key_index, 3);
+	assert_int_equal(live->s_k1[0], 0x22);
+	assert_int_equal(live->s_tx_seq, 1);
+	assert_non_null(live->s_aead);
+
+	/* Telemetry and a new M3 of the same vehicle share a group. */
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000, &now), TSPDB_OK);
+	session_of(fx, &s, VIN_A, 4, 0x33);
+	assert_int_equal(tspdb_batch_session_open(fx->db, &s, 1, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_batch_commit(fx->db), TSPDB_OK);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &live), 1);
+	assert_int_equal(live->s_key_index, 4);
+	assert_int_equal(live->s_rx_seq, 0);
+
+	/*
+	 * A group that fails (here: a session row gone behind the store's
+	 * back) leaves neither the session nor the key used.
+	 */
+	exec_sql(fx, "DELETE FROM sessions WHERE vehicle_id = '" VIN_A "'");
+	session_of(fx, &s, VIN_B, 5, 0x44);
+	assert_int_equal(tspdb_batch_session_open(fx->db, &s, 1, &t, TSP,
+	    3000), TSPDB_OK);
+	assert_int_equal(tspdb_batch_telemetry(fx->db, VIN_A, 1, 2, &t, TSP,
+	    3000, &now), TSPDB_OK);
+	assert_int_equal(tspdb_batch_commit(fx->db), TSPDB_ERROR);
+	assert_int_equal(query_int(fx,
+	    "SELECT count(*) FROM used_keys WHERE idx = 5"), 0);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_B, &live), 1);
+	assert_int_equal(live->s_key_index, 3);
+}
+
 static void
 test_session_sequence(void **state)
 {
@@ -714,6 +799,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_draw_arbitrary, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_m3, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_session_sequence, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_session_in_memory, setup,
