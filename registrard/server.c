@@ -417,8 +417,8 @@ registrar_start(struct registrar *r, struct event_base *base)
 		return -1;
 	}
 	if (n > 0)
-		log_info("key generation on %d worker threads, %zu key pairs "
-		    "kept ready", n, rc->rc_key_pool);
+		log_info("key generation on %d worker thread%s, %zu key pairs "
+		    "kept ready", n, n == 1 ? "" : "s", rc->rc_key_pool);
 	else
 		log_info("key generation on the event loop, %zu key pairs "
 		    "kept ready", rc->rc_key_pool);

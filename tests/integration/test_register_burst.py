@@ -317,7 +317,7 @@ def test_key_pool_and_workers_settings(tb):
     registration comes."""
     tb.start_tsp("tsp-a")
     tb.start_registrar(workers=1, key_pool=3)
-    tb.wait_log("registrar", r"key generation on 1 worker threads, 3 key pairs kept ready")
+    tb.wait_log("registrar", r"key generation on 1 worker thread, 3 key pairs kept ready")
     wait_until(lambda: registrar_metric(tb, "qroam_key_pool") == 3, what="a full pool")
     for i in range(3):
         r = register(tb, vin(500 + i), chip(500 + i))
