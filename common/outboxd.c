@@ -68,8 +68,11 @@ outboxd_on_frame(struct conn *c, const struct frame *f, void *arg)
 static void
 outboxd_on_close(struct conn *c, const char *reason, void *arg)
 {
-	(void)arg;
+	struct outboxd	*os = arg;
+
 	log_debug("connection %s closed: %s", conn_peer_addr(c), reason);
+	if (os->os_proto->op_closed != NULL)
+		os->os_proto->op_closed(os->os_state, c);
 }
 
 static const struct conn_cb outboxd_cb = {
@@ -159,6 +162,12 @@ outboxd_status(void *arg, const char *what, json_t *obj)
 	if (strcmp(what, "outbox") == 0)
 		return outbox_json(os->os_ob);
 	return NULL;
+}
+
+void *
+outboxd_state(struct outboxd *os)
+{
+	return os->os_state;
 }
 
 void

@@ -53,6 +53,12 @@ struct outboxd_proto {
 	/* One request of type op_type from an allowed role. */
 	void	(*op_request)(void *state, struct conn *,
 		    const struct frame *);
+	/*
+	 * Optional, for a protocol step that answers some requests later
+	 * (after work on other threads): a connection closed and is freed
+	 * on return, so nothing may be sent on it any more.
+	 */
+	void	(*op_closed)(void *state, struct conn *);
 };
 
 struct outboxd;
@@ -67,6 +73,11 @@ struct outboxd;
 struct outboxd *outboxd_new(struct event_base *, const struct outboxd_proto *,
 	    const void *conf, const struct topo *, const struct endpoint *ep);
 void	outboxd_free(struct outboxd *);
+/*
+ * The protocol's state (op_state_size bytes), for the daemon's own
+ * start-up, reload and shutdown steps around the service's.
+ */
+void	*outboxd_state(struct outboxd *);
 
 /*
  * The admin endpoint's /status callback (admin_status_cb) on the service:

@@ -3,19 +3,10 @@
 
 #include "config.h"
 
-/* One directive: a common one or rsa_bits. */
+/* rsa_bits 2048|3072. */
 static int
-registrard_conf_line(void *arg, const struct conf_line *cl)
+registrard_conf_bits(struct registrard_conf *rc, const struct conf_line *cl)
 {
-	struct registrard_conf	*rc = arg;
-	int			 r;
-
-	if ((r = cfg_common_line(&rc->rc_common, cl)) != 0)
-		return r == 1 ? 0 : -1;
-	if (strcmp(cl->cl_argv[0], "rsa_bits") != 0) {
-		conf_error(cl, "unknown directive \"%s\"", cl->cl_argv[0]);
-		return -1;
-	}
 	if (cl->cl_argc != 2) {
 		conf_error(cl, "rsa_bits takes one argument");
 		return -1;
@@ -31,12 +22,58 @@ registrard_conf_line(void *arg, const struct conf_line *cl)
 	return 0;
 }
 
+/* The COUNT argument of cl, 0..max, into *out. */
+static int
+registrard_conf_count(const struct conf_line *cl, uint64_t max, uint64_t *out)
+{
+	if (cl->cl_argc != 2) {
+		conf_error(cl, "%s: expected one number", cl->cl_argv[0]);
+		return -1;
+	}
+	if (conf_uint(cl->cl_argv[1], 0, max, out) == -1) {
+		conf_error(cl, "%s: bad number \"%s\" (want 0..%llu)",
+		    cl->cl_argv[0], cl->cl_argv[1], (unsigned long long)max);
+		return -1;
+	}
+	return 0;
+}
+
+/* One directive: a common one, rsa_bits, workers or key_pool. */
+static int
+registrard_conf_line(void *arg, const struct conf_line *cl)
+{
+	struct registrard_conf	*rc = arg;
+	uint64_t		 v;
+	int			 r;
+
+	if ((r = cfg_common_line(&rc->rc_common, cl)) != 0)
+		return r == 1 ? 0 : -1;
+	if (strcmp(cl->cl_argv[0], "rsa_bits") == 0)
+		return registrard_conf_bits(rc, cl);
+	if (strcmp(cl->cl_argv[0], "workers") == 0) {
+		if (registrard_conf_count(cl, REGISTRARD_MAX_WORKERS, &v) == -1)
+			return -1;
+		rc->rc_workers = (int)v;
+		return 0;
+	}
+	if (strcmp(cl->cl_argv[0], "key_pool") == 0) {
+		if (registrard_conf_count(cl, REGISTRARD_MAX_KEY_POOL, &v) == -1)
+			return -1;
+		rc->rc_key_pool = (size_t)v;
+		return 0;
+	}
+	conf_error(cl, "unknown directive \"%s\"", cl->cl_argv[0]);
+	return -1;
+}
+
 int
 registrard_conf_load(const char *path, struct registrard_conf *rc)
 {
 	memset(rc, 0, sizeof(*rc));
 	cfg_common_init(&rc->rc_common);
 	rc->rc_rsa_bits = 2048;
+	rc->rc_workers = REGISTRARD_WORKERS_AUTO;
+	rc->rc_key_pool = REGISTRARD_KEY_POOL;
 	if (conf_parse_file(path, registrard_conf_line, rc) != 0)
 		return -1;
 	return cfg_common_check(&rc->rc_common, path, 1);

@@ -35,6 +35,12 @@ registrard_start(void *env, struct event_base *base)
 
 	rd->rd_svc = outboxd_new(base, &registrar_proto, &rd->rd_conf,
 	    &rd->rd_topo, &rd->rd_topo.t_registrar);
+	if (rd->rd_svc == NULL)
+		return NULL;
+	if (registrar_start(outboxd_state(rd->rd_svc), base) == -1) {
+		outboxd_free(rd->rd_svc);
+		rd->rd_svc = NULL;
+	}
 	return rd->rd_svc;
 }
 
@@ -43,12 +49,13 @@ registrard_ready(void *env, char *status, size_t len)
 {
 	struct registrard	*rd = env;
 
-	log_info("started: rsa_bits=%d", rd->rd_conf.rc_rsa_bits);
+	log_info("started: rsa_bits=%d key_pool=%zu", rd->rd_conf.rc_rsa_bits,
+	    rd->rd_conf.rc_key_pool);
 	snprintf(status, len, "registering vehicles for %zu TSPs",
 	    rd->rd_topo.t_ntsps);
 }
 
-/* SIGHUP: take over rsa_bits. */
+/* SIGHUP: take over rsa_bits and key_pool; workers takes a restart. */
 static void
 registrard_reload(void *env, const void *next, const struct topo *nt,
     int restart)
@@ -58,9 +65,13 @@ registrard_reload(void *env, const void *next, const struct topo *nt,
 
 	(void)restart;
 	topo_reload_restart_only(&rd->rd_topo, nt);
+	if (nc->rc_workers != rd->rd_conf.rc_workers)
+		log_warnx("reload: workers changed; it takes effect on restart");
 	rd->rd_conf.rc_rsa_bits = nc->rc_rsa_bits;
-	log_info("reloaded: rsa_bits=%d verbose=%d", nc->rc_rsa_bits,
-	    nc->rc_common.cc_verbose);
+	rd->rd_conf.rc_key_pool = nc->rc_key_pool;
+	registrar_reload(outboxd_state(rd->rd_svc));
+	log_info("reloaded: rsa_bits=%d key_pool=%zu verbose=%d",
+	    nc->rc_rsa_bits, nc->rc_key_pool, nc->rc_common.cc_verbose);
 }
 
 static void
@@ -68,6 +79,8 @@ registrard_free(void *env)
 {
 	struct registrard	*rd = env;
 
+	if (rd->rd_svc != NULL)
+		registrar_stop(outboxd_state(rd->rd_svc));
 	outboxd_free(rd->rd_svc);
 }
 

@@ -3,19 +3,51 @@
  * pair, answer M1 to the vehicle and queue M2 for every TSP, all in one
  * transaction.  A vehicle or chip seen before is refused and nothing
  * changes; only an operator may rebind a vehicle to a refilled chip.
+ *
+ * The key pair comes from keygen.h: ready at once, or later from a worker
+ * thread.  Meanwhile the request waits in r_pending, which also holds its
+ * vehicle and chip: a second request for either is refused as a duplicate
+ * at once, as it would be once the first is stored, so nothing else can
+ * change the two rows while the key is being made and the epoch read on
+ * arrival still holds when the registration is stored.  A request whose
+ * connection closes meanwhile is stored all the same, as it would have
+ * been had its key been ready, and only its answer is dropped; one still
+ * waiting at shutdown is dropped unstored, like one never read.
  */
+#include <sys/queue.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conn.h"
 #include "crypto.h"
 #include "ids.h"
+#include "keygen.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
 #include "outboxd.h"
 #include "server.h"
 #include "store.h"
+#include "workq.h"
+
+#define REG_CN_LEN	65	/* conn_peer_cn */
+#define REG_ADDR_LEN	64	/* "[v6 address]:port" */
+
+/* A registration waiting for its key pair. */
+struct reg_pending {
+	struct keygen_wait	 rp_wait;
+	TAILQ_ENTRY(reg_pending) rp_entry;
+	struct registrar	*rp_r;
+	struct conn		*rp_conn;	/* NULL once it closed */
+	char			 rp_who[REG_CN_LEN];
+	char			 rp_addr[REG_ADDR_LEN];
+	uint64_t		 rp_request_id;
+	Qroam__RegisterRequest	*rp_req;
+	int64_t			 rp_epoch;	/* the stored one, 0: new */
+};
+
+TAILQ_HEAD(reg_pending_list, reg_pending);
 
 struct registrar {
 	const struct registrard_conf *r_conf;
@@ -27,6 +59,8 @@ struct registrar {
 	sqlite3_stmt		*r_put_reg;
 	sqlite3_stmt		*r_put_chip;
 	struct metric		*r_registrations;
+	struct keygen		*r_keygen;
+	struct reg_pending_list	 r_pending;
 };
 
 static const char *const registrar_schema[] = {
@@ -44,42 +78,6 @@ static const char *const registrar_schema[] = {
 	" bound_ms INTEGER NOT NULL);",
 	outbox_schema,
 };
-
-struct reg_keys {
-	uint8_t	*rk_pub;
-	size_t	 rk_publen;
-	uint8_t	*rk_priv;
-	size_t	 rk_privlen;
-};
-
-static void
-reg_keys_free(struct reg_keys *k)
-{
-	if (k->rk_priv != NULL)
-		crypto_wipe(k->rk_priv, k->rk_privlen);
-	free(k->rk_priv);
-	free(k->rk_pub);
-	memset(k, 0, sizeof(*k));
-}
-
-/* A fresh vehicle key pair as DER. */
-static int
-reg_keys_generate(int bits, struct reg_keys *k)
-{
-	EVP_PKEY	*pk;
-	int		 rc = -1;
-
-	memset(k, 0, sizeof(*k));
-	if ((pk = crypto_rsa_generate(bits)) == NULL)
-		return -1;
-	if (crypto_pub_to_der(pk, &k->rk_pub, &k->rk_publen) == 0 &&
-	    crypto_priv_to_der(pk, &k->rk_priv, &k->rk_privlen) == 0)
-		rc = 0;
-	EVP_PKEY_free(pk);
-	if (rc == -1)
-		reg_keys_free(k);
-	return rc;
-}
 
 /* Epoch of vehicle vid: 0 if unknown, -1 on a store error. */
 static int64_t
@@ -114,7 +112,7 @@ registrar_chip_known(struct registrar *r, const char *chip)
 /* Store the binding and queue M2, atomically. */
 static int
 registrar_store(struct registrar *r, const Qroam__RegisterRequest *req,
-    const struct reg_keys *k, int64_t epoch, const char *who)
+    const struct keypair *k, int64_t epoch, const char *who)
 {
 	Qroam__M2	 m2 = QROAM__M2__INIT;
 	uint8_t		*buf;
@@ -124,8 +122,8 @@ registrar_store(struct registrar *r, const Qroam__RegisterRequest *req,
 
 	m2.vehicle_id = req->vehicle_id;
 	m2.chip_id = req->chip_id;
-	m2.prv.data = k->rk_priv;
-	m2.prv.len = k->rk_privlen;
+	m2.prv.data = k->kp_priv;
+	m2.prv.len = k->kp_privlen;
 	m2.epoch = (uint64_t)epoch;
 	len = qroam__m2__get_packed_size(&m2);
 	if ((buf = malloc(len)) == NULL)
@@ -135,8 +133,8 @@ registrar_store(struct registrar *r, const Qroam__RegisterRequest *req,
 		goto out;
 	sqlite3_bind_text(r->r_put_reg, 1, req->vehicle_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(r->r_put_reg, 2, req->chip_id, -1, SQLITE_STATIC);
-	sqlite3_bind_blob(r->r_put_reg, 3, k->rk_pub, (int)k->rk_publen, SQLITE_STATIC);
-	sqlite3_bind_blob(r->r_put_reg, 4, k->rk_priv, (int)k->rk_privlen,
+	sqlite3_bind_blob(r->r_put_reg, 3, k->kp_pub, (int)k->kp_publen, SQLITE_STATIC);
+	sqlite3_bind_blob(r->r_put_reg, 4, k->kp_priv, (int)k->kp_privlen,
 	    SQLITE_STATIC);
 	sqlite3_bind_int64(r->r_put_reg, 5, epoch);
 	sqlite3_bind_int64(r->r_put_reg, 6, (sqlite3_int64)now);
@@ -160,7 +158,7 @@ registrar_store(struct registrar *r, const Qroam__RegisterRequest *req,
 /* Reply M1: the public key and every TSP with its vehicle address and region. */
 static void
 registrar_reply_m1(struct registrar *r, struct conn *c, uint64_t reqid,
-    const struct reg_keys *k)
+    const struct keypair *k)
 {
 	const struct topo	*t = r->r_topo;
 	Qroam__M1		 m1 = QROAM__M1__INIT;
@@ -195,8 +193,8 @@ registrar_reply_m1(struct registrar *r, struct conn *c, uint64_t reqid,
 		}
 		iptr[i] = &infos[i];
 	}
-	m1.pbv.data = k->rk_pub;
-	m1.pbv.len = k->rk_publen;
+	m1.pbv.data = k->kp_pub;
+	m1.pbv.len = k->kp_publen;
 	m1.tsps = iptr;
 	m1.n_tsps = t->t_ntsps;
 	conn_send(c, QROAM__MSG_TYPE__MT_M1, reqid, &m1.base);
@@ -207,12 +205,28 @@ registrar_reply_m1(struct registrar *r, struct conn *c, uint64_t reqid,
 	free(pptr);
 }
 
+/* Why the vehicle or chip of req is busy with a waiting registration. */
+static const char *
+registrar_in_progress(struct registrar *r, const Qroam__RegisterRequest *req)
+{
+	struct reg_pending	*rp;
+
+	TAILQ_FOREACH(rp, &r->r_pending, rp_entry) {
+		if (strcmp(rp->rp_req->chip_id, req->chip_id) == 0)
+			return "chip registration in progress";
+		if (strcmp(rp->rp_req->vehicle_id, req->vehicle_id) == 0)
+			return "vehicle registration in progress";
+	}
+	return NULL;
+}
+
 /* Why req may not be registered, or NULL.  *code receives the status. */
 static const char *
 registrar_refusal(struct registrar *r, struct conn *c,
     const Qroam__RegisterRequest *req, int64_t *epoch, int *code)
 {
-	int	known;
+	const char	*why;
+	int		 known;
 
 	*code = QROAM__STATUS_CODE__BAD_REQUEST;
 	if (!id_valid_vin(req->vehicle_id))
@@ -223,6 +237,9 @@ registrar_refusal(struct registrar *r, struct conn *c,
 		*code = QROAM__STATUS_CODE__AUTH_FAILED;
 		return "only an operator may rebind a vehicle";
 	}
+	*code = QROAM__STATUS_CODE__DUPLICATE_REGISTRATION;
+	if ((why = registrar_in_progress(r, req)) != NULL)
+		return why;
 	*code = QROAM__STATUS_CODE__INTERNAL;
 	if ((*epoch = registrar_epoch(r, req->vehicle_id)) == -1 ||
 	    (known = registrar_chip_known(r, req->chip_id)) == -1)
@@ -239,13 +256,92 @@ registrar_refusal(struct registrar *r, struct conn *c,
 	return NULL;
 }
 
-/* MT_REGISTER: F2 steps 1-3, and F2.4 rebind for operators. */
+static void
+reg_pending_free(struct reg_pending *rp)
+{
+	if (rp->rp_req != NULL)
+		qroam__register_request__free_unpacked(rp->rp_req, NULL);
+	free(rp);
+}
+
+/*
+ * Store the registration of rp with key pair k and answer M1, or the
+ * status of the failure, if its connection is still open.
+ */
+static void
+registrar_commit(struct registrar *r, struct reg_pending *rp,
+    const struct keypair *k)
+{
+	const Qroam__RegisterRequest	*req = rp->rp_req;
+	struct conn			*c = rp->rp_conn;
+	int64_t				 epoch = rp->rp_epoch + 1;
+
+	if (registrar_store(r, req, k, epoch, rp->rp_who) == -1) {
+		log_warnx("registration of %s not stored", req->vehicle_id);
+		if (c != NULL)
+			conn_send_status(c, rp->rp_request_id,
+			    QROAM__STATUS_CODE__INTERNAL, "store failed");
+		return;
+	}
+	metric_inc(r->r_registrations, req->rebind ? "rebind" : "new");
+	log_info("%s vehicle=%s chip=%.16s epoch=%lld by %s%s",
+	    req->rebind ? "rebound" : "registered", req->vehicle_id,
+	    req->chip_id, (long long)epoch, rp->rp_who, c == NULL ?
+	    " (connection closed before the answer)" : "");
+	if (c != NULL)
+		registrar_reply_m1(r, c, rp->rp_request_id, k);
+	outbox_kick(r->r_ob);
+}
+
+/* On the loop: the key pair of a waiting registration (NULL: failed). */
+static void
+registrar_key_ready(void *arg, struct keypair *kp)
+{
+	struct reg_pending	*rp = arg;
+	struct registrar	*r = rp->rp_r;
+
+	TAILQ_REMOVE(&r->r_pending, rp, rp_entry);
+	if (kp != NULL)
+		registrar_commit(r, rp, kp);
+	else if (rp->rp_conn != NULL)
+		conn_send_status(rp->rp_conn, rp->rp_request_id,
+		    QROAM__STATUS_CODE__INTERNAL, "key generation failed");
+	keypair_free(kp);
+	reg_pending_free(rp);
+}
+
+/* A registration that passed the checks, or NULL if out of memory. */
+static struct reg_pending *
+reg_pending_new(struct registrar *r, struct conn *c, const struct frame *f,
+    Qroam__RegisterRequest *req, int64_t epoch)
+{
+	struct reg_pending	*rp;
+
+	if ((rp = calloc(1, sizeof(*rp))) == NULL)
+		return NULL;
+	rp->rp_wait.kw_ready = registrar_key_ready;
+	rp->rp_wait.kw_arg = rp;
+	rp->rp_r = r;
+	rp->rp_conn = c;
+	snprintf(rp->rp_who, sizeof(rp->rp_who), "%s", conn_peer_cn(c));
+	snprintf(rp->rp_addr, sizeof(rp->rp_addr), "%s", conn_peer_addr(c));
+	rp->rp_request_id = f->f_request_id;
+	rp->rp_req = req;
+	rp->rp_epoch = epoch;
+	return rp;
+}
+
+/*
+ * MT_REGISTER: F2 steps 1-3, and F2.4 rebind for operators.  Stored and
+ * answered at once if a key pair is ready, else once it is.
+ */
 static void
 registrar_register(void *arg, struct conn *c, const struct frame *f)
 {
 	struct registrar	*r = arg;
 	Qroam__RegisterRequest	*req;
-	struct reg_keys		 k;
+	struct reg_pending	*rp;
+	struct keypair		*kp;
 	const char		*why;
 	int64_t			 epoch = 0;
 	int			 code;
@@ -265,28 +361,94 @@ registrar_register(void *arg, struct conn *c, const struct frame *f)
 		    id_valid_hex(req->chip_id, CHIP_ID_LEN) ? req->chip_id : "?",
 		    conn_peer_cn(c), msg_status_name(code), why);
 		conn_send_status(c, f->f_request_id, code, why);
-		goto out;
+		qroam__register_request__free_unpacked(req, NULL);
+		return;
 	}
-	if (reg_keys_generate(r->r_conf->rc_rsa_bits, &k) == -1) {
+	if ((rp = reg_pending_new(r, c, f, req, epoch)) == NULL) {
+		log_warn("registration of %s", req->vehicle_id);
+		conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__INTERNAL,
+		    "no memory");
+		qroam__register_request__free_unpacked(req, NULL);
+		return;
+	}
+	switch (keygen_get(r->r_keygen, &rp->rp_wait, &kp)) {
+	case 1:
+		registrar_commit(r, rp, kp);
+		keypair_free(kp);
+		reg_pending_free(rp);
+		break;
+	case 0:
+		TAILQ_INSERT_TAIL(&r->r_pending, rp, rp_entry);
+		log_debug("registration of %s waits for its key pair",
+		    req->vehicle_id);
+		break;
+	default:
 		conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__INTERNAL,
 		    "key generation failed");
-		goto out;
+		reg_pending_free(rp);
+		break;
 	}
-	if (registrar_store(r, req, &k, epoch + 1, conn_peer_cn(c)) == -1) {
-		log_warnx("registration of %s not stored", req->vehicle_id);
-		conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__INTERNAL,
-		    "store failed");
-	} else {
-		metric_inc(r->r_registrations, req->rebind ? "rebind" : "new");
-		log_info("%s vehicle=%s chip=%.16s epoch=%lld by %s",
-		    req->rebind ? "rebound" : "registered", req->vehicle_id,
-		    req->chip_id, (long long)(epoch + 1), conn_peer_cn(c));
-		registrar_reply_m1(r, c, f->f_request_id, &k);
-		outbox_kick(r->r_ob);
+}
+
+/* A connection closed: registrations of it still waiting go unanswered. */
+static void
+registrar_closed(void *arg, struct conn *c)
+{
+	struct registrar	*r = arg;
+	struct reg_pending	*rp;
+
+	TAILQ_FOREACH(rp, &r->r_pending, rp_entry)
+		if (rp->rp_conn == c)
+			rp->rp_conn = NULL;
+}
+
+int
+registrar_start(struct registrar *r, struct event_base *base)
+{
+	const struct registrard_conf	*rc = r->r_conf;
+	int				 n = rc->rc_workers;
+
+	if (n == REGISTRARD_WORKERS_AUTO)
+		n = (int)workq_online_cpus();
+	r->r_keygen = keygen_new(base, (unsigned)n, rc->rc_rsa_bits,
+	    rc->rc_key_pool);
+	if (r->r_keygen == NULL) {
+		log_warnx("cannot start %d worker threads", n);
+		return -1;
 	}
-	reg_keys_free(&k);
- out:
-	qroam__register_request__free_unpacked(req, NULL);
+	if (n > 0)
+		log_info("key generation on %d worker thread%s, %zu key pairs "
+		    "kept ready", n, n == 1 ? "" : "s", rc->rc_key_pool);
+	else
+		log_info("key generation on the event loop, %zu key pairs "
+		    "kept ready", rc->rc_key_pool);
+	return 0;
+}
+
+void
+registrar_reload(struct registrar *r)
+{
+	keygen_configure(r->r_keygen, r->r_conf->rc_rsa_bits,
+	    r->r_conf->rc_key_pool);
+}
+
+void
+registrar_stop(struct registrar *r)
+{
+	struct reg_pending	*rp;
+
+	if (r->r_keygen == NULL)
+		return;
+	while ((rp = TAILQ_FIRST(&r->r_pending)) != NULL) {
+		TAILQ_REMOVE(&r->r_pending, rp, rp_entry);
+		keygen_cancel(r->r_keygen, &rp->rp_wait);
+		log_info("registration of vehicle=%s chip=%.16s by %s from %s "
+		    "dropped: registrard is stopping", rp->rp_req->vehicle_id,
+		    rp->rp_req->chip_id, rp->rp_who, rp->rp_addr);
+		reg_pending_free(rp);
+	}
+	keygen_free(r->r_keygen);
+	r->r_keygen = NULL;
 }
 
 /* The registration statements on the outbox service's store. */
@@ -300,6 +462,7 @@ registrar_open(void *arg, const void *conf, const struct topo *topo,
 	r->r_topo = topo;
 	r->r_db = db;
 	r->r_ob = ob;
+	TAILQ_INIT(&r->r_pending);
 	r->r_registrations = metric_counter("qroam_registrations_total",
 	    "Vehicles registered (kind new) or rebound to a new chip by an "
 	    "operator (kind rebind).", "kind");
@@ -328,4 +491,5 @@ const struct outboxd_proto registrar_proto = {
 	.op_state_size = sizeof(struct registrar),
 	.op_open = registrar_open,
 	.op_request = registrar_register,
+	.op_closed = registrar_closed,
 };
