@@ -110,20 +110,20 @@ tspd_handover_free(struct tspd *env)
 
 /* The KME answered: hand the key (or failure) to the fetch's owner. */
 static void
-keyreq_cb(void *arg, enum keysrc_result res, const char *key_id,
-    const uint8_t *key, const char *why)
+keyreq_cb(void *arg, enum keysrc_result res, const struct keysrc_key *keys,
+    size_t n, const char *why)
 {
 	struct keyreq	*kr = arg;
 	struct tspd	*env = kr->kr_env;
 	char		 hid[TSPD_HO_IDLEN + 1];
 	tspd_key_done	 done = kr->kr_done;
 
-	(void)key_id;
 	memcpy(hid, kr->kr_hid, sizeof(hid));
 	if (env->t_ho != NULL)
 		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
 	free(kr);
-	done(env, hid, res, key, why != NULL ? why : "no reason given");
+	done(env, hid, res, res == KEYSRC_OK && n == 1 ? keys[0].kk_key : NULL,
+	    why != NULL ? why : "no reason given");
 }
 
 int
@@ -138,7 +138,7 @@ tspd_handover_fetch_key(struct tspd *env, const char *master,
 	kr->kr_done = done;
 	snprintf(kr->kr_hid, sizeof(kr->kr_hid), "%s", hid);
 	TAILQ_INSERT_TAIL(&env->t_ho->h_keyreqs, kr, kr_entry);
-	if (keysrc_get_key_by_id(env->t_keysrc, master, key_id, keyreq_cb,
+	if (keysrc_get_keys_by_id(env->t_keysrc, master, &key_id, 1, keyreq_cb,
 	    kr) == -1) {
 		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
 		free(kr);
