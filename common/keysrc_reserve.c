@@ -58,6 +58,7 @@ struct keysrc_reserve {
 	uint64_t		 r_backoff_ms;	/* the last backoff, 0: none */
 	int			 r_failing;	/* the last call failed */
 	int			 r_dry_logged;	/* "empty" logged in this run */
+	int			 r_filling;	/* went below the low mark, not full */
 	struct event		*r_deliver;
 	struct event		*r_retry;	/* the end of a backoff */
 	struct event		*r_expiry;	/* the oldest key's lifetime */
@@ -206,23 +207,29 @@ kr_deliver_cb(evutil_socket_t fd, short ev, void *arg)
 
 /*
  * Keys to ask for now: those the waiting requests lack; and when no call
- * is under way and the refill is not backing off, once below the low
- * mark, all the reserve lacks after serving them.  The refill thus runs
- * as one call at a time, while waiting requests may add calls of their
+ * is under way and the refill is not backing off, from the moment the
+ * reserve went below the low mark until it is full again, all it lacks
+ * after serving them.  The refill thus runs as one call at a time (each
+ * of at most r_batch keys), while waiting requests may add calls of their
  * own.
  */
 static size_t
-kr_want(const struct keysrc_reserve *r)
+kr_want(struct keysrc_reserve *r)
 {
 	const struct keysrc_reserve_stats *st = &r->r_st;
 	size_t	stock = st->rs_keys + st->rs_asked;
 	size_t	low = (st->rs_size + 1) / 2;
 	size_t	want = st->rs_waiting > stock ? st->rs_waiting - stock : 0;
 
-	if (r->r_ncalls == 0 && !st->rs_backoff &&
-	    stock < st->rs_waiting + low)
-		want = st->rs_size + st->rs_waiting - stock;
-	return want;
+	if (r->r_ncalls > 0 || st->rs_backoff)
+		return want;
+	if (stock < st->rs_waiting + low)
+		r->r_filling = 1;
+	if (!r->r_filling || stock >= st->rs_size + st->rs_waiting) {
+		r->r_filling = 0;
+		return want;
+	}
+	return st->rs_size + st->rs_waiting - stock;
 }
 
 /* Pause the background refill after a call that brought nothing. */

@@ -403,7 +403,8 @@ test_size_zero(void **state)
  * A 503 for a batch is asked again at half the size down to one key;
  * when one key fails too, the refill backs off, a request asks for its
  * own key and fails with the source's reason; after the backoff the
- * refill starts again at one key and the batch doubles with each answer.
+ * refill starts again at one key, the batch doubles with each answer,
+ * and the refill goes on until the reserve is full.
  */
 static void
 test_halving_and_backoff(void **state)
@@ -444,10 +445,14 @@ test_halving_and_backoff(void **state)
 	answer();
 	assert_int_equal(call_n(), 4);
 	answer();
+	/* Above the low mark now, but the refill goes on until full. */
 	assert_int_equal(stats(r).rs_keys, 7);
+	assert_int_equal(call_n(), 1);
+	answer();
+	assert_int_equal(stats(r).rs_keys, 8);
 	assert_int_equal(fs.fs_ncalls, 0);
 	assert_int_equal(stats(r).rs_failures, 5);
-	assert_int_equal(stats(r).rs_refills, 3);
+	assert_int_equal(stats(r).rs_refills, 4);
 	keysrc_reserve_free(r);
 }
 
