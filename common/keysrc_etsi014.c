@@ -11,7 +11,9 @@
  * evhttp needs a bufferevent of its own, so the TLS bufferevent of the HTTPS
  * connection is made here and handed to evhttp, which owns it from then on.
  *
- * Requests wait in one queue and go out on a small pool of keep-alive
+ * One request asks for several keys at once (enc_keys `number`, a list
+ * of key_IDs in dec_keys) and gets them all or none.  Requests wait in
+ * one queue and go out on a small pool of keep-alive
  * connections, one request per connection at a time: an idle connection is
  * reused, another is opened while fewer than KS_CONNS_MAX are open, and
  * otherwise the request waits for the first connection to become free.  A
@@ -75,15 +77,15 @@ struct ks_req {
 	enum ks_op		 kr_op;
 	enum ks_state		 kr_state;
 	char			 kr_sae[NAME_MAXLEN + 1];
-	char			 kr_want[KEYSRC_IDMAX + 1];	/* dec: key_ID asked for */
+	size_t			 kr_n;		/* keys asked for */
+	char			**kr_want;	/* dec: the key_IDs, else NULL */
 	keysrc_cb		 kr_cb;
 	void			*kr_arg;
 	struct evhttp_request	*kr_http;
 	struct event		*kr_timer;
 	int			 kr_httperr;	/* evhttp_request_error, -1: none */
 	enum keysrc_result	 kr_result;
-	char			 kr_key_id[KEYSRC_IDMAX + 1];
-	uint8_t			 kr_key[KEYSRC_KEYLEN];
+	struct keysrc_key	*kr_keys;	/* kr_n of them */
 	char			 kr_why[256];
 };
 
@@ -184,7 +186,7 @@ ks_finish(struct ks_req *kr, enum keysrc_result res, const char *fmt, ...)
 		va_end(ap);
 	}
 	if (res != KEYSRC_OK)
-		crypto_wipe(kr->kr_key, sizeof(kr->kr_key));
+		crypto_wipe(kr->kr_keys, kr->kr_n * sizeof(*kr->kr_keys));
 	evtimer_del(kr->kr_timer);
 	TAILQ_INSERT_TAIL(&ks->ks_done, kr, kr_entry);
 	ks_schedule(ks);
@@ -223,8 +225,8 @@ ks_http_done(struct evhttp_request *r, void *arg)
 		return;
 	}
 	res = keysrc_json_answer(code, evhttp_request_get_input_buffer(r),
-	    kr->kr_op == KS_DEC ? kr->kr_want : NULL, kr->kr_key_id, kr->kr_key,
-	    why, sizeof(why));
+	    (const char *const *)kr->kr_want, kr->kr_n, kr->kr_keys, why,
+	    sizeof(why));
 	if (res == KEYSRC_OK)
 		ks_finish(kr, res, NULL);
 	else
@@ -311,7 +313,7 @@ ks_send(struct ks_kme *ks, struct ks_conn *kc, struct ks_req *kr)
 
 	snprintf(uri, sizeof(uri), "/api/v1/keys/%s/%s", kr->kr_sae,
 	    kr->kr_op == KS_ENC ? "enc_keys" : "dec_keys");
-	body = keysrc_json_request(kr->kr_op == KS_DEC ? kr->kr_want : NULL);
+	body = keysrc_json_request(kr->kr_n, (const char *const *)kr->kr_want);
 	if (body == NULL ||
 	    (r = evhttp_request_new(ks_http_done, kr)) == NULL) {
 		free(body);
@@ -335,7 +337,8 @@ ks_send(struct ks_kme *ks, struct ks_conn *kc, struct ks_req *kr)
 	/* Busy connections go to the back, behind the idle ones. */
 	TAILQ_REMOVE(&ks->ks_conns, kc, kc_entry);
 	TAILQ_INSERT_TAIL(&ks->ks_conns, kc, kc_entry);
-	log_debug("keysrc: POST %s", uri);
+	log_debug("keysrc: POST %s (%zu key%s)", uri, kr->kr_n,
+	    kr->kr_n == 1 ? "" : "s");
 	/* On failure evhttp has released r. */
 	if (evhttp_make_request(kc->kc_http, r, EVHTTP_REQ_POST, uri) == -1) {
 		kr->kr_http = NULL;
@@ -389,29 +392,40 @@ ks_free_spent(struct ks_kme *ks)
 	}
 }
 
-/* Hand a result to its owner, then forget the request and its key. */
+/* Hand a result to its owner, then forget the request and its keys. */
 static void
 ks_deliver(struct ks_req *kr)
 {
+	const char	*op = kr->kr_op == KS_ENC ? "enc_keys" : "dec_keys";
+	size_t		 i;
+
 	if (kr->kr_result == KEYSRC_OK) {
-		log_debug("keysrc: %s for %s: key_ID %s",
-		    kr->kr_op == KS_ENC ? "enc_keys" : "dec_keys", kr->kr_sae,
-		    kr->kr_key_id);
-		kr->kr_cb(kr->kr_arg, KEYSRC_OK, kr->kr_key_id, kr->kr_key, NULL);
+		for (i = 0; i < kr->kr_n; i++)
+			log_debug("keysrc: %s for %s: key_ID %s", op, kr->kr_sae,
+			    kr->kr_keys[i].kk_id);
+		kr->kr_cb(kr->kr_arg, KEYSRC_OK, kr->kr_keys, kr->kr_n, NULL);
 	} else {
-		log_debug("keysrc: %s for %s failed: %s",
-		    kr->kr_op == KS_ENC ? "enc_keys" : "dec_keys", kr->kr_sae,
+		log_debug("keysrc: %s for %s failed: %s", op, kr->kr_sae,
 		    kr->kr_why);
-		kr->kr_cb(kr->kr_arg, kr->kr_result, NULL, NULL, kr->kr_why);
+		kr->kr_cb(kr->kr_arg, kr->kr_result, NULL, 0, kr->kr_why);
 	}
 }
 
-/* Free a request, wiping whatever key it held. */
+/* Free a request, wiping whatever keys it held. */
 static void
 ks_req_free(struct ks_req *kr)
 {
+	size_t	i;
+
 	if (kr->kr_timer != NULL)
 		event_free(kr->kr_timer);
+	if (kr->kr_keys != NULL) {
+		crypto_wipe(kr->kr_keys, kr->kr_n * sizeof(*kr->kr_keys));
+		free(kr->kr_keys);
+	}
+	for (i = 0; kr->kr_want != NULL && i < kr->kr_n; i++)
+		free(kr->kr_want[i]);
+	free(kr->kr_want);
 	crypto_wipe(kr, sizeof(*kr));
 	free(kr);
 }
@@ -533,10 +547,26 @@ ks_close(void *ctx)
 	ks_destroy(ks);
 }
 
+/* A copy of the n key_IDs want (NULL: none wanted) for kr; 0 or -1. */
+static int
+ks_copy_want(struct ks_req *kr, const char *const *want, size_t n)
+{
+	size_t	i;
+
+	if (want == NULL)
+		return 0;
+	if ((kr->kr_want = calloc(n, sizeof(*kr->kr_want))) == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if ((kr->kr_want[i] = strdup(want[i])) == NULL)
+			return -1;
+	return 0;
+}
+
 /* Queue one request; its callback runs later from the event loop. */
 static int
-ks_queue(struct ks_kme *ks, enum ks_op op, const char *sae, const char *want,
-    keysrc_cb cb, void *arg)
+ks_queue(struct ks_kme *ks, enum ks_op op, const char *sae,
+    const char *const *want, size_t n, keysrc_cb cb, void *arg)
 {
 	struct ks_req	*kr;
 	struct timeval	 tv;
@@ -549,13 +579,14 @@ ks_queue(struct ks_kme *ks, enum ks_op op, const char *sae, const char *want,
 	kr->kr_op = op;
 	kr->kr_state = KS_QUEUED;
 	snprintf(kr->kr_sae, sizeof(kr->kr_sae), "%s", sae);
-	if (want != NULL)
-		snprintf(kr->kr_want, sizeof(kr->kr_want), "%s", want);
+	kr->kr_n = n;
 	kr->kr_cb = cb;
 	kr->kr_arg = arg;
 	kr->kr_httperr = -1;
-	if ((kr->kr_timer = evtimer_new(ks->ks_base, ks_timeout_cb, kr)) == NULL) {
-		free(kr);
+	if ((kr->kr_keys = calloc(n, sizeof(*kr->kr_keys))) == NULL ||
+	    ks_copy_want(kr, want, n) == -1 ||
+	    (kr->kr_timer = evtimer_new(ks->ks_base, ks_timeout_cb, kr)) == NULL) {
+		ks_req_free(kr);
 		return -1;
 	}
 	ks_ms_to_tv(ks->ks_timeout_ms, &tv);
@@ -565,26 +596,75 @@ ks_queue(struct ks_kme *ks, enum ks_op op, const char *sae, const char *want,
 	return 0;
 }
 
-/* Master side: POST /api/v1/keys/{slave}/enc_keys for one 256-bit key. */
+/* Master side: POST /api/v1/keys/{slave}/enc_keys for number keys. */
 static int
-ks_get_key(void *ctx, const char *slave_sae, keysrc_cb cb, void *arg)
+ks_get_keys(void *ctx, const char *slave_sae, size_t number, keysrc_cb cb,
+    void *arg)
 {
-	return ks_queue(ctx, KS_ENC, slave_sae, NULL, cb, arg);
+	return ks_queue(ctx, KS_ENC, slave_sae, NULL, number, cb, arg);
 }
 
-/* Slave side: POST /api/v1/keys/{master}/dec_keys for key_id. */
+/* Slave side: POST /api/v1/keys/{master}/dec_keys for the key_IDs. */
 static int
-ks_get_key_by_id(void *ctx, const char *master_sae, const char *key_id,
-    keysrc_cb cb, void *arg)
+ks_get_keys_by_id(void *ctx, const char *master_sae,
+    const char *const *key_ids, size_t n, keysrc_cb cb, void *arg)
 {
-	return ks_queue(ctx, KS_DEC, master_sae, key_id, cb, arg);
+	return ks_queue(ctx, KS_DEC, master_sae, key_ids, n, cb, arg);
+}
+
+/*
+ * Drop one request wherever it is.  One on the wire takes its connection
+ * with it, since the answer can no longer be told from the next one's.
+ */
+static void
+ks_drop(struct ks_req *kr)
+{
+	struct ks_kme		*ks = kr->kr_ks;
+	struct evhttp_request	*r = kr->kr_http;
+
+	switch (kr->kr_state) {
+	case KS_QUEUED:
+		TAILQ_REMOVE(&ks->ks_queue, kr, kr_entry);
+		break;
+	case KS_SENT:
+		ks_discard(kr->kr_conn);
+		TAILQ_REMOVE(&ks->ks_sent, kr, kr_entry);
+		ks_release(kr);
+		/* Frees r and resets the spent connection; no callback. */
+		if (r != NULL)
+			evhttp_cancel_request(r);
+		break;
+	case KS_DONE:
+		TAILQ_REMOVE(&ks->ks_done, kr, kr_entry);
+		break;
+	}
+	ks_req_free(kr);
+}
+
+/* Forget the requests of (cb, arg): their callbacks never run. */
+static void
+ks_cancel(void *ctx, keysrc_cb cb, void *arg)
+{
+	struct ks_kme	*ks = ctx;
+	struct ks_reqs	*lists[] = { &ks->ks_queue, &ks->ks_sent, &ks->ks_done };
+	struct ks_req	*kr, *next;
+	size_t		 i;
+
+	for (i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+		for (kr = TAILQ_FIRST(lists[i]); kr != NULL; kr = next) {
+			next = TAILQ_NEXT(kr, kr_entry);
+			if (kr->kr_cb == cb && kr->kr_arg == arg)
+				ks_drop(kr);
+		}
+	}
 }
 
 const struct keysrc_backend keysrc_etsi014 = {
 	.kb_name = "etsi014",
 	.kb_desc = "ETSI GS QKD 014 KME",
 	.kb_open = ks_open,
-	.kb_get_key = ks_get_key,
-	.kb_get_key_by_id = ks_get_key_by_id,
+	.kb_get_keys = ks_get_keys,
+	.kb_get_keys_by_id = ks_get_keys_by_id,
+	.kb_cancel = ks_cancel,
 	.kb_close = ks_close,
 };

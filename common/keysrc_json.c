@@ -52,49 +52,99 @@ ksj_b64_key(const char *s, size_t len, uint8_t key[KEYSRC_KEYLEN])
 	return rc;
 }
 
-/* A 200 answer: the key container with exactly the one key asked for. */
-static enum keysrc_result
-ksj_keys(json_t *root, const char *want, char key_id[KEYSRC_IDMAX + 1],
-    uint8_t key[KEYSRC_KEYLEN], char *why, size_t whylen)
+/*
+ * One key of a container into *out: a valid key_ID, and a key of
+ * KSJ_KEY_BITS in base64 (its JSON text is wiped).  0 or -1 with why.
+ */
+static int
+ksj_key(json_t *k, struct keysrc_key *out, char *why, size_t whylen)
 {
-	json_t		*keys, *k, *id, *b64;
+	json_t		*id, *b64;
 	const char	*ids;
 	int		 ok;
 
-	keys = json_object_get(root, "keys");
-	if (!json_is_array(keys) || json_array_size(keys) != 1) {
-		snprintf(why, whylen, "KME answer holds no key container with "
-		    "one key");
-		return KEYSRC_ERROR;
-	}
-	k = json_array_get(keys, 0);
 	id = json_object_get(k, "key_ID");
 	b64 = json_object_get(k, "key");
 	if (!json_is_string(id) ||
 	    !keysrc_valid_key_id(json_string_value(id))) {
 		snprintf(why, whylen, "KME answer has no valid key_ID");
-		return KEYSRC_ERROR;
+		return -1;
 	}
 	ids = json_string_value(id);
-	if (want != NULL && strcmp(ids, want) != 0) {
-		snprintf(why, whylen, "KME answered key_ID %s for %s", ids, want);
-		return KEYSRC_ERROR;
-	}
 	if (!json_is_string(b64)) {
 		snprintf(why, whylen, "KME answer for key_ID %s has no key", ids);
-		return KEYSRC_ERROR;
+		return -1;
 	}
 	ok = ksj_b64_key(json_string_value(b64), json_string_length(b64),
-	    key) == 0;
+	    out->kk_key) == 0;
 	/* The JSON string is ours to wipe before jansson frees it. */
 	crypto_wipe((char *)json_string_value(b64), json_string_length(b64));
 	if (!ok) {
 		snprintf(why, whylen, "key %s from the KME is not %d bits of "
 		    "base64", ids, KSJ_KEY_BITS);
+		return -1;
+	}
+	snprintf(out->kk_id, sizeof(out->kk_id), "%s", ids);
+	return 0;
+}
+
+/* Where key_ID id goes in the answer: its index in want, or -1. */
+static long
+ksj_slot(const char *const *want, size_t n, const char *id)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(want[i], id) == 0)
+			return (long)i;
+	return -1;
+}
+
+/*
+ * A 200 answer: the key container with exactly n keys of n different
+ * key_IDs, those of want (in want's order) when want is not NULL.
+ */
+static enum keysrc_result
+ksj_keys(json_t *root, const char *const *want, size_t n,
+    struct keysrc_key *keys, char *why, size_t whylen)
+{
+	struct keysrc_key	 k;
+	json_t			*arr;
+	size_t			 i, j;
+	long			 slot;
+
+	arr = json_object_get(root, "keys");
+	if (!json_is_array(arr) || json_array_size(arr) != n) {
+		snprintf(why, whylen, "KME answer holds no key container with "
+		    "%zu key%s", n, n == 1 ? "" : "s");
 		return KEYSRC_ERROR;
 	}
-	snprintf(key_id, KEYSRC_IDMAX + 1, "%s", ids);
+	for (i = 0; i < n; i++) {
+		if (ksj_key(json_array_get(arr, i), &k, why, whylen) == -1)
+			goto fail;
+		slot = (long)i;
+		if (want != NULL && (slot = ksj_slot(want, n, k.kk_id)) == -1) {
+			snprintf(why, whylen, "KME answered key_ID %s for %s%s",
+			    k.kk_id, want[0], n > 1 ? " and others" : "");
+			goto fail;
+		}
+		for (j = 0; j < i && want == NULL; j++)
+			if (strcmp(keys[j].kk_id, k.kk_id) == 0)
+				break;
+		if ((want == NULL && j < i) ||
+		    (want != NULL && keys[slot].kk_id[0] != '\0')) {
+			snprintf(why, whylen, "KME answered key_ID %s twice",
+			    k.kk_id);
+			goto fail;
+		}
+		keys[slot] = k;
+	}
+	crypto_wipe(&k, sizeof(k));
 	return KEYSRC_OK;
+ fail:
+	crypto_wipe(&k, sizeof(k));
+	crypto_wipe(keys, n * sizeof(*keys));
+	return KEYSRC_ERROR;
 }
 
 /* An error answer: 503, 400/401 or anything else, with the KME's message. */
@@ -120,9 +170,8 @@ ksj_error(int code, json_t *root, char *why, size_t whylen)
 }
 
 enum keysrc_result
-keysrc_json_answer(int code, struct evbuffer *body, const char *want,
-    char key_id[KEYSRC_IDMAX + 1], uint8_t key[KEYSRC_KEYLEN], char *why,
-    size_t whylen)
+keysrc_json_answer(int code, struct evbuffer *body, const char *const *want,
+    size_t n, struct keysrc_key *keys, char *why, size_t whylen)
 {
 	enum keysrc_result	 res;
 	json_error_t		 jerr;
@@ -137,27 +186,39 @@ keysrc_json_answer(int code, struct evbuffer *body, const char *want,
 		crypto_wipe(p, len);
 	}
 	evbuffer_drain(body, len);
+	memset(keys, 0, n * sizeof(*keys));
 	if (code != 200)
 		res = ksj_error(code, root, why, whylen);
 	else if (root == NULL) {
 		snprintf(why, whylen, "KME answer is not JSON (%zu bytes)", len);
 		res = KEYSRC_ERROR;
 	} else
-		res = ksj_keys(root, want, key_id, key, why, whylen);
+		res = ksj_keys(root, want, n, keys, why, whylen);
 	json_decref(root);
 	return res;
 }
 
 char *
-keysrc_json_request(const char *want)
+keysrc_json_request(size_t n, const char *const *want)
 {
-	json_t	*j;
+	json_t	*j, *ids = NULL;
 	char	*s;
+	size_t	 i;
 
 	if (want == NULL)
-		j = json_pack("{s:i, s:i}", "number", 1, "size", KSJ_KEY_BITS);
-	else
-		j = json_pack("{s:[{s:s}]}", "key_IDs", "key_ID", want);
+		j = json_pack("{s:I, s:i}", "number", (json_int_t)n, "size",
+		    KSJ_KEY_BITS);
+	else {
+		if ((ids = json_array()) == NULL)
+			return NULL;
+		for (i = 0; i < n; i++)
+			if (json_array_append_new(ids, json_pack("{s:s}",
+			    "key_ID", want[i])) == -1) {
+				json_decref(ids);
+				return NULL;
+			}
+		j = json_pack("{s:o}", "key_IDs", ids);
+	}
 	if (j == NULL)
 		return NULL;
 	s = json_dumps(j, JSON_COMPACT);

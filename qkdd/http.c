@@ -8,7 +8,13 @@
  *
  * The server context demands a client certificate, so a client without
  * one fails the TLS handshake and never reaches a handler.
+ *
+ * Replies that wait for the key store's group commit (kme.h) are held
+ * here until a deferred event, which runs once the requests read in the
+ * same pass of the event loop were handled: it commits their group with
+ * one transaction (one flush to disk) and sends them all.
  */
+#include <sys/queue.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +42,20 @@
 #define HTTP_TIMEOUT_S		30
 #define ACCEPT_PAUSE_S		1	/* after running out of descriptors */
 
+/* A reply held until its group is committed. */
+struct qkd_http_held {
+	TAILQ_ENTRY(qkd_http_held)	 hh_entry;
+	struct evhttp_request		*hh_req;
+	struct kme_reply		 hh_rep;
+	char				*hh_path;	/* for the request counter */
+};
+
 struct qkd_http {
 	struct evhttp		*h_http;
 	SSL_CTX			*h_tls;
 	struct kme		*h_kme;
+	TAILQ_HEAD(, qkd_http_held) h_held;
+	struct event		*h_flush;
 };
 
 /*
@@ -159,6 +175,62 @@ qkd_http_send(struct evhttp_request *req, struct kme_reply *rep)
 	evbuffer_free(out);
 }
 
+/*
+ * Commit the key store's group and send every held reply, each settled
+ * by the outcome; 0 if the group was stored.
+ */
+static int
+qkd_http_flush(struct qkd_http *h)
+{
+	struct qkd_http_held	*hh;
+	int			 rc;
+
+	rc = kme_commit(h->h_kme);
+	while ((hh = TAILQ_FIRST(&h->h_held)) != NULL) {
+		TAILQ_REMOVE(&h->h_held, hh, hh_entry);
+		kme_reply_settle(&hh->hh_rep, rc == 0);
+		qkd_ops_request(hh->hh_path, hh->hh_rep.kp_status);
+		qkd_http_send(hh->hh_req, &hh->hh_rep);
+		free(hh->hh_path);
+		free(hh);
+	}
+	return rc;
+}
+
+static void
+qkd_http_flush_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	(void)qkd_http_flush(arg);
+}
+
+/*
+ * Hold rep until the group is committed; when it cannot be held, commit
+ * and answer everything now.
+ */
+static void
+qkd_http_hold(struct qkd_http *h, struct evhttp_request *req,
+    const char *path, struct kme_reply *rep)
+{
+	struct qkd_http_held	*hh;
+	int			 rc;
+
+	if ((hh = calloc(1, sizeof(*hh))) == NULL ||
+	    (hh->hh_path = strdup(path)) == NULL) {
+		free(hh);
+		rc = qkd_http_flush(h);
+		kme_reply_settle(rep, rc == 0);
+		qkd_ops_request(path, rep->kp_status);
+		qkd_http_send(req, rep);
+		return;
+	}
+	hh->hh_req = req;
+	hh->hh_rep = *rep;
+	TAILQ_INSERT_TAIL(&h->h_held, hh, hh_entry);
+	event_active(h->h_flush, EV_TIMEOUT, 1);
+}
+
 /* One request: the caller's identity from its TLS session, then the KME. */
 static void
 qkd_http_request(struct evhttp_request *req, void *arg)
@@ -212,6 +284,10 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	    kr.kr_method == KME_GET ? "GET" : "POST",
 	    kr.kr_path, cn, peer, role);
 	kme_handle(h->h_kme, &kr, &rep);
+	if (rep.kp_commit) {
+		qkd_http_hold(h, req, kr.kr_path, &rep);
+		return;
+	}
 	qkd_ops_request(kr.kr_path, rep.kp_status);
 	qkd_http_send(req, &rep);
 }
@@ -263,7 +339,9 @@ qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
 		return NULL;
 	h->h_tls = tls;
 	h->h_kme = k;
-	if ((h->h_http = evhttp_new(base)) == NULL)
+	TAILQ_INIT(&h->h_held);
+	if ((h->h_flush = event_new(base, -1, 0, qkd_http_flush_cb, h)) == NULL ||
+	    (h->h_http = evhttp_new(base)) == NULL)
 		goto fail;
 	evhttp_set_bevcb(h->h_http, qkd_http_bev, h);
 	evhttp_set_gencb(h->h_http, qkd_http_request, h);
@@ -292,7 +370,11 @@ qkd_http_free(struct qkd_http *h)
 {
 	if (h == NULL)
 		return;
+	/* Held replies go (or are dropped) before evhttp frees their requests. */
+	(void)qkd_http_flush(h);
 	if (h->h_http != NULL)
 		evhttp_free(h->h_http);
+	if (h->h_flush != NULL)
+		event_free(h->h_flush);
 	free(h);
 }

@@ -3,7 +3,10 @@
  * GET and POST forms.  The caller's SAE id is its certificate CN: the
  * master for status and enc_keys (the path names the slave), the slave for
  * dec_keys (the path names the master).  A key is reserved for one master
- * and one slave at enc_keys and deleted once that slave fetched it.
+ * and one slave at enc_keys and deleted once that slave fetched it.  Both
+ * work in the store's open group (pool.h): their replies, keys or
+ * refusals alike, are marked to go out once the group is committed, since
+ * they answer from changes not yet stored.
  *
  * Key sizes: the pool holds keys of key_size bits; a request may ask for
  * any multiple of 8 from QKDD_MIN_KEYSIZE up to key_size bits and gets the
@@ -79,6 +82,28 @@ kme_reply_free(struct kme_reply *rep)
 		crypto_wipe(rep->kp_body, rep->kp_len);
 	free(rep->kp_body);
 	rep->kp_body = NULL;
+}
+
+int
+kme_commit(struct kme *k)
+{
+	if (qkd_pool_group_end(k->k_pool) == 0)
+		return 0;
+	log_warnx("key store failure: the answers of a group of enc_keys and "
+	    "dec_keys requests fail with 503, their changes are not kept");
+	return -1;
+}
+
+void
+kme_reply_settle(struct kme_reply *rep, int committed)
+{
+	if (committed) {
+		if (rep->kp_link != NULL && rep->kp_delivered > 0)
+			qkd_ops_delivered(rep->kp_link, rep->kp_delivered);
+		return;
+	}
+	kme_reply_free(rep);
+	kme_json(rep, 503, json_pack("{s:s}", "message", "key store failure"));
 }
 
 /* Parse the request body, which must be a JSON object. */
@@ -346,6 +371,7 @@ kme_enc_keys(struct kme *k, const struct kme_request *req, const char *slave,
 		kme_error(rep, req, 503, "out of memory");
 		return;
 	}
+	qkd_pool_group_begin(k->k_pool);
 	rc = qkd_pool_reserve(k->k_pool, req->kr_cn, slave, ep.ep_number,
 	    ep.ep_size / 8, keys);
 	if (rc == 1)
@@ -362,6 +388,7 @@ kme_enc_keys(struct kme *k, const struct kme_request *req, const char *slave,
 			    slave);
 		kme_key_container(rep, keys, ep.ep_number);
 	}
+	rep->kp_commit = 1;
 	crypto_wipe(keys, ep.ep_number * sizeof(*keys));
 	free(keys);
 }
@@ -436,16 +463,19 @@ kme_dec_deliver(struct kme *k, const struct kme_request *req,
 		kme_error(rep, req, 503, "out of memory");
 		return;
 	}
+	qkd_pool_group_begin(k->k_pool);
 	switch (qkd_pool_take(k->k_pool, master, req->kr_cn, ids, n, keys,
 	    &bad)) {
 	case QKD_TAKE_OK:
 		for (i = 0; i < n; i++)
 			log_info("dec_keys: key %s to slave %s from master %s",
 			    keys[i].qk_id, req->kr_cn, master);
-		if ((l = qkd_links_find(k->k_links, master,
-		    req->kr_cn)) != NULL)
-			qkd_ops_delivered(l, n);
 		kme_key_container(rep, keys, n);
+		if ((l = qkd_links_find(k->k_links, master,
+		    req->kr_cn)) != NULL) {
+			rep->kp_link = l;
+			rep->kp_delivered = n;
+		}
 		break;
 	case QKD_TAKE_NOTFOUND:
 		log_warnx("dec_keys: key %s unknown or already delivered",
@@ -460,6 +490,7 @@ kme_dec_deliver(struct kme *k, const struct kme_request *req,
 		kme_error(rep, req, 503, "key store failure");
 		break;
 	}
+	rep->kp_commit = 1;
 	crypto_wipe(keys, n * sizeof(*keys));
 	free(keys);
 }

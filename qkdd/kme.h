@@ -1,7 +1,9 @@
 /*
  * The KME side of ETSI GS QKD 014 v1.1.1 as PROTOCOL section 7 gives it,
  * and the operators' link administration, as request -> reply functions
- * with no I/O: http.c feeds them requests and sends their replies.
+ * with no I/O: http.c feeds them requests and sends their replies.  The
+ * replies of enc_keys and dec_keys that touched the key store wait for
+ * the store's group commit (pool.h): http.c holds them until kme_commit.
  *
  *   GET       /api/v1/keys/{slave_SAE_ID}/status
  *   GET|POST  /api/v1/keys/{slave_SAE_ID}/enc_keys	(caller = master)
@@ -41,6 +43,9 @@ struct kme_reply {
 	char		*kp_body;	/* JSON text, malloc'd */
 	size_t		 kp_len;
 	int		 kp_secret;	/* body holds keys: wipe once sent */
+	int		 kp_commit;	/* send only after kme_commit */
+	const struct qkd_link *kp_link;	/* dec_keys: delivered on this link */
+	size_t		 kp_delivered;	/* keys, counted once committed */
 };
 
 struct kme {
@@ -53,6 +58,14 @@ struct kme {
 void	kme_handle(struct kme *, const struct kme_request *,
 	    struct kme_reply *);
 void	kme_reply_free(struct kme_reply *);
+
+/*
+ * Commit the key store's open group: 0 if the changes behind the held
+ * replies are stored, else -1 (logged).  Then settle each held reply:
+ * count its deliveries, or, when the group failed, turn it into a 503.
+ */
+int	kme_commit(struct kme *);
+void	kme_reply_settle(struct kme_reply *, int committed);
 
 /* A {"message": ...} reply with status, logged with the request. */
 void	kme_error(struct kme_reply *, const struct kme_request *, int status,

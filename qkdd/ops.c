@@ -1,7 +1,7 @@
 /*
  * Operations view of qkdd: /status and /status/pools on the admin
  * endpoint, and the metrics of the KME (requests by endpoint and code,
- * keys delivered) and of its links (pool levels and capacity, QBER
+ * keys delivered, the key store's commits) and of its links (pool levels and capacity, QBER
  * estimate, aborted blocks).  Pool levels are the pool's counts in
  * memory: neither a scrape nor /status reads the store.  Nothing here
  * reads a key.
@@ -21,6 +21,7 @@ static struct metric	*ops_qber;
 static struct metric	*ops_delivered;
 static struct metric	*ops_requests;
 static struct metric	*ops_responses;
+static struct metric	*ops_commits;
 
 /* Unreserved keys of l's pool. */
 static size_t
@@ -37,6 +38,7 @@ qkd_ops_collect(void *arg)
 	const struct qkd_link	*l;
 	size_t			 i;
 
+	metric_set(ops_commits, NULL, (double)qkd_pool_commits(k->k_pool));
 	for (i = 0; i < qkd_links_count(k->k_links); i++) {
 		l = qkd_links_at(k->k_links, i);
 		metric_set(ops_pool_keys, l->l_label,
@@ -65,6 +67,9 @@ qkd_ops_init(struct kme *k)
 	    "dec_keys, admin, other).", "endpoint");
 	ops_responses = metric_counter("qroam_etsi_responses_total",
 	    "HTTPS requests answered, by HTTP status code.", "code");
+	ops_commits = metric_counter("qroam_key_store_commits_total",
+	    "Transactions of the key store: a link tick's keys, or the "
+	    "reservations and deliveries of a group of requests.", NULL);
 	metrics_collector_add(qkd_ops_collect, k);
 	qkd_ops_collect(k);
 }

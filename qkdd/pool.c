@@ -10,6 +10,13 @@
  * it, as changes of the open transaction that the commit applies and a
  * rollback drops.  dec_keys only deletes reserved keys and leaves the
  * counts alone.  Pairs are found by a hash of their two SAE ids.
+ *
+ * In a group (qkd_pool_group_begin) the requests share one transaction,
+ * opened by the first that changes anything; a dec_keys that is refused
+ * undoes its part with a savepoint, and a store error fails the group.
+ * A link tick that comes while the group's transaction is open joins it,
+ * and its commit or rollback settles the group's changes too: the group
+ * then only reports the outcome.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +58,10 @@ struct qkd_pool {
 	size_t			 p_npairs;
 	struct qkd_pool_pair	*p_dirty;	/* pairs with a pp_delta */
 	int			 p_txn;		/* a transaction is open */
+	int			 p_group;	/* a group is open */
+	int			 p_group_failed; /* some of its changes are lost */
+	int			 p_group_dirty;	/* its transaction holds changes */
+	uint64_t		 p_commits;
 };
 
 static const char *const pool_schema[] = {
@@ -286,11 +297,18 @@ qkd_pool_settle(struct qkd_pool *p, int apply)
 		pp->pp_next_dirty = NULL;
 	}
 	p->p_txn = 0;
+	p->p_group_dirty = 0;
 }
 
+/* Open a transaction, or join the group's that is open. */
 int
 qkd_pool_begin(struct qkd_pool *p)
 {
+	if (p->p_txn) {
+		if (!p->p_group)
+			fatalx("qkd_pool_begin: a transaction is open");
+		return 0;
+	}
 	if (store_begin(p->p_db) == -1)
 		return -1;
 	p->p_txn = 1;
@@ -307,9 +325,12 @@ qkd_pool_commit(struct qkd_pool *p)
 {
 	if (store_commit(p->p_db) == 0) {
 		qkd_pool_settle(p, 1);
+		p->p_commits++;
 		return 0;
 	}
 	qkd_pool_settle(p, 0);
+	if (p->p_group)
+		p->p_group_failed = 1;
 	if (qkd_pool_recount(p) == -1)
 		log_warnx("key counts may be off until the store recovers");
 	return -1;
@@ -320,6 +341,78 @@ qkd_pool_rollback(struct qkd_pool *p)
 {
 	store_rollback(p->p_db);
 	qkd_pool_settle(p, 0);
+	if (p->p_group)
+		p->p_group_failed = 1;
+}
+
+void
+qkd_pool_group_begin(struct qkd_pool *p)
+{
+	p->p_group = 1;
+}
+
+int
+qkd_pool_group_open(const struct qkd_pool *p)
+{
+	return p->p_group;
+}
+
+int
+qkd_pool_group_end(struct qkd_pool *p)
+{
+	int	rc;
+
+	if (!p->p_group)
+		return 0;
+	if (p->p_txn) {
+		if (p->p_group_failed)
+			qkd_pool_rollback(p);
+		else if (!p->p_group_dirty) {
+			/* Refusals only: nothing to store. */
+			store_rollback(p->p_db);
+			qkd_pool_settle(p, 0);
+		} else if (qkd_pool_commit(p) == -1)
+			log_warnx("key store: a group of requests failed to "
+			    "commit");
+	}
+	rc = p->p_group_failed ? -1 : 0;
+	p->p_group = 0;
+	p->p_group_failed = 0;
+	p->p_group_dirty = 0;
+	return rc;
+}
+
+uint64_t
+qkd_pool_commits(const struct qkd_pool *p)
+{
+	return p->p_commits;
+}
+
+/*
+ * Start the work of one request: in the group's transaction (opened by
+ * the first request that needs it), else in a transaction of its own
+ * (*own set).  0, or -1 if it cannot start (a group that failed already
+ * takes no more work).
+ */
+static int
+qkd_pool_work_begin(struct qkd_pool *p, int *own)
+{
+	*own = !p->p_group;
+	if (p->p_group && p->p_group_failed)
+		return -1;
+	if (!p->p_txn && qkd_pool_begin(p) == -1)
+		return -1;
+	return 0;
+}
+
+/* A request's work went wrong in the store: undo it, or fail the group. */
+static void
+qkd_pool_work_failed(struct qkd_pool *p, int own)
+{
+	if (own)
+		qkd_pool_rollback(p);
+	else
+		p->p_group_failed = 1;
 }
 
 /* A random (version 4) UUID in lowercase text. */
@@ -440,19 +533,22 @@ qkd_pool_reserve(struct qkd_pool *p, const char *master, const char *slave,
 	const char		*a, *b;
 	uint64_t		 now = store_now_ms();
 	size_t			 got, i;
-	int			 changes;
+	int			 changes, own;
 
 	qkd_pool_pair(master, slave, &a, &b);
 	if (keylen > QKD_KEYMAX)
 		return -1;
-	if ((pp = qkd_pool_find(p, a, b, 0)) == NULL || pp->pp_avail < n)
+	if ((pp = qkd_pool_find(p, a, b, 0)) == NULL ||
+	    qkd_pool_available(p, a, b) < n)
 		return 1;
-	if (qkd_pool_begin(p) == -1)
+	if (qkd_pool_work_begin(p, &own) == -1)
 		return -1;
 	if (qkd_pool_pick(p, a, b, n, keylen, out, &got) == -1)
 		goto fail;
+	/* Nothing is changed yet: a group has nothing to undo. */
 	if (got < n) {
-		qkd_pool_rollback(p);
+		if (own)
+			qkd_pool_rollback(p);
 		for (i = 0; i < got; i++)
 			crypto_wipe(&out[i], sizeof(out[i]));
 		return 1;
@@ -470,11 +566,12 @@ qkd_pool_reserve(struct qkd_pool *p, const char *master, const char *slave,
 			goto fail;
 	}
 	qkd_pool_change(p, pp, -(int64_t)n);
-	if (qkd_pool_commit(p) == -1)
+	if (own && qkd_pool_commit(p) == -1)
 		goto wipe;
+	p->p_group_dirty |= !own;
 	return 0;
  fail:
-	qkd_pool_rollback(p);
+	qkd_pool_work_failed(p, own);
  wipe:
 	for (i = 0; i < n; i++)
 		crypto_wipe(&out[i], sizeof(out[i]));
@@ -546,6 +643,29 @@ qkd_pool_take_one(struct qkd_pool *p, const char *master, const char *slave,
 	return res;
 }
 
+/*
+ * Settle a delivery in a group: keep its changes (RELEASE), or undo them
+ * for a refusal (ROLLBACK TO).  A savepoint that cannot be settled, and a
+ * store error, fail the group.
+ */
+static enum qkd_take
+qkd_pool_take_settle(struct qkd_pool *p, enum qkd_take res)
+{
+	if (res == QKD_TAKE_ERROR) {
+		p->p_group_failed = 1;
+		return res;
+	}
+	if ((res != QKD_TAKE_OK &&
+	    store_exec(p->p_db, "ROLLBACK TO qkd_take") == -1) ||
+	    store_exec(p->p_db, "RELEASE qkd_take") == -1) {
+		p->p_group_failed = 1;
+		return QKD_TAKE_ERROR;
+	}
+	if (res == QKD_TAKE_OK)
+		p->p_group_dirty = 1;
+	return res;
+}
+
 /* Deliver keys to their slave, all or none, and forget them. */
 enum qkd_take
 qkd_pool_take(struct qkd_pool *p, const char *master, const char *slave,
@@ -553,10 +673,15 @@ qkd_pool_take(struct qkd_pool *p, const char *master, const char *slave,
 {
 	enum qkd_take	res = QKD_TAKE_OK;
 	size_t		i;
+	int		own;
 
 	*bad = 0;
-	if (qkd_pool_begin(p) == -1)
+	if (qkd_pool_work_begin(p, &own) == -1)
 		return QKD_TAKE_ERROR;
+	if (!own && store_exec(p->p_db, "SAVEPOINT qkd_take") == -1) {
+		p->p_group_failed = 1;
+		return QKD_TAKE_ERROR;
+	}
 	for (i = 0; i < n; i++) {
 		if ((res = qkd_pool_take_one(p, master, slave, ids[i],
 		    &out[i])) != QKD_TAKE_OK) {
@@ -564,12 +689,14 @@ qkd_pool_take(struct qkd_pool *p, const char *master, const char *slave,
 			break;
 		}
 	}
-	if (res == QKD_TAKE_OK && qkd_pool_commit(p) == 0)
-		return QKD_TAKE_OK;
-	if (res == QKD_TAKE_OK)
+	if (!own)
+		res = qkd_pool_take_settle(p, res);
+	else if (res == QKD_TAKE_OK && qkd_pool_commit(p) == -1)
 		res = QKD_TAKE_ERROR;
-	else
+	else if (res != QKD_TAKE_OK)
 		qkd_pool_rollback(p);
+	if (res == QKD_TAKE_OK)
+		return QKD_TAKE_OK;
 	for (i = 0; i < n; i++)
 		crypto_wipe(&out[i], sizeof(out[i]));
 	return res;

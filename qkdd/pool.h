@@ -6,6 +6,12 @@
  * statistics are kept alongside for operators.  Each pair's count of
  * unreserved keys is kept in memory, so that status and the metrics never
  * scan the store.
+ *
+ * Reservations and deliveries are committed in groups, as PostgreSQL
+ * commits many transactions with one flush: the KME opens a group, every
+ * enc_keys and dec_keys of one pass of the event loop adds its changes to
+ * the group's transaction, and their answers go out once the group is
+ * committed (qkd_pool_group_end).
  */
 #ifndef QKDD_POOL_H
 #define QKDD_POOL_H
@@ -42,11 +48,31 @@ void	qkd_pool_close(struct qkd_pool *);
  * A transaction grouping qkd_pool_add calls (the links commit one per
  * tick).  The counts take its changes at a successful commit and drop
  * them at a rollback; a failed commit, rolled back, has the counts read
- * again from the store.  0 or -1, logged.
+ * again from the store.  0 or -1, logged.  While a group is open its
+ * transaction is joined instead: the commit or rollback then ends the
+ * group's changes too, and qkd_pool_group_end reports how.
  */
 int	qkd_pool_begin(struct qkd_pool *);
 int	qkd_pool_commit(struct qkd_pool *);
 void	qkd_pool_rollback(struct qkd_pool *);
+
+/*
+ * Open a group if none is: the qkd_pool_reserve and qkd_pool_take calls
+ * from now on leave their changes in one transaction instead of
+ * committing each.  Their results stand only once qkd_pool_group_end
+ * returned 0; nothing may be answered before.
+ */
+void	qkd_pool_group_begin(struct qkd_pool *);
+/* 1 while a group is open. */
+int	qkd_pool_group_open(const struct qkd_pool *);
+/*
+ * Commit the group: 0 if every change made in it is stored, -1 if any was
+ * lost (a store failure: the group's transaction was rolled back, and the
+ * requests of the group must be answered as failed).  Closes the group.
+ */
+int	qkd_pool_group_end(struct qkd_pool *);
+/* Transactions committed since the store was opened. */
+uint64_t qkd_pool_commits(const struct qkd_pool *);
 
 /*
  * Inside a transaction: add n keys of keylen bytes (consecutive in keys)
@@ -64,19 +90,20 @@ size_t	qkd_pool_available(struct qkd_pool *, const char *a, const char *b);
 
 /*
  * enc_keys: reserve the n oldest unreserved keys of the pair for master
- * and slave, cut to keylen bytes, and copy them to out[0..n-1], in one
- * transaction committed before it returns.  0; 1 if fewer than n keys of
- * keylen bytes or more are stored (the store is not touched when the
- * count already says so); -1 on a store error.
+ * and slave, cut to keylen bytes, and copy them to out[0..n-1]; in the
+ * open group, else in one transaction committed before it returns.  0;
+ * 1 if fewer than n keys of keylen bytes or more are stored (nothing is
+ * changed); -1 on a store error (in a group, the whole group fails).
  */
 int	qkd_pool_reserve(struct qkd_pool *, const char *master,
 	    const char *slave, size_t n, size_t keylen, struct qkd_key *out);
 
 /*
  * dec_keys: the keys ids[0..n-1] reserved for master and slave into
- * out[0..n-1], deleted from the pool and recorded as delivered, in one
- * transaction that changes nothing unless every key qualifies.  *bad is
- * the index of the first key that did not.
+ * out[0..n-1], deleted from the pool and recorded as delivered; in the
+ * open group, else in one transaction.  Nothing changes unless every key
+ * qualifies (an ID named twice does not); *bad is the index of the first
+ * that did not.  QKD_TAKE_ERROR in a group fails the whole group.
  */
 enum qkd_take qkd_pool_take(struct qkd_pool *, const char *master,
 	    const char *slave, const char *const *ids, size_t n,

@@ -21,7 +21,10 @@ schedd_conf_duration(const struct conf_line *cl, uint64_t min, uint64_t max,
 	return 0;
 }
 
-/* One directive: a common one, handover_timeout or ck2_lifetime. */
+/*
+ * One directive: a common one, handover_timeout, ck2_lifetime or
+ * key_reserve.
+ */
 static int
 schedd_conf_line(void *arg, const struct conf_line *cl)
 {
@@ -32,13 +35,22 @@ schedd_conf_line(void *arg, const struct conf_line *cl)
 	if ((rc = cfg_common_line(&sc->sc_common, cl)) != 0)
 		return rc == 1 ? 0 : -1;
 	if (strcmp(d, "handover_timeout") != 0 &&
-	    strcmp(d, "ck2_lifetime") != 0) {
+	    strcmp(d, "ck2_lifetime") != 0 && strcmp(d, "key_reserve") != 0) {
 		conf_error(cl, "unknown directive \"%s\"", d);
 		return -1;
 	}
 	if (cl->cl_argc != 2) {
 		conf_error(cl, "%s takes one argument", d);
 		return -1;
+	}
+	if (strcmp(d, "key_reserve") == 0) {
+		if (conf_uint(cl->cl_argv[1], 0, SCHEDD_KEY_RESERVE_MAX,
+		    &sc->sc_key_reserve) == -1) {
+			conf_error(cl, "key_reserve must be a number of keys "
+			    "0..%d", SCHEDD_KEY_RESERVE_MAX);
+			return -1;
+		}
+		return 0;
 	}
 	if (strcmp(d, "handover_timeout") == 0)
 		return schedd_conf_duration(cl, SCHEDD_MIN_TIMEOUT_MS,
@@ -54,6 +66,7 @@ schedd_conf_load(const char *path, struct schedd_conf *sc)
 	cfg_common_init(&sc->sc_common);
 	sc->sc_handover_timeout_ms = SCHEDD_HANDOVER_TIMEOUT_MS;
 	sc->sc_ck2_lifetime_ms = SCHEDD_CK2_LIFETIME_MS;
+	sc->sc_key_reserve = SCHEDD_KEY_RESERVE;
 	if (conf_parse_file(path, schedd_conf_line, sc) != 0 ||
 	    cfg_common_check(&sc->sc_common, path, 1) == -1) {
 		schedd_conf_free(sc);

@@ -1,20 +1,24 @@
 /*
  * The handover state machine of the scheduler (PROTOCOL F6 steps 3-6):
  *
- *   a1   A1 from TSPA taken; CK1 being fetched (enc_keys, slave TSPA)
+ *   a1   A1 from TSPA taken; CK1 being taken from TSPA's key reserve
  *   ck1  KeyReply sent to TSPA; waiting for its A2
  *   a2   A2 forwarded to TSPB; TSPA's A2 waits for its answer (M7)
- *   a3   A3 from TSPB taken; CK2 being fetched (enc_keys, slave TSPB)
+ *   a3   A3 from TSPB taken; CK2 being taken from TSPB's key reserve
  *   done KeyReply to TSPB, M7 to TSPA
  *   failed  timeout, KME refusal, a TSP gone or refusing; every request
  *        still waiting gets Status UNAVAILABLE with the reason
  *
  * Every transition goes through ho_set_state(), which persists the row,
  * appends an audit row and logs one line.  CK1 and CK2 live only in memory
- * and are wiped as soon as M7 is sealed or the handover ends.  A2 goes
+ * and are wiped as soon as M7 is sealed or the handover ends.  The key
+ * reserves (keys.c) hold keys fetched from the KME ahead of need, so a
+ * key is usually at hand; an empty reserve asks the KME for this
+ * handover's key, and when none can be had the handover fails with the
+ * KME's reason.  A2 goes
  * to TSPB as a request on the long-lived channel to it (channels.c).  A
  * handover is freed once it ended and nothing refers to it any more: no
- * key request and no forwarded A2 in flight.
+ * forwarded A2 in flight (a wait for a key is cancelled when it ends).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,7 +82,8 @@ struct handover {
 	enum fwd_state		 ho_fwd_state;
 	uint64_t		 ho_fwd_reqid;	/* 0: no A2 in flight */
 	struct event		*ho_timer;
-	int			 ho_key_pending;
+	struct keysrc_reserve	*ho_wait_r;	/* of the key awaited */
+	struct keysrc_wait	*ho_wait;	/* NULL: none awaited */
 };
 
 /* done or failed: nothing more will happen to it. */
@@ -105,7 +110,7 @@ ho_release(struct handover *ho)
 {
 	struct sched	*s = ho->ho_s;
 
-	if (!ho_finished(ho) || ho->ho_key_pending || ho->ho_fwd_reqid != 0)
+	if (!ho_finished(ho) || ho->ho_wait != NULL || ho->ho_fwd_reqid != 0)
 		return;
 	TAILQ_REMOVE(&s->s_handovers, ho, ho_entry);
 	s->s_nhandovers--;
@@ -175,12 +180,18 @@ ho_answer_status(struct ho_waiter *hw, int code, const char *detail)
 	hw->hw_conn = NULL;
 }
 
-/* Leave no key behind; stop the timer, forget a forwarded A2. */
+/*
+ * Leave no key behind; stop the timer, give up a key awaited (a key set
+ * aside for it returns to the reserve), forget a forwarded A2.
+ */
 static void
 ho_wind_down(struct handover *ho)
 {
 	crypto_wipe(ho->ho_ck1, sizeof(ho->ho_ck1));
 	evtimer_del(ho->ho_timer);
+	if (ho->ho_wait != NULL)
+		keysrc_reserve_cancel(ho->ho_wait_r, ho->ho_wait);
+	ho->ho_wait = NULL;
 	if (ho->ho_fwd_reqid != 0)
 		chan_cancel(ho->ho_fwd, ho->ho_fwd_reqid);
 	ho->ho_fwd_reqid = 0;
@@ -240,25 +251,40 @@ ho_send_key_reply(struct handover *ho, struct ho_waiter *hw, const char *key_id)
 	return rc;
 }
 
-/* CK1 arrived from the KME (or did not): answer A1. */
+/*
+ * Ask TSP tsp's key reserve for a key for ho, handed to cb; 0, or -1 if
+ * the request could not be made.
+ */
+static int
+ho_want_key(struct handover *ho, const char *tsp, keysrc_cb cb)
+{
+	if ((ho->ho_wait_r = sched_keys_reserve(ho->ho_s, tsp)) == NULL ||
+	    (ho->ho_wait = keysrc_reserve_get(ho->ho_wait_r, cb, ho)) == NULL)
+		return -1;
+	return 0;
+}
+
+/* CK1 came from TSPA's reserve or the KME (or did not): answer A1. */
 static void
-ho_ck1_cb(void *arg, enum keysrc_result res, const char *key_id,
-    const uint8_t *key, const char *why)
+ho_ck1_cb(void *arg, enum keysrc_result res, const struct keysrc_key *keys,
+    size_t n, const char *why)
 {
 	struct handover	*ho = arg;
+	const char	*key_id;
 
-	ho->ho_key_pending = 0;
+	ho->ho_wait = NULL;
 	if (ho->ho_state != HO_A1) {
 		ho_release(ho);
 		return;
 	}
-	if (res != KEYSRC_OK) {
+	if (res != KEYSRC_OK || n != 1) {
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE, "no CK1 for %s: %s",
-		    ho->ho_initiator, why);
+		    ho->ho_initiator, why != NULL ? why : "no key");
 		ho_release(ho);
 		return;
 	}
-	memcpy(ho->ho_ck1, key, sizeof(ho->ho_ck1));
+	key_id = keys[0].kk_id;
+	memcpy(ho->ho_ck1, keys[0].kk_key, sizeof(ho->ho_ck1));
 	snprintf(ho->ho_ck1_id, sizeof(ho->ho_ck1_id), "%s", key_id);
 	if (ho_set_state(ho, HO_CK1, "ck1", "CK1 key_ID %s shared with %s",
 	    key_id, ho->ho_initiator) == -1)
@@ -311,12 +337,9 @@ ho_a1(struct sched *s, struct conn *c, uint64_t reqid,
 	tv.tv_sec = s->s_conf->sc_handover_timeout_ms / 1000;
 	tv.tv_usec = s->s_conf->sc_handover_timeout_ms % 1000 * 1000;
 	evtimer_add(ho->ho_timer, &tv);
-	ho->ho_key_pending = 1;
-	if (keysrc_get_key(s->s_keys, ho->ho_initiator, ho_ck1_cb,
-	    ho) == -1) {
-		ho->ho_key_pending = 0;
+	if (ho_want_key(ho, ho->ho_initiator, ho_ck1_cb) == -1) {
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
-		    "cannot ask the KME for CK1");
+		    "cannot ask for CK1");
 		ho_release(ho);
 	}
 	return 0;
@@ -492,20 +515,21 @@ ho_complete(struct handover *ho, const char *key_id, const uint8_t *ck2)
 	free(ct);
 }
 
-/* CK2 arrived from the KME (or did not). */
+/* CK2 came from TSPB's reserve or the KME (or did not). */
 static void
-ho_ck2_cb(void *arg, enum keysrc_result res, const char *key_id,
-    const uint8_t *key, const char *why)
+ho_ck2_cb(void *arg, enum keysrc_result res, const struct keysrc_key *keys,
+    size_t n, const char *why)
 {
 	struct handover	*ho = arg;
 
-	ho->ho_key_pending = 0;
+	ho->ho_wait = NULL;
 	if (ho->ho_state == HO_A3) {
-		if (res != KEYSRC_OK)
+		if (res != KEYSRC_OK || n != 1)
 			ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
-			    "no CK2 for %s: %s", ho->ho_target, why);
+			    "no CK2 for %s: %s", ho->ho_target,
+			    why != NULL ? why : "no key");
 		else
-			ho_complete(ho, key_id, key);
+			ho_complete(ho, keys[0].kk_id, keys[0].kk_key);
 	}
 	ho_release(ho);
 }
@@ -538,12 +562,9 @@ ho_a3(struct sched *s, struct conn *c, uint64_t reqid,
 		ho_release(ho);
 		return 0;
 	}
-	ho->ho_key_pending = 1;
-	if (keysrc_get_key(s->s_keys, ho->ho_target, ho_ck2_cb,
-	    ho) == -1) {
-		ho->ho_key_pending = 0;
+	if (ho_want_key(ho, ho->ho_target, ho_ck2_cb) == -1) {
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE,
-		    "cannot ask the KME for CK2");
+		    "cannot ask for CK2");
 		ho_release(ho);
 	}
 	return 0;
@@ -590,7 +611,6 @@ ho_shutdown(struct sched *s)
 		ho_fail(ho, QROAM__STATUS_CODE__UNAVAILABLE, "scheduler stopping");
 	while ((ho = TAILQ_FIRST(&s->s_handovers)) != NULL) {
 		ho->ho_fwd_reqid = 0;
-		ho->ho_key_pending = 0;
 		ho_release(ho);
 	}
 }

@@ -18,6 +18,7 @@
 #include "conn.h"
 #include "db.h"
 #include "keysrc.h"
+#include "keysrc_reserve.h"
 #include "qroam.pb-c.h"
 #include "topo.h"
 
@@ -35,6 +36,8 @@ struct sched {
 	SSL_CTX			*s_client_tls;
 	struct sched_db		*s_db;
 	struct keysrc		*s_keys;
+	/* keys.c: the keys held for each TSP, by its index in s_topo. */
+	struct keysrc_reserve	*s_reserves[TOPO_MAXTSP];
 	struct listener		*s_lis;
 	struct handovers	 s_handovers;
 	size_t			 s_nhandovers;
@@ -68,6 +71,16 @@ void	sched_ops_init(struct sched *);
 void	sched_ops_free(struct sched *);
 void	sched_metric_handover(const char *result, uint64_t created_ms);
 json_t	*sched_status(void *arg, const char *what, json_t *obj);
+
+/*
+ * keys.c: a key reserve for every TSP of the topology, key_reserve keys
+ * each (keysrc_reserve.h).  init: 0 or -1 (logged); resize takes over a
+ * new key_reserve; the reserve of TSP tsp_id, NULL if it is none.
+ */
+int	sched_keys_init(struct sched *);
+void	sched_keys_free(struct sched *);
+void	sched_keys_resize(struct sched *);
+struct keysrc_reserve *sched_keys_reserve(struct sched *, const char *tsp_id);
 
 /*
  * channels.c: the long-lived channel to tt's provisioning listener, made

@@ -52,16 +52,18 @@ schedd_ready(void *env, char *status, size_t len)
 {
 	struct schedd	*sd = env;
 
-	log_info("started: handover_timeout=%llums ck2_lifetime=%llums",
+	log_info("started: handover_timeout=%llums ck2_lifetime=%llums "
+	    "key_reserve=%llu",
 	    (unsigned long long)sd->sd_conf.sc_handover_timeout_ms,
-	    (unsigned long long)sd->sd_conf.sc_ck2_lifetime_ms);
+	    (unsigned long long)sd->sd_conf.sc_ck2_lifetime_ms,
+	    (unsigned long long)sd->sd_conf.sc_key_reserve);
 	snprintf(status, len, "scheduling handovers on %s:%u",
 	    sd->sd_topo.t_sched.ep_host, sd->sd_topo.t_sched.ep_port);
 }
 
 /*
- * SIGHUP: take over handover_timeout (for handovers from now on) and
- * ck2_lifetime.
+ * SIGHUP: take over handover_timeout (for handovers from now on),
+ * ck2_lifetime and key_reserve (the reserves grow or shrink at once).
  */
 static void
 schedd_reload(void *env, const void *next, const struct topo *nt,
@@ -73,10 +75,14 @@ schedd_reload(void *env, const void *next, const struct topo *nt,
 	restart += topo_reload_restart_only(&sd->sd_topo, nt);
 	sd->sd_conf.sc_handover_timeout_ms = conf->sc_handover_timeout_ms;
 	sd->sd_conf.sc_ck2_lifetime_ms = conf->sc_ck2_lifetime_ms;
+	sd->sd_conf.sc_key_reserve = conf->sc_key_reserve;
+	if (sd->sd_sched != NULL)
+		sched_keys_resize(sd->sd_sched);
 	log_info("reloaded: verbose %d, handover_timeout %llums, ck2_lifetime "
-	    "%llums%s", log_getverbose(),
+	    "%llums, key_reserve %llu%s", log_getverbose(),
 	    (unsigned long long)conf->sc_handover_timeout_ms,
 	    (unsigned long long)conf->sc_ck2_lifetime_ms,
+	    (unsigned long long)conf->sc_key_reserve,
 	    restart > 0 ? " (settings that need a restart are kept)" : "");
 }
 

@@ -200,6 +200,8 @@ sched_new(struct event_base *base, const struct schedd_conf *conf,
 		log_warnx("cannot set up the key source");
 		goto fail;
 	}
+	if (sched_keys_init(s) == -1)
+		goto fail;
 	memset(&o, 0, sizeof(o));
 	o.co_tls = server_tls;
 	o.co_max_frame = conf->sc_common.cc_max_frame;
@@ -208,10 +210,11 @@ sched_new(struct event_base *base, const struct schedd_conf *conf,
 	    &o, &sched_cb, s);
 	if (s->s_lis == NULL)
 		goto fail;
-	log_info("listening on %s:%u as %s; keys from the %s at %s:%u; %zu TSPs",
-	    topo->t_sched.ep_host, topo->t_sched.ep_port, conf->sc_common.cc_id,
-	    keysrc_name(s->s_keys), topo->t_qkd.ep_host, topo->t_qkd.ep_port,
-	    topo->t_ntsps);
+	log_info("listening on %s:%u as %s; keys from the %s at %s:%u; %zu TSPs, "
+	    "%llu keys held ahead for each", topo->t_sched.ep_host,
+	    topo->t_sched.ep_port, conf->sc_common.cc_id, keysrc_name(s->s_keys),
+	    topo->t_qkd.ep_host, topo->t_qkd.ep_port, topo->t_ntsps,
+	    (unsigned long long)conf->sc_key_reserve);
 	return s;
  fail:
 	sched_free(s);
@@ -225,6 +228,7 @@ sched_free(struct sched *s)
 		return;
 	ho_shutdown(s);
 	sched_chans_free(s);
+	sched_keys_free(s);
 	if (s->s_keys != NULL)
 		keysrc_free(s->s_keys);
 	listener_free(s->s_lis);

@@ -1,8 +1,10 @@
 /*
  * F6 as TSPA, the cloud a vehicle is leaving.  The vehicle's M6 (see
- * handover_offer.c) starts a handover: A1 to schedd, CK1 from the KME,
- * A2, M7 opened under CK1 to learn CK2, RD1 from the store sent to TSPB
- * in M8, and on a valid M8Ack one transaction that ends this TSP's
+ * handover_offer.c) starts a handover: A1 to schedd; on its KeyReply CK1
+ * from the KME and A2 at once, so that the KME round trip overlaps the
+ * exchanges that lead to M7 (an M7 that comes first waits for CK1); M7
+ * opened under CK1 to learn CK2, RD1 from the store sent to TSPB in M8,
+ * and on a valid M8Ack one transaction that ends this TSP's
  * authentication of the vehicle, then HandoverReady to the vehicle.
  * The exchanges are requests on the long-lived cloud channels
  * (handover_chan.c), one outstanding per handover; a channel lost under
@@ -29,13 +31,12 @@
 
 enum hout_state {
 	HOUT_A1,		/* A1 sent, waiting for KeyReply */
-	HOUT_CK1,		/* fetching CK1 from the KME */
-	HOUT_A2,		/* A2 sent, waiting for M7 */
+	HOUT_A2,		/* A2 sent, waiting for M7 and CK1 */
 	HOUT_M8,		/* M8 sent, waiting for M8Ack */
 };
 
 static const char *const hout_state_names[] = {
-	"A1", "CK1", "A2", "M8",
+	"A1", "A2", "M8",
 };
 
 /* One outgoing handover. */
@@ -49,6 +50,8 @@ struct hout {
 	uint64_t		 ho_req;	/* its id; 0: none */
 	struct event		*ho_timer;
 	uint8_t			 ho_ck1[CRYPTO_KEYLEN];
+	int			 ho_ck1_ready;	/* CK1 came from the KME */
+	Qroam__M7		*ho_m7;		/* an M7 waiting for CK1 */
 	uint8_t			 ho_ck2[CRYPTO_KEYLEN];
 	Qroam__M8		 ho_m8;
 	uint64_t		 ho_started_ms;
@@ -110,20 +113,20 @@ tspd_handover_free(struct tspd *env)
 
 /* The KME answered: hand the key (or failure) to the fetch's owner. */
 static void
-keyreq_cb(void *arg, enum keysrc_result res, const char *key_id,
-    const uint8_t *key, const char *why)
+keyreq_cb(void *arg, enum keysrc_result res, const struct keysrc_key *keys,
+    size_t n, const char *why)
 {
 	struct keyreq	*kr = arg;
 	struct tspd	*env = kr->kr_env;
 	char		 hid[TSPD_HO_IDLEN + 1];
 	tspd_key_done	 done = kr->kr_done;
 
-	(void)key_id;
 	memcpy(hid, kr->kr_hid, sizeof(hid));
 	if (env->t_ho != NULL)
 		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
 	free(kr);
-	done(env, hid, res, key, why != NULL ? why : "no reason given");
+	done(env, hid, res, res == KEYSRC_OK && n == 1 ? keys[0].kk_key : NULL,
+	    why != NULL ? why : "no reason given");
 }
 
 int
@@ -138,7 +141,7 @@ tspd_handover_fetch_key(struct tspd *env, const char *master,
 	kr->kr_done = done;
 	snprintf(kr->kr_hid, sizeof(kr->kr_hid), "%s", hid);
 	TAILQ_INSERT_TAIL(&env->t_ho->h_keyreqs, kr, kr_entry);
-	if (keysrc_get_key_by_id(env->t_keysrc, master, key_id, keyreq_cb,
+	if (keysrc_get_keys_by_id(env->t_keysrc, master, &key_id, 1, keyreq_cb,
 	    kr) == -1) {
 		TAILQ_REMOVE(&env->t_ho->h_keyreqs, kr, kr_entry);
 		free(kr);
@@ -225,6 +228,8 @@ hout_close(struct hout *h, const char *reason)
 		event_free(h->ho_timer);
 	crypto_wipe(h->ho_ck1, sizeof(h->ho_ck1));
 	crypto_wipe(h->ho_ck2, sizeof(h->ho_ck2));
+	if (h->ho_m7 != NULL)
+		qroam__m7__free_unpacked(h->ho_m7, NULL);
 	free(h->ho_m8.nonce.data);
 	free(h->ho_m8.ct.data);
 	TAILQ_REMOVE(&env->t_ho->h_out, h, ho_entry);
@@ -341,36 +346,38 @@ tspd_handover_start(struct tspd *env, const char *vid,
 		hout_fail(h, "cannot send A1");
 }
 
-/* CK1 arrived from the KME: keep it and send A2. */
+static void	hout_m7_open(struct hout *, Qroam__M7 *);
+
+/* CK1 arrived from the KME: keep it, and open an M7 that waited for it. */
 static void
 hout_ck1(struct tspd *env, const char *hid, enum keysrc_result res,
     const uint8_t *key, const char *why)
 {
-	Qroam__AccessRequest	 a2 = QROAM__ACCESS_REQUEST__INIT;
-	struct hout		*h;
+	struct hout	*h;
+	Qroam__M7	*m7;
 
-	if ((h = hout_find(env, hid)) == NULL || h->ho_state != HOUT_CK1)
+	if ((h = hout_find(env, hid)) == NULL || h->ho_state != HOUT_A2 ||
+	    h->ho_ck1_ready)
 		return;
 	if (res != KEYSRC_OK || key == NULL) {
 		hout_fail(h, "CK1 from the KME: %s", why);
 		return;
 	}
 	memcpy(h->ho_ck1, key, sizeof(h->ho_ck1));
-	a2.type = 2;
-	a2.target = (char *)h->ho_target->tt_id;
-	a2.initiator = (char *)env->t_id;
-	a2.handover_id = h->ho_id;
-	if (hout_request(h, tspd_handover_chan_sched(env),
-	    QROAM__MSG_TYPE__MT_ACCESS_REQUEST, &a2.base, HOUT_A2) == -1)
-		hout_fail(h, "cannot send A2");
+	h->ho_ck1_ready = 1;
+	if ((m7 = h->ho_m7) != NULL) {
+		h->ho_m7 = NULL;
+		hout_m7_open(h, m7);
+	}
 }
 
-/* A1 answered: fetch CK1 by its key_ID. */
+/* A1 answered: fetch CK1 by its key_ID, and send A2 meanwhile. */
 static void
 hout_key_reply(struct hout *h, const struct frame *f)
 {
-	Qroam__KeyReply	*kr;
-	const char	*why;
+	Qroam__AccessRequest	 a2 = QROAM__ACCESS_REQUEST__INIT;
+	Qroam__KeyReply		*kr;
+	const char		*why;
 
 	kr = (Qroam__KeyReply *)frame_unpack(f, &qroam__key_reply__descriptor);
 	if (kr == NULL) {
@@ -384,7 +391,6 @@ hout_key_reply(struct hout *h, const struct frame *f)
 		hout_fail(h, "%s", why);
 		return;
 	}
-	hout_set_state(h, HOUT_CK1);
 	if (tspd_handover_fetch_key(h->ho_env, kr->master_sae, kr->key_id,
 	    h->ho_id, hout_ck1) == -1) {
 		qroam__key_reply__free_unpacked(kr, NULL);
@@ -392,6 +398,13 @@ hout_key_reply(struct hout *h, const struct frame *f)
 		return;
 	}
 	qroam__key_reply__free_unpacked(kr, NULL);
+	a2.type = 2;
+	a2.target = (char *)h->ho_target->tt_id;
+	a2.initiator = (char *)h->ho_env->t_id;
+	a2.handover_id = h->ho_id;
+	if (hout_request(h, tspd_handover_chan_sched(h->ho_env),
+	    QROAM__MSG_TYPE__MT_ACCESS_REQUEST, &a2.base, HOUT_A2) == -1)
+		hout_fail(h, "cannot send A2");
 }
 
 /* Check the M7Inner of h: NULL if usable, else the reason. */
@@ -411,31 +424,58 @@ hout_m7_check(const struct hout *h, const Qroam__M7Inner *in)
 
 static int	hout_m8_build(struct hout *);
 
-/* M7 under CK1: learn CK2 and TSPB's address, then send M8 to TSPB. */
+/* An M7 TSPA cannot use: count the refusal, fail the handover. */
+static void
+hout_m7_refuse(struct hout *h, const char *why)
+{
+	metrics_refusal("m7_invalid");
+	hout_fail(h, "%s", why);
+}
+
+/* The answer to A2: an M7 for this handover, opened once CK1 is here. */
 static void
 hout_m7(struct hout *h, const struct frame *f)
 {
+	Qroam__M7	*m7;
+
+	if ((m7 = (Qroam__M7 *)frame_unpack(f, &qroam__m7__descriptor)) == NULL) {
+		hout_m7_refuse(h, "malformed M7");
+		return;
+	}
+	if (strcmp(m7->handover_id, h->ho_id) != 0) {
+		qroam__m7__free_unpacked(m7, NULL);
+		hout_m7_refuse(h, "M7 for another handover");
+		return;
+	}
+	if (!h->ho_ck1_ready) {
+		log_debug("handover id=%s: M7 waits for CK1", h->ho_id);
+		h->ho_m7 = m7;
+		return;
+	}
+	hout_m7_open(h, m7);
+}
+
+/*
+ * M7 under CK1 (m7 is freed here): learn CK2 and TSPB's address, then
+ * send M8 to TSPB.
+ */
+static void
+hout_m7_open(struct hout *h, Qroam__M7 *m7)
+{
 	struct tspd	*env = h->ho_env;
 	struct chan	*peer;
-	Qroam__M7	*m7;
-	Qroam__M7Inner	*in = NULL;
-	const char	*why = NULL;
+	Qroam__M7Inner	*in;
+	const char	*why;
 
-	if ((m7 = (Qroam__M7 *)frame_unpack(f, &qroam__m7__descriptor)) == NULL)
-		why = "malformed M7";
-	else if (strcmp(m7->handover_id, h->ho_id) != 0)
-		why = "M7 for another handover";
-	else if ((in = tspd_m7_open(h->ho_ck1, env->t_id, m7)) == NULL)
+	if ((in = tspd_m7_open(h->ho_ck1, env->t_id, m7)) == NULL)
 		why = "M7 does not decrypt";
 	else
 		why = hout_m7_check(h, in);
 	crypto_wipe(h->ho_ck1, sizeof(h->ho_ck1));
-	if (m7 != NULL)
-		qroam__m7__free_unpacked(m7, NULL);
+	qroam__m7__free_unpacked(m7, NULL);
 	if (why != NULL) {
 		tspd_m7_inner_free(in);
-		metrics_refusal("m7_invalid");
-		hout_fail(h, "%s", why);
+		hout_m7_refuse(h, why);
 		return;
 	}
 	memcpy(h->ho_ck2, in->ck2.data, sizeof(h->ho_ck2));

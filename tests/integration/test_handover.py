@@ -38,13 +38,13 @@ EAST_EDGE_A = "30.05,120.099"
 
 # ---- the clouds ------------------------------------------------------------
 
-def start_clouds(tb, tsps=None, **tsp_opts):
-    """qkdd with keys for every TSP, schedd, the TSPs (all of the bed's
-    unless tsps names some) with handovers on, fillerd and registrard.
-    Timeouts are far above what a slow machine needs."""
+def start_clouds(tb, tsps=None, sched_opts=None, **tsp_opts):
+    """qkdd with keys for every TSP, schedd (with sched_opts), the TSPs
+    (all of the bed's unless tsps names some) with handovers on, fillerd
+    and registrard.  Timeouts are far above what a slow machine needs."""
     need_qkd()
     tb.start_qkd()
-    tb.start_sched(handover_timeout="30s")
+    tb.start_sched(handover_timeout="30s", **(sched_opts or {}))
     for t in tb.tsps:
         keys_stored(tb, t)
     tsp_opts.setdefault("look_ahead", LOOK_AHEAD)
@@ -280,8 +280,10 @@ def test_eavesdropper_on_tspb_link_falls_back_to_f3(tb):
     """An operator switches intercept-resend on for the sched-tsp-b link:
     its QBER aborts it, CK2 cannot be had, and the handover fails with that
     reason at schedd and both TSPs.  The vehicle gets AUTH_REQUIRED at B,
-    runs F3 + F4 there and is served; no key is used twice."""
-    start_clouds(tb)
+    runs F3 + F4 there and is served; no key is used twice.  schedd holds
+    no keys ahead here (key_reserve 0): keys held from before the attack
+    would carry handovers until spent, as test_key_reserve.py shows."""
+    start_clouds(tb, sched_opts={"key_reserve": 0})
     st, js = kme(tb, "operator", "POST", "/admin/v1/links/sched/tsp-b",
                  {"eavesdropper": 1.0})
     assert st == 200 and js["eavesdropper"] == 1.0, js

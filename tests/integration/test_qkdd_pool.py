@@ -1,12 +1,16 @@
 """qkdd's key pools: the counts it keeps in memory (status, the link
 administration, /status, /status/pools and the pool metrics) equal a
 count(*) of its store after enc_keys and dec_keys, refused requests and a
-SIGKILL; and a key is issued to one master and delivered to its slave
-once, also when qkdd is killed while masters and slaves keep asking."""
+SIGKILL; a key is issued to one master and delivered to its slave once,
+also when qkdd is killed while masters and slaves keep asking; and the
+requests that arrive together are committed together, one transaction
+for many enc_keys or dec_keys answers."""
 
 import http.client
 import os
+import json
 import random
+import signal
 import ssl
 import threading
 import time
@@ -189,3 +193,83 @@ def test_single_delivery_across_kill(tb):
     # Left reserved: only keys of enc_keys answers the crashes cut, at most
     # one request of two keys per client thread and crash.
     assert tb.count("qkd", "keys", "master_done=1") <= rounds * len(tr.threads) * 2
+
+
+def commits(tb):
+    return metric(tb.metrics("qkd"), "qroam_key_store_commits_total")
+
+
+def together(tb, cert, requests):
+    """Each (path, body) of requests on a connection of its own as cert,
+    all sent while qkdd is stopped (SIGSTOP) so that it reads them in one
+    pass of its event loop: [(status, JSON)] in the same order."""
+    conns = []
+    for _ in requests:
+        c = http.client.HTTPSConnection("127.0.0.1", tb.port["qkd"],
+                                        context=tb.client_tls(cert), timeout=30)
+        c.connect()
+        conns.append(c)
+    tb.signal("qkd", signal.SIGSTOP)
+    try:
+        for c, (path, body) in zip(conns, requests):
+            c.request("POST", path, body=json.dumps(body).encode(),
+                      headers={"Content-Type": "application/json"})
+    finally:
+        tb.signal("qkd", signal.SIGCONT)
+    out = []
+    for c in conns:
+        r = c.getresponse()
+        out.append((r.status, json.loads(r.read())))
+        c.close()
+    return out
+
+
+def test_requests_commit_in_groups(tb):
+    """Eight enc_keys and then eight dec_keys requests that qkdd reads at
+    once are answered after one commit each (give or take a link tick's
+    statistics row), every key issued once and delivered once; a refused
+    request among them is answered alike and changes nothing."""
+    n = 8
+    tb.start_qkd(links=["sched tsp-a rate 200000 pool 100"])
+    wait_until(lambda: status(tb, "sched", "tsp-a")["stored_key_count"] >= 50,
+               what="keys between sched and tsp-a")
+    st, js = call(tb, "operator", "POST", "/admin/v1/links/sched/tsp-a", {"rate": 0})
+    assert st == 200, (st, js)
+    time.sleep(0.3)
+    stored = status(tb, "sched", "tsp-a")["stored_key_count"]
+    # Tick commits while the links idle: their statistics, once a second.
+    c0 = commits(tb)
+    time.sleep(1.2)
+    idle = commits(tb) - c0
+    assert idle <= 2, idle
+
+    c0 = commits(tb)
+    answers = together(tb, "sched", [("/api/v1/keys/tsp-a/enc_keys", {"number": 2})] * n)
+    grouped = commits(tb) - c0
+    issued = {}
+    for st, js in answers:
+        keys = keys_of(tb, st, js)
+        assert len(keys) == 2 and not set(keys) & set(issued), (keys, issued)
+        issued.update(keys)
+    assert grouped <= 1 + 2, grouped
+    assert status(tb, "sched", "tsp-a")["stored_key_count"] == stored - 2 * n
+
+    ids = list(issued)
+    reqs = [("/api/v1/keys/sched/dec_keys",
+             {"key_IDs": [{"key_ID": i} for i in ids[2 * k:2 * k + 2]]}) for k in range(n)]
+    # One of them names a key another one fetches: refused, all or none.
+    reqs.append(("/api/v1/keys/sched/dec_keys",
+                 {"key_IDs": [{"key_ID": ids[0]}, {"key_ID": ids[0]}]}))
+    c0 = commits(tb)
+    answers = together(tb, "tsp-a", reqs)
+    grouped = commits(tb) - c0
+    for k, (st, js) in enumerate(answers[:n]):
+        assert keys_of(tb, st, js) == {i: issued[i] for i in ids[2 * k:2 * k + 2]}, k
+    error(*answers[n], 400, NOT_FOUND)
+    assert grouped <= 1 + 2, grouped
+    assert tb.count("qkd", "delivered") == 2 * n
+    assert tb.count("qkd", "keys", "master_done=1") == 0
+    for i in ids[:3]:
+        error(*dec(tb, "tsp-a", "sched", [i]), 400, NOT_FOUND)
+    m = tb.metrics("qkd")
+    assert metric(m, "qroam_keys_delivered_total", link="sched/tsp-a") == 2 * n

@@ -3,11 +3,12 @@
  * against a fake KME in the same process: an evhttp HTTPS server with
  * mutual TLS that answers canned JSON.  Checks the choice of backend by
  * name, the requests (path, method, body, the caller's certificate), key
- * delivery, the mapping of 503/400/401 and of malformed answers, a KME that
- * is down or silent, connection reuse and reconnection, requests in
- * parallel on a pool of connections and queued beyond it, a TLS
- * close_notify on every connection the source closes, and that key bytes
- * never reach the log.
+ * delivery, batches of keys both ways (number, several key_IDs, answers
+ * in another order, short or repeated answers), the mapping of 503/400/401
+ * and of malformed answers, a KME that is down or silent, cancelled
+ * requests, connection reuse and reconnection, requests in parallel on a
+ * pool of connections and queued beyond it, a TLS close_notify on every
+ * connection the source closes, and that key bytes never reach the log.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -57,6 +58,7 @@ struct fake_kme {
 	int			 fk_close;	/* answer with Connection: close */
 	int			 fk_delay_ms;	/* answer after this long */
 	int			 fk_drop_nth;	/* drop the connection of request n */
+	int			 fk_echo;	/* dec_keys: the key_IDs asked for */
 	int			 fk_requests;
 	int			 fk_conns;
 	int			 fk_held;	/* delayed requests not answered yet */
@@ -67,7 +69,7 @@ struct fake_kme {
 	int			 fk_closed;	/* connections that ended */
 	int			 fk_method;
 	char			 fk_path[128];
-	char			 fk_reqbody[256];
+	char			 fk_reqbody[8192];
 	char			 fk_cn[65];
 	char			 fk_role[33];
 	uint8_t			 fk_key[KEYSRC_KEYLEN];
@@ -80,6 +82,8 @@ struct got {
 	char			 g_id[MAXGOT][KEYSRC_IDMAX + 1];
 	uint8_t			 g_key[MAXGOT][KEYSRC_KEYLEN];
 	int			 g_nokey[MAXGOT];
+	size_t			 g_nkeys[MAXGOT];
+	struct keysrc_key	 g_batch[KEYSRC_BATCH_MAX];	/* of the last */
 	char			 g_why[MAXGOT][256];
 	struct keysrc		*g_free_in_cb;
 };
@@ -122,15 +126,57 @@ kme_bevcb(struct event_base *b, void *arg)
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 }
 
-/* The key container of fk_key under KEY_ID, as a KME sends it. */
+/* The key i of a batch: fk_key with byte 1 set to i (0: fk_key). */
+static void
+kme_batch_key(const struct fake_kme *fk, size_t i, uint8_t key[KEYSRC_KEYLEN])
+{
+	memcpy(key, fk->fk_key, KEYSRC_KEYLEN);
+	if (i > 0)
+		key[1] = (uint8_t)i;
+}
+
+/* The key_ID i of a batch: KEY_ID with its last three digits set to i. */
+static void
+kme_batch_id(size_t i, char id[KEYSRC_IDMAX + 1])
+{
+	snprintf(id, KEYSRC_IDMAX + 1, "%s", KEY_ID);
+	if (i > 0)
+		snprintf(id + strlen(KEY_ID) - 3, 4, "%03u", (unsigned)(i % 1000));
+}
+
+/*
+ * The key container a KME sends: as many keys as the request's number
+ * (one without it), key i under kme_batch_id(i); with fk_echo, the key_IDs
+ * of a dec_keys request, last first, key i for the i-th asked.
+ */
 static void
 kme_container(const struct fake_kme *fk, struct evbuffer *out)
 {
-	char	b64[64];
+	json_t		*j = json_loads(fk->fk_reqbody, 0, NULL), *ids;
+	char		 b64[64], id[KEYSRC_IDMAX + 1];
+	uint8_t		 key[KEYSRC_KEYLEN];
+	size_t		 n = 1, i, k;
 
-	EVP_EncodeBlock((unsigned char *)b64, fk->fk_key, KEYSRC_KEYLEN);
-	evbuffer_add_printf(out, "{\"keys\":[{\"key_ID\":\"%s\",\"key\":\"%s\"}]}",
-	    KEY_ID, b64);
+	ids = json_object_get(j, "key_IDs");
+	if (json_integer_value(json_object_get(j, "number")) > 1)
+		n = (size_t)json_integer_value(json_object_get(j, "number"));
+	else if (fk->fk_echo && json_is_array(ids))
+		n = json_array_size(ids);
+	evbuffer_add_printf(out, "{\"keys\":[");
+	for (i = 0; i < n; i++) {
+		k = fk->fk_echo && json_is_array(ids) ? n - 1 - i : i;
+		if (fk->fk_echo && json_is_array(ids))
+			snprintf(id, sizeof(id), "%s", json_string_value(
+			    json_object_get(json_array_get(ids, k), "key_ID")));
+		else
+			kme_batch_id(k, id);
+		kme_batch_key(fk, k, key);
+		EVP_EncodeBlock((unsigned char *)b64, key, KEYSRC_KEYLEN);
+		evbuffer_add_printf(out, "%s{\"key_ID\":\"%s\",\"key\":\"%s\"}",
+		    i > 0 ? "," : "", id, b64);
+	}
+	evbuffer_add_printf(out, "]}");
+	json_decref(j);
 }
 
 /* Answer req as configured: fk_body or a key container, fk_status. */
@@ -276,26 +322,32 @@ kme_stop(struct fake_kme *fk)
 	fk->fk_http = NULL;
 }
 
-/* The key source's callback: record the result, free the source if asked. */
+/*
+ * The key source's callback: record the result (the first key, and every
+ * key of the last batch), free the source if asked.
+ */
 static void
-got_cb(void *arg, enum keysrc_result res, const char *key_id,
-    const uint8_t *key, const char *why)
+got_cb(void *arg, enum keysrc_result res, const struct keysrc_key *keys,
+    size_t n, const char *why)
 {
 	struct got	*g = arg;
 	int		 i = g->g_n;
 
 	assert_true(i < MAXGOT);
 	g->g_res[i] = res;
-	if (key_id != NULL)
-		snprintf(g->g_id[i], sizeof(g->g_id[i]), "%s", key_id);
-	g->g_nokey[i] = key == NULL;
-	if (key != NULL)
-		memcpy(g->g_key[i], key, KEYSRC_KEYLEN);
+	g->g_nkeys[i] = n;
+	g->g_nokey[i] = keys == NULL;
+	if (keys != NULL) {
+		assert_true(n >= 1 && n <= KEYSRC_BATCH_MAX);
+		snprintf(g->g_id[i], sizeof(g->g_id[i]), "%s", keys[0].kk_id);
+		memcpy(g->g_key[i], keys[0].kk_key, KEYSRC_KEYLEN);
+		memcpy(g->g_batch, keys, n * sizeof(*keys));
+	}
 	if (res == KEYSRC_OK)
 		assert_null(why);
 	else {
 		assert_non_null(why);
-		assert_null(key_id);
+		assert_int_equal(n, 0);
 		snprintf(g->g_why[i], sizeof(g->g_why[i]), "%s", why);
 	}
 	g->g_n++;
@@ -381,7 +433,7 @@ enc_many(struct keysrc *ks, struct got *g, int n)
 	int	i;
 
 	for (i = 0; i < n; i++)
-		assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, g), 0);
+		assert_int_equal(keysrc_get_keys(ks, "tsp-a", 1, got_cb, g), 0);
 }
 
 /* How many of the first n results are res. */
@@ -401,7 +453,18 @@ enc_one(struct keysrc *ks, struct got *g)
 {
 	int	n = g->g_n;
 
-	assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, g), 0);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-a", 1, got_cb, g), 0);
+	tu_wait_count(base, &g->g_n, n + 1, WAIT_MS);
+}
+
+/* One dec_keys request for key_id from sched; waits for its result. */
+static void
+dec_one(struct keysrc *ks, const char *key_id, struct got *g)
+{
+	int	n = g->g_n;
+
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", &key_id, 1, got_cb,
+	    g), 0);
 	tu_wait_count(base, &g->g_n, n + 1, WAIT_MS);
 }
 
@@ -447,9 +510,7 @@ test_dec_key(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched", KEY_ID, got_cb,
-	    &g), 0);
-	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
+	dec_one(ks, KEY_ID, &g);
 	assert_int_equal(g.g_res[0], KEYSRC_OK);
 	assert_string_equal(g.g_id[0], KEY_ID);
 	assert_memory_equal(g.g_key[0], kme.fk_key, KEYSRC_KEYLEN);
@@ -597,9 +658,7 @@ test_dec_other_key(void **state)
 
 	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched", "another-key-id",
-	    got_cb, &g), 0);
-	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
+	dec_one(ks, "another-key-id", &g);
 	assert_int_equal(g.g_res[0], KEYSRC_ERROR);
 	assert_non_null(strstr(g.g_why[0], "another-key-id"));
 	keysrc_free(ks);
@@ -668,28 +727,48 @@ test_bad_arguments(void **state)
 	struct got	 g;
 
 	(void)state;
+	const char	*empty[] = { "" }, *blank[] = { "a b" }, *none[] = { NULL };
+	const char	*key[] = { KEY_ID }, *twice[] = { KEY_ID, "x", KEY_ID };
+	const char	*many[KEYSRC_BATCH_MAX + 1];
+	size_t		 i;
+
+	(void)state;
 	memset(&g, 0, sizeof(g));
-	assert_int_equal(keysrc_get_key(ks, "TSP-A", got_cb, &g), -1);
-	assert_int_equal(keysrc_get_key(ks, "../keys", got_cb, &g), -1);
-	assert_int_equal(keysrc_get_key(ks, "tsp a", got_cb, &g), -1);
-	assert_int_equal(keysrc_get_key(ks, "", got_cb, &g), -1);
-	assert_int_equal(keysrc_get_key(ks,
-	    "a23456789012345678901234567890123", got_cb, &g), -1);
-	assert_int_equal(keysrc_get_key(ks, NULL, got_cb, &g), -1);
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched", "", got_cb, &g), -1);
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched", "a b", got_cb,
+	for (i = 0; i < KEYSRC_BATCH_MAX + 1; i++)
+		many[i] = KEY_ID;
+	assert_int_equal(keysrc_get_keys(ks, "TSP-A", 1, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys(ks, "../keys", 1, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys(ks, "tsp a", 1, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys(ks, "", 1, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys(ks,
+	    "a23456789012345678901234567890123", 1, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys(ks, NULL, 1, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-a", 0, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-a", KEYSRC_BATCH_MAX + 1,
+	    got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", empty, 1, got_cb,
 	    &g), -1);
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched", NULL, got_cb,
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", blank, 1, got_cb,
 	    &g), -1);
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched?x=1", KEY_ID,
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", none, 1, got_cb,
+	    &g), -1);
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", NULL, 1, got_cb,
+	    &g), -1);
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", key, 0, got_cb,
+	    &g), -1);
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", twice, 3, got_cb,
+	    &g), -1);
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", many,
+	    KEYSRC_BATCH_MAX + 1, got_cb, &g), -1);
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched?x=1", key, 1,
 	    got_cb, &g), -1);
 	tu_run_for(base, 50);
 	assert_int_equal(g.g_n, 0);
 	assert_int_equal(kme.fk_requests, 0);
 	assert_null(source_at(0, 100));
 	assert_null(keysrc_new("etsi014", base, "127.0.0.1", 1, NULL, 100));
-	assert_int_equal(keysrc_get_key(ks, "tsp-a", NULL, &g), -1);
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched", KEY_ID, NULL, &g),
+	assert_int_equal(keysrc_get_keys(ks, "tsp-a", 1, NULL, &g), -1);
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", key, 1, NULL, &g),
 	    -1);
 	keysrc_free(ks);
 }
@@ -740,8 +819,8 @@ test_free_source(void **state)
 	(void)state;
 	memset(&g, 0, sizeof(g));
 	kme.fk_silent = 1;
-	assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, &g), 0);
-	assert_int_equal(keysrc_get_key(ks, "tsp-b", got_cb, &g), 0);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-a", 1, got_cb, &g), 0);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-b", 1, got_cb, &g), 0);
 	tu_wait_count(base, &kme.fk_requests, 1, WAIT_MS);
 	keysrc_free(ks);
 	tu_run_for(base, TIMEOUT_MS + 100);
@@ -749,8 +828,8 @@ test_free_source(void **state)
 	kme.fk_silent = 0;
 	ks = new_source();
 	g.g_free_in_cb = ks;
-	assert_int_equal(keysrc_get_key(ks, "tsp-a", got_cb, &g), 0);
-	assert_int_equal(keysrc_get_key(ks, "tsp-b", got_cb, &g), 0);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-a", 1, got_cb, &g), 0);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-b", 1, got_cb, &g), 0);
 	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
 	tu_run_for(base, 100);
 	assert_int_equal(g.g_n, 1);
@@ -895,9 +974,7 @@ test_no_key_in_log(void **state)
 	log_setverbose(2);
 	tu_capture_begin();
 	enc_one(ks, &g);
-	assert_int_equal(keysrc_get_key_by_id(ks, "sched", KEY_ID, got_cb,
-	    &g), 0);
-	tu_wait_count(base, &g.g_n, 2, WAIT_MS);
+	dec_one(ks, KEY_ID, &g);
 	kme.fk_status = 503;
 	kme.fk_body = "{\"message\":\"empty\"}";
 	enc_one(ks, &g);
@@ -913,12 +990,172 @@ test_no_key_in_log(void **state)
 	keysrc_free(ks);
 }
 
+/* enc_keys for five keys: number 5 in the body, five different keys. */
+static void
+test_enc_batch(void **state)
+{
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+	char		 id[KEYSRC_IDMAX + 1];
+	uint8_t		 key[KEYSRC_KEYLEN];
+	json_t		*j;
+	size_t		 i;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	assert_int_equal(keysrc_get_keys(ks, "tsp-a", 5, got_cb, &g), 0);
+	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
+	assert_int_equal(g.g_res[0], KEYSRC_OK);
+	assert_int_equal(g.g_nkeys[0], 5);
+	for (i = 0; i < 5; i++) {
+		kme_batch_id(i, id);
+		kme_batch_key(&kme, i, key);
+		assert_string_equal(g.g_batch[i].kk_id, id);
+		assert_memory_equal(g.g_batch[i].kk_key, key, KEYSRC_KEYLEN);
+	}
+	assert_int_equal(kme.fk_requests, 1);
+	j = request_json();
+	assert_int_equal(json_integer_value(json_object_get(j, "number")), 5);
+	assert_int_equal(json_integer_value(json_object_get(j, "size")), 256);
+	json_decref(j);
+	keysrc_free(ks);
+}
+
+/*
+ * dec_keys for three key_IDs in one request; the KME lists them last
+ * first, the callback gets them in the order asked.
+ */
+static void
+test_dec_batch(void **state)
+{
+	static const char *const want[] = { "k-one", "k-two", "k-three" };
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+	uint8_t		 key[KEYSRC_KEYLEN];
+	json_t		*j, *ids;
+	size_t		 i;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_echo = 1;
+	assert_int_equal(keysrc_get_keys_by_id(ks, "sched", want, 3, got_cb,
+	    &g), 0);
+	tu_wait_count(base, &g.g_n, 1, WAIT_MS);
+	assert_int_equal(g.g_res[0], KEYSRC_OK);
+	assert_int_equal(g.g_nkeys[0], 3);
+	for (i = 0; i < 3; i++) {
+		kme_batch_key(&kme, i, key);
+		assert_string_equal(g.g_batch[i].kk_id, want[i]);
+		assert_memory_equal(g.g_batch[i].kk_key, key, KEYSRC_KEYLEN);
+	}
+	j = request_json();
+	ids = json_object_get(j, "key_IDs");
+	assert_int_equal(json_array_size(ids), 3);
+	for (i = 0; i < 3; i++)
+		assert_string_equal(json_string_value(json_object_get(
+		    json_array_get(ids, i), "key_ID")), want[i]);
+	json_decref(j);
+	keysrc_free(ks);
+}
+
+/* Containers that do not hold exactly the keys asked for are errors. */
+static void
+test_batch_answers(void **state)
+{
+	static const char *const two[] = { "a", "b" };
+	static const char *const bad[] = {
+		/* one key for two, three keys for two */
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"},"
+		    "{\"key_ID\":\"b\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"},"
+		    "{\"key_ID\":\"c\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		/* the same key_ID twice */
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"},"
+		    "{\"key_ID\":\"a\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		/* a key_ID not asked for (dec_keys only) */
+		"{\"keys\":[{\"key_ID\":\"a\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"},"
+		    "{\"key_ID\":\"z\",\"key\":"
+		    "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}]}",
+		NULL,
+	};
+	struct keysrc	*ks = new_source();
+	struct got	 g;
+	size_t		 i;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	kme.fk_status = 200;
+	for (i = 0; bad[i] != NULL; i++) {
+		kme.fk_body = bad[i];
+		if (bad[i + 1] != NULL) {
+			assert_int_equal(keysrc_get_keys(ks, "tsp-a", 2, got_cb,
+			    &g), 0);
+			tu_wait_count(base, &g.g_n, g.g_n + 1, WAIT_MS);
+			if (g.g_res[g.g_n - 1] != KEYSRC_ERROR)
+				fail_msg("enc_keys answer %zu accepted", i);
+		}
+		assert_int_equal(keysrc_get_keys_by_id(ks, "sched", two, 2,
+		    got_cb, &g), 0);
+		tu_wait_count(base, &g.g_n, g.g_n + 1, WAIT_MS);
+		if (g.g_res[g.g_n - 1] != KEYSRC_ERROR)
+			fail_msg("dec_keys answer %zu accepted", i);
+		assert_true(g.g_nokey[g.g_n - 1]);
+		g.g_n = 0;
+	}
+	keysrc_free(ks);
+}
+
+/*
+ * Cancelled requests never call back: those waiting for a connection and
+ * those on the wire (their connections go with them); another request of
+ * the same source still does.
+ */
+static void
+test_cancel(void **state)
+{
+	struct keysrc	*ks = patient_source();
+	struct got	 g, other;
+
+	(void)state;
+	memset(&g, 0, sizeof(g));
+	memset(&other, 0, sizeof(other));
+	kme.fk_delay_ms = DELAY_MS;
+	enc_many(ks, &g, POOL + 1);
+	assert_int_equal(keysrc_get_keys(ks, "tsp-b", 1, got_cb, &other), 0);
+	tu_wait_count(base, &kme.fk_held, POOL, WAIT_MS);
+	keysrc_cancel(ks, got_cb, &g);
+	tu_wait_count(base, &other.g_n, 1, WAIT_MS);
+	tu_wait_count(base, &kme.fk_released, POOL + 1, WAIT_MS);
+	tu_run_for(base, 50);
+	assert_int_equal(g.g_n, 0);
+	assert_int_equal(other.g_res[0], KEYSRC_OK);
+	/* Nothing of theirs is left to cancel; the source goes on. */
+	keysrc_cancel(ks, got_cb, &g);
+	keysrc_cancel(ks, got_cb, NULL);
+	kme.fk_delay_ms = 0;
+	enc_one(ks, &g);
+	assert_int_equal(g.g_res[0], KEYSRC_OK);
+	keysrc_free(ks);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_enc_key, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dec_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_enc_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dec_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_answers, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reuse_and_reconnect, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_unavailable, setup, teardown),

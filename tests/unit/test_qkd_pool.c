@@ -3,7 +3,8 @@
  * memory equal a count(*) of the store after inserts (committed, rolled
  * back, failing half-way), reservations (granted and refused) and
  * deliveries, after the store is reopened and after the process holding
- * it is killed; a key is reserved once and delivered once.
+ * it is killed; a key is reserved once and delivered once; and the group
+ * commit of several requests' reservations and deliveries.
  */
 #include <sys/wait.h>
 #include <setjmp.h>
@@ -222,6 +223,127 @@ test_counts_follow_changes(void **state)
 	    &bad), QKD_TAKE_OK);
 	assert_int_equal(qkd_pool_take(p, "tsp-a", "sched", ids, 1, got + 3,
 	    &bad), QKD_TAKE_NOTFOUND);
+	check_counts(p);
+	qkd_pool_close(p);
+}
+
+/* Rows of the delivered table, from a connection of its own. */
+static int64_t
+store_delivered(void)
+{
+	sqlite3	*db;
+	int64_t	 n;
+
+	assert_int_equal(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY,
+	    NULL), SQLITE_OK);
+	n = tu_query_int(db, "SELECT count(*) FROM delivered");
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * A group: reservations and deliveries of several requests in one
+ * transaction, invisible to other readers until it ends; a refused
+ * delivery (an ID twice, an unknown one) undoes only itself; a link tick
+ * in the middle joins the transaction and its commit stores the group's
+ * changes so far; the group then ends with one more commit.  A group
+ * whose transaction a tick rolled back reports the loss, and its changes
+ * are gone; one of refusals only commits nothing.
+ */
+static void
+test_group_commit(void **state)
+{
+	struct qkd_pool	*p;
+	struct qkd_key	 r1[3], r2[2], r3[1], out[3];
+	uint8_t		 buf[4 * KEYLEN];
+	const char	*ids[3];
+	uint64_t	 commits;
+	size_t		 bad, i;
+
+	(void)state;
+	p = open_pool();
+	add_keys(p, "sched", "tsp-a", 10, KEYLEN);
+	commits = qkd_pool_commits(p);
+	assert_false(qkd_pool_group_open(p));
+	qkd_pool_group_begin(p);
+	assert_true(qkd_pool_group_open(p));
+	assert_int_equal(qkd_pool_reserve(p, "sched", "tsp-a", 3, KEYLEN, r1),
+	    0);
+	assert_int_equal(qkd_pool_reserve(p, "sched", "tsp-a", 2, KEYLEN, r2),
+	    0);
+	assert_int_equal(qkd_pool_available(p, "sched", "tsp-a"), 5);
+	assert_int_equal(store_count("sched", "tsp-a"), 10);
+	for (i = 0; i < 3; i++)
+		ids[i] = r1[i].qk_id;
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 3, out, &bad),
+	    QKD_TAKE_OK);
+	assert_memory_equal(out[2].qk_key, r1[2].qk_key, KEYLEN);
+	ids[0] = r2[0].qk_id;
+	ids[1] = r2[0].qk_id;
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 2, out, &bad),
+	    QKD_TAKE_NOTFOUND);
+	assert_int_equal(bad, 1);
+	ids[1] = "00000000-0000-4000-8000-000000000000";
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 2, out, &bad),
+	    QKD_TAKE_NOTFOUND);
+	assert_int_equal(qkd_pool_commits(p), commits);
+	assert_int_equal(store_delivered(), 0);
+	/* A tick joins and commits what the group did so far. */
+	make_keys(buf, 4, KEYLEN, 77);
+	assert_int_equal(qkd_pool_begin(p), 0);
+	assert_int_equal(qkd_pool_add(p, "sched", "tsp-a", buf, 4, KEYLEN), 0);
+	assert_int_equal(qkd_pool_commit(p), 0);
+	assert_int_equal(qkd_pool_commits(p), commits + 1);
+	assert_int_equal(store_count("sched", "tsp-a"), 9);
+	assert_int_equal(store_delivered(), 3);
+	assert_int_equal(qkd_pool_reserve(p, "sched", "tsp-a", 1, KEYLEN, r3),
+	    0);
+	assert_int_equal(store_count("sched", "tsp-a"), 9);
+	assert_int_equal(qkd_pool_group_end(p), 0);
+	assert_false(qkd_pool_group_open(p));
+	assert_int_equal(qkd_pool_commits(p), commits + 2);
+	check_counts(p);
+	assert_int_equal(store_count("sched", "tsp-a"), 8);
+	/* The key named twice is still there, delivered once now. */
+	ids[0] = r2[0].qk_id;
+	ids[1] = r2[1].qk_id;
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 2, out, &bad),
+	    QKD_TAKE_OK);
+	assert_int_equal(store_delivered(), 5);
+
+	/* A tick rolls the group's transaction back: the group is lost. */
+	commits = qkd_pool_commits(p);
+	qkd_pool_group_begin(p);
+	assert_int_equal(qkd_pool_reserve(p, "sched", "tsp-a", 2, KEYLEN, r2),
+	    0);
+	ids[0] = r3[0].qk_id;
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 1, out, &bad),
+	    QKD_TAKE_OK);
+	assert_int_equal(qkd_pool_begin(p), 0);
+	qkd_pool_rollback(p);
+	/* A failed group takes no more work. */
+	assert_int_equal(qkd_pool_reserve(p, "sched", "tsp-a", 1, KEYLEN, out),
+	    -1);
+	assert_int_equal(qkd_pool_group_end(p), -1);
+	assert_int_equal(qkd_pool_commits(p), commits);
+	check_counts(p);
+	assert_int_equal(qkd_pool_available(p, "sched", "tsp-a"), 8);
+	ids[0] = r2[0].qk_id;
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 1, out, &bad),
+	    QKD_TAKE_NOTFOUND);
+	ids[0] = r3[0].qk_id;
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 1, out, &bad),
+	    QKD_TAKE_OK);
+
+	/* Refusals only: nothing to commit. */
+	commits = qkd_pool_commits(p);
+	qkd_pool_group_begin(p);
+	assert_int_equal(qkd_pool_reserve(p, "sched", "tsp-a", 9, KEYLEN, out),
+	    1);
+	assert_int_equal(qkd_pool_take(p, "sched", "tsp-a", ids, 1, out, &bad),
+	    QKD_TAKE_NOTFOUND);
+	assert_int_equal(qkd_pool_group_end(p), 0);
+	assert_int_equal(qkd_pool_commits(p), commits);
 	check_counts(p);
 	qkd_pool_close(p);
 }
@@ -445,6 +567,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_counts_follow_changes, fresh_store),
+		cmocka_unit_test_setup(test_group_commit, fresh_store),
 		cmocka_unit_test_setup_teardown(test_failed_insert, fresh_store,
 		    tu_rand_restore),
 		cmocka_unit_test_setup(test_counts_random_mix, fresh_store),
