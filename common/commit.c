@@ -139,7 +139,8 @@ commit_event_cb(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (synced > cm->cm_loop_durable) {
 		cm->cm_loop_durable = synced;
-		cm->cm_durable(synced, cm->cm_arg);
+		if (cm->cm_durable != NULL)
+			cm->cm_durable(synced, cm->cm_arg);
 	}
 }
 

@@ -29,8 +29,8 @@ struct committer;
 
 /*
  * Start committing db, opened from path with STORE_COMMITTER, on the loop
- * of base; durable(n, arg) runs on the loop each time the count of
- * durable commits rises to n.  NULL on failure, logged.
+ * of base; durable(n, arg), unless NULL, runs on the loop each time the
+ * count of durable commits rises to n.  NULL on failure, logged.
  */
 struct committer *committer_start(struct event_base *base, sqlite3 *db,
 	    const char *path, void (*durable)(uint64_t n, void *arg), void *arg);

@@ -7,12 +7,14 @@
 
 #include <jansson.h>
 
+#include "commit.h"
 #include "db.h"
 #include "log.h"
 #include "store.h"
 
 struct sched_db {
 	sqlite3		*sd_db;
+	struct committer *sd_commit;
 	sqlite3_stmt	*sd_put;
 	sqlite3_stmt	*sd_audit;
 	sqlite3_stmt	*sd_known;
@@ -45,15 +47,25 @@ static const char *const sched_schema[] = {
 #define SCHED_UNFINISHED	"state NOT IN ('done', 'failed')"
 
 struct sched_db *
-sched_db_open(const char *path)
+sched_db_open(const char *path, struct event_base *base)
 {
 	struct sched_db	*sd;
 
 	sd = xcalloc(1, sizeof(*sd));
-	/* Unfinished handovers fail at restart, so NORMAL sync suffices. */
 	sd->sd_db = store_open(path, sched_schema,
-	    sizeof(sched_schema) / sizeof(sched_schema[0]), 0);
+	    sizeof(sched_schema) / sizeof(sched_schema[0]), STORE_COMMITTER);
 	if (sd->sd_db == NULL) {
+		free(sd);
+		return NULL;
+	}
+	/*
+	 * The committer syncs and checkpoints off the loop.  No answer waits
+	 * for it: a handover left unfinished by a crash fails at the restart
+	 * (sched_db_recover), and its TSPs degrade to re-authentication.
+	 */
+	if ((sd->sd_commit = committer_start(base, sd->sd_db, path, NULL,
+	    NULL)) == NULL) {
+		store_close(sd->sd_db);
 		free(sd);
 		return NULL;
 	}
@@ -80,6 +92,7 @@ sched_db_close(struct sched_db *sd)
 {
 	if (sd == NULL)
 		return;
+	committer_stop(sd->sd_commit);
 	store_close(sd->sd_db);
 	free(sd);
 }

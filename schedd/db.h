@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 struct sched_db;
@@ -28,7 +29,7 @@ struct ho_row {
 };
 
 /* Open or create the store at path; NULL on failure (logged). */
-struct sched_db	*sched_db_open(const char *path);
+struct sched_db	*sched_db_open(const char *path, struct event_base *);
 void		 sched_db_close(struct sched_db *);
 
 /*

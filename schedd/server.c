@@ -168,7 +168,8 @@ sched_open_store(struct sched *s)
 {
 	int	n;
 
-	if ((s->s_db = sched_db_open(s->s_conf->sc_common.cc_store)) == NULL)
+	if ((s->s_db = sched_db_open(s->s_conf->sc_common.cc_store,
+	    s->s_base)) == NULL)
 		return -1;
 	if ((n = sched_db_recover(s->s_db, store_now_ms())) == -1)
 		return -1;
