@@ -19,6 +19,9 @@ from that run's baselines, with min-max and met / missed (bench_report.py):
              daemons spent per handover
   sessions   SESSIONS vehicles authenticate on a connection each, then send
              their M3s at once: establishments/s and tspd's RSS per session
+  concurrent CONCURRENT (100,000) sessions planted in the store of a tspd
+             of their own and held on as many connections as the descriptor
+             limit allows: tspd's RSS per vehicle (scripts/session_rss.py)
   auth       M4/s on one connection (tspd's workers on every core), warm at
              tsp-a and cold at tsp-b, against openssl speed -multi NPROC
   telemetry  telemetry messages/s on one session, tspd pinned to one core,
@@ -54,6 +57,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_base  # noqa: E402
 import bench_report  # noqa: E402
+import session_rss  # noqa: E402
 import testbed  # noqa: E402
 from bench_base import BaselineError  # noqa: E402
 from qroamlib.proc import Console, Process  # noqa: E402
@@ -67,6 +71,7 @@ QBENCH = os.path.join(BIN, "qbench")
 RUNS = int(os.environ.get("QROAM_BENCH_RUNS", "5"))
 PARALLEL = int(os.environ.get("QROAM_BENCH_PARALLEL", "32"))
 SESSIONS = int(os.environ.get("QROAM_BENCH_SESSIONS", "300"))
+CONCURRENT = int(os.environ.get("QROAM_BENCH_CONCURRENT", "100000"))
 MQTT_N = int(os.environ.get("QROAM_BENCH_MQTT_N", "20000"))
 DIAG = os.environ.get("QROAM_BENCH_DIAG", "1") != "0"
 NPROC = os.cpu_count() or 1
@@ -269,6 +274,25 @@ def baselines(bed, r):
     return out
 
 
+def concurrent(bed, r):
+    """CONCURRENT sessions held by a tspd of their own (session_rss.py)."""
+    say("run %d/%d: %d sessions held by a tspd of their own" % (r + 1, RUNS, CONCURRENT))
+    try:
+        res = session_rss.measure(CONCURRENT, bed.path("concurrent"))
+    except (session_rss.Failed, OSError) as e:
+        raise Broken("concurrent sessions: %s" % e)
+    out = {"concurrent_sessions": res["sessions"],
+           "concurrent_connections": res["connections"],
+           "concurrent_nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+           "concurrent_vehicle_bytes": res["bytes_per_vehicle"],
+           "concurrent_connection_bytes": res["bytes_per_connection"],
+           "concurrent_first_message_bytes": res["bytes_per_first_message"],
+           "concurrent_s": res["seconds"]}
+    if res["bytes_per_shared_session"] is not None:
+        out["concurrent_shared_session_bytes"] = res["bytes_per_shared_session"]
+    return out
+
+
 def one_run(bed, r):
     """One run of every measurement and baseline; {figure: value} and raw
     samples."""
@@ -308,6 +332,7 @@ def one_run(bed, r):
     out.update(m3_per_s=res["per_second"], sessions_held=res["sessions"],
                session_bytes=res["bytes_per_session"],
                session_bytes_from_start=res["bytes_per_session_from_start"])
+    out.update(concurrent(bed, r))
     say("run %d/%d: M4 rate, Prv cache warm (tsp-a) and cold (tsp-b)" % (r + 1, RUNS))
     c0 = cpu_seconds(bed.pid("tsp-a"))
     res, _ = bed.qbench("auth", "-A", "tsp-a", "-f", AUTH_V, "-w", 32, "-s", 2)
@@ -530,6 +555,14 @@ def report(info, runs, rows, diag):
             100 * m["parallel_cpu_sched"], 100 * m["parallel_cpu_qkd"])),
         ("tspd RSS per session counted from before the first (start-up included)",
          "%.1f KiB" % (m["session_bytes_from_start"] / 1024)),
+        ("concurrent sessions: RSS per idle connection / per first message on it",
+         "%.2f / %.2f KiB" % (m["concurrent_connection_bytes"] / 1024,
+                              m["concurrent_first_message_bytes"] / 1024)),
+        ("concurrent sessions: RSS per session on a connection of several, up to %s"
+         % "{:,}".format(int(m["concurrent_sessions"])),
+         "%.2f KiB" % (m["concurrent_shared_session_bytes"] / 1024)
+         if "concurrent_shared_session_bytes" in m else "-"),
+        ("concurrent sessions: time per run", "%.0f s" % m["concurrent_s"]),
         ("tspd CPU per telemetry message", "%.1f us" % m["telemetry_cpu_us"]),
         ("tspd CPU per M4 (warm)", "%.0f us" % m["m4_cpu_us"]),
         ("M4/s warm against openssl sign/s on one core", "%.2f x" % median(
