@@ -203,6 +203,15 @@ crypto_aead_new(const uint8_t key[CRYPTO_KEYLEN])
 	return ca;
 }
 
+/* A new key for the context: its schedule replaces the old one's. */
+int
+crypto_aead_rekey(struct crypto_aead *ca, const uint8_t key[CRYPTO_KEYLEN])
+{
+	if (EVP_CipherInit_ex(ca->ca_ctx, NULL, NULL, key, NULL, 1) != 1)
+		return crypto_fail();
+	return 0;
+}
+
 /* EVP_CIPHER_CTX_free clears the provider's copy of the key schedule. */
 void
 crypto_aead_free(struct crypto_aead *ca)

@@ -47,6 +47,8 @@ struct crypto_aead;
 
 struct crypto_aead *crypto_aead_new(const uint8_t key[CRYPTO_KEYLEN]);
 void	crypto_aead_free(struct crypto_aead *);
+/* Use the context for another key from now on; 0 or -1. */
+int	crypto_aead_rekey(struct crypto_aead *, const uint8_t key[CRYPTO_KEYLEN]);
 int	crypto_aead_seal_with(struct crypto_aead *,
 	    const uint8_t nonce[CRYPTO_NONCELEN], const void *aad, size_t aadlen,
 	    const void *pt, size_t ptlen, uint8_t *out);

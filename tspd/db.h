@@ -63,6 +63,9 @@ struct tspdb_key {
  */
 #define TSPDB_TX_AHEAD	(1u << 20)
 
+/* K1 cipher contexts kept for the sessions in use (db_live.c). */
+#define TSPDB_AEAD_POOL	4096
+
 /* A vehicle's session under K1. */
 struct tspdb_session {
 	char		 s_vid[VIN_LEN + 1];
@@ -75,7 +78,11 @@ struct tspdb_session {
 	/* In memory only: the highest seq whose record is durable, told. */
 	uint64_t	 s_stored_seq;
 	uint64_t	 s_stored_told;
-	/* K1's cipher context in a session held in memory, else NULL. */
+	/*
+	 * K1's cipher context in a session held in memory, as lent by
+	 * tspdb_session_find or tspdb_session_next_tx; valid until the next
+	 * call of either.
+	 */
 	struct crypto_aead *s_aead;
 };
 
@@ -185,6 +192,8 @@ int	tspdb_session_find(struct tspdb *, const char *vid,
 void	tspdb_session_release(struct tspdb *, const char *vid);
 /* Sessions held in memory. */
 size_t	tspdb_session_live(const struct tspdb *);
+/* At most n K1 cipher contexts (TSPDB_AEAD_POOL), for the sessions in use. */
+void	tspdb_session_contexts(struct tspdb *, size_t n);
 /*
  * F5 service first.  The record of message seq of vid's session (the one
  * under chip key key_index) is durable: 1 if that session is held in

@@ -15,6 +15,13 @@
  * answer may leave at once while its seq is at or below a ceiling that is
  * durable, and a TSP that restarts continues above the ceiling, so no
  * seq is ever sealed twice under one K1.
+ *
+ * K1's cipher contexts (over a kilobyte each in OpenSSL) are a pool of at
+ * most TSPDB_AEAD_POOL, least recently used first: a session in use has
+ * one, with its key expanded once and reused message after message; an
+ * idle one gives its context up to the next session that needs one, which
+ * takes it with a new key.  So a held session costs some 300 bytes, and
+ * the hot path still never expands a key.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +33,13 @@
 
 #define LIVE_MINBUCKETS	1024
 
+/* A context of the pool, lent to one session at a time. */
+struct live_aead {
+	struct crypto_aead	*la_ca;
+	struct tspdb_live	*la_owner;
+	struct live_aead	*la_prev, *la_next;	/* LRU: head newest */
+};
+
 struct tspdb_live {
 	struct tspdb_session	 sl_sess;	/* s_aead: K1's context */
 	uint64_t		 sl_rx_stored;	/* as in the sessions row */
@@ -34,6 +48,7 @@ struct tspdb_live {
 	uint64_t		 sl_ceiling_gen; /* commit that wrote sl_tx_stored */
 	int			 sl_dirty;	/* numbers ahead of the row */
 	int			 sl_release;	/* free after the commit */
+	struct live_aead	*sl_aead;	/* the context lent, or NULL */
 	struct tspdb_live	*sl_next;	/* hash chain */
 	struct tspdb_live	*sl_dirty_next;
 };
@@ -43,7 +58,98 @@ struct tspdb_ltab {
 	size_t			  lt_nbucket;	/* a power of two */
 	size_t			  lt_count;
 	struct tspdb_live	 *lt_dirty;
+	struct live_aead	 *lt_newest, *lt_oldest;
+	size_t			  lt_naead;
+	size_t			  lt_maxaead;
 };
+
+static void
+aead_unlink(struct tspdb_ltab *lt, struct live_aead *la)
+{
+	if (la->la_prev != NULL)
+		la->la_prev->la_next = la->la_next;
+	else
+		lt->lt_newest = la->la_next;
+	if (la->la_next != NULL)
+		la->la_next->la_prev = la->la_prev;
+	else
+		lt->lt_oldest = la->la_prev;
+	la->la_prev = la->la_next = NULL;
+}
+
+static void
+aead_push(struct tspdb_ltab *lt, struct live_aead *la)
+{
+	la->la_prev = NULL;
+	la->la_next = lt->lt_newest;
+	if (lt->lt_newest != NULL)
+		lt->lt_newest->la_prev = la;
+	lt->lt_newest = la;
+	if (lt->lt_oldest == NULL)
+		lt->lt_oldest = la;
+}
+
+/* Give sl's context back: freed, so its expanded key goes with it. */
+static void
+aead_release(struct tspdb_ltab *lt, struct tspdb_live *sl)
+{
+	struct live_aead	*la = sl->sl_aead;
+
+	if (la == NULL)
+		return;
+	aead_unlink(lt, la);
+	crypto_aead_free(la->la_ca);
+	free(la);
+	lt->lt_naead--;
+	sl->sl_aead = NULL;
+	sl->sl_sess.s_aead = NULL;
+}
+
+/*
+ * Lend sl a context for K1: its own if it still has it, else a new one
+ * while the pool has room, else the least recently used, re-keyed.  0, or
+ * -1 (logged) if none could be made.
+ */
+static int
+aead_lend(struct tspdb_ltab *lt, struct tspdb_live *sl)
+{
+	struct live_aead	*la = sl->sl_aead;
+
+	if (la != NULL) {
+		if (la != lt->lt_newest) {
+			aead_unlink(lt, la);
+			aead_push(lt, la);
+		}
+		return 0;
+	}
+	if (lt->lt_naead >= lt->lt_maxaead && (la = lt->lt_oldest) != NULL) {
+		aead_unlink(lt, la);
+		la->la_owner->sl_aead = NULL;
+		la->la_owner->sl_sess.s_aead = NULL;
+		if (crypto_aead_rekey(la->la_ca, sl->sl_sess.s_k1) == -1) {
+			crypto_aead_free(la->la_ca);
+			free(la);
+			lt->lt_naead--;
+			log_warnx("session of %s: no cipher context",
+			    sl->sl_sess.s_vid);
+			return -1;
+		}
+	} else {
+		if ((la = calloc(1, sizeof(*la))) == NULL ||
+		    (la->la_ca = crypto_aead_new(sl->sl_sess.s_k1)) == NULL) {
+			free(la);
+			log_warnx("session of %s: no cipher context",
+			    sl->sl_sess.s_vid);
+			return -1;
+		}
+		lt->lt_naead++;
+	}
+	la->la_owner = sl;
+	sl->sl_aead = la;
+	sl->sl_sess.s_aead = la->la_ca;
+	aead_push(lt, la);
+	return 0;
+}
 
 /* FNV-1a of a vehicle ID. */
 static size_t
@@ -63,15 +169,16 @@ tspdb_live_init(struct tspdb *db)
 
 	lt = xcalloc(1, sizeof(*lt));
 	lt->lt_nbucket = LIVE_MINBUCKETS;
+	lt->lt_maxaead = TSPDB_AEAD_POOL;
 	lt->lt_bucket = xcalloc(lt->lt_nbucket, sizeof(*lt->lt_bucket));
 	db->db_live = lt;
 }
 
 /* Wipe K1 and its context and free the entry. */
 static void
-live_destroy(struct tspdb_live *sl)
+live_destroy(struct tspdb_ltab *lt, struct tspdb_live *sl)
 {
-	crypto_aead_free(sl->sl_sess.s_aead);
+	aead_release(lt, sl);
 	crypto_wipe(sl, sizeof(*sl));
 	free(sl);
 }
@@ -88,7 +195,7 @@ tspdb_live_free(struct tspdb *db)
 	for (i = 0; i < lt->lt_nbucket; i++) {
 		while ((sl = lt->lt_bucket[i]) != NULL) {
 			lt->lt_bucket[i] = sl->sl_next;
-			live_destroy(sl);
+			live_destroy(lt, sl);
 		}
 	}
 	free(lt->lt_bucket);
@@ -144,10 +251,7 @@ live_insert(struct tspdb_ltab *lt, const struct tspdb_session *s,
 	if ((sl = calloc(1, sizeof(*sl))) == NULL)
 		return NULL;
 	sl->sl_sess = *s;
-	if ((sl->sl_sess.s_aead = crypto_aead_new(s->s_k1)) == NULL) {
-		live_destroy(sl);
-		return NULL;
-	}
+	sl->sl_sess.s_aead = NULL;
 	sl->sl_rx_stored = s->s_rx_seq;
 	sl->sl_tx_stored = sl->sl_tx_ceiling = ceiling;
 	sl->sl_ceiling_gen = gen;
@@ -228,7 +332,7 @@ live_remove(struct tspdb_ltab *lt, const char *vid)
 		live_undirty(lt, sl);
 	*p = sl->sl_next;
 	lt->lt_count--;
-	live_destroy(sl);
+	live_destroy(lt, sl);
 }
 
 void
@@ -372,7 +476,10 @@ tspdb_session_find(struct tspdb *db, const char *vid,
 	int			 r;
 
 	*sp = NULL;
-	if ((r = tspdb_live_load(db, vid, &sl)) == 1)
+	if ((r = tspdb_live_load(db, vid, &sl)) == 1 &&
+	    aead_lend(db->db_live, sl) == -1)
+		r = -1;
+	if (r == 1)
 		*sp = &sl->sl_sess;
 	return r;
 }
@@ -417,9 +524,16 @@ tspdb_session_next_tx(struct tspdb *db, const char *vid, uint64_t *tx_seq,
 
 	if ((sl = tspdb_live_get(db, vid)) == NULL ||
 	    sl->sl_sess.s_tx_seq + 1 > sl->sl_tx_stored ||
-	    sl->sl_ceiling_gen > tspdb_durable(db))
+	    sl->sl_ceiling_gen > tspdb_durable(db) ||
+	    aead_lend(db->db_live, sl) == -1)
 		return 0;
 	*tx_seq = ++sl->sl_sess.s_tx_seq;
 	*sp = &sl->sl_sess;
 	return 1;
+}
+
+void
+tspdb_session_contexts(struct tspdb *db, size_t n)
+{
+	db->db_live->lt_maxaead = n > 0 ? n : 1;
 }

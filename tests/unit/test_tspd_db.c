@@ -477,6 +477,50 @@ test_batch_m3(void **state)
 }
 
 static void
+test_session_contexts(void **state)
+{
+	struct fixture			*fx = *state;
+	const struct tspdb_session	*a, *b;
+	struct tspdb_session		 s;
+	Qroam__Telemetry		 t;
+	uint8_t				 ct[64], pt[8];
+	uint8_t				 nonce[CRYPTO_NONCELEN];
+
+	fill_record(fx, 'i');
+	assert_int_equal(tspdb_fill_apply(fx->db, &fx->fill.tf_rec), TSPDB_OK);
+	vehicle_ready(fx, VIN_A, 0x81);
+	vehicle_ready(fx, VIN_B, 0x82);
+	telemetry(&t);
+	session_of(fx, &s, VIN_A, 2, 0x11);
+	assert_int_equal(tspdb_session_open(fx->db, &s, 1, &t, TSP, 3000),
+	    TSPDB_OK);
+	session_of(fx, &s, VIN_B, 3, 0x22);
+	assert_int_equal(tspdb_session_open(fx->db, &s, 1, &t, TSP, 3000),
+	    TSPDB_OK);
+	/* One context for two sessions: it moves to the one in use. */
+	tspdb_session_contexts(fx->db, 1);
+	memset(nonce, 7, sizeof(nonce));
+	memset(pt, 9, sizeof(pt));
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &a), 1);
+	assert_non_null(a->s_aead);
+	assert_int_equal(crypto_aead_seal_with(a->s_aead, nonce, "x", 1, pt,
+	    sizeof(pt), ct), 0);
+	assert_int_equal(tspdb_session_find(fx->db, VIN_B, &b), 1);
+	assert_non_null(b->s_aead);
+	assert_null(a->s_aead);
+	/* B's context is keyed with B's K1: A's message does not open. */
+	assert_int_equal(crypto_aead_open_with(b->s_aead, nonce, "x", 1, ct,
+	    sizeof(pt) + CRYPTO_TAGLEN, pt), -1);
+	/* A in use again takes the context back, under its own key. */
+	assert_int_equal(tspdb_session_find(fx->db, VIN_A, &a), 1);
+	assert_null(b->s_aead);
+	assert_int_equal(crypto_aead_open_with(a->s_aead, nonce, "x", 1, ct,
+	    sizeof(pt) + CRYPTO_TAGLEN, pt), 0);
+	assert_int_equal(pt[0], 9);
+	assert_int_equal(tspdb_session_live(fx->db), 2);
+}
+
+static void
 test_session_sequence(void **state)
 {
 	struct fixture		*fx = *state;
@@ -800,6 +844,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_batch_m3, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_session_contexts, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_session_sequence, setup,
 		    teardown),
