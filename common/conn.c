@@ -58,10 +58,10 @@ struct conn {
 	const char		*c_want_cn;
 	const char		*c_want_role;
 	char			 c_addr[INET6_ADDRSTRLEN + 8];
-	char			 c_cn[65];
-	char			 c_role[33];
-	int			 c_identified;
-	char			 c_reason[160];
+	/* TLS only, once known; plain connections stay small. */
+	struct conn_peer	*c_peer;
+	/* Set once closing. */
+	char			*c_reason;
 	int			 c_sync;
 	int			 c_sync_ready;
 	STAILQ_HEAD(, syncframe) c_syncq;
@@ -74,6 +74,12 @@ struct conn {
 	size_t			 c_nholds;	/* end of the live segments */
 	size_t			 c_holdcap;
 	TAILQ_ENTRY(conn)	 c_bentry;	/* in c_barrier while holding */
+};
+
+/* The verified TLS peer. */
+struct conn_peer {
+	char			 p_cn[65];
+	char			 p_role[33];
 };
 
 /* Bytes of held output that may leave once commit h_gen is durable. */
@@ -195,16 +201,42 @@ conn_new(struct event_base *base, struct bufferevent *bev,
 static int
 conn_identify(struct conn *c)
 {
-	SSL	*ssl;
+	struct conn_peer	*p;
+	SSL			*ssl;
 
-	if (!c->c_tls || c->c_identified)
+	if (!c->c_tls || c->c_peer != NULL)
 		return 0;
-	ssl = bufferevent_openssl_get_ssl(c->c_bev);
-	if (tls_peer_identity(ssl, c->c_cn, sizeof(c->c_cn), c->c_role,
-	    sizeof(c->c_role)) == -1)
+	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
-	c->c_identified = 1;
+	ssl = bufferevent_openssl_get_ssl(c->c_bev);
+	if (tls_peer_identity(ssl, p->p_cn, sizeof(p->p_cn), p->p_role,
+	    sizeof(p->p_role)) == -1) {
+		free(p);
+		return -1;
+	}
+	c->c_peer = p;
 	return 0;
+}
+
+/* The peer's CN and role; "" on plain connections and before the handshake. */
+static const char *
+conn_cn(const struct conn *c)
+{
+	return c->c_peer != NULL ? c->c_peer->p_cn : "";
+}
+
+static const char *
+conn_role(const struct conn *c)
+{
+	return c->c_peer != NULL ? c->c_peer->p_role : "";
+}
+
+/* Keep the first reason given for closing c. */
+static void
+conn_set_reason(struct conn *c, const char *reason)
+{
+	if (c->c_reason == NULL)
+		c->c_reason = strdup(reason);
 }
 
 /* The handshake finished: check who answered, then tell the owner. */
@@ -221,11 +253,12 @@ conn_connected(struct conn *c)
 		    "peer presented no valid certificate");
 		return;
 	}
-	if (c->c_want_cn != NULL && strcmp(c->c_want_cn, c->c_cn) != 0) {
+	if (c->c_want_cn != NULL && strcmp(c->c_want_cn, conn_cn(c)) != 0) {
 		conn_close(c, "unexpected peer certificate CN");
 		return;
 	}
-	if (c->c_want_role != NULL && strcmp(c->c_want_role, c->c_role) != 0) {
+	if (c->c_want_role != NULL && strcmp(c->c_want_role, conn_role(c)) !=
+	    0) {
 		conn_close(c, "unexpected peer certificate role");
 		return;
 	}
@@ -291,7 +324,7 @@ conn_violation(struct conn *c, const char *what, const char *reason)
 {
 	metrics_refusal(what);
 	log_warnx("%s%s%s: %s: closing the connection", c->c_addr,
-	    c->c_cn[0] ? " " : "", c->c_cn, reason);
+	    conn_cn(c)[0] ? " " : "", conn_cn(c), reason);
 	conn_close(c, reason);
 }
 
@@ -414,7 +447,8 @@ conn_reap(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	if (c->c_cb.on_close != NULL)
-		c->c_cb.on_close(c, c->c_reason, c->c_arg);
+		c->c_cb.on_close(c, c->c_reason != NULL ? c->c_reason :
+		    "closed", c->c_arg);
 	if (c->c_listener != NULL) {
 		TAILQ_REMOVE(&c->c_listener->l_conns, c, c_entry);
 		c->c_listener->l_nconns--;
@@ -430,6 +464,8 @@ conn_reap(evutil_socket_t fd, short ev, void *arg)
 	if (c->c_bev != NULL)
 		bufferevent_free(c->c_bev);
 	metric_add(conn_metric(1), NULL, -1);
+	free(c->c_peer);
+	free(c->c_reason);
 	free(c);
 }
 
@@ -459,7 +495,7 @@ conn_close(struct conn *c, const char *reason)
 
 	if (c->c_state == CONN_DRAINING || c->c_state == CONN_DEAD)
 		return;
-	snprintf(c->c_reason, sizeof(c->c_reason), "%s", reason);
+	conn_set_reason(c, reason);
 	if (c->c_state == CONN_OPEN && (conn_holding(c) ||
 	    evbuffer_get_length(bufferevent_get_output(c->c_bev)) > 0)) {
 		c->c_state = CONN_DRAINING;
@@ -704,14 +740,14 @@ const char *
 conn_peer_cn(const struct conn *c)
 {
 	conn_identify((struct conn *)c);
-	return c->c_cn;
+	return conn_cn(c);
 }
 
 const char *
 conn_peer_role(const struct conn *c)
 {
 	conn_identify((struct conn *)c);
-	return c->c_role;
+	return conn_role(c);
 }
 
 int
@@ -921,7 +957,7 @@ listener_free(struct listener *l)
 		TAILQ_REMOVE(&l->l_conns, c, c_entry);
 		c->c_listener = NULL;
 		if (c->c_state != CONN_DEAD) {
-			snprintf(c->c_reason, sizeof(c->c_reason), "shutdown");
+			conn_set_reason(c, "shutdown");
 			c->c_state = CONN_DEAD;
 			conn_reap(-1, 0, c);
 		}
@@ -988,7 +1024,7 @@ conn_open_sync(struct event_base *base, const char *host, uint16_t port,
 	if (c->c_state == CONN_DEAD || conn_sync_wait(c, conn_sync_is_ready,
 	    timeout_ms) == -1) {
 		snprintf(err, errlen, "%s:%u: %s", host, port,
-		    c->c_reason[0] ? c->c_reason : "timeout");
+		    c->c_reason != NULL ? c->c_reason : "timeout");
 		conn_free_sync(c);
 		return NULL;
 	}
