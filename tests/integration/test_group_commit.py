@@ -58,8 +58,10 @@ def test_pipelined_sessions_all_stored_and_acknowledged(tb):
 @testbed(tsps=TSPS)
 def test_acknowledged_means_stored_across_kill9(tb):
     """kill -9 of the TSP while two sessions pipeline telemetry: every
-    acknowledged message is in the store, which holds each session's
-    messages without a gap, and both sessions continue after the restart."""
+    message a stored_seq covered is in the store, which holds each
+    session's messages without a gap, and both sessions continue after the
+    restart.  (Answers come first: what was answered and not yet covered
+    may be lost, and a vehicle sends it again.)"""
     start_provisioning(tb, TSPS)
     probes = [session_probe(tb, 812), session_probe(tb, 813)]
     n = 20000
@@ -77,10 +79,10 @@ def test_acknowledged_means_stored_across_kill9(tb):
     t.join()
     for p, r in zip(probes, results):
         assert r is not None and r.status == "OK", (p.vin, r)
-        acked = int(r["acked"])
+        covered = int(r["stored"])
         seqs = stored_seqs(tb, p)
         assert seqs == list(range(1, len(seqs) + 1)), "%s: gap in the stored seqs" % p.vin
-        assert acked <= len(seqs), "%s: %d acknowledged, %d stored" % (p.vin, acked, len(seqs))
+        assert covered <= len(seqs), "%s: %d covered, %d stored" % (p.vin, covered, len(seqs))
         assert len(seqs) < n, "%s: all %d stored before the kill" % (p.vin, n)
     tb.start("tsp-a")
     for p in probes:

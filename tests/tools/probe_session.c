@@ -216,6 +216,7 @@ struct probe_run {
 	int		 r_m6;		/* 0 not sent, 1 continue, 2 declined */
 	char		 r_ready[33];	/* the TSP of HandoverReady */
 	char		 r_ready_addr[300];
+	uint64_t	 r_stored;	/* the highest stored_seq seen */
 };
 
 /* Encode the telemetry SessionMsg seq as a frame. */
@@ -302,6 +303,9 @@ probe_inner(struct probe_run *r, const Qroam__SessionInner *in,
 
 	switch (in->body_case) {
 	case QROAM__SESSION_INNER__BODY_RESPONSE:
+		if (in->response->has_stored_seq &&
+		    in->response->stored_seq > r->r_stored)
+			r->r_stored = in->response->stored_seq;
 		if (in->response->ack_seq > *high &&
 		    in->response->ack_seq <= last) {
 			*high = in->response->ack_seq;
@@ -389,6 +393,7 @@ probe_telemetry_run(struct probe_run *r)
 	uint8_t		*buf = NULL;
 	size_t		 len = 0;
 	uint64_t	 i, first = *r->r_tx, last, acked, replay_acked = 0;
+	uint64_t	 stored;
 	int		 status = -1, rstatus = -1;
 	char		 ho[700];
 
@@ -409,13 +414,16 @@ probe_telemetry_run(struct probe_run *r)
 	}
 	free(buf);
 	probe_handover_kv(r, ho, sizeof(ho));
+	/* Records of this run that a stored_seq covered. */
+	stored = r->r_stored > first ? r->r_stored - first : 0;
 	if (status != -1 && acked < p->o_count)
 		return result_print(PROBE_RAN, msg_status_name(status),
-		    "sent=%" PRIu64 " acked=%" PRIu64 "%s", p->o_count, acked,
-		    ho);
+		    "sent=%" PRIu64 " acked=%" PRIu64 " stored=%" PRIu64 "%s",
+		    p->o_count, acked, stored, ho);
 	return result_print(PROBE_RAN, "OK", "sent=%" PRIu64 " acked=%" PRIu64
-	    "%s%s", p->o_count, acked, !p->o_replay_last ? "" : replay_acked ?
-	    " replay=accepted" : " replay=refused", ho);
+	    " stored=%" PRIu64 "%s%s", p->o_count, acked, stored,
+	    !p->o_replay_last ? "" : replay_acked ? " replay=accepted" :
+	    " replay=refused", ho);
 }
 
 /* telemetry: COUNT messages on the stored session. */
