@@ -579,3 +579,18 @@ chip_counter(sqlite3 *db, const char *name)
 	sqlite3_finalize(st);
 	return v;
 }
+
+int
+chip_counter_raise(sqlite3 *db, const char *name, int64_t value)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	st = store_prepare(db, "INSERT INTO counters(name, value) VALUES(?, ?)"
+	    " ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	rc = store_step_done(st, NULL);
+	sqlite3_finalize(st);
+	return rc;
+}

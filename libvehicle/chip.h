@@ -97,5 +97,10 @@ void	chip_event(sqlite3 *, const char *kind, const char *tsp_id,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void	chip_count(sqlite3 *, const char *name, int64_t delta);
 int64_t	chip_counter(sqlite3 *, const char *name);
+/*
+ * Raise counter name to value unless it is higher already (a durable
+ * high-water mark, committed before this returns); 0 or -1.
+ */
+int	chip_counter_raise(sqlite3 *, const char *name, int64_t value);
 
 #endif
