@@ -348,6 +348,7 @@ entry_adopt(struct vclient *c)
 	case VP_OPEN:
 		entry_take_session(c);
 		c->vc_inflight = 0;
+		c->vc_first = 0;
 		client_set_state(c, VC_SESSION);
 		vrecq_session(&c->vc_recs);
 		r = ENTRY_OPEN;
