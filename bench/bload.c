@@ -456,9 +456,13 @@ qb_cmd_auth(struct qbench *q)
 	    end > t0 ? (double)ok / ((end - t0) / 1e6) : 0.0);
 }
 
-/* Count the ServiceResponses among the frames that arrived; -1 on error. */
+/*
+ * Count the answers among the frames that arrived and take in stored_seq
+ * (*stored: the highest); the count of frames, or -1 on error.
+ */
 static int
-qb_acks(struct bveh *v, struct bconn *bc, int timeout_ms, uint64_t *acked)
+qb_acks(struct bveh *v, struct bconn *bc, int timeout_ms, uint64_t *acked,
+    uint64_t *stored)
 {
 	Qroam__SessionInner	*in;
 	int			 status, n = 0;
@@ -467,9 +471,13 @@ qb_acks(struct bveh *v, struct bconn *bc, int timeout_ms, uint64_t *acked)
 		in = bveh_recv_inner(v, bc, n == 0 ? timeout_ms : 0, &status);
 		if (in == NULL)
 			return n > 0 || status == QB_TIMEOUT ? n : -1;
-		if (in->body_case == QROAM__SESSION_INNER__BODY_RESPONSE &&
-		    in->response->ack_seq > 0)
-			(*acked)++;
+		if (in->body_case == QROAM__SESSION_INNER__BODY_RESPONSE) {
+			if (in->response->ack_seq > 0)
+				(*acked)++;
+			if (in->response->has_stored_seq &&
+			    in->response->stored_seq > *stored)
+				*stored = in->response->stored_seq;
+		}
 		qroam__session_inner__free_unpacked(in, NULL);
 		n++;
 	}
@@ -477,14 +485,16 @@ qb_acks(struct bveh *v, struct bconn *bc, int timeout_ms, uint64_t *acked)
 
 /*
  * telemetry: F3 and F4 at TSP A, then telemetry pipelined on the session,
- * window W, for s seconds; each acknowledgement is decrypted and counted.
+ * window W of unanswered messages, for s seconds; each answer is
+ * decrypted and counted, and the run lasts until stored_seq covers every
+ * message: the rate is of records durably stored.
  */
 int
 qb_cmd_telemetry(struct qbench *q)
 {
 	struct bveh	 v;
 	struct bconn	 bc;
-	uint64_t	 sent = 0, acked = 0, W;
+	uint64_t	 sent = 0, acked = 0, first, stored = 0, W;
 	double		 t0, stop, end;
 
 	W = q->q_window ? q->q_window : 128;
@@ -496,9 +506,12 @@ qb_cmd_telemetry(struct qbench *q)
 		bveh_close(&v);
 		return result_print(QB_RAN, "FAILED", "reason=no-session");
 	}
+	first = v.bv_tx + 1;
+	stored = first - 1;
 	t0 = end = qb_now_us();
 	stop = t0 + (q->q_seconds > 0 ? q->q_seconds : 2) * 1e6;
-	while (acked < sent || qb_now_us() < stop) {
+	while (acked < sent || stored + 1 < first + sent ||
+	    qb_now_us() < stop) {
 		while (sent - acked < W && qb_now_us() < stop) {
 			if (bveh_queue_telemetry(&v, &bc, q->q_lat,
 			    q->q_boundary_lon - 0.05, 0, 0) == -1)
@@ -506,15 +519,17 @@ qb_cmd_telemetry(struct qbench *q)
 			sent++;
 		}
 		if (bconn_flush(&bc) == -1 || qb_acks(&v, &bc, QB_WAIT_MS,
-		    &acked) <= 0)
+		    &acked, &stored) <= 0)
 			break;
 		end = qb_now_us();
 	}
 	bconn_close(&bc);
 	bveh_close(&v);
-	return result_print(QB_RAN, acked == sent ? "OK" : "FAILED", "window=%llu"
-	    " sent=%llu acked=%llu seconds=%.3f per_second=%.1f",
-	    (unsigned long long)W, (unsigned long long)sent,
-	    (unsigned long long)acked, (end - t0) / 1e6,
-	    end > t0 ? (double)acked / ((end - t0) / 1e6) : 0.0);
+	stored -= first - 1;
+	return result_print(QB_RAN, acked == sent && stored == sent ? "OK" :
+	    "FAILED", "window=%llu sent=%llu acked=%llu stored=%llu seconds=%.3f"
+	    " per_second=%.1f", (unsigned long long)W, (unsigned long long)sent,
+	    (unsigned long long)acked, (unsigned long long)stored,
+	    (end - t0) / 1e6,
+	    end > t0 ? (double)stored / ((end - t0) / 1e6) : 0.0);
 }

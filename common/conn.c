@@ -66,6 +66,27 @@ struct conn {
 	int			 c_sync_ready;
 	STAILQ_HEAD(, syncframe) c_syncq;
 	TAILQ_ENTRY(conn)	 c_entry;
+	/* Output waiting for the store's commits (conn_barrier). */
+	struct conn_barrier	*c_barrier;
+	struct evbuffer		*c_held;	/* NULL until first needed */
+	struct conn_hold	*c_holds;	/* segments of c_held, in order */
+	size_t			 c_hold0;	/* first live segment */
+	size_t			 c_nholds;	/* end of the live segments */
+	size_t			 c_holdcap;
+	TAILQ_ENTRY(conn)	 c_bentry;	/* in c_barrier while holding */
+};
+
+/* Bytes of held output that may leave once commit h_gen is durable. */
+struct conn_hold {
+	size_t			 h_len;
+	uint64_t		 h_gen;
+};
+
+struct conn_barrier {
+	uint64_t		(*b_written)(void *);
+	void			*b_arg;
+	uint64_t		 b_durable;
+	TAILQ_HEAD(, conn)	 b_held;
 };
 
 struct listener {
@@ -83,6 +104,10 @@ static void	conn_read_cb(struct bufferevent *, void *);
 static void	conn_write_cb(struct bufferevent *, void *);
 static void	conn_event_cb(struct bufferevent *, short, void *);
 static void	conn_finish(struct conn *);
+static int	conn_holding(const struct conn *);
+static void	conn_unhold(struct conn *);
+static int	conn_send_msg(struct conn *, uint32_t, uint64_t,
+		    const ProtobufCMessage *, int);
 static void	conn_violation(struct conn *, const char *, const char *);
 
 /* The I/O layer's metrics (metrics.h), registered on first use. */
@@ -157,6 +182,7 @@ conn_new(struct event_base *base, struct bufferevent *bev,
 	c->c_max_frame = o->co_max_frame ? o->co_max_frame : FRAME_MAX_DEFAULT;
 	c->c_want_cn = o->co_peer_cn;
 	c->c_want_role = o->co_peer_role;
+	c->c_barrier = o->co_barrier;
 	STAILQ_INIT(&c->c_syncq);
 	bufferevent_setcb(bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(bev, EV_READ, 0,
@@ -235,8 +261,8 @@ conn_deliver(struct conn *c, struct frame *f)
 	if (f->f_type == QROAM__MSG_TYPE__MT_PING ||
 	    f->f_type == QROAM__MSG_TYPE__MT_PONG) {
 		if (f->f_type == QROAM__MSG_TYPE__MT_PING)
-			(void)conn_send(c, QROAM__MSG_TYPE__MT_PONG,
-			    f->f_request_id, NULL);
+			(void)conn_send_msg(c, QROAM__MSG_TYPE__MT_PONG,
+			    f->f_request_id, NULL, 0);
 		frame_release(f);
 		return;
 	}
@@ -335,7 +361,8 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn	*c = arg;
 
 	if (c->c_state == CONN_DRAINING) {
-		conn_finish(c);
+		if (!conn_holding(c))
+			conn_finish(c);
 		return;
 	}
 	if (c->c_state == CONN_OPEN && !(bufferevent_get_enabled(bev) & EV_READ)) {
@@ -394,6 +421,7 @@ conn_reap(evutil_socket_t fd, short ev, void *arg)
 		if (c->c_listener->l_resume == NULL)
 			evconnlistener_enable(c->c_listener->l_lev);
 	}
+	conn_unhold(c);
 	while ((sf = STAILQ_FIRST(&c->c_syncq)) != NULL) {
 		STAILQ_REMOVE_HEAD(&c->c_syncq, sf_entry);
 		frame_release(&sf->sf_frame);
@@ -432,8 +460,8 @@ conn_close(struct conn *c, const char *reason)
 	if (c->c_state == CONN_DRAINING || c->c_state == CONN_DEAD)
 		return;
 	snprintf(c->c_reason, sizeof(c->c_reason), "%s", reason);
-	if (c->c_state == CONN_OPEN &&
-	    evbuffer_get_length(bufferevent_get_output(c->c_bev)) > 0) {
+	if (c->c_state == CONN_OPEN && (conn_holding(c) ||
+	    evbuffer_get_length(bufferevent_get_output(c->c_bev)) > 0)) {
 		c->c_state = CONN_DRAINING;
 		bufferevent_disable(c->c_bev, EV_READ);
 		bufferevent_setwatermark(c->c_bev, EV_WRITE, 0, 0);
@@ -444,9 +472,94 @@ conn_close(struct conn *c, const char *reason)
 	conn_finish(c);
 }
 
-int
-conn_send(struct conn *c, uint32_t type, uint64_t request_id,
-    const ProtobufCMessage *msg)
+/*
+ * Hold len bytes of output until commit gen is durable; gen 0 means only
+ * "after what is held already".
+ */
+static int
+conn_hold(struct conn *c, const void *buf, size_t len, uint64_t gen)
+{
+	struct conn_hold	*h;
+	size_t			 cap;
+
+	if (c->c_held == NULL && (c->c_held = evbuffer_new()) == NULL)
+		return -1;
+	if (c->c_hold0 == c->c_nholds)
+		c->c_hold0 = c->c_nholds = 0;
+	h = c->c_nholds > c->c_hold0 ? &c->c_holds[c->c_nholds - 1] : NULL;
+	if (h == NULL || (gen != 0 && gen != h->h_gen)) {
+		if (c->c_nholds == c->c_holdcap) {
+			if (c->c_hold0 > 0) {
+				memmove(c->c_holds, c->c_holds + c->c_hold0,
+				    (c->c_nholds - c->c_hold0) * sizeof(*h));
+				c->c_nholds -= c->c_hold0;
+				c->c_hold0 = 0;
+			} else {
+				cap = c->c_holdcap ? 2 * c->c_holdcap : 4;
+				if ((h = reallocarray(c->c_holds, cap,
+				    sizeof(*h))) == NULL)
+					return -1;
+				c->c_holds = h;
+				c->c_holdcap = cap;
+			}
+		}
+		h = &c->c_holds[c->c_nholds++];
+		h->h_len = 0;
+		h->h_gen = gen;
+	}
+	if (evbuffer_add(c->c_held, buf, len) == -1)
+		return -1;
+	h->h_len += len;
+	if (c->c_hold0 + 1 == c->c_nholds && h->h_len == len)
+		TAILQ_INSERT_TAIL(&c->c_barrier->b_held, c, c_bentry);
+	return 0;
+}
+
+/* 1 while output waits for a commit. */
+static int
+conn_holding(const struct conn *c)
+{
+	return c->c_hold0 < c->c_nholds;
+}
+
+/* Drop held output (the connection is going) and leave the barrier. */
+static void
+conn_unhold(struct conn *c)
+{
+	if (conn_holding(c))
+		TAILQ_REMOVE(&c->c_barrier->b_held, c, c_bentry);
+	c->c_hold0 = c->c_nholds = 0;
+	if (c->c_held != NULL)
+		evbuffer_free(c->c_held);
+	c->c_held = NULL;
+	free(c->c_holds);
+	c->c_holds = NULL;
+	c->c_holdcap = 0;
+}
+
+/*
+ * Queue output.  With durable set it leaves only once every commit made
+ * so far is durable; output never overtakes output held before it.
+ */
+static int
+conn_out(struct conn *c, const void *buf, size_t len, int durable)
+{
+	struct conn_barrier	*b = c->c_barrier;
+	uint64_t		 gen = 0;
+
+	if (c->c_state != CONN_OPEN && c->c_state != CONN_CONNECTING)
+		return -1;
+	if (b != NULL && durable && (gen = b->b_written(b->b_arg)) <=
+	    b->b_durable)
+		gen = 0;
+	if (gen == 0 && !conn_holding(c))
+		return bufferevent_write(c->c_bev, buf, len);
+	return conn_hold(c, buf, len, gen);
+}
+
+static int
+conn_send_msg(struct conn *c, uint32_t type, uint64_t request_id,
+    const ProtobufCMessage *msg, int durable)
 {
 	uint8_t	*buf;
 	size_t	 len;
@@ -456,7 +569,7 @@ conn_send(struct conn *c, uint32_t type, uint64_t request_id,
 		return -1;
 	if (frame_encode(type, request_id, msg, c->c_max_frame, &buf, &len) == -1)
 		return -1;
-	rc = bufferevent_write(c->c_bev, buf, len);
+	rc = conn_out(c, buf, len, durable);
 	free(buf);
 	if (rc == 0)
 		metric_inc(conn_metric(3), frame_type_name(type));
@@ -464,15 +577,95 @@ conn_send(struct conn *c, uint32_t type, uint64_t request_id,
 }
 
 int
-conn_send_encoded(struct conn *c, uint32_t type, const uint8_t *buf,
-    size_t len)
+conn_send(struct conn *c, uint32_t type, uint64_t request_id,
+    const ProtobufCMessage *msg)
 {
-	if (c->c_state != CONN_OPEN && c->c_state != CONN_CONNECTING)
-		return -1;
-	if (bufferevent_write(c->c_bev, buf, len) == -1)
+	return conn_send_msg(c, type, request_id, msg, 1);
+}
+
+int
+conn_send_now(struct conn *c, uint32_t type, uint64_t request_id,
+    const ProtobufCMessage *msg)
+{
+	return conn_send_msg(c, type, request_id, msg, 0);
+}
+
+static int
+conn_send_encoded_as(struct conn *c, uint32_t type, const uint8_t *buf,
+    size_t len, int durable)
+{
+	if (conn_out(c, buf, len, durable) == -1)
 		return -1;
 	metric_inc(conn_metric(3), frame_type_name(type));
 	return 0;
+}
+
+int
+conn_send_encoded(struct conn *c, uint32_t type, const uint8_t *buf,
+    size_t len)
+{
+	return conn_send_encoded_as(c, type, buf, len, 1);
+}
+
+int
+conn_send_encoded_now(struct conn *c, uint32_t type, const uint8_t *buf,
+    size_t len)
+{
+	return conn_send_encoded_as(c, type, buf, len, 0);
+}
+
+struct conn_barrier *
+conn_barrier_new(uint64_t (*written)(void *), void *arg)
+{
+	struct conn_barrier	*b;
+
+	if ((b = calloc(1, sizeof(*b))) == NULL)
+		fatal("calloc");
+	b->b_written = written;
+	b->b_arg = arg;
+	b->b_durable = written(arg);
+	TAILQ_INIT(&b->b_held);
+	return b;
+}
+
+void
+conn_barrier_free(struct conn_barrier *b)
+{
+	struct conn	*c;
+
+	if (b == NULL)
+		return;
+	while ((c = TAILQ_FIRST(&b->b_held)) != NULL)
+		conn_unhold(c);
+	free(b);
+}
+
+void
+conn_barrier_release(struct conn_barrier *b, uint64_t durable)
+{
+	struct conn		*c, *next;
+	struct conn_hold	*h;
+	struct evbuffer		*out;
+
+	if (durable > b->b_durable)
+		b->b_durable = durable;
+	for (c = TAILQ_FIRST(&b->b_held); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, c_bentry);
+		out = bufferevent_get_output(c->c_bev);
+		while (conn_holding(c)) {
+			h = &c->c_holds[c->c_hold0];
+			if (h->h_gen > b->b_durable)
+				break;
+			if (evbuffer_remove_buffer(c->c_held, out, h->h_len) !=
+			    (int)h->h_len)
+				log_warnx("%s: held output lost", c->c_addr);
+			c->c_hold0++;
+		}
+		if (!conn_holding(c)) {
+			c->c_hold0 = c->c_nholds = 0;
+			TAILQ_REMOVE(&b->b_held, c, c_bentry);
+		}
+	}
 }
 
 int
@@ -492,9 +685,7 @@ conn_send_status(struct conn *c, uint64_t request_id, int code,
 int
 conn_send_raw(struct conn *c, const void *buf, size_t len)
 {
-	if (c->c_state != CONN_OPEN && c->c_state != CONN_CONNECTING)
-		return -1;
-	return bufferevent_write(c->c_bev, buf, len) == 0 ? 0 : -1;
+	return conn_out(c, buf, len, 1) == 0 ? 0 : -1;
 }
 
 void

@@ -18,6 +18,7 @@
 #include "frame.h"
 
 struct conn;
+struct conn_barrier;
 
 struct conn_cb {
 	/* Client connections: the TCP (and TLS) handshake completed. */
@@ -36,6 +37,8 @@ struct conn_opts {
 	/* TLS clients: close unless the server's certificate has this CN/role. */
 	const char	*co_peer_cn;
 	const char	*co_peer_role;
+	/* Output waits for the store's commits (see conn_barrier_new). */
+	struct conn_barrier *co_barrier;
 };
 
 /* Outgoing connection to host:port; NULL only if nothing could be started. */
@@ -47,6 +50,15 @@ int	conn_send(struct conn *, uint32_t type, uint64_t request_id,
 	    const ProtobufCMessage *msg);
 /* Queue a frame encoded already by frame_encode (of message type type). */
 int	conn_send_encoded(struct conn *, uint32_t type, const uint8_t *buf,
+	    size_t len);
+/*
+ * Queue a message or an encoded frame that depends on no commit: it
+ * leaves at once, behind any output still held by the connection's
+ * barrier.
+ */
+int	conn_send_now(struct conn *, uint32_t type, uint64_t request_id,
+	    const ProtobufCMessage *msg);
+int	conn_send_encoded_now(struct conn *, uint32_t type, const uint8_t *buf,
 	    size_t len);
 /* Queue a Status reply. */
 int	conn_send_status(struct conn *, uint64_t request_id, int code,
@@ -64,6 +76,20 @@ const char *conn_peer_addr(const struct conn *);
 const char *conn_peer_cn(const struct conn *);
 const char *conn_peer_role(const struct conn *);
 int	conn_is_open(const struct conn *);
+
+/*
+ * Acknowledged means stored.  A barrier ties the connections given it
+ * (conn_opts.co_barrier) to a store: written(arg) counts the store's
+ * commits so far, and conn_barrier_release tells it how many are durable.
+ * Output queued while commits are not yet durable is held in order and
+ * leaves once every commit made before it was queued is durable, so an
+ * answer never gets ahead of the state it reports.  Only
+ * conn_send_encoded_now and the liveness probes skip the wait.
+ */
+struct conn_barrier *conn_barrier_new(uint64_t (*written)(void *), void *arg);
+void	conn_barrier_release(struct conn_barrier *, uint64_t durable);
+/* Free the barrier; output still held by its connections is dropped. */
+void	conn_barrier_free(struct conn_barrier *);
 
 /* A listening socket; each accepted connection gets cb and arg. */
 struct listener;

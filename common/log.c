@@ -147,6 +147,16 @@ xcalloc(size_t n, size_t size)
 	return p;
 }
 
+void *
+xreallocarray(void *ptr, size_t n, size_t size)
+{
+	void	*p;
+
+	if ((p = reallocarray(ptr, n ? n : 1, size ? size : 1)) == NULL)
+		fatal("reallocarray %zu*%zu", n, size);
+	return p;
+}
+
 char *
 xstrdup(const char *s)
 {

@@ -25,6 +25,7 @@ void	fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* Allocation helpers that end the process on failure (start-up/config only). */
 void	*xmalloc(size_t);
 void	*xcalloc(size_t, size_t);
+void	*xreallocarray(void *, size_t, size_t);
 char	*xstrdup(const char *);
 
 #endif

@@ -260,7 +260,7 @@ outbox_collect(void *arg)
 
 struct outbox *
 outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
-    SSL_CTX *tls, size_t max_frame)
+    SSL_CTX *tls, size_t max_frame, struct conn_barrier *barrier)
 {
 	struct outbox	*ob;
 	size_t		 i;
@@ -272,6 +272,7 @@ outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
 	ob->ob_opts.co_max_frame = max_frame;
 	ob->ob_opts.co_idle_ms = OB_REPLY_MS;
 	ob->ob_opts.co_connect_ms = OB_REPLY_MS;
+	ob->ob_opts.co_barrier = barrier;
 	ob->ob_insert = store_prepare(db, "INSERT INTO outbox"
 	    " (dest, type, payload, created_ms) VALUES (?, ?, ?, ?)");
 	ob->ob_head = store_prepare(db, "SELECT id, type, payload FROM outbox"

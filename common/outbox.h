@@ -22,8 +22,12 @@ extern const char outbox_schema[];
 
 struct outbox;
 
+/*
+ * With barrier (conn.h), a message leaves for a TSP only once the commit
+ * that queued it is durable.
+ */
 struct outbox *outbox_new(struct event_base *, sqlite3 *, const struct topo *,
-	    SSL_CTX *client_tls, size_t max_frame);
+	    SSL_CTX *client_tls, size_t max_frame, struct conn_barrier *barrier);
 void	outbox_free(struct outbox *);
 /* Queue payload for every TSP; run inside the caller's transaction. */
 int	outbox_enqueue_all(struct outbox *, uint32_t type, const uint8_t *payload,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "daemon.h"
 #include "frame.h"
 #include "log.h"
@@ -17,6 +18,8 @@
 struct outboxd {
 	const struct outboxd_proto *os_proto;
 	sqlite3			*os_db;
+	struct committer	*os_commit;
+	struct conn_barrier	*os_barrier;
 	struct outbox		*os_ob;
 	struct listener		*os_lis;
 	sqlite3_stmt		*os_count;
@@ -74,6 +77,24 @@ static const struct conn_cb outboxd_cb = {
 	.on_close = outboxd_on_close,
 };
 
+/* The barrier's count of the store's commits. */
+static uint64_t
+outboxd_written(void *arg)
+{
+	struct outboxd	*os = arg;
+
+	return committer_written(os->os_commit);
+}
+
+/* The committer made n commits durable: answers and deliveries may go. */
+static void
+outboxd_durable(uint64_t n, void *arg)
+{
+	struct outboxd	*os = arg;
+
+	conn_barrier_release(os->os_barrier, n);
+}
+
 struct outboxd *
 outboxd_new(struct event_base *base, const struct outboxd_proto *p,
     const void *conf, const struct topo *topo, const struct endpoint *ep)
@@ -89,18 +110,23 @@ outboxd_new(struct event_base *base, const struct outboxd_proto *p,
 	os = xcalloc(1, sizeof(*os));
 	os->os_proto = p;
 	daemon_tls(cc, &os->os_srv, &os->os_cli);
-	os->os_db = store_open(cc->cc_store, p->op_schema, p->op_nschema, 1);
-	if (os->os_db == NULL)
+	os->os_db = store_open(cc->cc_store, p->op_schema, p->op_nschema,
+	    STORE_COMMITTER);
+	if (os->os_db == NULL ||
+	    (os->os_commit = committer_start(base, os->os_db, cc->cc_store,
+	    outboxd_durable, os)) == NULL)
 		goto fail;
+	os->os_barrier = conn_barrier_new(outboxd_written, os);
 	os->os_count = store_prepare(os->os_db, p->op_count_sql);
 	os->os_ob = outbox_new(base, os->os_db, topo, os->os_cli,
-	    cc->cc_max_frame);
+	    cc->cc_max_frame, os->os_barrier);
 	os->os_state = xcalloc(1, p->op_state_size);
 	p->op_open(os->os_state, conf, topo, os->os_db, os->os_ob);
 	memset(&o, 0, sizeof(o));
 	o.co_tls = os->os_srv;
 	o.co_max_frame = cc->cc_max_frame;
 	o.co_idle_ms = OUTBOXD_IDLE_MS;
+	o.co_barrier = os->os_barrier;
 	os->os_lis = listener_new(base, ep->ep_host, ep->ep_port, &o,
 	    &outboxd_cb, os);
 	if (os->os_lis == NULL)
@@ -143,7 +169,9 @@ outboxd_free(struct outboxd *os)
 	listener_free(os->os_lis);
 	free(os->os_state);
 	outbox_free(os->os_ob);
+	committer_stop(os->os_commit);
 	store_close(os->os_db);
+	conn_barrier_free(os->os_barrier);
 	SSL_CTX_free(os->os_srv);
 	SSL_CTX_free(os->os_cli);
 	free(os);

@@ -54,8 +54,14 @@ store_migrate(sqlite3 *db, const char *sql, size_t i)
 
 sqlite3 *
 store_open(const char *path, const char *const *migrations, size_t nmigrations,
-    int sync_full)
+    int sync)
 {
+	static const char *const sync_pragma[] = {
+		[STORE_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+		[STORE_SYNC_FULL] = "PRAGMA synchronous = FULL",
+		/* Until the committer takes over: see below. */
+		[STORE_COMMITTER] = "PRAGMA synchronous = FULL",
+	};
 	sqlite3	*db;
 	int	 v;
 	size_t	 i;
@@ -68,10 +74,11 @@ store_open(const char *path, const char *const *migrations, size_t nmigrations,
 	}
 	sqlite3_busy_timeout(db, 5000);
 	if (store_exec(db, "PRAGMA journal_mode = WAL") == -1 ||
-	    store_exec(db, sync_full ? "PRAGMA synchronous = FULL" :
-	    "PRAGMA synchronous = NORMAL") == -1 ||
+	    store_exec(db, sync_pragma[sync]) == -1 ||
 	    store_exec(db, "PRAGMA foreign_keys = ON") == -1)
 		goto fail;
+	if (migrations == NULL)
+		goto done;
 	if ((v = store_version(db)) < 0)
 		goto fail;
 	if ((size_t)v > nmigrations) {
@@ -85,6 +92,15 @@ store_open(const char *path, const char *const *migrations, size_t nmigrations,
 			goto fail;
 		}
 	}
+ done:
+	/*
+	 * A committer syncs the WAL off the loop and checkpoints it on a
+	 * connection of its own; this one only writes.
+	 */
+	if (sync == STORE_COMMITTER &&
+	    (store_exec(db, "PRAGMA synchronous = OFF") == -1 ||
+	    store_exec(db, "PRAGMA wal_autocheckpoint = 0") == -1))
+		goto fail;
 	return db;
  fail:
 	sqlite3_close(db);

@@ -9,14 +9,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How a store's commits reach the disk. */
+#define STORE_SYNC_NORMAL	0	/* durable across process crashes */
+#define STORE_SYNC_FULL		1	/* each commit synced before it returns */
+#define STORE_COMMITTER		2	/* synced by a committer (commit.h) */
+
 /*
  * Open (creating) path, set WAL and foreign keys, then run migrations[i]
- * for every i >= the stored user_version, each in its own transaction.
- * sync_full: synchronous=FULL (else NORMAL, durable across process crashes).
- * NULL on failure, logged.
+ * for every i >= the stored user_version, each in its own transaction
+ * (migrations NULL: a further connection, schema left alone).  sync is
+ * one of STORE_SYNC_NORMAL, STORE_SYNC_FULL and STORE_COMMITTER.  NULL on
+ * failure, logged.
  */
 sqlite3	*store_open(const char *path, const char *const *migrations,
-	    size_t nmigrations, int sync_full);
+	    size_t nmigrations, int sync);
 void	store_close(sqlite3 *);
 
 /* Prepare sql; a failure is a programming error and fatal. */

@@ -1,15 +1,18 @@
 /*
- * Group commit of F5 telemetry.  The first telemetry message of a pass of
- * the event loop opens a store transaction and makes the commit event
- * active, so it runs after the read callbacks already queued in this pass;
- * every telemetry message until then joins the transaction, and its sealed
- * replies wait here with their connection.  Only after the commit do the
- * replies leave ("acknowledged means stored"); if it fails, the batch is
- * rolled back and nothing is sent.  Session state (rx_seq, tx_seq) advances
- * in the store's sessions in memory from one message of the batch to the
- * next; the commit writes it with the telemetry and a rollback restores
- * the committed state.  Queued replies are kept for reuse, so a message
- * allocates nothing here.
+ * Group commit of F5 telemetry, service first (PROTOCOL F5).  The first
+ * telemetry message of a pass of the event loop opens a store transaction
+ * and arms the commit: at the end of the pass, or commit_delay later;
+ * every telemetry message until then joins the transaction.  A message is
+ * answered at once, before its record is durable, whenever its answer's
+ * seq lies under the session's durable seq ceiling (db_live.c); the rare
+ * answer above it waits with its connection for the commit and leaves
+ * once that is durable.  The commit writes the group to the WAL on the
+ * loop; the committer thread syncs it, and then every session of the
+ * group learns its new stored_seq: carried by the next ServiceResponse
+ * that leaves within STORED_TELL_MS, or sent alone after that.  A group
+ * that is rolled back is never covered, so its vehicles send its records
+ * again.  Queued replies are kept for reuse, so a message allocates
+ * nothing here.
  */
 #include <sys/queue.h>
 #include <inttypes.h>
@@ -26,6 +29,7 @@
 #include "tspd.h"
 
 #define BATCH_MAX	4096	/* messages per transaction at most */
+#define STORED_TELL_MS	2	/* wait for an answer to carry stored_seq */
 
 /* The sealed replies to one stored telemetry message. */
 struct batch_reply {
@@ -41,15 +45,40 @@ struct batch_reply {
 
 TAILQ_HEAD(batch_list, batch_reply);
 
+/* A record of a group: message seq of the session under key key_index. */
+struct batch_mark {
+	char			 bm_vid[VIN_LEN + 1];
+	uint32_t		 bm_key_index;
+	uint64_t		 bm_seq;
+};
+
+/* A committed group waiting for the committer's sync of commit bg_gen. */
+struct batch_group {
+	uint64_t		 bg_gen;
+	struct batch_mark	*bg_marks;
+	size_t			 bg_nmarks;
+	TAILQ_ENTRY(batch_group) bg_entry;
+};
+
+TAILQ_HEAD(batch_groups, batch_group);
+
 struct tspd_batch {
 	struct event		*tb_commit;
-	struct batch_list	 tb_replies;
-	size_t			 tb_count;
+	struct batch_list	 tb_replies;	/* waiting for the commit */
+	size_t			 tb_count;	/* messages in the open group */
 	struct batch_list	 tb_spare;	/* for reuse, BATCH_MAX at most */
 	size_t			 tb_nspare;
+	struct batch_mark	*tb_marks;	/* records of the open group */
+	size_t			 tb_nmarks;
+	struct batch_groups	 tb_groups;	/* committed, not yet durable */
+	struct batch_mark	*tb_tell;	/* sessions to tell stored_seq */
+	size_t			 tb_ntell;
+	size_t			 tb_tellcap;
+	struct event		*tb_tell_ev;
 };
 
 static void	batch_flush_cb(void *);
+static void	batch_tell_cb(evutil_socket_t, short, void *);
 
 /* Commit event: the read callbacks of this pass have run. */
 static void
@@ -68,7 +97,11 @@ tspd_batch_init(struct tspd *env)
 	tb = xcalloc(1, sizeof(*tb));
 	TAILQ_INIT(&tb->tb_replies);
 	TAILQ_INIT(&tb->tb_spare);
+	TAILQ_INIT(&tb->tb_groups);
+	tb->tb_marks = xcalloc(BATCH_MAX, sizeof(*tb->tb_marks));
 	if ((tb->tb_commit = event_new(env->t_base, -1, 0, batch_commit_cb,
+	    env)) == NULL ||
+	    (tb->tb_tell_ev = evtimer_new(env->t_base, batch_tell_cb,
 	    env)) == NULL)
 		fatalx("event_new");
 	env->t_batch = tb;
@@ -94,16 +127,25 @@ tspd_batch_free(struct tspd *env)
 {
 	struct tspd_batch	*tb = env->t_batch;
 	struct batch_reply	*br;
+	struct batch_group	*bg;
 
 	if (tb == NULL)
 		return;
 	tspd_batch_flush(env);
 	tspdb_batch_set_flush(env->t_db, NULL, NULL);
 	event_free(tb->tb_commit);
+	event_free(tb->tb_tell_ev);
 	while ((br = TAILQ_FIRST(&tb->tb_spare)) != NULL) {
 		TAILQ_REMOVE(&tb->tb_spare, br, br_entry);
 		free(br);
 	}
+	while ((bg = TAILQ_FIRST(&tb->tb_groups)) != NULL) {
+		TAILQ_REMOVE(&tb->tb_groups, bg, bg_entry);
+		free(bg->bg_marks);
+		free(bg);
+	}
+	free(tb->tb_marks);
+	free(tb->tb_tell);
 	free(tb);
 	env->t_batch = NULL;
 }
@@ -147,6 +189,24 @@ batch_drop(struct tspd *env, struct batch_list *list)
 	}
 }
 
+/* Keep the marks of the group just committed until it is durable. */
+static void
+batch_group_keep(struct tspd *env)
+{
+	struct tspd_batch	*tb = env->t_batch;
+	struct batch_group	*bg;
+
+	if (tb->tb_nmarks == 0)
+		return;
+	bg = xcalloc(1, sizeof(*bg));
+	bg->bg_gen = tspdb_written(env->t_db);
+	bg->bg_marks = xreallocarray(NULL, tb->tb_nmarks, sizeof(*bg->bg_marks));
+	memcpy(bg->bg_marks, tb->tb_marks, tb->tb_nmarks * sizeof(*bg->bg_marks));
+	bg->bg_nmarks = tb->tb_nmarks;
+	tb->tb_nmarks = 0;
+	TAILQ_INSERT_TAIL(&tb->tb_groups, bg, bg_entry);
+}
+
 void
 tspd_batch_flush(struct tspd *env)
 {
@@ -156,17 +216,91 @@ tspd_batch_flush(struct tspd *env)
 
 	if (tb == NULL || !tspdb_batch_open(env->t_db))
 		return;
+	event_del(tb->tb_commit);
 	TAILQ_INIT(&list);
 	TAILQ_CONCAT(&list, &tb->tb_replies, br_entry);
 	n = tb->tb_count;
 	tb->tb_count = 0;
 	if (tspdb_batch_commit(env->t_db) == TSPDB_OK) {
 		tspd_metric_telemetry(n);
+		batch_group_keep(env);
 		batch_send(tb, &list);
 	} else {
 		log_warnx("telemetry batch of %zu messages rolled back: the "
-		    "store failed; none is acknowledged", n);
+		    "store failed; none is covered by a stored_seq", n);
+		tb->tb_nmarks = 0;
 		batch_drop(env, &list);
+	}
+}
+
+/*
+ * Tell the sessions on the list their stored_seq, unless an answer did.
+ * While replies wait for a commit, a message sent now would overtake
+ * their seqs: the telling waits for them.
+ */
+static void
+batch_tell(struct tspd *env)
+{
+	struct tspd_batch	*tb = env->t_batch;
+	struct timeval		 tv = { 0, STORED_TELL_MS * 1000 };
+	size_t			 i;
+
+	if (!TAILQ_EMPTY(&tb->tb_replies)) {
+		evtimer_add(tb->tb_tell_ev, &tv);
+		return;
+	}
+	for (i = 0; i < tb->tb_ntell; i++)
+		tspd_session_tell_stored(env, tb->tb_tell[i].bm_vid);
+	tb->tb_ntell = 0;
+}
+
+static void
+batch_tell_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	(void)fd;
+	(void)ev;
+	batch_tell(arg);
+}
+
+/* Session of mark bm has a new stored_seq: tell it soon. */
+static void
+batch_tell_later(struct tspd *env, const struct batch_mark *bm)
+{
+	struct tspd_batch	*tb = env->t_batch;
+	struct timeval		 tv = { 0, STORED_TELL_MS * 1000 };
+	size_t			 cap;
+
+	if (tb->tb_ntell == tb->tb_tellcap) {
+		cap = tb->tb_tellcap ? 2 * tb->tb_tellcap : 64;
+		tb->tb_tell = xreallocarray(tb->tb_tell, cap,
+		    sizeof(*tb->tb_tell));
+		tb->tb_tellcap = cap;
+	}
+	tb->tb_tell[tb->tb_ntell++] = *bm;
+	if (!evtimer_pending(tb->tb_tell_ev, NULL))
+		evtimer_add(tb->tb_tell_ev, &tv);
+}
+
+void
+tspd_batch_durable(struct tspd *env, uint64_t durable)
+{
+	struct tspd_batch	*tb = env->t_batch;
+	struct batch_group	*bg;
+	size_t			 i;
+
+	if (tb == NULL)
+		return;
+	while ((bg = TAILQ_FIRST(&tb->tb_groups)) != NULL &&
+	    bg->bg_gen <= durable) {
+		TAILQ_REMOVE(&tb->tb_groups, bg, bg_entry);
+		/* The last record of a session in the group is its highest. */
+		for (i = bg->bg_nmarks; i-- > 0; )
+			if (tspdb_session_stored(env->t_db,
+			    bg->bg_marks[i].bm_vid, bg->bg_marks[i].bm_key_index,
+			    bg->bg_marks[i].bm_seq))
+				batch_tell_later(env, &bg->bg_marks[i]);
+		free(bg->bg_marks);
+		free(bg);
 	}
 }
 
@@ -217,8 +351,19 @@ batch_queue(struct tspd_batch *tb, struct conn *c, uint64_t request_id,
 	br->br_msg[0].vehicle_id = br->br_vid;
 	br->br_msg[1].vehicle_id = br->br_vid;
 	TAILQ_INSERT_TAIL(&tb->tb_replies, br, br_entry);
-	tb->tb_count++;
 	return 0;
+}
+
+/* Send a reply (and M5) that waits for no commit. */
+static void
+batch_send_now(struct conn *c, uint64_t request_id, Qroam__SessionMsg *reply,
+    Qroam__SessionMsg *m5)
+{
+	conn_send_now(c, QROAM__MSG_TYPE__MT_SESSION_MSG, request_id,
+	    &reply->base);
+	if (m5 != NULL)
+		conn_send_now(c, QROAM__MSG_TYPE__MT_SESSION_MSG, request_id,
+		    &m5->base);
 }
 
 enum tspdb_result
@@ -227,18 +372,41 @@ tspd_batch_telemetry(struct tspd *env, struct conn *c, uint64_t request_id,
     const Qroam__Telemetry *t, Qroam__SessionMsg *reply, Qroam__SessionMsg *m5)
 {
 	struct tspd_batch	*tb = env->t_batch;
+	struct batch_mark	*bm;
+	struct timeval		 tv;
 	enum tspdb_result	 res;
-	int			 first;
+	int			 first, now;
 
 	first = !tspdb_batch_open(env->t_db);
 	res = tspdb_batch_telemetry(env->t_db, s->s_vid, seq, tx_seq, t,
-	    env->t_id, store_now_ms());
-	if (res == TSPDB_OK &&
-	    batch_queue(tb, c, request_id, s, seq, reply, m5) == -1)
-		res = TSPDB_ERROR;
+	    env->t_id, store_now_ms(), &now);
+	if (res == TSPDB_OK) {
+		bm = &tb->tb_marks[tb->tb_nmarks++];
+		memcpy(bm->bm_vid, s->s_vid, sizeof(bm->bm_vid));
+		bm->bm_key_index = s->s_key_index;
+		bm->bm_seq = seq;
+		tb->tb_count++;
+		if (now)
+			batch_send_now(c, request_id, reply, m5);
+		else if (batch_queue(tb, c, request_id, s, seq, reply,
+		    m5) == -1)
+			res = TSPDB_ERROR;
+	}
 	if (res == TSPDB_ERROR || tb->tb_count >= BATCH_MAX)
 		tspd_batch_flush(env);
-	else if (first && tspdb_batch_open(env->t_db))
+	else if (res == TSPDB_OK && !now) {
+		/* A reply waits for the commit: no commit_delay then. */
+		event_del(tb->tb_commit);
 		event_active(tb->tb_commit, EV_TIMEOUT, 0);
+	} else if (first && tspdb_batch_open(env->t_db)) {
+		if (env->t_conf.tc_commit_delay_ms == 0)
+			event_active(tb->tb_commit, EV_TIMEOUT, 0);
+		else {
+			tv.tv_sec = env->t_conf.tc_commit_delay_ms / 1000;
+			tv.tv_usec = env->t_conf.tc_commit_delay_ms % 1000 *
+			    1000;
+			event_add(tb->tb_commit, &tv);
+		}
+	}
 	return res;
 }

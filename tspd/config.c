@@ -112,6 +112,9 @@ config_line(void *arg, const struct conf_line *l)
 	if (strcmp(l->cl_argv[0], "ck2_lifetime") == 0)
 		return config_duration(l, 1, TSPD_MAX_HO_MS,
 		    &conf->tc_ck2_lifetime_ms);
+	if (strcmp(l->cl_argv[0], "commit_delay") == 0)
+		return config_duration(l, 0, TSPD_MAX_COMMIT_DELAY_MS,
+		    &conf->tc_commit_delay_ms);
 	if ((r = config_counts(conf, l)) != 1)
 		return r;
 	if (strcmp(l->cl_argv[0], "auth_fail") == 0) {

@@ -12,6 +12,8 @@
  *   workers N		  threads for the private-key work of F3; 0 = on
  *			  the event loop (one per online processor)
  *   prv_cache N	  decoded vehicle private keys kept in memory (65536)
+ *   commit_delay DURATION  how long telemetry may wait to join a group
+ *			  commit; 0 = the end of the event loop's pass (0)
  */
 #ifndef TSPD_CONFIG_H
 #define TSPD_CONFIG_H
@@ -34,6 +36,7 @@
 /* About 5 KiB each for RSA-2048: some 340 MiB when full. */
 #define TSPD_PRV_CACHE		65536
 #define TSPD_MAX_PRV_CACHE	16777216
+#define TSPD_MAX_COMMIT_DELAY_MS 10000
 
 struct tspd_config {
 	struct cfg_common	 tc_common;
@@ -45,6 +48,7 @@ struct tspd_config {
 	uint64_t		 tc_ck2_lifetime_ms;
 	int			 tc_workers;	/* or TSPD_WORKERS_AUTO */
 	size_t			 tc_prv_cache;
+	uint64_t		 tc_commit_delay_ms;
 };
 
 /*

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "crypto.h"
 #include "log.h"
 #include "store.h"
@@ -38,6 +39,13 @@ static const char *const tspdb_migrations[] = {
 	"CREATE INDEX handovers_in_flight ON handovers(handover_id)"
 	"    WHERE state NOT IN ('done', 'failed');"
 	"CREATE INDEX ck2_bindings_expiry ON ck2_bindings(expires_ms);",
+	/*
+	 * F5 service first: a vehicle sends a record again until a
+	 * stored_seq covers it, and its record id makes the row once.
+	 */
+	"ALTER TABLE telemetry ADD COLUMN record_id INT;"
+	"CREATE UNIQUE INDEX telemetry_record ON telemetry(vehicle_id,"
+	"    record_id) WHERE record_id IS NOT NULL;",
 };
 
 enum tspdb_stmt {
@@ -109,8 +117,11 @@ static const char *const tspdb_sql[S_COUNT] = {
 	    " WHERE vehicle_id = ?1",
 	[S_SESS_DEL] = "DELETE FROM sessions WHERE vehicle_id = ?1",
 	[S_TELE_INS] = "INSERT INTO telemetry(vehicle_id, tsp_id, seq,"
-	    " unix_ms, lat, lon, speed, heading, fuel, odometer, received_ms)"
-	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+	    " unix_ms, lat, lon, speed, heading, fuel, odometer, received_ms,"
+	    " record_id)"
+	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+	    " ON CONFLICT(vehicle_id, record_id) WHERE record_id IS NOT NULL"
+	    " DO NOTHING",
 	[S_TELE_COUNT] = "SELECT count(*) FROM telemetry WHERE vehicle_id = ?1",
 };
 
@@ -155,7 +166,8 @@ tspdb_column_text(sqlite3_stmt *st, int col, char *out, size_t len)
 }
 
 struct tspdb *
-tspdb_open(const char *path, int sync_full)
+tspdb_open(const char *path, struct event_base *base,
+    void (*durable)(uint64_t, void *), void *arg)
 {
 	struct tspdb	*db;
 	size_t		 i;
@@ -165,8 +177,15 @@ tspdb_open(const char *path, int sync_full)
 		return NULL;
 	}
 	db->db_sql = store_open(path, tspdb_migrations,
-	    sizeof(tspdb_migrations) / sizeof(tspdb_migrations[0]), sync_full);
+	    sizeof(tspdb_migrations) / sizeof(tspdb_migrations[0]),
+	    base != NULL ? STORE_COMMITTER : STORE_SYNC_NORMAL);
 	if (db->db_sql == NULL) {
+		free(db);
+		return NULL;
+	}
+	if (base != NULL && (db->db_commit = committer_start(base, db->db_sql,
+	    path, durable, arg)) == NULL) {
+		store_close(db->db_sql);
 		free(db);
 		return NULL;
 	}
@@ -187,6 +206,7 @@ tspdb_close(struct tspdb *db)
 		return;
 	if (db->db_batch && tspdb_batch_commit(db) != TSPDB_OK)
 		log_warnx("store: the last telemetry batch was rolled back");
+	committer_stop(db->db_commit);
 	tspdb_live_free(db);
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->db_stmt[i]);
@@ -194,6 +214,18 @@ tspdb_close(struct tspdb *db)
 	tspdb_status_finalize(db);
 	store_close(db->db_sql);
 	free(db);
+}
+
+uint64_t
+tspdb_written(const struct tspdb *db)
+{
+	return db->db_commit != NULL ? committer_written(db->db_commit) : 0;
+}
+
+uint64_t
+tspdb_durable(const struct tspdb *db)
+{
+	return db->db_commit != NULL ? committer_durable(db->db_commit) : 0;
 }
 
 enum tspdb_result
@@ -624,6 +656,8 @@ tspdb_telemetry_insert(struct tspdb *db, const char *vid, const char *tsp_id,
 	if (t->has_odometer)
 		sqlite3_bind_double(st, 10, t->odometer);
 	tspdb_bind_u64(st, 11, now_ms);
+	if (t->has_record_id)
+		tspdb_bind_u64(st, 12, t->record_id);
 	return store_step_done(st, NULL);
 }
 
@@ -650,7 +684,7 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 	tspdb_bind_blob(st, 3, s->s_k1, sizeof(s->s_k1));
 	tspdb_bind_u64(st, 4, s->s_key_index);
 	tspdb_bind_u64(st, 5, 0);
-	tspdb_bind_u64(st, 6, 1);
+	tspdb_bind_u64(st, 6, TSPDB_TX_AHEAD);	/* the ceiling: db_live.c */
 	tspdb_bind_u64(st, 7, now_ms);
 	tspdb_bind_u64(st, 8, sequential != 0);
 	if (store_step_done(st, NULL) == -1)
@@ -664,7 +698,7 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 	live.s_tx_seq = 1;
 	live.s_opened_ms = now_ms;
 	live.s_aead = NULL;
-	tspdb_live_put(db, &live);
+	tspdb_live_put(db, &live, TSPDB_TX_AHEAD);
 	crypto_wipe(&live, sizeof(live));
 	return TSPDB_OK;
 }
@@ -675,7 +709,7 @@ tspdb_session_get(struct tspdb *db, const char *vid, struct tspdb_session *s)
 	int	 r;
 
 	if ((r = tspdb_session_select(db, vid, s)) == 1)
-		tspdb_live_dirty_seqs(db, vid, &s->s_rx_seq, &s->s_tx_seq);
+		tspdb_live_seqs(db, vid, &s->s_rx_seq, &s->s_tx_seq);
 	return r;
 }
 
@@ -735,11 +769,12 @@ tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
     uint64_t now_ms)
 {
 	enum tspdb_result	 res;
+	int			 now;
 
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
 	res = tspdb_session_telemetry_tx(db, vid, seq, tx_seq, t, tsp_id,
-	    now_ms);
+	    now_ms, &now);
 	if (res != TSPDB_OK)
 		return tspdb_abort_tx(db, res);
 	return tspdb_live_commit(db);

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <event2/event.h>
 #include <jansson.h>
 
 #include "crypto.h"
@@ -56,6 +57,12 @@ struct tspdb_key {
 	uint8_t		 k_key[CRYPTO_KEYLEN];
 };
 
+/*
+ * The sessions row's tx_seq is a ceiling above every cloud->vehicle seq
+ * used, raised this far ahead at a time (db_live.c).
+ */
+#define TSPDB_TX_AHEAD	(1u << 20)
+
 /* A vehicle's session under K1. */
 struct tspdb_session {
 	char		 s_vid[VIN_LEN + 1];
@@ -65,13 +72,28 @@ struct tspdb_session {
 	uint64_t	 s_rx_seq;	/* last vehicle->TSP seq accepted */
 	uint64_t	 s_tx_seq;	/* last TSP->vehicle seq used */
 	uint64_t	 s_opened_ms;
+	/* In memory only: the highest seq whose record is durable, told. */
+	uint64_t	 s_stored_seq;
+	uint64_t	 s_stored_told;
 	/* K1's cipher context in a session held in memory, else NULL. */
 	struct crypto_aead *s_aead;
 };
 
-/* Open (creating or migrating) the store at path; NULL on failure, logged. */
-struct tspdb	*tspdb_open(const char *path, int sync_full);
+/*
+ * Open (creating or migrating) the store at path; NULL on failure, logged.
+ * With base, its commits become durable off the loop (commit.h): a
+ * function that changes state returns once the change is written and
+ * visible, and durable(n, arg) reports on the loop when the first n
+ * commits (tspdb_written) are durable; whatever depends on a change waits
+ * for that (conn_barrier).  Without base every commit is synced before it
+ * returns (tools and tests).
+ */
+struct tspdb	*tspdb_open(const char *path, struct event_base *base,
+		    void (*durable)(uint64_t n, void *arg), void *arg);
 void		 tspdb_close(struct tspdb *);
+/* Commits made so far / known durable so far. */
+uint64_t	 tspdb_written(const struct tspdb *);
+uint64_t	 tspdb_durable(const struct tspdb *);
 
 /* ---- F1 ---- */
 
@@ -164,6 +186,22 @@ void	tspdb_session_release(struct tspdb *, const char *vid);
 /* Sessions held in memory. */
 size_t	tspdb_session_live(const struct tspdb *);
 /*
+ * F5 service first.  The record of message seq of vid's session (the one
+ * under chip key key_index) is durable: 1 if that session is held in
+ * memory and seq raises its s_stored_seq, else 0.
+ */
+int	tspdb_session_stored(struct tspdb *, const char *vid,
+	    uint32_t key_index, uint64_t seq);
+/* The stored_seq to tell vid's vehicle, now counted as told; 0: none new. */
+uint64_t tspdb_session_tell(struct tspdb *, const char *vid);
+/*
+ * Take the next cloud->vehicle seq of vid's session for a message that
+ * waits for no commit: 1 with *tx_seq and *sp, or 0 if the session is
+ * not in memory or the seq lies above its durable ceiling.
+ */
+int	tspdb_session_next_tx(struct tspdb *, const char *vid,
+	    uint64_t *tx_seq, const struct tspdb_session **sp);
+/*
  * Store telemetry received in the session under seq and advance rx_seq to
  * seq and tx_seq to tx_seq, in one transaction.  TSPDB_REPLAY if seq is
  * not above rx_seq, TSPDB_UNKNOWN if the session is gone.
@@ -194,13 +232,17 @@ void	tspdb_batch_set_flush(struct tspdb *, void (*flush)(void *),
 /*
  * tspdb_session_telemetry inside the batch transaction, which it opens if
  * none is.  Later reads see the new rx_seq and tx_seq at once; the
- * sessions' rows get them once per batch, in its commit.  TSPDB_ERROR
- * spoils the batch: its commit then rolls everything back, the sequence
- * numbers in memory included.
+ * sessions' rows get them once per batch, in its commit.  *now is 1 when
+ * an answer sealed under tx_seq may leave before the commit (tx_seq lies
+ * below a durable ceiling), 0 when it must wait for the commit to be
+ * durable.  A record whose record id is stored already is not stored
+ * again (TSPDB_OK).  TSPDB_ERROR spoils the batch: its commit then rolls
+ * the rows back; the sequence numbers in memory stay, since answers
+ * under them may have left.
  */
 enum tspdb_result tspdb_batch_telemetry(struct tspdb *, const char *vid,
 	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
-	    const char *tsp_id, uint64_t now_ms);
+	    const char *tsp_id, uint64_t now_ms, int *now);
 /* 1 if a batch transaction is open. */
 int	tspdb_batch_open(struct tspdb *);
 /*

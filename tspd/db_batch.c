@@ -48,7 +48,7 @@ tspdb_begin(struct tspdb *db)
 enum tspdb_result
 tspdb_batch_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
     uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
-    uint64_t now_ms)
+    uint64_t now_ms, int *now)
 {
 	enum tspdb_result	 res;
 
@@ -58,8 +58,9 @@ tspdb_batch_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
 		db->db_batch = 1;
 		db->db_batch_failed = 0;
 	}
+	*now = 0;
 	res = tspdb_session_telemetry_tx(db, vid, seq, tx_seq, t, tsp_id,
-	    now_ms);
+	    now_ms, now);
 	if (res == TSPDB_ERROR)
 		db->db_batch_failed = 1;
 	return res;

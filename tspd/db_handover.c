@@ -72,7 +72,7 @@ static const char *const tspdb_hsql[H_COUNT] = {
 	[H_SESS_TX] = "UPDATE sessions SET tx_seq = tx_seq + 1"
 	    " WHERE vehicle_id = ?1",
 	[H_TELE_LAST] = "SELECT tsp_id, seq, unix_ms, lat, lon, speed,"
-	    " heading, fuel, odometer FROM (SELECT * FROM telemetry"
+	    " heading, fuel, odometer, record_id FROM (SELECT * FROM telemetry"
 	    " WHERE vehicle_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
 	[H_TELE_RANGE] = "SELECT tsp_id, seq, unix_ms FROM telemetry"
 	    " WHERE vehicle_id = ?1 AND unix_ms BETWEEN ?2 AND ?3",
@@ -289,6 +289,9 @@ rd1_history(struct tspdb *db, struct tspdb_rd1 *rd)
 		if ((t->has_odometer = sqlite3_column_type(st, 8) !=
 		    SQLITE_NULL))
 			t->odometer = sqlite3_column_double(st, 8);
+		if ((t->has_record_id = sqlite3_column_type(st, 9) !=
+		    SQLITE_NULL))
+			t->record_id = (uint64_t)sqlite3_column_int64(st, 9);
 		rd->rd_histp[n++] = t;
 	}
 	store_reset(st);

@@ -7,8 +7,14 @@
  * the vehicle authenticates or registers anew, a handover step changes
  * the row, or the vehicle's last connection closes.  Telemetry advances
  * an entry's sequence numbers at once and marks it dirty; the batch
- * writes each dirty entry's row once, in its own transaction, and a
- * rollback puts the stored numbers back.
+ * writes each dirty entry's row once, in its own transaction.
+ *
+ * Answers to telemetry leave before their batch commits (service first),
+ * so the row's tx_seq is not the last cloud->vehicle seq used but a
+ * ceiling above every seq used so far, raised TSPDB_TX_AHEAD at a time: an
+ * answer may leave at once while its seq is at or below a ceiling that is
+ * durable, and a TSP that restarts continues above the ceiling, so no
+ * seq is ever sealed twice under one K1.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +29,9 @@
 struct tspdb_live {
 	struct tspdb_session	 sl_sess;	/* s_aead: K1's context */
 	uint64_t		 sl_rx_stored;	/* as in the sessions row */
-	uint64_t		 sl_tx_stored;
+	uint64_t		 sl_tx_stored;	/* the row's ceiling */
+	uint64_t		 sl_tx_ceiling;	/* the ceiling the batch writes */
+	uint64_t		 sl_ceiling_gen; /* commit that wrote sl_tx_stored */
 	int			 sl_dirty;	/* numbers ahead of the row */
 	int			 sl_release;	/* free after the commit */
 	struct tspdb_live	*sl_next;	/* hash chain */
@@ -123,9 +131,13 @@ live_grow(struct tspdb_ltab *lt)
 	lt->lt_nbucket = n;
 }
 
-/* Enter session s (as stored) with a new context for its K1; NULL if short. */
+/*
+ * Enter session s with a new context for its K1, its row's tx_seq ceiling
+ * written by commit gen; NULL if short.
+ */
 static struct tspdb_live *
-live_insert(struct tspdb_ltab *lt, const struct tspdb_session *s)
+live_insert(struct tspdb_ltab *lt, const struct tspdb_session *s,
+    uint64_t ceiling, uint64_t gen)
 {
 	struct tspdb_live	*sl, **p;
 
@@ -137,7 +149,8 @@ live_insert(struct tspdb_ltab *lt, const struct tspdb_session *s)
 		return NULL;
 	}
 	sl->sl_rx_stored = s->s_rx_seq;
-	sl->sl_tx_stored = s->s_tx_seq;
+	sl->sl_tx_stored = sl->sl_tx_ceiling = ceiling;
+	sl->sl_ceiling_gen = gen;
 	live_grow(lt);
 	p = live_slot(lt, s->s_vid);
 	sl->sl_next = NULL;
@@ -162,7 +175,8 @@ tspdb_live_load(struct tspdb *db, const char *vid, struct tspdb_live **slp)
 		return 1;
 	if ((r = tspdb_session_select(db, vid, &s)) != 1)
 		return r;
-	*slp = live_insert(db->db_live, &s);
+	/* Continue above the ceiling: seqs below it may have been used. */
+	*slp = live_insert(db->db_live, &s, s.s_tx_seq, tspdb_written(db));
 	crypto_wipe(&s, sizeof(s));
 	if (*slp == NULL) {
 		log_warn("session of %s", vid);
@@ -178,10 +192,11 @@ tspdb_live_session(const struct tspdb_live *sl)
 }
 
 void
-tspdb_live_put(struct tspdb *db, const struct tspdb_session *s)
+tspdb_live_put(struct tspdb *db, const struct tspdb_session *s,
+    uint64_t ceiling)
 {
 	tspdb_live_forget(db, s->s_vid);
-	if (live_insert(db->db_live, s) == NULL)
+	if (live_insert(db->db_live, s, ceiling, tspdb_written(db)) == NULL)
 		log_warn("session of %s kept in the store only", s->s_vid);
 }
 
@@ -241,26 +256,31 @@ tspdb_session_release(struct tspdb *db, const char *vid)
 		live_remove(db->db_live, vid);
 }
 
-void
+int
 tspdb_live_advance(struct tspdb *db, struct tspdb_live *sl, uint64_t rx_seq,
     uint64_t tx_seq)
 {
 	sl->sl_sess.s_rx_seq = rx_seq;
-	sl->sl_sess.s_tx_seq = tx_seq;
+	if (tx_seq > sl->sl_sess.s_tx_seq)
+		sl->sl_sess.s_tx_seq = tx_seq;
+	if (sl->sl_sess.s_tx_seq + TSPDB_TX_AHEAD / 2 > sl->sl_tx_ceiling)
+		sl->sl_tx_ceiling = sl->sl_sess.s_tx_seq + TSPDB_TX_AHEAD;
 	if (!sl->sl_dirty) {
 		sl->sl_dirty = 1;
 		sl->sl_dirty_next = db->db_live->lt_dirty;
 		db->db_live->lt_dirty = sl;
 	}
+	return tx_seq <= sl->sl_tx_stored &&
+	    sl->sl_ceiling_gen <= tspdb_durable(db);
 }
 
 int
-tspdb_live_dirty_seqs(struct tspdb *db, const char *vid, uint64_t *rx_seq,
+tspdb_live_seqs(struct tspdb *db, const char *vid, uint64_t *rx_seq,
     uint64_t *tx_seq)
 {
 	struct tspdb_live	*sl;
 
-	if ((sl = tspdb_live_get(db, vid)) == NULL || !sl->sl_dirty)
+	if ((sl = tspdb_live_get(db, vid)) == NULL)
 		return 0;
 	*rx_seq = sl->sl_sess.s_rx_seq;
 	*tx_seq = sl->sl_sess.s_tx_seq;
@@ -274,7 +294,7 @@ tspdb_live_write(struct tspdb *db)
 
 	for (sl = db->db_live->lt_dirty; sl != NULL; sl = sl->sl_dirty_next)
 		if (tspdb_session_seq_write(db, sl->sl_sess.s_vid,
-		    sl->sl_sess.s_rx_seq, sl->sl_sess.s_tx_seq) == -1)
+		    sl->sl_sess.s_rx_seq, sl->sl_tx_ceiling) == -1)
 			return -1;
 	return 0;
 }
@@ -290,13 +310,18 @@ tspdb_live_settled(struct tspdb *db, int committed)
 		lt->lt_dirty = sl->sl_dirty_next;
 		sl->sl_dirty = 0;
 		sl->sl_dirty_next = NULL;
+		/*
+		 * After a rollback the numbers in memory stay: answers under
+		 * them may have left, and no seq may serve twice.
+		 */
 		if (committed) {
 			sl->sl_rx_stored = sl->sl_sess.s_rx_seq;
-			sl->sl_tx_stored = sl->sl_sess.s_tx_seq;
-		} else {
-			sl->sl_sess.s_rx_seq = sl->sl_rx_stored;
-			sl->sl_sess.s_tx_seq = sl->sl_tx_stored;
-		}
+			if (sl->sl_tx_stored != sl->sl_tx_ceiling) {
+				sl->sl_tx_stored = sl->sl_tx_ceiling;
+				sl->sl_ceiling_gen = tspdb_written(db);
+			}
+		} else
+			sl->sl_tx_ceiling = sl->sl_tx_stored;
 		if (sl->sl_release) {
 			memcpy(vid, sl->sl_sess.s_vid, sizeof(vid));
 			live_remove(lt, vid);
@@ -311,7 +336,7 @@ tspdb_live_settled(struct tspdb *db, int committed)
 enum tspdb_result
 tspdb_session_telemetry_tx(struct tspdb *db, const char *vid, uint64_t seq,
     uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
-    uint64_t now_ms)
+    uint64_t now_ms, int *now)
 {
 	struct tspdb_live	*sl;
 	int			 r;
@@ -322,7 +347,7 @@ tspdb_session_telemetry_tx(struct tspdb *db, const char *vid, uint64_t seq,
 		return TSPDB_REPLAY;
 	if (tspdb_telemetry_insert(db, vid, tsp_id, seq, t, now_ms) == -1)
 		return TSPDB_ERROR;
-	tspdb_live_advance(db, sl, seq, tx_seq);
+	*now = tspdb_live_advance(db, sl, seq, tx_seq);
 	return TSPDB_OK;
 }
 
@@ -356,4 +381,45 @@ size_t
 tspdb_session_live(const struct tspdb *db)
 {
 	return db->db_live->lt_count;
+}
+
+int
+tspdb_session_stored(struct tspdb *db, const char *vid, uint32_t key_index,
+    uint64_t seq)
+{
+	struct tspdb_live	*sl;
+
+	if ((sl = tspdb_live_get(db, vid)) == NULL ||
+	    sl->sl_sess.s_key_index != key_index ||
+	    seq <= sl->sl_sess.s_stored_seq)
+		return 0;
+	sl->sl_sess.s_stored_seq = seq;
+	return 1;
+}
+
+uint64_t
+tspdb_session_tell(struct tspdb *db, const char *vid)
+{
+	struct tspdb_live	*sl;
+
+	if ((sl = tspdb_live_get(db, vid)) == NULL ||
+	    sl->sl_sess.s_stored_seq <= sl->sl_sess.s_stored_told)
+		return 0;
+	sl->sl_sess.s_stored_told = sl->sl_sess.s_stored_seq;
+	return sl->sl_sess.s_stored_seq;
+}
+
+int
+tspdb_session_next_tx(struct tspdb *db, const char *vid, uint64_t *tx_seq,
+    const struct tspdb_session **sp)
+{
+	struct tspdb_live	*sl;
+
+	if ((sl = tspdb_live_get(db, vid)) == NULL ||
+	    sl->sl_sess.s_tx_seq + 1 > sl->sl_tx_stored ||
+	    sl->sl_ceiling_gen > tspdb_durable(db))
+		return 0;
+	*tx_seq = ++sl->sl_sess.s_tx_seq;
+	*sp = &sl->sl_sess;
+	return 1;
 }

@@ -24,6 +24,7 @@ struct tspdb {
 	void		(*db_flush)(void *);	/* commits the batch */
 	void		*db_flush_arg;
 	struct tspdb_ltab *db_live;		/* db_live.c */
+	struct committer *db_commit;		/* NULL: each commit syncs */
 };
 
 /* Schema of the handover tables, the second migration of the store. */
@@ -77,7 +78,7 @@ int	tspdb_begin(struct tspdb *);
 /* The steps of tspdb_session_telemetry inside the open transaction. */
 enum tspdb_result tspdb_session_telemetry_tx(struct tspdb *, const char *vid,
 	    uint64_t seq, uint64_t tx_seq, const Qroam__Telemetry *t,
-	    const char *tsp_id, uint64_t now_ms);
+	    const char *tsp_id, uint64_t now_ms, int *now);
 
 /* The row of vid's session, without settling the batch; as session_get. */
 int	tspdb_session_select(struct tspdb *, const char *vid,
@@ -101,18 +102,23 @@ struct tspdb_live *tspdb_live_get(struct tspdb *, const char *vid);
 /* vid's entry, loaded from its row if needed: 1, 0 (no session) or -1. */
 int	tspdb_live_load(struct tspdb *, const char *vid, struct tspdb_live **);
 const struct tspdb_session *tspdb_live_session(const struct tspdb_live *);
-/* Enter session s as just stored, replacing vid's entry. */
-void	tspdb_live_put(struct tspdb *, const struct tspdb_session *s);
+/* Enter session s as just stored with ceiling, replacing vid's entry. */
+void	tspdb_live_put(struct tspdb *, const struct tspdb_session *s,
+	    uint64_t ceiling);
 /*
  * Drop vid's entry (after settling the batch if the entry is ahead of its
  * row): called by every change of a sessions row made outside this file's
  * knowledge, so the next use reads the row again.
  */
 void	tspdb_live_forget(struct tspdb *, const char *vid);
-void	tspdb_live_advance(struct tspdb *, struct tspdb_live *,
+/*
+ * Take rx_seq and tx_seq (raising the ceiling when tx_seq nears it): 1 if
+ * an answer sealed under tx_seq may leave before the batch commits.
+ */
+int	tspdb_live_advance(struct tspdb *, struct tspdb_live *,
 	    uint64_t rx_seq, uint64_t tx_seq);
-/* 1 and the numbers if vid's entry is ahead of its row, else 0. */
-int	tspdb_live_dirty_seqs(struct tspdb *, const char *vid,
+/* 1 and the numbers in memory if vid has an entry, else 0. */
+int	tspdb_live_seqs(struct tspdb *, const char *vid,
 	    uint64_t *rx_seq, uint64_t *tx_seq);
 /* Write the rows of the entries ahead of them; 0 or -1. */
 int	tspdb_live_write(struct tspdb *);

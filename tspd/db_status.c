@@ -184,13 +184,30 @@ handover_row(sqlite3_stmt *st)
 	    "started_ms", column_json_int(st, 5));
 }
 
+/*
+ * The sessions held in memory are ahead of their rows: their sequence
+ * numbers are the ones in use (the row's tx_seq is only a ceiling).
+ */
 json_t *
 tspdb_status_sessions(struct tspdb *db, size_t max)
 {
 	sqlite3_stmt	*st = sstmt(db, T_SESSIONS);
+	json_t		*a, *o;
+	const char	*vid;
+	uint64_t	 rx, tx;
+	size_t		 i;
 
 	tspdb_bind_u64(st, 1, max);
-	return status_rows(db, st, session_row);
+	if ((a = status_rows(db, st, session_row)) == NULL)
+		return NULL;
+	json_array_foreach(a, i, o) {
+		vid = json_string_value(json_object_get(o, "vehicle_id"));
+		if (vid == NULL || tspdb_live_seqs(db, vid, &rx, &tx) != 1)
+			continue;
+		json_object_set_new(o, "rx_seq", json_integer((json_int_t)rx));
+		json_object_set_new(o, "tx_seq", json_integer((json_int_t)tx));
+	}
+	return a;
 }
 
 json_t *

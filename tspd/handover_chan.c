@@ -43,6 +43,7 @@ hchan_opts(struct tspd *env, struct chan_opts *o, const char *name,
 	o->cho_conn.co_connect_ms = (int)env->t_conf.tc_handover_timeout_ms;
 	o->cho_conn.co_peer_cn = cn;
 	o->cho_conn.co_peer_role = role;
+	o->cho_conn.co_barrier = env->t_barrier;
 }
 
 void

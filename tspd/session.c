@@ -119,14 +119,16 @@ session_aad(char buf[MSG_AAD_MAX], const char *vid, const char *tsp_id,
 	return strlen(buf);
 }
 
-/* ServiceResponse{ack_seq, region} as a SessionInner. */
+/* ServiceResponse{ack_seq, region, stored_seq if not 0} as a SessionInner. */
 static void
-session_response_inner(struct tspd *env, uint64_t ack_seq,
+session_response_inner(struct tspd *env, uint64_t ack_seq, uint64_t stored,
     Qroam__SessionInner *inner, Qroam__ServiceResponse *resp)
 {
 	qroam__service_response__init(resp);
 	qroam__session_inner__init(inner);
 	resp->ack_seq = ack_seq;
+	resp->has_stored_seq = stored != 0;
+	resp->stored_seq = stored;
 	resp->region = (char *)env->t_id;
 	inner->body_case = QROAM__SESSION_INNER__BODY_RESPONSE;
 	inner->response = resp;
@@ -144,7 +146,7 @@ session_seal_response(struct tspd *env, const uint8_t k1[CRYPTO_KEYLEN],
 	Qroam__SessionInner	 inner;
 	Qroam__ServiceResponse	 resp;
 
-	session_response_inner(env, ack_seq, &inner, &resp);
+	session_response_inner(env, ack_seq, 0, &inner, &resp);
 	qroam__session_msg__init(out);
 	if (msg_session_seal(k1, vid, env->t_id, MSG_DIR_C2V, tx_seq, &inner,
 	    out) == -1)
@@ -155,13 +157,14 @@ session_seal_response(struct tspd *env, const uint8_t k1[CRYPTO_KEYLEN],
 }
 
 /*
- * The same for telemetry of session s, with K1's context, into ct
- * (TSPD_ACK_MAX bytes), which out->ct.data then points at; 0 or -1.
+ * The same for telemetry of session s, with K1's context and stored_seq
+ * stored (0: none), into ct (TSPD_ACK_MAX bytes), which out->ct.data then
+ * points at; 0 or -1.
  */
 static int
 session_seal_ack(struct tspd *env, const struct tspdb_session *s,
-    uint64_t tx_seq, uint64_t ack_seq, uint8_t ct[TSPD_ACK_MAX],
-    Qroam__SessionMsg *out)
+    uint64_t tx_seq, uint64_t ack_seq, uint64_t stored,
+    uint8_t ct[TSPD_ACK_MAX], Qroam__SessionMsg *out)
 {
 	Qroam__SessionInner	 inner;
 	Qroam__ServiceResponse	 resp;
@@ -171,7 +174,7 @@ session_seal_ack(struct tspd *env, const struct tspdb_session *s,
 	size_t			 ptlen, aadlen;
 	int			 rc;
 
-	session_response_inner(env, ack_seq, &inner, &resp);
+	session_response_inner(env, ack_seq, stored, &inner, &resp);
 	qroam__session_msg__init(out);
 	if (s->s_aead == NULL ||
 	    (ptlen = qroam__session_inner__get_packed_size(&inner)) >
@@ -433,7 +436,8 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 		    QROAM__STATUS_CODE__BAD_REQUEST, why);
 		return;
 	}
-	if (session_seal_ack(env, s, tx_seq, seq, ct, &reply) == -1) {
+	if (session_seal_ack(env, s, tx_seq, seq,
+	    tspdb_session_tell(env->t_db, s->s_vid), ct, &reply) == -1) {
 		log_warnx("telemetry vehicle=%s seq=%" PRIu64 ": sealing the "
 		    "response failed", s->s_vid, seq);
 		conn_send_status(c, f->f_request_id,
@@ -466,6 +470,28 @@ session_telemetry(struct tspd *env, struct conn *c, const struct frame *f,
 	if (offer)
 		tspd_handover_offer_cancel(env, s->s_vid);
 	free(m5.ct.data);
+}
+
+void
+tspd_session_tell_stored(struct tspd *env, const char *vid)
+{
+	const struct tspdb_session	*s;
+	Qroam__SessionMsg		 msg;
+	struct conn			*c;
+	uint8_t				 ct[TSPD_ACK_MAX];
+	uint64_t			 stored, tx_seq;
+
+	if ((c = tspd_vehicle_conn(env, vid)) == NULL ||
+	    tspdb_session_next_tx(env->t_db, vid, &tx_seq, &s) != 1)
+		return;		/* the next answer carries it */
+	if ((stored = tspdb_session_tell(env->t_db, vid)) == 0)
+		return;
+	/* ack_seq 0: it answers no message (the M3's data is long answered). */
+	if (session_seal_ack(env, s, tx_seq, 0, stored, ct, &msg) == -1) {
+		log_warnx("stored_seq vehicle=%s: sealing failed", vid);
+		return;
+	}
+	conn_send_now(c, QROAM__MSG_TYPE__MT_SESSION_MSG, 0, &msg.base);
 }
 
 /* M6: accept its sequence number, then answer the handover offer. */

@@ -111,6 +111,25 @@ tspd_start_handover(struct tspd *env)
 	    t->t_qkd.ep_port, (unsigned long long)conf->tc_look_ahead_ms);
 }
 
+/* The barrier's count of the store's commits. */
+static uint64_t
+tspd_written(void *arg)
+{
+	struct tspd	*env = arg;
+
+	return tspdb_written(env->t_db);
+}
+
+/* The committer made the first n commits durable: release what waited. */
+static void
+tspd_durable(uint64_t n, void *arg)
+{
+	struct tspd	*env = arg;
+
+	conn_barrier_release(env->t_barrier, n);
+	tspd_batch_durable(env, n);
+}
+
 /* Open the store, the TLS contexts and both listeners. */
 static void
 tspd_open(struct tspd *env)
@@ -118,8 +137,10 @@ tspd_open(struct tspd *env)
 	struct tspd_config	*conf = &env->t_conf;
 	struct conn_opts	 vo, po;
 
-	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, 1)) == NULL)
+	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, env->t_base,
+	    tspd_durable, env)) == NULL)
 		fatalx("cannot open store %s", conf->tc_common.cc_store);
+	env->t_barrier = conn_barrier_new(tspd_written, env);
 	tspd_batch_init(env);
 	tspd_prv_init(env, conf->tc_prv_cache);
 	tspd_auth_init(env);
@@ -132,6 +153,7 @@ tspd_open(struct tspd *env)
 	memset(&vo, 0, sizeof(vo));
 	vo.co_max_frame = conf->tc_common.cc_max_frame;
 	vo.co_idle_ms = (int)conf->tc_idle_timeout_ms;
+	vo.co_barrier = env->t_barrier;
 	po = vo;
 	po.co_tls = env->t_tls;
 	env->t_vehicle = listener_new(env->t_base,
@@ -214,6 +236,7 @@ tspd_reload(void *arg, const void *next, const struct topo *topo,
 	env->t_conf.tc_look_ahead_ms = conf->tc_look_ahead_ms;
 	env->t_conf.tc_handover_timeout_ms = conf->tc_handover_timeout_ms;
 	env->t_conf.tc_ck2_lifetime_ms = conf->tc_ck2_lifetime_ms;
+	env->t_conf.tc_commit_delay_ms = conf->tc_commit_delay_ms;
 	log_info("reloaded: verbose %d, auth_skew %llums, auth_fail %s, "
 	    "look_ahead %llums, handover_timeout %llums, ck2_lifetime %llums%s",
 	    log_getverbose(), (unsigned long long)conf->tc_auth_skew_ms,
@@ -224,6 +247,21 @@ tspd_reload(void *arg, const void *next, const struct topo *topo,
 	    restart > 0 ? " (settings that need a restart are kept)" : "");
 }
 
+/*
+ * Let the committer make what is written durable, so the answers waiting
+ * for it leave before the connections close; two seconds at most.
+ */
+static void
+tspd_drain_commits(struct tspd *env)
+{
+	uint64_t	 deadline = store_now_ms() + 2000;
+
+	while (tspdb_durable(env->t_db) < tspdb_written(env->t_db) &&
+	    store_now_ms() < deadline)
+		event_base_loop(env->t_base, EVLOOP_ONCE);
+	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
+}
+
 /* Close every connection and free what start-up allocated. */
 static void
 tspd_shutdown(void *arg)
@@ -232,6 +270,7 @@ tspd_shutdown(void *arg)
 
 	tspd_auth_free(env);
 	tspd_batch_flush(env);
+	tspd_drain_commits(env);
 	tspd_ops_free(env);
 	listener_free(env->t_vehicle);
 	listener_free(env->t_provision);
@@ -249,6 +288,7 @@ tspd_shutdown(void *arg)
 	tspd_batch_free(env);
 	tspd_prv_free(env);
 	tspdb_close(env->t_db);
+	conn_barrier_free(env->t_barrier);
 	SSL_CTX_free(env->t_tls);
 	SSL_CTX_free(env->t_tls_client);
 }

@@ -38,6 +38,8 @@ struct tspd {
 	struct tspd_prvcache	*t_prv;		/* prvcache.c */
 	struct tspd_auth	*t_auth;	/* auth.c */
 	struct tspd_batch	*t_batch;	/* batch.c */
+	/* Answers wait for the commits they depend on (conn.h). */
+	struct conn_barrier	*t_barrier;
 };
 
 /* Connection callbacks of the listeners; arg is the struct tspd. */
@@ -87,8 +89,8 @@ void	tspd_auth_conn_closed(struct tspd *, struct conn *);
 
 /*
  * Group commit of F5 telemetry (batch.c): the messages of one pass of the
- * event loop share one transaction, and their replies leave only after
- * its commit.
+ * event loop (or of commit_delay) share one transaction; their replies
+ * leave at once, and stored_seq follows when the group is durable.
  */
 void	tspd_batch_init(struct tspd *);
 /* Commit what is pending, then free the batch. */
@@ -97,9 +99,10 @@ void	tspd_batch_free(struct tspd *);
 #define TSPD_ACK_MAX	128
 /*
  * Store telemetry seq of s in the open batch (tx_seq: the TSP's last seq
- * used) and queue its sealed replies (m5 may be NULL) for after the
- * commit; the batch copies reply's ct (at most TSPD_ACK_MAX bytes) and
- * takes over m5's ct buffer.  A tspdb_result.
+ * used) and send its sealed replies (m5 may be NULL), at once or, when
+ * tx_seq needs a new ceiling, after the commit; the batch then copies
+ * reply's ct (at most TSPD_ACK_MAX bytes) and takes over m5's ct buffer.
+ * A tspdb_result.
  */
 enum tspdb_result tspd_batch_telemetry(struct tspd *, struct conn *,
 	    uint64_t request_id, const struct tspdb_session *s, uint64_t seq,
@@ -107,6 +110,13 @@ enum tspdb_result tspd_batch_telemetry(struct tspd *, struct conn *,
 	    Qroam__SessionMsg *reply, Qroam__SessionMsg *m5);
 /* Commit the open batch now and send its replies. */
 void	tspd_batch_flush(struct tspd *);
+/* The first n commits are durable: the groups among them are stored. */
+void	tspd_batch_durable(struct tspd *, uint64_t n);
+/*
+ * Send vid's vehicle a ServiceResponse carrying its new stored_seq, unless
+ * an answer carried it already or the vehicle is not connected.
+ */
+void	tspd_session_tell_stored(struct tspd *, const char *vid);
 /* Connection c is closing: its queued replies are dropped. */
 void	tspd_batch_conn_closed(struct tspd *, struct conn *);
 

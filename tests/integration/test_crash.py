@@ -1,12 +1,14 @@
 """Invariant 1 across crashes: kill -9 of tspd and of vehicled at random
-moments, many of them in the middle of session establishment; no chip key
-is ever used twice and service resumes."""
+moments, many of them in the middle of session establishment, and of
+tspd while M3s and M4s wait for their commit; no chip key or M4 nonce is
+ever accepted twice and service resumes."""
 
 import os
 import random
+import threading
 import time
 
-from harness import testbed, vin, wait_until
+from harness import enrolled_probe, start_provisioning, testbed, vin, wait_until
 
 V = vin(700)
 
@@ -95,3 +97,50 @@ def crash_rounds(tb, rng):
     assert used >= len(victims), "only %d sessions in %d crash rounds" % (used, len(victims))
     powered = tb.count(V, "events", "kind='power_on'")
     assert powered == 1 + victims.count(V), "power_on events: %d" % powered
+
+
+@testbed(tsps=["tsp-a"])
+def test_kill9_with_m3_and_m4_waiting_for_their_commit(tb):
+    """M4s and M3s of several vehicles at once, tspd killed among them: the
+    answers wait for their group's sync, so some were committed and not
+    answered, some answered, some neither.  After the restart the same
+    bytes sent again are refused wherever the first copy was accepted,
+    and no key or nonce is ever accepted twice."""
+    start_provisioning(tb, ["tsp-a"], auth_fail="reply")
+    probes = [enrolled_probe(tb, ["tsp-a"], m=8, vehicle_id=vin(720 + i)) for i in range(6)]
+    for p in probes:
+        assert p.auth("tsp-a").status == "OK"
+    first = {}
+
+    def run(p):
+        m4 = tb.path("frames", "m4-" + p.vin)
+        m3 = tb.path("frames", "m3-" + p.vin)
+        r4 = p.auth("tsp-a", save=m4, wait_ms=1500, expect_rc=None)
+        r3 = p.m3("tsp-a", save=m3, wait_ms=1500, expect_rc=None)
+        first[p.vin] = ((m4, r4.status), (m3, r3.status))
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in probes]
+    for t in threads:
+        t.start()
+    time.sleep(random.uniform(0.05, 0.4))
+    tb.kill("tsp-a")
+    for t in threads:
+        t.join()
+    tb.start("tsp-a")
+    accepted = 0
+    for p in probes:
+        for path, status in first[p.vin]:
+            if not os.path.exists(path):
+                continue
+            again = [p.send("tsp-a", path, wait_ms=3000, expect_rc=None).status
+                     for _ in range(2)]
+            if status == "OK":
+                assert "OK" not in again, (path, status, again)
+            assert again[1] != "OK", (path, status, again)
+            accepted += (status == "OK") + again.count("OK")
+    assert accepted > 0
+    # Each nonce and key at most once in the store (primary keys), and
+    # each key used by an M3 left exactly one D1.
+    m3_used = tb.count("tsp-a", "used_keys", "how='m3'")
+    assert tb.count("tsp-a", "telemetry", "seq=0") == m3_used
+    tb.assert_running("tsp-a")

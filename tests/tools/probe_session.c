@@ -354,8 +354,10 @@ probe_collect_acks(struct probe_run *r, uint64_t first, uint64_t last,
 			probe_inner(r, in, last, &high, &acked);
 			qroam__session_inner__free_unpacked(in, NULL);
 		} else
-			fprintf(stderr, "qprobe: unusable %s reply\n",
-			    frame_type_name(f.f_type));
+			fprintf(stderr, "qprobe: unusable %s reply: %s\n",
+			    frame_type_name(f.f_type),
+			    f.f_type == QROAM__MSG_TYPE__MT_SESSION_MSG ? why :
+			    "unexpected type");
 		frame_release(&f);
 	}
 	return acked;

@@ -310,6 +310,104 @@ test_async_client(void **state)
 	echo_stop(&sv);
 }
 
+/* The barrier's commit counter in test_barrier_holds_output. */
+static uint64_t	barrier_commits;
+
+static uint64_t
+barrier_written(void *arg)
+{
+	(void)arg;
+	return barrier_commits;
+}
+
+static void
+barrier_on_connected(struct conn *c, void *arg)
+{
+	(void)arg;
+	assert_int_equal(echo_send(c, 101, "connected"), 0);
+}
+
+static void
+barrier_on_frame(struct conn *c, const struct frame *f, void *arg)
+{
+	struct client	*cl = arg;
+
+	(void)c;
+	(void)f;
+	cl->cl_frames++;
+}
+
+static const struct conn_cb barrier_cb = {
+	.on_connected = barrier_on_connected,
+	.on_frame = barrier_on_frame,
+	.on_close = cl_on_close,
+};
+
+static void
+test_barrier_holds_output(void **state)
+{
+	struct echo_server	 sv;
+	struct conn_barrier	*b;
+	struct client		 cl;
+	struct conn_opts	 o;
+	struct conn		*c;
+
+	(void)state;
+	echo_start(&sv, NULL, 0, 0);
+	barrier_commits = 0;
+	b = conn_barrier_new(barrier_written, NULL);
+	memset(&cl, 0, sizeof(cl));
+	memset(&o, 0, sizeof(o));
+	o.co_barrier = b;
+	c = conn_connect(sv.es_base, "127.0.0.1", sv.es_port, &o, &barrier_cb,
+	    &cl);
+	assert_non_null(c);
+	tu_wait_count(sv.es_base, &sv.es_frames, 1, ECHO_WAIT_MS);
+	/* Nothing to wait for: the on_connected ping went at once. */
+	assert_int_equal(sv.es_rids[0], 101);
+
+	/* Commit 1 is made, not durable: what depends on it waits. */
+	barrier_commits = 1;
+	assert_int_equal(echo_send(c, 1, "after commit 1"), 0);
+	barrier_commits = 2;
+	assert_int_equal(echo_send(c, 2, "after commit 2"), 0);
+	/* Output that depends on nothing still queues behind it, in order. */
+	assert_int_equal(conn_send_now(c, QROAM__MSG_TYPE__MT_STATUS, 3, NULL),
+	    0);
+	tu_run_for(sv.es_base, 100);
+	assert_int_equal(sv.es_frames, 1);
+
+	/* Commit 1 durable: only the first message goes. */
+	conn_barrier_release(b, 1);
+	tu_wait_count(sv.es_base, &sv.es_frames, 2, ECHO_WAIT_MS);
+	tu_run_for(sv.es_base, 100);
+	assert_int_equal(sv.es_frames, 2);
+	assert_int_equal(sv.es_rids[1], 1);
+
+	/* Commit 2 durable: the rest, in the order sent. */
+	conn_barrier_release(b, 2);
+	tu_wait_count(sv.es_base, &sv.es_frames, 4, ECHO_WAIT_MS);
+	assert_int_equal(sv.es_rids[2], 2);
+	assert_int_equal(sv.es_rids[3], 3);
+
+	/* All durable again: output leaves at once. */
+	assert_int_equal(echo_send(c, 4, "nothing pending"), 0);
+	tu_wait_count(sv.es_base, &sv.es_frames, 5, ECHO_WAIT_MS);
+
+	/* A close waits for held output, which then leaves first. */
+	barrier_commits = 3;
+	assert_int_equal(echo_send(c, 5, "held at close"), 0);
+	conn_close(c, "client done");
+	tu_run_for(sv.es_base, 100);
+	assert_int_equal(sv.es_frames, 5);
+	conn_barrier_release(b, 3);
+	tu_wait_count(sv.es_base, &sv.es_frames, 6, ECHO_WAIT_MS);
+	assert_int_equal(sv.es_rids[5], 5);
+	tu_wait_count(sv.es_base, &cl.cl_closes, 1, ECHO_WAIT_MS);
+	conn_barrier_free(b);
+	echo_stop(&sv);
+}
+
 static void
 test_connect_refused(void **state)
 {
@@ -417,6 +515,7 @@ main(void)
 		cmocka_unit_test(test_malformed_closes),
 		cmocka_unit_test(test_close_inside_on_frame),
 		cmocka_unit_test(test_async_client),
+		cmocka_unit_test(test_barrier_holds_output),
 		cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_idle_timeout),
 		cmocka_unit_test(test_recv_timeout),

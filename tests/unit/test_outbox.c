@@ -196,7 +196,7 @@ fixture_init(struct fixture *fx)
 	assert_non_null(fx->fx_db);
 	fx->fx_client = tu_tls_ctx(tmpdir, "filler", 0);
 	fx->fx_ob = outbox_new(fx->fx_base, fx->fx_db, &fx->fx_topo,
-	    fx->fx_client, 0);
+	    fx->fx_client, 0, NULL);
 	assert_non_null(fx->fx_ob);
 }
 
@@ -472,7 +472,7 @@ test_free_in_any_state(void **state)
 
 	/* tsp-a never answers (in flight), tsp-b refuses (backoff timer). */
 	fx->fx_ob = outbox_new(fx->fx_base, fx->fx_db, &fx->fx_topo,
-	    fx->fx_client, 0);
+	    fx->fx_client, 0, NULL);
 	fx->fx_tsp[0].ft_mode = FT_SILENT;
 	fx->fx_tsp[1].ft_mode = FT_REFUSE;
 	enqueue(fx, "rec", 2, 1);
