@@ -92,6 +92,11 @@ void	chip_reg_clear(struct chip_reg *);
 int	chip_reg_tsps(sqlite3 *, struct topo *);
 void	chip_reg_tsps_free(struct topo *);
 
+/*
+ * The journal: events and counters, committed without waiting for the
+ * disk (synchronous=NORMAL: a crash of the process loses none of them, a
+ * power loss may lose the last ones).
+ */
 /* Journal one event; detail is printf-formatted (never key material). */
 void	chip_event(sqlite3 *, const char *kind, const char *tsp_id,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));

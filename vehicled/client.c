@@ -201,7 +201,8 @@ client_served(struct vclient *c, int by_m3)
 	if (!c->vc_gap_wait)
 		return;
 	c->vc_gap_wait = 0;
-	c->vc_ho->hc_served(c->vc_ho_arg, client_now_us(), by_m3);
+	/* From the frame's arrival: our own bookkeeping is not the gap. */
+	c->vc_ho->hc_served(c->vc_ho_arg, c->vc_rx_us, by_m3);
 }
 
 /* The retransmission delay of the current attempt. */
@@ -680,6 +681,7 @@ client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 
 	if (arg == &client_gone)
 		return;
+	c->vc_rx_us = client_now_us();
 	client_log_enter(c);
 	if (conn == c->vc_pre.vp_conn) {
 		entry_on_frame(c, f);

@@ -167,6 +167,7 @@ struct vclient {
 	int			 vc_gap_wait;
 	int			 vc_gap_m3;	/* the M3 in flight was sent since */
 	uint64_t		 vc_gap_seq;	/* the first seq sent since, or 0 */
+	uint64_t		 vc_rx_us;	/* when the frame being handled came */
 
 	struct event		*vc_timer;	/* retransmit, retry, reconnect */
 	const struct vclient_ho_cb *vc_ho;
