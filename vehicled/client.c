@@ -742,6 +742,15 @@ client_on_connected(struct conn *conn, void *arg)
 		client_auth_attempt(c);
 	else if (c->vc_state == VC_OPEN)
 		client_open_attempt(c);
+	else if (c->vc_state == VC_SESSION && vrecq_len(&c->vc_recs) > 0) {
+		/*
+		 * The same session, but what was not covered may have died
+		 * with the TSP or the connection: it goes again, new seqs.
+		 */
+		vrecq_session(&c->vc_recs);
+		log_info("session: reconnected to %s; %zu telemetry records not"
+		    " yet stored go again", c->vc_tsp, vrecq_len(&c->vc_recs));
+	}
 }
 
 /* The connection is gone: reconnect later if a step still needs it. */
