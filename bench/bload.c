@@ -3,10 +3,13 @@
  * regions meet at a meridian: its telemetry, placed just before the
  * boundary and heading across it, makes the current TSP offer M5; qbench
  * answers M6, times M5 -> HandoverReady, then (as vehicled) destroys the
- * next chip key and wraps K1 for the next TSP, pre-connects to it and
- * times the crossing (the prepared M3 alone on the handover path;
- * connect, M4 and a new M3 on the re-authentication path).  Throughput commands keep a window of
- * M4s or telemetry messages in flight on one connection.
+ * next chip key and wraps K1 for the next TSP, and crosses in one of
+ * three ways: prepared entry (M3 to the next TSP at once, two sessions
+ * until the crossing, then Bye to the old one and the first message on
+ * the new session), the patent's order (the prepared M3 alone on a
+ * connection opened before the crossing) or re-authentication (connect,
+ * M4 and a new M3).  Throughput commands keep a window of M4s or
+ * telemetry messages in flight on one connection.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -39,8 +42,10 @@ struct qb_shuttle {
 	double			*sh_prep;	/* us, M5 -> HandoverReady */
 	double			*sh_gap_h;	/* us, prepared crossing */
 	double			*sh_gap_r;	/* us, crossing with F3 + F4 */
+	double			*sh_gap_p;	/* us, prepared entry */
+	double			*sh_lag_p;	/* us, ... until stored_seq */
 	double			*sh_destroy;	/* us, key destruction in gap_h */
-	size_t			 sh_nprep, sh_ngap_h, sh_ngap_r;
+	size_t			 sh_nprep, sh_ngap_h, sh_ngap_r, sh_ngap_p;
 	uint32_t		 sh_failures;
 	double			 sh_end_us;
 	pthread_barrier_t	*sh_barrier;
@@ -91,6 +96,8 @@ qb_shuttle_free(struct qb_shuttle *sh)
 	free(sh->sh_prep);
 	free(sh->sh_gap_h);
 	free(sh->sh_gap_r);
+	free(sh->sh_gap_p);
+	free(sh->sh_lag_p);
 	free(sh->sh_destroy);
 }
 
@@ -199,23 +206,130 @@ qb_cross(struct qb_shuttle *sh, int prepared, double *gap_us)
 	return 0;
 }
 
+/* A session as the vehicle holds it, so that it can hold two at once. */
+struct qb_sess {
+	char		 ss_tsp[sizeof(((struct bveh *)0)->bv_tsp)];
+	uint8_t		 ss_k1[32];
+	uint64_t	 ss_tx, ss_rx;
+};
+
+static void
+qb_sess_swap(struct bveh *v, struct qb_sess *s)
+{
+	struct qb_sess	 cur;
+
+	memcpy(cur.ss_tsp, v->bv_tsp, sizeof(cur.ss_tsp));
+	memcpy(cur.ss_k1, v->bv_k1, sizeof(cur.ss_k1));
+	cur.ss_tx = v->bv_tx;
+	cur.ss_rx = v->bv_rx;
+	memcpy(v->bv_tsp, s->ss_tsp, sizeof(v->bv_tsp));
+	memcpy(v->bv_k1, s->ss_k1, sizeof(v->bv_k1));
+	v->bv_tx = s->ss_tx;
+	v->bv_rx = s->ss_rx;
+	*s = cur;
+	crypto_wipe(&cur, sizeof(cur));
+}
+
 /*
- * One crossing: prepared by a handover, or with re-authentication.  A
- * handover that fails counts and the crossing falls back to F3 + F4, as
- * a vehicle does.  0, or -1 when even that failed.
+ * Prepared entry (F6.8): after HandoverReady the M3 goes to the next TSP
+ * at once, on a connection of its own, while the old session goes on.
+ * Then the crossing: Bye to the old TSP and one telemetry message on the
+ * new session.  0 with *gap_us (the crossing until its ServiceResponse)
+ * and *lag_us (until a stored_seq covers it), or -1.
  */
 static int
-qb_crossing(struct qb_shuttle *sh, int handover)
+qb_enter_prepared(struct qb_shuttle *sh, double *gap_us, double *lag_us)
+{
+	const struct qb_side	*to = &sh->sh_side[!sh->sh_at];
+	Qroam__SessionInner	*in;
+	struct bconn		 next;
+	struct qb_sess		 old;
+	uint64_t		 seq, stored = 0;
+	double			 t0;
+	int			 status, answered = 0;
+
+	if (bconn_open(&next, to->s_ep) == -1)
+		return -1;
+	/* Keep the old session: a copy, then the new one replaces it. */
+	memcpy(old.ss_tsp, sh->sh_v.bv_tsp, sizeof(old.ss_tsp));
+	memcpy(old.ss_k1, sh->sh_v.bv_k1, sizeof(old.ss_k1));
+	old.ss_tx = sh->sh_v.bv_tx;
+	old.ss_rx = sh->sh_v.bv_rx;
+	if (bveh_m3(&sh->sh_v, &next, to->s_id) != 0) {
+		qb_sess_swap(&sh->sh_v, &old);
+		bconn_close(&next);
+		return -1;
+	}
+	/* The crossing. */
+	qb_sess_swap(&sh->sh_v, &old);
+	qb_leave(sh);
+	qb_sess_swap(&sh->sh_v, &old);
+	crypto_wipe(&old, sizeof(old));
+	t0 = qb_now_us();
+	sh->sh_conn = next;
+	sh->sh_at = !sh->sh_at;
+	/* Standing still: the message is service, not a handover trigger. */
+	if (bveh_queue_telemetry(&sh->sh_v, &sh->sh_conn, sh->sh_q->q_lat,
+	    to->s_lon, to->s_heading, 0) == -1 ||
+	    bconn_flush(&sh->sh_conn) == -1)
+		return -1;
+	seq = sh->sh_v.bv_tx;
+	while (!answered || stored < seq) {
+		if ((in = bveh_recv_inner(&sh->sh_v, &sh->sh_conn, QB_WAIT_MS,
+		    &status)) == NULL)
+			return -1;
+		if (in->body_case == QROAM__SESSION_INNER__BODY_RESPONSE) {
+			if (!answered && in->response->ack_seq == seq) {
+				*gap_us = qb_now_us() - t0;
+				answered = 1;
+			}
+			if (in->response->has_stored_seq &&
+			    in->response->stored_seq > stored)
+				stored = in->response->stored_seq;
+		}
+		qroam__session_inner__free_unpacked(in, NULL);
+	}
+	*lag_us = qb_now_us() - t0;
+	return 0;
+}
+
+/* How a vehicle crosses. */
+enum qb_kind {
+	QB_PREPARED,		/* prepared entry, after a handover */
+	QB_ON_CROSSING,		/* the patent's order, after a handover */
+	QB_REAUTH,		/* F3 + F4 at the new TSP */
+};
+
+/*
+ * One crossing of kind.  A handover that fails counts and the crossing
+ * falls back to F3 + F4, as a vehicle does.  0, or -1 when even that
+ * failed.
+ */
+static int
+qb_crossing(struct qb_shuttle *sh, enum qb_kind kind)
 {
 	const struct qb_side	*here;
-	double			 prep, gap;
-	int			 from = sh->sh_at;
+	double			 prep, gap, lag;
+	int			 from = sh->sh_at, rc;
 
-	if (handover) {
-		if (qb_prepare(sh, &prep) == 0 && qb_cross(sh, 1, &gap) == 0) {
+	if (kind != QB_REAUTH) {
+		if (qb_prepare(sh, &prep) == 0) {
+			if (kind == QB_PREPARED)
+				rc = qb_enter_prepared(sh, &gap, &lag);
+			else
+				rc = qb_cross(sh, 1, &gap);
+		} else
+			rc = -1;
+		if (rc == 0) {
 			sh->sh_prep[sh->sh_nprep++] = prep;
-			sh->sh_destroy[sh->sh_ngap_h] = sh->sh_v.bv_destroy_us;
-			sh->sh_gap_h[sh->sh_ngap_h++] = gap;
+			if (kind == QB_PREPARED) {
+				sh->sh_lag_p[sh->sh_ngap_p] = lag;
+				sh->sh_gap_p[sh->sh_ngap_p++] = gap;
+			} else {
+				sh->sh_destroy[sh->sh_ngap_h] =
+				    sh->sh_v.bv_destroy_us;
+				sh->sh_gap_h[sh->sh_ngap_h++] = gap;
+			}
 			return 0;
 		}
 		sh->sh_failures++;
@@ -244,6 +358,8 @@ qb_shuttle_alloc(struct qb_shuttle *sh, size_t n)
 	sh->sh_prep = xcalloc(n + 1, sizeof(double));
 	sh->sh_gap_h = xcalloc(n + 1, sizeof(double));
 	sh->sh_gap_r = xcalloc(n + 1, sizeof(double));
+	sh->sh_gap_p = xcalloc(n + 1, sizeof(double));
+	sh->sh_lag_p = xcalloc(n + 1, sizeof(double));
 	sh->sh_destroy = xcalloc(n + 1, sizeof(double));
 }
 
@@ -262,16 +378,19 @@ qb_report(const struct qbench *q, const char *name, double *v, size_t n,
 }
 
 /*
- * gap: one vehicle crosses n times, alternating prepared crossings and
- * re-authentications (H R R H ...: each direction gets both), with raw
- * loopback round trips sampled before every crossing.
+ * gap: one vehicle crosses n times, in turn with prepared entry,
+ * re-authentication and the patent's order (P R H P R H ...: each
+ * direction gets each kind), with raw loopback round trips sampled
+ * before every crossing.
  */
 int
 qb_cmd_gap(struct qbench *q)
 {
+	static const enum qb_kind kinds[] = { QB_PREPARED, QB_REAUTH,
+	    QB_ON_CROSSING };
 	struct qb_shuttle	 sh;
-	double			*rtt, h50, r50, p50, p99, t50, d50;
-	uint32_t		 k, n = q->q_count ? q->q_count : 20;
+	double			*rtt, h50, r50, p50, p99, t50, d50, e50, l50;
+	uint32_t		 k, n = q->q_count ? q->q_count : 18;
 	uint16_t		 port;
 
 	memset(&sh, 0, sizeof(sh));
@@ -288,20 +407,23 @@ qb_cmd_gap(struct qbench *q)
 	}
 	for (k = 0; k < n; k++) {
 		if (qb_rtt(port, 256, rtt + (size_t)k * QB_RTT_EACH,
-		    QB_RTT_EACH) == -1 || qb_crossing(&sh, k % 4 == 0 ||
-		    k % 4 == 3) == -1)
+		    QB_RTT_EACH) == -1 || qb_crossing(&sh, kinds[k % 3]) == -1)
 			break;
 	}
 	t50 = qb_report(q, "rtt_us", rtt, (size_t)k * QB_RTT_EACH, NULL);
+	e50 = qb_report(q, "gap_prepared_us", sh.sh_gap_p, sh.sh_ngap_p, NULL);
+	l50 = qb_report(q, "stored_lag_us", sh.sh_lag_p, sh.sh_ngap_p, NULL);
 	h50 = qb_report(q, "gap_handover_us", sh.sh_gap_h, sh.sh_ngap_h, NULL);
 	d50 = qb_report(q, "destroy_us", sh.sh_destroy, sh.sh_ngap_h, NULL);
 	r50 = qb_report(q, "gap_reauth_us", sh.sh_gap_r, sh.sh_ngap_r, NULL);
 	p50 = qb_report(q, "prep_us", sh.sh_prep, sh.sh_nprep, &p99);
-	result_print(QB_RAN, k == n ? "OK" : "FAILED", "crossings=%u handovers=%zu"
-	    " reauths=%zu failures=%u rtt_us_p50=%.1f gap_handover_us_p50=%.1f"
-	    " key_destroy_us_p50=%.1f gap_reauth_us_p50=%.1f prep_us_p50=%.1f"
-	    " prep_us_p99=%.1f", k, sh.sh_ngap_h, sh.sh_ngap_r,
-	    sh.sh_failures, t50, h50, d50, r50, p50, p99);
+	result_print(QB_RAN, k == n ? "OK" : "FAILED", "crossings=%u"
+	    " prepared=%zu handovers=%zu reauths=%zu failures=%u rtt_us_p50=%.1f"
+	    " gap_prepared_us_p50=%.1f stored_lag_us_p50=%.1f"
+	    " gap_handover_us_p50=%.1f key_destroy_us_p50=%.1f"
+	    " gap_reauth_us_p50=%.1f prep_us_p50=%.1f prep_us_p99=%.1f", k,
+	    sh.sh_ngap_p, sh.sh_ngap_h, sh.sh_ngap_r, sh.sh_failures, t50, e50,
+	    l50, h50, d50, r50, p50, p99);
 	qb_shuttle_free(&sh);
 	free(rtt);
 	return QB_RAN;
@@ -317,7 +439,7 @@ qb_handover_main(void *arg)
 
 	pthread_barrier_wait(sh->sh_barrier);
 	for (k = 0; ok && k < sh->sh_q->q_count; k++)
-		if (qb_crossing(sh, 1) == -1)
+		if (qb_crossing(sh, QB_ON_CROSSING) == -1)
 			ok = 0;
 	if (!ok)
 		sh->sh_failures++;

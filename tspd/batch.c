@@ -8,8 +8,8 @@
  * answer above it waits with its connection for the commit and leaves
  * once that is durable.  The commit writes the group to the WAL on the
  * loop; the committer thread syncs it, and then every session of the
- * group learns its new stored_seq: carried by the next ServiceResponse
- * that leaves within STORED_TELL_MS, or sent alone after that.  A group
+ * group learns its new stored_seq: carried by the answers that leave in
+ * the same pass of the event loop, or sent alone at the end of it.  A group
  * that is rolled back is never covered, so its vehicles send its records
  * again.  Queued replies are kept for reuse, so a message allocates
  * nothing here.
@@ -29,7 +29,7 @@
 #include "tspd.h"
 
 #define BATCH_MAX	4096	/* messages per transaction at most */
-#define STORED_TELL_MS	2	/* wait for an answer to carry stored_seq */
+#define STORED_WAIT_MS	1	/* retry telling while replies wait */
 
 /* The sealed replies to one stored telemetry message. */
 struct batch_reply {
@@ -242,7 +242,7 @@ static void
 batch_tell(struct tspd *env)
 {
 	struct tspd_batch	*tb = env->t_batch;
-	struct timeval		 tv = { 0, STORED_TELL_MS * 1000 };
+	struct timeval		 tv = { 0, STORED_WAIT_MS * 1000 };
 	size_t			 i;
 
 	if (!TAILQ_EMPTY(&tb->tb_replies)) {
@@ -262,12 +262,11 @@ batch_tell_cb(evutil_socket_t fd, short ev, void *arg)
 	batch_tell(arg);
 }
 
-/* Session of mark bm has a new stored_seq: tell it soon. */
+/* Session of mark bm has a new stored_seq: tell it at the end of the pass. */
 static void
 batch_tell_later(struct tspd *env, const struct batch_mark *bm)
 {
 	struct tspd_batch	*tb = env->t_batch;
-	struct timeval		 tv = { 0, STORED_TELL_MS * 1000 };
 	size_t			 cap;
 
 	if (tb->tb_ntell == tb->tb_tellcap) {
@@ -278,7 +277,7 @@ batch_tell_later(struct tspd *env, const struct batch_mark *bm)
 	}
 	tb->tb_tell[tb->tb_ntell++] = *bm;
 	if (!evtimer_pending(tb->tb_tell_ev, NULL))
-		evtimer_add(tb->tb_tell_ev, &tv);
+		event_active(tb->tb_tell_ev, EV_TIMEOUT, 0);
 }
 
 void
