@@ -4,7 +4,11 @@
  * synchronous=FULL before the message that uses it leaves the vehicle, so
  * a crash can never make the chip use a key twice.  secure_delete makes
  * SQLite zero the freed bytes, and a WAL checkpoint after each destruction
- * moves the zeroed page into the main file.
+ * moves the zeroed page into the main file.  The journal (events and
+ * counters) does not wait for the disk: it is written with
+ * synchronous=NORMAL, which in WAL mode loses nothing when the process
+ * dies and reaches the disk with the next synced commit, so that the
+ * vehicle's bookkeeping never stalls a protocol step.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -531,6 +535,15 @@ chip_reg_tsps_free(struct topo *t)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Run a journal statement without a sync of its own (see above). */
+static void
+chip_journal_step(sqlite3 *db, sqlite3_stmt *st)
+{
+	store_exec(db, "PRAGMA synchronous = NORMAL");
+	store_step_done(st, NULL);
+	store_exec(db, "PRAGMA synchronous = FULL");
+}
+
 void
 chip_event(sqlite3 *db, const char *kind, const char *tsp_id,
     const char *fmt, ...)
@@ -549,7 +562,7 @@ chip_event(sqlite3 *db, const char *kind, const char *tsp_id,
 	if (tsp_id != NULL && tsp_id[0] != '\0')
 		sqlite3_bind_text(st, 3, tsp_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, detail, -1, SQLITE_STATIC);
-	store_step_done(st, NULL);
+	chip_journal_step(db, st);
 	sqlite3_finalize(st);
 }
 
@@ -562,7 +575,7 @@ chip_count(sqlite3 *db, const char *name, int64_t delta)
 	    " ON CONFLICT(name) DO UPDATE SET value = value + excluded.value");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, delta);
-	store_step_done(st, NULL);
+	chip_journal_step(db, st);
 	sqlite3_finalize(st);
 }
 
@@ -578,4 +591,19 @@ chip_counter(sqlite3 *db, const char *name)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return v;
+}
+
+int
+chip_counter_raise(sqlite3 *db, const char *name, int64_t value)
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	st = store_prepare(db, "INSERT INTO counters(name, value) VALUES(?, ?)"
+	    " ON CONFLICT(name) DO UPDATE SET value = max(value, excluded.value)");
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, value);
+	rc = store_step_done(st, NULL);
+	sqlite3_finalize(st);
+	return rc;
 }

@@ -92,10 +92,20 @@ void	chip_reg_clear(struct chip_reg *);
 int	chip_reg_tsps(sqlite3 *, struct topo *);
 void	chip_reg_tsps_free(struct topo *);
 
+/*
+ * The journal: events and counters, committed without waiting for the
+ * disk (synchronous=NORMAL: a crash of the process loses none of them, a
+ * power loss may lose the last ones).
+ */
 /* Journal one event; detail is printf-formatted (never key material). */
 void	chip_event(sqlite3 *, const char *kind, const char *tsp_id,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 void	chip_count(sqlite3 *, const char *name, int64_t delta);
 int64_t	chip_counter(sqlite3 *, const char *name);
+/*
+ * Raise counter name to value unless it is higher already (a durable
+ * high-water mark, committed before this returns); 0 or -1.
+ */
+int	chip_counter_raise(sqlite3 *, const char *name, int64_t value);
 
 #endif

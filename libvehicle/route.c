@@ -9,6 +9,7 @@
 #include "route.h"
 
 #define ROUTE_STEP_M	10.0		/* resolution of looking ahead */
+#define ROUTE_EARTH_M	6371000.0	/* mean radius, as geo.c */
 #define ROUTE_MAXSTEPS	200000.0	/* points per look at most */
 
 struct route {
@@ -346,4 +347,49 @@ route_regions(const struct route *r, const struct topo *t,
 	ro.ro_max = max;
 	route_walk(r, 0, -1, route_order_visit, &ro);
 	return ro.ro_n;
+}
+
+/*
+ * Distance in metres from the origin to the segment a-b, all in a local
+ * plane (x east, y north, metres).
+ */
+static double
+route_segment_distance(double ax, double ay, double bx, double by)
+{
+	double	dx = bx - ax, dy = by - ay, len2 = dx * dx + dy * dy, t = 0;
+
+	if (len2 > 0) {
+		t = -(ax * dx + ay * dy) / len2;
+		if (t < 0)
+			t = 0;
+		else if (t > 1)
+			t = 1;
+	}
+	return hypot(ax + t * dx, ay + t * dy);
+}
+
+double
+route_region_distance(const struct topo_tsp *tt, struct geo_point p)
+{
+	const struct geo_point	*v = tt->tt_region;
+	double			 k = ROUTE_EARTH_M * M_PI / 180.0, kx, best = -1;
+	double			 d, ax, ay, bx, by;
+	size_t			 i, j;
+
+	if (tt->tt_nregion == 0)
+		return -1;
+	if (geo_contains(v, tt->tt_nregion, p))
+		return 0;
+	kx = k * cos(p.gp_lat * M_PI / 180.0);
+	for (i = 0; i < tt->tt_nregion; i++) {
+		j = (i + 1) % tt->tt_nregion;
+		ax = (v[i].gp_lon - p.gp_lon) * kx;
+		ay = (v[i].gp_lat - p.gp_lat) * k;
+		bx = (v[j].gp_lon - p.gp_lon) * kx;
+		by = (v[j].gp_lat - p.gp_lat) * k;
+		d = route_segment_distance(ax, ay, bx, by);
+		if (best < 0 || d < best)
+			best = d;
+	}
+	return best;
 }

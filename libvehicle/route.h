@@ -60,6 +60,13 @@ int	route_first_region(const struct route *, double from_m, double to_m,
 int	route_leaves(const struct route *, double from_m, double to_m,
 	    const struct topo_tsp *tt);
 /*
+ * How far p lies from tt's region in metres (0 inside or on its
+ * boundary, -1 for a region without vertices), on a plane tangent at p:
+ * good to a fraction of a per cent over the tens of kilometres a
+ * handover looks at.
+ */
+double	route_region_distance(const struct topo_tsp *tt, struct geo_point p);
+/*
  * The serving TSPs along the whole route in the order the vehicle meets
  * them (route_tsp_at's rules, stretches outside every region skipped and
  * a region met again right after itself listed once).  Writes at most max

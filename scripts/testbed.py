@@ -2,16 +2,20 @@
 """The qroam testbed on loopback (`make run`).
 
 Starts qkdd, fillerd, registrard, schedd and three tspd whose regions tile
-a route, then five vehicles that drive A -> B -> C on an accelerated clock:
+a route, then six vehicles that drive A -> B -> C on an accelerated clock:
 a fleet of three in one vehicled process, one vehicle that powers off and
-on in the middle of region B, and one that declines service at the end of
-its trip.  Every daemon logs to its own file in the run directory
+on in the middle of region B, one that declines service at the end of its
+trip, and one that keeps the patent's order of entry (`entry
+on_crossing`: its M3 goes to the next TSP on the crossing, where the
+others open that session on HandoverReady, ahead of the boundary).  Every daemon logs to its own file in the run directory
 (run/<date>-<time>/<name>.log, with its configuration and store beside
 it).  The terminal shows what a person follows: one line per
 authentication, per crossing (with its gap), per failed handover and per
 refusal, then `qroamctl status` while everything still runs, and after the
 stop a last line `SUMMARY {json}` with the counts read from the vehicles'
-STATS lines and from the stores, and the run directory.  With V=1 in the
+STATS lines and from the stores, the service gap (crossing -> the new
+TSP's first answer to a message sent at or after it) over all crossings
+and for each way of entry in `gap_by_entry`, and the run directory.  With V=1 in the
 environment (`make run V=1`) every daemon line is printed as it comes.
 
 Exit status 0 when everything ran, 1 when a daemon died or logged an
@@ -78,6 +82,9 @@ VEHICLES = [
                       decline_at_end="yes"),
      ROUTE_CORNER + [(30.025, 120.112)], 2,
      "ends its trip in C heading for A: declines the handover"),
+    ("patent", dict(vehicle_id="LSVAB2B10K0000401", draw="sequential",
+                    entry="on_crossing"),
+     ROUTE_CORNER, 2, "entry on_crossing: its M3 goes to the next TSP on the crossing"),
 ]
 
 # The daemon lines shown without V=1: authentications, crossings,
@@ -309,12 +316,25 @@ def report_vehicles(rundir, stats):
     crossings with their gaps, and counters."""
     for vin, path in sorted(vehicle_stores(rundir).items()):
         st = stats.get(vin, {})
-        legs = ["%s->%s %.1f ms (%s)" % (f, t, gap, "F3 again" if re else "handover")
-                for f, t, gap, re in stores.crossings(path)]
+        legs = ["%s->%s %.1f ms (%s, entry %s)" % (f, t, gap, "F3 again" if re else
+                                                   "handover", entry or "?")
+                for f, t, gap, re, entry in stores.crossings(path, with_entry=True)]
         say("vehicle %s: %s; auth_ok %s, sessions %s, telemetry %s/%s acked"
             % (vin, ", ".join(legs) or "no crossing", st.get("auth_ok", "?"),
                st.get("sessions", "?"), st.get("telemetry_acked", "?"),
                st.get("telemetry_sent", "?")), show=False)
+
+
+def gap_by_entry(by_entry):
+    """{entry: {crossings, gap_ms_p50, gap_ms_max}} of {entry: [gap_ms]},
+    prepared entry and on_crossing always listed."""
+    out = {}
+    for entry in sorted(set(by_entry) | {"prepared", "on_crossing"}):
+        g = by_entry.get(entry, [])
+        out[entry] = {"crossings": len(g),
+                      "gap_ms_p50": round(stores.median(g), 1) if g else None,
+                      "gap_ms_max": round(max(g), 1) if g else None}
+    return out
 
 
 def count(path, sql, args=()):
@@ -328,10 +348,11 @@ def summarize(rundir, vehicles, daemons, expect):
     report_vehicles(rundir, stats)
     s = {"vehicles": len(paths), "crossings": 0, "handovers": 0,
          "handover_failures": 0, "reauth_after_handover": 0,
-         "gap_ms_p50": None, "gap_ms_max": None,
+         "gap_ms_p50": None, "gap_ms_max": None, "gap_by_entry": {},
          "prep_ms_p50": None, "prep_ms_max": None,
          "declined": 0, "power_cycles": 0,
-         "telemetry_sent": 0, "telemetry_acked": 0,
+         "telemetry_sent": 0, "telemetry_acked": 0, "telemetry_resent": 0,
+         "telemetry_stored": 0, "telemetry_dropped": 0,
          "auth_ok": 0, "sessions": 0, "errors": 0}
     for vin in paths:
         st = stats.get(vin)
@@ -339,12 +360,15 @@ def summarize(rundir, vehicles, daemons, expect):
             s["errors"] += 1
             continue
         for k in ("crossings", "handovers", "telemetry_sent", "telemetry_acked",
+                  "telemetry_resent", "telemetry_stored", "telemetry_dropped",
                   "auth_ok", "sessions", "errors", "reauth_after_handover"):
             s[k] += int(st.get(k, 0))
-    gaps = []
+    gaps, by_entry = [], {}
     for vin, path in paths.items():
-        cs = stores.crossings(path)
+        cs = stores.crossings(path, with_entry=True)
         gaps += [c[2] for c in cs]
+        for c in cs:
+            by_entry.setdefault(c[4] or "unknown", []).append(c[2])
         if len(cs) < expect.get(vin, 0):
             s["errors"] += 1
         s["declined"] += declined(path)
@@ -353,6 +377,7 @@ def summarize(rundir, vehicles, daemons, expect):
     if gaps:
         s["gap_ms_p50"] = round(stores.median(gaps), 1)
         s["gap_ms_max"] = round(max(gaps), 1)
+    s["gap_by_entry"] = gap_by_entry(by_entry)
     prep, stored, moved = [], {}, 0
     for t in TSPS:
         path = os.path.join(rundir, t + ".db")

@@ -4,11 +4,11 @@
  * F3: M4 with a fresh nonce and time; no valid AuthResult within Δt1 means
  * a new M4, backing off to 8 × Δt1.  F4: draw a chip key, destroy it
  * durably, then send M3; any failure costs that key and the next M3 uses
- * the next one.  F5: periodic telemetry under K1, acknowledged by the TSP,
- * with the handover messages (M5, HandoverReady) passed to the handover's
+ * the next one.  F5 (telemetry.c): periodic telemetry under K1, with the
+ * handover messages (M5, HandoverReady) passed to the handover's
  * callbacks.  Every reply is decoded and checked before it changes any
- * state.  The pre-connection of a handover is opened, watched and closed
- * here too, so every connection of the vehicle has the same callbacks.
+ * state.  The second connection of a handover (entry.c) has the same
+ * connection callbacks, which hand its events over to entry.c.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -82,6 +82,8 @@ client_init(struct vclient *c, struct event_base *base,
 		fatalx("cannot create timers");
 	c->vc_owner = owner;
 	c->vc_owner_arg = arg;
+	vrecq_init(&c->vc_recs, conf->vc_unstored_max);
+	vrecid_init(&c->vc_recid, (uint64_t)chip_counter(db, "record_id_mark"));
 }
 
 void
@@ -101,6 +103,8 @@ client_clear(struct vclient *c)
 	chip_reg_clear(&c->vc_reg);
 	EVP_PKEY_free(c->vc_pbv);
 	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
+	crypto_wipe(c->vc_pre.vp_k1, sizeof(c->vc_pre.vp_k1));
+	vrecq_free(&c->vc_recs);
 }
 
 const struct topo *
@@ -183,6 +187,24 @@ client_arm(struct vclient *c, uint64_t ms)
 	evtimer_add(c->vc_timer, &tv);
 }
 
+void
+client_await_service(struct vclient *c)
+{
+	c->vc_gap_wait = 1;
+	c->vc_gap_m3 = 0;
+	c->vc_gap_seq = 0;
+}
+
+void
+client_served(struct vclient *c, int by_m3)
+{
+	if (!c->vc_gap_wait)
+		return;
+	c->vc_gap_wait = 0;
+	/* From the frame's arrival: our own bookkeeping is not the gap. */
+	c->vc_ho->hc_served(c->vc_ho_arg, c->vc_rx_us, by_m3);
+}
+
 /* The retransmission delay of the current attempt. */
 static uint64_t
 client_retry_ms(const struct vclient *c)
@@ -190,8 +212,7 @@ client_retry_ms(const struct vclient *c)
 	return c->vc_conf->vc_retransmit_ms * (uint64_t)c->vc_backoff;
 }
 
-/* Start a connection to ep with the client's callbacks; NULL on failure. */
-static struct conn *
+struct conn *
 client_open_conn(struct vclient *c, const struct endpoint *ep)
 {
 	struct conn_opts	opts;
@@ -203,8 +224,7 @@ client_open_conn(struct vclient *c, const struct endpoint *ep)
 	    &client_cb, c);
 }
 
-/* Close a connection of the client; its callbacks are not called again. */
-static void
+void
 client_close_conn(struct conn *conn, const char *reason)
 {
 	conn_set_arg(conn, &client_gone);
@@ -293,41 +313,6 @@ client_send_control(struct vclient *c, const Qroam__SessionInner *in)
 	return 0;
 }
 
-int
-client_pre_open(struct vclient *c, const char *tsp, const struct endpoint *ep)
-{
-	snprintf(c->vc_pre_tsp, sizeof(c->vc_pre_tsp), "%s", tsp);
-	c->vc_pre_ep = *ep;
-	c->vc_pre_connected = 0;
-	c->vc_pre = client_open_conn(c, ep);
-	return c->vc_pre != NULL ? 0 : -1;
-}
-
-void
-client_pre_drop(struct vclient *c, const char *reason)
-{
-	if (c->vc_pre == NULL)
-		return;
-	log_debug("handover: pre-connection to %s closed (%s)", c->vc_pre_tsp,
-	    reason);
-	client_close_conn(c->vc_pre, reason);
-	c->vc_pre = NULL;
-	c->vc_pre_connected = 0;
-}
-
-int
-client_pre_adopt(struct vclient *c)
-{
-	if (c->vc_pre == NULL || c->vc_conn != NULL)
-		return 0;
-	c->vc_conn = c->vc_pre;
-	c->vc_connected = c->vc_pre_connected;
-	c->vc_ep = c->vc_pre_ep;
-	c->vc_pre = NULL;
-	c->vc_pre_connected = 0;
-	return 1;
-}
-
 /* F3: send a new M4 (fresh nonce and time). */
 static void
 client_auth_attempt(struct vclient *c)
@@ -409,11 +394,15 @@ client_open_attempt(struct vclient *c)
 
 	if (!client_ready(c))
 		return;
+	/* An earlier M3's data was not answered: it is sent again later. */
+	telemetry_d1_unanswered(c);
 	client_position(c, &rp);
 	vmsg_telemetry(&d1, &rp, store_now_ms());
+	telemetry_record_id(c, &d1);
 	memset(&ck, 0, sizeof(ck));
 	/* A handover may have prepared this M3 (its key is gone already). */
-	if ((rc = c->vc_ho->hc_m3_take(c->vc_ho_arg, &m3, &d1)) == 0) {
+	if ((rc = c->vc_ho->hc_m3_take(c->vc_ho_arg, c->vc_tsp, &m3, &d1,
+	    c->vc_k1, &c->vc_key_index)) == 0) {
 		if (client_take_key(c, &ck) == -1)
 			return;
 		qrand_bytes(c->vc_k1, sizeof(c->vc_k1));
@@ -437,6 +426,10 @@ client_open_attempt(struct vclient *c)
 		client_error(c, "session: cannot send M3 to %s", c->vc_tsp);
 		return;
 	}
+	c->vc_d1 = d1;
+	c->vc_has_d1 = 1;
+	if (c->vc_gap_wait)
+		c->vc_gap_m3 = 1;
 	log_info("session: M3 sent to %s with chip key %u (unused keys left:"
 	    " %lld)", c->vc_tsp, c->vc_key_index,
 	    (long long)chip_unused(c->vc_db, c->vc_conf->vc_draw));
@@ -586,7 +579,7 @@ client_status(struct vclient *c, const struct frame *f)
 static void
 client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 {
-	uint64_t	now = client_now_ms(), now_us = client_now_us();
+	uint64_t	now = client_now_ms();
 	char		gap[64] = "";
 
 	evtimer_del(c->vc_timer);
@@ -595,6 +588,15 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 	client_set_state(c, VC_SESSION);
 	c->vc_stats.vs_sessions++;
 	chip_count(c->vc_db, "sessions", 1);
+	/* D1 is committed with the session: the answer covers it. */
+	if (c->vc_has_d1) {
+		c->vc_has_d1 = 0;
+		c->vc_stats.vs_stored++;
+		vmetrics_telemetry_stored(1);
+		chip_count(c->vc_db, "telemetry_stored", 1);
+	}
+	/* What no stored_seq covered goes out again in this session. */
+	vrecq_session(&c->vc_recs);
 	if (c->vc_first)
 		snprintf(gap, sizeof(gap), ", %llu ms after entering the region",
 		    (unsigned long long)(now - c->vc_entered_ms));
@@ -604,30 +606,25 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 	log_info("session: open with %s (key %u, region %s, reply after %llu"
 	    " ms%s)", c->vc_tsp, c->vc_key_index, sr->region ? sr->region : "-",
 	    (unsigned long long)(now - c->vc_sent_ms), gap);
-	c->vc_ho->hc_served(c->vc_ho_arg, now_us);
+	if (vrecq_len(&c->vc_recs) > 0)
+		log_info("session: %zu telemetry records not yet stored go to %s"
+		    " again", vrecq_len(&c->vc_recs), c->vc_tsp);
+	if (c->vc_gap_m3)
+		client_served(c, 1);
 }
 
-/* A ServiceResponse: the M3 reply, or the acknowledgement of a message. */
+/* A ServiceResponse: the M3 reply, or one in the open session. */
 static void
 client_response(struct vclient *c, const Qroam__ServiceResponse *sr)
 {
-	uint64_t	ack = sr->ack_seq;
-
-	if (c->vc_state == VC_OPEN && ack == 0)
+	if (c->vc_state == VC_OPEN && sr->ack_seq == 0)
 		client_session_open(c, sr);
-	else if (c->vc_state == VC_SESSION && ack > c->vc_acked &&
-	    ack <= c->vc_tx_seq) {
-		c->vc_acked = ack;
-		if (c->vc_ctl_seq != 0 && ack == c->vc_ctl_seq)
-			return;
-		c->vc_stats.vs_telemetry_acked++;
-		vmetrics_telemetry_acked();
-		chip_count(c->vc_db, "telemetry_acked", 1);
-		log_debug("telemetry %llu acknowledged by %s",
-		    (unsigned long long)ack, c->vc_tsp);
-	} else
-		log_debug("session: ack %llu from %s ignored",
-		    (unsigned long long)ack, c->vc_tsp);
+	else if (c->vc_state == VC_SESSION)
+		telemetry_response(c, sr);
+	else
+		log_debug("session: ack %llu from %s ignored in state %s",
+		    (unsigned long long)sr->ack_seq, c->vc_tsp,
+		    client_state_name(c->vc_state));
 }
 
 /* A SessionMsg from the TSP: the M3 reply, an ack, a Bye or a handover. */
@@ -684,11 +681,10 @@ client_on_frame(struct conn *conn, const struct frame *f, void *arg)
 
 	if (arg == &client_gone)
 		return;
+	c->vc_rx_us = client_now_us();
 	client_log_enter(c);
-	if (conn == c->vc_pre) {
-		client_error(c, "handover: unexpected %s from %s before the"
-		    " crossing; ignored", frame_type_name(f->f_type),
-		    c->vc_pre_tsp);
+	if (conn == c->vc_pre.vp_conn) {
+		entry_on_frame(c, f);
 		return;
 	}
 	if (conn != c->vc_conn)
@@ -732,9 +728,8 @@ client_on_connected(struct conn *conn, void *arg)
 	if (arg == &client_gone)
 		return;
 	client_log_enter(c);
-	if (conn == c->vc_pre) {
-		c->vc_pre_connected = 1;
-		log_debug("handover: pre-connected to %s", c->vc_pre_tsp);
+	if (conn == c->vc_pre.vp_conn) {
+		entry_on_connected(c);
 		return;
 	}
 	if (conn != c->vc_conn)
@@ -747,6 +742,15 @@ client_on_connected(struct conn *conn, void *arg)
 		client_auth_attempt(c);
 	else if (c->vc_state == VC_OPEN)
 		client_open_attempt(c);
+	else if (c->vc_state == VC_SESSION && vrecq_len(&c->vc_recs) > 0) {
+		/*
+		 * The same session, but what was not covered may have died
+		 * with the TSP or the connection: it goes again, new seqs.
+		 */
+		vrecq_session(&c->vc_recs);
+		log_info("session: reconnected to %s; %zu telemetry records not"
+		    " yet stored go again", c->vc_tsp, vrecq_len(&c->vc_recs));
+	}
 }
 
 /* The connection is gone: reconnect later if a step still needs it. */
@@ -761,12 +765,8 @@ client_on_close(struct conn *conn, const char *reason, void *arg)
 		return;
 	}
 	client_log_enter(c);
-	if (conn == c->vc_pre) {
-		log_info("handover: pre-connection to %s %s: %s; the crossing"
-		    " connects then", c->vc_pre_tsp, c->vc_pre_connected ?
-		    "lost" : "failed", reason);
-		c->vc_pre = NULL;
-		c->vc_pre_connected = 0;
+	if (conn == c->vc_pre.vp_conn) {
+		entry_on_close(c, reason);
 		return;
 	}
 	if (conn != c->vc_conn)
@@ -804,6 +804,7 @@ client_leave(struct vclient *c, const char *reason, int power_off)
 			log_info("session: Bye sent to %s (%s)", c->vc_tsp,
 			    reason);
 	}
+	telemetry_d1_unanswered(c);
 	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
 	client_drop(c, reason);
 }
@@ -813,32 +814,10 @@ client_drop_session(struct vclient *c, const char *reason)
 {
 	evtimer_del(c->vc_timer);
 	c->vc_inflight = 0;
+	telemetry_d1_unanswered(c);
 	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
 	client_drop(c, reason);
 	client_set_state(c, VC_IDLE);
-}
-
-/* F5: one telemetry sample under K1. */
-static void
-client_send_telemetry(struct vclient *c, const struct route_pos *rp)
-{
-	Qroam__SessionInner	in = QROAM__SESSION_INNER__INIT;
-	Qroam__Telemetry	t;
-
-	vmsg_telemetry(&t, rp, store_now_ms());
-	in.body_case = QROAM__SESSION_INNER__BODY_TELEMETRY;
-	in.telemetry = &t;
-	if (client_send_inner(c, &in) == -1) {
-		client_error(c, "session: cannot send telemetry to %s",
-		    c->vc_tsp);
-		return;
-	}
-	c->vc_nsent++;
-	c->vc_stats.vs_telemetry_sent++;
-	vmetrics_telemetry_sent();
-	chip_count(c->vc_db, "telemetry_sent", 1);
-	log_debug("telemetry %llu sent to %s (%.5f,%.5f)",
-	    (unsigned long long)c->vc_tx_seq, c->vc_tsp, t.lat, t.lon);
 }
 
 void
@@ -863,7 +842,7 @@ client_tick(struct vclient *c, const struct route_pos *rp, int may_rekey)
 		client_start_session(c);
 		return;
 	}
-	client_send_telemetry(c, rp);
+	telemetry_tick(c, rp);
 }
 
 int

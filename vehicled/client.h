@@ -1,8 +1,10 @@
 /*
  * The vehicle's protocol client, the bottom layer of vehicled: the
  * connection to the TSP of the current region driven by one state machine
- * (PROTOCOL F3, F4, F5, the Bye of F7 and F8), and the pre-connection to
- * the next TSP that a handover opens ahead of the boundary (F6).
+ * (PROTOCOL F3, F4, F5, the Bye of F7 and F8), the unstored telemetry it
+ * sends again on the next session (F5, records.h), and the second
+ * connection to the next TSP that a handover opens ahead of the boundary
+ * (F6 step 8: with prepared entry a second session, entry.c).
  *
  * The layers above reach the client by calling it; it reaches them only
  * through two small callback sets: the handover's (handover.c: the F6
@@ -21,10 +23,12 @@
 #include "config.h"
 #include "msg.h"
 #include "qroam.pb-c.h"
+#include "records.h"
 #include "route.h"
 #include "topo.h"
 
 struct conn;
+struct frame;
 
 enum vc_state {
 	VC_OFF,		/* powered off */
@@ -45,6 +49,37 @@ struct vstats {
 	uint64_t	vs_crossings;	/* region changes while authenticated */
 	uint64_t	vs_handovers;	/* crossings served without F3 */
 	uint64_t	vs_reauth;	/* crossings that needed F3 */
+	uint64_t	vs_resent;	/* records sent again (same record id) */
+	uint64_t	vs_stored;	/* records a stored_seq (or M3 reply) covered */
+	uint64_t	vs_dropped;	/* unstored records dropped: queue full */
+	uint64_t	vs_prepared;	/* prepared entries: M3 answered ahead */
+	uint64_t	vs_turned_back;	/* prepared sessions ended unused */
+};
+
+/* The second connection, to the TSP that holds our context (F6). */
+enum vpre_state {
+	VP_NONE,	/* none */
+	VP_CONN,	/* a connection, no session: the M3 goes on the crossing */
+	VP_OPENING,	/* prepared entry: M3 sent, waiting for its reply */
+	VP_OPEN,	/* prepared entry: the session is open */
+};
+
+struct vpre {
+	enum vpre_state	 vp_state;
+	struct conn	*vp_conn;	/* NULL: lost (an open session stays) */
+	int		 vp_connected;
+	char		 vp_tsp[33];
+	struct endpoint	 vp_ep;
+	int		 vp_prepare;	/* prepared entry: M3 once connected */
+	int		 vp_auth_required; /* the TSP answered AUTH_REQUIRED */
+	uint8_t		 vp_k1[32];
+	uint32_t	 vp_key_index;
+	uint64_t	 vp_reqid;	/* of the M3 */
+	uint64_t	 vp_tx_seq;
+	uint64_t	 vp_rx_seq;
+	uint64_t	 vp_sent_ms;	/* when the M3 left */
+	int		 vp_has_d1;	/* the M3's data, until answered */
+	Qroam__Telemetry vp_d1;
 };
 
 /* The handover as the client sees it; arg is the handover's. */
@@ -53,14 +88,20 @@ struct vclient_ho_cb {
 	void	(*hc_m5)(void *arg, const Qroam__M5 *);
 	void	(*hc_ready)(void *arg, const Qroam__HandoverReady *);
 	/*
-	 * The M3 prepared for the current TSP, with d1 as its data: 1 and m3
-	 * built (K1 and the key index set in the client; release with
-	 * msg_m3_clear()), 0 if none was prepared, -1 if it cannot be built
-	 * (the key it held is lost).
+	 * The M3 prepared for tsp, with d1 as its data: 1 and m3 built with
+	 * its K1 and key index returned (release with msg_m3_clear()), 0 if
+	 * none was prepared, -1 if it cannot be built (the key it held is
+	 * lost).
 	 */
-	int	(*hc_m3_take)(void *arg, Qroam__M3 *m3, const Qroam__Telemetry *d1);
-	/* A session opened; its first reply came at at_us (client_now_us()). */
-	void	(*hc_served)(void *arg, uint64_t at_us);
+	int	(*hc_m3_take)(void *arg, const char *tsp, Qroam__M3 *m3,
+		    const Qroam__Telemetry *d1, uint8_t k1[32],
+		    uint32_t *key_index);
+	/*
+	 * After client_await_service(): the first ServiceResponse to a message
+	 * sent since came at at_us (client_now_us()), answering an M3 (by_m3)
+	 * or telemetry on a session that existed.
+	 */
+	void	(*hc_served)(void *arg, uint64_t at_us, int by_m3);
 	/* The TSP answered AUTH_REQUIRED: F3 runs before the next M3. */
 	void	(*hc_auth_required)(void *arg);
 };
@@ -105,11 +146,7 @@ struct vclient {
 	uint64_t		 vc_sent_ms;	/* when the request left */
 	uint8_t			 vc_nonce[MSG_AUTH_NONCELEN];
 
-	/* The pre-connection to the TSP that holds our context (F6). */
-	struct conn		*vc_pre;
-	int			 vc_pre_connected;
-	char			 vc_pre_tsp[33];
-	struct endpoint		 vc_pre_ep;
+	struct vpre		 vc_pre;	/* to the next TSP (F6) */
 
 	uint8_t			 vc_k1[32];
 	uint32_t		 vc_key_index;
@@ -118,6 +155,19 @@ struct vclient {
 	uint64_t		 vc_acked;
 	uint64_t		 vc_nsent;	/* telemetry in this session */
 	uint64_t		 vc_ctl_seq;	/* our M6: its ack is no telemetry */
+
+	/* Telemetry kept until stored (F5); the data of the M3 in flight. */
+	struct vrecq		 vc_recs;
+	struct vrecid		 vc_recid;
+	int			 vc_has_d1;
+	Qroam__Telemetry	 vc_d1;
+	uint64_t		 vc_drop_logged; /* drops at the last log line */
+
+	/* The service gap of a crossing: its first answer is awaited. */
+	int			 vc_gap_wait;
+	int			 vc_gap_m3;	/* the M3 in flight was sent since */
+	uint64_t		 vc_gap_seq;	/* the first seq sent since, or 0 */
+	uint64_t		 vc_rx_us;	/* when the frame being handled came */
 
 	struct event		*vc_timer;	/* retransmit, retry, reconnect */
 	const struct vclient_ho_cb *vc_ho;
@@ -168,19 +218,67 @@ void	client_error(struct vclient *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 
 /*
- * Pre-connect to tsp, which holds our context, at ep (the previous
- * pre-connection must be dropped first); 0, or -1 if no connection could
- * be started.
+ * Start measuring a crossing's service gap: the first ServiceResponse to
+ * an M3 or telemetry sent from now on completes it (hc_served).
  */
-int	client_pre_open(struct vclient *, const char *tsp,
-	    const struct endpoint *ep);
-/* Close the pre-connection, if any. */
-void	client_pre_drop(struct vclient *, const char *reason);
+void	client_await_service(struct vclient *);
+/* The awaited answer of client_await_service() came: report it. */
+void	client_served(struct vclient *, int by_m3);
 /*
- * Make the pre-connection the session's connection, with its endpoint:
- * 1, or 0 if there is none or the session has a connection.
+ * F5 (telemetry.c): the tick's telemetry on the open, connected session:
+ * one new record, then the oldest records not sent in this session, at
+ * most 1 + resend_burst.
  */
-int	client_pre_adopt(struct vclient *);
+void	telemetry_tick(struct vclient *, const struct route_pos *);
+/* A ServiceResponse in the open session: its ack and stored_seq. */
+void	telemetry_response(struct vclient *, const Qroam__ServiceResponse *);
+/* Give t the next record id (raising the durable mark first if due). */
+void	telemetry_record_id(struct vclient *, Qroam__Telemetry *t);
+/*
+ * Hold record t until a stored_seq covers it (again: it was sent before,
+ * as the data of an M3 left unanswered); the oldest goes when the queue is
+ * full.  0, or -1 if it cannot be held.
+ */
+int	telemetry_keep(struct vclient *, const Qroam__Telemetry *t, int again);
+/* The M3 in flight will not be answered: keep its data to send again. */
+void	telemetry_d1_unanswered(struct vclient *);
+
+/*
+ * The second connection (entry.c), to tsp at ep, which holds our context:
+ * any earlier one is dropped first.  With prepare (prepared entry, F6
+ * step 8) the M3 prepared for tsp goes out as soon as it is connected,
+ * opening a second session; otherwise it waits for the crossing.  0, or
+ * -1 if no connection could be started.
+ */
+int	entry_open(struct vclient *, const char *tsp, const struct endpoint *ep,
+	    int prepare);
+/*
+ * End the second connection: Bye on its session if one is open (with
+ * power_off as in client_leave), then close it.
+ */
+void	entry_drop(struct vclient *, const char *reason, int power_off);
+
+enum entry_adopt {
+	ENTRY_NONE,	/* no second connection: connect as usual */
+	ENTRY_CONN,	/* its connection only: start F4 (or F3) on it */
+	ENTRY_AUTH,	/* it answered AUTH_REQUIRED: F3 on its connection */
+	ENTRY_OPENING,	/* its M3 is in flight: the client waits for it */
+	ENTRY_OPEN,	/* its session is open: the client is in session */
+};
+/*
+ * The crossing into the second connection's region: make it (and its
+ * session, if any) the client's; the client has no connection then.
+ */
+enum entry_adopt entry_adopt(struct vclient *);
+/* Events of the second connection, dispatched by the client. */
+void	entry_on_connected(struct vclient *);
+void	entry_on_frame(struct vclient *, const struct frame *);
+void	entry_on_close(struct vclient *, const char *reason);
+
+/* Start a connection to ep with the client's callbacks; NULL on failure. */
+struct conn *client_open_conn(struct vclient *, const struct endpoint *ep);
+/* Close a connection of the client; its callbacks are not called again. */
+void	client_close_conn(struct conn *, const char *reason);
 
 /* Connections still flushing their last messages before they close. */
 int	client_draining(void);

@@ -19,6 +19,9 @@
 #define VCONF_DEF_CONNECT	10000
 #define VCONF_DEF_PROVISION	10000
 #define VCONF_DEF_FLEET_SPACING	2000
+#define VCONF_DEF_UNSTORED	4096
+#define VCONF_DEF_RESEND	8
+#define VCONF_MAX_RESEND	1000
 #define VCONF_MAX_DURATION	(7ULL * 24 * 3600 * 1000)
 
 /* Set defaults before parsing. */
@@ -35,6 +38,9 @@ vconf_init(struct vconf *vc)
 	vc->vc_connect_ms = VCONF_DEF_CONNECT;
 	vc->vc_provision_ms = VCONF_DEF_PROVISION;
 	vc->vc_fleet_spacing_ms = VCONF_DEF_FLEET_SPACING;
+	vc->vc_entry = VCONF_ENTRY_PREPARED;
+	vc->vc_unstored_max = VCONF_DEF_UNSTORED;
+	vc->vc_resend_burst = VCONF_DEF_RESEND;
 }
 
 /* A duration directive with one argument in [min, VCONF_MAX_DURATION]. */
@@ -99,6 +105,36 @@ vconf_path(char **dst, const struct conf_line *cl)
 	*dst = xstrdup(cl->cl_argv[1]);
 }
 
+/* The handover's directives: decline_at_end, reauth_on_entry, entry. */
+static int
+vconf_handover_value(struct vconf *vc, const struct conf_line *cl)
+{
+	const char	*d = cl->cl_argv[0], *a = cl->cl_argv[1];
+
+	if (strcmp(d, "decline_at_end") == 0) {
+		if (conf_bool(a, &vc->vc_decline_at_end) == -1) {
+			conf_error(cl, "decline_at_end must be yes or no");
+			return -1;
+		}
+	} else if (strcmp(d, "reauth_on_entry") == 0) {
+		if (conf_bool(a, &vc->vc_reauth_on_entry) == -1) {
+			conf_error(cl, "reauth_on_entry must be yes or no");
+			return -1;
+		}
+	} else if (strcmp(d, "entry") == 0) {
+		if (strcmp(a, "prepared") == 0)
+			vc->vc_entry = VCONF_ENTRY_PREPARED;
+		else if (strcmp(a, "on_crossing") == 0)
+			vc->vc_entry = VCONF_ENTRY_ON_CROSSING;
+		else {
+			conf_error(cl, "entry must be prepared or on_crossing");
+			return -1;
+		}
+	} else
+		return 0;
+	return 1;
+}
+
 /* Directives with one numeric or word argument. */
 static int
 vconf_value(struct vconf *vc, const struct conf_line *cl)
@@ -137,16 +173,20 @@ vconf_value(struct vconf *vc, const struct conf_line *cl)
 			conf_error(cl, "speed must be 0..1000 m/s");
 			return -1;
 		}
-	} else if (strcmp(d, "decline_at_end") == 0) {
-		if (conf_bool(a, &vc->vc_decline_at_end) == -1) {
-			conf_error(cl, "decline_at_end must be yes or no");
+	} else if (strcmp(d, "unstored_max") == 0) {
+		if (conf_uint(a, 1, VCONF_MAXUNSTORED, &v) == -1) {
+			conf_error(cl, "unstored_max must be 1..%d records",
+			    VCONF_MAXUNSTORED);
 			return -1;
 		}
-	} else if (strcmp(d, "reauth_on_entry") == 0) {
-		if (conf_bool(a, &vc->vc_reauth_on_entry) == -1) {
-			conf_error(cl, "reauth_on_entry must be yes or no");
+		vc->vc_unstored_max = (uint32_t)v;
+	} else if (strcmp(d, "resend_burst") == 0) {
+		if (conf_uint(a, 0, VCONF_MAX_RESEND, &v) == -1) {
+			conf_error(cl, "resend_burst must be 0..%d records",
+			    VCONF_MAX_RESEND);
 			return -1;
 		}
+		vc->vc_resend_burst = (uint32_t)v;
 	} else if (strcmp(d, "fleet") == 0) {
 		if (conf_uint(a, 1, VCONF_MAXFLEET, &v) == -1) {
 			conf_error(cl, "fleet must be 1..%d vehicles",
@@ -180,7 +220,8 @@ vconf_line(void *arg, const struct conf_line *cl)
 		conf_error(cl, "%s takes one argument", d);
 		return -1;
 	}
-	if ((r = vconf_value(vc, cl)) != 0)
+	if ((r = vconf_value(vc, cl)) != 0 ||
+	    (r = vconf_handover_value(vc, cl)) != 0)
 		return r == -1 ? -1 : 0;
 	if (strcmp(d, "vehicle_id") == 0) {
 		if (!id_valid_vin(cl->cl_argv[1])) {
@@ -286,6 +327,8 @@ vconf_take_runtime(struct vconf *dst, const struct vconf *src)
 	dst->vc_refill = src->vc_refill;
 	dst->vc_decline_at_end = src->vc_decline_at_end;
 	dst->vc_reauth_on_entry = src->vc_reauth_on_entry;
+	dst->vc_entry = src->vc_entry;
+	dst->vc_resend_burst = src->vc_resend_burst;
 	dst->vc_connect_ms = src->vc_connect_ms;
 	dst->vc_provision_ms = src->vc_provision_ms;
 }

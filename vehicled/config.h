@@ -10,6 +10,13 @@
 #include "geo.h"
 
 #define VCONF_MAXROUTE	1024
+#define VCONF_MAXUNSTORED	1000000
+
+/* When the M3 for the next TSP goes out (F6 step 8, F7). */
+enum vconf_entry {
+	VCONF_ENTRY_PREPARED,	/* at HandoverReady: a second session ahead */
+	VCONF_ENTRY_ON_CROSSING, /* on the crossing: the patent's order */
+};
 
 struct vconf {
 	struct cfg_common	 vc_common;
@@ -32,6 +39,9 @@ struct vconf {
 	uint64_t		 vc_power_cycle_ms;	/* simulated; 0: none */
 	int			 vc_decline_at_end;	/* M6 false in the last region */
 	int			 vc_reauth_on_entry;	/* F3 + F4 at every crossing */
+	enum vconf_entry	 vc_entry;
+	uint32_t		 vc_unstored_max;	/* records kept until stored */
+	uint32_t		 vc_resend_burst;	/* resends per tick, besides one */
 	/*
 	 * Fleet mode (vc_fleet > 0): vehicle i of vc_fleet has the VIN
 	 * vc_vid with its last digits replaced by i, the store cc_store
@@ -53,8 +63,8 @@ void	vconf_free(struct vconf *vc);
 /*
  * Copy into dst the settings a running vehicle can take from a reloaded
  * configuration src: telemetry_interval, retransmit, session_rekey,
- * refill, decline_at_end, reauth_on_entry, connect_timeout and
- * provision_timeout.
+ * refill, decline_at_end, reauth_on_entry, entry, resend_burst,
+ * connect_timeout and provision_timeout.
  */
 void	vconf_take_runtime(struct vconf *dst, const struct vconf *src);
 

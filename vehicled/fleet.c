@@ -242,14 +242,29 @@ vfleet_gap_stats(double *gaps, size_t n, double *p50, double *max)
 	return 0;
 }
 
+/* The records counters of a STATS or FLEET line, after its opening. */
+static void
+vfleet_print_records(const struct vstats *vs, size_t unstored)
+{
+	printf(",\"telemetry_resent\":%llu,\"telemetry_stored\":%llu,"
+	    "\"telemetry_dropped\":%llu,\"unstored\":%zu,"
+	    "\"prepared_entries\":%llu,\"turned_back\":%llu}\n",
+	    (unsigned long long)vs->vs_resent,
+	    (unsigned long long)vs->vs_stored,
+	    (unsigned long long)vs->vs_dropped, unstored,
+	    (unsigned long long)vs->vs_prepared,
+	    (unsigned long long)vs->vs_turned_back);
+}
+
 /* The STATS line of one vehicle on stdout. */
 static void
-vfleet_print_vehicle(const char *vid, const struct vstats *vs)
+vfleet_print_vehicle(const char *vid, const struct vstats *vs,
+    size_t unstored)
 {
 	printf("STATS {\"vehicle_id\":\"%s\",\"auth_ok\":%llu,\"sessions\":%llu,"
 	    "\"telemetry_sent\":%llu,\"telemetry_acked\":%llu,\"errors\":%llu,"
 	    "\"key_exhausted\":%llu,\"crossings\":%llu,\"handovers\":%llu,"
-	    "\"reauth_after_handover\":%llu}\n", vid,
+	    "\"reauth_after_handover\":%llu", vid,
 	    (unsigned long long)vs->vs_auth_ok,
 	    (unsigned long long)vs->vs_sessions,
 	    (unsigned long long)vs->vs_telemetry_sent,
@@ -259,6 +274,7 @@ vfleet_print_vehicle(const char *vid, const struct vstats *vs)
 	    (unsigned long long)vs->vs_crossings,
 	    (unsigned long long)vs->vs_handovers,
 	    (unsigned long long)vs->vs_reauth);
+	vfleet_print_records(vs, unstored);
 }
 
 /* Add b's counters to a. */
@@ -274,12 +290,17 @@ vfleet_sum(struct vstats *a, const struct vstats *b)
 	a->vs_crossings += b->vs_crossings;
 	a->vs_handovers += b->vs_handovers;
 	a->vs_reauth += b->vs_reauth;
+	a->vs_resent += b->vs_resent;
+	a->vs_stored += b->vs_stored;
+	a->vs_dropped += b->vs_dropped;
+	a->vs_prepared += b->vs_prepared;
+	a->vs_turned_back += b->vs_turned_back;
 }
 
 /* The FLEET line: totals, and the gaps over every crossing. */
 static void
 vfleet_print_total(const struct vfleet *f, const struct vstats *t,
-    double *gaps, size_t ngaps)
+    size_t unstored, double *gaps, size_t ngaps)
 {
 	char	p50s[32] = "null", maxs[32] = "null";
 	double	p50, max;
@@ -292,7 +313,7 @@ vfleet_print_total(const struct vfleet *f, const struct vstats *t,
 	    "\"handover_failures\":%llu,\"reauth_after_handover\":%llu,"
 	    "\"gap_ms_p50\":%s,\"gap_ms_max\":%s,\"telemetry_sent\":%llu,"
 	    "\"telemetry_acked\":%llu,\"auth_ok\":%llu,\"sessions\":%llu,"
-	    "\"errors\":%llu,\"key_exhausted\":%llu}\n", f->f_n,
+	    "\"errors\":%llu,\"key_exhausted\":%llu", f->f_n,
 	    (unsigned long long)t->vs_crossings,
 	    (unsigned long long)t->vs_handovers,
 	    (unsigned long long)t->vs_reauth,
@@ -303,6 +324,7 @@ vfleet_print_total(const struct vfleet *f, const struct vstats *t,
 	    (unsigned long long)t->vs_sessions,
 	    (unsigned long long)t->vs_errors,
 	    (unsigned long long)t->vs_key_exhausted);
+	vfleet_print_records(t, unstored);
 }
 
 void
@@ -311,7 +333,7 @@ vfleet_print_stats(const struct vfleet *f)
 	const struct vehicle	*v;
 	struct vstats		 total;
 	double			*gaps;
-	size_t			 i, n = 0;
+	size_t			 i, n = 0, held, unstored = 0;
 
 	memset(&total, 0, sizeof(total));
 	for (i = 0; i < f->f_n; i++)
@@ -319,15 +341,17 @@ vfleet_print_stats(const struct vfleet *f)
 	gaps = xcalloc(n + 1, sizeof(*gaps));
 	for (n = 0, i = 0; i < f->f_n; i++) {
 		v = f->f_v[i].fv_vehicle;
+		held = vrecq_len(&v->v_client.vc_recs);
+		unstored += held;
 		vfleet_print_vehicle(f->f_v[i].fv_conf.vc_vid,
-		    client_stats(&v->v_client));
+		    client_stats(&v->v_client), held);
 		vfleet_sum(&total, client_stats(&v->v_client));
 		if (v->v_ho.ho_ngaps > 0)
 			memcpy(gaps + n, v->v_ho.ho_gaps, v->v_ho.ho_ngaps *
 			    sizeof(*gaps));
 		n += v->v_ho.ho_ngaps;
 	}
-	vfleet_print_total(f, &total, gaps, n);
+	vfleet_print_total(f, &total, unstored, gaps, n);
 	free(gaps);
 	fflush(stdout);
 }

@@ -3,11 +3,14 @@
  * next TSP is the first candidate whose region the rest of the route
  * enters; service is declined when the trip ends inside the current
  * region (or, with decline_at_end, when no other region lies ahead).
- * HandoverReady opens a second connection to the next TSP ahead of the
- * boundary and prepares its M3 (the chip key destroyed, K1 wrapped); on
- * the crossing the connection becomes the session's and the M3 goes out
- * on it at once.  Every crossing is logged and journalled with
- * the gap until the new TSP's first ServiceResponse.
+ * HandoverReady prepares the M3 for the next TSP (the chip key destroyed,
+ * K1 wrapped) and opens a second connection to it ahead of the boundary
+ * (entry.c).  With prepared entry the M3 goes out on it at once and the
+ * vehicle holds two sessions until it crosses, or ends the second with
+ * Bye when it turns away from that region; with entry on_crossing the M3
+ * goes out on the crossing.  Every crossing is logged and journalled with
+ * its service gap: from the crossing to the new TSP's first
+ * ServiceResponse to a message sent at or after it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,11 @@
 #include "vmetrics.h"
 
 #define VHO_MAXREGION	4096
+/*
+ * Prepared entry: a vehicle this much farther from the next region than
+ * it came since HandoverReady has turned away from it.
+ */
+#define VHO_TURNBACK_M	200.0
 
 /* Release candidate regions built by vho_candidates(). */
 static void
@@ -286,22 +294,23 @@ vho_m3_prepare(struct vho *ho, const char *tsp)
 	    ho->ho_m3_index);
 }
 
-/* The client's F4 asks for the M3 prepared for the current TSP. */
+/* The client's F4, or prepared entry, asks for the M3 prepared for tsp. */
 static int
-vho_m3_take(void *arg, Qroam__M3 *m3, const Qroam__Telemetry *d1)
+vho_m3_take(void *arg, const char *tsp, Qroam__M3 *m3,
+    const Qroam__Telemetry *d1, uint8_t k1[32], uint32_t *key_index)
 {
 	struct vho	*ho = arg;
 	struct vclient	*c = ho->ho_client;
 	int		 rc;
 
 	qroam__m3__init(m3);
-	if (!ho->ho_m3 || strcmp(ho->ho_m3_tsp, c->vc_tsp) != 0)
+	if (!ho->ho_m3 || strcmp(ho->ho_m3_tsp, tsp) != 0)
 		return 0;
 	ho->ho_m3 = 0;
-	memcpy(c->vc_k1, ho->ho_m3_k1, sizeof(c->vc_k1));
-	c->vc_key_index = ho->ho_m3_index;
-	rc = vmsg_m3_wrapped(m3, c->vc_reg.cr_vid, c->vc_tsp, ho->ho_m3_index,
-	    ho->ho_m3_code, c->vc_conf->vc_draw, c->vc_k1, &ho->ho_m3_wrap, d1);
+	memcpy(k1, ho->ho_m3_k1, 32);
+	*key_index = ho->ho_m3_index;
+	rc = vmsg_m3_wrapped(m3, c->vc_reg.cr_vid, tsp, ho->ho_m3_index,
+	    ho->ho_m3_code, c->vc_conf->vc_draw, k1, &ho->ho_m3_wrap, d1);
 	crypto_wipe(ho->ho_m3_k1, sizeof(ho->ho_m3_k1));
 	crypto_wipe(&ho->ho_m3_wrap, sizeof(ho->ho_m3_wrap));
 	return rc == 0 ? 1 : -1;
@@ -323,14 +332,39 @@ vho_ready_check(const struct vclient *c, const Qroam__HandoverReady *hr)
 	return NULL;
 }
 
-/* HandoverReady: remember the TSP, pre-connect to it, prepare its M3. */
+/* Prepared entry, unless the configuration keeps the patent's order. */
+static int
+vho_entry_prepared(const struct vclient *c)
+{
+	return c->vc_conf->vc_entry == VCONF_ENTRY_PREPARED &&
+	    !c->vc_conf->vc_reauth_on_entry;
+}
+
+/* How far p is from tsp's region (m); 0 when unknown. */
+static double
+vho_distance(const struct vclient *c, const char *tsp, struct geo_point p)
+{
+	const struct topo_tsp	*tt = topo_tsp(client_tsps(c), tsp);
+	double			 d;
+
+	if (tt == NULL || (d = route_region_distance(tt, p)) < 0)
+		return 0;
+	return d;
+}
+
+/*
+ * HandoverReady: remember the TSP, prepare its M3 and open the second
+ * connection to it, which sends the M3 at once with prepared entry.
+ */
 static void
 vho_ready(void *arg, const Qroam__HandoverReady *hr)
 {
-	struct vho	*ho = arg;
-	struct vclient	*c = ho->ho_client;
-	struct endpoint	 ep;
-	const char	*bad;
+	struct vho		*ho = arg;
+	struct vclient		*c = ho->ho_client;
+	struct endpoint		 ep;
+	struct route_pos	 rp;
+	const char		*bad;
+	int			 prepared = vho_entry_prepared(c);
 
 	if ((bad = vho_ready_check(c, hr)) != NULL) {
 		client_error(c, "handover: HandoverReady from %s refused: %s",
@@ -340,7 +374,7 @@ vho_ready(void *arg, const Qroam__HandoverReady *hr)
 	if (ho->ho_next[0] != '\0' && strcmp(ho->ho_next, hr->tsp_id) != 0)
 		log_warnx("handover: HandoverReady names %s, our M6 named %s",
 		    hr->tsp_id, ho->ho_next);
-	client_pre_drop(c, "replaced by a newer HandoverReady");
+	entry_drop(c, "replaced by a newer HandoverReady", 0);
 	if (strcmp(ho->ho_m3_tsp, hr->tsp_id) != 0)
 		vho_m3_discard(ho, "another TSP holds our context now");
 	snprintf(ho->ho_ready, sizeof(ho->ho_ready), "%s", hr->tsp_id);
@@ -350,25 +384,59 @@ vho_ready(void *arg, const Qroam__HandoverReady *hr)
 	chip_event(c->vc_db, "handover_ready", hr->tsp_id, "from=%s",
 	    c->vc_tsp);
 	log_info("handover: %s holds our context (HandoverReady from %s);"
-	    " pre-connecting to %s:%u", ho->ho_ready, c->vc_tsp, ep.ep_host,
-	    ep.ep_port);
-	if (client_pre_open(c, ho->ho_ready, &ep) == -1)
-		log_warnx("handover: cannot pre-connect to %s at %s:%u; the"
-		    " crossing connects then", ho->ho_ready, ep.ep_host,
-		    ep.ep_port);
+	    " connecting to %s:%u (%s)", ho->ho_ready, c->vc_tsp, ep.ep_host,
+	    ep.ep_port, prepared ? "prepared entry: M3 at once" :
+	    "entry on_crossing: M3 on the crossing");
 	if (!ho->ho_m3)
 		vho_m3_prepare(ho, ho->ho_ready);
+	client_position(c, &rp);
+	ho->ho_near_m = vho_distance(c, ho->ho_ready, rp.rp_point);
+	if (entry_open(c, ho->ho_ready, &ep, prepared) == -1)
+		log_warnx("handover: cannot connect to %s at %s:%u; the"
+		    " crossing connects then", ho->ho_ready, ep.ep_host,
+		    ep.ep_port);
 }
 
 void
+vho_follow(struct vho *ho, const struct route_pos *rp)
+{
+	struct vclient	*c = ho->ho_client;
+	double		 d;
+
+	if (c->vc_pre.vp_state == VP_NONE || !c->vc_pre.vp_prepare ||
+	    ho->ho_ready[0] == '\0')
+		return;
+	d = vho_distance(c, ho->ho_ready, rp->rp_point);
+	if (d < ho->ho_near_m) {
+		ho->ho_near_m = d;
+		return;
+	}
+	if (d - ho->ho_near_m < VHO_TURNBACK_M)
+		return;
+	log_info("handover: turned away from the region of %s (%.0f m from it,"
+	    " %.0f m at the closest); ending the prepared session there,"
+	    " still served by %s", ho->ho_ready, d, ho->ho_near_m, c->vc_tsp);
+	chip_event(c->vc_db, "turned_back", ho->ho_ready,
+	    "closest_m=%.0f now_m=%.0f", ho->ho_near_m, d);
+	c->vc_stats.vs_turned_back++;
+	chip_count(c->vc_db, "turned_back", 1);
+	entry_drop(c, "turned back", 0);
+	vho_m3_discard(ho, "turned back");
+	ho->ho_ready[0] = ho->ho_next[0] = '\0';
+}
+
+enum entry_adopt
 vho_cross(struct vho *ho, const char *from, const struct topo_tsp *tt,
     uint64_t detect_us)
 {
-	struct vclient	*c = ho->ho_client;
-	int		 ready = strcmp(ho->ho_ready, tt->tt_id) == 0;
+	struct vclient		*c = ho->ho_client;
+	int			 ready = strcmp(ho->ho_ready, tt->tt_id) == 0;
+	enum entry_adopt	 ea = ENTRY_NONE;
 
-	if (!ready || !client_pre_adopt(c))
-		client_pre_drop(c, "the route entered another region");
+	if (ready)
+		ea = entry_adopt(c);
+	else
+		entry_drop(c, "the route entered another region", 0);
 	if (strcmp(ho->ho_m3_tsp, tt->tt_id) != 0)
 		vho_m3_discard(ho, "the route entered another region");
 	if (ho->ho_ready[0] != '\0' && !ready)
@@ -383,17 +451,22 @@ vho_cross(struct vho *ho, const char *from, const struct topo_tsp *tt,
 	    !c->vc_authed || ho->ho_declined) {
 		ho->ho_declined = 0;
 		snprintf(ho->ho_last, sizeof(ho->ho_last), "%s", tt->tt_id);
-		return;
+		return ea;
 	}
 	ho->ho_crossing = 1;
 	ho->ho_reauth = 0;
 	ho->ho_cross_us = detect_us;
+	client_await_service(c);
 	snprintf(ho->ho_from, sizeof(ho->ho_from), "%s", from);
 	snprintf(ho->ho_to, sizeof(ho->ho_to), "%s", tt->tt_id);
 	snprintf(ho->ho_last, sizeof(ho->ho_last), "%s", tt->tt_id);
 	c->vc_stats.vs_crossings++;
-	log_info("crossing %s -> %s: %s", from, tt->tt_id, ready ?
-	    "handover prepared, M3 only" : "no handover prepared");
+	log_info("crossing %s -> %s: %s", from, tt->tt_id, !ready ?
+	    "no handover prepared" : ea == ENTRY_OPEN ?
+	    "prepared entry, telemetry on the session opened ahead" :
+	    ea == ENTRY_OPENING ? "prepared entry, its M3 still unanswered" :
+	    "handover prepared, M3 only");
+	return ea;
 }
 
 void
@@ -431,9 +504,12 @@ vho_keep_gap(struct vho *ho, double ms)
 	ho->ho_gaps[ho->ho_ngaps++] = ms;
 }
 
-/* A session opened (its reply came at at_us): complete the crossing. */
+/*
+ * The first ServiceResponse since the crossing came at at_us, answering
+ * an M3 or, with prepared entry, telemetry: complete the crossing.
+ */
 static void
-vho_served(void *arg, uint64_t at_us)
+vho_served(void *arg, uint64_t at_us, int by_m3)
 {
 	struct vho	*ho = arg;
 	struct vclient	*c = ho->ho_client;
@@ -442,6 +518,7 @@ vho_served(void *arg, uint64_t at_us)
 	if (!ho->ho_crossing || strcmp(ho->ho_to, c->vc_tsp) != 0)
 		return;
 	ho->ho_crossing = 0;
+	ho->ho_prepared = !by_m3;
 	gap = (double)(at_us - ho->ho_cross_us) / 1000.0;
 	vho_keep_gap(ho, gap);
 	vmetrics_gap(gap);
@@ -453,17 +530,19 @@ vho_served(void *arg, uint64_t at_us)
 		chip_count(c->vc_db, "handovers", 1);
 	}
 	chip_event(c->vc_db, "crossing", ho->ho_to,
-	    "from=%s to=%s gap_ms=%.1f reauth=%d", ho->ho_from, ho->ho_to, gap,
-	    ho->ho_reauth);
-	log_info("crossing %s -> %s: served after %.1f ms (%s)", ho->ho_from,
+	    "from=%s to=%s gap_ms=%.1f reauth=%d entry=%s", ho->ho_from,
+	    ho->ho_to, gap, ho->ho_reauth, ho->ho_prepared ? "prepared" :
+	    "on_crossing");
+	log_info("crossing %s -> %s: served after %.1f ms (%s)%s", ho->ho_from,
 	    ho->ho_to, gap, ho->ho_reauth ? "re-authenticated" :
-	    "handover, no F3");
+	    "handover, no F3", ho->ho_prepared ? " on the session opened"
+	    " ahead" : "");
 }
 
 void
 vho_reset(struct vho *ho, const char *reason)
 {
-	client_pre_drop(ho->ho_client, reason);
+	entry_drop(ho->ho_client, reason, 1);
 	vho_m3_discard(ho, reason);
 	if (ho->ho_crossing)
 		log_info("crossing %s -> %s: not served before %s",

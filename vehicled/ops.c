@@ -30,13 +30,16 @@ static void
 vops_collect(void *arg)
 {
 	const struct vfleet	*f = arg;
-	size_t			 i;
+	size_t			 i, held = 0;
 	int64_t			 n, sum = 0;
 
-	for (i = 0; i < vfleet_size(f); i++)
+	for (i = 0; i < vfleet_size(f); i++) {
 		if ((n = vops_keys_left(vfleet_client(f, i))) > 0)
 			sum += n;
+		held += vrecq_len(&vfleet_client(f, i)->vc_recs);
+	}
 	vmetrics_keys_left((double)sum);
+	vmetrics_unstored((double)held);
 }
 
 void
@@ -82,6 +85,14 @@ vops_vehicle(const struct vclient *c, json_t *obj)
 	    json_integer((json_int_t)vs->vs_telemetry_acked));
 	json_object_set_new(obj, "handovers",
 	    json_integer((json_int_t)vs->vs_handovers));
+	json_object_set_new(obj, "telemetry_resent",
+	    json_integer((json_int_t)vs->vs_resent));
+	json_object_set_new(obj, "telemetry_stored",
+	    json_integer((json_int_t)vs->vs_stored));
+	json_object_set_new(obj, "telemetry_dropped",
+	    json_integer((json_int_t)vs->vs_dropped));
+	json_object_set_new(obj, "unstored",
+	    json_integer((json_int_t)vrecq_len(&c->vc_recs)));
 	return obj;
 }
 
@@ -92,6 +103,7 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 	const struct vclient	*c;
 	const struct vstats	*vs;
 	json_int_t		 sent = 0, acked = 0, ho = 0, keys = 0;
+	json_int_t		 resent = 0, stored = 0, dropped = 0, held = 0;
 	int64_t			 n;
 	int			 session = 0;
 	size_t			 i;
@@ -102,6 +114,10 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 		sent += (json_int_t)vs->vs_telemetry_sent;
 		acked += (json_int_t)vs->vs_telemetry_acked;
 		ho += (json_int_t)vs->vs_handovers;
+		resent += (json_int_t)vs->vs_resent;
+		stored += (json_int_t)vs->vs_stored;
+		dropped += (json_int_t)vs->vs_dropped;
+		held += (json_int_t)vrecq_len(&c->vc_recs);
 		if ((n = vops_keys_left(c)) > 0)
 			keys += n;
 		session |= c->vc_state == VC_SESSION;
@@ -117,6 +133,10 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 	json_object_set_new(obj, "telemetry_sent", json_integer(sent));
 	json_object_set_new(obj, "telemetry_acked", json_integer(acked));
 	json_object_set_new(obj, "handovers", json_integer(ho));
+	json_object_set_new(obj, "telemetry_resent", json_integer(resent));
+	json_object_set_new(obj, "telemetry_stored", json_integer(stored));
+	json_object_set_new(obj, "telemetry_dropped", json_integer(dropped));
+	json_object_set_new(obj, "unstored", json_integer(held));
 	return obj;
 }
 
@@ -178,7 +198,7 @@ vops_route_differs(const struct vconf *a, const struct vconf *b)
 int
 vops_restart_only(const struct vconf *run, const struct vconf *next)
 {
-	const char	*what[12];
+	const char	*what[13];
 	size_t		 n = 0, i;
 
 	if (strcmp(run->vc_vid, next->vc_vid) != 0)
@@ -200,6 +220,8 @@ vops_restart_only(const struct vconf *run, const struct vconf *next)
 		what[n++] = "trip_time";
 	if (run->vc_power_cycle_ms != next->vc_power_cycle_ms)
 		what[n++] = "power_cycle_at";
+	if (run->vc_unstored_max != next->vc_unstored_max)
+		what[n++] = "unstored_max";
 	if (vops_differ(run->vc_operator_cert, next->vc_operator_cert) ||
 	    vops_differ(run->vc_operator_key, next->vc_operator_key))
 		what[n++] = "operator_cert/operator_key";

@@ -167,6 +167,7 @@ vehicle_track_region(struct vehicle *v, const struct route_pos *rp)
 	const struct topo_tsp	*tt;
 	char			 old[sizeof(c->vc_tsp)];
 	uint64_t		 detect_us;
+	enum entry_adopt	 ea;
 
 	/* Where regions overlap, the TSP holding our context goes first. */
 	tt = route_tsp_at(client_tsps(c), rp->rp_point, c->vc_tsp,
@@ -194,14 +195,29 @@ vehicle_track_region(struct vehicle *v, const struct route_pos *rp)
 	c->vc_ep = tt->tt_vehicle;
 	log_info("at %.5f,%.5f: in the region of %s%s%s", rp->rp_point.gp_lat,
 	    rp->rp_point.gp_lon, c->vc_tsp, old[0] ? ", coming from " : "", old);
-	vho_cross(ho, old, tt, detect_us);
+	ea = vho_cross(ho, old, tt, detect_us);
 	/* The baseline of the handover: authenticate again on every entry. */
 	if (c->vc_conf->vc_reauth_on_entry && ho->ho_crossing) {
 		c->vc_authed = 0;
 		vho_reauth(ho);
+		ea = ENTRY_CONN;
 	}
-	if (c->vc_state != VC_REFILL)
+	if (c->vc_state == VC_REFILL)
+		return;
+	switch (ea) {
+	case ENTRY_OPEN:
+	case ENTRY_OPENING:
+		/* Prepared entry: the session opened ahead goes on. */
+		break;
+	case ENTRY_AUTH:
+		vho_reauth(ho);
+		client_start_auth(c);
+		break;
+	case ENTRY_NONE:
+	case ENTRY_CONN:
 		vehicle_serve(c);
+		break;
+	}
 }
 
 /* Every telemetry interval: move, follow regions, run the session. */
@@ -219,6 +235,7 @@ vehicle_tick_cb(evutil_socket_t fd, short ev, void *arg)
 	client_log_enter(c);
 	client_position(c, &rp);
 	vehicle_track_region(v, &rp);
+	vho_follow(&v->v_ho, &rp);
 	/* Once a TSP holds our context the old one takes no new M3. */
 	client_tick(c, &rp, !vho_prepared(&v->v_ho));
 }

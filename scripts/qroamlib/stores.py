@@ -7,8 +7,11 @@ import shutil
 import sqlite3
 import tempfile
 
-# The detail of a vehicle's `crossing` event.
-CROSSING_RX = re.compile(r"^from=(\S+) to=(\S+) gap_ms=(\d+(?:\.\d+)?) reauth=([01])$")
+# The detail of a vehicle's `crossing` event; `entry` says whether its
+# first answer came on a session opened ahead (prepared) or to an M3 sent
+# on the crossing (on_crossing), and is missing in stores of older builds.
+CROSSING_RX = re.compile(r"^from=(\S+) to=(\S+) gap_ms=(\d+(?:\.\d+)?) reauth=([01])"
+                         r"(?: entry=(prepared|on_crossing))?$")
 
 
 def _rows(target, sql, args, uri):
@@ -71,15 +74,23 @@ def parse_crossing(detail):
     return (m.group(1), m.group(2), float(m.group(3)), int(m.group(4)))
 
 
-def crossings(store):
+def crossing_entry(detail):
+    """How a crossing event's first answer came: "prepared",
+    "on_crossing", or None if the event does not say."""
+    m = CROSSING_RX.match(detail or "")
+    return m.group(5) if m else None
+
+
+def crossings(store, with_entry=False):
     """[(from, to, gap_ms, reauth)] a vehicle journalled in its store, in
-    order; [] while the store is not there."""
+    order, with crossing_entry() as a fifth item if with_entry; [] while
+    the store is not there."""
     out = []
     for (detail,) in query(store, "SELECT detail FROM events WHERE kind='crossing' "
                                   "ORDER BY id"):
         c = parse_crossing(detail)
         if c is not None:
-            out.append(c)
+            out.append(c + (crossing_entry(detail),) if with_entry else c)
     return out
 
 

@@ -1,11 +1,14 @@
 """vehicled's side of the handover against scripted TSPs (faketsp.py):
-the answer to M5 from the route, the pre-connection after HandoverReady,
-M3 alone on entering the next region, and declining at the end of a trip."""
+the answer to M5 from the route, the second connection after
+HandoverReady with the session opened on it ahead of the boundary
+(prepared entry) or the M3 sent on the crossing (entry on_crossing), and
+declining at the end of a trip."""
 
 import re
 
 from faketsp import FakeTsp, tsp_info
 from harness import testbed, vin, wait_until
+from qroamlib import stores
 from test_drive import (ROUTE_AB, counter, crossings, drive_opts, events,
                         stdout_line)
 
@@ -52,16 +55,11 @@ def prepared(tb, min_lon):
     return FakeTsp(tb, "tsp-a", on_telemetry=script.on_telemetry, on_m6=script.on_m6), fb
 
 
-@testbed(tsps=["tsp-a", "tsp-b"])
-def test_prepared_handover_needs_m3_only(tb):
-    """HandoverReady before the boundary: the vehicle pre-connects to
-    tsp-b, says Bye to tsp-a on the crossing and is served by tsp-b after
-    one M3 on the pre-opened connection; no F3 there, no new session with
-    tsp-a once tsp-b holds its context."""
-    fa, fb = prepared(tb, 120.075)
-    v = vin(950)
+def drive_across(tb, fa, fb, v, **opts):
+    """Drive v from tsp-a into tsp-b (scripted) until tsp-b has three
+    telemetry messages, then stop it."""
     try:
-        tb.start_vehicle(v, route=ROUTE_AB, **drive_opts(session_rekey=3))
+        tb.start_vehicle(v, route=ROUTE_AB, **drive_opts(session_rekey=3, **opts))
         wait_until(lambda: crossings(tb, v), what="the crossing of %s" % v)
         wait_until(lambda: len(fb.seen("telemetry", v)) >= 3,
                    what="telemetry at tsp-b")
@@ -69,33 +67,88 @@ def test_prepared_handover_needs_m3_only(tb):
     finally:
         fa.close()
         fb.close()
+
+
+def assert_handover_without_f3(tb, fa, fb, v, entry):
+    """One crossing tsp-a -> tsp-b served without F3 anywhere but at
+    power-on, after M6 named tsp-b, with one M3 at tsp-b on the connection
+    opened after HandoverReady; no new session with tsp-a once tsp-b took
+    over, although session_rekey 3 would have renewed it."""
     assert [c[:2] + c[3:] for c in crossings(tb, v)] == [("tsp-a", "tsp-b", 0)]
+    assert [c[4] for c in stores.crossings(tb.daemons[v].store, with_entry=True)] \
+        == [entry]
     assert events(tb, v, "auth_ok") == 1
     assert counter(tb, v, "handovers") == 1
     assert counter(tb, v, "reauth_after_handover") == 0
     assert [r[3] for r in fa.seen("m6", v)] == [(True, "tsp-b")]
     assert fb.seen("m4", v) == []
-    # The M3 went out on the connection opened after HandoverReady and
-    # before the Bye to tsp-a.
     ready_ms = fa.seen("ready", v)[0][0]
     bye_ms = fa.seen("bye", v)[0][0]
     m3 = fb.seen("m3", v)
     assert len(m3) == 1, m3
     assert ready_ms < fb.conns[m3[0][4]] < bye_ms, (ready_ms, fb.conns, bye_ms)
-    # No session renewal with tsp-a after tsp-b took over, although
-    # session_rekey 3 would have renewed it.
     assert all(r[0] < ready_ms for r in fa.seen("m3", v))
     assert len([r for r in fa.seen("telemetry", v) if r[0] > ready_ms]) >= 3
     assert tb.query(v, "SELECT detail FROM events WHERE kind='m6'") == \
         [("continue=1 next=tsp-b",)]
     assert events(tb, v, "handover_ready", "tsp-b") == 1
-    log = tb.log(v)
-    assert "handover prepared, M3 only" in log
     assert re.search(r"crossing tsp-a -> tsp-b: served after \d+\.\d ms "
-                     r"\(handover, no F3\)", log), log[-2000:]
+                     r"\(handover, no F3\)", tb.log(v)), tb.log(v)[-2000:]
     st = stdout_line(tb, v, "FLEET")
     assert st["handovers"] == 1 and st["reauth_after_handover"] == 0, st
     assert st["handover_failures"] == 0 and st["gap_ms_p50"] > 0, st
+    return ready_ms, bye_ms, m3[0]
+
+
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_prepared_entry_opens_the_session_ahead(tb):
+    """Prepared entry (the default): on HandoverReady the vehicle connects
+    to tsp-b and sends its M3 at once, while tsp-a still serves it; on the
+    crossing it says Bye (not a power-off) to tsp-a and its first message
+    in region B is telemetry on that session, answered by tsp-b."""
+    fa, fb = prepared(tb, 120.075)
+    v = vin(950)
+    drive_across(tb, fa, fb, v)
+    ready_ms, bye_ms, m3 = assert_handover_without_f3(tb, fa, fb, v, "prepared")
+    # The M3 itself went out before the crossing, with telemetry to tsp-a
+    # after it; tsp-b saw telemetry only from the crossing (the Bye to
+    # tsp-a) on, on the M3's connection.
+    assert m3[0] < bye_ms, (m3, bye_ms)
+    log = tb.log(v)
+    assert log.index("entry: M3 sent to tsp-b ahead of the crossing") < \
+        log.index("Bye sent to tsp-a (region change)")
+    assert any(m3[0] < r[0] < bye_ms for r in fa.seen("telemetry", v))
+    tel_b = fb.seen("telemetry", v)
+    # (The two fakes note arrivals in threads of their own: a few ms.)
+    assert tel_b and tel_b[0][0] > bye_ms - 20 and tel_b[0][4] == m3[4], \
+        (tel_b, bye_ms)
+    assert "crossing tsp-a -> tsp-b: prepared entry, telemetry on the session " \
+        "opened ahead" in log
+    assert "on the session opened ahead" in log
+    assert events(tb, v, "session_open", "tsp-b") == 1
+    assert tb.query(v, "SELECT detail FROM events WHERE kind='session_open' "
+                       "AND tsp_id='tsp-b'") == [("key %d, prepared entry" % m3[3],)]
+    st = stdout_line(tb, v, "FLEET")
+    assert st["prepared_entries"] == 1 and st["turned_back"] == 0, st
+
+
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_entry_on_crossing_sends_m3_on_the_crossing(tb):
+    """entry on_crossing (the patent's order): the connection to tsp-b
+    waits from HandoverReady on, the M3 goes out after the Bye to tsp-a,
+    and its answer is the crossing's first."""
+    fa, fb = prepared(tb, 120.075)
+    v = vin(956)
+    drive_across(tb, fa, fb, v, entry="on_crossing")
+    ready_ms, bye_ms, m3 = assert_handover_without_f3(tb, fa, fb, v, "on_crossing")
+    log = tb.log(v)
+    assert log.index("Bye sent to tsp-a") < log.index("M3 sent to tsp-b") < \
+        log.index("served after")
+    assert "handover prepared, M3 only" in log
+    assert "entry on_crossing: M3 on the crossing" in log
+    assert "on the session opened ahead" not in log
+    st = stdout_line(tb, v, "FLEET")
+    assert st["prepared_entries"] == 0, st
 
 
 @testbed(tsps=["tsp-a", "tsp-b", "tsp-c"])

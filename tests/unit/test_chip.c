@@ -296,6 +296,16 @@ test_events_and_counters(void **state)
 	chip_count(fx->f_db, "telemetry_sent", 1);
 	chip_count(fx->f_db, "telemetry_sent", 2);
 	assert_int_equal(chip_counter(fx->f_db, "telemetry_sent"), 3);
+	/* A high-water mark only rises (the record id mark). */
+	assert_int_equal(chip_counter_raise(fx->f_db, "record_id_mark",
+	    1700000000000000LL), 0);
+	assert_int_equal(chip_counter_raise(fx->f_db, "record_id_mark", 5), 0);
+	assert_true(chip_counter(fx->f_db, "record_id_mark") ==
+	    1700000000000000LL);
+	assert_int_equal(chip_counter_raise(fx->f_db, "record_id_mark",
+	    1700000000000001LL), 0);
+	assert_true(chip_counter(fx->f_db, "record_id_mark") ==
+	    1700000000000001LL);
 }
 
 int

@@ -2,7 +2,8 @@
  * Unit tests of vehicled's fleet mode and handover settings: the VINs of
  * a fleet's vehicles (vehicled/fleet.c), the gap median and maximum of
  * the FLEET line, and the configuration directives fleet, fleet_spacing,
- * power_cycle_at, decline_at_end and reauth_on_entry (vehicled/config.c).
+ * power_cycle_at, decline_at_end, reauth_on_entry, entry, unstored_max
+ * and resend_burst (vehicled/config.c), with what a reload takes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -93,6 +94,9 @@ test_config_directives(void **state)
 	assert_int_equal(vc.vc_power_cycle_ms, 0);
 	assert_int_equal(vc.vc_decline_at_end, 0);
 	assert_int_equal(vc.vc_reauth_on_entry, 0);
+	assert_int_equal(vc.vc_entry, VCONF_ENTRY_PREPARED);
+	assert_int_equal(vc.vc_unstored_max, 4096);
+	assert_int_equal(vc.vc_resend_burst, 8);
 	vconf_free(&vc);
 
 	assert_int_equal(load(dir, "fleet 5\nfleet_spacing 500ms\n"
@@ -105,6 +109,13 @@ test_config_directives(void **state)
 	assert_int_equal(vc.vc_decline_at_end, 1);
 	vconf_free(&vc);
 
+	assert_int_equal(load(dir, "entry on_crossing\nunstored_max 1\n"
+	    "resend_burst 0\n", &vc), 0);
+	assert_int_equal(vc.vc_entry, VCONF_ENTRY_ON_CROSSING);
+	assert_int_equal(vc.vc_unstored_max, 1);
+	assert_int_equal(vc.vc_resend_burst, 0);
+	vconf_free(&vc);
+
 	tu_capture_begin();
 	assert_int_equal(load(dir, "fleet 0\ndecline_at_end maybe\n"
 	    "power_cycle_at soon\n", &vc), -1);
@@ -112,6 +123,36 @@ test_config_directives(void **state)
 	assert_non_null(strstr(err, "vehicled.conf:4: fleet must be"));
 	assert_non_null(strstr(err, "vehicled.conf:5: decline_at_end must be"));
 	assert_non_null(strstr(err, "vehicled.conf:6: power_cycle_at: bad"));
+
+	tu_capture_begin();
+	assert_int_equal(load(dir, "entry early\nunstored_max 0\n"
+	    "resend_burst 1001\n", &vc), -1);
+	err = tu_capture_end();
+	assert_non_null(strstr(err, "vehicled.conf:4: entry must be prepared"
+	    " or on_crossing"));
+	assert_non_null(strstr(err, "vehicled.conf:5: unstored_max must be"));
+	assert_non_null(strstr(err, "vehicled.conf:6: resend_burst must be"));
+	assert_int_equal(tu_tmpdir_free(dir), 0);
+}
+
+/* A reload takes entry and resend_burst; unstored_max waits a restart. */
+static void
+test_config_reload(void **state)
+{
+	struct vconf	run, next;
+	char		dir[64];
+
+	(void)state;
+	assert_int_equal(tu_tmpdir_new(dir, sizeof(dir), "test_fleet"), 0);
+	assert_int_equal(load(dir, "", &run), 0);
+	assert_int_equal(load(dir, "entry on_crossing\nresend_burst 2\n"
+	    "unstored_max 10\n", &next), 0);
+	vconf_take_runtime(&run, &next);
+	assert_int_equal(run.vc_entry, VCONF_ENTRY_ON_CROSSING);
+	assert_int_equal(run.vc_resend_burst, 2);
+	assert_int_equal(run.vc_unstored_max, 4096);
+	vconf_free(&run);
+	vconf_free(&next);
 	assert_int_equal(tu_tmpdir_free(dir), 0);
 }
 
@@ -122,6 +163,7 @@ main(void)
 		cmocka_unit_test(test_fleet_vins),
 		cmocka_unit_test(test_gap_stats),
 		cmocka_unit_test(test_config_directives),
+		cmocka_unit_test(test_config_reload),
 	};
 
 	log_init("test_fleet", 0);

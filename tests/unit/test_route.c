@@ -2,9 +2,11 @@
  * Unit tests of the vehicle's route (libvehicle/route.c): the position along
  * a route of several waypoints on the simulated clock, the order of the
  * regions a route passes (overlapping and touching regions included), the
- * serving TSP where regions overlap, and the choice of the next candidate
- * region for M6.
+ * serving TSP where regions overlap, the choice of the next candidate
+ * region for M6, and the distance from a point to a region (prepared
+ * entry's turning away).
  */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -283,6 +285,47 @@ test_touching_point(void **state)
 	route_free(r);
 }
 
+static void
+test_region_distance(void **state)
+{
+	struct topo		t;
+	struct topo_tsp		empty;
+	struct geo_point	p;
+	double			m_per_deg = 6371000.0 * 3.14159265358979 / 180;
+
+	(void)state;
+	mktopo(&t, sq_a, sq_b, NULL);
+	/* Inside and on the boundary: 0. */
+	p.gp_lat = 30.05;
+	p.gp_lon = 120.15;
+	assert_true(route_region_distance(&t.t_tsps[1], p) == 0);
+	p.gp_lon = 120.1;
+	assert_true(route_region_distance(&t.t_tsps[1], p) == 0);
+	/* West of B, level with it: the distance to its west edge. */
+	p.gp_lon = 120.09;
+	assert_true(fabs(route_region_distance(&t.t_tsps[1], p) - 0.01 *
+	    m_per_deg * cos(30.05 * 3.14159265358979 / 180)) < 2);
+	/* South of B: the distance to its south edge. */
+	p.gp_lat = 29.99;
+	p.gp_lon = 120.15;
+	assert_true(fabs(route_region_distance(&t.t_tsps[1], p) - 0.01 *
+	    m_per_deg) < 2);
+	/* Off a corner: to the corner itself. */
+	p.gp_lat = 29.99;
+	p.gp_lon = 120.09;
+	assert_true(route_region_distance(&t.t_tsps[1], p) >
+	    0.01 * m_per_deg);
+	assert_true(route_region_distance(&t.t_tsps[1], p) <
+	    0.0142 * m_per_deg);
+	/* Farther away is farther. */
+	p.gp_lat = 30.05;
+	p.gp_lon = 120.02;
+	assert_true(route_region_distance(&t.t_tsps[1], p) >
+	    route_region_distance(&t.t_tsps[0], p) + 7000);
+	memset(&empty, 0, sizeof(empty));
+	assert_true(route_region_distance(&empty, p) < 0);
+}
+
 int
 main(void)
 {
@@ -293,6 +336,7 @@ main(void)
 		cmocka_unit_test(test_overlap_keeps_the_current_tsp),
 		cmocka_unit_test(test_next_candidate),
 		cmocka_unit_test(test_touching_point),
+		cmocka_unit_test(test_region_distance),
 	};
 
 	log_init("test_route", 0);
