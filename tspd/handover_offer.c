@@ -189,6 +189,13 @@ tspd_handover_offer(struct tspd *env, const struct tspdb_session *s,
 		return 0;
 	pos.gp_lat = t->lat;
 	pos.gp_lon = t->lon;
+	/*
+	 * A position outside this region is no trigger: the vehicle is not
+	 * here, so the record is one sent again after a crossing (F5: the
+	 * records no stored_seq covered), or the vehicle left unseen.
+	 */
+	if (!tspd_region_touches(env->t_self, pos))
+		return 0;
 	if (!tspd_region_candidates(&env->t_topo, env->t_self, pos, t->heading,
 	    t->speed * (double)env->t_conf.tc_look_ahead_ms / 1000.0, &c) ||
 	    !offer_allowed(env, s))
