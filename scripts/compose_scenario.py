@@ -10,7 +10,8 @@ the processes stopped: every vehicle crossed the regions in the route's
 order with a handover at each crossing (no F3 again), authenticated
 exactly once, and counted no error; each TSP finished the handovers it
 started; every telemetry message a vehicle saw acknowledged is a row of
-the acknowledging TSP's store; every process ran as its service's user.
+the acknowledging TSP's store or was sent again; every process ran as its
+service's user.
 After a crash of TSP X, a crossing into X may fall back to F3, exactly as
 check_crossings() says.
 """
@@ -292,8 +293,9 @@ def acked_messages(run):
 def check_acked(run, drive, stats, summary):
     """Every telemetry message a vehicle counted as acknowledged is a row
     of the acknowledging TSP's store (its own rows: tsp_id is itself),
-    sequence number by sequence number; the vehicles logged as many
-    acknowledgements as their STATS lines count.  [failures]."""
+    sequence number by sequence number, or was sent again (a crash took
+    it before its commit); the vehicles logged as many acknowledgements as
+    their STATS lines count.  [failures]."""
     acks, when = acked_messages(run)
     failures = []
     for vin, st in sorted(stats.items()):
@@ -307,12 +309,26 @@ def check_acked(run, drive, stats, summary):
                                         "WHERE tsp_id = ?1 AND seq > 0 "
                                         "GROUP BY vehicle_id, seq", (tid,)):
             rows[(vin, tid, seq)] += n
-    lost = sorted(k for k, n in acks.items() if rows[k] < n)
-    summary["telemetry_check"] = {"acked": sum(acks.values()), "lost": len(lost),
+    missing = sorted(k for k, n in acks.items() if rows[k] < n)
+    # Answers come before durability (F5 service first): an answered record
+    # that a crash took before its commit is sent again by the vehicle, under
+    # a new seq, until a stored_seq covers it.  Missing beyond what the
+    # vehicle sent again is lost.
+    lost = []
+    for vin in sorted(set(k[0] for k in missing)):
+        mine = [k for k in missing if k[0] == vin]
+        resent = int(stats.get(vin, {}).get("telemetry_resent", 0))
+        if len(mine) > resent:
+            lost += mine
+    summary["telemetry_check"] = {"acked": sum(acks.values()), "missing": len(missing),
+                                  "resent": sum(int(st.get("telemetry_resent", 0))
+                                                for st in stats.values()),
+                                  "lost": len(lost),
                                   "lost_first": ["%s %s seq %d" % k for k in lost[:5]]}
     if lost:
-        failures.append("%d acknowledged telemetry message(s) not in the TSP stores, "
-                        "e.g. %s" % (len(lost), summary["telemetry_check"]["lost_first"]))
+        failures.append("%d acknowledged telemetry message(s) neither in the TSP stores "
+                        "nor sent again, e.g. %s" % (len(lost),
+                                                     summary["telemetry_check"]["lost_first"]))
     crash = summary.get("crash")
     if crash and "killed_at" in crash:
         t = day_s(crash["killed_at"])
