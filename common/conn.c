@@ -74,6 +74,7 @@ struct conn {
 	size_t			 c_nholds;	/* end of the live segments */
 	size_t			 c_holdcap;
 	TAILQ_ENTRY(conn)	 c_bentry;	/* in c_barrier while holding */
+	int			 c_inbarrier;
 };
 
 /* The verified TLS peer. */
@@ -543,11 +544,16 @@ conn_hold(struct conn *c, const void *buf, size_t len, uint64_t gen)
 		h->h_len = 0;
 		h->h_gen = gen;
 	}
-	if (evbuffer_add(c->c_held, buf, len) == -1)
+	if (evbuffer_add(c->c_held, buf, len) == -1) {
+		if (h->h_len == 0)	/* the segment just made stays empty */
+			c->c_nholds--;
 		return -1;
+	}
 	h->h_len += len;
-	if (c->c_hold0 + 1 == c->c_nholds && h->h_len == len)
+	if (!c->c_inbarrier) {
 		TAILQ_INSERT_TAIL(&c->c_barrier->b_held, c, c_bentry);
+		c->c_inbarrier = 1;
+	}
 	return 0;
 }
 
@@ -562,8 +568,10 @@ conn_holding(const struct conn *c)
 static void
 conn_unhold(struct conn *c)
 {
-	if (conn_holding(c))
+	if (c->c_inbarrier) {
 		TAILQ_REMOVE(&c->c_barrier->b_held, c, c_bentry);
+		c->c_inbarrier = 0;
+	}
 	c->c_hold0 = c->c_nholds = 0;
 	if (c->c_held != NULL)
 		evbuffer_free(c->c_held);
@@ -700,6 +708,7 @@ conn_barrier_release(struct conn_barrier *b, uint64_t durable)
 		if (!conn_holding(c)) {
 			c->c_hold0 = c->c_nholds = 0;
 			TAILQ_REMOVE(&b->b_held, c, c_bentry);
+			c->c_inbarrier = 0;
 		}
 	}
 }

@@ -74,7 +74,9 @@ def _figures(parallel, sessions, runs):
          "held, per session" % (sessions // 2, sessions),
          "<= 2 KiB", "<=", lambda r: (r["session_bytes"] / 1024, 2.0), "%.2f KiB"),
         ("concurrent", _concurrent_label(runs), "100,000 held, <= 2 KiB RSS each", "<=",
-         lambda r: (r["concurrent_vehicle_bytes"] / 1024, 2.0), "%.2f KiB"),
+         # Short of 100,000 held, the goal is missed whatever the memory.
+         lambda r: (r["concurrent_vehicle_bytes"] / 1024,
+                    2.0 if r["concurrent_sessions"] >= 100000 else 0.0), "%.2f KiB"),
     ]
 
 
