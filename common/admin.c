@@ -25,6 +25,8 @@ struct admin {
 	char			*a_id;
 	admin_status_cb		 a_cb;
 	void			*a_arg;
+	admin_prepare_cb	 a_prepare;
+	void			*a_prepare_arg;
 	struct timespec		 a_start;
 	struct metric		*a_requests;
 };
@@ -140,6 +142,65 @@ admin_metrics(struct evhttp_request *req)
 	evbuffer_free(b);
 }
 
+/* A request whose answer waits for the daemon's prepare. */
+struct admin_wait {
+	struct admin		*w_admin;
+	struct evhttp_request	*w_req;		/* NULL once the client left */
+	struct evhttp_connection *w_conn;
+	char			 w_path[64];
+};
+
+static void	admin_route(struct admin *, struct evhttp_request *,
+		    const char *path);
+
+/* The client's connection closed before the answer. */
+static void
+admin_wait_gone(struct evhttp_connection *conn, void *arg)
+{
+	struct admin_wait	*w = arg;
+
+	(void)conn;
+	w->w_req = NULL;
+}
+
+void
+admin_prepared(struct admin_wait *w)
+{
+	if (w->w_req != NULL) {
+		evhttp_connection_set_closecb(w->w_conn, NULL, NULL);
+		admin_route(w->w_admin, w->w_req, w->w_path);
+	}
+	free(w);
+}
+
+void
+admin_set_prepare(struct admin *a, admin_prepare_cb cb, void *arg)
+{
+	a->a_prepare = cb;
+	a->a_prepare_arg = arg;
+}
+
+/* Have the daemon prepare what path shows, then answer; 0 or -1. */
+static int
+admin_wait(struct admin *a, struct evhttp_request *req, const char *path)
+{
+	struct admin_wait	*w;
+	const char		*what;
+
+	if (strlen(path) >= sizeof(w->w_path) ||
+	    (w = calloc(1, sizeof(*w))) == NULL)
+		return -1;
+	w->w_admin = a;
+	w->w_req = req;
+	w->w_conn = evhttp_request_get_connection(req);
+	memcpy(w->w_path, path, strlen(path) + 1);
+	evhttp_connection_set_closecb(w->w_conn, admin_wait_gone, w);
+	what = strcmp(path, "/metrics") == 0 ? "metrics" :
+	    strcmp(path, "/status") == 0 ? NULL : path + 8;
+	a->a_prepare(a->a_prepare_arg, what, w);
+	return 0;
+}
+
 /* Every request: route on the path. */
 static void
 admin_request_cb(struct evhttp_request *req, void *arg)
@@ -147,7 +208,6 @@ admin_request_cb(struct evhttp_request *req, void *arg)
 	struct admin		*a = arg;
 	const struct evhttp_uri	*uri;
 	const char		*path;
-	struct evbuffer		*b;
 
 	uri = evhttp_request_get_evhttp_uri(req);
 	path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
@@ -162,6 +222,19 @@ admin_request_cb(struct evhttp_request *req, void *arg)
 		    "only GET"));
 		return;
 	}
+	if (a->a_prepare != NULL && (strcmp(path, "/metrics") == 0 ||
+	    strcmp(path, "/status") == 0 || strncmp(path, "/status/", 8) == 0) &&
+	    admin_wait(a, req, path) == 0)
+		return;
+	admin_route(a, req, path);
+}
+
+/* Answer a GET of path. */
+static void
+admin_route(struct admin *a, struct evhttp_request *req, const char *path)
+{
+	struct evbuffer		*b;
+
 	if (strcmp(path, "/metrics") == 0)
 		admin_metrics(req);
 	else if (strcmp(path, "/healthz") == 0) {

@@ -37,4 +37,18 @@ struct admin *admin_new(struct event_base *, const char *host, uint16_t port,
 	    const char *daemon, const char *id, admin_status_cb, void *arg);
 void	admin_free(struct admin *);
 
+/*
+ * A daemon whose /metrics and /status read a store that answers later:
+ * before answering GET /metrics (what "metrics"), /status (what NULL) or
+ * /status/<what>, the endpoint calls prepare(arg, what, w); the daemon
+ * gathers what the view shows and calls admin_prepared(w), and the
+ * endpoint then answers through the status callback and the metrics'
+ * collectors as usual.  A client gone meanwhile gets nothing.
+ */
+struct admin_wait;
+typedef void (*admin_prepare_cb)(void *arg, const char *what,
+	    struct admin_wait *w);
+void	admin_set_prepare(struct admin *, admin_prepare_cb, void *arg);
+void	admin_prepared(struct admin_wait *);
+
 #endif

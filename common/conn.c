@@ -75,6 +75,9 @@ struct conn {
 	size_t			 c_holdcap;
 	TAILQ_ENTRY(conn)	 c_bentry;	/* in c_barrier while holding */
 	int			 c_inbarrier;
+	/* Holders of the memory (conn_ref); freed by the last, once reaped. */
+	int			 c_refs;
+	int			 c_reaped;
 };
 
 /* The verified TLS peer. */
@@ -207,6 +210,8 @@ conn_identify(struct conn *c)
 
 	if (!c->c_tls || c->c_peer != NULL)
 		return 0;
+	if (c->c_bev == NULL)
+		return -1;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return -1;
 	ssl = bufferevent_openssl_get_ssl(c->c_bev);
@@ -438,6 +443,14 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, reason);
 }
 
+static void
+conn_destroy(struct conn *c)
+{
+	free(c->c_peer);
+	free(c->c_reason);
+	free(c);
+}
+
 /* Deferred part of a close: owner's on_close, then free. */
 static void
 conn_reap(evutil_socket_t fd, short ev, void *arg)
@@ -464,10 +477,24 @@ conn_reap(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (c->c_bev != NULL)
 		bufferevent_free(c->c_bev);
+	c->c_bev = NULL;
 	metric_add(conn_metric(1), NULL, -1);
-	free(c->c_peer);
-	free(c->c_reason);
-	free(c);
+	c->c_reaped = 1;
+	if (c->c_refs == 0)
+		conn_destroy(c);
+}
+
+void
+conn_ref(struct conn *c)
+{
+	c->c_refs++;
+}
+
+void
+conn_unref(struct conn *c)
+{
+	if (--c->c_refs == 0 && c->c_reaped)
+		conn_destroy(c);
 }
 
 /* Stop all I/O now and schedule the reap (sync conns wait for conn_free_sync). */

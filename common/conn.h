@@ -76,6 +76,13 @@ const char *conn_peer_addr(const struct conn *);
 const char *conn_peer_cn(const struct conn *);
 const char *conn_peer_role(const struct conn *);
 int	conn_is_open(const struct conn *);
+/*
+ * Keep c's memory past its close, for an answer that comes later: sending
+ * on a closed connection does nothing, conn_is_open tells.  Each conn_ref
+ * is matched by one conn_unref.
+ */
+void	conn_ref(struct conn *);
+void	conn_unref(struct conn *);
 
 /*
  * Acknowledged means stored.  A barrier ties the connections given it

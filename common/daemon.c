@@ -285,6 +285,8 @@ daemon_start(struct daemon *d)
 	    ops->do_name, cc->cc_id, ops->do_status, arg);
 	if (d->d_admin == NULL)
 		fatalx("cannot start the admin endpoint");
+	if (ops->do_prepare != NULL)
+		admin_set_prepare(d->d_admin, ops->do_prepare, arg);
 	status[0] = '\0';
 	ops->do_ready(d->d_env, status, sizeof(status));
 	log_setname(d->d_logname);

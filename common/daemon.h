@@ -54,6 +54,8 @@ struct daemon_ops {
 	void	*(*do_start)(void *env, struct event_base *);
 	/* The admin endpoint's /status (admin.h). */
 	admin_status_cb	 do_status;
+	/* Optional: gather what /metrics or /status shows (admin.h). */
+	admin_prepare_cb do_prepare;
 	/*
 	 * Called once the admin endpoint listens, just before READY=1: what
 	 * the daemon does last, and the STATUS= line into status.

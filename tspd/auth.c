@@ -14,7 +14,9 @@
  * step; the loop then stores the pass and sends the answer, or discards
  * the signature if the store refuses the nonce.  Refusals are rare, so a
  * second hop to sign after the store would only add a wake-up and a
- * queue wait to every M4.
+ * queue wait to every M4.  The store steps are requests: the registration
+ * read before the worker, read again after it (an M2 may have replaced
+ * it meanwhile) and the pass stored; the task waits for each answer.
  */
 #include <sys/queue.h>
 #include <stddef.h>
@@ -47,6 +49,8 @@ struct auth_task {
 	TAILQ_ENTRY(auth_task)	 at_entry;	/* (loop) M4s in flight */
 	struct tspd		*at_env;	/* (loop) */
 	struct conn		*at_conn;	/* (loop) NULL once it closed */
+	struct tspdb_req	 at_rq;		/* (loop) */
+	struct tspdb_reg	 at_now_reg;	/* (loop) as stored after */
 	char			 at_addr[AUTH_ADDR_LEN];
 	uint64_t		 at_request_id;
 
@@ -72,6 +76,7 @@ TAILQ_HEAD(auth_list, auth_task);
 struct tspd_auth {
 	struct workq		*ta_wq;
 	struct auth_list	 ta_inflight;
+	int			 ta_stopping;
 };
 
 static void	auth_work(void *);
@@ -104,7 +109,10 @@ tspd_auth_free(struct tspd *env)
 
 	if (ta == NULL)
 		return;
+	ta->ta_stopping = 1;
 	workq_free(ta->ta_wq);
+	/* M4s waiting for the store finish or are refused. */
+	tspd_store_drain(env);
 	if (!TAILQ_EMPTY(&ta->ta_inflight))
 		fatalx("M4s in flight after the worker pool stopped");
 	free(ta);
@@ -126,7 +134,9 @@ tspd_auth_conn_closed(struct tspd *env, struct conn *c)
 static void
 auth_task_free(struct auth_task *at)
 {
+	TAILQ_REMOVE(&at->at_env->t_auth->ta_inflight, at, at_entry);
 	tspdb_reg_clear(&at->at_reg);
+	tspdb_reg_clear(&at->at_now_reg);
 	EVP_PKEY_free(at->at_prv);
 	if (at->at_inner != NULL)
 		qroam__auth_inner__free_unpacked(at->at_inner, NULL);
@@ -233,44 +243,16 @@ auth_work(void *arg)
 	}
 }
 
-/*
- * The registration the M4 was checked against is still the stored one:
- * an M2 may have replaced it while the worker had the M4.  OK, or the
- * status to refuse with and at_reason set.
- */
-static int
-auth_reg_current(struct tspd *env, struct auth_task *at)
-{
-	struct tspdb_reg	 reg;
-	int			 r, same;
-
-	memset(&reg, 0, sizeof(reg));
-	if ((r = tspdb_reg_get(env->t_db, at->at_m4->vehicle_id, &reg)) != 1) {
-		at->at_reason = r == 0 ? "unknown vehicle" : "store error";
-		return r == 0 ? QROAM__STATUS_CODE__AUTH_FAILED :
-		    QROAM__STATUS_CODE__INTERNAL;
-	}
-	same = reg.r_epoch == at->at_reg.r_epoch &&
-	    strcmp(reg.r_chip_id, at->at_reg.r_chip_id) == 0;
-	tspdb_reg_clear(&reg);
-	if (!same) {
-		at->at_reason = "registration replaced";
-		return QROAM__STATUS_CODE__AUTH_FAILED;
-	}
-	return QROAM__STATUS_CODE__OK;
-}
-
-/* Store a verified and signed authentication and answer it. */
+/* The store answered the pass: answer the vehicle. */
 static void
-auth_accept(struct tspd *env, struct auth_task *at)
+auth_stored(struct tspdb_req *rq)
 {
+	struct auth_task	*at = rq->rq_arg;
+	struct tspd		*env = at->at_env;
 	Qroam__AuthResult	 res = QROAM__AUTH_RESULT__INIT;
 	const char		*vid = at->at_m4->vehicle_id;
-	uint64_t		 skew = env->t_conf.tc_auth_skew_ms;
 
-	switch (tspdb_auth_commit(env->t_db, vid, at->at_reg.r_chip_id,
-	    at->at_inner->nonce.data, at->at_inner->nonce.len, at->at_now,
-	    at->at_now + 2 * skew, "f3")) {
+	switch (rq->rq_result) {
 	case TSPDB_OK:
 		res.code = QROAM__STATUS_CODE__OK;
 		res.has_nonce = 1;
@@ -294,6 +276,48 @@ auth_accept(struct tspd *env, struct auth_task *at)
 		    "store error");
 		break;
 	}
+	auth_task_free(at);
+}
+
+/* Refuse an M4 whose registration could not be read; 1 if so. */
+static int
+auth_reg_missing(struct auth_task *at, enum tspdb_result r)
+{
+	if (r == TSPDB_OK)
+		return 0;
+	auth_refuse(at->at_env, at, r == TSPDB_UNKNOWN ?
+	    QROAM__STATUS_CODE__AUTH_FAILED : QROAM__STATUS_CODE__INTERNAL,
+	    r == TSPDB_UNKNOWN ? "unknown vehicle" : "store error");
+	auth_task_free(at);
+	return 1;
+}
+
+/*
+ * The registration stored now: if it is still the one the M4 was checked
+ * against (an M2 may have replaced it while the worker had the M4), store
+ * the pass.
+ */
+static void
+auth_reg_checked(struct tspdb_req *rq)
+{
+	struct auth_task	*at = rq->rq_arg;
+	struct tspd		*env = at->at_env;
+	uint64_t		 skew = env->t_conf.tc_auth_skew_ms;
+
+	if (auth_reg_missing(at, rq->rq_result))
+		return;
+	if (at->at_now_reg.r_epoch != at->at_reg.r_epoch ||
+	    strcmp(at->at_now_reg.r_chip_id, at->at_reg.r_chip_id) != 0) {
+		auth_refuse(env, at, QROAM__STATUS_CODE__AUTH_FAILED,
+		    "registration replaced");
+		auth_task_free(at);
+		return;
+	}
+	tspdb_req_init(&at->at_rq, auth_stored, at);
+	tspdb_auth_commit(env->t_db, at->at_m4->vehicle_id,
+	    at->at_reg.r_chip_id, at->at_inner->nonce.data,
+	    at->at_inner->nonce.len, at->at_now, at->at_now + 2 * skew, "f3",
+	    &at->at_rq);
 }
 
 /*
@@ -307,51 +331,47 @@ auth_done(void *arg, int ran)
 {
 	struct auth_task	*at = arg;
 	struct tspd		*env = at->at_env;
-	int			 code = at->at_code;
 
-	TAILQ_REMOVE(&env->t_auth->ta_inflight, at, at_entry);
 	if (!ran) {
 		log_debug("auth vehicle=%s addr=%s: dropped, the TSP is "
 		    "stopping", at->at_m4->vehicle_id, at->at_addr);
 		auth_task_free(at);
 		return;
 	}
-	if (code == QROAM__STATUS_CODE__OK)
-		code = auth_reg_current(env, at);
 	/* Harmless even if the registration changed: the epoch tells. */
 	if (at->at_decoded)
 		tspd_prv_put(env, at->at_m4->vehicle_id, at->at_reg.r_epoch,
 		    at->at_prv);
-	if (code == QROAM__STATUS_CODE__OK)
-		auth_accept(env, at);
-	else
-		auth_refuse(env, at, code, at->at_reason);
-	auth_task_free(at);
+	if (at->at_code != QROAM__STATUS_CODE__OK) {
+		auth_refuse(env, at, at->at_code, at->at_reason);
+		auth_task_free(at);
+		return;
+	}
+	tspdb_req_init(&at->at_rq, auth_reg_checked, at);
+	tspdb_reg_get(env->t_db, at->at_m4->vehicle_id, &at->at_now_reg,
+	    &at->at_rq);
 }
 
 /*
- * The checks that need the loop (ciphertext size, the registration in the
- * store, the cached key); OK, or the status to refuse with and at_reason
- * set.
+ * The registration the M4 names, from the store: with its Prv (cached, or
+ * decoded by the worker) the worker checks the M4 and signs the answer.
  */
-static int
-auth_prepare(struct tspd *env, struct auth_task *at)
+static void
+auth_reg_loaded(struct tspdb_req *rq)
 {
-	int	 r;
+	struct auth_task	*at = rq->rq_arg;
+	struct tspd		*env = at->at_env;
 
-	if (at->at_m4->ct.len == 0 || at->at_m4->ct.len > AUTH_MAX_CT) {
-		at->at_reason = "bad ciphertext length";
-		return QROAM__STATUS_CODE__AUTH_FAILED;
-	}
-	if ((r = tspdb_reg_get(env->t_db, at->at_m4->vehicle_id,
-	    &at->at_reg)) != 1) {
-		at->at_reason = r == 0 ? "unknown vehicle" : "store error";
-		return r == 0 ? QROAM__STATUS_CODE__AUTH_FAILED :
-		    QROAM__STATUS_CODE__INTERNAL;
-	}
+	if (auth_reg_missing(at, rq->rq_result))
+		return;
 	at->at_prv = tspd_prv_lookup(env, at->at_m4->vehicle_id,
 	    at->at_reg.r_epoch);
-	return QROAM__STATUS_CODE__OK;
+	if (env->t_auth->ta_stopping ||
+	    workq_post(env->t_auth->ta_wq, &at->at_task) == -1) {
+		auth_refuse(env, at, QROAM__STATUS_CODE__INTERNAL,
+		    "the TSP is stopping");
+		auth_task_free(at);
+	}
 }
 
 /* A task for a well-formed M4 on c, or NULL if out of memory. */
@@ -368,6 +388,7 @@ auth_task_new(struct tspd *env, struct conn *c, const struct frame *f,
 	at->at_task.wt_arg = at;
 	at->at_env = env;
 	at->at_conn = c;
+	TAILQ_INSERT_TAIL(&env->t_auth->ta_inflight, at, at_entry);
 	snprintf(at->at_addr, sizeof(at->at_addr), "%s", conn_peer_addr(c));
 	at->at_request_id = f->f_request_id;
 	at->at_m4 = m4;
@@ -382,7 +403,6 @@ tspd_auth_m4(struct tspd *env, struct conn *c, const struct frame *f)
 {
 	struct auth_task	*at;
 	Qroam__M4		*m4;
-	int			 code;
 
 	m4 = (Qroam__M4 *)frame_unpack(f, &qroam__m4__descriptor);
 	if (m4 == NULL || !id_valid_vin(m4->vehicle_id)) {
@@ -402,16 +422,12 @@ tspd_auth_m4(struct tspd *env, struct conn *c, const struct frame *f)
 		qroam__m4__free_unpacked(m4, NULL);
 		return;
 	}
-	if ((code = auth_prepare(env, at)) != QROAM__STATUS_CODE__OK) {
-		auth_refuse(env, at, code, at->at_reason);
+	if (m4->ct.len == 0 || m4->ct.len > AUTH_MAX_CT) {
+		auth_refuse(env, at, QROAM__STATUS_CODE__AUTH_FAILED,
+		    "bad ciphertext length");
 		auth_task_free(at);
 		return;
 	}
-	TAILQ_INSERT_TAIL(&env->t_auth->ta_inflight, at, at_entry);
-	if (workq_post(env->t_auth->ta_wq, &at->at_task) == -1) {
-		TAILQ_REMOVE(&env->t_auth->ta_inflight, at, at_entry);
-		auth_refuse(env, at, QROAM__STATUS_CODE__INTERNAL,
-		    "the TSP is stopping");
-		auth_task_free(at);
-	}
+	tspdb_req_init(&at->at_rq, auth_reg_loaded, at);
+	tspdb_reg_get(env->t_db, m4->vehicle_id, &at->at_reg, &at->at_rq);
 }

@@ -13,7 +13,9 @@
  * and then every session of the group learns its new stored_seq: carried
  * by the answers that leave in the same pass of the event loop, or sent
  * alone at the end of it.  A group that is rolled back is never covered,
- * so its vehicles send its records again, and its M3s are never answered.
+ * so its vehicles send its records again, and its M3s are refused.  The
+ * commit is a store request: its group's replies wait with it for the
+ * answer, while the next group may already fill.
  * Queued replies are kept for reuse, so a message allocates nothing here.
  */
 #include <sys/queue.h>
@@ -64,6 +66,19 @@ struct batch_group {
 
 TAILQ_HEAD(batch_groups, batch_group);
 
+/* A group whose commit was asked for, with what waits for the answer. */
+struct batch_commit {
+	struct tspdb_req	 bc_rq;
+	struct tspd		*bc_env;
+	struct batch_list	 bc_replies;
+	size_t			 bc_count;
+	struct batch_mark	*bc_marks;
+	size_t			 bc_nmarks;
+	TAILQ_ENTRY(batch_commit) bc_entry;
+};
+
+TAILQ_HEAD(batch_commits, batch_commit);
+
 struct tspd_batch {
 	struct event		*tb_commit;
 	struct batch_list	 tb_replies;	/* waiting for the commit */
@@ -72,6 +87,7 @@ struct tspd_batch {
 	size_t			 tb_nspare;
 	struct batch_mark	*tb_marks;	/* records of the open group */
 	size_t			 tb_nmarks;
+	struct batch_commits	 tb_committing;	/* not answered yet */
 	struct batch_groups	 tb_groups;	/* committed, not yet durable */
 	struct batch_mark	*tb_tell;	/* sessions to tell stored_seq */
 	size_t			 tb_ntell;
@@ -100,6 +116,7 @@ tspd_batch_init(struct tspd *env)
 	TAILQ_INIT(&tb->tb_replies);
 	TAILQ_INIT(&tb->tb_spare);
 	TAILQ_INIT(&tb->tb_groups);
+	TAILQ_INIT(&tb->tb_committing);
 	tb->tb_marks = xcalloc(BATCH_MAX, sizeof(*tb->tb_marks));
 	if ((tb->tb_commit = event_new(env->t_base, -1, 0, batch_commit_cb,
 	    env)) == NULL ||
@@ -134,7 +151,10 @@ tspd_batch_free(struct tspd *env)
 	if (tb == NULL)
 		return;
 	tspd_batch_flush(env);
+	tspd_store_drain(env);
 	tspdb_batch_set_flush(env->t_db, NULL, NULL);
+	if (!TAILQ_EMPTY(&tb->tb_committing))
+		fatalx("telemetry commits unanswered at shutdown");
 	event_free(tb->tb_commit);
 	event_free(tb->tb_tell_ev);
 	while ((br = TAILQ_FIRST(&tb->tb_spare)) != NULL) {
@@ -191,48 +211,80 @@ batch_drop(struct tspd *env, struct batch_list *list)
 	}
 }
 
-/* Keep the marks of the group just committed until it is durable. */
+/* Keep the marks of a group just committed until it is durable. */
 static void
-batch_group_keep(struct tspd *env)
+batch_group_keep(struct tspd *env, struct batch_commit *bc)
 {
 	struct tspd_batch	*tb = env->t_batch;
 	struct batch_group	*bg;
 
-	if (tb->tb_nmarks == 0)
+	if (bc->bc_nmarks == 0)
 		return;
 	bg = xcalloc(1, sizeof(*bg));
 	bg->bg_gen = tspdb_written(env->t_db);
-	bg->bg_marks = xreallocarray(NULL, tb->tb_nmarks, sizeof(*bg->bg_marks));
-	memcpy(bg->bg_marks, tb->tb_marks, tb->tb_nmarks * sizeof(*bg->bg_marks));
-	bg->bg_nmarks = tb->tb_nmarks;
-	tb->tb_nmarks = 0;
+	bg->bg_marks = bc->bc_marks;
+	bg->bg_nmarks = bc->bc_nmarks;
+	bc->bc_marks = NULL;
 	TAILQ_INSERT_TAIL(&tb->tb_groups, bg, bg_entry);
+}
+
+/* The store answered a group's commit: send its replies or drop them. */
+static void
+batch_committed(struct tspdb_req *rq)
+{
+	struct batch_commit	*bc = rq->rq_arg;
+	struct tspd		*env = bc->bc_env;
+	struct tspd_batch	*tb = env->t_batch;
+
+	TAILQ_REMOVE(&tb->tb_committing, bc, bc_entry);
+	if (rq->rq_result == TSPDB_OK) {
+		tspd_metric_telemetry(bc->bc_count);
+		batch_group_keep(env, bc);
+		batch_send(tb, &bc->bc_replies);
+	} else {
+		log_warnx("telemetry batch of %zu messages rolled back: the "
+		    "store failed; none is covered by a stored_seq",
+		    bc->bc_count);
+		batch_drop(env, &bc->bc_replies);
+	}
+	free(bc->bc_marks);
+	free(bc);
+}
+
+/* 1 if replies wait for a commit: an answer sent now would overtake them. */
+static int
+batch_waiting(const struct tspd_batch *tb)
+{
+	return !TAILQ_EMPTY(&tb->tb_replies) ||
+	    !TAILQ_EMPTY(&tb->tb_committing);
 }
 
 void
 tspd_batch_flush(struct tspd *env)
 {
 	struct tspd_batch	*tb = env->t_batch;
-	struct batch_list	 list;
-	size_t			 n;
+	struct batch_commit	*bc;
 
 	if (tb == NULL || !tspdb_batch_open(env->t_db))
 		return;
 	event_del(tb->tb_commit);
-	TAILQ_INIT(&list);
-	TAILQ_CONCAT(&list, &tb->tb_replies, br_entry);
-	n = tb->tb_count;
+	bc = xcalloc(1, sizeof(*bc));
+	bc->bc_env = env;
+	TAILQ_INIT(&bc->bc_replies);
+	TAILQ_CONCAT(&bc->bc_replies, &tb->tb_replies, br_entry);
+	bc->bc_count = tb->tb_count;
 	tb->tb_count = 0;
-	if (tspdb_batch_commit(env->t_db) == TSPDB_OK) {
-		tspd_metric_telemetry(n);
-		batch_group_keep(env);
-		batch_send(tb, &list);
-	} else {
-		log_warnx("telemetry batch of %zu messages rolled back: the "
-		    "store failed; none is covered by a stored_seq", n);
+	if (tb->tb_nmarks > 0) {
+		bc->bc_marks = xreallocarray(NULL, tb->tb_nmarks,
+		    sizeof(*bc->bc_marks));
+		memcpy(bc->bc_marks, tb->tb_marks,
+		    tb->tb_nmarks * sizeof(*bc->bc_marks));
+		bc->bc_nmarks = tb->tb_nmarks;
 		tb->tb_nmarks = 0;
-		batch_drop(env, &list);
 	}
+	TAILQ_INSERT_TAIL(&tb->tb_committing, bc, bc_entry);
+	tspdb_req_init(&bc->bc_rq, batch_committed, bc);
+	tspdb_batch_commit(env->t_db, &bc->bc_rq);
 }
 
 /*
@@ -247,7 +299,7 @@ batch_tell(struct tspd *env)
 	struct timeval		 tv = { 0, STORED_WAIT_MS * 1000 };
 	size_t			 i;
 
-	if (!TAILQ_EMPTY(&tb->tb_replies)) {
+	if (batch_waiting(tb)) {
 		evtimer_add(tb->tb_tell_ev, &tv);
 		return;
 	}
@@ -309,12 +361,17 @@ void
 tspd_batch_conn_closed(struct tspd *env, struct conn *c)
 {
 	struct batch_reply	*br;
+	struct batch_commit	*bc;
 
 	if (env->t_batch == NULL)
 		return;
 	TAILQ_FOREACH(br, &env->t_batch->tb_replies, br_entry)
 		if (br->br_conn == c)
 			br->br_conn = NULL;
+	TAILQ_FOREACH(bc, &env->t_batch->tb_committing, bc_entry)
+		TAILQ_FOREACH(br, &bc->bc_replies, br_entry)
+			if (br->br_conn == c)
+				br->br_conn = NULL;
 }
 
 /* Queue the replies to a message of the open batch; 0 or -1. */
@@ -368,26 +425,19 @@ batch_commit_soon(struct tspd_batch *tb)
 	event_add(tb->tb_commit, &now);
 }
 
-enum tspdb_result
-tspd_batch_m3(struct tspd *env, struct conn *c, uint64_t request_id,
-    const struct tspdb_session *s, int sequential, const Qroam__Telemetry *d1,
-    Qroam__SessionMsg *reply)
+void
+tspd_batch_m3(struct tspd *env, const struct tspdb_session *s,
+    int sequential, const Qroam__Telemetry *d1, struct tspdb_req *rq)
 {
 	struct tspd_batch	*tb = env->t_batch;
-	enum tspdb_result	 res;
 
-	res = tspdb_batch_session_open(env->t_db, s, sequential, d1,
-	    env->t_id, store_now_ms());
-	if (res == TSPDB_OK) {
-		tb->tb_count++;
-		if (batch_queue(tb, c, request_id, s, 0, reply, NULL) == -1)
-			res = TSPDB_ERROR;
-	}
-	if (res == TSPDB_ERROR || tb->tb_count >= BATCH_MAX)
+	tspdb_batch_session_open(env->t_db, s, sequential, d1, env->t_id,
+	    store_now_ms(), rq);
+	tb->tb_count++;
+	if (tb->tb_count >= BATCH_MAX)
 		tspd_batch_flush(env);
 	else if (tspdb_batch_open(env->t_db))
 		batch_commit_soon(tb);
-	return res;
 }
 
 /* Send a reply (and M5) that waits for no commit. */
@@ -422,8 +472,8 @@ tspd_batch_telemetry(struct tspd *env, struct conn *c, uint64_t request_id,
 		bm->bm_key_index = s->s_key_index;
 		bm->bm_seq = seq;
 		tb->tb_count++;
-		/* Never ahead of replies that wait for the commit. */
-		if (now && TAILQ_EMPTY(&tb->tb_replies))
+		/* Never ahead of replies that wait for a commit. */
+		if (now && !batch_waiting(tb))
 			batch_send_now(c, request_id, reply, m5);
 		else if (batch_queue(tb, c, request_id, s, seq, reply,
 		    m5) == -1)

@@ -109,7 +109,8 @@ static const char *const tspdb_sql[S_COUNT] = {
 	[S_NONCE_INS] = "INSERT OR IGNORE INTO auth_nonces(nonce, vehicle_id,"
 	    " expires_ms) VALUES(?1, ?2, ?3)",
 	[S_SESS_GET] = "SELECT chip_id, k1, key_index, rx_seq, tx_seq,"
-	    " opened_ms FROM sessions WHERE vehicle_id = ?1",
+	    " opened_ms, EXISTS(SELECT 1 FROM auth"
+	    " WHERE auth.vehicle_id = ?1) FROM sessions WHERE vehicle_id = ?1",
 	[S_SESS_PUT] = "INSERT OR REPLACE INTO sessions(vehicle_id, chip_id,"
 	    " k1, key_index, rx_seq, tx_seq, opened_ms, sequential)"
 	    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -129,14 +130,14 @@ _Static_assert(S_COUNT <= TSPDB_MAXSTMT, "too many statements");
 
 /* Statement i with its bindings cleared, ready for binding. */
 static sqlite3_stmt *
-stmt(struct tspdb *db, enum tspdb_stmt i)
+stmt(struct sqlt *db, enum tspdb_stmt i)
 {
 	store_reset(db->db_stmt[i]);
 	return db->db_stmt[i];
 }
 
 int
-tspdb_step_row(struct tspdb *db, sqlite3_stmt *st)
+tspdb_step_row(struct sqlt *db, sqlite3_stmt *st)
 {
 	int	 rc;
 
@@ -165,11 +166,59 @@ tspdb_column_text(sqlite3_stmt *st, int col, char *out, size_t len)
 	return 0;
 }
 
-struct tspdb *
-tspdb_open(const char *path, struct event_base *base,
+static uint64_t
+live_written(void *arg)
+{
+	return sqlt_written(arg);
+}
+
+static uint64_t
+live_durable(void *arg)
+{
+	return sqlt_durable(arg);
+}
+
+static void
+live_settle(void *arg)
+{
+	tspdb_batch_settle(arg);
+}
+
+/* What the sessions in memory ask of this store. */
+static const struct tspdb_live_io sqlt_live_io = {
+	.li_written = live_written,
+	.li_durable = live_durable,
+	.li_settle = live_settle,
+};
+
+int
+tspdb_live_load(struct sqlt *db, const char *vid, struct tspdb_live **slp)
+{
+	struct tspdb_session	 s;
+	int			 r;
+
+	if ((*slp = tspdb_live_get(db->db_live, vid)) != NULL)
+		return 1;
+	if ((r = tspdb_session_select(db, vid, &s)) != 1)
+		return r;
+	*slp = tspdb_live_enter(db->db_live, &s);
+	crypto_wipe(&s, sizeof(s));
+	return *slp != NULL ? 1 : -1;
+}
+
+int
+sqlt_session_load(struct sqlt *db, const char *vid)
+{
+	struct tspdb_live	*sl;
+
+	return tspdb_live_load(db, vid, &sl);
+}
+
+struct sqlt *
+sqlt_open(const char *path, struct event_base *base,
     void (*durable)(uint64_t, void *), void *arg)
 {
-	struct tspdb	*db;
+	struct sqlt	*db;
 	size_t		 i;
 
 	if ((db = calloc(1, sizeof(*db))) == NULL) {
@@ -193,22 +242,22 @@ tspdb_open(const char *path, struct event_base *base,
 		db->db_stmt[i] = store_prepare(db->db_sql, tspdb_sql[i]);
 	tspdb_handover_prepare(db);
 	tspdb_status_prepare(db);
-	tspdb_live_init(db);
+	db->db_live = tspdb_live_new(&sqlt_live_io, db);
 	return db;
 }
 
 void
-tspdb_close(struct tspdb *db)
+sqlt_close(struct sqlt *db)
 {
 	size_t	 i;
 
 	if (db == NULL)
 		return;
-	if (db->db_batch && tspdb_batch_commit(db) != TSPDB_OK)
+	if (db->db_batch && sqlt_batch_commit(db) != TSPDB_OK)
 		log_warnx("store: the last telemetry batch was rolled back");
 	committer_stop(db->db_commit);
 	tspdb_batch_free(db);
-	tspdb_live_free(db);
+	tspdb_live_free(db->db_live);
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(db->db_stmt[i]);
 	tspdb_handover_finalize(db);
@@ -218,26 +267,26 @@ tspdb_close(struct tspdb *db)
 }
 
 uint64_t
-tspdb_written(const struct tspdb *db)
+sqlt_written(const struct sqlt *db)
 {
 	return db->db_commit != NULL ? committer_written(db->db_commit) : 0;
 }
 
 uint64_t
-tspdb_durable(const struct tspdb *db)
+sqlt_durable(const struct sqlt *db)
 {
 	return db->db_commit != NULL ? committer_durable(db->db_commit) : 0;
 }
 
 enum tspdb_result
-tspdb_abort_tx(struct tspdb *db, enum tspdb_result res)
+tspdb_abort_tx(struct sqlt *db, enum tspdb_result res)
 {
 	store_rollback(db->db_sql);
 	return res;
 }
 
 enum tspdb_result
-tspdb_commit_tx(struct tspdb *db, enum tspdb_result res)
+tspdb_commit_tx(struct sqlt *db, enum tspdb_result res)
 {
 	if (store_commit(db->db_sql) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
@@ -248,7 +297,7 @@ tspdb_commit_tx(struct tspdb *db, enum tspdb_result res)
 
 /* Compare fr with the stored record of its chip: TSPDB_SAME or CONFLICT. */
 static enum tspdb_result
-fill_compare(struct tspdb *db, const Qroam__FillRecord *fr,
+fill_compare(struct sqlt *db, const Qroam__FillRecord *fr,
     const struct tspdb_fill *f)
 {
 	sqlite3_stmt	*st;
@@ -279,7 +328,7 @@ fill_compare(struct tspdb *db, const Qroam__FillRecord *fr,
 }
 
 enum tspdb_result
-tspdb_fill_apply(struct tspdb *db, const Qroam__FillRecord *fr)
+sqlt_fill_apply(struct sqlt *db, const Qroam__FillRecord *fr)
 {
 	struct tspdb_fill	 f;
 	sqlite3_stmt		*st;
@@ -288,7 +337,7 @@ tspdb_fill_apply(struct tspdb *db, const Qroam__FillRecord *fr)
 
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
-	if ((r = tspdb_fill_get(db, fr->chip_id, &f)) == -1)
+	if ((r = sqlt_fill_get(db, fr->chip_id, &f)) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (r == 1)
 		return tspdb_abort_tx(db, fill_compare(db, fr, &f));
@@ -319,7 +368,7 @@ tspdb_fill_apply(struct tspdb *db, const Qroam__FillRecord *fr)
 }
 
 int
-tspdb_fill_get(struct tspdb *db, const char *chip_id, struct tspdb_fill *f)
+sqlt_fill_get(struct sqlt *db, const char *chip_id, struct tspdb_fill *f)
 {
 	sqlite3_stmt	*st;
 	int		 r;
@@ -337,7 +386,7 @@ tspdb_fill_get(struct tspdb *db, const char *chip_id, struct tspdb_fill *f)
 }
 
 int64_t
-tspdb_keypos(struct tspdb *db, const char *chip_id)
+sqlt_keypos(struct sqlt *db, const char *chip_id)
 {
 	sqlite3_stmt	*st;
 	int64_t		 pos;
@@ -353,7 +402,7 @@ tspdb_keypos(struct tspdb *db, const char *chip_id)
 }
 
 int
-tspdb_key_used(struct tspdb *db, const char *chip_id, int64_t idx)
+tspdb_key_used(struct sqlt *db, const char *chip_id, int64_t idx)
 {
 	sqlite3_stmt	*st;
 	int		 r;
@@ -369,7 +418,7 @@ tspdb_key_used(struct tspdb *db, const char *chip_id, int64_t idx)
 /* ---- F2 ---- */
 
 int
-tspdb_reg_get(struct tspdb *db, const char *vid, struct tspdb_reg *r)
+sqlt_reg_get(struct sqlt *db, const char *vid, struct tspdb_reg *r)
 {
 	sqlite3_stmt	*st;
 	const void	*prv;
@@ -408,11 +457,11 @@ tspdb_reg_clear(struct tspdb_reg *r)
 
 /* Delete the auth and session rows of vid inside the open transaction. */
 static int
-vehicle_reset(struct tspdb *db, const char *vid)
+vehicle_reset(struct sqlt *db, const char *vid)
 {
 	sqlite3_stmt	*st;
 
-	tspdb_live_forget(db, vid);
+	tspdb_live_forget(db->db_live, vid);
 	st = stmt(db, S_AUTH_DEL);
 	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, NULL) == -1)
@@ -423,7 +472,7 @@ vehicle_reset(struct tspdb *db, const char *vid)
 }
 
 enum tspdb_result
-tspdb_m2_apply(struct tspdb *db, const char *vid, const char *chip_id,
+sqlt_m2_apply(struct sqlt *db, const char *vid, const char *chip_id,
     const uint8_t *prv, size_t prvlen, uint64_t epoch, uint64_t *old_epoch)
 {
 	struct tspdb_reg	 old;
@@ -433,7 +482,7 @@ tspdb_m2_apply(struct tspdb *db, const char *vid, const char *chip_id,
 	*old_epoch = 0;
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
-	if ((r = tspdb_reg_get(db, vid, &old)) == -1)
+	if ((r = sqlt_reg_get(db, vid, &old)) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (r == 1) {
 		*old_epoch = old.r_epoch;
@@ -458,7 +507,7 @@ tspdb_m2_apply(struct tspdb *db, const char *vid, const char *chip_id,
 /* ---- F3 ---- */
 
 enum tspdb_result
-tspdb_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
+sqlt_auth_commit(struct sqlt *db, const char *vid, const char *chip_id,
     const uint8_t *nonce, size_t noncelen, uint64_t now_ms,
     uint64_t expires_ms, const char *via)
 {
@@ -492,7 +541,7 @@ tspdb_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
 }
 
 int
-tspdb_auth_get(struct tspdb *db, const char *vid, char chip_id[CHIP_ID_LEN + 1])
+sqlt_auth_get(struct sqlt *db, const char *vid, char chip_id[CHIP_ID_LEN + 1])
 {
 	sqlite3_stmt	*st;
 	int		 r;
@@ -522,7 +571,7 @@ tspdb_column_key(sqlite3_stmt *st, int col, uint8_t key[CRYPTO_KEYLEN])
 
 /* Look key index (or code) of chip_id up in fill_keys, without usage checks. */
 static enum tspdb_result
-key_lookup(struct tspdb *db, const char *chip_id, uint32_t index,
+key_lookup(struct sqlt *db, const char *chip_id, uint32_t index,
     const char *code, struct tspdb_key *key)
 {
 	sqlite3_stmt	*st;
@@ -556,12 +605,12 @@ key_lookup(struct tspdb *db, const char *chip_id, uint32_t index,
 
 /* TSPDB_OK if key idx of chip_id is neither below the position nor used. */
 static enum tspdb_result
-key_unused(struct tspdb *db, const char *chip_id, uint32_t idx)
+key_unused(struct sqlt *db, const char *chip_id, uint32_t idx)
 {
 	int64_t	 pos;
 	int	 r;
 
-	if ((pos = tspdb_keypos(db, chip_id)) == -1)
+	if ((pos = sqlt_keypos(db, chip_id)) == -1)
 		return TSPDB_ERROR;
 	if ((int64_t)idx < pos)
 		return TSPDB_REUSED;
@@ -571,7 +620,7 @@ key_unused(struct tspdb *db, const char *chip_id, uint32_t idx)
 }
 
 enum tspdb_result
-tspdb_key_select(struct tspdb *db, const char *chip_id, uint32_t index,
+sqlt_key_select(struct sqlt *db, const char *chip_id, uint32_t index,
     const char *code, struct tspdb_key *key)
 {
 	enum tspdb_result	 res;
@@ -584,7 +633,7 @@ tspdb_key_select(struct tspdb *db, const char *chip_id, uint32_t index,
 }
 
 int
-tspdb_key_mark(struct tspdb *db, const char *chip_id, int64_t idx,
+tspdb_key_mark(struct sqlt *db, const char *chip_id, int64_t idx,
     const char *how, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
@@ -603,14 +652,14 @@ tspdb_key_mark(struct tspdb *db, const char *chip_id, int64_t idx,
  * up to idx, arbitrarily by skipping a run of used keys at the position.
  */
 static int
-key_consume(struct tspdb *db, const char *chip_id, uint32_t idx,
+key_consume(struct sqlt *db, const char *chip_id, uint32_t idx,
     int sequential, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
 	int64_t		 pos, i;
 	int		 r;
 
-	if ((pos = tspdb_keypos(db, chip_id)) == -1)
+	if ((pos = sqlt_keypos(db, chip_id)) == -1)
 		return -1;
 	if (sequential) {
 		for (i = pos; i < (int64_t)idx; i++) {
@@ -638,7 +687,7 @@ key_consume(struct tspdb *db, const char *chip_id, uint32_t idx,
 }
 
 int
-tspdb_telemetry_insert(struct tspdb *db, const char *vid, const char *tsp_id,
+tspdb_telemetry_insert(struct sqlt *db, const char *vid, const char *tsp_id,
     uint64_t seq, const Qroam__Telemetry *t, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
@@ -663,7 +712,7 @@ tspdb_telemetry_insert(struct tspdb *db, const char *vid, const char *tsp_id,
 }
 
 enum tspdb_result
-tspdb_session_open_tx(struct tspdb *db, const struct tspdb_session *s,
+tspdb_session_open_tx(struct sqlt *db, const struct tspdb_session *s,
     int sequential, const Qroam__Telemetry *d1, const char *tsp_id,
     uint64_t now_ms)
 {
@@ -692,7 +741,7 @@ tspdb_session_open_tx(struct tspdb *db, const struct tspdb_session *s,
 }
 
 void
-tspdb_session_opened(struct tspdb *db, const struct tspdb_session *s,
+tspdb_session_opened(struct sqlt *db, const struct tspdb_session *s,
     uint64_t now_ms)
 {
 	struct tspdb_session	 live;
@@ -701,14 +750,15 @@ tspdb_session_opened(struct tspdb *db, const struct tspdb_session *s,
 	live.s_rx_seq = 0;
 	live.s_tx_seq = 1;
 	live.s_opened_ms = now_ms;
+	live.s_authed = 1;	/* an M3 is accepted from an authenticated one */
 	live.s_stored_seq = live.s_stored_told = 0;
 	live.s_aead = NULL;
-	tspdb_live_put(db, &live, TSPDB_TX_AHEAD);
+	tspdb_live_put(db->db_live, &live, TSPDB_TX_AHEAD);
 	crypto_wipe(&live, sizeof(live));
 }
 
 enum tspdb_result
-tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
+sqlt_session_open(struct sqlt *db, const struct tspdb_session *s,
     int sequential, const Qroam__Telemetry *d1, const char *tsp_id,
     uint64_t now_ms)
 {
@@ -716,7 +766,7 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
-	tspdb_live_forget(db, s->s_vid);
+	tspdb_live_forget(db->db_live, s->s_vid);
 	if ((res = tspdb_session_open_tx(db, s, sequential, d1, tsp_id,
 	    now_ms)) != TSPDB_OK)
 		return tspdb_abort_tx(db, res);
@@ -727,17 +777,17 @@ tspdb_session_open(struct tspdb *db, const struct tspdb_session *s,
 }
 
 int
-tspdb_session_get(struct tspdb *db, const char *vid, struct tspdb_session *s)
+sqlt_session_get(struct sqlt *db, const char *vid, struct tspdb_session *s)
 {
 	int	 r;
 
 	if ((r = tspdb_session_select(db, vid, s)) == 1)
-		tspdb_live_seqs(db, vid, &s->s_rx_seq, &s->s_tx_seq);
+		tspdb_live_seqs(db->db_live, vid, &s->s_rx_seq, &s->s_tx_seq);
 	return r;
 }
 
 int
-tspdb_session_select(struct tspdb *db, const char *vid,
+tspdb_session_select(struct sqlt *db, const char *vid,
     struct tspdb_session *s)
 {
 	sqlite3_stmt	*st;
@@ -761,12 +811,13 @@ tspdb_session_select(struct tspdb *db, const char *vid,
 	s->s_rx_seq = (uint64_t)sqlite3_column_int64(st, 3);
 	s->s_tx_seq = (uint64_t)sqlite3_column_int64(st, 4);
 	s->s_opened_ms = (uint64_t)sqlite3_column_int64(st, 5);
+	s->s_authed = sqlite3_column_int(st, 6);
 	store_reset(st);
 	return 1;
 }
 
 int
-tspdb_session_seq_write(struct tspdb *db, const char *vid, uint64_t rx_seq,
+tspdb_session_seq_write(struct sqlt *db, const char *vid, uint64_t rx_seq,
     uint64_t tx_seq)
 {
 	sqlite3_stmt	*st;
@@ -787,7 +838,7 @@ tspdb_session_seq_write(struct tspdb *db, const char *vid, uint64_t rx_seq,
 }
 
 enum tspdb_result
-tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
+sqlt_session_telemetry(struct sqlt *db, const char *vid, uint64_t seq,
     uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
     uint64_t now_ms)
 {
@@ -804,7 +855,7 @@ tspdb_session_telemetry(struct tspdb *db, const char *vid, uint64_t seq,
 }
 
 enum tspdb_result
-tspdb_session_end(struct tspdb *db, const char *vid, int power_off)
+sqlt_session_end(struct sqlt *db, const char *vid, int power_off)
 {
 	sqlite3_stmt	*st;
 	int		 changes;
@@ -817,7 +868,7 @@ tspdb_session_end(struct tspdb *db, const char *vid, int power_off)
 		return tspdb_commit_tx(db, TSPDB_OK);
 	}
 	tspdb_batch_settle(db);
-	tspdb_live_forget(db, vid);
+	tspdb_live_forget(db->db_live, vid);
 	st = stmt(db, S_SESS_DEL);
 	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, &changes) == -1)
@@ -826,7 +877,7 @@ tspdb_session_end(struct tspdb *db, const char *vid, int power_off)
 }
 
 int64_t
-tspdb_telemetry_count(struct tspdb *db, const char *vid)
+sqlt_telemetry_count(struct sqlt *db, const char *vid)
 {
 	sqlite3_stmt	*st;
 	int64_t		 n;

@@ -97,14 +97,14 @@ static const char *const tspdb_hsql[H_COUNT] = {
 
 /* Statement i with its bindings cleared, ready for binding. */
 static sqlite3_stmt *
-hstmt(struct tspdb *db, enum tspdb_hstmt i)
+hstmt(struct sqlt *db, enum tspdb_hstmt i)
 {
 	store_reset(db->db_hstmt[i]);
 	return db->db_hstmt[i];
 }
 
 void
-tspdb_handover_prepare(struct tspdb *db)
+tspdb_handover_prepare(struct sqlt *db)
 {
 	size_t	 i;
 
@@ -113,7 +113,7 @@ tspdb_handover_prepare(struct tspdb *db)
 }
 
 void
-tspdb_handover_finalize(struct tspdb *db)
+tspdb_handover_finalize(struct sqlt *db)
 {
 	size_t	 i;
 
@@ -132,7 +132,7 @@ bind_opt_text(sqlite3_stmt *st, int col, const char *s)
 }
 
 int
-tspdb_ho_record(struct tspdb *db, const char *hid, const char *vid,
+sqlt_ho_record(struct sqlt *db, const char *hid, const char *vid,
     const char *role, const char *peer, const char *state,
     const char *reason, uint64_t now_ms)
 {
@@ -151,7 +151,7 @@ tspdb_ho_record(struct tspdb *db, const char *hid, const char *vid,
 }
 
 int
-tspdb_ho_known(struct tspdb *db, const char *hid)
+sqlt_ho_known(struct sqlt *db, const char *hid)
 {
 	sqlite3_stmt	*st;
 	int		 r;
@@ -164,7 +164,7 @@ tspdb_ho_known(struct tspdb *db, const char *hid)
 }
 
 int
-tspdb_ho_recover(struct tspdb *db, uint64_t now_ms)
+sqlt_ho_recover(struct sqlt *db, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
 	int		 changes;
@@ -173,13 +173,13 @@ tspdb_ho_recover(struct tspdb *db, uint64_t now_ms)
 	st = hstmt(db, H_HO_RECOVER);
 	tspdb_bind_u64(st, 1, now_ms);
 	if (store_step_done(st, &changes) == -1 ||
-	    tspdb_ck2_purge(db, now_ms) == -1)
+	    sqlt_ck2_purge(db, now_ms) == -1)
 		return -1;
 	return changes;
 }
 
 enum tspdb_result
-tspdb_session_seq(struct tspdb *db, const char *vid, uint64_t seq)
+sqlt_session_seq(struct sqlt *db, const char *vid, uint64_t seq)
 {
 	struct tspdb_session	 s;
 	sqlite3_stmt		*st;
@@ -187,8 +187,8 @@ tspdb_session_seq(struct tspdb *db, const char *vid, uint64_t seq)
 
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
-	tspdb_live_forget(db, vid);
-	r = tspdb_session_get(db, vid, &s);
+	tspdb_live_forget(db->db_live, vid);
+	r = sqlt_session_get(db, vid, &s);
 	crypto_wipe(s.s_k1, sizeof(s.s_k1));
 	if (r != 1)
 		return tspdb_abort_tx(db, r == 0 ? TSPDB_UNKNOWN : TSPDB_ERROR);
@@ -204,7 +204,7 @@ tspdb_session_seq(struct tspdb *db, const char *vid, uint64_t seq)
 
 /* Set handover hid's state, reason and vehicle inside any transaction. */
 static int
-ho_set(struct tspdb *db, const char *hid, const char *state,
+ho_set(struct sqlt *db, const char *hid, const char *state,
     const char *reason, const char *vid, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
@@ -219,7 +219,7 @@ ho_set(struct tspdb *db, const char *hid, const char *state,
 }
 
 enum tspdb_result
-tspdb_ho_out_done(struct tspdb *db, const char *hid, const char *vid,
+sqlt_ho_out_done(struct sqlt *db, const char *hid, const char *vid,
     uint64_t now_ms, struct tspdb_ready *rr)
 {
 	struct tspdb_session	 s;
@@ -229,7 +229,7 @@ tspdb_ho_out_done(struct tspdb *db, const char *hid, const char *vid,
 	memset(rr, 0, sizeof(*rr));
 	if (tspdb_begin(db) == -1)
 		return TSPDB_ERROR;
-	tspdb_live_forget(db, vid);
+	tspdb_live_forget(db->db_live, vid);
 	st = hstmt(db, H_AUTH_DEL);
 	tspdb_bind_text(st, 1, vid);
 	if (store_step_done(st, NULL) == -1 ||
@@ -240,7 +240,7 @@ tspdb_ho_out_done(struct tspdb *db, const char *hid, const char *vid,
 	if (store_step_done(st, &changes) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (changes == 1) {
-		if ((r = tspdb_session_get(db, vid, &s)) != 1) {
+		if ((r = sqlt_session_get(db, vid, &s)) != 1) {
 			crypto_wipe(&s, sizeof(s));
 			return tspdb_abort_tx(db, TSPDB_ERROR);
 		}
@@ -260,7 +260,7 @@ tspdb_ho_out_done(struct tspdb *db, const char *hid, const char *vid,
 
 /* Read the vehicle's last telemetry rows into rd (most recent last). */
 static int
-rd1_history(struct tspdb *db, struct tspdb_rd1 *rd)
+rd1_history(struct sqlt *db, struct tspdb_rd1 *rd)
 {
 	Qroam__Telemetry	*t;
 	sqlite3_stmt		*st;
@@ -302,7 +302,7 @@ rd1_history(struct tspdb *db, struct tspdb_rd1 *rd)
 
 /* Read the used keys at or after the key position into rd (at most m). */
 static int
-rd1_used(struct tspdb *db, struct tspdb_rd1 *rd, uint32_t m)
+rd1_used(struct sqlt *db, struct tspdb_rd1 *rd, uint32_t m)
 {
 	sqlite3_stmt	*st;
 	size_t		 n = 0;
@@ -329,7 +329,7 @@ rd1_used(struct tspdb *db, struct tspdb_rd1 *rd, uint32_t m)
 
 /* The authentication, draw mode and key position of rd's vehicle. */
 static int
-rd1_state(struct tspdb *db, struct tspdb_rd1 *rd, struct tspdb_fill *f)
+rd1_state(struct sqlt *db, struct tspdb_rd1 *rd, struct tspdb_fill *f)
 {
 	sqlite3_stmt	*st;
 	int64_t		 pos;
@@ -342,8 +342,8 @@ rd1_state(struct tspdb *db, struct tspdb_rd1 *rd, struct tspdb_fill *f)
 	r = tspdb_column_text(st, 0, rd->rd_chip_id, CHIP_ID_LEN);
 	rd->rd_msg.authed_ms = (uint64_t)sqlite3_column_int64(st, 1);
 	store_reset(st);
-	if (r == -1 || tspdb_fill_get(db, rd->rd_chip_id, f) != 1 ||
-	    (pos = tspdb_keypos(db, rd->rd_chip_id)) == -1 || pos > f->f_m)
+	if (r == -1 || sqlt_fill_get(db, rd->rd_chip_id, f) != 1 ||
+	    (pos = sqlt_keypos(db, rd->rd_chip_id)) == -1 || pos > f->f_m)
 		return -1;
 	rd->rd_msg.next_index = (uint32_t)pos;
 	rd->rd_msg.sequential = 1;
@@ -358,7 +358,7 @@ rd1_state(struct tspdb *db, struct tspdb_rd1 *rd, struct tspdb_fill *f)
 }
 
 int
-tspdb_rd1_load(struct tspdb *db, const char *vid, struct tspdb_rd1 *rd)
+sqlt_rd1_load(struct sqlt *db, const char *vid, struct tspdb_rd1 *rd)
 {
 	struct tspdb_fill	 f;
 	int			 r;
@@ -400,7 +400,7 @@ tspdb_rd1_free(struct tspdb_rd1 *rd)
 
 /* Fail the rows of expired bindings and delete those, in the open tx. */
 static int
-ck2_expire(struct tspdb *db, uint64_t now_ms)
+ck2_expire(struct sqlt *db, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
 
@@ -414,7 +414,7 @@ ck2_expire(struct tspdb *db, uint64_t now_ms)
 }
 
 int
-tspdb_ck2_purge(struct tspdb *db, uint64_t now_ms)
+sqlt_ck2_purge(struct sqlt *db, uint64_t now_ms)
 {
 	if (tspdb_begin(db) == -1)
 		return -1;
@@ -426,7 +426,7 @@ tspdb_ck2_purge(struct tspdb *db, uint64_t now_ms)
 }
 
 enum tspdb_result
-tspdb_ck2_bind(struct tspdb *db, const char *initiator, const char *hid,
+sqlt_ck2_bind(struct sqlt *db, const char *initiator, const char *hid,
     const uint8_t ck2[CRYPTO_KEYLEN], uint64_t expires_ms, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
@@ -445,14 +445,14 @@ tspdb_ck2_bind(struct tspdb *db, const char *initiator, const char *hid,
 		return tspdb_abort_tx(db, TSPDB_ERROR);
 	if (changes == 0)
 		return tspdb_abort_tx(db, TSPDB_REPLAY);
-	if (tspdb_ho_record(db, hid, NULL, "in", initiator, "bound", NULL,
+	if (sqlt_ho_record(db, hid, NULL, "in", initiator, "bound", NULL,
 	    now_ms) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
 	return tspdb_commit_tx(db, TSPDB_OK);
 }
 
 int
-tspdb_ck2_get(struct tspdb *db, const char *initiator, const char *hid,
+sqlt_ck2_get(struct sqlt *db, const char *initiator, const char *hid,
     uint8_t ck2[CRYPTO_KEYLEN], uint64_t *expires_ms)
 {
 	sqlite3_stmt	*st;
@@ -477,14 +477,14 @@ tspdb_ck2_get(struct tspdb *db, const char *initiator, const char *hid,
  * at the new position; inside the open transaction.
  */
 static int
-m8_keys(struct tspdb *db, const Qroam__RD1 *rd1, uint64_t now_ms)
+m8_keys(struct sqlt *db, const Qroam__RD1 *rd1, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
 	int64_t		 pos, i;
 	size_t		 u;
 	int		 r;
 
-	if ((pos = tspdb_keypos(db, rd1->chip_id)) == -1)
+	if ((pos = sqlt_keypos(db, rd1->chip_id)) == -1)
 		return -1;
 	for (i = pos; i < (int64_t)rd1->next_index; i++) {
 		if ((r = tspdb_key_used(db, rd1->chip_id, i)) == -1)
@@ -518,7 +518,7 @@ m8_keys(struct tspdb *db, const Qroam__RD1 *rd1, uint64_t now_ms)
  * (tsp_id, seq, unix_ms), by one pass over the rows in RD1's time span.
  */
 static int
-m8_duplicates(struct tspdb *db, const Qroam__RD1 *rd1,
+m8_duplicates(struct sqlt *db, const Qroam__RD1 *rd1,
     const struct tspdb_origin *origin, char *dup)
 {
 	sqlite3_stmt	*st;
@@ -553,7 +553,7 @@ m8_duplicates(struct tspdb *db, const Qroam__RD1 *rd1,
 
 /* Store RD1's history rows not present yet, inside the open transaction. */
 static int
-m8_history(struct tspdb *db, const Qroam__RD1 *rd1,
+m8_history(struct sqlt *db, const Qroam__RD1 *rd1,
     const struct tspdb_origin *origin, uint64_t now_ms)
 {
 	char	 dup[TSPDB_RD1_HISTORY];
@@ -573,7 +573,7 @@ m8_history(struct tspdb *db, const Qroam__RD1 *rd1,
 }
 
 enum tspdb_result
-tspdb_m8_apply(struct tspdb *db, const char *initiator, const char *hid,
+sqlt_m8_apply(struct sqlt *db, const char *initiator, const char *hid,
     const Qroam__RD1 *rd1, const struct tspdb_origin *origin, uint64_t now_ms)
 {
 	sqlite3_stmt	*st;
@@ -595,7 +595,7 @@ tspdb_m8_apply(struct tspdb *db, const char *initiator, const char *hid,
 	if (store_step_done(st, NULL) == -1 ||
 	    m8_keys(db, rd1, now_ms) == -1 ||
 	    m8_history(db, rd1, origin, now_ms) == -1 ||
-	    tspdb_ho_record(db, hid, rd1->vehicle_id, "in", initiator, "done",
+	    sqlt_ho_record(db, hid, rd1->vehicle_id, "in", initiator, "done",
 	    NULL, now_ms) == -1)
 		return tspdb_abort_tx(db, TSPDB_ERROR);
 	return tspdb_commit_tx(db, TSPDB_OK);

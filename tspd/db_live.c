@@ -1,13 +1,15 @@
 /*
  * The sessions of the TSP store as held in memory, so that a session
- * message costs no SELECT and K1's cipher context is made once.  The
- * sessions table stays the durable truth: an entry is made when an M3
+ * message costs no SELECT and K1's cipher context is made once; every
+ * backend keeps its sessions here (db_live.h).  The sessions table
+ * stays the durable truth: an entry is made when an M3
  * opens a session (tspdb_session_open) or on a vehicle's first message
  * after a restart (loaded from its row), and goes when the session ends,
  * the vehicle authenticates or registers anew, a handover step changes
  * the row, or the vehicle's last connection closes.  Telemetry advances
  * an entry's sequence numbers at once and marks it dirty; the batch
- * writes each dirty entry's row once, in its own transaction.
+ * writes each dirty entry's row once, in its own transaction
+ * (tspdb_live_dirty), and tells the table how that went.
  *
  * Answers to telemetry leave before their batch commits (service first),
  * so the row's tx_seq is not the last cloud->vehicle seq used but a
@@ -29,7 +31,7 @@
 #include "crypto.h"
 #include "log.h"
 
-#include "db_priv.h"
+#include "db_live.h"
 
 #define LIVE_MINBUCKETS	1024
 
@@ -54,6 +56,8 @@ struct tspdb_live {
 };
 
 struct tspdb_ltab {
+	const struct tspdb_live_io *lt_io;
+	void			 *lt_arg;
 	struct tspdb_live	**lt_bucket;
 	size_t			  lt_nbucket;	/* a power of two */
 	size_t			  lt_count;
@@ -162,16 +166,18 @@ live_hash(const char *vid)
 	return h;
 }
 
-void
-tspdb_live_init(struct tspdb *db)
+struct tspdb_ltab *
+tspdb_live_new(const struct tspdb_live_io *io, void *arg)
 {
 	struct tspdb_ltab	*lt;
 
 	lt = xcalloc(1, sizeof(*lt));
+	lt->lt_io = io;
+	lt->lt_arg = arg;
 	lt->lt_nbucket = LIVE_MINBUCKETS;
 	lt->lt_maxaead = TSPDB_AEAD_POOL;
 	lt->lt_bucket = xcalloc(lt->lt_nbucket, sizeof(*lt->lt_bucket));
-	db->db_live = lt;
+	return lt;
 }
 
 /* Wipe K1 and its context and free the entry. */
@@ -184,9 +190,8 @@ live_destroy(struct tspdb_ltab *lt, struct tspdb_live *sl)
 }
 
 void
-tspdb_live_free(struct tspdb *db)
+tspdb_live_free(struct tspdb_ltab *lt)
 {
-	struct tspdb_ltab	*lt = db->db_live;
 	struct tspdb_live	*sl;
 	size_t			 i;
 
@@ -200,7 +205,6 @@ tspdb_live_free(struct tspdb *db)
 	}
 	free(lt->lt_bucket);
 	free(lt);
-	db->db_live = NULL;
 }
 
 /* The link that points at vid's entry (or the chain's NULL end). */
@@ -264,29 +268,21 @@ live_insert(struct tspdb_ltab *lt, const struct tspdb_session *s,
 }
 
 struct tspdb_live *
-tspdb_live_get(struct tspdb *db, const char *vid)
+tspdb_live_get(struct tspdb_ltab *lt, const char *vid)
 {
-	return *live_slot(db->db_live, vid);
+	return *live_slot(lt, vid);
 }
 
-int
-tspdb_live_load(struct tspdb *db, const char *vid, struct tspdb_live **slp)
+struct tspdb_live *
+tspdb_live_enter(struct tspdb_ltab *lt, const struct tspdb_session *s)
 {
-	struct tspdb_session	 s;
-	int			 r;
+	struct tspdb_live	*sl;
 
-	if ((*slp = tspdb_live_get(db, vid)) != NULL)
-		return 1;
-	if ((r = tspdb_session_select(db, vid, &s)) != 1)
-		return r;
 	/* Continue above the ceiling: seqs below it may have been used. */
-	*slp = live_insert(db->db_live, &s, s.s_tx_seq, tspdb_written(db));
-	crypto_wipe(&s, sizeof(s));
-	if (*slp == NULL) {
-		log_warn("session of %s", vid);
-		return -1;
-	}
-	return 1;
+	if ((sl = live_insert(lt, s, s->s_tx_seq,
+	    lt->lt_io->li_written(lt->lt_arg))) == NULL)
+		log_warn("session of %s", s->s_vid);
+	return sl;
 }
 
 const struct tspdb_session *
@@ -296,11 +292,12 @@ tspdb_live_session(const struct tspdb_live *sl)
 }
 
 void
-tspdb_live_put(struct tspdb *db, const struct tspdb_session *s,
+tspdb_live_put(struct tspdb_ltab *lt, const struct tspdb_session *s,
     uint64_t ceiling)
 {
-	tspdb_live_forget(db, s->s_vid);
-	if (live_insert(db->db_live, s, ceiling, tspdb_written(db)) == NULL)
+	tspdb_live_forget(lt, s->s_vid);
+	if (live_insert(lt, s, ceiling,
+	    lt->lt_io->li_written(lt->lt_arg)) == NULL)
 		log_warn("session of %s kept in the store only", s->s_vid);
 }
 
@@ -336,33 +333,33 @@ live_remove(struct tspdb_ltab *lt, const char *vid)
 }
 
 void
-tspdb_live_forget(struct tspdb *db, const char *vid)
+tspdb_live_forget(struct tspdb_ltab *lt, const char *vid)
 {
 	struct tspdb_live	*sl;
 
-	if ((sl = tspdb_live_get(db, vid)) == NULL)
+	if ((sl = tspdb_live_get(lt, vid)) == NULL)
 		return;
 	if (sl->sl_dirty)
-		tspdb_batch_settle(db);
-	live_remove(db->db_live, vid);
+		lt->lt_io->li_settle(lt->lt_arg);
+	live_remove(lt, vid);
 }
 
 void
-tspdb_session_release(struct tspdb *db, const char *vid)
+tspdb_live_release(struct tspdb_ltab *lt, const char *vid)
 {
 	struct tspdb_live	*sl;
 
-	if ((sl = tspdb_live_get(db, vid)) == NULL)
+	if ((sl = tspdb_live_get(lt, vid)) == NULL)
 		return;
 	if (sl->sl_dirty)
 		sl->sl_release = 1;
 	else
-		live_remove(db->db_live, vid);
+		live_remove(lt, vid);
 }
 
 int
-tspdb_live_advance(struct tspdb *db, struct tspdb_live *sl, uint64_t rx_seq,
-    uint64_t tx_seq)
+tspdb_live_advance(struct tspdb_ltab *lt, struct tspdb_live *sl,
+    uint64_t rx_seq, uint64_t tx_seq)
 {
 	sl->sl_sess.s_rx_seq = rx_seq;
 	if (tx_seq > sl->sl_sess.s_tx_seq)
@@ -371,20 +368,20 @@ tspdb_live_advance(struct tspdb *db, struct tspdb_live *sl, uint64_t rx_seq,
 		sl->sl_tx_ceiling = sl->sl_sess.s_tx_seq + TSPDB_TX_AHEAD;
 	if (!sl->sl_dirty) {
 		sl->sl_dirty = 1;
-		sl->sl_dirty_next = db->db_live->lt_dirty;
-		db->db_live->lt_dirty = sl;
+		sl->sl_dirty_next = lt->lt_dirty;
+		lt->lt_dirty = sl;
 	}
 	return tx_seq <= sl->sl_tx_stored &&
-	    sl->sl_ceiling_gen <= tspdb_durable(db);
+	    sl->sl_ceiling_gen <= lt->lt_io->li_durable(lt->lt_arg);
 }
 
 int
-tspdb_live_seqs(struct tspdb *db, const char *vid, uint64_t *rx_seq,
+tspdb_live_seqs(struct tspdb_ltab *lt, const char *vid, uint64_t *rx_seq,
     uint64_t *tx_seq)
 {
 	struct tspdb_live	*sl;
 
-	if ((sl = tspdb_live_get(db, vid)) == NULL)
+	if ((sl = tspdb_live_get(lt, vid)) == NULL)
 		return 0;
 	*rx_seq = sl->sl_sess.s_rx_seq;
 	*tx_seq = sl->sl_sess.s_tx_seq;
@@ -392,21 +389,21 @@ tspdb_live_seqs(struct tspdb *db, const char *vid, uint64_t *rx_seq,
 }
 
 int
-tspdb_live_write(struct tspdb *db)
+tspdb_live_dirty(struct tspdb_ltab *lt, int (*write)(void *, const char *vid,
+    uint64_t rx_seq, uint64_t ceiling), void *arg)
 {
 	struct tspdb_live	*sl;
 
-	for (sl = db->db_live->lt_dirty; sl != NULL; sl = sl->sl_dirty_next)
-		if (tspdb_session_seq_write(db, sl->sl_sess.s_vid,
-		    sl->sl_sess.s_rx_seq, sl->sl_tx_ceiling) == -1)
+	for (sl = lt->lt_dirty; sl != NULL; sl = sl->sl_dirty_next)
+		if (write(arg, sl->sl_sess.s_vid, sl->sl_sess.s_rx_seq,
+		    sl->sl_tx_ceiling) == -1)
 			return -1;
 	return 0;
 }
 
 void
-tspdb_live_settled(struct tspdb *db, int committed)
+tspdb_live_settled(struct tspdb_ltab *lt, int committed)
 {
-	struct tspdb_ltab	*lt = db->db_live;
 	struct tspdb_live	*sl;
 	char			 vid[VIN_LEN + 1];
 
@@ -422,7 +419,8 @@ tspdb_live_settled(struct tspdb *db, int committed)
 			sl->sl_rx_stored = sl->sl_sess.s_rx_seq;
 			if (sl->sl_tx_stored != sl->sl_tx_ceiling) {
 				sl->sl_tx_stored = sl->sl_tx_ceiling;
-				sl->sl_ceiling_gen = tspdb_written(db);
+				sl->sl_ceiling_gen =
+				    lt->lt_io->li_written(lt->lt_arg);
 			}
 		} else
 			sl->sl_tx_ceiling = sl->sl_tx_stored;
@@ -433,70 +431,34 @@ tspdb_live_settled(struct tspdb *db, int committed)
 	}
 }
 
-/*
- * The session in memory checks seq and takes the new numbers; the row
- * gets them when the transaction commits (tspdb_live_write).
- */
-enum tspdb_result
-tspdb_session_telemetry_tx(struct tspdb *db, const char *vid, uint64_t seq,
-    uint64_t tx_seq, const Qroam__Telemetry *t, const char *tsp_id,
-    uint64_t now_ms, int *now)
-{
-	struct tspdb_live	*sl;
-	int			 r;
-
-	if ((r = tspdb_live_load(db, vid, &sl)) != 1)
-		return r == 0 ? TSPDB_UNKNOWN : TSPDB_ERROR;
-	if (seq <= tspdb_live_session(sl)->s_rx_seq)
-		return TSPDB_REPLAY;
-	if (tspdb_telemetry_insert(db, vid, tsp_id, seq, t, now_ms) == -1)
-		return TSPDB_ERROR;
-	*now = tspdb_live_advance(db, sl, seq, tx_seq);
-	return TSPDB_OK;
-}
-
-enum tspdb_result
-tspdb_live_commit(struct tspdb *db)
-{
-	enum tspdb_result	 res;
-
-	if (tspdb_live_write(db) == -1)
-		res = tspdb_abort_tx(db, TSPDB_ERROR);
-	else
-		res = tspdb_commit_tx(db, TSPDB_OK);
-	tspdb_live_settled(db, res == TSPDB_OK);
-	return res;
-}
-
 int
-tspdb_session_find(struct tspdb *db, const char *vid,
+tspdb_live_find(struct tspdb_ltab *lt, const char *vid,
     const struct tspdb_session **sp)
 {
 	struct tspdb_live	*sl;
-	int			 r;
 
 	*sp = NULL;
-	if ((r = tspdb_live_load(db, vid, &sl)) == 1 &&
-	    aead_lend(db->db_live, sl) == -1)
-		r = -1;
-	if (r == 1)
-		*sp = &sl->sl_sess;
-	return r;
+	if ((sl = tspdb_live_get(lt, vid)) == NULL)
+		return 0;
+	if (aead_lend(lt, sl) == -1)
+		return -1;
+	*sp = &sl->sl_sess;
+	return 1;
 }
 
 size_t
-tspdb_session_live(const struct tspdb *db)
+tspdb_live_count(const struct tspdb_ltab *lt)
 {
-	return db->db_live->lt_count;
+	return lt->lt_count;
 }
 
 int
-tspdb_session_stored(struct tspdb *db, const char *vid, uint32_t key_index,
+tspdb_live_stored(struct tspdb_ltab *lt, const char *vid, uint32_t key_index,
     uint64_t seq)
 {
 	struct tspdb_live	*sl;
 
-	if ((sl = tspdb_live_get(db, vid)) == NULL ||
+	if ((sl = tspdb_live_get(lt, vid)) == NULL ||
 	    sl->sl_sess.s_key_index != key_index ||
 	    seq <= sl->sl_sess.s_stored_seq)
 		return 0;
@@ -505,11 +467,11 @@ tspdb_session_stored(struct tspdb *db, const char *vid, uint32_t key_index,
 }
 
 uint64_t
-tspdb_session_tell(struct tspdb *db, const char *vid)
+tspdb_live_tell(struct tspdb_ltab *lt, const char *vid)
 {
 	struct tspdb_live	*sl;
 
-	if ((sl = tspdb_live_get(db, vid)) == NULL ||
+	if ((sl = tspdb_live_get(lt, vid)) == NULL ||
 	    sl->sl_sess.s_stored_seq <= sl->sl_sess.s_stored_told)
 		return 0;
 	sl->sl_sess.s_stored_told = sl->sl_sess.s_stored_seq;
@@ -517,15 +479,15 @@ tspdb_session_tell(struct tspdb *db, const char *vid)
 }
 
 int
-tspdb_session_next_tx(struct tspdb *db, const char *vid, uint64_t *tx_seq,
+tspdb_live_next_tx(struct tspdb_ltab *lt, const char *vid, uint64_t *tx_seq,
     const struct tspdb_session **sp)
 {
 	struct tspdb_live	*sl;
 
-	if ((sl = tspdb_live_get(db, vid)) == NULL ||
+	if ((sl = tspdb_live_get(lt, vid)) == NULL ||
 	    sl->sl_sess.s_tx_seq + 1 > sl->sl_tx_stored ||
-	    sl->sl_ceiling_gen > tspdb_durable(db) ||
-	    aead_lend(db->db_live, sl) == -1)
+	    sl->sl_ceiling_gen > lt->lt_io->li_durable(lt->lt_arg) ||
+	    aead_lend(lt, sl) == -1)
 		return 0;
 	*tx_seq = ++sl->sl_sess.s_tx_seq;
 	*sp = &sl->sl_sess;
@@ -533,7 +495,7 @@ tspdb_session_next_tx(struct tspdb *db, const char *vid, uint64_t *tx_seq,
 }
 
 void
-tspdb_session_contexts(struct tspdb *db, size_t n)
+tspdb_live_contexts(struct tspdb_ltab *lt, size_t n)
 {
-	db->db_live->lt_maxaead = n > 0 ? n : 1;
+	lt->lt_maxaead = n > 0 ? n : 1;
 }

@@ -52,7 +52,7 @@ static const char *const tspdb_ssql[T_COUNT] = {
 };
 
 void
-tspdb_status_prepare(struct tspdb *db)
+tspdb_status_prepare(struct sqlt *db)
 {
 	size_t	 i;
 
@@ -61,7 +61,7 @@ tspdb_status_prepare(struct tspdb *db)
 }
 
 void
-tspdb_status_finalize(struct tspdb *db)
+tspdb_status_finalize(struct sqlt *db)
 {
 	size_t	 i;
 
@@ -71,14 +71,14 @@ tspdb_status_finalize(struct tspdb *db)
 
 /* Statement i with its bindings cleared, ready for binding. */
 static sqlite3_stmt *
-sstmt(struct tspdb *db, enum tspdb_sstmt i)
+sstmt(struct sqlt *db, enum tspdb_sstmt i)
 {
 	store_reset(db->db_sstmt[i]);
 	return db->db_sstmt[i];
 }
 
 int
-tspdb_counts(struct tspdb *db, uint64_t now_ms, struct tspdb_counts *c)
+sqlt_counts(struct sqlt *db, uint64_t now_ms, struct tspdb_counts *c)
 {
 	sqlite3_stmt	*st = sstmt(db, T_COUNTS);
 	int64_t		 v[6];
@@ -117,7 +117,7 @@ column_json_int(sqlite3_stmt *st, int col)
  * the array, or NULL on a store error or lack of memory.
  */
 static json_t *
-status_rows(struct tspdb *db, sqlite3_stmt *st,
+status_rows(struct sqlt *db, sqlite3_stmt *st,
     json_t *(*row)(sqlite3_stmt *))
 {
 	json_t	*a, *o;
@@ -189,7 +189,7 @@ handover_row(sqlite3_stmt *st)
  * numbers are the ones in use (the row's tx_seq is only a ceiling).
  */
 json_t *
-tspdb_status_sessions(struct tspdb *db, size_t max)
+sqlt_status_sessions(struct sqlt *db, size_t max)
 {
 	sqlite3_stmt	*st = sstmt(db, T_SESSIONS);
 	json_t		*a, *o;
@@ -202,7 +202,7 @@ tspdb_status_sessions(struct tspdb *db, size_t max)
 		return NULL;
 	json_array_foreach(a, i, o) {
 		vid = json_string_value(json_object_get(o, "vehicle_id"));
-		if (vid == NULL || tspdb_live_seqs(db, vid, &rx, &tx) != 1)
+		if (vid == NULL || tspdb_live_seqs(db->db_live, vid, &rx, &tx) != 1)
 			continue;
 		json_object_set_new(o, "rx_seq", json_integer((json_int_t)rx));
 		json_object_set_new(o, "tx_seq", json_integer((json_int_t)tx));
@@ -211,7 +211,7 @@ tspdb_status_sessions(struct tspdb *db, size_t max)
 }
 
 json_t *
-tspdb_status_vehicles(struct tspdb *db, size_t max)
+sqlt_status_vehicles(struct sqlt *db, size_t max)
 {
 	sqlite3_stmt	*st = sstmt(db, T_VEHICLES);
 
@@ -220,7 +220,7 @@ tspdb_status_vehicles(struct tspdb *db, size_t max)
 }
 
 json_t *
-tspdb_status_handovers(struct tspdb *db, uint64_t now_ms, size_t max)
+sqlt_status_handovers(struct sqlt *db, uint64_t now_ms, size_t max)
 {
 	sqlite3_stmt	*st = sstmt(db, T_HANDOVERS);
 

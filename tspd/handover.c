@@ -10,7 +10,8 @@
  * (handover_chan.c), one outstanding per handover; a channel lost under
  * one fails it like any other failure.  One state enum, one timer and
  * one teardown (hout_close) per handover; CK1 and CK2 only ever live in
- * memory and are wiped on every path.
+ * memory and are wiped on every path.  The store steps (RD1 read, the end)
+ * are requests; a handover closed while one is out is freed by its answer.
  */
 #include <sys/queue.h>
 #include <inttypes.h>
@@ -55,6 +56,13 @@ struct hout {
 	uint8_t			 ho_ck2[CRYPTO_KEYLEN];
 	Qroam__M8		 ho_m8;
 	uint64_t		 ho_started_ms;
+	char			 ho_peer_host[NAME_MAXLEN + 1];	/* TSPB's, M7 */
+	uint16_t		 ho_peer_port;
+	struct tspdb_req	 ho_rq;
+	int			 ho_storing;	/* ho_rq is out */
+	int			 ho_closed;	/* free once it is answered */
+	struct tspdb_rd1	 ho_rd;
+	struct tspdb_ready	 ho_rr;
 	TAILQ_ENTRY(hout)	 ho_entry;
 };
 
@@ -216,11 +224,9 @@ hout_close(struct hout *h, const char *reason)
 		log_warnx("handover failed id=%s vehicle=%s to=%s state=%s "
 		    "reason=%s", h->ho_id, h->ho_vid, h->ho_target->tt_id,
 		    hout_state_names[h->ho_state], reason);
-		if (tspdb_ho_record(env->t_db, h->ho_id, h->ho_vid, "out",
-		    h->ho_target->tt_id, "failed", reason,
-		    store_now_ms()) == -1)
-			log_warnx("handover id=%s: recording the failure "
-			    "failed", h->ho_id);
+		tspdb_ho_record(env->t_db, h->ho_id, h->ho_vid, "out",
+		    h->ho_target->tt_id, "failed", reason, store_now_ms(),
+		    NULL);
 	}
 	if (h->ho_req != 0)
 		chan_cancel(h->ho_chan, h->ho_req);
@@ -232,8 +238,33 @@ hout_close(struct hout *h, const char *reason)
 		qroam__m7__free_unpacked(h->ho_m7, NULL);
 	free(h->ho_m8.nonce.data);
 	free(h->ho_m8.ct.data);
+	h->ho_m8.nonce.data = NULL;
+	h->ho_m8.ct.data = NULL;
 	TAILQ_REMOVE(&env->t_ho->h_out, h, ho_entry);
+	h->ho_closed = 1;
+	if (!h->ho_storing)
+		free(h);
+}
+
+/* Make h's one store request; its answer goes to done. */
+static struct tspdb_req *
+hout_store(struct hout *h, void (*done)(struct tspdb_req *))
+{
+	tspdb_req_init(&h->ho_rq, done, h);
+	h->ho_storing = 1;
+	return &h->ho_rq;
+}
+
+/* The store answered h: 1 if h goes on, 0 if it closed meanwhile (freed). */
+static int
+hout_answered(struct hout *h)
+{
+	h->ho_storing = 0;
+	if (!h->ho_closed)
+		return 1;
+	crypto_wipe(&h->ho_rr, sizeof(h->ho_rr));
 	free(h);
+	return 0;
 }
 
 static void
@@ -333,11 +364,8 @@ tspd_handover_start(struct tspd *env, const char *vid,
 	tv.tv_sec = env->t_conf.tc_handover_timeout_ms / 1000;
 	tv.tv_usec = (env->t_conf.tc_handover_timeout_ms % 1000) * 1000;
 	evtimer_add(h->ho_timer, &tv);
-	if (tspdb_ho_record(env->t_db, h->ho_id, vid, "out", target->tt_id,
-	    "started", NULL, h->ho_started_ms) == -1) {
-		hout_fail(h, "store error");
-		return;
-	}
+	tspdb_ho_record(env->t_db, h->ho_id, vid, "out", target->tt_id,
+	    "started", NULL, h->ho_started_ms, NULL);
 	a1.type = 1;
 	a1.from = (char *)env->t_id;
 	a1.handover_id = h->ho_id;
@@ -422,7 +450,7 @@ hout_m7_check(const struct hout *h, const Qroam__M7Inner *in)
 	return NULL;
 }
 
-static int	hout_m8_build(struct hout *);
+static void	hout_m8_build(struct hout *);
 
 /* An M7 TSPA cannot use: count the refusal, fail the handover. */
 static void
@@ -463,7 +491,6 @@ static void
 hout_m7_open(struct hout *h, Qroam__M7 *m7)
 {
 	struct tspd	*env = h->ho_env;
-	struct chan	*peer;
 	Qroam__M7Inner	*in;
 	const char	*why;
 
@@ -479,42 +506,57 @@ hout_m7_open(struct hout *h, Qroam__M7 *m7)
 		return;
 	}
 	memcpy(h->ho_ck2, in->ck2.data, sizeof(h->ho_ck2));
-	if (hout_m8_build(h) == -1) {
-		tspd_m7_inner_free(in);
+	snprintf(h->ho_peer_host, sizeof(h->ho_peer_host), "%s", in->host);
+	h->ho_peer_port = (uint16_t)in->port;
+	tspd_m7_inner_free(in);
+	hout_m8_build(h);
+}
+
+/* RD1 came from the store: seal it into M8 and send that to TSPB. */
+static void
+hout_rd1_loaded(struct tspdb_req *rq)
+{
+	struct hout	*h = rq->rq_arg;
+	struct tspd	*env = h->ho_env;
+	struct tspdb_rd1 *rd = &h->ho_rd;
+	struct chan	*peer;
+	int		 rc = -1;
+
+	if (h->ho_closed && rq->rq_result == TSPDB_OK)
+		tspdb_rd1_free(rd);
+	if (!hout_answered(h))
+		return;
+	if (rq->rq_result == TSPDB_OK) {
+		rd->rd_msg.service = tspd_origins_encode(rd->rd_origin,
+		    rd->rd_msg.n_history);
+		h->ho_m8.initiator = (char *)env->t_id;
+		h->ho_m8.target = (char *)h->ho_target->tt_id;
+		h->ho_m8.handover_id = h->ho_id;
+		rc = rd->rd_msg.service == NULL ? -1 :
+		    tspd_m8_seal(h->ho_ck2, &rd->rd_msg, &h->ho_m8);
+		free(rd->rd_msg.service);
+		log_debug("handover id=%s: RD1 next_index=%u used=%zu "
+		    "history=%zu", h->ho_id, rd->rd_msg.next_index,
+		    rd->rd_msg.n_used, rd->rd_msg.n_history);
+		tspdb_rd1_free(rd);
+	}
+	if (rc == -1) {
 		hout_fail(h, "cannot build M8 from the store");
 		return;
 	}
-	peer = tspd_handover_chan_peer(env, h->ho_target->tt_id, in->host,
-	    (uint16_t)in->port);
-	tspd_m7_inner_free(in);
+	peer = tspd_handover_chan_peer(env, h->ho_target->tt_id,
+	    h->ho_peer_host, h->ho_peer_port);
 	if (hout_request(h, peer, QROAM__MSG_TYPE__MT_M8, &h->ho_m8.base,
 	    HOUT_M8) == -1)
 		hout_fail(h, "cannot send M8 to %s", h->ho_target->tt_id);
 }
 
-/* Build RD1 for h's vehicle and seal it into h->ho_m8; 0 or -1. */
-static int
+/* Ask the store for RD1 of h's vehicle, to build M8 from. */
+static void
 hout_m8_build(struct hout *h)
 {
-	struct tspd	*env = h->ho_env;
-	struct tspdb_rd1 rd;
-	int		 rc;
-
-	if (tspdb_rd1_load(env->t_db, h->ho_vid, &rd) != 1)
-		return -1;
-	rd.rd_msg.service = tspd_origins_encode(rd.rd_origin,
-	    rd.rd_msg.n_history);
-	h->ho_m8.initiator = (char *)env->t_id;
-	h->ho_m8.target = (char *)h->ho_target->tt_id;
-	h->ho_m8.handover_id = h->ho_id;
-	rc = rd.rd_msg.service == NULL ? -1 :
-	    tspd_m8_seal(h->ho_ck2, &rd.rd_msg, &h->ho_m8);
-	free(rd.rd_msg.service);
-	log_debug("handover id=%s: RD1 next_index=%u used=%zu history=%zu",
-	    h->ho_id, rd.rd_msg.next_index, rd.rd_msg.n_used,
-	    rd.rd_msg.n_history);
-	tspdb_rd1_free(&rd);
-	return rc;
+	tspdb_rd1_load(h->ho_env->t_db, h->ho_vid, &h->ho_rd,
+	    hout_store(h, hout_rd1_loaded));
 }
 
 /* Tell the vehicle where to go next, if it has a session and a connection. */
@@ -558,12 +600,30 @@ hout_ready(struct hout *h, struct tspdb_ready *rr)
 	free(sm.ct.data);
 }
 
+/* The store ended the handover: tell the vehicle where to go. */
+static void
+hout_done(struct tspdb_req *rq)
+{
+	struct hout	*h = rq->rq_arg;
+
+	if (!hout_answered(h))
+		return;
+	if (rq->rq_result != TSPDB_OK) {
+		hout_fail(h, "store error at the end");
+		return;
+	}
+	log_info("handover done id=%s vehicle=%s to=%s ms=%" PRIu64, h->ho_id,
+	    h->ho_vid, h->ho_target->tt_id, store_now_ms() - h->ho_started_ms);
+	hout_ready(h, &h->ho_rr);
+	crypto_wipe(&h->ho_rr, sizeof(h->ho_rr));
+	hout_close(h, NULL);
+}
+
 /* M8Ack under CK2: the context is at TSPB; end ours and tell the vehicle. */
 static void
 hout_ack(struct hout *h, const struct frame *f)
 {
 	struct tspd		*env = h->ho_env;
-	struct tspdb_ready	 rr;
 	Qroam__M8Ack		*ack;
 	int			 ok;
 
@@ -578,16 +638,8 @@ hout_ack(struct hout *h, const struct frame *f)
 		hout_fail(h, "M8Ack does not verify");
 		return;
 	}
-	if (tspdb_ho_out_done(env->t_db, h->ho_id, h->ho_vid, store_now_ms(),
-	    &rr) != TSPDB_OK) {
-		hout_fail(h, "store error at the end");
-		return;
-	}
-	log_info("handover done id=%s vehicle=%s to=%s ms=%" PRIu64, h->ho_id,
-	    h->ho_vid, h->ho_target->tt_id, store_now_ms() - h->ho_started_ms);
-	hout_ready(h, &rr);
-	crypto_wipe(&rr, sizeof(rr));
-	hout_close(h, NULL);
+	tspdb_ho_out_done(env->t_db, h->ho_id, h->ho_vid, store_now_ms(),
+	    &h->ho_rr, hout_store(h, hout_done));
 }
 
 /*

@@ -91,7 +91,7 @@ int	tspd_handover_offer(struct tspd *, const struct tspdb_session *s,
 	    const Qroam__Telemetry *t, uint64_t tx_seq, Qroam__SessionMsg *out);
 void	tspd_handover_offer_cancel(struct tspd *, const char *vid);
 /* M6 in session s (its seq already accepted). */
-void	tspd_handover_m6(struct tspd *, struct conn *, const struct frame *,
+void	tspd_handover_m6(struct tspd *, struct conn *, uint64_t request_id,
 	    const struct tspdb_session *s, const Qroam__M6 *m6);
 /* The vehicle's session ended: forget its offer. */
 void	tspd_handover_session_end(struct tspd *, const char *vid);

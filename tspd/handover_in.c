@@ -7,6 +7,8 @@
  * one transaction and acknowledged under CK2, which is deleted with it.
  * An M8 that overtakes the binding waits for it in memory.  One state
  * enum, one timer and one teardown (hin_close) per incoming handover.
+ * The store steps are requests; a handover closed while its binding is
+ * being stored is freed by the store's answer.
  */
 #include <sys/queue.h>
 #include <inttypes.h>
@@ -46,6 +48,9 @@ struct hin {
 	Qroam__M8		*hi_m8;		/* an M8 waiting for CK2 */
 	struct conn		*hi_m8_conn;
 	uint64_t		 hi_m8_reqid;
+	struct tspdb_req	 hi_rq;		/* the binding of CK2 */
+	int			 hi_storing;
+	int			 hi_closed;	/* free once it is answered */
 	TAILQ_ENTRY(hin)	 hi_entry;
 };
 
@@ -56,7 +61,7 @@ struct tspd_hin {
 
 static void	hin_close(struct hin *, const char *reason);
 static void	m8_process(struct tspd *, struct conn *, uint64_t reqid,
-		    const Qroam__M8 *);
+		    Qroam__M8 *);
 static void	hin_reply(void *, const struct frame *, const char *);
 
 void
@@ -128,11 +133,9 @@ hin_close(struct hin *h, const char *reason)
 		log_warnx("handover in failed id=%s from=%s state=%s reason=%s",
 		    h->hi_id, h->hi_initiator->tt_id,
 		    hin_state_names[h->hi_state], reason);
-		if (tspdb_ho_record(env->t_db, h->hi_id, NULL, "in",
-		    h->hi_initiator->tt_id, "failed", reason,
-		    store_now_ms()) == -1)
-			log_warnx("handover in id=%s: recording the failure "
-			    "failed", h->hi_id);
+		tspdb_ho_record(env->t_db, h->hi_id, NULL, "in",
+		    h->hi_initiator->tt_id, "failed", reason, store_now_ms(),
+		    NULL);
 		if (h->hi_m8 != NULL)
 			conn_send_status(h->hi_m8_conn, h->hi_m8_reqid,
 			    QROAM__STATUS_CODE__AUTH_FAILED,
@@ -146,7 +149,9 @@ hin_close(struct hin *h, const char *reason)
 		event_free(h->hi_timer);
 	TAILQ_REMOVE(&env->t_hin->hl_list, h, hi_entry);
 	env->t_hin->hl_n--;
-	free(h);
+	h->hi_closed = 1;
+	if (!h->hi_storing)
+		free(h);
 }
 
 static void
@@ -230,13 +235,57 @@ access_check(struct tspd *env, const Qroam__AccessRequest *ar,
 	return NULL;
 }
 
+/* A checked A2 waiting for the store to tell whether its id is new. */
+struct access_req {
+	struct tspdb_req	 ar_rq;
+	struct tspd		*ar_env;
+	struct conn		*ar_conn;	/* referenced */
+	uint64_t		 ar_reqid;
+	const struct topo_tsp	*ar_initiator;
+	char			 ar_hid[TSPD_HO_IDLEN + 1];
+};
+
+/* Answer an A2: start the handover unless its id is known or too many. */
+static void
+access_known(struct tspdb_req *rq)
+{
+	struct access_req	*ar = rq->rq_arg;
+	struct tspd		*env = ar->ar_env;
+	const char		*why = NULL;
+	int			 code = QROAM__STATUS_CODE__OK;
+
+	if (rq->rq_result == TSPDB_OK) {
+		why = "handover_id used before";
+		code = QROAM__STATUS_CODE__BAD_REQUEST;
+	} else if (rq->rq_result != TSPDB_UNKNOWN) {
+		why = "store error";
+		code = QROAM__STATUS_CODE__INTERNAL;
+	} else if (hin_find(env, ar->ar_hid) != NULL)
+		;	/* a repeated A2 came meanwhile */
+	else if (env->t_hin == NULL || env->t_hin->hl_n >= HIN_MAX) {
+		why = "too many handovers under way";
+		code = QROAM__STATUS_CODE__UNAVAILABLE;
+	} else {
+		log_info("handover in id=%s from=%s: access request accepted",
+		    ar->ar_hid, ar->ar_initiator->tt_id);
+		hin_start(env, ar->ar_initiator, ar->ar_hid);
+	}
+	if (why != NULL)
+		log_warnx("access request refused from %s: %s",
+		    conn_peer_cn(ar->ar_conn), why);
+	conn_send_status(ar->ar_conn, ar->ar_reqid, code, why);
+	conn_unref(ar->ar_conn);
+	free(ar);
+}
+
 void
 tspd_handover_access(struct tspd *env, struct conn *c, const struct frame *f)
 {
 	Qroam__AccessRequest	*ar;
+	struct access_req	*aq;
 	const struct topo_tsp	*initiator = NULL;
 	const char		*why = NULL;
-	int			 code = QROAM__STATUS_CODE__BAD_REQUEST, r;
+	int			 code = QROAM__STATUS_CODE__BAD_REQUEST;
 
 	ar = (Qroam__AccessRequest *)frame_unpack(f,
 	    &qroam__access_request__descriptor);
@@ -249,17 +298,23 @@ tspd_handover_access(struct tspd *env, struct conn *c, const struct frame *f)
 		;
 	else if (hin_find(env, ar->handover_id) != NULL)
 		code = QROAM__STATUS_CODE__OK;	/* a repeated A2 */
-	else if ((r = tspdb_ho_known(env->t_db, ar->handover_id)) != 0) {
-		why = r == 1 ? "handover_id used before" : "store error";
-		code = r == 1 ? code : QROAM__STATUS_CODE__INTERNAL;
-	} else if (env->t_hin->hl_n >= HIN_MAX) {
+	else if (env->t_hin->hl_n >= HIN_MAX) {
 		why = "too many handovers under way";
 		code = QROAM__STATUS_CODE__UNAVAILABLE;
+	} else if ((aq = calloc(1, sizeof(*aq))) == NULL) {
+		why = "out of memory";
+		code = QROAM__STATUS_CODE__INTERNAL;
 	} else {
-		code = QROAM__STATUS_CODE__OK;
-		log_info("handover in id=%s from=%s: access request accepted",
-		    ar->handover_id, initiator->tt_id);
-		hin_start(env, initiator, ar->handover_id);
+		aq->ar_env = env;
+		aq->ar_conn = c;
+		conn_ref(c);
+		aq->ar_reqid = f->f_request_id;
+		aq->ar_initiator = initiator;
+		memcpy(aq->ar_hid, ar->handover_id, sizeof(aq->ar_hid));
+		tspdb_req_init(&aq->ar_rq, access_known, aq);
+		tspdb_ho_known(env->t_db, aq->ar_hid, &aq->ar_rq);
+		qroam__access_request__free_unpacked(ar, NULL);
+		return;
 	}
 	if (why != NULL)
 		log_warnx("access request refused from %s: %s",
@@ -269,22 +324,20 @@ tspd_handover_access(struct tspd *env, struct conn *c, const struct frame *f)
 		qroam__access_request__free_unpacked(ar, NULL);
 }
 
-/* CK2 arrived from the KME: bind it, then serve a waiting M8. */
+/* The store bound CK2: serve a waiting M8, the handover is through here. */
 static void
-hin_ck2(struct tspd *env, const char *hid, enum keysrc_result res,
-    const uint8_t *key, const char *why)
+hin_bound(struct tspdb_req *rq)
 {
-	struct hin	*h;
-	uint64_t	 now = store_now_ms();
+	struct hin	*h = rq->rq_arg;
+	struct tspd	*env = h->hi_env;
+	Qroam__M8	*m8;
 
-	if ((h = hin_find(env, hid)) == NULL || h->hi_state != HIN_CK2)
-		return;
-	if (res != KEYSRC_OK || key == NULL) {
-		hin_fail(h, "CK2 from the KME: %s", why);
+	h->hi_storing = 0;
+	if (h->hi_closed) {
+		free(h);
 		return;
 	}
-	switch (tspdb_ck2_bind(env->t_db, h->hi_initiator->tt_id, hid, key,
-	    now + env->t_conf.tc_ck2_lifetime_ms, now)) {
+	switch (rq->rq_result) {
 	case TSPDB_OK:
 		break;
 	case TSPDB_REPLAY:
@@ -295,10 +348,33 @@ hin_ck2(struct tspd *env, const char *hid, enum keysrc_result res,
 		return;
 	}
 	log_info("handover in id=%s from=%s: ck2 bound for %" PRIu64 "ms",
-	    hid, h->hi_initiator->tt_id, env->t_conf.tc_ck2_lifetime_ms);
-	if (h->hi_m8 != NULL)
-		m8_process(env, h->hi_m8_conn, h->hi_m8_reqid, h->hi_m8);
+	    h->hi_id, h->hi_initiator->tt_id, env->t_conf.tc_ck2_lifetime_ms);
+	if ((m8 = h->hi_m8) != NULL) {
+		h->hi_m8 = NULL;
+		m8_process(env, h->hi_m8_conn, h->hi_m8_reqid, m8);
+	}
 	hin_close(h, NULL);
+}
+
+/* CK2 arrived from the KME: bind it, then serve a waiting M8. */
+static void
+hin_ck2(struct tspd *env, const char *hid, enum keysrc_result res,
+    const uint8_t *key, const char *why)
+{
+	struct hin	*h;
+	uint64_t	 now = store_now_ms();
+
+	if ((h = hin_find(env, hid)) == NULL || h->hi_state != HIN_CK2 ||
+	    h->hi_storing)
+		return;
+	if (res != KEYSRC_OK || key == NULL) {
+		hin_fail(h, "CK2 from the KME: %s", why);
+		return;
+	}
+	tspdb_req_init(&h->hi_rq, hin_bound, h);
+	h->hi_storing = 1;
+	tspdb_ck2_bind(env->t_db, h->hi_initiator->tt_id, hid, key,
+	    now + env->t_conf.tc_ck2_lifetime_ms, now, &h->hi_rq);
 }
 
 /* schedd's answer to A3: its KeyReply, a refusal, or why there is none. */
@@ -343,35 +419,68 @@ hin_reply(void *arg, const struct frame *f, const char *lost)
 
 /* ---- M8 ---- */
 
+/* One M8 from its arrival at a bound CK2 until it is answered. */
+struct m8_req {
+	struct tspdb_req	 mq_rq;
+	struct tspd		*mq_env;
+	struct conn		*mq_conn;	/* referenced */
+	uint64_t		 mq_reqid;
+	Qroam__M8		*mq_m8;
+	Qroam__RD1		*mq_rd1;
+	uint8_t			 mq_ck2[CRYPTO_KEYLEN];
+	uint64_t		 mq_expires;
+	struct tspdb_reg	 mq_reg;
+	struct tspdb_fill	 mq_fill;
+	struct tspdb_origin	*mq_origin;
+	Qroam__M8Ack		 mq_ack;
+};
+
+static void
+m8_req_free(struct m8_req *mq)
+{
+	crypto_wipe(mq->mq_ck2, sizeof(mq->mq_ck2));
+	tspdb_reg_clear(&mq->mq_reg);
+	if (mq->mq_rd1 != NULL)
+		qroam__rd1__free_unpacked(mq->mq_rd1, NULL);
+	qroam__m8__free_unpacked(mq->mq_m8, NULL);
+	free(mq->mq_origin);
+	free(mq->mq_ack.nonce.data);
+	free(mq->mq_ack.ct.data);
+	conn_unref(mq->mq_conn);
+	free(mq);
+}
+
+/* Refuse the M8 with code and why, and free it. */
+static void
+m8_refuse(struct m8_req *mq, int code, const char *why)
+{
+	log_warnx("m8 refused id=%s from=%s reason=%s (%s)",
+	    mq->mq_m8->handover_id, mq->mq_m8->initiator,
+	    msg_status_name(code), why);
+	conn_send_status(mq->mq_conn, mq->mq_reqid, code, why);
+	m8_req_free(mq);
+}
+
 /*
- * Check a decrypted RD1 against this store and fill origin (one per
- * history row).  NULL if it may be applied, else the reason.
+ * Check a decrypted RD1 against the registration and fill record read
+ * from this store and fill origin (one per history row).  NULL if it may
+ * be applied, else the reason.
  */
 static const char *
-rd1_check(struct tspd *env, const Qroam__RD1 *rd1, const char *initiator,
-    struct tspdb_origin *origin)
+rd1_check(const struct m8_req *mq)
 {
-	struct tspdb_reg	 reg;
-	struct tspdb_fill	 fill;
+	const Qroam__RD1	*rd1 = mq->mq_rd1;
+	const struct tspdb_fill	*fill = &mq->mq_fill;
+	struct tspdb_origin	*origin = mq->mq_origin;
 	const char		*why = NULL;
 	size_t			 i;
-	int			 r;
 
-	if (!id_valid_vin(rd1->vehicle_id) ||
-	    !id_valid_hex(rd1->chip_id, CHIP_ID_LEN))
-		return "bad vehicle_id or chip_id";
-	if ((r = tspdb_reg_get(env->t_db, rd1->vehicle_id, &reg)) != 1)
-		return r == 0 ? "unknown vehicle" : "store error";
-	r = strcmp(reg.r_chip_id, rd1->chip_id);
-	tspdb_reg_clear(&reg);
-	if (r != 0)
+	if (strcmp(mq->mq_reg.r_chip_id, rd1->chip_id) != 0)
 		return "chip does not match the registration";
-	if (tspdb_fill_get(env->t_db, rd1->chip_id, &fill) != 1)
-		return "no fill record for the chip";
-	if (rd1->next_index > fill.f_m || rd1->n_used > fill.f_m)
+	if (rd1->next_index > fill->f_m || rd1->n_used > fill->f_m)
 		return "key position out of range";
 	for (i = 0; i < rd1->n_used; i++)
-		if (rd1->used[i] >= fill.f_m)
+		if (rd1->used[i] >= fill->f_m)
 			return "used key out of range";
 	if (rd1->authed_ms > INT64_MAX)
 		return "bad authed_ms";
@@ -386,92 +495,158 @@ rd1_check(struct tspd *env, const Qroam__RD1 *rd1, const char *initiator,
 		    origin) == -1 ? "bad origin list" : NULL;
 	for (i = 0; i < rd1->n_history; i++) {
 		snprintf(origin[i].o_tsp, sizeof(origin[i].o_tsp), "%s",
-		    initiator);
+		    mq->mq_m8->initiator);
 		origin[i].o_seq = 0;
 	}
 	return NULL;
 }
 
-/* Store a decrypted RD1 and acknowledge it under CK2. */
-static int
-m8_apply(struct tspd *env, struct conn *c, uint64_t reqid,
-    const Qroam__M8 *m8, const uint8_t ck2[CRYPTO_KEYLEN],
-    const Qroam__RD1 *rd1, const char **why)
+/* The store applied RD1: acknowledge it under CK2. */
+static void
+m8_applied(struct tspdb_req *rq)
 {
-	Qroam__M8Ack		 ack = QROAM__M8_ACK__INIT;
-	struct tspdb_origin	*origin;
-	int			 code = QROAM__STATUS_CODE__BAD_REQUEST;
+	struct m8_req		*mq = rq->rq_arg;
+	const Qroam__RD1	*rd1 = mq->mq_rd1;
 
-	if ((origin = calloc(rd1->n_history + 1, sizeof(*origin))) == NULL) {
-		*why = "out of memory";
-		return QROAM__STATUS_CODE__INTERNAL;
-	}
-	if ((*why = rd1_check(env, rd1, m8->initiator, origin)) != NULL)
-		goto done;
-	if (tspd_m8ack_seal(ck2, m8->initiator, m8->target, m8->handover_id,
-	    &ack) == -1) {
-		*why = "sealing the acknowledgement failed";
-		code = QROAM__STATUS_CODE__INTERNAL;
-		goto done;
-	}
-	switch (tspdb_m8_apply(env->t_db, m8->initiator, m8->handover_id, rd1,
-	    origin, store_now_ms())) {
+	switch (rq->rq_result) {
 	case TSPDB_OK:
-		conn_send(c, QROAM__MSG_TYPE__MT_M8_ACK, reqid, &ack.base);
+		conn_send(mq->mq_conn, QROAM__MSG_TYPE__MT_M8_ACK,
+		    mq->mq_reqid, &mq->mq_ack.base);
 		tspd_metric_handover(TSPD_HO_TARGET, "ok", 0);
 		log_info("handover in id=%s from=%s vehicle=%s: context stored "
-		    "next_index=%u used=%zu history=%zu", m8->handover_id,
-		    m8->initiator, rd1->vehicle_id, rd1->next_index,
-		    rd1->n_used, rd1->n_history);
-		code = QROAM__STATUS_CODE__OK;
+		    "next_index=%u used=%zu history=%zu",
+		    mq->mq_m8->handover_id, mq->mq_m8->initiator,
+		    rd1->vehicle_id, rd1->next_index, rd1->n_used,
+		    rd1->n_history);
+		m8_req_free(mq);
 		break;
 	case TSPDB_UNKNOWN:
-		*why = "no key bound for this handover";
-		code = QROAM__STATUS_CODE__AUTH_FAILED;
+		m8_refuse(mq, QROAM__STATUS_CODE__AUTH_FAILED,
+		    "no key bound for this handover");
 		break;
 	default:
-		*why = "store error";
-		code = QROAM__STATUS_CODE__INTERNAL;
+		m8_refuse(mq, QROAM__STATUS_CODE__INTERNAL, "store error");
 		break;
 	}
-	free(ack.nonce.data);
-	free(ack.ct.data);
- done:
-	free(origin);
-	return code;
 }
 
-/* Open an M8 with its bound CK2 and store it; answer in every case. */
+/* The chip's fill record came: check RD1 and store it. */
 static void
-m8_process(struct tspd *env, struct conn *c, uint64_t reqid,
-    const Qroam__M8 *m8)
+m8_fill_read(struct tspdb_req *rq)
 {
-	uint8_t		 ck2[CRYPTO_KEYLEN];
-	uint64_t	 expires, now = store_now_ms();
-	Qroam__RD1	*rd1 = NULL;
-	const char	*why = NULL;
-	int		 r, code = QROAM__STATUS_CODE__AUTH_FAILED;
+	struct m8_req	*mq = rq->rq_arg;
+	const char	*why;
 
-	if ((r = tspdb_ck2_get(env->t_db, m8->initiator, m8->handover_id, ck2,
-	    &expires)) != 1) {
-		why = r == 0 ? "no key bound for this handover" : "store error";
-		code = r == 0 ? code : QROAM__STATUS_CODE__INTERNAL;
-	} else if (expires < now) {
-		why = "key expired";
-		tspdb_ck2_purge(env->t_db, now);
-	} else if ((rd1 = tspd_m8_open(ck2, m8)) == NULL) {
-		why = "does not decrypt";
-		code = QROAM__STATUS_CODE__DECRYPT_FAILED;
-	} else
-		code = m8_apply(env, c, reqid, m8, ck2, rd1, &why);
-	crypto_wipe(ck2, sizeof(ck2));
-	if (rd1 != NULL)
-		qroam__rd1__free_unpacked(rd1, NULL);
-	if (code == QROAM__STATUS_CODE__OK)
+	if (rq->rq_result != TSPDB_OK) {
+		m8_refuse(mq, rq->rq_result == TSPDB_UNKNOWN ?
+		    QROAM__STATUS_CODE__BAD_REQUEST :
+		    QROAM__STATUS_CODE__INTERNAL,
+		    rq->rq_result == TSPDB_UNKNOWN ?
+		    "no fill record for the chip" : "store error");
 		return;
-	log_warnx("m8 refused id=%s from=%s reason=%s (%s)", m8->handover_id,
-	    m8->initiator, msg_status_name(code), why);
-	conn_send_status(c, reqid, code, why);
+	}
+	if ((why = rd1_check(mq)) != NULL) {
+		m8_refuse(mq, QROAM__STATUS_CODE__BAD_REQUEST, why);
+		return;
+	}
+	if (tspd_m8ack_seal(mq->mq_ck2, mq->mq_m8->initiator,
+	    mq->mq_m8->target, mq->mq_m8->handover_id, &mq->mq_ack) == -1) {
+		m8_refuse(mq, QROAM__STATUS_CODE__INTERNAL,
+		    "sealing the acknowledgement failed");
+		return;
+	}
+	tspdb_req_init(&mq->mq_rq, m8_applied, mq);
+	tspdb_m8_apply(mq->mq_env->t_db, mq->mq_m8->initiator,
+	    mq->mq_m8->handover_id, mq->mq_rd1, mq->mq_origin, store_now_ms(),
+	    &mq->mq_rq);
+}
+
+/* The vehicle's registration came: read its chip's fill record. */
+static void
+m8_reg_read(struct tspdb_req *rq)
+{
+	struct m8_req	*mq = rq->rq_arg;
+
+	if (rq->rq_result != TSPDB_OK) {
+		m8_refuse(mq, rq->rq_result == TSPDB_UNKNOWN ?
+		    QROAM__STATUS_CODE__BAD_REQUEST :
+		    QROAM__STATUS_CODE__INTERNAL,
+		    rq->rq_result == TSPDB_UNKNOWN ? "unknown vehicle" :
+		    "store error");
+		return;
+	}
+	tspdb_req_init(&mq->mq_rq, m8_fill_read, mq);
+	tspdb_fill_get(mq->mq_env->t_db, mq->mq_rd1->chip_id, &mq->mq_fill,
+	    &mq->mq_rq);
+}
+
+/* CK2 bound to the handover came: open RD1 with it. */
+static void
+m8_ck2_read(struct tspdb_req *rq)
+{
+	struct m8_req	*mq = rq->rq_arg;
+	struct tspd	*env = mq->mq_env;
+	const Qroam__RD1 *rd1;
+	uint64_t	 now = store_now_ms();
+
+	if (rq->rq_result != TSPDB_OK) {
+		m8_refuse(mq, rq->rq_result == TSPDB_UNKNOWN ?
+		    QROAM__STATUS_CODE__AUTH_FAILED :
+		    QROAM__STATUS_CODE__INTERNAL,
+		    rq->rq_result == TSPDB_UNKNOWN ?
+		    "no key bound for this handover" : "store error");
+		return;
+	}
+	if (mq->mq_expires < now) {
+		tspdb_ck2_purge(env->t_db, now, NULL);
+		m8_refuse(mq, QROAM__STATUS_CODE__AUTH_FAILED, "key expired");
+		return;
+	}
+	if ((mq->mq_rd1 = tspd_m8_open(mq->mq_ck2, mq->mq_m8)) == NULL) {
+		m8_refuse(mq, QROAM__STATUS_CODE__DECRYPT_FAILED,
+		    "does not decrypt");
+		return;
+	}
+	rd1 = mq->mq_rd1;
+	if (!id_valid_vin(rd1->vehicle_id) ||
+	    !id_valid_hex(rd1->chip_id, CHIP_ID_LEN)) {
+		m8_refuse(mq, QROAM__STATUS_CODE__BAD_REQUEST,
+		    "bad vehicle_id or chip_id");
+		return;
+	}
+	if ((mq->mq_origin = calloc(rd1->n_history + 1,
+	    sizeof(*mq->mq_origin))) == NULL) {
+		m8_refuse(mq, QROAM__STATUS_CODE__INTERNAL, "out of memory");
+		return;
+	}
+	tspdb_req_init(&mq->mq_rq, m8_reg_read, mq);
+	tspdb_reg_get(env->t_db, rd1->vehicle_id, &mq->mq_reg, &mq->mq_rq);
+}
+
+/*
+ * Open an M8 (taken over) with its bound CK2 and store it; answered in
+ * every case.
+ */
+static void
+m8_process(struct tspd *env, struct conn *c, uint64_t reqid, Qroam__M8 *m8)
+{
+	struct m8_req	*mq;
+
+	if ((mq = calloc(1, sizeof(*mq))) == NULL) {
+		log_warn("m8 id=%s", m8->handover_id);
+		conn_send_status(c, reqid, QROAM__STATUS_CODE__INTERNAL, NULL);
+		qroam__m8__free_unpacked(m8, NULL);
+		return;
+	}
+	mq->mq_env = env;
+	mq->mq_conn = c;
+	conn_ref(c);
+	mq->mq_reqid = reqid;
+	mq->mq_m8 = m8;
+	qroam__m8_ack__init(&mq->mq_ack);
+	tspdb_req_init(&mq->mq_rq, m8_ck2_read, mq);
+	tspdb_ck2_get(env->t_db, m8->initiator, m8->handover_id, mq->mq_ck2,
+	    &mq->mq_expires, &mq->mq_rq);
 }
 
 void
@@ -496,6 +671,8 @@ tspd_handover_m8(struct tspd *env, struct conn *c, const struct frame *f)
 		conn_send_status(c, f->f_request_id, code, why);
 		if (code == QROAM__STATUS_CODE__AUTH_FAILED)
 			conn_close(c, why);
+		if (m8 != NULL)
+			qroam__m8__free_unpacked(m8, NULL);
 	} else if ((h = hin_find(env, m8->handover_id)) != NULL &&
 	    strcmp(h->hi_initiator->tt_id, m8->initiator) == 0 &&
 	    h->hi_m8 == NULL) {
@@ -503,11 +680,8 @@ tspd_handover_m8(struct tspd *env, struct conn *c, const struct frame *f)
 		h->hi_m8 = m8;
 		h->hi_m8_conn = c;
 		h->hi_m8_reqid = f->f_request_id;
-		return;
 	} else
 		m8_process(env, c, f->f_request_id, m8);
-	if (m8 != NULL)
-		qroam__m8__free_unpacked(m8, NULL);
 }
 
 void

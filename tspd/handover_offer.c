@@ -167,13 +167,12 @@ static int
 offer_allowed(struct tspd *env, const struct tspdb_session *s)
 {
 	struct offer	*of;
-	char		 chip[CHIP_ID_LEN + 1];
 
 	if (tspd_handover_running(env, s->s_vid))
 		return 0;
 	if ((of = offer_find(env, s->s_vid)) != NULL)
 		offer_drop(env, of);
-	return tspdb_auth_get(env->t_db, s->s_vid, chip) == 1;
+	return s->s_authed;
 }
 
 int
@@ -262,18 +261,17 @@ offer_candidate(const struct offer *of, const char *id)
 
 /* Refuse an M6 that answers no offer or names no candidate. */
 static void
-m6_refuse(struct conn *c, const struct frame *f,
+m6_refuse(struct conn *c, uint64_t request_id,
     const struct tspdb_session *s, const Qroam__M6 *m6, const char *why)
 {
 	log_warnx("m6 refused vehicle=%s next=%s reason=%s", s->s_vid,
 	    m6->next_tsp_id != NULL && id_valid_name(m6->next_tsp_id) ?
 	    m6->next_tsp_id : "(none)", why);
-	conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__BAD_REQUEST,
-	    why);
+	conn_send_status(c, request_id, QROAM__STATUS_CODE__BAD_REQUEST, why);
 }
 
 void
-tspd_handover_m6(struct tspd *env, struct conn *c, const struct frame *f,
+tspd_handover_m6(struct tspd *env, struct conn *c, uint64_t request_id,
     const struct tspdb_session *s, const Qroam__M6 *m6)
 {
 	const struct topo_tsp	*target;
@@ -284,24 +282,19 @@ tspd_handover_m6(struct tspd *env, struct conn *c, const struct frame *f,
 	if (of == NULL || of->of_answered ||
 	    of->of_opened_ms != s->s_opened_ms ||
 	    of->of_key_index != s->s_key_index) {
-		m6_refuse(c, f, s, m6, "no handover offered");
+		m6_refuse(c, request_id, s, m6, "no handover offered");
 		return;
 	}
 	of->of_answered = 1;
 	if (!m6->continue_service) {
 		offer_drop(env, of);
-		if (tspdb_session_end(env->t_db, s->s_vid, 0) == TSPDB_ERROR) {
-			conn_send_status(c, f->f_request_id,
-			    QROAM__STATUS_CODE__INTERNAL, NULL);
-			return;
-		}
-		log_info("session closed vehicle=%s reason=service declined "
-		    "(m6)", s->s_vid);
+		tspd_session_close(env, c, request_id, s->s_vid, 0,
+		    "service declined (m6)");
 		tspd_metric_handover(TSPD_HO_SOURCE, "declined", 0);
 		return;
 	}
 	if ((target = offer_candidate(of, m6->next_tsp_id)) == NULL) {
-		m6_refuse(c, f, s, m6, "next_tsp_id is not one of the "
+		m6_refuse(c, request_id, s, m6, "next_tsp_id is not one of the "
 		    "candidates");
 		return;
 	}

@@ -2,9 +2,11 @@
  * tspd's operations interface: its part of the admin endpoint's /status
  * (summary, sessions, vehicles, handovers in flight, all read from the
  * store) and its metrics (gauges counted in the store when scraped;
- * handover results and latency, telemetry stored).  Nothing here reads or
- * returns key material.
+ * handover results and latency, telemetry stored).  The store is asked
+ * when the request comes (tspd_prepare) and the endpoint answers once it
+ * replied.  Nothing here reads or returns key material.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -20,21 +22,35 @@ static struct metric	*m_inflight, *m_ck2;
 static struct metric	*m_ho_source, *m_ho_target, *m_ho_seconds;
 static struct metric	*m_telemetry;
 
+/* What the store answered for the request being answered now. */
+static struct {
+	int			 v_counted;
+	struct tspdb_counts	 v_counts;
+	json_t			*v_view;
+} view;
+
+/* A request of the admin endpoint waiting for the store. */
+struct ops_wait {
+	struct tspdb_req	 ow_rq;
+	struct admin_wait	*ow_wait;
+	struct tspdb_counts	 ow_counts;
+	json_t			*ow_view;
+};
+
 /* Scrape time: the gauges from the store's counts. */
 static void
 tspd_ops_collect(void *arg)
 {
-	struct tspd		*env = arg;
-	struct tspdb_counts	 c;
+	const struct tspdb_counts *c = &view.v_counts;
 
-	if (env->t_db == NULL ||
-	    tspdb_counts(env->t_db, store_now_ms(), &c) == -1)
+	(void)arg;
+	if (!view.v_counted)
 		return;
-	metric_set(m_vehicles, NULL, (double)c.c_vehicles);
-	metric_set(m_authenticated, NULL, (double)c.c_authenticated);
-	metric_set(m_sessions, NULL, (double)c.c_sessions);
-	metric_set(m_inflight, NULL, (double)c.c_handovers);
-	metric_set(m_ck2, NULL, (double)c.c_ck2_bindings);
+	metric_set(m_vehicles, NULL, (double)c->c_vehicles);
+	metric_set(m_authenticated, NULL, (double)c->c_authenticated);
+	metric_set(m_sessions, NULL, (double)c->c_sessions);
+	metric_set(m_inflight, NULL, (double)c->c_handovers);
+	metric_set(m_ck2, NULL, (double)c->c_ck2_bindings);
 }
 
 /* Register the metrics once; the counting functions may come first. */
@@ -108,39 +124,83 @@ tspd_metric_telemetry(size_t n)
 
 /* The summary fields of /status. */
 static json_t *
-tspd_status_summary(struct tspd *env, json_t *obj)
+tspd_status_summary(json_t *obj)
 {
-	struct tspdb_counts	 c;
+	const struct tspdb_counts *c = &view.v_counts;
 
-	if (tspdb_counts(env->t_db, store_now_ms(), &c) == -1) {
+	if (!view.v_counted) {
 		log_warnx("status: the store could not be read");
 		return obj;
 	}
-	json_object_set_new(obj, "vehicles", json_integer(c.c_vehicles));
+	json_object_set_new(obj, "vehicles", json_integer(c->c_vehicles));
 	json_object_set_new(obj, "authenticated",
-	    json_integer(c.c_authenticated));
-	json_object_set_new(obj, "sessions", json_integer(c.c_sessions));
+	    json_integer(c->c_authenticated));
+	json_object_set_new(obj, "sessions", json_integer(c->c_sessions));
 	json_object_set_new(obj, "handovers_in_flight",
-	    json_integer(c.c_handovers));
+	    json_integer(c->c_handovers));
 	json_object_set_new(obj, "ck2_bindings",
-	    json_integer(c.c_ck2_bindings));
-	json_object_set_new(obj, "fills", json_integer(c.c_fills));
+	    json_integer(c->c_ck2_bindings));
+	json_object_set_new(obj, "fills", json_integer(c->c_fills));
 	return obj;
 }
 
 json_t *
 tspd_status(void *arg, const char *what, json_t *obj)
 {
-	struct tspd	*env = arg;
+	json_t	*v;
 
+	(void)arg;
 	if (what == NULL)
-		return tspd_status_summary(env, obj);
-	if (strcmp(what, "sessions") == 0)
-		return tspdb_status_sessions(env->t_db, TSPD_STATUS_MAX);
-	if (strcmp(what, "vehicles") == 0)
-		return tspdb_status_vehicles(env->t_db, TSPD_STATUS_MAX);
-	if (strcmp(what, "handovers") == 0)
-		return tspdb_status_handovers(env->t_db, store_now_ms(),
-		    TSPD_STATUS_MAX);
-	return NULL;
+		return tspd_status_summary(obj);
+	v = view.v_view;
+	view.v_view = NULL;
+	return v;
+}
+
+/* The store answered: let the endpoint answer with it. */
+static void
+tspd_prepared(struct tspdb_req *rq)
+{
+	struct ops_wait	*ow = rq->rq_arg;
+	int		 ok = rq->rq_result == TSPDB_OK;
+
+	view.v_counted = ok && ow->ow_view == NULL;
+	view.v_counts = ow->ow_counts;
+	view.v_view = ok ? ow->ow_view : NULL;
+	if (!ok)
+		json_decref(ow->ow_view);
+	admin_prepared(ow->ow_wait);
+	json_decref(view.v_view);
+	view.v_view = NULL;
+	view.v_counted = 0;
+	free(ow);
+}
+
+void
+tspd_prepare(void *arg, const char *what, struct admin_wait *w)
+{
+	struct tspd	*env = arg;
+	struct ops_wait	*ow;
+	uint64_t	 now = store_now_ms();
+
+	if (env->t_db == NULL || (what != NULL &&
+	    strcmp(what, "metrics") != 0 && strcmp(what, "sessions") != 0 &&
+	    strcmp(what, "vehicles") != 0 && strcmp(what, "handovers") != 0) ||
+	    (ow = calloc(1, sizeof(*ow))) == NULL) {
+		admin_prepared(w);	/* no such view (404), or no memory */
+		return;
+	}
+	ow->ow_wait = w;
+	tspdb_req_init(&ow->ow_rq, tspd_prepared, ow);
+	if (what == NULL || strcmp(what, "metrics") == 0)
+		tspdb_counts(env->t_db, now, &ow->ow_counts, &ow->ow_rq);
+	else if (strcmp(what, "sessions") == 0)
+		tspdb_status_sessions(env->t_db, TSPD_STATUS_MAX, &ow->ow_view,
+		    &ow->ow_rq);
+	else if (strcmp(what, "vehicles") == 0)
+		tspdb_status_vehicles(env->t_db, TSPD_STATUS_MAX, &ow->ow_view,
+		    &ow->ow_rq);
+	else
+		tspdb_status_handovers(env->t_db, now, TSPD_STATUS_MAX,
+		    &ow->ow_view, &ow->ow_rq);
 }

@@ -4,10 +4,12 @@
  * schedd and M8 from another TSP (F6, handover_in.c).  F1 and F2 arrive
  * at least once through the senders' outboxes, so applying them is
  * idempotent, and the Status OK that lets a sender forget a message goes
- * out only after the commit.
+ * out only after the commit.  Each is applied by a store request; the
+ * message and its connection are kept until the answer.
  */
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -45,11 +47,99 @@ provision_reply(struct conn *c, const struct frame *f, int code,
 	conn_send_status(c, f->f_request_id, code, detail);
 }
 
+/* A fill record or M2 being applied by the store. */
+struct prov_req {
+	struct tspdb_req	 pr_rq;
+	struct tspd		*pr_env;
+	struct conn		*pr_conn;	/* referenced */
+	uint64_t		 pr_request_id;
+	Qroam__FillRecord	*pr_fr;
+	Qroam__M2		*pr_m2;
+	uint64_t		 pr_old_epoch;
+};
+
+static struct prov_req *
+prov_req_new(struct tspd *env, struct conn *c, const struct frame *f,
+    void (*done)(struct tspdb_req *))
+{
+	struct prov_req	*pr;
+
+	if ((pr = calloc(1, sizeof(*pr))) == NULL) {
+		log_warn("provision %s", conn_peer_addr(c));
+		return NULL;
+	}
+	tspdb_req_init(&pr->pr_rq, done, pr);
+	pr->pr_env = env;
+	pr->pr_conn = c;
+	pr->pr_request_id = f->f_request_id;
+	conn_ref(c);
+	return pr;
+}
+
+static void
+fill_wipe_free(Qroam__FillRecord *fr)
+{
+	for (size_t i = 0; i < fr->n_keys; i++)
+		crypto_wipe(fr->keys[i]->key.data, fr->keys[i]->key.len);
+	qroam__fill_record__free_unpacked(fr, NULL);
+}
+
+static void
+prov_req_free(struct prov_req *pr)
+{
+	if (pr->pr_fr != NULL)
+		fill_wipe_free(pr->pr_fr);
+	if (pr->pr_m2 != NULL) {
+		crypto_wipe(pr->pr_m2->prv.data, pr->pr_m2->prv.len);
+		qroam__m2__free_unpacked(pr->pr_m2, NULL);
+	}
+	conn_unref(pr->pr_conn);
+	free(pr);
+}
+
+static void
+prov_status(struct prov_req *pr, int code, const char *detail)
+{
+	conn_send_status(pr->pr_conn, pr->pr_request_id, code, detail);
+}
+
+/* The store applied a fill record: answer it. */
+static void
+provision_fill_done(struct tspdb_req *rq)
+{
+	struct prov_req		*pr = rq->rq_arg;
+	const Qroam__FillRecord	*fr = pr->pr_fr;
+
+	switch (rq->rq_result) {
+	case TSPDB_OK:
+		log_info("fill stored chip=%s m=%u k=%u", fr->chip_id, fr->m,
+		    fr->k);
+		prov_status(pr, QROAM__STATUS_CODE__OK, NULL);
+		break;
+	case TSPDB_SAME:
+		log_info("fill already stored chip=%s", fr->chip_id);
+		prov_status(pr, QROAM__STATUS_CODE__OK, NULL);
+		break;
+	case TSPDB_CONFLICT:
+		log_warnx("fill refused chip=%s reason=differs from the stored "
+		    "record", fr->chip_id);
+		prov_status(pr, QROAM__STATUS_CODE__BAD_REQUEST,
+		    "conflicts with the stored fill record");
+		break;
+	default:
+		log_warnx("fill chip=%s: store failed", fr->chip_id);
+		prov_status(pr, QROAM__STATUS_CODE__INTERNAL, NULL);
+		break;
+	}
+	prov_req_free(pr);
+}
+
 /* F1: validate and store a fill record. */
 static void
 provision_fill(struct tspd *env, struct conn *c, const struct frame *f)
 {
 	Qroam__FillRecord	*fr;
+	struct prov_req		*pr;
 	const char		*why = "invalid";
 
 	if (!provision_role(c, f, "filler"))
@@ -72,31 +162,15 @@ provision_fill(struct tspd *env, struct conn *c, const struct frame *f)
 		    "invalid fill record");
 		goto done;
 	}
-	switch (tspdb_fill_apply(env->t_db, fr)) {
-	case TSPDB_OK:
-		log_info("fill stored chip=%s m=%u k=%u", fr->chip_id, fr->m,
-		    fr->k);
-		provision_reply(c, f, QROAM__STATUS_CODE__OK, NULL);
-		break;
-	case TSPDB_SAME:
-		log_info("fill already stored chip=%s", fr->chip_id);
-		provision_reply(c, f, QROAM__STATUS_CODE__OK, NULL);
-		break;
-	case TSPDB_CONFLICT:
-		log_warnx("fill refused chip=%s reason=differs from the stored "
-		    "record", fr->chip_id);
-		provision_reply(c, f, QROAM__STATUS_CODE__BAD_REQUEST,
-		    "conflicts with the stored fill record");
-		break;
-	default:
-		log_warnx("fill chip=%s: store failed", fr->chip_id);
+	if ((pr = prov_req_new(env, c, f, provision_fill_done)) == NULL) {
 		provision_reply(c, f, QROAM__STATUS_CODE__INTERNAL, NULL);
-		break;
+		goto done;
 	}
+	pr->pr_fr = fr;
+	tspdb_fill_apply(env->t_db, fr, &pr->pr_rq);
+	return;
  done:
-	for (size_t i = 0; i < fr->n_keys; i++)
-		crypto_wipe(fr->keys[i]->key.data, fr->keys[i]->key.len);
-	qroam__fill_record__free_unpacked(fr, NULL);
+	fill_wipe_free(fr);
 }
 
 /* Check the fields of an M2; NULL if fine, else the reason. */
@@ -122,17 +196,17 @@ provision_m2_check(const Qroam__M2 *m2)
 	return why;
 }
 
-/* Apply a checked M2 and reply. */
+/* The store applied an M2: answer it. */
 static void
-provision_m2_apply(struct tspd *env, struct conn *c, const struct frame *f,
-    const Qroam__M2 *m2)
+provision_m2_done(struct tspdb_req *rq)
 {
-	uint64_t	 old;
+	struct prov_req		*pr = rq->rq_arg;
+	const Qroam__M2		*m2 = pr->pr_m2;
+	uint64_t		 old = pr->pr_old_epoch;
 
-	switch (tspdb_m2_apply(env->t_db, m2->vehicle_id, m2->chip_id,
-	    m2->prv.data, m2->prv.len, m2->epoch, &old)) {
+	switch (rq->rq_result) {
 	case TSPDB_OK:
-		tspd_prv_forget(env, m2->vehicle_id);
+		tspd_prv_forget(pr->pr_env, m2->vehicle_id);
 		if (old != 0)
 			log_info("registration replaced vehicle=%s chip=%s "
 			    "epoch=%" PRIu64 " old_epoch=%" PRIu64
@@ -142,25 +216,26 @@ provision_m2_apply(struct tspd *env, struct conn *c, const struct frame *f,
 			log_info("registration stored vehicle=%s chip=%s "
 			    "epoch=%" PRIu64, m2->vehicle_id, m2->chip_id,
 			    m2->epoch);
-		provision_reply(c, f, QROAM__STATUS_CODE__OK, NULL);
+		prov_status(pr, QROAM__STATUS_CODE__OK, NULL);
 		break;
 	case TSPDB_SAME:
 		log_info("registration already stored vehicle=%s epoch=%" PRIu64,
 		    m2->vehicle_id, m2->epoch);
-		provision_reply(c, f, QROAM__STATUS_CODE__OK, NULL);
+		prov_status(pr, QROAM__STATUS_CODE__OK, NULL);
 		break;
 	case TSPDB_STALE:
 		log_info("registration ignored vehicle=%s epoch=%" PRIu64
 		    " reason=older than stored epoch %" PRIu64,
 		    m2->vehicle_id, m2->epoch, old);
-		provision_reply(c, f, QROAM__STATUS_CODE__OK, NULL);
+		prov_status(pr, QROAM__STATUS_CODE__OK, NULL);
 		break;
 	default:
 		log_warnx("registration vehicle=%s: store failed",
 		    m2->vehicle_id);
-		provision_reply(c, f, QROAM__STATUS_CODE__INTERNAL, NULL);
+		prov_status(pr, QROAM__STATUS_CODE__INTERNAL, NULL);
 		break;
 	}
+	prov_req_free(pr);
 }
 
 /* F2: validate and store an M2. */
@@ -168,6 +243,7 @@ static void
 provision_m2(struct tspd *env, struct conn *c, const struct frame *f)
 {
 	Qroam__M2	*m2;
+	struct prov_req	*pr;
 	const char	*why;
 
 	if (!provision_role(c, f, "registrar"))
@@ -185,8 +261,15 @@ provision_m2(struct tspd *env, struct conn *c, const struct frame *f)
 		    conn_peer_cn(c), id_valid_vin(m2->vehicle_id) ?
 		    m2->vehicle_id : "(invalid)", why);
 		provision_reply(c, f, QROAM__STATUS_CODE__BAD_REQUEST, why);
-	} else
-		provision_m2_apply(env, c, f, m2);
+	} else if ((pr = prov_req_new(env, c, f, provision_m2_done)) == NULL)
+		provision_reply(c, f, QROAM__STATUS_CODE__INTERNAL, NULL);
+	else {
+		pr->pr_m2 = m2;
+		tspdb_m2_apply(env->t_db, m2->vehicle_id, m2->chip_id,
+		    m2->prv.data, m2->prv.len, m2->epoch, &pr->pr_old_epoch,
+		    &pr->pr_rq);
+		return;
+	}
 	crypto_wipe(m2->prv.data, m2->prv.len);
 	qroam__m2__free_unpacked(m2, NULL);
 }

@@ -81,15 +81,11 @@ tspd_start_handover(struct tspd *env)
 {
 	struct tspd_config	*conf = &env->t_conf;
 	struct topo		*t = &env->t_topo;
-	int			 n;
 
 	tspd_vehicle_init(env);
 	tspd_handover_offer_init(env);
 	tspd_handover_init(env);
 	tspd_handover_in_init(env);
-	if ((n = tspdb_ho_recover(env->t_db, store_now_ms())) > 0)
-		log_info("%d handovers left unfinished by an earlier run "
-		    "failed", n);
 	if (t->t_sched.ep_port == 0 || t->t_qkd.ep_port == 0) {
 		log_info("handover disabled: the topology names no %s",
 		    t->t_sched.ep_port == 0 ? "scheduler (sched)" :
@@ -136,10 +132,15 @@ tspd_open(struct tspd *env)
 {
 	struct tspd_config	*conf = &env->t_conf;
 	struct conn_opts	 vo, po;
+	int			 n;
 
 	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, env->t_base,
-	    tspd_durable, env)) == NULL)
+	    tspd_durable, env, store_now_ms(), &n)) == NULL)
 		fatalx("cannot open store %s", conf->tc_common.cc_store);
+	log_info("store: %s", tspdb_backend_name(env->t_db));
+	if (n > 0)
+		log_info("%d handovers left unfinished by an earlier run "
+		    "failed", n);
 	env->t_barrier = conn_barrier_new(tspd_written, env);
 	tspd_batch_init(env);
 	tspd_prv_init(env, conf->tc_prv_cache);
@@ -262,6 +263,15 @@ tspd_drain_commits(struct tspd *env)
 	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
 }
 
+void
+tspd_store_drain(struct tspd *env)
+{
+	uint64_t	 deadline = store_now_ms() + 2000;
+
+	while (tspdb_pending(env->t_db) > 0 && store_now_ms() < deadline)
+		event_base_loop(env->t_base, EVLOOP_ONCE);
+}
+
 /* Close every connection and free what start-up allocated. */
 static void
 tspd_shutdown(void *arg)
@@ -279,6 +289,9 @@ tspd_shutdown(void *arg)
 	tspd_handover_chan_free(env);
 	/* Let connections closed earlier finish their deferred teardown. */
 	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
+	/* What still waits for the store is answered while its owners live. */
+	tspd_batch_flush(env);
+	tspd_store_drain(env);
 	if (env->t_keysrc != NULL)
 		keysrc_free(env->t_keysrc);
 	tspd_handover_free(env);
@@ -302,6 +315,7 @@ static const struct daemon_ops tspd_ops = {
 	.do_logname = tspd_logname,
 	.do_start = tspd_start,
 	.do_status = tspd_status,
+	.do_prepare = tspd_prepare,
 	.do_ready = tspd_ready,
 	.do_reload = tspd_reload,
 	.do_free = tspd_shutdown,

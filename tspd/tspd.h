@@ -10,6 +10,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "admin.h"
 #include "conn.h"
 #include "frame.h"
 #include "topo.h"
@@ -52,6 +53,12 @@ void	tspd_auth_m4(struct tspd *, struct conn *, const struct frame *);
 void	tspd_session_m3(struct tspd *, struct conn *, const struct frame *);
 /* F5: a SessionMsg on a vehicle connection. */
 void	tspd_session_msg(struct tspd *, struct conn *, const struct frame *);
+/*
+ * End vid's session (and with power_off its authentication), answering
+ * the message request_id on c only if the store fails; why is logged.
+ */
+void	tspd_session_close(struct tspd *, struct conn *, uint64_t request_id,
+	    const char *vid, int power_off, const char *why);
 /* Check the values of a Telemetry; NULL if fine, else the reason. */
 const char *tspd_telemetry_check(const Qroam__Telemetry *);
 
@@ -109,13 +116,11 @@ enum tspdb_result tspd_batch_telemetry(struct tspd *, struct conn *,
 	    uint64_t tx_seq, const Qroam__Telemetry *t,
 	    Qroam__SessionMsg *reply, Qroam__SessionMsg *m5);
 /*
- * Store the session s of an M3 (with its D1) in the open batch and queue
- * its sealed reply for after the commit (copied, at most TSPD_ACK_MAX
- * bytes of ct).  A tspdb_result.
+ * Store the session s of an M3 (with its D1) in the open batch; rq is
+ * answered after the batch's commit (tspdb_batch_session_open).
  */
-enum tspdb_result tspd_batch_m3(struct tspd *, struct conn *,
-	    uint64_t request_id, const struct tspdb_session *s, int sequential,
-	    const Qroam__Telemetry *d1, Qroam__SessionMsg *reply);
+void	tspd_batch_m3(struct tspd *, const struct tspdb_session *s,
+	    int sequential, const Qroam__Telemetry *d1, struct tspdb_req *rq);
 /* Commit the open batch now and send its replies. */
 void	tspd_batch_flush(struct tspd *);
 /* The first n commits are durable: the groups among them are stored. */
@@ -140,6 +145,7 @@ enum tspd_ho_role {
 void	tspd_ops_init(struct tspd *);
 void	tspd_ops_free(struct tspd *);
 json_t	*tspd_status(void *arg, const char *what, json_t *obj);
+void	 tspd_prepare(void *arg, const char *what, struct admin_wait *);
 /*
  * A handover ended with result (ok, failed, declined); on the source side
  * with started_ms != 0 its duration goes into the latency histogram.
@@ -148,5 +154,8 @@ void	tspd_metric_handover(enum tspd_ho_role, const char *result,
 	    uint64_t started_ms);
 /* n telemetry records from vehicles were committed. */
 void	tspd_metric_telemetry(size_t n);
+
+/* Run the loop until the store answered every request; 2 s at most. */
+void	tspd_store_drain(struct tspd *);
 
 #endif

@@ -88,3 +88,42 @@ def test_sessions_read_on_first_message_and_again_after_reconnecting(tb):
     v.read_ack(4)
     v.close()
     tb.assert_running(TSP)
+
+
+@testbed(tsps=[TSP])
+def test_pipelined_messages_wait_in_order_for_their_session(tb):
+    """Sessions not in memory are read from the store while the messages
+    of their connection wait: many pipelined at once are all served, in
+    the order they came, none taken for a replay; a connection that
+    closes while its messages wait leaves nothing half done."""
+    tb.start_tsp(TSP)
+    tb.stop(TSP)
+    n = 40
+    plant(tb, TSP, PREFIX, n)
+    tb.start_tsp(TSP)
+    mark = tb.log_mark(TSP)
+    vs = [Vehicle(tb, i) for i in range(n)]
+    for v in vs:
+        v.send(*range(1, 21))
+    for v in vs:
+        for seq in range(1, 21):
+            v.read_ack(seq)
+    assert "reason=replay" not in tb.log_since(TSP, mark)
+    for v in vs:
+        v.wait_stored(20)
+        v.close()
+    check_rows(tb, vs, {None: 20})
+
+    # Gone before the store answered: the vehicle goes on where the
+    # store says its session is.
+    quick = [Vehicle(tb, i, vs[i].tx) for i in range(n)]
+    for v in quick:
+        v.send(*range(21, 31))
+        v.close()
+    tb.assert_running(TSP)
+    for i, old in enumerate(quick):
+        v = Vehicle(tb, i, old.tx)
+        v.send(31)
+        v.read_ack(31)
+        v.close()
+    tb.assert_running(TSP)

@@ -21,6 +21,8 @@
 #include "msg.h"
 
 #include "../../tspd/db.h"
+#include "store.h"
+#include "tspdb_sync.h"
 #include "../../tspd/handover.h"
 
 #include "testutil.h"
@@ -49,12 +51,12 @@ provision(struct fixture *fx, struct tspdb *db, int auth)
 	uint8_t		 prv[8] = "prv-der", nonce[16];
 	uint64_t	 old;
 
-	assert_int_equal(tspdb_fill_apply(db, &fx->fill.tf_rec), TSPDB_OK);
-	assert_int_equal(tspdb_m2_apply(db, VIN, fx->fill.tf_chip_id, prv,
+	assert_int_equal(S_fill_apply(db, &fx->fill.tf_rec), TSPDB_OK);
+	assert_int_equal(S_m2_apply(db, VIN, fx->fill.tf_chip_id, prv,
 	    sizeof(prv), 1, &old), TSPDB_OK);
 	memset(nonce, 7, sizeof(nonce));
 	if (auth)
-		assert_int_equal(tspdb_auth_commit(db, VIN,
+		assert_int_equal(S_auth_commit(db, VIN,
 		    fx->fill.tf_chip_id, nonce, sizeof(nonce), 1000, 61000,
 		    "f3"), TSPDB_OK);
 }
@@ -71,8 +73,8 @@ setup(void **state)
 	    "test_tspd_handover"), 0);
 	snprintf(fx->path_a, sizeof(fx->path_a), "%s/a.db", fx->dir);
 	snprintf(fx->path_b, sizeof(fx->path_b), "%s/b.db", fx->dir);
-	assert_non_null(fx->a = tspdb_open(fx->path_a, NULL, NULL, NULL));
-	assert_non_null(fx->b = tspdb_open(fx->path_b, NULL, NULL, NULL));
+	assert_non_null(fx->a = S_open(fx->path_a));
+	assert_non_null(fx->b = S_open(fx->path_b));
 	tu_fill_init(&fx->fill, NKEYS, 1000);
 	memset(fx->fill.tf_chip_id, 'c', 64);
 	for (i = 0; i < NKEYS; i++) {
@@ -133,7 +135,7 @@ session_at_a(struct fixture *fx, uint32_t idx, const char *code, int n)
 	Qroam__Telemetry	 t;
 	int			 i;
 
-	assert_int_equal(tspdb_key_select(fx->a, fx->fill.tf_chip_id, idx,
+	assert_int_equal(S_key_select(fx->a, fx->fill.tf_chip_id, idx,
 	    code, &key), TSPDB_OK);
 	memset(&s, 0, sizeof(s));
 	snprintf(s.s_vid, sizeof(s.s_vid), "%s", VIN);
@@ -141,11 +143,11 @@ session_at_a(struct fixture *fx, uint32_t idx, const char *code, int n)
 	memset(s.s_k1, 0x5a, sizeof(s.s_k1));
 	s.s_key_index = key.k_index;
 	telemetry(&t, 5000);
-	assert_int_equal(tspdb_session_open(fx->a, &s, code == NULL, &t, TSPA,
+	assert_int_equal(S_session_open(fx->a, &s, code == NULL, &t, TSPA,
 	    2000), TSPDB_OK);
 	for (i = 1; i <= n; i++) {
 		telemetry(&t, 5000 + (uint64_t)i * 1000);
-		assert_int_equal(tspdb_session_telemetry(fx->a, VIN,
+		assert_int_equal(S_session_telemetry(fx->a, VIN,
 		    (uint64_t)i, (uint64_t)i + 1, &t, TSPA, 3000), TSPDB_OK);
 	}
 }
@@ -157,9 +159,9 @@ test_rd1_sequential(void **state)
 	struct tspdb_rd1	 rd;
 	size_t			 i;
 
-	assert_int_equal(tspdb_rd1_load(fx->b, VIN, &rd), 0);
+	assert_int_equal(S_rd1_load(fx->b, VIN, &rd), 0);
 	session_at_a(fx, 2, NULL, 3);
-	assert_int_equal(tspdb_rd1_load(fx->a, VIN, &rd), 1);
+	assert_int_equal(S_rd1_load(fx->a, VIN, &rd), 1);
 	assert_string_equal(rd.rd_msg.vehicle_id, VIN);
 	assert_string_equal(rd.rd_msg.chip_id, fx->fill.tf_chip_id);
 	assert_int_equal(rd.rd_msg.authed_ms, 1000);
@@ -184,7 +186,7 @@ test_rd1_arbitrary_history_cap(void **state)
 	struct tspdb_rd1	 rd;
 
 	session_at_a(fx, 0, "c000000005", TSPDB_RD1_HISTORY + 10);
-	assert_int_equal(tspdb_rd1_load(fx->a, VIN, &rd), 1);
+	assert_int_equal(S_rd1_load(fx->a, VIN, &rd), 1);
 	assert_false(rd.rd_msg.sequential);
 	assert_int_equal(rd.rd_msg.next_index, 0);
 	assert_int_equal(rd.rd_msg.n_used, 1);
@@ -204,23 +206,23 @@ test_ck2_binding(void **state)
 	uint8_t		 ck2[CRYPTO_KEYLEN];
 	uint64_t	 exp;
 
-	assert_int_equal(tspdb_ck2_get(fx->b, TSPA, HID1, ck2, &exp), 0);
-	assert_int_equal(tspdb_ck2_bind(fx->b, TSPA, HID1, fx->ck2, 31000,
+	assert_int_equal(S_ck2_get(fx->b, TSPA, HID1, ck2, &exp), 0);
+	assert_int_equal(S_ck2_bind(fx->b, TSPA, HID1, fx->ck2, 31000,
 	    1000), TSPDB_OK);
-	assert_int_equal(tspdb_ck2_bind(fx->b, TSPA, HID1, fx->ck2, 31000,
+	assert_int_equal(S_ck2_bind(fx->b, TSPA, HID1, fx->ck2, 31000,
 	    1000), TSPDB_REPLAY);
-	assert_int_equal(tspdb_ck2_get(fx->b, TSPA, HID1, ck2, &exp), 1);
+	assert_int_equal(S_ck2_get(fx->b, TSPA, HID1, ck2, &exp), 1);
 	assert_memory_equal(ck2, fx->ck2, sizeof(ck2));
 	assert_int_equal(exp, 31000);
 	/* Bound to its initiator only. */
-	assert_int_equal(tspdb_ck2_get(fx->b, "tsp-c", HID1, ck2, &exp), 0);
-	assert_int_equal(tspdb_ho_known(fx->b, HID1), 1);
+	assert_int_equal(S_ck2_get(fx->b, "tsp-c", HID1, ck2, &exp), 0);
+	assert_int_equal(S_ho_known(fx->b, HID1), 1);
 	assert_int_equal(query_int(fx->path_b, "SELECT count(*) FROM handovers"
 	    " WHERE role = 'in' AND state = 'bound' AND peer = 'tsp-a'"), 1);
 
 	/* Expired bindings go, and their handovers fail. */
-	assert_int_equal(tspdb_ck2_purge(fx->b, 31001), 0);
-	assert_int_equal(tspdb_ck2_get(fx->b, TSPA, HID1, ck2, &exp), 0);
+	assert_int_equal(S_ck2_purge(fx->b, 31001), 0);
+	assert_int_equal(S_ck2_get(fx->b, TSPA, HID1, ck2, &exp), 0);
 	assert_int_equal(query_int(fx->path_b, "SELECT count(*) FROM handovers"
 	    " WHERE state = 'failed' AND reason = 'ck2 expired'"), 1);
 }
@@ -233,23 +235,23 @@ test_m8_apply(void **state)
 	uint32_t		 used[2] = { 4, 6 };
 
 	session_at_a(fx, 2, NULL, 3);
-	assert_int_equal(tspdb_rd1_load(fx->a, VIN, &rd), 1);
+	assert_int_equal(S_rd1_load(fx->a, VIN, &rd), 1);
 	rd.rd_msg.used = used;
 	rd.rd_msg.n_used = 2;
 
 	/* No binding, nothing stored. */
-	assert_int_equal(tspdb_m8_apply(fx->b, TSPA, HID1, &rd.rd_msg,
+	assert_int_equal(S_m8_apply(fx->b, TSPA, HID1, &rd.rd_msg,
 	    rd.rd_origin, 2000), TSPDB_UNKNOWN);
 	assert_int_equal(query_int(fx->path_b, "SELECT count(*) FROM auth"), 0);
 
-	assert_int_equal(tspdb_ck2_bind(fx->b, TSPA, HID1, fx->ck2, 31000,
+	assert_int_equal(S_ck2_bind(fx->b, TSPA, HID1, fx->ck2, 31000,
 	    1000), TSPDB_OK);
-	assert_int_equal(tspdb_m8_apply(fx->b, TSPA, HID1, &rd.rd_msg,
+	assert_int_equal(S_m8_apply(fx->b, TSPA, HID1, &rd.rd_msg,
 	    rd.rd_origin, 2000), TSPDB_OK);
 	assert_int_equal(query_int(fx->path_b, "SELECT count(*) FROM auth"
 	    " WHERE vehicle_id = '" VIN "' AND via = 'handover'"
 	    " AND authed_ms = 1000"), 1);
-	assert_int_equal(tspdb_keypos(fx->b, fx->fill.tf_chip_id), 3);
+	assert_int_equal(S_keypos(fx->b, fx->fill.tf_chip_id), 3);
 	assert_int_equal(query_int(fx->path_b, "SELECT count(*) FROM used_keys"
 	    " WHERE how = 'burned' AND idx < 3"), 3);
 	assert_int_equal(query_int(fx->path_b, "SELECT count(*) FROM used_keys"
@@ -263,21 +265,21 @@ test_m8_apply(void **state)
 	    " AND vehicle_id = '" VIN "'"), 1);
 
 	/* A replay finds no binding and changes nothing. */
-	assert_int_equal(tspdb_m8_apply(fx->b, TSPA, HID1, &rd.rd_msg,
+	assert_int_equal(S_m8_apply(fx->b, TSPA, HID1, &rd.rd_msg,
 	    rd.rd_origin, 2500), TSPDB_UNKNOWN);
-	assert_int_equal(tspdb_telemetry_count(fx->b, VIN), 4);
+	assert_int_equal(S_telemetry_count(fx->b, VIN), 4);
 
 	/* The same context again under a new handover: no duplicate rows. */
 	rd.rd_msg.next_index = 1;
 	used[0] = 3;
 	used[1] = 4;
-	assert_int_equal(tspdb_ck2_bind(fx->b, TSPA, HID2, fx->ck2, 31000,
+	assert_int_equal(S_ck2_bind(fx->b, TSPA, HID2, fx->ck2, 31000,
 	    1000), TSPDB_OK);
-	assert_int_equal(tspdb_m8_apply(fx->b, TSPA, HID2, &rd.rd_msg,
+	assert_int_equal(S_m8_apply(fx->b, TSPA, HID2, &rd.rd_msg,
 	    rd.rd_origin, 3000), TSPDB_OK);
-	assert_int_equal(tspdb_telemetry_count(fx->b, VIN), 4);
+	assert_int_equal(S_telemetry_count(fx->b, VIN), 4);
 	/* The position never moves back, and skips the used keys after it. */
-	assert_int_equal(tspdb_keypos(fx->b, fx->fill.tf_chip_id), 5);
+	assert_int_equal(S_keypos(fx->b, fx->fill.tf_chip_id), 5);
 	tspdb_rd1_free(&rd);
 }
 
@@ -287,42 +289,46 @@ test_out_done(void **state)
 	struct fixture		*fx = *state;
 	const struct tspdb_session *live;
 	struct tspdb_ready	 rr;
+	int			 recovered;
 	struct tspdb_session	 s;
 	char			 chip[CHIP_ID_LEN + 1];
 
 	session_at_a(fx, 0, NULL, 2);
-	assert_int_equal(tspdb_session_find(fx->a, VIN, &live), 1);
-	assert_int_equal(tspdb_session_seq(fx->a, VIN, 3), TSPDB_OK);
-	assert_int_equal(tspdb_session_seq(fx->a, VIN, 3), TSPDB_REPLAY);
+	assert_int_equal(S_session_find(fx->a, VIN, &live), 1);
+	assert_int_equal(S_session_seq(fx->a, VIN, 3), TSPDB_OK);
+	assert_int_equal(S_session_seq(fx->a, VIN, 3), TSPDB_REPLAY);
 	/* The session in memory follows the rows these steps change. */
-	assert_int_equal(tspdb_session_find(fx->a, VIN, &live), 1);
+	assert_int_equal(S_session_find(fx->a, VIN, &live), 1);
 	assert_int_equal(live->s_rx_seq, 3);
-	assert_int_equal(tspdb_ho_record(fx->a, HID1, VIN, "out", TSPB,
+	assert_int_equal(S_ho_record(fx->a, HID1, VIN, "out", TSPB,
 	    "started", NULL, 4000), 0);
-	assert_int_equal(tspdb_ho_out_done(fx->a, HID1, VIN, 5000, &rr),
+	assert_int_equal(S_ho_out_done(fx->a, HID1, VIN, 5000, &rr),
 	    TSPDB_OK);
 	assert_true(rr.rr_session);
 	/* Above the ceiling of every seq the session may have used. */
 	assert_int_equal(rr.rr_tx_seq, TSPDB_TX_AHEAD + 1);
-	assert_int_equal(tspdb_session_find(fx->a, VIN, &live), 1);
+	assert_int_equal(S_session_find(fx->a, VIN, &live), 1);
 	assert_int_equal(live->s_tx_seq, TSPDB_TX_AHEAD + 1);
 	assert_true(tu_all_zero(rr.rr_k1, sizeof(rr.rr_k1)) == 0);
 	crypto_wipe(&rr, sizeof(rr));
-	assert_int_equal(tspdb_auth_get(fx->a, VIN, chip), 0);
-	assert_int_equal(tspdb_session_get(fx->a, VIN, &s), 1);
+	assert_int_equal(S_auth_get(fx->a, VIN, chip), 0);
+	assert_int_equal(S_session_get(fx->a, VIN, &s), 1);
 	assert_int_equal(s.s_rx_seq, 3);
 	assert_int_equal(s.s_tx_seq, TSPDB_TX_AHEAD + 1);
 	crypto_wipe(&s, sizeof(s));
 	assert_int_equal(query_int(fx->path_a, "SELECT count(*) FROM handovers"
 	    " WHERE state = 'done' AND role = 'out' AND peer = 'tsp-b'"), 1);
 	/* Without auth there is no RD1 to send any more. */
-	assert_int_equal(tspdb_rd1_load(fx->a, VIN, &(struct tspdb_rd1){ 0 }),
+	assert_int_equal(S_rd1_load(fx->a, VIN, &(struct tspdb_rd1){ 0 }),
 	    0);
 
 	/* An unfinished handover fails at the next start. */
-	assert_int_equal(tspdb_ho_record(fx->a, HID2, VIN, "out", TSPB,
+	assert_int_equal(S_ho_record(fx->a, HID2, VIN, "out", TSPB,
 	    "started", NULL, 6000), 0);
-	assert_int_equal(tspdb_ho_recover(fx->a, 7000), 1);
+	tspdb_close(fx->a);
+	fx->a = tspdb_open(fx->path_a, NULL, NULL, NULL, 7000, &recovered);
+	assert_non_null(fx->a);
+	assert_int_equal(recovered, 1);
 	assert_int_equal(query_int(fx->path_a, "SELECT count(*) FROM handovers"
 	    " WHERE handover_id = '" HID2 "' AND state = 'failed'"
 	    " AND reason = 'tspd restarted'"), 1);
@@ -338,7 +344,7 @@ test_m8_codec(void **state)
 	Qroam__RD1		*out;
 
 	session_at_a(fx, 1, NULL, 2);
-	assert_int_equal(tspdb_rd1_load(fx->a, VIN, &rd), 1);
+	assert_int_equal(S_rd1_load(fx->a, VIN, &rd), 1);
 	m8.initiator = TSPA;
 	m8.target = TSPB;
 	m8.handover_id = HID1;
