@@ -10,9 +10,13 @@
  * one fails the TLS handshake and never reaches a handler.
  *
  * Replies that wait for the key store's group commit (kme.h) are held
- * here until a deferred event, which runs once the requests read in the
- * same pass of the event loop were handled: it commits their group with
- * one transaction (one flush to disk) and sends them all.
+ * here in two queues.  Those of the open group wait for a deferred event,
+ * which runs once the requests read in the same pass of the event loop
+ * were handled: it commits their group with one transaction and settles
+ * each reply by the outcome.  Then they wait, in the order they came, for
+ * the store's committer to report every commit made until then durable
+ * (qkd_http_durable): an answer never gets ahead of the disk, so no key
+ * is handed out whose reservation or delivery a crash could undo.
  */
 #include <sys/queue.h>
 #include <errno.h>
@@ -42,19 +46,27 @@
 #define HTTP_TIMEOUT_S		30
 #define ACCEPT_PAUSE_S		1	/* after running out of descriptors */
 
-/* A reply held until its group is committed. */
+/*
+ * A request's reply, held until its group is committed and that commit
+ * is durable.  Allocated before the request is handled, so that a reply
+ * that must wait can always be held.
+ */
 struct qkd_http_held {
 	TAILQ_ENTRY(qkd_http_held)	 hh_entry;
 	struct evhttp_request		*hh_req;
 	struct kme_reply		 hh_rep;
-	char				*hh_path;	/* for the request counter */
+	uint64_t			 hh_commits;	/* to be durable */
+	char				 hh_path[];	/* for the counters */
 };
+
+TAILQ_HEAD(qkd_http_queue, qkd_http_held);
 
 struct qkd_http {
 	struct evhttp		*h_http;
 	SSL_CTX			*h_tls;
 	struct kme		*h_kme;
-	TAILQ_HEAD(, qkd_http_held) h_held;
+	struct qkd_http_queue	 h_group;	/* in the open group */
+	struct qkd_http_queue	 h_durable;	/* settled, until durable */
 	struct event		*h_flush;
 };
 
@@ -175,26 +187,51 @@ qkd_http_send(struct evhttp_request *req, struct kme_reply *rep)
 	evbuffer_free(out);
 }
 
-/*
- * Commit the key store's group and send every held reply, each settled
- * by the outcome; 0 if the group was stored.
- */
-static int
-qkd_http_flush(struct qkd_http *h)
+/* Count and send a held reply, and free it. */
+static void
+qkd_http_send_held(struct qkd_http_held *hh)
+{
+	qkd_ops_request(hh->hh_path, hh->hh_rep.kp_status);
+	qkd_http_send(hh->hh_req, &hh->hh_rep);
+	free(hh);
+}
+
+/* Send, in order, the settled replies that need no more than durable. */
+static void
+qkd_http_release(struct qkd_http *h, uint64_t durable)
 {
 	struct qkd_http_held	*hh;
+
+	while ((hh = TAILQ_FIRST(&h->h_durable)) != NULL &&
+	    hh->hh_commits <= durable) {
+		TAILQ_REMOVE(&h->h_durable, hh, hh_entry);
+		qkd_http_send_held(hh);
+	}
+}
+
+/*
+ * Commit the key store's group and settle each of its replies by the
+ * outcome.  They then wait for every commit written so far, the group's
+ * and any before it that they may report on, to be durable; a group that
+ * stored nothing needs no more than what came before it.
+ */
+static void
+qkd_http_flush(struct qkd_http *h)
+{
+	struct qkd_pool		*pool = h->h_kme->k_pool;
+	struct qkd_http_held	*hh;
+	uint64_t		 need;
 	int			 rc;
 
 	rc = kme_commit(h->h_kme);
-	while ((hh = TAILQ_FIRST(&h->h_held)) != NULL) {
-		TAILQ_REMOVE(&h->h_held, hh, hh_entry);
+	need = qkd_pool_written(pool);
+	while ((hh = TAILQ_FIRST(&h->h_group)) != NULL) {
+		TAILQ_REMOVE(&h->h_group, hh, hh_entry);
 		kme_reply_settle(&hh->hh_rep, rc == 0);
-		qkd_ops_request(hh->hh_path, hh->hh_rep.kp_status);
-		qkd_http_send(hh->hh_req, &hh->hh_rep);
-		free(hh->hh_path);
-		free(hh);
+		hh->hh_commits = need;
+		TAILQ_INSERT_TAIL(&h->h_durable, hh, hh_entry);
 	}
-	return rc;
+	qkd_http_release(h, qkd_pool_durable(pool));
 }
 
 static void
@@ -202,33 +239,26 @@ qkd_http_flush_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	(void)fd;
 	(void)ev;
-	(void)qkd_http_flush(arg);
+	qkd_http_flush(arg);
 }
 
-/*
- * Hold rep until the group is committed; when it cannot be held, commit
- * and answer everything now.
- */
-static void
-qkd_http_hold(struct qkd_http *h, struct evhttp_request *req,
-    const char *path, struct kme_reply *rep)
+void
+qkd_http_durable(struct qkd_http *h, uint64_t durable)
 {
-	struct qkd_http_held	*hh;
-	int			 rc;
+	qkd_http_release(h, durable);
+}
 
-	if ((hh = calloc(1, sizeof(*hh))) == NULL ||
-	    (hh->hh_path = strdup(path)) == NULL) {
-		free(hh);
-		rc = qkd_http_flush(h);
-		kme_reply_settle(rep, rc == 0);
-		qkd_ops_request(path, rep->kp_status);
-		qkd_http_send(req, rep);
-		return;
-	}
-	hh->hh_req = req;
-	hh->hh_rep = *rep;
-	TAILQ_INSERT_TAIL(&h->h_held, hh, hh_entry);
-	event_active(h->h_flush, EV_TIMEOUT, 1);
+/* A 503 for a request that cannot be held: the store is not touched. */
+static void
+qkd_http_unavailable(struct evhttp_request *req, const char *path)
+{
+	struct kme_reply	rep;
+
+	log_warnx("request for %.128s: out of memory", path);
+	memset(&rep, 0, sizeof(rep));
+	kme_json(&rep, 503, json_pack("{s:s}", "message", "out of memory"));
+	qkd_ops_request(path, rep.kp_status);
+	qkd_http_send(req, &rep);
 }
 
 /* One request: the caller's identity from its TLS session, then the KME. */
@@ -241,7 +271,7 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	const struct evhttp_uri		*uri;
 	struct evbuffer			*in;
 	struct kme_request		 kr;
-	struct kme_reply		 rep;
+	struct qkd_http_held		*hh;
 	char				 cn[64], role[64], peer[300], *addr;
 	ev_uint16_t			 port;
 
@@ -283,13 +313,19 @@ qkd_http_request(struct evhttp_request *req, void *arg)
 	log_debug("%s %.128s from %s (%s, role %s)",
 	    kr.kr_method == KME_GET ? "GET" : "POST",
 	    kr.kr_path, cn, peer, role);
-	kme_handle(h->h_kme, &kr, &rep);
-	if (rep.kp_commit) {
-		qkd_http_hold(h, req, kr.kr_path, &rep);
+	if ((hh = calloc(1, sizeof(*hh) + strlen(kr.kr_path) + 1)) == NULL) {
+		qkd_http_unavailable(req, kr.kr_path);
 		return;
 	}
-	qkd_ops_request(kr.kr_path, rep.kp_status);
-	qkd_http_send(req, &rep);
+	hh->hh_req = req;
+	memcpy(hh->hh_path, kr.kr_path, strlen(kr.kr_path) + 1);
+	kme_handle(h->h_kme, &kr, &hh->hh_rep);
+	if (!hh->hh_rep.kp_commit) {
+		qkd_http_send_held(hh);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&h->h_group, hh, hh_entry);
+	event_active(h->h_flush, EV_TIMEOUT, 1);
 }
 
 /* One-shot timer: accept connections again after a pause. */
@@ -339,7 +375,8 @@ qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
 		return NULL;
 	h->h_tls = tls;
 	h->h_kme = k;
-	TAILQ_INIT(&h->h_held);
+	TAILQ_INIT(&h->h_group);
+	TAILQ_INIT(&h->h_durable);
 	if ((h->h_flush = event_new(base, -1, 0, qkd_http_flush_cb, h)) == NULL ||
 	    (h->h_http = evhttp_new(base)) == NULL)
 		goto fail;
@@ -368,10 +405,23 @@ qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
 void
 qkd_http_free(struct qkd_http *h)
 {
+	struct qkd_http_held	*hh;
+
 	if (h == NULL)
 		return;
-	/* Held replies go (or are dropped) before evhttp frees their requests. */
-	(void)qkd_http_flush(h);
+	/*
+	 * Held replies go before evhttp frees their requests: those durable
+	 * as they are, the others as a refusal (the loop has ended, and the
+	 * store syncs their commits only as it closes).
+	 */
+	qkd_http_flush(h);
+	while ((hh = TAILQ_FIRST(&h->h_durable)) != NULL) {
+		TAILQ_REMOVE(&h->h_durable, hh, hh_entry);
+		kme_reply_free(&hh->hh_rep);
+		kme_json(&hh->hh_rep, 503, json_pack("{s:s}", "message",
+		    "KME stopping"));
+		qkd_http_send_held(hh);
+	}
 	if (h->h_http != NULL)
 		evhttp_free(h->h_http);
 	if (h->h_flush != NULL)

@@ -5,8 +5,8 @@
  * dec_keys (the path names the master).  A key is reserved for one master
  * and one slave at enc_keys and deleted once that slave fetched it.  Both
  * work in the store's open group (pool.h): their replies, keys or
- * refusals alike, are marked to go out once the group is committed, since
- * they answer from changes not yet stored.
+ * refusals alike, are marked to go out once the group's commit is
+ * durable, since they answer from changes not yet stored.
  *
  * Key sizes: the pool holds keys of key_size bits; a request may ask for
  * any multiple of 8 from QKDD_MIN_KEYSIZE up to key_size bits and gets the

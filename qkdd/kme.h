@@ -3,7 +3,8 @@
  * and the operators' link administration, as request -> reply functions
  * with no I/O: http.c feeds them requests and sends their replies.  The
  * replies of enc_keys and dec_keys that touched the key store wait for
- * the store's group commit (pool.h): http.c holds them until kme_commit.
+ * the store's group commit (pool.h): http.c holds them until kme_commit
+ * and then until that commit is durable.
  *
  *   GET       /api/v1/keys/{slave_SAE_ID}/status
  *   GET|POST  /api/v1/keys/{slave_SAE_ID}/enc_keys	(caller = master)
@@ -43,7 +44,7 @@ struct kme_reply {
 	char		*kp_body;	/* JSON text, malloc'd */
 	size_t		 kp_len;
 	int		 kp_secret;	/* body holds keys: wipe once sent */
-	int		 kp_commit;	/* send only after kme_commit */
+	int		 kp_commit;	/* send once kme_commit is durable */
 	const struct qkd_link *kp_link;	/* dec_keys: delivered on this link */
 	size_t		 kp_delivered;	/* keys, counted once committed */
 };

@@ -17,11 +17,17 @@
  * A link tick that comes while the group's transaction is open joins it,
  * and its commit or rollback settles the group's changes too: the group
  * then only reports the outcome.
+ *
+ * Opened on an event loop, the store is synced by a committer (commit.h):
+ * a commit only writes the WAL, and the committer thread reports on the
+ * loop which commits have reached the disk.  Opened without one, each
+ * commit is synced before it returns.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "commit.h"
 #include "crypto.h"
 #include "log.h"
 #include "pool.h"
@@ -45,6 +51,7 @@ struct qkd_pool_pair {
 
 struct qkd_pool {
 	sqlite3			*p_db;
+	struct committer	*p_commit;	/* NULL: each commit synced */
 	sqlite3_stmt		*p_ins;
 	sqlite3_stmt		*p_counts;
 	sqlite3_stmt		*p_pick;
@@ -197,18 +204,25 @@ qkd_pool_recount(struct qkd_pool *p)
 	return 0;
 }
 
-/* Open the store, overwrite deleted keys, prepare the statements, count. */
+/*
+ * Open the store (with a committer on base's loop, if given), overwrite
+ * deleted keys, prepare the statements, count.
+ */
 struct qkd_pool *
-qkd_pool_open(const char *path)
+qkd_pool_open(const char *path, struct event_base *base,
+    void (*durable)(uint64_t, void *), void *arg)
 {
 	struct qkd_pool	*p;
 
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
 	p->p_db = store_open(path, pool_schema,
-	    sizeof(pool_schema) / sizeof(pool_schema[0]), 1);
+	    sizeof(pool_schema) / sizeof(pool_schema[0]),
+	    base != NULL ? STORE_COMMITTER : STORE_SYNC_FULL);
 	if (p->p_db == NULL ||
-	    store_exec(p->p_db, "PRAGMA secure_delete = ON") == -1) {
+	    store_exec(p->p_db, "PRAGMA secure_delete = ON") == -1 ||
+	    (base != NULL && (p->p_commit = committer_start(base, p->p_db,
+	    path, durable, arg)) == NULL)) {
 		store_close(p->p_db);
 		free(p);
 		return NULL;
@@ -248,6 +262,8 @@ qkd_pool_close(struct qkd_pool *p)
 
 	if (p == NULL)
 		return;
+	/* Whatever is written reaches the disk before the store closes. */
+	committer_stop(p->p_commit);
 	sqlite3_finalize(p->p_ins);
 	sqlite3_finalize(p->p_counts);
 	sqlite3_finalize(p->p_pick);
@@ -386,6 +402,20 @@ uint64_t
 qkd_pool_commits(const struct qkd_pool *p)
 {
 	return p->p_commits;
+}
+
+uint64_t
+qkd_pool_written(const struct qkd_pool *p)
+{
+	return p->p_commit != NULL ? committer_written(p->p_commit) :
+	    p->p_commits;
+}
+
+uint64_t
+qkd_pool_durable(const struct qkd_pool *p)
+{
+	return p->p_commit != NULL ? committer_durable(p->p_commit) :
+	    p->p_commits;
 }
 
 /*

@@ -10,14 +10,17 @@
  * Reservations and deliveries are committed in groups, as PostgreSQL
  * commits many transactions with one flush: the KME opens a group, every
  * enc_keys and dec_keys of one pass of the event loop adds its changes to
- * the group's transaction, and their answers go out once the group is
- * committed (qkd_pool_group_end).
+ * the group's transaction, and the group is committed at once
+ * (qkd_pool_group_end).  On an event loop the commit only writes the WAL;
+ * a committer thread (commit.h) syncs it and reports on the loop how many
+ * commits are durable, and the group's answers go out only then.
  */
 #ifndef QKDD_POOL_H
 #define QKDD_POOL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <event2/event.h>
 
 #define QKD_KEYID_LEN	36			/* UUID text */
 #define QKD_KEYMAX	512			/* bytes, 4096 bits */
@@ -39,9 +42,14 @@ struct qkd_pool;
 
 /*
  * Open (creating) the store at path and count every pair's unreserved
- * keys in it; NULL on failure, logged.
+ * keys in it; NULL on failure, logged.  With base, a committer on its
+ * loop syncs the commits and durable(n, arg), unless NULL, runs on the
+ * loop each time n commits are durable; the loop never syncs.  Without
+ * (tools, tests), each commit is synced before it returns.
  */
-struct qkd_pool *qkd_pool_open(const char *path);
+struct qkd_pool *qkd_pool_open(const char *path, struct event_base *base,
+	    void (*durable)(uint64_t n, void *arg), void *arg);
+/* Sync whatever is written, then close. */
 void	qkd_pool_close(struct qkd_pool *);
 
 /*
@@ -60,7 +68,7 @@ void	qkd_pool_rollback(struct qkd_pool *);
  * Open a group if none is: the qkd_pool_reserve and qkd_pool_take calls
  * from now on leave their changes in one transaction instead of
  * committing each.  Their results stand only once qkd_pool_group_end
- * returned 0; nothing may be answered before.
+ * returned 0 and its commit is durable; nothing may be answered before.
  */
 void	qkd_pool_group_begin(struct qkd_pool *);
 /* 1 while a group is open. */
@@ -73,6 +81,14 @@ int	qkd_pool_group_open(const struct qkd_pool *);
 int	qkd_pool_group_end(struct qkd_pool *);
 /* Transactions committed since the store was opened. */
 uint64_t qkd_pool_commits(const struct qkd_pool *);
+/*
+ * Commits written so far, and of those the ones durable so far: a change
+ * stands across a crash of the machine once qkd_pool_durable reaches the
+ * qkd_pool_written of right after its commit.  Without a committer both
+ * are qkd_pool_commits.
+ */
+uint64_t qkd_pool_written(const struct qkd_pool *);
+uint64_t qkd_pool_durable(const struct qkd_pool *);
 
 /*
  * Inside a transaction: add n keys of keylen bytes (consecutive in keys)

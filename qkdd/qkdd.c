@@ -49,6 +49,16 @@ qkdd_check(const char *path, const void *conf, const struct topo *topo)
 	return 0;
 }
 
+/* The key store's committer: held replies may go as far as durable. */
+static void
+qkdd_durable(uint64_t durable, void *arg)
+{
+	struct qkdd	*q = arg;
+
+	if (q->q_http != NULL)
+		qkd_http_durable(q->q_http, durable);
+}
+
 /* The key pools, the links that refill them and the KME listener. */
 static void *
 qkdd_start(void *env, struct event_base *base)
@@ -57,7 +67,8 @@ qkdd_start(void *env, struct event_base *base)
 	struct qkd_pool	*pool;
 
 	daemon_tls(&q->q_conf.qc_common, &q->q_srv, NULL);
-	if ((pool = qkd_pool_open(q->q_conf.qc_common.cc_store)) == NULL)
+	if ((pool = qkd_pool_open(q->q_conf.qc_common.cc_store, base,
+	    qkdd_durable, q)) == NULL)
 		fatalx("cannot open store %s", q->q_conf.qc_common.cc_store);
 	q->q_kme.k_conf = &q->q_conf;
 	q->q_kme.k_pool = pool;
@@ -119,6 +130,7 @@ qkdd_free(void *env)
 	struct qkdd	*q = env;
 
 	qkd_http_free(q->q_http);
+	q->q_http = NULL;
 	qkd_ops_free(&q->q_kme);
 	qkd_links_free(q->q_kme.k_links);
 	qkd_pool_close(q->q_kme.k_pool);

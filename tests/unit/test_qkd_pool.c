@@ -119,7 +119,7 @@ add_keys(struct qkd_pool *p, const char *a, const char *b, size_t n,
 static struct qkd_pool *
 open_pool(void)
 {
-	struct qkd_pool	*p = qkd_pool_open(dbpath);
+	struct qkd_pool	*p = qkd_pool_open(dbpath, NULL, NULL, NULL);
 
 	assert_non_null(p);
 	return p;
@@ -509,7 +509,7 @@ test_counts_after_kill(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		p = qkd_pool_open(dbpath);
+		p = qkd_pool_open(dbpath, NULL, NULL, NULL);
 		if (p == NULL)
 			_exit(1);
 		make_keys(buf, 16, KEYLEN, 3);
