@@ -8,7 +8,7 @@ DESTDIR	?=
 BUILD	?= build
 PYTHON	?= python3
 
-PKGS	:= libevent libevent_openssl openssl sqlite3 libprotobuf-c jansson libsystemd
+PKGS	:= libevent libevent_openssl openssl sqlite3 libprotobuf-c jansson libsystemd libpq
 PKGCFG	:= $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKGLIBS	:= $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)

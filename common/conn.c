@@ -967,8 +967,9 @@ listener_new(struct event_base *base, const char *host, uint16_t port,
 	l->l_arg = arg;
 	TAILQ_INIT(&l->l_conns);
 	l->l_lev = evconnlistener_new_bind(base, listener_accept_cb, l,
-	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-	    128, res->ai_addr, (int)res->ai_addrlen);
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
+	    (o->co_reuse_port ? LEV_OPT_REUSEABLE_PORT : 0), 128, res->ai_addr,
+	    (int)res->ai_addrlen);
 	evutil_freeaddrinfo(res);
 	if (l->l_lev == NULL) {
 		log_warn("listen on %s:%u", host, port);

@@ -39,6 +39,8 @@ struct conn_opts {
 	const char	*co_peer_role;
 	/* Output waits for the store's commits (see conn_barrier_new). */
 	struct conn_barrier *co_barrier;
+	/* Listeners: share the port with other processes (SO_REUSEPORT). */
+	int		 co_reuse_port;
 };
 
 /* Outgoing connection to host:port; NULL only if nothing could be started. */

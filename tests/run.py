@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Run every qroam test: the cmocka unit test programs, then the integration
-tests (real daemons on loopback).
+tests (real daemons on loopback).  The unit tests of the stores get a
+throw-away PostgreSQL cluster, started here and named in QROAM_TEST_PG.
 
 usage: tests/run.py [-u|--unit-only] [-i|--integration-only] [SUBSTRING ...]
 
@@ -21,6 +22,8 @@ import time
 import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from qroamlib import pgcluster  # noqa: E402
 UNIT_DIR = os.path.join(ROOT, "build", "asan", "test")
 INTEG_DIR = os.path.join(ROOT, "tests", "integration")
 UNIT_TIMEOUT = 300
@@ -225,6 +228,35 @@ def main(argv):
         else:
             filters.append(a)
     tally = Tally()
+    cluster = None
+    if unit:
+        # The stores' tests run on PostgreSQL too: one cluster for them all.
+        if not pgcluster.available():
+            tally.fail("unit/postgresql", "PostgreSQL's server is not installed "
+                       "(sh scripts/deps.sh): the store tests need it")
+        else:
+            try:
+                cluster = pgcluster.Cluster().start()
+                os.environ["QROAM_TEST_PG"] = cluster.conninfo()
+            except RuntimeError as e:
+                tally.fail("unit/postgresql", str(e))
+                cluster = None
+    try:
+        run_all(tally, unit, integ, filters)
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            os.environ.pop("QROAM_TEST_PG", None)
+    if tally.skipped:
+        print("skipped: " + ", ".join(n for n, _ in tally.skipped))
+    line = "%d passed, %d failed" % (tally.passed, tally.failed)
+    if tally.skipped:
+        line += ", %d skipped" % len(tally.skipped)
+    print(line)
+    return 1 if tally.failed else 0
+
+
+def run_all(tally, unit, integ, filters):
     if unit:
         # Every tests/unit/test_*.c must have been built.
         sources = glob.glob(os.path.join(ROOT, "tests", "unit", "test_*.c"))
@@ -241,13 +273,6 @@ def main(argv):
             run_unit(path, tally)
     if integ:
         run_integration(tally, filters)
-    if tally.skipped:
-        print("skipped: " + ", ".join(n for n, _ in tally.skipped))
-    line = "%d passed, %d failed" % (tally.passed, tally.failed)
-    if tally.skipped:
-        line += ", %d skipped" % len(tally.skipped)
-    print(line)
-    return 1 if tally.failed else 0
 
 
 if __name__ == "__main__":

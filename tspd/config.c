@@ -9,6 +9,7 @@
 #include "log.h"
 
 #include "config.h"
+#include "db.h"
 
 /* ms as the largest unit that holds it exactly: "0", "250ms", "30s", "1h". */
 static void
@@ -117,6 +118,17 @@ config_line(void *arg, const struct conf_line *l)
 		    &conf->tc_commit_delay_ms);
 	if ((r = config_counts(conf, l)) != 1)
 		return r;
+	if (strcmp(l->cl_argv[0], "reuse_port") == 0) {
+		if (l->cl_argc == 2 && strcmp(l->cl_argv[1], "yes") == 0)
+			conf->tc_reuse_port = 1;
+		else if (l->cl_argc == 2 && strcmp(l->cl_argv[1], "no") == 0)
+			conf->tc_reuse_port = 0;
+		else {
+			conf_error(l, "reuse_port: expected yes or no");
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(l->cl_argv[0], "auth_fail") == 0) {
 		if (l->cl_argc == 2 && strcmp(l->cl_argv[1], "drop") == 0)
 			conf->tc_auth_fail_reply = 0;
@@ -158,6 +170,12 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 		tspd_config_free(conf);
 		return -1;
 	}
+	if (conf->tc_reuse_port && !tspdb_shared(conf->tc_common.cc_store)) {
+		fprintf(stderr, "%s: reuse_port: several instances need a "
+		    "store they can share (PostgreSQL)\n", path);
+		tspd_config_free(conf);
+		return -1;
+	}
 	return 0;
 }
 
@@ -175,6 +193,11 @@ tspd_config_restart_only(const struct tspd_config *cur,
 
 	if (next->tc_workers != cur->tc_workers) {
 		log_warnx("reload: workers changed; it takes effect on restart");
+		n++;
+	}
+	if (next->tc_reuse_port != cur->tc_reuse_port) {
+		log_warnx("reload: reuse_port changed; it takes effect on "
+		    "restart");
 		n++;
 	}
 	if (next->tc_prv_cache != cur->tc_prv_cache) {

@@ -49,6 +49,7 @@ struct tspd_config {
 	int			 tc_workers;	/* or TSPD_WORKERS_AUTO */
 	size_t			 tc_prv_cache;
 	uint64_t		 tc_commit_delay_ms;
+	int			 tc_reuse_port;	/* several instances, one port */
 };
 
 /*

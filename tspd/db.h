@@ -135,6 +135,13 @@ struct tspdb_session {
 struct tspdb	*tspdb_open(const char *spec, struct event_base *base,
 		    void (*durable)(uint64_t n, void *arg), void *arg,
 		    uint64_t now_ms, int *recovered);
+/* 1 if several tspd instances may share the store spec names. */
+int		 tspdb_shared(const char *spec);
+/*
+ * What a log line may say of spec: a path as it is, a database server's
+ * connection string as the backend's name (it may hold a password).
+ */
+const char	*tspdb_store_label(const char *spec);
 /* Answer the requests still queued, commit what is open, sync, free. */
 void		 tspdb_close(struct tspdb *);
 /* The backend's name ("sqlite"). */

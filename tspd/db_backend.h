@@ -13,6 +13,7 @@
 
 struct tspdb_backend {
 	const char	*be_name;
+	int		 be_shared;	/* several instances on one store */
 	/* 1 if the store setting spec names a store of this backend. */
 	int	(*be_accepts)(const char *spec);
 	/* Set the backend's state (tspdb_state) and recover; 0 or -1. */
@@ -115,6 +116,7 @@ struct tspdb_backend {
 };
 
 extern const struct tspdb_backend tspdb_sqlite;
+extern const struct tspdb_backend tspdb_postgresql;
 
 /* The loop the store answers on; NULL: answers are given at once. */
 struct event_base *tspdb_base(const struct tspdb *);

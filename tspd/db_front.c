@@ -15,6 +15,7 @@
 
 /* The first that accepts the setting; SQLite takes any path. */
 static const struct tspdb_backend *const backends[] = {
+	&tspdb_postgresql,
 	&tspdb_sqlite,
 };
 
@@ -31,25 +32,46 @@ struct tspdb {
 
 static void	answers_cb(evutil_socket_t, short, void *);
 
+static const struct tspdb_backend *
+backend_of(const char *spec)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i]->be_accepts(spec))
+			return backends[i];
+	return NULL;
+}
+
+int
+tspdb_shared(const char *spec)
+{
+	const struct tspdb_backend	*be = backend_of(spec);
+
+	return be != NULL && be->be_shared;
+}
+
+const char *
+tspdb_store_label(const char *spec)
+{
+	const struct tspdb_backend	*be = backend_of(spec);
+
+	return be == NULL || !be->be_shared ? spec : be->be_name;
+}
+
 struct tspdb *
 tspdb_open(const char *spec, struct event_base *base,
     void (*durable)(uint64_t, void *), void *arg, uint64_t now_ms,
     int *recovered)
 {
 	struct tspdb	*db;
-	size_t		 i;
 
 	if ((db = calloc(1, sizeof(*db))) == NULL) {
 		log_warn("store");
 		return NULL;
 	}
-	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
-		if (backends[i]->be_accepts(spec)) {
-			db->db_be = backends[i];
-			break;
-		}
-	if (db->db_be == NULL) {
-		log_warnx("store %s: no backend for it", spec);
+	if ((db->db_be = backend_of(spec)) == NULL) {
+		log_warnx("store: an empty setting names no store");
 		free(db);
 		return NULL;
 	}

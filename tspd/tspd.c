@@ -136,7 +136,8 @@ tspd_open(struct tspd *env)
 
 	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, env->t_base,
 	    tspd_durable, env, store_now_ms(), &n)) == NULL)
-		fatalx("cannot open store %s", conf->tc_common.cc_store);
+		fatalx("cannot open store %s",
+		    tspdb_store_label(conf->tc_common.cc_store));
 	log_info("store: %s", tspdb_backend_name(env->t_db));
 	if (n > 0)
 		log_info("%d handovers left unfinished by an earlier run "
@@ -155,6 +156,7 @@ tspd_open(struct tspd *env)
 	vo.co_max_frame = conf->tc_common.cc_max_frame;
 	vo.co_idle_ms = (int)conf->tc_idle_timeout_ms;
 	vo.co_barrier = env->t_barrier;
+	vo.co_reuse_port = conf->tc_reuse_port;
 	po = vo;
 	po.co_tls = env->t_tls;
 	env->t_vehicle = listener_new(env->t_base,
@@ -167,10 +169,12 @@ tspd_open(struct tspd *env)
 	    env->t_self->tt_provision.ep_port, &po, &tspd_provision_cb, env);
 	if (env->t_provision == NULL)
 		fatalx("cannot listen on the provision endpoint");
-	log_info("started: vehicle %s:%u, provision %s:%u (mTLS), store %s",
+	log_info("started: vehicle %s:%u, provision %s:%u (mTLS), store %s%s",
 	    env->t_self->tt_vehicle.ep_host, env->t_self->tt_vehicle.ep_port,
 	    env->t_self->tt_provision.ep_host,
-	    env->t_self->tt_provision.ep_port, conf->tc_common.cc_store);
+	    env->t_self->tt_provision.ep_port,
+	    tspdb_store_label(conf->tc_common.cc_store),
+	    conf->tc_reuse_port ? ", ports shared (reuse_port)" : "");
 }
 
 /*

@@ -18,6 +18,7 @@ import shutil
 import socket
 import sqlite3
 import ssl
+import subprocess
 import sys
 import tempfile
 import threading
@@ -28,7 +29,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 # The testbeds' shared library; the wire codec, leak finder and probe live
 # in modules of their own.  Tests import all of them from here.
-from qroamlib import layout, stores  # noqa: E402
+from qroamlib import layout, pgcluster, stores  # noqa: E402
 from qroamlib.admin import http_get, metric, parse_metrics  # noqa: E402,F401
 from qroamlib.layout import MKPKI, free_port  # noqa: E402,F401
 from qroamlib.proc import SAN_ENV, Process  # noqa: E402
@@ -59,6 +60,33 @@ def testbed(**opts):
         fn.testbed_opts = opts
         return fn
     return wrap
+
+
+def _pg_value(v):
+    if v == "\\N":
+        return None
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return {"t": 1, "f": 0}.get(v, v)
+
+
+def pg_rows(conninfo, sql, args=()):
+    """Rows of sql on a PostgreSQL store, as SQLite's would come: numbers
+    as numbers, booleans as 0 and 1.  ?-placeholders take args, quoted.
+    Raises sqlite3.OperationalError on failure, like a store not there."""
+    for a in args:
+        lit = str(a) if isinstance(a, (int, float)) else "'%s'" % str(a).replace("'", "''")
+        sql = sql.replace("?", lit, 1)
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\\N",
+                        "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
+                       capture_output=True, text=True, timeout=30)
+    if p.returncode != 0:
+        raise sqlite3.OperationalError(p.stderr.strip())
+    return [tuple(_pg_value(v) for v in line.split("\x1f"))
+            for line in p.stdout.splitlines() if line != ""]
 
 
 def wait_until(pred, timeout=TIMEOUT, interval=POLL, what=None):
@@ -164,7 +192,7 @@ class Testbed:
     """Temporary deployment on loopback: PKI, topology, daemons, probes."""
 
     def __init__(self, name="qroam", tsps=("tsp-a", "tsp-b"), debug=False,
-                 max_frame=None):
+                 max_frame=None, pg=False):
         check_build()
         self.name = name
         self.bindir = BIN
@@ -174,6 +202,10 @@ class Testbed:
         self.tsps = list(tsps)
         self.debug = debug
         self.max_frame = max_frame
+        # pg: the TSPs' stores are databases of a throw-away PostgreSQL
+        # cluster of the bed, one per region, shared by its instances.
+        self.pg = pgcluster.Cluster(self.dir).start() if pg else None
+        self.pg_dbs = {}
         self.env = dict(os.environ)
         self.env.update(SAN_ENV)
         self.daemons = {}
@@ -245,9 +277,14 @@ class Testbed:
     def _daemon(self, name, prog, ports):
         d = self.daemons.get(name)
         if d is None:
-            d = Daemon(name, prog, self.path("conf", name + ".conf"),
-                       self.path("stores", name + ".db"),
-                       self.path("logs", name + ".log"), ports)
+            store = self.path("stores", name + ".db")
+            if prog == "tspd" and self.pg is not None:
+                region = name.split("#")[0]
+                if region not in self.pg_dbs:
+                    self.pg_dbs[region] = self.pg.create(region.replace("-", "_"))
+                store = self.pg_dbs[region]
+            d = Daemon(name, prog, self.path("conf", name.replace("#", "-") + ".conf"),
+                       store, self.path("logs", name.replace("#", "-") + ".log"), ports)
             self.daemons[name] = d
         return d
 
@@ -286,12 +323,18 @@ class Testbed:
         self._write_conf(d, self._common("registrar", "registrar", d), opts)
         return self.start("registrar")
 
-    def start_tsp(self, tsp, nofile=None, **opts):
-        """tspd for tsp; nofile limits its open descriptors (RLIMIT_NOFILE)."""
-        d = self._daemon(tsp, "tspd", [self.port[tsp], self.port[tsp + "/provision"]])
+    def start_tsp(self, tsp, nofile=None, instance=1, **opts):
+        """tspd for tsp; nofile limits its open descriptors (RLIMIT_NOFILE).
+        instance > 1: another instance of tsp's region, named "tsp#N", on
+        the same ports (reuse_port) and store (a pg bed's database), with
+        an admin endpoint and a log of its own."""
+        name = tsp if instance == 1 else "%s#%d" % (tsp, instance)
+        d = self._daemon(name, "tspd", [self.port[tsp], self.port[tsp + "/provision"]])
         d.nofile = nofile
+        if self.pg is not None:
+            opts.setdefault("reuse_port", "yes")
         self._write_conf(d, self._common(tsp, tsp, d), opts)
-        return self.start(tsp)
+        return self.start(name)
 
     def start_vehicle(self, vehicle_id, tsp=None, **opts):
         """vehicled for vehicle_id with a route inside tsp's region."""
@@ -462,7 +505,10 @@ class Testbed:
     def query(self, name, sql, args=()):
         """Rows of sql on a store (daemon name, probe VIN or path), read-only.
         Raises sqlite3.Error while the store or the table is not there."""
-        return stores.query(self.store(name), sql, args, strict=True, scratch=self.dir)
+        store = self.store(name)
+        if store.startswith("postgresql:"):
+            return pg_rows(store, sql, args)
+        return stores.query(store, sql, args, strict=True, scratch=self.dir)
 
     def scalar(self, name, sql, args=()):
         rows = self.query(name, sql, args)
@@ -721,6 +767,8 @@ class Testbed:
                 self.stop(name)
             except AssertionError as e:
                 problems.append(str(e).splitlines()[0])
+        if self.pg is not None:
+            self.pg.stop()
         for port in self.port.values():
             layout.release_port(port)
         self._sampler_stop.set()
