@@ -260,8 +260,7 @@ topo_tsp_at(const struct topo *t, struct geo_point p)
 	return NULL;
 }
 
-/* 1 if two endpoints differ in host or port. */
-static int
+int
 topo_endpoint_differs(const struct endpoint *a, const struct endpoint *b)
 {
 	return a->ep_port != b->ep_port || strcmp(a->ep_host, b->ep_host) != 0;

@@ -65,4 +65,7 @@ const char *topo_differs(const struct topo *, const struct topo *,
 int	topo_reload_restart_only(const struct topo *run,
 	    const struct topo *next);
 
+/* 1 if two endpoints differ in host or port. */
+int	topo_endpoint_differs(const struct endpoint *, const struct endpoint *);
+
 #endif

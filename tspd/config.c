@@ -118,6 +118,23 @@ config_line(void *arg, const struct conf_line *l)
 		    &conf->tc_commit_delay_ms);
 	if ((r = config_counts(conf, l)) != 1)
 		return r;
+	if (strcmp(l->cl_argv[0], "listen") == 0) {
+		struct endpoint	*ep = NULL;
+
+		if (l->cl_argc == 3 && strcmp(l->cl_argv[1], "vehicle") == 0)
+			ep = &conf->tc_listen_vehicle;
+		else if (l->cl_argc == 3 &&
+		    strcmp(l->cl_argv[1], "provision") == 0)
+			ep = &conf->tc_listen_provision;
+		if (ep == NULL || conf_hostport(l->cl_argv[2], ep->ep_host,
+		    sizeof(ep->ep_host), &ep->ep_port) == -1 ||
+		    ep->ep_port == 0) {
+			conf_error(l, "listen: expected vehicle|provision "
+			    "HOST:PORT");
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(l->cl_argv[0], "reuse_port") == 0) {
 		if (l->cl_argc == 2 && strcmp(l->cl_argv[1], "yes") == 0)
 			conf->tc_reuse_port = 1;
@@ -193,6 +210,12 @@ tspd_config_restart_only(const struct tspd_config *cur,
 
 	if (next->tc_workers != cur->tc_workers) {
 		log_warnx("reload: workers changed; it takes effect on restart");
+		n++;
+	}
+	if (topo_endpoint_differs(&next->tc_listen_vehicle,
+	    &cur->tc_listen_vehicle) || topo_endpoint_differs(
+	    &next->tc_listen_provision, &cur->tc_listen_provision)) {
+		log_warnx("reload: listen changed; it takes effect on restart");
 		n++;
 	}
 	if (next->tc_reuse_port != cur->tc_reuse_port) {

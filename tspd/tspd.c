@@ -132,6 +132,7 @@ tspd_open(struct tspd *env)
 {
 	struct tspd_config	*conf = &env->t_conf;
 	struct conn_opts	 vo, po;
+	const struct endpoint	*lv, *lp;
 	int			 n;
 
 	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, env->t_base,
@@ -159,20 +160,20 @@ tspd_open(struct tspd *env)
 	vo.co_reuse_port = conf->tc_reuse_port;
 	po = vo;
 	po.co_tls = env->t_tls;
-	env->t_vehicle = listener_new(env->t_base,
-	    env->t_self->tt_vehicle.ep_host, env->t_self->tt_vehicle.ep_port,
+	lv = conf->tc_listen_vehicle.ep_port != 0 ? &conf->tc_listen_vehicle :
+	    &env->t_self->tt_vehicle;
+	lp = conf->tc_listen_provision.ep_port != 0 ?
+	    &conf->tc_listen_provision : &env->t_self->tt_provision;
+	env->t_vehicle = listener_new(env->t_base, lv->ep_host, lv->ep_port,
 	    &vo, &tspd_vehicle_cb, env);
 	if (env->t_vehicle == NULL)
 		fatalx("cannot listen on the vehicle endpoint");
-	env->t_provision = listener_new(env->t_base,
-	    env->t_self->tt_provision.ep_host,
-	    env->t_self->tt_provision.ep_port, &po, &tspd_provision_cb, env);
+	env->t_provision = listener_new(env->t_base, lp->ep_host, lp->ep_port,
+	    &po, &tspd_provision_cb, env);
 	if (env->t_provision == NULL)
 		fatalx("cannot listen on the provision endpoint");
 	log_info("started: vehicle %s:%u, provision %s:%u (mTLS), store %s%s",
-	    env->t_self->tt_vehicle.ep_host, env->t_self->tt_vehicle.ep_port,
-	    env->t_self->tt_provision.ep_host,
-	    env->t_self->tt_provision.ep_port,
+	    lv->ep_host, lv->ep_port, lp->ep_host, lp->ep_port,
 	    tspdb_store_label(conf->tc_common.cc_store),
 	    conf->tc_reuse_port ? ", ports shared (reuse_port)" : "");
 }

@@ -323,17 +323,58 @@ class Testbed:
         self._write_conf(d, self._common("registrar", "registrar", d), opts)
         return self.start("registrar")
 
-    def start_tsp(self, tsp, nofile=None, instance=1, **opts):
+    def start_tsp(self, tsp, nofile=None, instance=1, proxied=False, **opts):
         """tspd for tsp; nofile limits its open descriptors (RLIMIT_NOFILE).
         instance > 1: another instance of tsp's region, named "tsp#N", on
         the same ports (reuse_port) and store (a pg bed's database), with
-        an admin endpoint and a log of its own."""
+        an admin endpoint and a log of its own.  proxied: the instance
+        listens on ports of its own, behind start_proxy's HAProxy."""
         name = tsp if instance == 1 else "%s#%d" % (tsp, instance)
-        d = self._daemon(name, "tspd", [self.port[tsp], self.port[tsp + "/provision"]])
+        if proxied:
+            for k in ("/listen", "/listen-provision"):
+                self.port.setdefault(name + k, free_port())
+            ports = [self.port[name + "/listen"], self.port[name + "/listen-provision"]]
+            opts["listen"] = "vehicle 127.0.0.1:%d" % ports[0]
+            tail = [("listen", "provision 127.0.0.1:%d" % ports[1])]
+        else:
+            ports = [self.port[tsp], self.port[tsp + "/provision"]]
+            tail = []
+            if self.pg is not None:
+                opts.setdefault("reuse_port", "yes")
+        d = self._daemon(name, "tspd", ports)
         d.nofile = nofile
-        if self.pg is not None:
-            opts.setdefault("reuse_port", "yes")
-        self._write_conf(d, self._common(tsp, tsp, d), opts)
+        self._write_conf(d, self._common(tsp, tsp, d), opts, tail)
+        return self.start(name)
+
+    def start_proxy(self, tsp, instances):
+        """HAProxy in TCP mode on tsp's region addresses (the topology's),
+        spreading vehicle and provisioning connections round-robin over
+        the proxied instances 1..instances, each health-checked, a dead
+        one's connections retried on another."""
+        name = tsp + "/proxy"
+        servers = {"vehicle": [], "provision": []}
+        for n in range(1, instances + 1):
+            inst = tsp if n == 1 else "%s#%d" % (tsp, n)
+            for k in ("/listen", "/listen-provision"):
+                self.port.setdefault(inst + k, free_port())
+            servers["vehicle"].append(self.port[inst + "/listen"])
+            servers["provision"].append(self.port[inst + "/listen-provision"])
+        front = {"vehicle": self.port[tsp], "provision": self.port[tsp + "/provision"]}
+        lines = ["global", "    maxconn 4000", "defaults", "    mode tcp",
+                 "    timeout connect 2s", "    timeout client 1h", "    timeout server 1h",
+                 "    retries 3", "    option redispatch"]
+        for side in ("vehicle", "provision"):
+            lines += ["frontend %s" % side, "    bind 127.0.0.1:%d" % front[side],
+                      "    default_backend %s" % side, "backend %s" % side,
+                      "    balance roundrobin"]
+            lines += ["    server i%d 127.0.0.1:%d check inter 200ms fall 1 rise 1"
+                      % (i + 1, p) for i, p in enumerate(servers[side])]
+        d = Daemon(name, shutil.which("haproxy") or "/usr/sbin/haproxy",
+                   self.path("conf", tsp + "-haproxy.cfg"), self.path("stores", name),
+                   self.path("logs", tsp + "-haproxy.log"), list(front.values()))
+        with open(d.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.daemons[name] = d
         return self.start(name)
 
     def start_vehicle(self, vehicle_id, tsp=None, **opts):
@@ -436,7 +477,8 @@ class Testbed:
                                      % (n, d.proc.returncode, self.log_tail(n)))
 
     def stop(self, name, timeout=TIMEOUT):
-        """SIGTERM and wait; the daemon must exit 0."""
+        """SIGTERM and wait; the daemon must exit 0 (HAProxy, whose stop
+        on SIGTERM is immediate, may die of it)."""
         d = self.daemons[name]
         if d.proc is None or d.proc.poll() is not None:
             raise AssertionError("%s is not running (exit %s)"
@@ -447,7 +489,7 @@ class Testbed:
             raise AssertionError("%s did not stop within %.0fs of SIGTERM" % (name, timeout))
         d.exits.append(("stop", rc))
         self._log_note(d, "stopped, exit %s" % rc)
-        if rc != 0:
+        if rc != 0 and not (d.prog.endswith("haproxy") and rc == -15):
             raise AssertionError("%s exited %s after SIGTERM:\n%s"
                                  % (name, rc, self.log_tail(name)))
         return rc

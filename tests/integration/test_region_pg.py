@@ -113,3 +113,35 @@ def test_one_key_two_instances(tb):
     both = tb.log_since(TSP, 0) + tb.log_since(TSP + "#2", 0)
     assert both.count("session open vehicle=%s" % p.vin) == 1, both
     assert both.count("reason=KEY_REUSED") == 7, both
+
+
+@testbed(tsps=[TSP], pg=True)
+def test_instances_behind_haproxy(tb):
+    """Two instances behind HAProxy in TCP mode, as across hosts: the
+    region is one address; round robin puts a vehicle's F3 on one
+    instance and its M3 on the other, its telemetry on either; one dies
+    and the other goes on serving everything."""
+    tb.start_tsp(TSP, proxied=True)
+    tb.start_tsp(TSP, instance=2, proxied=True)
+    tb.start_proxy(TSP, 2)
+    tb.start_filler()
+    tb.start_registrar()
+    p = enrolled_probe(tb, [TSP], m=16)
+    marks = {n: tb.log_mark(n) for n in (TSP, TSP + "#2")}
+    assert p.auth(TSP).status == "OK"
+    assert p.m3(TSP, mode="seq").status == "OK"
+    logs = {n: tb.log_since(n, m) for n, m in marks.items()}
+    f3 = [n for n, l in logs.items() if "auth ok vehicle=%s" % p.vin in l]
+    m3 = [n for n, l in logs.items() if "session open vehicle=%s" % p.vin in l]
+    assert len(f3) == 1 and len(m3) == 1 and f3 != m3, (f3, m3)
+    for _ in range(4):
+        r = p.telemetry(TSP, 5)
+        assert r.status == "OK" and r["acked"] == "5", r
+    tb.kill(TSP + "#2")
+    for _ in range(4):
+        r = p.telemetry(TSP, 5)
+        assert r.status == "OK" and r["acked"] == "5", r
+    assert p.m3(TSP, mode="seq").status == "OK"
+    wait_until(lambda: tb.count(TSP, "telemetry", "vehicle_id=? AND seq > 0",
+                                (p.vin,)) == 40, what="the 40 records stored")
+    assert tb.scalar(TSP, "SELECT count(*) FROM auth WHERE vehicle_id=?", (p.vin,)) == 1
