@@ -135,6 +135,15 @@ config_line(void *arg, const struct conf_line *l)
 		}
 		return 0;
 	}
+	if (strcmp(l->cl_argv[0], "instance") == 0) {
+		if (l->cl_argc != 2 || !id_valid_name(l->cl_argv[1])) {
+			conf_error(l, "instance: expected a name");
+			return -1;
+		}
+		snprintf(conf->tc_instance, sizeof(conf->tc_instance), "%s",
+		    l->cl_argv[1]);
+		return 0;
+	}
 	if (strcmp(l->cl_argv[0], "reuse_port") == 0) {
 		if (l->cl_argc == 2 && strcmp(l->cl_argv[1], "yes") == 0)
 			conf->tc_reuse_port = 1;
@@ -164,6 +173,7 @@ config_line(void *arg, const struct conf_line *l)
 int
 tspd_config_load(const char *path, struct tspd_config *conf)
 {
+	char	 host[NAME_MAXLEN - 5];	/* and "-" and a port: a name */
 	int	 errors;
 
 	memset(conf, 0, sizeof(*conf));
@@ -186,6 +196,15 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 	if (cfg_common_check(&conf->tc_common, path, 1) == -1 || errors != 0) {
 		tspd_config_free(conf);
 		return -1;
+	}
+	/* Stable across restarts, distinct among a host's instances. */
+	if (conf->tc_instance[0] == '\0') {
+		if (gethostname(host, sizeof(host)) == -1)
+			snprintf(host, sizeof(host), "localhost");
+		host[sizeof(host) - 1] = '\0';
+		host[strcspn(host, ".")] = '\0';
+		snprintf(conf->tc_instance, sizeof(conf->tc_instance), "%s-%u",
+		    host, (unsigned)conf->tc_common.cc_admin_port);
 	}
 	if (conf->tc_reuse_port && !tspdb_shared(conf->tc_common.cc_store)) {
 		fprintf(stderr, "%s: reuse_port: several instances need a "

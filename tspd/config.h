@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "ids.h"
 #include "topo.h"
 
 #define TSPD_AUTH_SKEW_MS	30000
@@ -51,6 +52,7 @@ struct tspd_config {
 	size_t			 tc_prv_cache;
 	uint64_t		 tc_commit_delay_ms;
 	int			 tc_reuse_port;	/* several instances, one port */
+	char			 tc_instance[NAME_MAXLEN + 1];	/* in the region */
 	/* Where to listen instead of the topology's addresses (port 0: no). */
 	struct endpoint		 tc_listen_vehicle;
 	struct endpoint		 tc_listen_provision;

@@ -124,9 +124,10 @@ struct tspdb_session {
 };
 
 /*
- * Open (creating or migrating) the store that spec names; NULL on
- * failure, logged.  Handovers left unfinished by an earlier run fail
- * (*recovered counts them).  With base, requests are answered on its
+ * Open (creating or migrating) the store that spec names, as tspd
+ * instance instance of its region; NULL on failure, logged.  Handovers
+ * this instance left unfinished in an earlier run fail (*recovered
+ * counts them); those of the region's other instances are theirs.  With base, requests are answered on its
  * loop and commits become durable off it: durable(n, arg) reports on the
  * loop when the first n commits (tspdb_written) are durable.  Without base
  * (tools and tests) every request is answered, and durable, before the
@@ -134,7 +135,7 @@ struct tspdb_session {
  */
 struct tspdb	*tspdb_open(const char *spec, struct event_base *base,
 		    void (*durable)(uint64_t n, void *arg), void *arg,
-		    uint64_t now_ms, int *recovered);
+		    const char *instance, uint64_t now_ms, int *recovered);
 /* 1 if several tspd instances may share the store spec names. */
 int		 tspdb_shared(const char *spec);
 /*

@@ -19,7 +19,7 @@ struct tspdb_backend {
 	/* Set the backend's state (tspdb_state) and recover; 0 or -1. */
 	int	(*be_open)(struct tspdb *, const char *spec,
 		    void (*durable)(uint64_t, void *), void *arg,
-		    uint64_t now_ms, int *recovered);
+		    const char *instance, uint64_t now_ms, int *recovered);
 	/* Commit what is open, sync, free the state. */
 	void	(*be_close)(struct tspdb *);
 	void	(*be_fill_apply)(struct tspdb *, const Qroam__FillRecord *fr,

@@ -61,8 +61,8 @@ tspdb_store_label(const char *spec)
 
 struct tspdb *
 tspdb_open(const char *spec, struct event_base *base,
-    void (*durable)(uint64_t, void *), void *arg, uint64_t now_ms,
-    int *recovered)
+    void (*durable)(uint64_t, void *), void *arg, const char *instance,
+    uint64_t now_ms, int *recovered)
 {
 	struct tspdb	*db;
 
@@ -84,7 +84,7 @@ tspdb_open(const char *spec, struct event_base *base,
 		return NULL;
 	}
 	*recovered = 0;
-	if (db->db_be->be_open(db, spec, durable, arg, now_ms,
+	if (db->db_be->be_open(db, spec, durable, arg, instance, now_ms,
 	    recovered) == -1) {
 		if (db->db_answer_ev != NULL)
 			event_free(db->db_answer_ev);

@@ -119,7 +119,7 @@ static const struct {
 	[P_TELEMETRY_COUNT] = { "telemetry_count",
 	    "SELECT count(*) FROM telemetry WHERE vehicle_id = $1" },
 	[P_HO_RECORD] = { "ho_record",
-	    "SELECT qroam_ho_record($1, $2, $3, $4, $5, $6, $7)" },
+	    "SELECT qroam_ho_record($1, $2, $3, $4, $5, $6, $7, $8)" },
 	[P_HO_KNOWN] = { "ho_known",
 	    "SELECT 1 FROM handovers WHERE handover_id = $1" },
 	[P_HO_OUT_DONE] = { "ho_out_done",
@@ -140,13 +140,13 @@ static const struct {
 	    " FROM telemetry WHERE vehicle_id = $1 ORDER BY id DESC LIMIT $2)"
 	    " t ORDER BY id" },
 	[P_CK2_BIND] = { "ck2_bind",
-	    "SELECT qroam_ck2_bind($1, $2, $3, $4, $5)" },
+	    "SELECT qroam_ck2_bind($1, $2, $3, $4, $5, $6)" },
 	[P_CK2_GET] = { "ck2_get", "SELECT ck2, expires_ms FROM ck2_bindings"
 	    " WHERE initiator = $1 AND handover_id = $2" },
 	[P_CK2_PURGE] = { "ck2_purge", "SELECT qroam_ck2_expire($1)" },
 	[P_M8_APPLY] = { "m8_apply", "SELECT qroam_m8_apply($1, $2, $3, $4,"
 	    " $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-	    " $18)" },
+	    " $18, $19)" },
 	[P_COUNTS] = { "counts", "SELECT (SELECT count(*) FROM registrations),"
 	    " (SELECT count(*) FROM auth), (SELECT count(*) FROM sessions),"
 	    " (SELECT count(*) FROM handovers WHERE " PG_INFLIGHT "),"
@@ -233,6 +233,7 @@ struct pgb {
 	uint64_t		 pb_durable_n;	/* commits answered */
 	struct tspdb_ltab	*pb_live;
 	int			 pb_broken;
+	char			 pb_instance[NAME_MAXLEN + 1];
 };
 
 /* Parameters of one statement, as text (libpq's text format). */
@@ -1197,14 +1198,14 @@ pg_free(struct pgb *b)
 
 static int
 pg_open(struct tspdb *db, const char *spec,
-    void (*durable)(uint64_t, void *), void *arg, uint64_t now_ms,
-    int *recovered)
+    void (*durable)(uint64_t, void *), void *arg, const char *instance,
+    uint64_t now_ms, int *recovered)
 {
 	struct event_base	*base = tspdb_base(db);
 	struct pgb		*b;
 	PGresult		*r;
 	char			 now[32];
-	const char		*v[1] = { now };
+	const char		*v[2] = { now, instance };
 	size_t			 i;
 
 	if (base == NULL) {
@@ -1215,6 +1216,7 @@ pg_open(struct tspdb *db, const char *spec,
 	b->pb_db = db;
 	b->pb_durable = durable;
 	b->pb_durable_arg = arg;
+	snprintf(b->pb_instance, sizeof(b->pb_instance), "%s", instance);
 	TAILQ_INIT(&b->pb_sent);
 	b->pb_conn = PQconnectdb(spec);
 	if (PQstatus(b->pb_conn) != CONNECTION_OK) {
@@ -1240,12 +1242,12 @@ pg_open(struct tspdb *db, const char *spec,
 		}
 		PQclear(r);
 	}
-	/* Handovers an earlier run left unfinished have failed. */
+	/* Handovers this instance left unfinished have failed. */
 	snprintf(now, sizeof(now), "%" PRIu64, now_ms);
 	r = PQexecParams(b->pb_conn, "UPDATE handovers SET state = 'failed',"
 	    " reason = 'tspd restarted', updated_ms = $1"
-	    " WHERE state NOT IN ('done', 'failed', 'bound')", 1, NULL, v,
-	    NULL, NULL, 0);
+	    " WHERE state NOT IN ('done', 'failed', 'bound')"
+	    " AND instance = $2", 2, NULL, v, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		log_warnx("store: %s", PQresultErrorMessage(r));
 		PQclear(r);
@@ -1796,6 +1798,7 @@ pg_ho_record(struct tspdb *db, const char *hid, const char *vid,
 	pp_text(&pp, state);
 	pp_text(&pp, reason);
 	pp_u64(&pp, now_ms);
+	pp_text(&pp, b->pb_instance);
 	pg_sync(b, pg_request(b, rq, P_HO_RECORD, &pp, NULL, done_failed, 1));
 }
 
@@ -1892,6 +1895,7 @@ pg_ck2_bind(struct tspdb *db, const char *initiator, const char *hid,
 	pp_bytea(&pp, ck2, CRYPTO_KEYLEN);
 	pp_u64(&pp, expires_ms);
 	pp_u64(&pp, now_ms);
+	pp_text(&pp, b->pb_instance);
 	pg_sync(b, pg_request(b, rq, P_CK2_BIND, &pp, row_step, done_failed,
 	    1));
 }
@@ -1970,6 +1974,7 @@ pg_m8_apply(struct tspdb *db, const char *initiator, const char *hid,
 	pp_u64(&pp, now_ms);
 	for (k = 0; k < 10; k++)
 		pp_array(&pp, &a[k]);
+	pp_text(&pp, b->pb_instance);
 	pg_sync(b, pg_request(b, rq, P_M8_APPLY, &pp, row_step, done_failed,
 	    1));
 }

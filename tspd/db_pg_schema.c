@@ -52,7 +52,7 @@ const char *const tspdb_pg_migrations[] = {
 	"    record_id) WHERE record_id IS NOT NULL;"
 	"CREATE TABLE handovers(handover_id text PRIMARY KEY, vehicle_id text,"
 	"    role text, peer text, state text, reason text, created_ms bigint,"
-	"    updated_ms bigint);"
+	"    updated_ms bigint, instance text);"
 	"CREATE INDEX handovers_in_flight ON handovers(handover_id)"
 	"    WHERE state NOT IN ('done', 'failed');"
 	"CREATE TABLE ck2_bindings(initiator text, handover_id text, ck2 bytea,"
@@ -229,11 +229,13 @@ const char *const tspdb_pg_migrations[] = {
 	"  RETURN 'unknown';"
 	"END $$;"
 
+	/* A handover's row belongs to the instance that runs it. */
 	"CREATE FUNCTION qroam_ho_record(p_hid text, p_vid text, p_role text,"
-	"    p_peer text, p_state text, p_reason text, p_now bigint)"
-	"    RETURNS void LANGUAGE sql AS $$"
+	"    p_peer text, p_state text, p_reason text, p_now bigint,"
+	"    p_instance text) RETURNS void LANGUAGE sql AS $$"
 	"  INSERT INTO handovers VALUES(p_hid, p_vid, p_role, p_peer, p_state,"
-	"      p_reason, p_now, p_now) ON CONFLICT (handover_id) DO UPDATE SET"
+	"      p_reason, p_now, p_now, p_instance)"
+	"      ON CONFLICT (handover_id) DO UPDATE SET"
 	"      vehicle_id = coalesce(excluded.vehicle_id, handovers.vehicle_id),"
 	"      state = excluded.state, reason = excluded.reason,"
 	"      updated_ms = excluded.updated_ms"
@@ -262,7 +264,7 @@ const char *const tspdb_pg_migrations[] = {
 	"$$;"
 
 	"CREATE FUNCTION qroam_ck2_bind(p_init text, p_hid text, p_ck2 bytea,"
-	"    p_expires bigint, p_now bigint) RETURNS text"
+	"    p_expires bigint, p_now bigint, p_instance text) RETURNS text"
 	"    LANGUAGE plpgsql AS $$"
 	"BEGIN"
 	"  PERFORM qroam_ck2_expire(p_now);"
@@ -270,7 +272,7 @@ const char *const tspdb_pg_migrations[] = {
 	"      ON CONFLICT DO NOTHING;"
 	"  IF NOT FOUND THEN RETURN 'replay'; END IF;"
 	"  PERFORM qroam_ho_record(p_hid, NULL, 'in', p_init, 'bound', NULL,"
-	"      p_now);"
+	"      p_now, p_instance);"
 	"  RETURN 'ok';"
 	"END $$;"
 
@@ -283,7 +285,8 @@ const char *const tspdb_pg_migrations[] = {
 	"    p_now bigint, h_tsp text[], h_seq bigint[], h_ms bigint[],"
 	"    h_lat float8[], h_lon float8[], h_speed float8[],"
 	"    h_heading float8[], h_fuel float8[], h_odometer float8[],"
-	"    h_record bigint[]) RETURNS text LANGUAGE plpgsql AS $$"
+	"    h_record bigint[], p_instance text) RETURNS text"
+	"    LANGUAGE plpgsql AS $$"
 	"DECLARE pos int; i int;"
 	"BEGIN"
 	"  DELETE FROM ck2_bindings WHERE initiator = p_init"
@@ -315,7 +318,7 @@ const char *const tspdb_pg_migrations[] = {
 	"    END IF;"
 	"  END LOOP;"
 	"  PERFORM qroam_ho_record(p_hid, p_vid, 'in', p_init, 'done', NULL,"
-	"      p_now);"
+	"      p_now, p_instance);"
 	"  RETURN 'ok';"
 	"END $$;",
 };

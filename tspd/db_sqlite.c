@@ -43,12 +43,13 @@ sqlite_settled(void *tag, int committed, void *arg)
 
 static int
 sqlite_open(struct tspdb *db, const char *spec,
-    void (*durable)(uint64_t, void *), void *arg, uint64_t now_ms,
-    int *recovered)
+    void (*durable)(uint64_t, void *), void *arg, const char *instance,
+    uint64_t now_ms, int *recovered)
 {
 	struct sqlt	*s;
 	int		 n;
 
+	(void)instance;		/* one instance has the file */
 	if ((s = sqlt_open(spec, tspdb_base(db), durable, arg)) == NULL)
 		return -1;
 	s->db_settled = sqlite_settled;

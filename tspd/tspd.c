@@ -136,7 +136,7 @@ tspd_open(struct tspd *env)
 	int			 n;
 
 	if ((env->t_db = tspdb_open(conf->tc_common.cc_store, env->t_base,
-	    tspd_durable, env, store_now_ms(), &n)) == NULL)
+	    tspd_durable, env, conf->tc_instance, store_now_ms(), &n)) == NULL)
 		fatalx("cannot open store %s",
 		    tspdb_store_label(conf->tc_common.cc_store));
 	log_info("store: %s", tspdb_backend_name(env->t_db));

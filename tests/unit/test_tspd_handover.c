@@ -326,7 +326,8 @@ test_out_done(void **state)
 	assert_int_equal(S_ho_record(fx->a, HID2, VIN, "out", TSPB,
 	    "started", NULL, 6000), 0);
 	tspdb_close(fx->a);
-	fx->a = tspdb_open(fx->path_a, NULL, NULL, NULL, 7000, &recovered);
+	fx->a = tspdb_open(fx->path_a, NULL, NULL, NULL, "test", 7000,
+	    &recovered);
 	assert_non_null(fx->a);
 	assert_int_equal(recovered, 1);
 	assert_int_equal(query_int(fx->path_a, "SELECT count(*) FROM handovers"

@@ -42,6 +42,7 @@ enum backend { BE_SQLITE, BE_PG };
 struct store {
 	char		 st_spec[512];
 	char		 st_dbname[64];	/* PostgreSQL */
+	const char	*st_instance;
 	struct tspdb	*st_db;
 };
 
@@ -95,6 +96,7 @@ store_new(struct fixture *fx, struct store *st, const char *name)
 {
 	static int	 n;
 
+	st->st_instance = name;
 	if (fx->fx_be == BE_SQLITE) {
 		snprintf(st->st_spec, sizeof(st->st_spec), "%s/%s.db",
 		    fx->fx_dir, name);
@@ -114,7 +116,7 @@ st_open(struct fixture *fx, struct store *st)
 	int	 n;
 
 	st->st_db = tspdb_open(st->st_spec, fx->fx_base, NULL, NULL,
-	    store_now_ms(), &n);
+	    st->st_instance, store_now_ms(), &n);
 	assert_non_null(st->st_db);
 	return st->st_db;
 }
@@ -508,6 +510,7 @@ test_two_instances_one_key(void **state)
 	vehicle_ready(fx, db, 0x51);
 	second = fx->fx_a;
 	second.st_dbname[0] = '\0';	/* the same database: dropped once */
+	second.st_instance = "a2";
 	db2 = st_open(fx, &second);
 	telemetry(&t, 9000);
 	session_of(fx, &s, 4);
@@ -531,6 +534,40 @@ test_two_instances_one_key(void **state)
 #define ON(t, be)	{ #t "_" #be, t, setup, teardown, &be_##be }
 #define BOTH(t)		ON(t, sqlite), ON(t, pg)
 
+/*
+ * Each instance fails, when it starts again, only the handovers it left
+ * unfinished: the others' go on.
+ */
+static void
+test_recovery_per_instance(void **state)
+{
+	struct fixture		*fx = *state;
+	struct store		 second;
+	struct tspdb		*db2;
+	json_t			*v;
+	int			 n;
+
+	second = fx->fx_a;
+	second.st_dbname[0] = '\0';
+	second.st_instance = "a2";
+	db2 = st_open(fx, &second);
+	assert_int_equal(S_ho_record(fx->fx_a.st_db, HID, VIN_A, "out", TSPB,
+	    "started", NULL, store_now_ms()), 0);
+	assert_int_equal(S_ho_record(db2, "ffeeddccbbaa99887766554433221100",
+	    VIN_A, "out", TSPB, "started", NULL, store_now_ms()), 0);
+	st_close(&fx->fx_a);
+	fx->fx_a.st_db = tspdb_open(fx->fx_a.st_spec, fx->fx_base, NULL, NULL,
+	    "a", store_now_ms(), &n);
+	assert_non_null(fx->fx_a.st_db);
+	assert_int_equal(n, 1);
+	assert_non_null(v = S_status_handovers(db2, store_now_ms(), 10));
+	assert_int_equal(json_array_size(v), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	    json_array_get(v, 0), "state")), "started");
+	json_decref(v);
+	st_close(&second);
+}
+
 int
 main(void)
 {
@@ -541,6 +578,7 @@ main(void)
 		BOTH(test_handover_context),
 		BOTH(test_counts_and_views),
 		ON(test_two_instances_one_key, pg),
+		ON(test_recovery_per_instance, pg),
 	};
 
 	log_init("test_tspd_store", 0);

@@ -44,7 +44,7 @@ S_open(const char *path)
 {
 	int	 n;
 
-	return tspdb_open(path, NULL, NULL, NULL, store_now_ms(), &n);
+	return tspdb_open(path, NULL, NULL, NULL, "test", store_now_ms(), &n);
 }
 
 static inline enum tspdb_result
