@@ -7,7 +7,11 @@ a fleet of three in one vehicled process, one vehicle that powers off and
 on in the middle of region B, one that declines service at the end of its
 trip, and one that keeps the patent's order of entry (`entry
 on_crossing`: its M3 goes to the next TSP on the crossing, where the
-others open that session on HandoverReady, ahead of the boundary).  Every daemon logs to its own file in the run directory
+others open that session on HandoverReady, ahead of the boundary).
+With INSTANCES=N in the environment (`make run INSTANCES=2`) each region
+is N tspd instances sharing a database of a throw-away PostgreSQL cluster
+(PROTOCOL §12), behind an HAProxy in TCP mode on the region's address;
+the embedded default is one instance on SQLite.  Every daemon logs to its own file in the run directory
 (run/<date>-<time>/<name>.log, with its configuration and store beside
 it).  The terminal shows what a person follows: one line per
 authentication, per crossing (with its gap), per failed handover and per
@@ -35,6 +39,7 @@ touches both B and C, so A's M5 for a vehicle heading there names both):
            120.00      120.10      120.20
 """
 
+import atexit
 import json
 import math
 import os
@@ -44,7 +49,7 @@ import subprocess
 import sys
 import time
 
-from qroamlib import layout, stores
+from qroamlib import layout, pgcluster, stores
 from qroamlib.admin import http_get, parse_metrics
 from qroamlib.proc import PROBLEM_RX, Console, Process, emit, stamp
 
@@ -54,8 +59,11 @@ BIN = os.environ.get("QROAM_BIN", os.path.join(ROOT, "build", "bin"))
 LIMIT = float(os.environ.get("QROAM_RUN_SECONDS", "90"))
 # V=1: every daemon line on the terminal.
 VERBOSE = os.environ.get("V", "") not in ("", "0")
+# INSTANCES=N: each region as N tspd on PostgreSQL behind HAProxy.
+INSTANCES = int(os.environ.get("INSTANCES", "1") or "1")
 
 TSPS = ("tsp-a", "tsp-b", "tsp-c")
+PG_STORES = {}          # tsp: database URI, with INSTANCES > 1
 REGIONS = {
     "tsp-a": [(30.00, 120.00), (30.00, 120.10), (30.10, 120.10), (30.10, 120.00)],
     "tsp-b": [(30.05, 120.10), (30.05, 120.20), (30.10, 120.20), (30.10, 120.10)],
@@ -146,6 +154,47 @@ def route_seconds(route):
 
 # ---- the run directory -----------------------------------------------------
 
+def region_instances(rundir, plan, ports, admins, tsps, pg, n):
+    """Each region's tspd as n instances on database pg[tsp], listening
+    on ports of their own, and an HAProxy on the region's addresses: the
+    configurations, and plan and admins updated (the instances in the
+    region's place, its HAProxy after them)."""
+    new = {}
+    for name, (prog, listen) in plan.items():
+        if prog != "tspd":
+            new[name] = (prog, listen)
+            continue
+        with open(os.path.join(rundir, name + ".conf")) as f:
+            base = [l for l in f.read().splitlines()
+                    if not l.startswith(("store ", "admin "))]
+        servers = {"vehicle": [], "provision": []}
+        for i in range(1, n + 1):
+            inst = name if i == 1 else "%s-%d" % (name, i)
+            lv, lp = layout.free_ports(2)
+            servers["vehicle"].append(lv)
+            servers["provision"].append(lp)
+            admins[inst] = admins.get(inst) or layout.free_port()
+            layout.write_file(os.path.join(rundir, inst + ".conf"), "\n".join(
+                base + ["store %s" % pg[name], "admin %d" % admins[inst],
+                        "instance %s" % inst, "listen vehicle 127.0.0.1:%d" % lv,
+                        "listen provision 127.0.0.1:%d" % lp]) + "\n")
+            new[inst] = ("tspd", [lv, lp, admins[inst]])
+        front = {"vehicle": ports[name], "provision": ports[name + "/provision"]}
+        lines = ["global", "    maxconn 4000", "defaults", "    mode tcp",
+                 "    timeout connect 2s", "    timeout client 1h", "    timeout server 1h",
+                 "    retries 3", "    option redispatch"]
+        for side in ("vehicle", "provision"):
+            lines += ["frontend %s" % side, "    bind 127.0.0.1:%d" % front[side],
+                      "    default_backend %s" % side, "backend %s" % side,
+                      "    balance leastconn"]
+            lines += ["    server i%d 127.0.0.1:%d check inter 500ms" % (i + 1, p)
+                      for i, p in enumerate(servers[side])]
+        layout.write_file(os.path.join(rundir, name + "-haproxy.conf"), "\n".join(lines) + "\n")
+        new[name + "-haproxy"] = ("haproxy", list(front.values()))
+    plan.clear()
+    plan.update(new)
+
+
 def write_clouds(rundir, tsps, regions, extra, admin=True):
     """The PKI (the clouds, `factory` and `operator`), the topology and
     one configuration per cloud daemon in rundir: the common directives,
@@ -213,7 +262,9 @@ def setup(rundir):
     extra = {"qkd": links, "sched": ho, "filler": [("m", 64)]}
     for t in TSPS:
         extra[t] = [("look_ahead", LOOK_AHEAD)] + ho + [("ck2_lifetime", "30s")]
-    plan, _, admin = write_clouds(rundir, TSPS, REGIONS, extra)
+    plan, ports, admin = write_clouds(rundir, TSPS, REGIONS, extra)
+    if INSTANCES > 1:
+        region_instances(rundir, plan, ports, admin, TSPS, PG_STORES, INSTANCES)
     for name, opts, route, _, _ in VEHICLES:
         admin[name] = layout.free_port()
         layout.write_file(os.path.join(rundir, name + ".conf"),
@@ -234,10 +285,15 @@ def show(proc, line):
 
 def daemon(rundir, name, prog, echo=show):
     """prog with rundir/name.conf, logging to rundir/name.log; its stdout
-    (vehicled's STATS lines) is kept apart as well."""
-    return Process(name, [os.path.join(BIN, prog), "-f", os.path.join(rundir, name + ".conf")],
-                   os.path.join(rundir, name + ".log"), capture=True, stdout_apart=True,
-                   echo=echo)
+    (vehicled's STATS lines) is kept apart as well.  HAProxy, whose stop
+    on SIGTERM is immediate, may die of it."""
+    exe = "/usr/sbin/haproxy" if prog == "haproxy" else os.path.join(BIN, prog)
+    p = Process(name, [exe, "-f", os.path.join(rundir, name + ".conf")],
+                os.path.join(rundir, name + ".log"), capture=True, stdout_apart=True,
+                echo=echo)
+    if prog == "haproxy":
+        p.stop_ok = (-signal.SIGTERM,)
+    return p
 
 
 def wait_ready(d, ports, timeout=15):
@@ -380,7 +436,7 @@ def summarize(rundir, vehicles, daemons, expect):
     s["gap_by_entry"] = gap_by_entry(by_entry)
     prep, stored, moved = [], {}, 0
     for t in TSPS:
-        path = os.path.join(rundir, t + ".db")
+        path = PG_STORES.get(t) or os.path.join(rundir, t + ".db")
         for state, created, updated in stores.query(
                 path, "SELECT state, created_ms, updated_ms FROM handovers WHERE role='out'"):
             if state == "done":
@@ -473,7 +529,14 @@ def main():
         signal.signal(sig, interrupt)
     rundir = os.path.join(ROOT, "run", time.strftime("%Y%m%d-%H%M%S"))
     daemons, vehicles, failed, metrics, stopped = [], [], None, {}, None
+    cluster = None
     try:
+        if INSTANCES > 1:
+            os.makedirs(rundir, exist_ok=True)
+            cluster = pgcluster.Cluster(rundir).start()
+            atexit.register(cluster.stop)
+            for t in TSPS:
+                PG_STORES[t] = cluster.create(t.replace("-", "_"))
         plan = setup(rundir)
         JOURNAL.open(rundir)
         say("run directory %s; %d TSPs, time x%d, look-ahead %s; every daemon logs to "
@@ -494,6 +557,9 @@ def main():
     if not os.path.isdir(rundir):
         return 128 + stopped
     summary, problems = summarize(rundir, vehicles, daemons, expected_crossings(rundir))
+    if cluster is not None:
+        summary["region_instances"] = INSTANCES
+        cluster.stop()
     if failed is not None:
         summary["errors"] += 1
     summary["metrics"] = metrics

@@ -376,7 +376,11 @@ struct tspdb_ready {
 void	tspdb_ho_record(struct tspdb *, const char *hid, const char *vid,
 	    const char *role, const char *peer, const char *state,
 	    const char *reason, uint64_t now_ms, struct tspdb_req *);
-/* TSPDB_OK if handover hid has a row, TSPDB_UNKNOWN if not. */
+/*
+ * Handover hid's row: TSPDB_OK while under way with no CK2 bound yet,
+ * TSPDB_SAME with CK2 bound (waiting for its M8), TSPDB_STALE once ended
+ * (done or failed), TSPDB_UNKNOWN without a row.
+ */
 void	tspdb_ho_known(struct tspdb *, const char *hid, struct tspdb_req *);
 /*
  * Accept session message seq of vid that carries no telemetry: advance

@@ -156,10 +156,20 @@ sqlt_ho_known(struct sqlt *db, const char *hid)
 	sqlite3_stmt	*st;
 	int		 r;
 
+	const unsigned char	*state;
+
 	st = hstmt(db, H_HO_GET);
 	tspdb_bind_text(st, 1, hid);
-	if ((r = tspdb_step_row(db, st)) == 1)
+	if ((r = tspdb_step_row(db, st)) == 1) {
+		state = sqlite3_column_text(st, 0);
+		if (state != NULL && (strcmp((const char *)state, "done") == 0 ||
+		    strcmp((const char *)state, "failed") == 0))
+			r = 2;
+		else if (state != NULL &&
+		    strcmp((const char *)state, "bound") == 0)
+			r = 3;
 		store_reset(st);
+	}
 	return r;
 }
 

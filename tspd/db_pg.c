@@ -120,8 +120,8 @@ static const struct {
 	    "SELECT count(*) FROM telemetry WHERE vehicle_id = $1" },
 	[P_HO_RECORD] = { "ho_record",
 	    "SELECT qroam_ho_record($1, $2, $3, $4, $5, $6, $7, $8)" },
-	[P_HO_KNOWN] = { "ho_known",
-	    "SELECT 1 FROM handovers WHERE handover_id = $1" },
+	[P_HO_KNOWN] = { "ho_known", "SELECT state IN ('done', 'failed'),"
+	    " state = 'bound' FROM handovers WHERE handover_id = $1" },
 	[P_HO_OUT_DONE] = { "ho_out_done",
 	    "SELECT res, k1, tx_seq FROM qroam_ho_out_done($1, $2, $3)" },
 	[P_RD1_STATE] = { "rd1_state", "SELECT a.chip_id, a.authed_ms, f.m,"
@@ -893,7 +893,12 @@ row_known(struct pgb *b, struct pgq *q, int stmt, PGresult *r)
 {
 	(void)b;
 	(void)stmt;
-	q->q_res = PQntuples(r) == 1 ? TSPDB_OK : TSPDB_UNKNOWN;
+	if (PQntuples(r) != 1)
+		q->q_res = TSPDB_UNKNOWN;
+	else
+		q->q_res = col(r, 0, 0) != NULL && col(r, 0, 0)[0] == 't' ?
+		    TSPDB_STALE : col(r, 0, 1) != NULL &&
+		    col(r, 0, 1)[0] == 't' ? TSPDB_SAME : TSPDB_OK;
 }
 
 static void

@@ -294,7 +294,10 @@ enum tspdb_result sqlt_batch_commit(struct sqlt *);
 int	sqlt_ho_record(struct sqlt *, const char *hid, const char *vid,
 	    const char *role, const char *peer, const char *state,
 	    const char *reason, uint64_t now_ms);
-/* 1 if handover hid has a row, 0 if not, -1 on error. */
+/*
+ * 1 if handover hid is under way, 2 if it ended, 3 if its CK2 is bound, 0
+ * if unknown, -1 on error.
+ */
 int	sqlt_ho_known(struct sqlt *, const char *hid);
 /* At start-up: handovers left unfinished by an earlier run have failed. */
 int	sqlt_ho_recover(struct sqlt *, uint64_t now_ms);

@@ -223,7 +223,10 @@ sqlite_ho_record(struct tspdb *db, const char *hid, const char *vid,
 static void
 sqlite_ho_known(struct tspdb *db, const char *hid, struct tspdb_req *rq)
 {
-	tspdb_answer(db, rq, get_result(sqlt_ho_known(sq(db), hid)));
+	int	 r = sqlt_ho_known(sq(db), hid);
+
+	tspdb_answer(db, rq, r == 2 ? TSPDB_STALE : r == 3 ? TSPDB_SAME :
+	    get_result(r));
 }
 
 static void

@@ -57,11 +57,13 @@ struct hin {
 struct tspd_hin {
 	TAILQ_HEAD(, hin)	 hl_list;
 	size_t			 hl_n;
+	TAILQ_HEAD(, m8_req)	 hl_m8wait;	/* M8s looking for a binding */
 };
 
 static void	hin_close(struct hin *, const char *reason);
 static void	m8_process(struct tspd *, struct conn *, uint64_t reqid,
 		    Qroam__M8 *);
+static void	m8_stop_waiting(struct tspd *);
 static void	hin_reply(void *, const struct frame *, const char *);
 
 void
@@ -69,6 +71,7 @@ tspd_handover_in_init(struct tspd *env)
 {
 	env->t_hin = xcalloc(1, sizeof(*env->t_hin));
 	TAILQ_INIT(&env->t_hin->hl_list);
+	TAILQ_INIT(&env->t_hin->hl_m8wait);
 }
 
 void
@@ -79,6 +82,8 @@ tspd_handover_in_shutdown(struct tspd *env)
 	while (env->t_hin != NULL &&
 	    (h = TAILQ_FIRST(&env->t_hin->hl_list)) != NULL)
 		hin_close(h, "tspd stopping");
+	if (env->t_hin != NULL)
+		m8_stop_waiting(env);
 }
 
 void
@@ -254,7 +259,8 @@ access_known(struct tspdb_req *rq)
 	const char		*why = NULL;
 	int			 code = QROAM__STATUS_CODE__OK;
 
-	if (rq->rq_result == TSPDB_OK) {
+	if (rq->rq_result == TSPDB_OK || rq->rq_result == TSPDB_SAME ||
+	    rq->rq_result == TSPDB_STALE) {
 		why = "handover_id used before";
 		code = QROAM__STATUS_CODE__BAD_REQUEST;
 	} else if (rq->rq_result != TSPDB_UNKNOWN) {
@@ -268,6 +274,10 @@ access_known(struct tspdb_req *rq)
 	} else {
 		log_info("handover in id=%s from=%s: access request accepted",
 		    ar->ar_hid, ar->ar_initiator->tt_id);
+		/* The region knows it is under way: an M8 may reach another
+		 * instance first. */
+		tspdb_ho_record(env->t_db, ar->ar_hid, NULL, "in",
+		    ar->ar_initiator->tt_id, "a3", NULL, store_now_ms(), NULL);
 		hin_start(env, ar->ar_initiator, ar->ar_hid);
 	}
 	if (why != NULL)
@@ -433,6 +443,9 @@ struct m8_req {
 	struct tspdb_fill	 mq_fill;
 	struct tspdb_origin	*mq_origin;
 	Qroam__M8Ack		 mq_ack;
+	uint64_t		 mq_since_ms;	/* arrival */
+	struct event		*mq_timer;	/* the binding is looked for again */
+	TAILQ_ENTRY(m8_req)	 mq_entry;	/* while the timer runs */
 };
 
 static void
@@ -446,6 +459,8 @@ m8_req_free(struct m8_req *mq)
 	free(mq->mq_origin);
 	free(mq->mq_ack.nonce.data);
 	free(mq->mq_ack.ct.data);
+	if (mq->mq_timer != NULL)
+		event_free(mq->mq_timer);
 	conn_unref(mq->mq_conn);
 	free(mq);
 }
@@ -580,6 +595,65 @@ m8_reg_read(struct tspdb_req *rq)
 	    &mq->mq_rq);
 }
 
+#define M8_RETRY_MS	20	/* looking for a binding made elsewhere */
+
+static void	m8_ck2_read(struct tspdb_req *);
+
+static void
+m8_retry(evutil_socket_t fd, short ev, void *arg)
+{
+	struct m8_req	*mq = arg;
+
+	(void)fd;
+	(void)ev;
+	TAILQ_REMOVE(&mq->mq_env->t_hin->hl_m8wait, mq, mq_entry);
+	tspdb_req_init(&mq->mq_rq, m8_ck2_read, mq);
+	tspdb_ck2_get(mq->mq_env->t_db, mq->mq_m8->initiator,
+	    mq->mq_m8->handover_id, mq->mq_ck2, &mq->mq_expires, &mq->mq_rq);
+}
+
+/*
+ * No binding for the M8's initiator: if the region has the handover under
+ * way with no CK2 bound yet (another instance took its A2 and fetches
+ * CK2), the M8 waits for the binding, as long as a handover may take;
+ * else it is refused.
+ */
+static void
+m8_ho_checked(struct tspdb_req *rq)
+{
+	struct m8_req	*mq = rq->rq_arg;
+	struct tspd	*env = mq->mq_env;
+	struct timeval	 tv = { 0, M8_RETRY_MS * 1000 };
+
+	if (rq->rq_result != TSPDB_OK || !conn_is_open(mq->mq_conn) ||
+	    store_now_ms() - mq->mq_since_ms >
+	    env->t_conf.tc_handover_timeout_ms ||
+	    (mq->mq_timer == NULL && (mq->mq_timer = evtimer_new(env->t_base,
+	    m8_retry, mq)) == NULL)) {
+		m8_refuse(mq, rq->rq_result == TSPDB_ERROR ?
+		    QROAM__STATUS_CODE__INTERNAL :
+		    QROAM__STATUS_CODE__AUTH_FAILED,
+		    rq->rq_result == TSPDB_ERROR ? "store error" :
+		    "no key bound for this handover");
+		return;
+	}
+	evtimer_add(mq->mq_timer, &tv);
+	TAILQ_INSERT_TAIL(&env->t_hin->hl_m8wait, mq, mq_entry);
+}
+
+/* At shutdown: the M8s still looking for their binding are refused. */
+static void
+m8_stop_waiting(struct tspd *env)
+{
+	struct m8_req	*mq;
+
+	while ((mq = TAILQ_FIRST(&env->t_hin->hl_m8wait)) != NULL) {
+		TAILQ_REMOVE(&env->t_hin->hl_m8wait, mq, mq_entry);
+		evtimer_del(mq->mq_timer);
+		m8_refuse(mq, QROAM__STATUS_CODE__UNAVAILABLE, "tspd stopping");
+	}
+}
+
 /* CK2 bound to the handover came: open RD1 with it. */
 static void
 m8_ck2_read(struct tspdb_req *rq)
@@ -589,6 +663,11 @@ m8_ck2_read(struct tspdb_req *rq)
 	const Qroam__RD1 *rd1;
 	uint64_t	 now = store_now_ms();
 
+	if (rq->rq_result == TSPDB_UNKNOWN) {
+		tspdb_req_init(&mq->mq_rq, m8_ho_checked, mq);
+		tspdb_ho_known(env->t_db, mq->mq_m8->handover_id, &mq->mq_rq);
+		return;
+	}
 	if (rq->rq_result != TSPDB_OK) {
 		m8_refuse(mq, rq->rq_result == TSPDB_UNKNOWN ?
 		    QROAM__STATUS_CODE__AUTH_FAILED :
@@ -643,6 +722,7 @@ m8_process(struct tspd *env, struct conn *c, uint64_t reqid, Qroam__M8 *m8)
 	conn_ref(c);
 	mq->mq_reqid = reqid;
 	mq->mq_m8 = m8;
+	mq->mq_since_ms = store_now_ms();
 	qroam__m8_ack__init(&mq->mq_ack);
 	tspdb_req_init(&mq->mq_rq, m8_ck2_read, mq);
 	tspdb_ck2_get(env->t_db, m8->initiator, m8->handover_id, mq->mq_ck2,

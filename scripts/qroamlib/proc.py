@@ -117,6 +117,7 @@ class Process:
     def __init__(self, name, argv, log, env=None, cwd=None, capture=True,
                  stdout_apart=False, echo=None, append=False, header=None,
                  preexec=None):
+        self.stop_ok = ()          # exit statuses of a stop besides 0
         self.name = name
         self.argv = list(argv)
         self.log_path = log
@@ -260,7 +261,7 @@ class Process:
             self._finish()
             return None
         self._finish()
-        if self.popen.returncode != 0 and self.ended is None:
+        if self.popen.returncode not in (0,) + self.stop_ok and self.ended is None:
             self.problems.append("%s exited with status %s" % (self.name,
                                                               self.popen.returncode))
         return self.popen.returncode

@@ -62,33 +62,6 @@ def testbed(**opts):
     return wrap
 
 
-def _pg_value(v):
-    if v == "\\N":
-        return None
-    for conv in (int, float):
-        try:
-            return conv(v)
-        except ValueError:
-            pass
-    return {"t": 1, "f": 0}.get(v, v)
-
-
-def pg_rows(conninfo, sql, args=()):
-    """Rows of sql on a PostgreSQL store, as SQLite's would come: numbers
-    as numbers, booleans as 0 and 1.  ?-placeholders take args, quoted.
-    Raises sqlite3.OperationalError on failure, like a store not there."""
-    for a in args:
-        lit = str(a) if isinstance(a, (int, float)) else "'%s'" % str(a).replace("'", "''")
-        sql = sql.replace("?", lit, 1)
-    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-F", "\x1f", "-P", "null=\\N",
-                        "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-c", sql],
-                       capture_output=True, text=True, timeout=30)
-    if p.returncode != 0:
-        raise sqlite3.OperationalError(p.stderr.strip())
-    return [tuple(_pg_value(v) for v in line.split("\x1f"))
-            for line in p.stdout.splitlines() if line != ""]
-
-
 def wait_until(pred, timeout=TIMEOUT, interval=POLL, what=None):
     """Poll pred until it returns a true value, which is returned.
 
@@ -547,10 +520,7 @@ class Testbed:
     def query(self, name, sql, args=()):
         """Rows of sql on a store (daemon name, probe VIN or path), read-only.
         Raises sqlite3.Error while the store or the table is not there."""
-        store = self.store(name)
-        if store.startswith("postgresql:"):
-            return pg_rows(store, sql, args)
-        return stores.query(store, sql, args, strict=True, scratch=self.dir)
+        return stores.query(self.store(name), sql, args, strict=True, scratch=self.dir)
 
     def scalar(self, name, sql, args=()):
         rows = self.query(name, sql, args)

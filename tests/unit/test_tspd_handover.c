@@ -216,7 +216,7 @@ test_ck2_binding(void **state)
 	assert_int_equal(exp, 31000);
 	/* Bound to its initiator only. */
 	assert_int_equal(S_ck2_get(fx->b, "tsp-c", HID1, ck2, &exp), 0);
-	assert_int_equal(S_ho_known(fx->b, HID1), 1);
+	assert_int_equal(S_ho_known(fx->b, HID1), TSPDB_SAME);
 	assert_int_equal(query_int(fx->path_b, "SELECT count(*) FROM handovers"
 	    " WHERE role = 'in' AND state = 'bound' AND peer = 'tsp-a'"), 1);
 

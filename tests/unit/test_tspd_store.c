@@ -425,11 +425,14 @@ test_handover_context(void **state)
 
 	/* TSPB: CK2 bound once, M8 applied once. */
 	memset(ck2, 0xc2, sizeof(ck2));
-	assert_int_equal(S_ho_known(b, HID), 0);
+	assert_int_equal(S_ho_known(b, HID), TSPDB_UNKNOWN);
+	assert_int_equal(S_ho_record(b, HID, NULL, "in", TSPA, "a3", NULL,
+	    7250), 0);
+	assert_int_equal(S_ho_known(b, HID), TSPDB_OK);
 	assert_int_equal(S_ck2_bind(b, TSPA, HID, ck2, 99000, 7300), TSPDB_OK);
 	assert_int_equal(S_ck2_bind(b, TSPA, HID, ck2, 99000, 7300),
 	    TSPDB_REPLAY);
-	assert_int_equal(S_ho_known(b, HID), 1);
+	assert_int_equal(S_ho_known(b, HID), TSPDB_SAME);
 	assert_int_equal(S_ck2_get(b, TSPA, HID, got, &expires), 1);
 	assert_memory_equal(got, ck2, sizeof(ck2));
 	assert_int_equal(expires, 99000);
@@ -440,6 +443,7 @@ test_handover_context(void **state)
 	assert_int_equal(S_m8_apply(b, TSPA, HID, &rd.rd_msg, origin, 7400),
 	    TSPDB_UNKNOWN);
 	tspdb_rd1_free(&rd);
+	assert_int_equal(S_ho_known(b, HID), TSPDB_STALE);
 	assert_int_equal(S_auth_get(b, VIN_A, chip), 1);
 	assert_int_equal(S_keypos(b, fx->fx_fill.tf_chip_id), 2);
 	assert_int_equal(S_telemetry_count(b, VIN_A), 2);

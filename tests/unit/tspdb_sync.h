@@ -229,7 +229,8 @@ S_ho_record(struct tspdb *db, const char *hid, const char *vid,
 	return rq.rq_result == TSPDB_OK ? 0 : -1;
 }
 
-static inline int
+/* The state of a handover's row, as tspdb_ho_known answers it. */
+static inline enum tspdb_result
 S_ho_known(struct tspdb *db, const char *hid)
 {
 	struct tspdb_req	 rq;
@@ -237,8 +238,7 @@ S_ho_known(struct tspdb *db, const char *hid)
 	sync_begin(&rq);
 	tspdb_ho_known(db, hid, &rq);
 	sync_wait(db, &rq);
-	return rq.rq_result == TSPDB_OK ? 1 :
-	    rq.rq_result == TSPDB_UNKNOWN ? 0 : -1;
+	return rq.rq_result;
 }
 
 static inline enum tspdb_result
