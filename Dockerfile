@@ -18,7 +18,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
 	gcc make libc6-dev pkg-config libevent-dev libssl-dev openssl \
 	libsqlite3-dev libprotobuf-c-dev protobuf-c-compiler \
-	libjansson-dev libsystemd-dev \
+	libjansson-dev libsystemd-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -29,7 +29,7 @@ FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
 	libevent-2.1-7 libevent-openssl-2.1-7 libssl3 libsqlite3-0 \
-	libprotobuf-c1 libjansson4 libsystemd0 \
+	libprotobuf-c1 libjansson4 libsystemd0 libpq5 \
  && rm -rf /var/lib/apt/lists/*
 # make install puts the daemons in /usr/sbin and qroamctl in /usr/bin.
 COPY --from=build /out/usr/sbin/ /usr/sbin/
