@@ -366,7 +366,7 @@ auth_reg_loaded(struct tspdb_req *rq)
 		return;
 	at->at_prv = tspd_prv_lookup(env, at->at_m4->vehicle_id,
 	    at->at_reg.r_epoch);
-	if (env->t_auth->ta_stopping ||
+	if (env->t_auth == NULL || env->t_auth->ta_stopping ||
 	    workq_post(env->t_auth->ta_wq, &at->at_task) == -1) {
 		auth_refuse(env, at, QROAM__STATUS_CODE__INTERNAL,
 		    "the TSP is stopping");
@@ -414,6 +414,15 @@ tspd_auth_m4(struct tspd *env, struct conn *c, const struct frame *f)
 		    m4 == NULL ? "malformed M4" : "bad vehicle_id");
 		if (m4 != NULL)
 			qroam__m4__free_unpacked(m4, NULL);
+		return;
+	}
+	if (env->t_auth == NULL || env->t_auth->ta_stopping) {
+		/* An M4 read while the TSP stops: its worker pool is gone. */
+		log_warnx("auth refused vehicle=%s addr=%s reason=the TSP is "
+		    "stopping", m4->vehicle_id, conn_peer_addr(c));
+		conn_send_status(c, f->f_request_id,
+		    QROAM__STATUS_CODE__UNAVAILABLE, "the TSP is stopping");
+		qroam__m4__free_unpacked(m4, NULL);
 		return;
 	}
 	if ((at = auth_task_new(env, c, f, m4)) == NULL) {
