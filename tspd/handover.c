@@ -220,6 +220,8 @@ hout_close(struct hout *h, const char *reason)
 
 	tspd_metric_handover(TSPD_HO_SOURCE, reason != NULL ? "failed" : "ok",
 	    h->ho_started_ms);
+	tspd_horing_add(h->ho_id, h->ho_vid, h->ho_target->tt_id, reason,
+	    h->ho_started_ms);
 	if (reason != NULL) {
 		log_warnx("handover failed id=%s vehicle=%s to=%s state=%s "
 		    "reason=%s", h->ho_id, h->ho_vid, h->ho_target->tt_id,
