@@ -199,6 +199,29 @@ map_signal(evutil_socket_t fd, short ev, void *arg)
 	event_base_loopbreak(arg);
 }
 
+/* ADDR:PORT (or [ADDR]:PORT) with PORT 0..65535 (0: any free one). */
+static int
+map_hostport(const char *s, char *host, size_t len, uint16_t *port)
+{
+	const char	*colon = strrchr(s, ':');
+	uint64_t	 v;
+	size_t		 n;
+
+	if (colon == NULL || conf_uint(colon + 1, 0, 65535, &v) == -1)
+		return -1;
+	n = (size_t)(colon - s);
+	if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+		s++;
+		n -= 2;
+	}
+	if (n == 0 || n >= len)
+		return -1;
+	memcpy(host, s, n);
+	host[n] = '\0';
+	*port = (uint16_t)v;
+	return 0;
+}
+
 /* Listen on addr; print the address (with the port chosen for 0). */
 static int
 map_listen(struct map_server *ms, const char *addr)
@@ -209,7 +232,7 @@ map_listen(struct map_server *ms, const char *addr)
 	char				 host[256];
 	uint16_t			 port;
 
-	if (conf_hostport(addr, host, sizeof(host), &port) == -1)
+	if (map_hostport(addr, host, sizeof(host), &port) == -1)
 		return ctl_usage("map: -l wants ADDR:PORT, not \"%s\"", addr);
 	if ((ms->ms_http = evhttp_new(ms->ms_base)) == NULL)
 		fatalx("evhttp_new");

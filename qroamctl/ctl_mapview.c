@@ -195,6 +195,7 @@ map_counters(const struct map *m, const json_t *vehicles)
 	const struct map_daemon	*md;
 	const json_t		*st, *mt;
 	json_t			*refusals = json_object(), *ho = json_object();
+	json_t			*out;
 	json_int_t		 sessions = 0;
 	size_t			 i;
 
@@ -210,13 +211,15 @@ map_counters(const struct map *m, const json_t *vehicles)
 		    (st = map_snap(md, MV_STATUS)) != NULL)
 			sessions += map_int(st, "sessions");
 	}
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}",
+	out = json_pack("{s:I, s:I, s:I, s:I, s:I, s:o}",
 	    "vehicles", (json_int_t)json_array_size(vehicles),
 	    "sessions", sessions,
 	    "handovers_ok", map_int(ho, "ok"),
 	    "handovers_failed", map_int(ho, "failed"),
 	    "handovers_declined", map_int(ho, "declined"),
 	    "refusals", refusals);
+	json_decref(ho);
+	return out;
 }
 
 json_t *
