@@ -29,7 +29,7 @@
 static const char *const map_paths[MV_COUNT] = {
 	[MV_STATUS] = "/status",
 	[MV_METRICS] = "/metrics",
-	[MV_HANDOVERS] = "/status/handovers",
+	[MV_HANDOVERS] = "/status/handovers_out",
 	[MV_ENDED] = "/status/handovers_ended",
 	[MV_VEHICLES] = "/status/vehicles",
 	[MV_POOLS] = "/status/pools",

@@ -110,7 +110,8 @@ map_vehicles(const struct map *m)
 }
 
 /*
- * The handovers: those in flight as source of each TSP (from, to, state)
+ * The handovers: those in flight as source of each TSP (from, to, state,
+ * from its /status/handovers_out)
  * and those it ended lately (result and reason), from is the TSP.
  */
 static json_t *
@@ -119,16 +120,12 @@ map_handovers(const struct map *m)
 	const struct map_daemon	*md;
 	const json_t		*hs, *h;
 	json_t			*fly = json_array(), *ended = json_array(), *c;
-	json_t			*out = json_string("out");
 	size_t			 i, j;
 
 	for (i = 0; i < m->m_ndaemons; i++) {
 		md = &m->m_daemons[i];
 		if ((hs = map_snap(md, MV_HANDOVERS)) != NULL)
 			json_array_foreach(hs, j, h) {
-				if (!json_equal(json_object_get(h, "role"),
-				    out))
-					continue;
 				c = json_deep_copy(h);
 				json_object_set_new(c, "from",
 				    json_string(md->md_id));
@@ -146,7 +143,6 @@ map_handovers(const struct map *m)
 				json_array_append_new(ended, c);
 			}
 	}
-	json_decref(out);
 	return json_pack("{s:o, s:o}", "in_flight", fly, "ended", ended);
 }
 

@@ -679,3 +679,27 @@ hout_reply(void *arg, const struct frame *f, const char *why)
 		hout_fail(h, "unexpected %s from %s",
 		    frame_type_name(f->f_type), peer);
 }
+
+/* /status/handovers_out: the outgoing handovers in memory, by age. */
+json_t *
+tspd_handover_out_json(struct tspd *env, size_t max)
+{
+	struct hout	*h;
+	json_t		*a;
+	size_t		 n = 0;
+
+	if ((a = json_array()) == NULL || env->t_ho == NULL)
+		return a;
+	TAILQ_FOREACH(h, &env->t_ho->h_out, ho_entry) {
+		if (h->ho_closed)
+			continue;
+		if (n++ >= max)
+			break;
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:I}",
+		    "handover_id", h->ho_id, "vehicle_id", h->ho_vid,
+		    "peer", h->ho_target->tt_id,
+		    "state", hout_state_names[h->ho_state],
+		    "started_ms", (json_int_t)h->ho_started_ms));
+	}
+	return a;
+}

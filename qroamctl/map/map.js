@@ -115,7 +115,7 @@ function drawHandovers(doc, where) {
   }
   for (const h of doc.handovers.in_flight)
     pairs[h.from + ">" + h.to] = {from: h.from, to: h.to, state: "inflight",
-      at: h.created_ms, vid: h.vehicle_id, why: h.state};
+      at: h.started_ms, vid: h.vehicle_id, why: "waiting in " + h.state};
   for (const k in pairs) {
     const p = pairs[k], a = where[p.from], b = where[p.to];
     if (!a || !b) continue;

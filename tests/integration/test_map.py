@@ -1,7 +1,8 @@
 """The live map (`qroamctl map`) on a real deployment on loopback.
 
 - In headless Chromium against a drive A -> B of two vehicles: one polygon
-  per region, one marker per vehicle, the handover arrow turning green,
+  per region, one marker per vehicle, the handover arrow in flight while
+  schedd is stopped (SIGSTOP), then green once it runs again (SIGCONT),
   the QKD link sched/tsp-b turning red once `qroamctl eavesdrop` puts an
   eavesdropper on it; a screenshot is saved (build/test-map/map.png as
   well as in the test's directory).
@@ -15,6 +16,7 @@
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -98,11 +100,21 @@ def test_map_in_browser(tb):
         wait_until(lambda: page_state(br)["polls"] >= 1, timeout=60, what="a first poll")
         st = page_state(br)
         assert sorted(st["regions"]) == ["tsp-a", "tsp-b"], st
-        for v in cars:
-            tb.start_vehicle(v, route=ROUTE_AB, **drive_opts())
-        wait_until(lambda: sorted(x[0] for x in page_state(br)["vehicles"]) == cars,
-                   timeout=60, what="one marker per vehicle")
-        seen = set()
+        # schedd stopped (SIGSTOP): the handovers the TSP starts wait for
+        # its KeyReply, in flight for as long as it takes to see them.
+        tb.signal("sched", signal.SIGSTOP)
+        try:
+            for v in cars:
+                tb.start_vehicle(v, route=ROUTE_AB, **drive_opts())
+            wait_until(lambda: sorted(x[0] for x in page_state(br)["vehicles"]) == cars,
+                       timeout=60, what="one marker per vehicle")
+            wait_until(lambda: ["tsp-a", "tsp-b", "inflight"] in page_state(br)["arrows"],
+                       timeout=120, interval=0.2, what="the handover arrow, in flight")
+            os.makedirs(SHOTS, exist_ok=True)
+            br.screenshot(os.path.join(SHOTS, "map-inflight.png"))
+        finally:
+            tb.signal("sched", signal.SIGCONT)
+        seen = {"inflight"}
 
         def arrow_done():
             st = page_state(br)
