@@ -3,7 +3,7 @@
  * An HTTP server (libevent's evhttp, loopback by default) serving the
  * page's three static files, read once at start from DIR (by default
  * ../share/qroam/map beside the binary, or qroamctl/map in the source
- * tree for a binary in build/bin), and /map.json, built on each request
+ * tree for a binary in build/bin or build/asan/bin), and /map.json, built on each request
  * from what the poller (ctl_mappoll.c) last heard from every daemon.  Only
  * GET (and HEAD) of those four paths: anything else is 405 or 404.  The
  * map is one process that already knows every admin endpoint from
@@ -90,7 +90,7 @@ static int
 map_find_dir(const char *given, char *out, size_t len)
 {
 	static const char *const rel[] = { "../share/qroam/map",
-	    "../../qroamctl/map" };
+	    "../../qroamctl/map", "../../../qroamctl/map" };
 	char		 exe[PATH_MAX], *slash;
 	ssize_t		 n;
 	size_t		 i;

@@ -529,7 +529,9 @@ def start_map(rundir, daemons):
     if not os.path.exists(ctl):
         return None
     addr = map_address()
-    m = Process("map", [ctl, "-f", os.path.join(rundir, "qroamctl.conf"), "map", "-l", addr],
+    page = ["-d", os.path.join(ROOT, "qroamctl", "map")]
+    m = Process("map", [ctl, "-f", os.path.join(rundir, "qroamctl.conf"), "map", "-l", addr] +
+                (page if os.path.isdir(page[1]) else []),
                 os.path.join(rundir, "map.log"), capture=True, echo=show)
     daemons.append(m)
     host, port = addr.rsplit(":", 1)

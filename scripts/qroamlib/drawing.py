@@ -72,7 +72,7 @@ def _vehicles(view, proj, out):
         for j, c in enumerate(v.get("crossings") or []):
             x, y = proj(c["lat"], c["lon"])
             gap = c.get("gap_ms")
-            label = "%.0f ms" % gap if gap is not None else "gap ?"
+            label = "%.1f ms" % gap if gap is not None else "gap ?"
             out.append('<rect class="crossing" x="%.1f" y="%.1f" width="8" height="8" '
                        'transform="rotate(45 %.1f %.1f)" fill="#fff" stroke="%s" '
                        'stroke-width="1.5"><title>%s %s -&gt; %s: %s</title></rect>'

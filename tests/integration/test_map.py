@@ -20,6 +20,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import threading
 
 from harness import BIN, ROOT, testbed, vin, wait_until
@@ -258,3 +259,54 @@ def test_map_server_http(tb):
                    interval=0.5, what="tsp-b up again on the map")
     finally:
         m.stop()
+
+
+def test_testbed_map_linger_and_picture():
+    """`make run LINGER=1`'s testbed: it names the map at the start, keeps
+    the deployment (and the map) up after the drive until SIGINT, then
+    names drive.svg, which holds the regions, every vehicle's route and
+    its crossings."""
+    import xml.etree.ElementTree as ET
+    from qroamlib import layout
+    port = layout.free_port()
+    env = dict(os.environ, LINGER="1", MAP="127.0.0.1:%d" % port, QROAM_BIN=BIN)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "testbed.py")],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                         start_new_session=True)
+    lines = []
+    try:
+        for raw in p.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            lines.append(line)
+            if "LINGER=1: the deployment keeps running" in line:
+                break
+        text = "\n".join(lines)
+        assert "live map on http://127.0.0.1:%d/" % port in text, text[-3000:]
+        assert "LINGER=1" in lines[-1], text[-3000:]
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            s.sendall(b"GET /map.json HTTP/1.0\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        doc = json.loads(data.partition(b"\r\n\r\n")[2])
+        assert len(doc["vehicles"]) == 6 and all(d["up"] for d in doc["daemons"]), doc
+        p.send_signal(signal.SIGINT)
+        rest = p.communicate(timeout=120)[0].decode(errors="replace")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(30)
+    assert p.returncode == 0, rest[-3000:]
+    svg = [l for l in rest.splitlines() if "picture of the drive: " in l]
+    assert svg, rest[-3000:]
+    path = svg[0].split("picture of the drive: ")[1].strip()
+    root = ET.parse(path).getroot()
+    ns = "{http://www.w3.org/2000/svg}"
+    assert sorted(e.get("data-tsp") for e in root.iter(ns + "polygon")) == \
+        ["tsp-a", "tsp-b", "tsp-c"]
+    assert len(list(root.iter(ns + "polyline"))) == 6
+    assert len([e for e in root.iter(ns + "rect") if e.get("class") == "crossing"]) >= 12
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
