@@ -84,6 +84,7 @@ def page_state(br):
         regions: q('polygon.region').map(e => e.dataset.tsp),
         vehicles: q('circle.vehicle').map(e => [e.dataset.vid, e.dataset.state]),
         arrows: q('line.handover').map(e => [e.dataset.from, e.dataset.to, e.dataset.state]),
+        arrow_titles: q('line.handover').map(e => e.textContent),
         links: q('line.link').map(e => [e.dataset.link, e.classList.contains('alarm')]),
         crossings: q('rect.crossing').length};""")
 
@@ -138,6 +139,41 @@ def test_map_in_browser(tb):
         assert os.path.getsize(shot) > 10000
         with open(os.path.join(SHOTS, "map-states.json"), "w") as f:
             json.dump({"arrow_states_seen": sorted(seen), "final": st}, f, indent=1)
+    finally:
+        br.close()
+        m.stop()
+
+
+@testbed(tsps=["tsp-a", "tsp-b"])
+def test_map_failed_handover_in_browser(tb):
+    """schedd stopped for good: the handover waits, then fails (its channel
+    to the scheduler times out, or the handover does); the arrow turns red
+    with the reason on hover, and the vehicle re-authenticates at B."""
+    from browser import Browser
+    start_clouds(tb)
+    car = vin(955)
+    ctl = Ctl(tb, names(tb, car))
+    m = MapServer(tb, ctl)
+    br = Browser(tb.path("logs"), tb.path("chromium"))
+    try:
+        br.get(m.url)
+        wait_until(lambda: page_state(br)["polls"] >= 1, timeout=60, what="a first poll")
+        tb.signal("sched", signal.SIGSTOP)
+        try:
+            tb.start_vehicle(car, route=ROUTE_AB, **drive_opts())
+            wait_until(lambda: ["tsp-a", "tsp-b", "failed"] in page_state(br)["arrows"],
+                       timeout=180, interval=0.2, what="the handover arrow, red")
+        finally:
+            tb.signal("sched", signal.SIGCONT)
+        st = page_state(br)
+        title = st["arrow_titles"][st["arrows"].index(["tsp-a", "tsp-b", "failed"])]
+        reason = tb.query("tsp-a", "SELECT reason FROM handovers WHERE role='out' AND "
+                                   "state='failed'")[0][0]
+        assert reason and reason in title and car in title, (title, reason)
+        os.makedirs(SHOTS, exist_ok=True)
+        br.screenshot(os.path.join(SHOTS, "map-failed.png"))
+        wait_until(lambda: tb.count("tsp-b", "sessions", "vehicle_id=?", (car,)) == 1,
+                   timeout=120, what="%s in session at tsp-b after F3" % car)
     finally:
         br.close()
         m.stop()
