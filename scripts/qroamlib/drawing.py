@@ -119,6 +119,12 @@ def _legend(view, failed, out):
     for i, text in enumerate(lines[:8]):
         out.append('<text x="%d" y="%d" font-size="13" fill="#222">%s</text>'
                    % (PAD, y + 18 * i, escape(text)))
+    for i, v in enumerate(view.get("vehicles", [])[:7]):
+        out.append('<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="3"/>'
+                   '<text x="%d" y="%d" font-size="12" fill="#222">%s</text>'
+                   % (W - 260, y + 18 * i - 4, W - 236, y + 18 * i - 4,
+                      COLOURS[i % len(COLOURS)], W - 228, y + 18 * i,
+                      escape(v.get("vehicle_id", "?"))))
 
 
 def svg(view, title="qroam drive"):
