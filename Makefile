@@ -163,11 +163,13 @@ install uninstall: UNITS = $(patsubst systemd/%.in,%,$(wildcard systemd/*.servic
 install uninstall: MAN8 = $(wildcard $(foreach d,$(DAEMONS) qroamctl,$(d)/$(d).8))
 install uninstall: MAN5 = common/qroam.conf.5
 install uninstall: EXAMPLES = $(wildcard deploy/examples/*.conf)
+# The live map's page (qroamctl map finds it as ../share/qroam/map).
+install uninstall: MAPDIR ?= $(PREFIX)/share/qroam/map
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(DOCDIR)/examples
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(MAPDIR)
 	install -m 755 $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(DESTDIR)$(SBINDIR)
 	if [ -x $(BUILD)/bin/qroamctl ]; then \
 	    install -m 755 $(BUILD)/bin/qroamctl $(DESTDIR)$(BINDIR); fi
@@ -179,6 +181,8 @@ install: all
 	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
 	install -m 644 doc/protocol.md $(DESTDIR)$(DOCDIR)
+	install -m 644 qroamctl/map/index.html qroamctl/map/map.css \
+	    qroamctl/map/map.js $(DESTDIR)$(MAPDIR)
 
 .PHONY: uninstall
 uninstall:
@@ -186,7 +190,7 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5)))
 	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
-	rm -rf $(DESTDIR)$(DOCDIR)
+	rm -rf $(DESTDIR)$(DOCDIR) $(DESTDIR)$(MAPDIR)
 
 clean:
 	rm -rf $(BUILD)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bb84.h"
 #include "metrics.h"
 #include "ops.h"
 
@@ -84,7 +85,8 @@ qkd_ops_free(struct kme *k)
 static json_t *
 qkd_ops_pool_json(struct kme *k, const struct qkd_link *l)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:o}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:f, s:b,"
+	    " s:f, s:I}",
 	    "link", l->l_label,
 	    "sae_a", l->l_a,
 	    "sae_b", l->l_b,
@@ -93,7 +95,11 @@ qkd_ops_pool_json(struct kme *k, const struct qkd_link *l)
 	    "key_bits", (json_int_t)k->k_conf->qc_key_size,
 	    "eavesdropper", l->l_eve > 0.0,
 	    "qber", l->l_has_estimate ? json_real(l->l_est_qber) :
-	    json_real(l->l_qber));
+	    json_real(l->l_qber),
+	    "key_rate_bps", l->l_secret_bps,
+	    "aborting", l->l_aborting != 0,
+	    "qber_max", BB84_QBER_MAX,
+	    "aborts", (json_int_t)l->l_aborts);
 }
 
 /* Order links by label. */

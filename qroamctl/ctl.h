@@ -141,6 +141,9 @@ int	ctl_fill(struct ctl *, int argc, char **argv);
 int	ctl_register(struct ctl *, int argc, char **argv);
 int	ctl_eavesdrop(struct ctl *, int argc, char **argv);
 
+/* ctl_map.c: serve the live map until SIGINT or SIGTERM. */
+int	ctl_map(struct ctl *, int argc, char **argv);
+
 /* qroamctl.c */
 /* A usage error for a command: message and usage on stderr, CTL_USAGE. */
 int	ctl_usage(const char *, ...) __attribute__((format(printf, 1, 2)));

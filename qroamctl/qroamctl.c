@@ -39,7 +39,9 @@ static const char ctl_usage_text[] =
     "  health [NAME ...]        exit 0 if every daemon answers /healthz\n"
     "  fill -s CHIPSTORE [-m N]\n"
     "  register -s CHIPSTORE -V VIN [--rebind]\n"
-    "  eavesdrop LINK on|off\n";
+    "  eavesdrop LINK on|off\n"
+    "  map [-l ADDR:PORT] [-d DIR]  serve the live map (default "
+    "127.0.0.1:8470)\n";
 
 int
 ctl_usage(const char *fmt, ...)
@@ -91,6 +93,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "fill", ctl_fill, 1, 1 },
 	{ "register", ctl_register, 1, 1 },
 	{ "eavesdrop", ctl_eavesdrop, 0, 1 },
+	{ "map", ctl_map, 1, 0 },
 	{ NULL, NULL, 0, 0 },
 };
 

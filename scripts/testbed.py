@@ -22,6 +22,17 @@ TSP's first answer to a message sent at or after it) over all crossings
 and for each way of entry in `gap_by_entry`, and the run directory.  With V=1 in the
 environment (`make run V=1`) every daemon line is printed as it comes.
 
+The live map (`qroamctl map`) runs beside the clouds: its address is
+printed at the start (MAP=ADDR:PORT chooses it; default 127.0.0.1:8470,
+or a free port when that one is taken).  After the drive the testbed
+writes drive.svg into the run directory, a picture of the map's last view
+(regions, each vehicle's route, its crossings with their gaps, failed
+handovers), and names it at the end.  With LINGER=1 (`make run LINGER=1`)
+the deployment keeps running after the drive until Ctrl-C, so that a
+person can watch the map and switch an eavesdropper on with
+`qroamctl eavesdrop`; the summary and the exit status are those of the
+drive.
+
 Exit status 0 when everything ran, 1 when a daemon died or logged an
 error, a vehicle counted an error or did not finish its drive, or a
 crossing needed re-authentication after a handover.  Interrupted (Ctrl-C,
@@ -49,7 +60,7 @@ import subprocess
 import sys
 import time
 
-from qroamlib import layout, pgcluster, stores
+from qroamlib import drawing, layout, pgcluster, stores
 from qroamlib.admin import http_get, parse_metrics
 from qroamlib.proc import PROBLEM_RX, Console, Process, emit, stamp
 
@@ -61,6 +72,10 @@ LIMIT = float(os.environ.get("QROAM_RUN_SECONDS", "90"))
 VERBOSE = os.environ.get("V", "") not in ("", "0")
 # INSTANCES=N: each region as N tspd on PostgreSQL behind HAProxy.
 INSTANCES = int(os.environ.get("INSTANCES", "1") or "1")
+# LINGER=1: the deployment stays up after the drive until Ctrl-C.
+LINGER = os.environ.get("LINGER", "") not in ("", "0")
+# MAP=ADDR:PORT: where the live map listens.
+MAP = os.environ.get("MAP", "")
 
 TSPS = ("tsp-a", "tsp-b", "tsp-c")
 PG_STORES = {}          # tsp: database URI, with INSTANCES > 1
@@ -493,6 +508,78 @@ def operations_report(rundir):
     return m
 
 
+# ---- the live map -----------------------------------------------------------
+
+def map_address():
+    """MAP, else 127.0.0.1:8470 when free, else a free port."""
+    if MAP:
+        return MAP
+    import socket
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 8470))
+            return "127.0.0.1:8470"
+        except OSError:
+            return "127.0.0.1:%d" % layout.free_port()
+
+
+def start_map(rundir, daemons):
+    """qroamctl map on the testbed's qroamctl.conf; its URL, or None."""
+    ctl = os.path.join(BIN, "qroamctl")
+    if not os.path.exists(ctl):
+        return None
+    addr = map_address()
+    page = ["-d", os.path.join(ROOT, "qroamctl", "map")]
+    m = Process("map", [ctl, "-f", os.path.join(rundir, "qroamctl.conf"), "map", "-l", addr] +
+                (page if os.path.isdir(page[1]) else []),
+                os.path.join(rundir, "map.log"), capture=True, echo=show)
+    daemons.append(m)
+    host, port = addr.rsplit(":", 1)
+    if not m.wait_listening([int(port)], 10):
+        say("problem: the map did not listen on %s" % addr)
+        return None
+    url = "http://%s/" % addr
+    say("live map on %s (open it in a browser; it updates every second)" % url)
+    return url
+
+
+def map_view(url):
+    """The map's /map.json now, or None."""
+    if url is None:
+        return None
+    host, port = url.split("//")[1].rstrip("/").rsplit(":", 1)
+    try:
+        code, body = http_get(int(port), "/map.json", host=host)
+        return json.loads(body) if code == 200 else None
+    except (OSError, ValueError):
+        return None
+
+
+def picture(rundir, url):
+    """drive.svg (and drive.json, the view it shows) in rundir; its path."""
+    view = map_view(url)
+    if view is None:
+        return None
+    with open(os.path.join(rundir, "drive.json"), "w") as f:
+        json.dump(view, f, indent=1)
+    path = os.path.join(rundir, "drive.svg")
+    drawing.write(path, view, "qroam drive %s" % os.path.basename(rundir))
+    return path
+
+
+def linger(rundir, url):
+    """LINGER=1: keep everything running until a signal."""
+    conf = os.path.join(rundir, "qroamctl.conf")
+    say("LINGER=1: the deployment keeps running; map on %s; switch an eavesdropper "
+        "with: %s -f %s eavesdrop sched/tsp-a on; Ctrl-C ends it"
+        % (url, os.path.join(BIN, "qroamctl"), conf))
+    try:
+        while True:
+            time.sleep(3600)
+    except Interrupted:
+        pass
+
+
 def drive(rundir, daemons, vehicles):
     """Start the vehicles (into vehicles) and wait until their drive is
     over."""
@@ -529,6 +616,7 @@ def main():
         signal.signal(sig, interrupt)
     rundir = os.path.join(ROOT, "run", time.strftime("%Y%m%d-%H%M%S"))
     daemons, vehicles, failed, metrics, stopped = [], [], None, {}, None
+    svg = None
     cluster = None
     try:
         if INSTANCES > 1:
@@ -544,8 +632,12 @@ def main():
                                     "" if VERBOSE else " (V=1 shows every line)"))
         failed = start_all(rundir, plan, daemons)
         if failed is None:
+            url = start_map(rundir, daemons)
             drive(rundir, daemons, vehicles)
             metrics = operations_report(rundir)
+            svg = picture(rundir, url)
+            if LINGER:
+                linger(rundir, url)
     except Interrupted as e:
         stopped = e.signum
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -573,6 +665,8 @@ def main():
             "are in %s" % rundir)
         return 128 + stopped
     say("the logs, stores and configurations are in %s" % rundir)
+    if svg:
+        say("picture of the drive: %s" % svg)
     bad = summary["errors"] > 0 or died or summary["reauth_after_handover"] > 0
     return 1 if bad else 0
 

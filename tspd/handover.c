@@ -220,6 +220,8 @@ hout_close(struct hout *h, const char *reason)
 
 	tspd_metric_handover(TSPD_HO_SOURCE, reason != NULL ? "failed" : "ok",
 	    h->ho_started_ms);
+	tspd_horing_add(h->ho_id, h->ho_vid, h->ho_target->tt_id, reason,
+	    h->ho_started_ms);
 	if (reason != NULL) {
 		log_warnx("handover failed id=%s vehicle=%s to=%s state=%s "
 		    "reason=%s", h->ho_id, h->ho_vid, h->ho_target->tt_id,
@@ -676,4 +678,28 @@ hout_reply(void *arg, const struct frame *f, const char *why)
 	else
 		hout_fail(h, "unexpected %s from %s",
 		    frame_type_name(f->f_type), peer);
+}
+
+/* /status/handovers_out: the outgoing handovers in memory, by age. */
+json_t *
+tspd_handover_out_json(struct tspd *env, size_t max)
+{
+	struct hout	*h;
+	json_t		*a;
+	size_t		 n = 0;
+
+	if ((a = json_array()) == NULL || env->t_ho == NULL)
+		return a;
+	TAILQ_FOREACH(h, &env->t_ho->h_out, ho_entry) {
+		if (h->ho_closed)
+			continue;
+		if (n++ >= max)
+			break;
+		json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:s, s:I}",
+		    "handover_id", h->ho_id, "vehicle_id", h->ho_vid,
+		    "peer", h->ho_target->tt_id,
+		    "state", hout_state_names[h->ho_state],
+		    "started_ms", (json_int_t)h->ho_started_ms));
+	}
+	return a;
 }

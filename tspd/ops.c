@@ -149,9 +149,12 @@ tspd_status(void *arg, const char *what, json_t *obj)
 {
 	json_t	*v;
 
-	(void)arg;
 	if (what == NULL)
 		return tspd_status_summary(obj);
+	if (strcmp(what, "handovers_ended") == 0)
+		return tspd_horing_json();
+	if (strcmp(what, "handovers_out") == 0)
+		return tspd_handover_out_json(arg, TSPD_STATUS_MAX);
 	v = view.v_view;
 	view.v_view = NULL;
 	return v;
@@ -183,6 +186,11 @@ tspd_prepare(void *arg, const char *what, struct admin_wait *w)
 	struct ops_wait	*ow;
 	uint64_t	 now = store_now_ms();
 
+	if (what != NULL && (strcmp(what, "handovers_ended") == 0 ||
+	    strcmp(what, "handovers_out") == 0)) {
+		admin_prepared(w);	/* in memory: nothing to ask the store */
+		return;
+	}
 	if (env->t_db == NULL || (what != NULL &&
 	    strcmp(what, "metrics") != 0 && strcmp(what, "sessions") != 0 &&
 	    strcmp(what, "vehicles") != 0 && strcmp(what, "handovers") != 0) ||

@@ -154,6 +154,15 @@ void	tspd_metric_handover(enum tspd_ho_role, const char *result,
 	    uint64_t started_ms);
 /* n telemetry records from vehicles were committed. */
 void	tspd_metric_telemetry(size_t n);
+/*
+ * horing.c: an outgoing handover ended (reason NULL: done); the last ones
+ * as the JSON array of /status/handovers_ended, oldest first.
+ */
+void	tspd_horing_add(const char *hid, const char *vid, const char *to,
+	    const char *reason, uint64_t started_ms);
+json_t	*tspd_horing_json(void);
+/* handover.c: the outgoing handovers under way (at most max), from memory. */
+json_t	*tspd_handover_out_json(struct tspd *, size_t max);
 
 /* Run the loop until the store answered every request; 2 s at most. */
 void	tspd_store_drain(struct tspd *);

@@ -9,12 +9,16 @@
 
 #include "client.h"
 #include "fleet.h"
+#include "handover.h"
 #include "log.h"
 #include "metrics.h"
 #include "ops.h"
 #include "vmetrics.h"
 
 #define VOPS_STATUS_MAX	1000	/* entries of a /status list at most */
+#define VOPS_TRACE	24	/* points of a vehicle's route trace */
+#define VOPS_WALK	256	/* steps of the walk that finds the crossings */
+#define VOPS_CROSSMAX	32	/* crossings shown at most */
 
 /* Unused keys on c's chip, or -1 when unknown (no chip, store error). */
 static int64_t
@@ -62,6 +66,101 @@ vops_opt_string(const char *s)
 	return s[0] != '\0' ? json_string(s) : json_null();
 }
 
+/*
+ * What a map shows of the vehicle's state: the client's, told apart where
+ * a person watching cares (a first F3 or one after a crossing, a session
+ * with a TSP that already holds our context for the next region).
+ */
+static const char *
+vops_map_state(const struct vclient *c)
+{
+	const struct vho	*ho = c->vc_ho_arg;
+
+	switch (c->vc_state) {
+	case VC_AUTH:
+		return client_stats(c)->vs_crossings > 0 ? "reauthenticating" :
+		    "authenticating";
+	case VC_SESSION:
+		return ho != NULL && vho_prepared(ho) ? "handover_prepared" :
+		    "session";
+	default:
+		return client_state_name(c->vc_state);
+	}
+}
+
+/*
+ * The crossings of the route driven so far between from and now (sim
+ * seconds), found by walking it in VOPS_WALK steps with the TSP choice of
+ * route_tsp_at(), each with the service gap vehicled measured for it (the
+ * n-th crossing, the n-th gap; null while none was measured).
+ */
+static json_t *
+vops_crossings(const struct vclient *c, double from, double now)
+{
+	const struct vho	*ho = c->vc_ho_arg;
+	const struct topo_tsp	*cur = NULL, *t;
+	struct route_pos	 rp;
+	json_t			*a;
+	size_t			 n = 0;
+	int			 i;
+
+	if ((a = json_array()) == NULL)
+		return NULL;
+	for (i = 0; i < VOPS_WALK && n < VOPS_CROSSMAX; i++) {
+		route_at(c->vc_route, from + (now - from) * i / (VOPS_WALK - 1),
+		    &rp);
+		t = route_tsp_at(c->vc_topo, rp.rp_point,
+		    cur != NULL ? cur->tt_id : NULL, NULL);
+		if (t == NULL || t == cur)
+			continue;
+		if (cur != NULL) {
+			json_array_append_new(a, json_pack("{s:f, s:f, s:s, s:s,"
+			    " s:o}", "lat", rp.rp_point.gp_lat, "lon",
+			    rp.rp_point.gp_lon, "from", cur->tt_id, "to",
+			    t->tt_id, "gap_ms", ho != NULL && n < ho->ho_ngaps ?
+			    json_real(ho->ho_gaps[n]) : json_null()));
+			n++;
+		}
+		cur = t;
+	}
+	return a;
+}
+
+/*
+ * The position (lat, lon, heading) and the route trace: VOPS_TRACE points
+ * evenly spaced in time from where the vehicle started to where it is now,
+ * computed from the route and the trip clock, so nothing is kept.
+ */
+static void
+vops_position(const struct vclient *c, json_t *obj)
+{
+	struct route_pos	 rp, tp;
+	json_t			*trace;
+	double			 from, now;
+	int			 i;
+
+	json_object_set_new(obj, "state", json_string(vops_map_state(c)));
+	if (c->vc_route == NULL)
+		return;
+	client_position(c, &rp);
+	json_object_set_new(obj, "lat", json_real(rp.rp_point.gp_lat));
+	json_object_set_new(obj, "lon", json_real(rp.rp_point.gp_lon));
+	json_object_set_new(obj, "heading", json_real(rp.rp_heading));
+	if ((trace = json_array()) == NULL)
+		return;
+	from = (double)c->vc_offset_ms / 1000.0;
+	now = route_sim_seconds(c->vc_route,
+	    (double)(client_now_ms() - c->vc_start_ms)) + from;
+	for (i = 0; i < VOPS_TRACE; i++) {
+		route_at(c->vc_route, from + (now - from) * i /
+		    (VOPS_TRACE - 1), &tp);
+		json_array_append_new(trace, json_pack("[f, f]",
+		    tp.rp_point.gp_lat, tp.rp_point.gp_lon));
+	}
+	json_object_set_new(obj, "trace", trace);
+	json_object_set_new(obj, "crossings", vops_crossings(c, from, now));
+}
+
 /* The status fields of one vehicle, added to obj. */
 static json_t *
 vops_vehicle(const struct vclient *c, json_t *obj)
@@ -93,6 +192,9 @@ vops_vehicle(const struct vclient *c, json_t *obj)
 	    json_integer((json_int_t)vs->vs_dropped));
 	json_object_set_new(obj, "unstored",
 	    json_integer((json_int_t)vrecq_len(&c->vc_recs)));
+	json_object_set_new(obj, "crossed",
+	    json_integer((json_int_t)vs->vs_crossings));
+	vops_position(c, obj);
 	return obj;
 }
 

@@ -222,8 +222,11 @@ def test_qkd_reload_status_and_metrics(tb):
     assert [p["link"] for p in pl] == ["sched/tsp-a", "sched/tsp-b"], pl
     assert pl[0] == {"link": "sched/tsp-a", "sae_a": "sched", "sae_b": "tsp-a",
                      "keys": 20, "capacity": 20, "key_bits": 256,
-                     "eavesdropper": False, "qber": pl[0]["qber"]}, pl
+                     "eavesdropper": False, "qber": pl[0]["qber"],
+                     "key_rate_bps": pl[0]["key_rate_bps"], "aborting": False,
+                     "qber_max": 0.11, "aborts": 0}, pl
     assert 0.0 <= pl[0]["qber"] < 0.05, pl
+    assert pl[0]["key_rate_bps"] >= 0.0, pl
 
     # Reload: stop sched/tsp-a's production, put Eve on sched/tsp-b, allow
     # fewer keys per request.  The pools keep their keys.
