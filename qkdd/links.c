@@ -67,7 +67,13 @@ qkd_qubit_rate(double rate, double qber)
 	return rate / (0.5 * (1.0 - QKD_SAMPLE_FRACTION) * f);
 }
 
-/* Apply an operator's change; a new rate re-derives the qubit rate. */
+/*
+ * Apply a change, from the operator or the configuration, with one meaning
+ * whichever path it takes: `rate` is the secret rate at the base QBER, so a
+ * new base QBER re-derives the qubit rate of a fixed-rate link and the
+ * secret rate of a fibre link, whose qubit rate the fibre fixes.  A rate
+ * given makes the link a fixed-rate one.
+ */
 void
 qkd_link_set(struct qkd_link *l, double eve, double qber, double rate)
 {
@@ -76,9 +82,15 @@ qkd_link_set(struct qkd_link *l, double eve, double qber, double rate)
 	if (qber >= 0.0)
 		l->l_qber = qber;
 	if (rate >= 0.0) {
+		l->l_fibre = 0;
 		l->l_rate = rate;
-		l->l_qubit_rate = qkd_qubit_rate(rate, l->l_qber);
 	}
+	if (l->l_fibre)
+		l->l_rate = l->l_qubit_rate * 0.5 *
+		    (1.0 - QKD_SAMPLE_FRACTION) *
+		    bb84_secret_fraction(l->l_qber);
+	else if (rate >= 0.0 || qber >= 0.0)
+		l->l_qubit_rate = qkd_qubit_rate(l->l_rate, l->l_qber);
 }
 
 /* Open the tick's transaction on first use; 0 or -1. */
@@ -287,11 +299,10 @@ static void
 qkd_link_rate(struct qkd_link *l, const struct qkdd_link_conf *lc)
 {
 	if (lc->lc_fibre) {
+		l->l_fibre = 1;
 		l->l_qubit_rate = qkd_fibre_qubit_rate(lc->lc_fibre_km,
 		    lc->lc_loss);
-		l->l_rate = l->l_qubit_rate * 0.5 *
-		    (1.0 - QKD_SAMPLE_FRACTION) *
-		    bb84_secret_fraction(l->l_qber);
+		qkd_link_set(l, -1.0, -1.0, -1.0);
 	} else
 		qkd_link_set(l, -1.0, -1.0, lc->lc_rate);
 }

@@ -31,6 +31,7 @@ struct qkd_link {
 	double		 l_eve;			/* intercepted fraction */
 	unsigned	 l_pool;		/* pool size in keys */
 	double		 l_qubit_rate;		/* qubits/s reaching Bob */
+	int		 l_fibre;		/* qubit rate from a fibre */
 	double		 l_qubit_carry;		/* fractional qubits */
 	double		 l_bit_credit;		/* fractional secret bits */
 	uint8_t		 l_pending[QKD_KEYMAX];	/* secret bytes not yet a key */

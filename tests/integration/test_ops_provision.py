@@ -306,3 +306,47 @@ def test_qkd_reload_status_and_metrics(tb):
     assert metric(m, "qroam_refusals_total", reason="tls_handshake") == before + 1
     no_secrets(tb, "qkd", ["pools"])
     assert json.dumps(tb.status("qkd", "pools")).count("key_ID") == 0
+
+
+def test_qkd_settings_mean_the_same_by_admin_and_reload(tb):
+    """A link's settings set through the admin API and through the
+    configuration and SIGHUP give the same link: the rate is the secret
+    rate at the base QBER on both paths, and a fibre link's qubit rate is
+    the fibre's whichever path changes its base QBER."""
+    tb.start_qkd(links=["sched tsp-a pool 10", "tsp-b sched pool 10",
+                        "tsp-c sched pool 10 fibre 25"])
+    fields = ("rate", "qubit_rate", "qber_base", "eavesdropper")
+
+    def view(a, b):
+        st, js = call(tb, "operator", "GET", "/admin/v1/links/%s/%s" % (a, b))
+        assert st == 200, (st, js)
+        return {k: round(js[k], 6) for k in fields}
+
+    fibre_before = view("sched", "tsp-c")
+    for change in ({"qber": 0.05}, {"rate": 30000}, {"eavesdropper": 0.2},
+                   {"qber": 0.02, "rate": 80000}):
+        st, js = call(tb, "operator", "POST", "/admin/v1/links/sched/tsp-a", change)
+        assert st == 200, (st, js)
+        # The same settings by configuration and reload on the twin link.
+        a = view("sched", "tsp-a")
+        conf = "tsp-b sched pool 10 rate %g qber %g eavesdropper %g" % (
+            a["rate"], a["qber_base"], a["eavesdropper"])
+        set_conf(tb, "qkd", link=["sched tsp-a pool 10", conf,
+                                  "tsp-c sched pool 10 fibre 25"])
+        reload(tb, "qkd")
+        assert view("sched", "tsp-b") == a, (change, view("sched", "tsp-b"), a)
+
+    # A fibre link: a new base QBER keeps the fibre's qubit rate and lowers
+    # the secret rate, by admin as by reload.
+    st, js = call(tb, "operator", "POST", "/admin/v1/links/sched/tsp-c", {"qber": 0.05})
+    assert st == 200, (st, js)
+    by_admin = view("sched", "tsp-c")
+    assert by_admin["qubit_rate"] == fibre_before["qubit_rate"], (by_admin, fibre_before)
+    assert by_admin["rate"] < fibre_before["rate"], (by_admin, fibre_before)
+    set_conf(tb, "qkd", link=["sched tsp-a pool 10", conf,
+                              "tsp-c sched pool 10 fibre 25 qber 0.01"])
+    reload(tb, "qkd")
+    set_conf(tb, "qkd", link=["sched tsp-a pool 10", conf,
+                              "tsp-c sched pool 10 fibre 25 qber 0.05"])
+    reload(tb, "qkd")
+    assert view("sched", "tsp-c") == by_admin, (view("sched", "tsp-c"), by_admin)
