@@ -51,7 +51,7 @@ qb_cost_m4(struct qb_cost *c)
 {
 	Qroam__AuthInner	*in;
 
-	if ((in = msg_m4_open(c->c_key, c->c_ct, c->c_ctlen)) == NULL)
+	if ((in = msg_m4_open(c->c_key, c->c_ct, c->c_ctlen, NULL)) == NULL)
 		return -1;
 	qroam__auth_inner__free_unpacked(in, NULL);
 	return 0;

@@ -127,26 +127,39 @@ msg_m4_seal(EVP_PKEY *pbv, const char *chip_id, const char *tsp_id,
 	return rc;
 }
 
-/* Decrypt with Prv and decode strictly: unknown fields or a bad nonce fail. */
+/*
+ * Decrypt with Prv and decode strictly: unknown fields or a bad nonce fail,
+ * with *why (when why is not NULL) saying which.
+ */
 Qroam__AuthInner *
-msg_m4_open(EVP_PKEY *prv, const uint8_t *ct, size_t ctlen)
+msg_m4_open(EVP_PKEY *prv, const uint8_t *ct, size_t ctlen, const char **why)
 {
 	Qroam__AuthInner	*in;
 	uint8_t			*pt;
 	size_t			 ptlen;
+	const char		*dummy;
 
+	if (why == NULL)
+		why = &dummy;
+	*why = "does not decrypt";
 	if (prv == NULL || ct == NULL ||
 	    crypto_oaep_decrypt(prv, ct, ctlen, &pt, &ptlen) == -1)
 		return NULL;
 	in = qroam__auth_inner__unpack(NULL, ptlen, pt);
 	msg_free_secret(pt, ptlen);
-	if (in == NULL)
+	if (in == NULL) {
+		*why = "decrypts but is no AuthInner";
 		return NULL;
+	}
 	if (in->nonce.len != MSG_AUTH_NONCELEN ||
 	    in->base.n_unknown_fields > 0) {
+		*why = in->nonce.len != MSG_AUTH_NONCELEN ?
+		    "AuthInner nonce is not 16 bytes" :
+		    "AuthInner has unknown fields";
 		qroam__auth_inner__free_unpacked(in, NULL);
 		return NULL;
 	}
+	*why = NULL;
 	return in;
 }
 

@@ -38,7 +38,8 @@ int	msg_m4_seal(EVP_PKEY *pbv, const char *chip_id, const char *tsp_id,
 	    uint8_t **ct, size_t *ctlen);
 /* TSP: decrypt and decode; NULL if it does not decrypt or decode, or the
  * nonce is not 16 bytes.  Free with qroam__auth_inner__free_unpacked. */
-Qroam__AuthInner *msg_m4_open(EVP_PKEY *prv, const uint8_t *ct, size_t ctlen);
+Qroam__AuthInner *msg_m4_open(EVP_PKEY *prv, const uint8_t *ct, size_t ctlen,
+    const char **why);
 /* Text signed in AuthResult: qroam/1|AUTH-OK|vid|tsp|hex(nonce). */
 int	msg_auth_text(char *buf, size_t len, const char *vid, const char *tsp_id,
 	    const uint8_t nonce[MSG_AUTH_NONCELEN]);

@@ -203,11 +203,9 @@ auth_verify(struct auth_task *at)
 		at->at_decoded = 1;
 	}
 	at->at_inner = msg_m4_open(at->at_prv, at->at_m4->ct.data,
-	    at->at_m4->ct.len);
-	if ((in = at->at_inner) == NULL) {
-		at->at_reason = "does not decrypt";
+	    at->at_m4->ct.len, &at->at_reason);
+	if ((in = at->at_inner) == NULL)
 		return QROAM__STATUS_CODE__AUTH_FAILED;
-	}
 	if (strcmp(in->chip_id, at->at_reg.r_chip_id) != 0) {
 		at->at_reason = "chip_id mismatch";
 		return QROAM__STATUS_CODE__AUTH_FAILED;

@@ -189,7 +189,7 @@ test_m4_roundtrip(void **state)
 	assert_int_equal(msg_m4_seal(pbv_a, chip, TSP, nonce, 1700000000123ULL,
 	    &ct, &ctlen), 0);
 	assert_int_equal(ctlen, 256);
-	in = msg_m4_open(prv_a, ct, ctlen);
+	in = msg_m4_open(prv_a, ct, ctlen, NULL);
 	assert_non_null(in);
 	assert_string_equal(in->chip_id, chip);
 	assert_string_equal(in->tsp_id, TSP);
@@ -199,13 +199,13 @@ test_m4_roundtrip(void **state)
 	qroam__auth_inner__free_unpacked(in, NULL);
 
 	/* Another vehicle's key, the public key, tampering, truncation. */
-	assert_null(msg_m4_open(prv_b, ct, ctlen));
-	assert_null(msg_m4_open(pbv_a, ct, ctlen));
+	assert_null(msg_m4_open(prv_b, ct, ctlen, NULL));
+	assert_null(msg_m4_open(pbv_a, ct, ctlen, NULL));
 	ct[17] ^= 0x20;
-	assert_null(msg_m4_open(prv_a, ct, ctlen));
+	assert_null(msg_m4_open(prv_a, ct, ctlen, NULL));
 	ct[17] ^= 0x20;
-	assert_null(msg_m4_open(prv_a, ct, ctlen - 1));
-	assert_null(msg_m4_open(prv_a, NULL, ctlen));
+	assert_null(msg_m4_open(prv_a, ct, ctlen - 1, NULL));
+	assert_null(msg_m4_open(prv_a, NULL, ctlen, NULL));
 	free(ct);
 	assert_int_equal(msg_m4_seal(NULL, chip, TSP, nonce, 1, &ct, &ctlen),
 	    -1);
@@ -239,25 +239,42 @@ test_m4_bad_inner(void **state)
 
 	(void)state;
 	ct = m4_with_nonce_len(16, &ctlen);
-	in = msg_m4_open(prv_a, ct, ctlen);
+	in = msg_m4_open(prv_a, ct, ctlen, NULL);
 	assert_non_null(in);
 	qroam__auth_inner__free_unpacked(in, NULL);
 	free(ct);
 
-	ct = m4_with_nonce_len(15, &ctlen);
-	assert_null(msg_m4_open(prv_a, ct, ctlen));
-	free(ct);
-	ct = m4_with_nonce_len(17, &ctlen);
-	assert_null(msg_m4_open(prv_a, ct, ctlen));
-	free(ct);
+	/* Each refusal says why: the nonce, not the decryption, is wrong. */
+	for (size_t i = 0; i < 3; i++) {
+		const size_t	 lens[] = { 15, 17, 8 };
+		const char	*why = NULL;
+
+		ct = m4_with_nonce_len(lens[i], &ctlen);
+		assert_null(msg_m4_open(prv_a, ct, ctlen, &why));
+		assert_string_equal(why, "AuthInner nonce is not 16 bytes");
+		free(ct);
+	}
 	ct = m4_with_nonce_len(0, &ctlen);
-	assert_null(msg_m4_open(prv_a, ct, ctlen));
+	assert_null(msg_m4_open(prv_a, ct, ctlen, NULL));
 	free(ct);
+	{
+		const char	*why = NULL;
+
+		ct = m4_with_nonce_len(16, &ctlen);
+		assert_null(msg_m4_open(prv_b, ct, ctlen, &why));
+		assert_string_equal(why, "does not decrypt");
+		free(ct);
+	}
 
 	/* Decrypts, but is no AuthInner. */
 	assert_int_equal(crypto_oaep_encrypt(pbv_a, "\xff\xff\xff", 3, &ct,
 	    &ctlen), 0);
-	assert_null(msg_m4_open(prv_a, ct, ctlen));
+	{
+		const char	*why = NULL;
+
+		assert_null(msg_m4_open(prv_a, ct, ctlen, &why));
+		assert_string_equal(why, "decrypts but is no AuthInner");
+	}
 	free(ct);
 }
 
