@@ -68,6 +68,7 @@ struct qkd_http {
 	struct qkd_http_queue	 h_group;	/* in the open group */
 	struct qkd_http_queue	 h_durable;	/* settled, until durable */
 	struct event		*h_flush;
+	int			 h_ops;		/* its metrics set up */
 };
 
 /*
@@ -375,6 +376,12 @@ qkd_http_new(struct event_base *base, SSL_CTX *tls, const char *host,
 		return NULL;
 	h->h_tls = tls;
 	h->h_kme = k;
+	/*
+	 * The metrics the handlers count in exist before anything listens,
+	 * and as long as the server: no request can reach them unset.
+	 */
+	qkd_ops_init(k);
+	h->h_ops = 1;
 	TAILQ_INIT(&h->h_group);
 	TAILQ_INIT(&h->h_durable);
 	if ((h->h_flush = event_new(base, -1, 0, qkd_http_flush_cb, h)) == NULL ||
@@ -426,5 +433,7 @@ qkd_http_free(struct qkd_http *h)
 		evhttp_free(h->h_http);
 	if (h->h_flush != NULL)
 		event_free(h->h_flush);
+	if (h->h_ops)
+		qkd_ops_free(h->h_kme);
 	free(h);
 }

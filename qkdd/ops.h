@@ -12,7 +12,10 @@
 
 #include "kme.h"
 
-/* Register the metrics and the pool gauges' collector over k. */
+/*
+ * Register the metrics and the pool gauges' collector over k.  qkd_http_new
+ * calls it before it listens, so no request reaches the metrics unset.
+ */
 void	qkd_ops_init(struct kme *);
 /* Remove the collector (before k goes away). */
 void	qkd_ops_free(struct kme *);

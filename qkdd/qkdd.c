@@ -75,7 +75,6 @@ qkdd_start(void *env, struct event_base *base)
 	if ((q->q_kme.k_links = qkd_links_new(base, &q->q_conf,
 	    pool)) == NULL)
 		fatalx("cannot start the QKD links");
-	qkd_ops_init(&q->q_kme);
 	if ((q->q_http = qkd_http_new(base, q->q_srv, q->q_topo.t_qkd.ep_host,
 	    q->q_topo.t_qkd.ep_port, &q->q_kme)) == NULL)
 		return NULL;
@@ -131,7 +130,6 @@ qkdd_free(void *env)
 
 	qkd_http_free(q->q_http);
 	q->q_http = NULL;
-	qkd_ops_free(&q->q_kme);
 	qkd_links_free(q->q_kme.k_links);
 	qkd_pool_close(q->q_kme.k_pool);
 	SSL_CTX_free(q->q_srv);

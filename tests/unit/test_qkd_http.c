@@ -202,7 +202,7 @@ setup(void **state)
 	/* No tick commits anything behind the test's back. */
 	fx->kme.k_links = qkd_links_new(fx->idle, &fx->conf, pool);
 	assert_non_null(fx->kme.k_links);
-	qkd_ops_init(&fx->kme);
+	/* qkd_http_new sets up the metrics its handlers count in. */
 	fx->srv = tu_tls_ctx(pkidir, "qkd", 1);
 	fx->cli[0] = tu_tls_ctx(pkidir, "sched", 0);
 	fx->cli[1] = tu_tls_ctx(pkidir, "tsp-a", 0);
@@ -230,7 +230,6 @@ teardown(void **state)
 	pthread_mutex_unlock(&gate_lock);
 	qkd_http_free(fx->http);
 	fx->http = NULL;
-	qkd_ops_free(&fx->kme);
 	qkd_links_free(fx->kme.k_links);
 	qkd_pool_close(fx->kme.k_pool);
 	SSL_CTX_free(fx->srv);
