@@ -229,7 +229,7 @@ ks_advance(struct keystream *ks, int64_t from, uint8_t k[KS_KEYLEN],
 	ks->ks_n = to;
 }
 
-/* The first step: from the checkpoint if it is not ahead of the clock, else from K0. */
+/* The first step: from the checkpoint if not ahead of the clock, else K0. */
 static void
 ks_first_step(struct keystream *ks, int64_t target)
 {
@@ -372,7 +372,7 @@ ks_read_tc(const uint8_t *in)
 	return tc > (uint64_t)INT64_MAX ? -1 : (int64_t)tc;
 }
 
-/* The key and nonce set for Tc at the current step, or the reason there is none. */
+/* The key and nonce set for Tc at the current step, or why there is none. */
 static const char *
 ks_key_for(struct keystream *ks, int64_t tc, const uint8_t **key,
     struct ks_seen **seen)

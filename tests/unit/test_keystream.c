@@ -558,7 +558,7 @@ test_clock_backwards(void **state)
 	keystream_free(s);
 }
 
-/* After two steps a message of the old step no longer opens: its key is gone. */
+/* Two steps on, a message of the old step no longer opens: its key is gone. */
 static void
 test_old_keys_erased(void **state)
 {
