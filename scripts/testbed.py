@@ -60,7 +60,7 @@ import subprocess
 import sys
 import time
 
-from qroamlib import drawing, layout, pgcluster, stores
+from qroamlib import drawing, haproxy, layout, pgcluster, stores
 from qroamlib.admin import http_get, parse_metrics
 from qroamlib.proc import PROBLEM_RX, Console, Process, emit, stamp
 
@@ -195,16 +195,8 @@ def region_instances(rundir, plan, ports, admins, tsps, pg, n):
                         "listen provision 127.0.0.1:%d" % lp]) + "\n")
             new[inst] = ("tspd", [lv, lp, admins[inst]])
         front = {"vehicle": ports[name], "provision": ports[name + "/provision"]}
-        lines = ["global", "    maxconn 4000", "defaults", "    mode tcp",
-                 "    timeout connect 2s", "    timeout client 1h", "    timeout server 1h",
-                 "    retries 3", "    option redispatch"]
-        for side in ("vehicle", "provision"):
-            lines += ["frontend %s" % side, "    bind 127.0.0.1:%d" % front[side],
-                      "    default_backend %s" % side, "backend %s" % side,
-                      "    balance leastconn"]
-            lines += ["    server i%d 127.0.0.1:%d check inter 500ms" % (i + 1, p)
-                      for i, p in enumerate(servers[side])]
-        layout.write_file(os.path.join(rundir, name + "-haproxy.conf"), "\n".join(lines) + "\n")
+        layout.write_file(os.path.join(rundir, name + "-haproxy.conf"),
+                          haproxy.config(front, servers))
         new[name + "-haproxy"] = ("haproxy", list(front.values()))
     plan.clear()
     plan.update(new)
@@ -302,7 +294,7 @@ def daemon(rundir, name, prog, echo=show):
     """prog with rundir/name.conf, logging to rundir/name.log; its stdout
     (vehicled's STATS lines) is kept apart as well.  HAProxy, whose stop
     on SIGTERM is immediate, may die of it."""
-    exe = "/usr/sbin/haproxy" if prog == "haproxy" else os.path.join(BIN, prog)
+    exe = haproxy.HAPROXY if prog == "haproxy" else os.path.join(BIN, prog)
     p = Process(name, [exe, "-f", os.path.join(rundir, name + ".conf")],
                 os.path.join(rundir, name + ".log"), capture=True, stdout_apart=True,
                 echo=echo)

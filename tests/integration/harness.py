@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 # The testbeds' shared library; the wire codec, leak finder and probe live
 # in modules of their own.  Tests import all of them from here.
-from qroamlib import layout, pgcluster, stores  # noqa: E402
+from qroamlib import haproxy, layout, pgcluster, stores  # noqa: E402
 from qroamlib.admin import http_get, metric, parse_metrics  # noqa: E402,F401
 from qroamlib.layout import MKPKI, free_port  # noqa: E402,F401
 from qroamlib.proc import SAN_ENV, Process  # noqa: E402
@@ -333,20 +333,12 @@ class Testbed:
             servers["vehicle"].append(self.port[inst + "/listen"])
             servers["provision"].append(self.port[inst + "/listen-provision"])
         front = {"vehicle": self.port[tsp], "provision": self.port[tsp + "/provision"]}
-        lines = ["global", "    maxconn 4000", "defaults", "    mode tcp",
-                 "    timeout connect 2s", "    timeout client 1h", "    timeout server 1h",
-                 "    retries 3", "    option redispatch"]
-        for side in ("vehicle", "provision"):
-            lines += ["frontend %s" % side, "    bind 127.0.0.1:%d" % front[side],
-                      "    default_backend %s" % side, "backend %s" % side,
-                      "    balance roundrobin"]
-            lines += ["    server i%d 127.0.0.1:%d check inter 200ms fall 1 rise 1"
-                      % (i + 1, p) for i, p in enumerate(servers[side])]
-        d = Daemon(name, shutil.which("haproxy") or "/usr/sbin/haproxy",
+        d = Daemon(name, shutil.which("haproxy") or haproxy.HAPROXY,
                    self.path("conf", tsp + "-haproxy.cfg"), self.path("stores", name),
                    self.path("logs", tsp + "-haproxy.log"), list(front.values()))
         with open(d.conf, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(haproxy.config(front, servers, balance="roundrobin",
+                                   check="check inter 200ms fall 1 rise 1"))
         self.daemons[name] = d
         return self.start(name)
 
