@@ -142,6 +142,7 @@ check: deps
 	@rm -rf $(BUILD)/destdir
 	@$(MAKE) --no-print-directory -s install DESTDIR=$(BUILD)/destdir PREFIX=/usr
 	@sh scripts/check_units.sh $(BUILD)/destdir
+	@sh scripts/check_prometheus.sh $(BUILD)/destdir/usr/share/doc/qroam/prometheus
 	@$(PYTHON) tests/run.py
 
 run: deps
@@ -153,7 +154,8 @@ bench: deps
 	@$(PYTHON) scripts/bench.py
 
 # Daemons in sbin, qroamctl in bin (when built), systemd units with the
-# sbin path filled in, man pages, and example configurations under the
+# sbin path filled in, man pages, and example configurations (with the
+# Prometheus scrape configuration and alerting rules) under the
 # documentation; /etc is never written.
 install uninstall: SBINDIR ?= $(PREFIX)/sbin
 install uninstall: MANDIR ?= $(PREFIX)/share/man
@@ -165,11 +167,13 @@ install uninstall: MAN5 = common/qroam.conf.5
 install uninstall: EXAMPLES = $(wildcard deploy/examples/*.conf)
 # The live map's page (qroamctl map finds it as ../share/qroam/map).
 install uninstall: MAPDIR ?= $(PREFIX)/share/qroam/map
+install uninstall: PROMETHEUS = $(wildcard deploy/prometheus/*.yml)
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) \
 	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(MAPDIR)
+	    $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/prometheus \
+	    $(DESTDIR)$(MAPDIR)
 	install -m 755 $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(DESTDIR)$(SBINDIR)
 	if [ -x $(BUILD)/bin/qroamctl ]; then \
 	    install -m 755 $(BUILD)/bin/qroamctl $(DESTDIR)$(BINDIR); fi
@@ -180,6 +184,7 @@ install: all
 	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
 	install -m 644 $(MAN8) $(DESTDIR)$(MANDIR)/man8
 	install -m 644 $(EXAMPLES) $(DESTDIR)$(DOCDIR)/examples
+	install -m 644 $(PROMETHEUS) $(DESTDIR)$(DOCDIR)/prometheus
 	install -m 644 doc/protocol.md $(DESTDIR)$(DOCDIR)
 	install -m 644 qroamctl/map/index.html qroamctl/map/map.css \
 	    qroamctl/map/map.js $(DESTDIR)$(MAPDIR)

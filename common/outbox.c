@@ -57,6 +57,7 @@ struct outbox {
 	sqlite3_stmt		*ob_count;
 	sqlite3_stmt		*ob_bydest;
 	struct metric		*ob_gauge;
+	struct metric		*ob_age;	/* of the oldest message */
 };
 
 static void	ob_start(struct ob_dest *);
@@ -242,19 +243,30 @@ ob_start(struct ob_dest *od)
 		ob_retry(od);
 }
 
-/* Scrape time: the depth gauge of every destination from the store. */
+/*
+ * Scrape time: the depth and the age of the oldest message of every
+ * destination from the store (0 and 0 when nothing waits).
+ */
 static void
 outbox_collect(void *arg)
 {
 	struct outbox	*ob = arg;
+	const char	*dest;
+	uint64_t	 now = store_now_ms(), created;
 	size_t		 i;
 
-	for (i = 0; i < ob->ob_ndests; i++)
+	for (i = 0; i < ob->ob_ndests; i++) {
 		metric_set(ob->ob_gauge, ob->ob_dests[i].od_tsp->tt_id, 0);
-	while (sqlite3_step(ob->ob_bydest) == SQLITE_ROW)
-		metric_set(ob->ob_gauge,
-		    (const char *)sqlite3_column_text(ob->ob_bydest, 0),
+		metric_set(ob->ob_age, ob->ob_dests[i].od_tsp->tt_id, 0);
+	}
+	while (sqlite3_step(ob->ob_bydest) == SQLITE_ROW) {
+		dest = (const char *)sqlite3_column_text(ob->ob_bydest, 0);
+		created = (uint64_t)sqlite3_column_int64(ob->ob_bydest, 3);
+		metric_set(ob->ob_gauge, dest,
 		    (double)sqlite3_column_int64(ob->ob_bydest, 1));
+		metric_set(ob->ob_age, dest, now > created ?
+		    (double)(now - created) / 1000.0 : 0.0);
+	}
 	store_reset(ob->ob_bydest);
 }
 
@@ -285,6 +297,9 @@ outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
 	    " max(attempts), min(created_ms) FROM outbox GROUP BY dest");
 	ob->ob_gauge = metric_gauge("qroam_outbox_depth",
 	    "Messages stored and not yet acknowledged, by TSP.", "dest");
+	ob->ob_age = metric_gauge("qroam_outbox_oldest_seconds",
+	    "Age of the oldest message not yet acknowledged, by TSP "
+	    "(0 when none waits).", "dest");
 	ob->ob_ndests = topo->t_ntsps;
 	ob->ob_dests = xcalloc(topo->t_ntsps, sizeof(*ob->ob_dests));
 	for (i = 0; i < topo->t_ntsps; i++) {
@@ -295,6 +310,7 @@ outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
 		    &ob->ob_dests[i])) == NULL)
 			fatalx("evtimer_new");
 		metric_set(ob->ob_gauge, ob->ob_dests[i].od_tsp->tt_id, 0);
+		metric_set(ob->ob_age, ob->ob_dests[i].od_tsp->tt_id, 0);
 	}
 	metrics_collector_add(outbox_collect, ob);
 	return ob;

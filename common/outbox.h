@@ -39,7 +39,8 @@ uint64_t outbox_depth(struct outbox *);
 /*
  * Per TSP, in topology order: [{dest, pending, attempts (most tries of one
  * message), oldest_ms (creation time of the oldest, or null)}]; NULL if out
- * of memory.  The depth is also the gauge qroam_outbox_depth{dest}.
+ * of memory.  The depth is also the gauge qroam_outbox_depth{dest}, the
+ * age of the oldest qroam_outbox_oldest_seconds{dest}.
  */
 json_t	*outbox_json(struct outbox *);
 

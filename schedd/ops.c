@@ -71,6 +71,9 @@ sched_ops_metrics(void)
 	    "Keys asked of a TSP's reserve while it held none.", "tsp");
 	m_rexpired = metric_counter("qroam_key_reserve_expired_total",
 	    "Keys of a TSP's reserve wiped unused.", "tsp");
+	/* Both results from the start, so that rate() sees the first one. */
+	metric_add(m_results, "ok", 0);
+	metric_add(m_results, "failed", 0);
 }
 
 void

@@ -8,7 +8,8 @@ PKGS="gcc make libc6-dev pkg-config libevent-dev libssl-dev openssl
 libsqlite3-dev sqlite3 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
 libjansson-dev libsystemd-dev python3 python3-cryptography python3-yaml procps
 iproute2 systemd mandoc docker-compose mosquitto mosquitto-clients
-postgresql libpq-dev haproxy chromium chromium-driver fonts-dejavu-core"
+postgresql libpq-dev haproxy chromium chromium-driver fonts-dejavu-core
+prometheus"
 
 missing=""
 for p in $PKGS; do
@@ -27,3 +28,21 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
+
+# Debian's prometheus enables and starts a Prometheus server as a system
+# service (on 0.0.0.0:9090) wherever init scripts may run.  qroam needs
+# only its programs: promtool for make check, prometheus for the tests,
+# each started with a configuration of its own.  A service this script
+# brought is stopped and disabled again.
+case " $missing " in
+*" prometheus "*)
+	# Without systemd running, systemctl disable still removes the unit's
+	# links and those of the init script (systemd-sysv-install).
+	if [ -d /run/systemd/system ]; then
+		systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+	else
+		invoke-rc.d prometheus stop >/dev/null 2>&1 || true
+		systemctl disable prometheus.service >/dev/null 2>&1 || true
+	fi
+	;;
+esac

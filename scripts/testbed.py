@@ -21,6 +21,11 @@ STATS lines and from the stores, the service gap (crossing -> the new
 TSP's first answer to a message sent at or after it) over all crossings
 and for each way of entry in `gap_by_entry`, and the run directory.  With V=1 in the
 environment (`make run V=1`) every daemon line is printed as it comes.
+The run directory holds prometheus.yml, a Prometheus scrape configuration
+of every daemon's admin endpoint with the alerting rules of
+deploy/prometheus; with PROMETHEUS=1 (`make run PROMETHEUS=1`) a Prometheus
+server on a loopback port scrapes the drive with it, its address printed at
+start, its database kept in the run directory.
 
 The live map (`qroamctl map`) runs beside the clouds: its address is
 printed at the start (MAP=ADDR:PORT chooses it; default 127.0.0.1:8470,
@@ -60,7 +65,7 @@ import subprocess
 import sys
 import time
 
-from qroamlib import drawing, haproxy, layout, pgcluster, stores
+from qroamlib import drawing, haproxy, layout, pgcluster, promconf, stores
 from qroamlib.admin import http_get, parse_metrics
 from qroamlib.proc import PROBLEM_RX, Console, Process, emit, stamp
 
@@ -76,6 +81,8 @@ INSTANCES = int(os.environ.get("INSTANCES", "1") or "1")
 LINGER = os.environ.get("LINGER", "") not in ("", "0")
 # MAP=ADDR:PORT: where the live map listens.
 MAP = os.environ.get("MAP", "")
+# PROMETHEUS=1: a Prometheus server scrapes the drive.
+PROMETHEUS = os.environ.get("PROMETHEUS", "") not in ("", "0")
 
 TSPS = ("tsp-a", "tsp-b", "tsp-c")
 PG_STORES = {}          # tsp: database URI, with INSTANCES > 1
@@ -278,6 +285,9 @@ def setup(rundir):
                           vehicle_conf(rundir, opts, route, admin[name]))
         plan[name] = ("vehicled", [admin[name]])
     layout.write_file(os.path.join(rundir, "qroamctl.conf"), qroamctl_conf(rundir, admin))
+    promconf.write(os.path.join(rundir, "prometheus.yml"),
+                   [(n, plan[n][0], p) for n, p in admin.items()], interval="2s",
+                   comment="Prometheus for the qroam testbed run in %s" % rundir)
     return plan
 
 
@@ -325,6 +335,26 @@ def start_all(rundir, plan, daemons, echo=show):
         if why:
             d.problems.append(why)
             return why
+    return None
+
+
+def start_prometheus(rundir, daemons):
+    """PROMETHEUS=1: a Prometheus server on a loopback port with
+    rundir/prometheus.yml, its database in rundir/prometheus; daemons
+    receives it.  None, or what failed."""
+    if not os.access(promconf.PROMETHEUS, os.X_OK):
+        return "PROMETHEUS=1 needs %s (make deps)" % promconf.PROMETHEUS
+    port = layout.free_port()
+    conf, data = os.path.join(rundir, "prometheus.yml"), os.path.join(rundir, "prometheus")
+    d = Process("prometheus", promconf.command(conf, data, "127.0.0.1:%d" % port),
+                os.path.join(rundir, "prometheus.log"), capture=False)
+    daemons.append(d)
+    why = wait_ready(d, [port], timeout=60)
+    if why:
+        d.problems.append(why)
+        return why
+    say("prometheus: http://127.0.0.1:%d/alerts scrapes every daemon (prometheus.log); "
+        "afterwards: %s" % (port, " ".join(promconf.command(conf, data))))
     return None
 
 
@@ -623,6 +653,8 @@ def main():
             "<name>.log there%s" % (rundir, len(TSPS), TIME_FACTOR, LOOK_AHEAD,
                                     "" if VERBOSE else " (V=1 shows every line)"))
         failed = start_all(rundir, plan, daemons)
+        if failed is None and PROMETHEUS:
+            failed = start_prometheus(rundir, daemons)
         if failed is None:
             url = start_map(rundir, daemons)
             drive(rundir, daemons, vehicles)

@@ -81,6 +81,12 @@ tspd_ops_metrics(void)
 	m_telemetry = metric_counter("qroam_telemetry_stored_total",
 	    "Telemetry records received from vehicles and committed "
 	    "(D1 of M3 and F5 messages).", NULL);
+	/* Every result from the start, so that rate() sees the first one. */
+	metric_add(m_ho_source, "ok", 0);
+	metric_add(m_ho_source, "failed", 0);
+	metric_add(m_ho_source, "declined", 0);
+	metric_add(m_ho_target, "ok", 0);
+	metric_add(m_ho_target, "failed", 0);
 }
 
 void

@@ -11,4 +11,6 @@ with compose_scenario.py) and the integration tests
   stores   read-only SQLite queries on the daemons' stores, the crossings
            a vehicle journals, fleet VINs, medians
   admin    GET on an admin endpoint, the Prometheus text of /metrics
+  promconf a Prometheus scrape configuration of the admin endpoints and
+           the command line of a Prometheus server
 """
