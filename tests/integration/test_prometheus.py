@@ -16,6 +16,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import yaml
+
 from harness import (ROOT, TIMEOUT, Skip, free_port, testbed, vin, wait_until)
 from qroamlib import promconf
 from qroamlib.proc import Process
@@ -42,9 +44,9 @@ class Prometheus:
         self.proc = Process("prometheus", promconf.command(
             self.conf, os.path.join(self.dir, "data"), "127.0.0.1:%d" % self.port),
             self.log, capture=False)
-        assert self.proc.wait_listening([self.port], 60), \
-            "prometheus did not listen: %s" % self.log_tail()
-        wait_until(lambda: self.get("/-/ready") is not None, what="prometheus ready")
+        if not self.proc.wait_listening([self.port], 60):
+            self.proc.kill()
+            raise AssertionError("prometheus did not listen: %s" % self.log_tail())
 
     def get(self, path, **params):
         """GET path with params: the decoded JSON of an API answer (its
@@ -114,7 +116,6 @@ def eavesdrop(tb, a, b, fraction):
 
 def rule_names():
     """The alerting and recording rules of rules.yml, by name."""
-    import yaml
     with open(RULES) as f:
         doc = yaml.safe_load(f)
     return {r.get("alert") or r.get("record") for g in doc["groups"] for r in g["rules"]}
@@ -162,6 +163,8 @@ def test_prometheus_scrapes_the_bed(tb):
 
 
 def check_bed(tb, prom, v, expect):
+    wait_until(lambda: prom.get("/-/ready") is not None, what="prometheus ready")
+
     # Rules loaded, every one of them, none failing to evaluate.
     def rules():
         groups = prom.get("/api/v1/rules")["groups"]
