@@ -28,6 +28,18 @@ enum map_view {
 	MV_COUNT
 };
 
+struct map_daemon;
+
+/*
+ * One request in flight: which daemon, which view.  A daemon has at most
+ * one request out per view, so the slots live in the daemon and nothing
+ * is left to free when a connection is torn down with requests pending.
+ */
+struct map_req {
+	struct map_daemon	*mr_md;
+	enum map_view		 mr_view;
+};
+
 struct map_daemon {
 	const struct ctl_daemon		*md_d;
 	struct evhttp_connection	*md_conn;	/* kept alive */
@@ -38,6 +50,7 @@ struct map_daemon {
 	char				 md_err[64];	/* why it is down */
 	uint64_t			 md_seen_ms;	/* last answer */
 	json_t				*md_views[MV_COUNT];
+	struct map_req			 md_reqs[MV_COUNT];
 };
 
 struct map {

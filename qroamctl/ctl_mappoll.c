@@ -35,11 +35,6 @@ static const char *const map_paths[MV_COUNT] = {
 	[MV_POOLS] = "/status/pools",
 };
 
-/* One request in flight: which daemon, which view. */
-struct map_req {
-	struct map_daemon	*mr_md;
-	enum map_view		 mr_view;
-};
 
 uint64_t
 map_now_ms(void)
@@ -169,7 +164,6 @@ map_done(struct evhttp_request *r, void *arg)
 
 	mr->mr_md->md_pending--;
 	map_answer(mr, r);
-	free(mr);
 }
 
 /* Queue a GET of view v on md's connection; 0 or -1. */
@@ -180,14 +174,11 @@ map_get(struct map_daemon *md, enum map_view v)
 	struct evkeyvalq	*h;
 	struct map_req		*mr;
 
-	if ((mr = calloc(1, sizeof(*mr))) == NULL)
-		return -1;
+	mr = &md->md_reqs[v];
 	mr->mr_md = md;
 	mr->mr_view = v;
-	if ((r = evhttp_request_new(map_done, mr)) == NULL) {
-		free(mr);
+	if ((r = evhttp_request_new(map_done, mr)) == NULL)
 		return -1;
-	}
 	h = evhttp_request_get_output_headers(r);
 	evhttp_add_header(h, "Host", md->md_d->cd_host);
 	evhttp_add_header(h, "Accept", "application/json, text/plain");
@@ -196,7 +187,6 @@ map_get(struct map_daemon *md, enum map_view v)
 	    map_paths[v]) == -1) {
 		/* evhttp freed r without calling back. */
 		md->md_pending--;
-		free(mr);
 		return -1;
 	}
 	return 0;

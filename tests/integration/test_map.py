@@ -36,7 +36,7 @@ class MapServer:
     """qroamctl map on a free port of loopback, for ctl's configuration."""
 
     def __init__(self, tb, ctl):
-        self.log = open(tb.path("logs", "map.log"), "w")
+        self.log = open(tb.path("logs", "map.log"), "a")
         self.proc = subprocess.Popen(
             [ctl.exe, "-f", ctl.conf, "map", "-l", "127.0.0.1:0", "-d", MAP_DIR],
             stdout=subprocess.PIPE, stderr=self.log, env=tb.env, start_new_session=True)
@@ -295,6 +295,29 @@ def test_map_server_http(tb):
                    interval=0.5, what="tsp-b up again on the map")
     finally:
         m.stop()
+
+
+@testbed(tsps=["tsp-a"])
+def test_map_stops_with_requests_in_flight(tb):
+    """SIGTERM while a poll waits on a daemon that accepts and never
+    answers: the map ends with status 0 and leaves nothing allocated (the
+    sanitizer checks of the teardown read map.log)."""
+    start_clouds(tb)
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(16)
+    try:
+        ctl = Ctl(tb, names(tb), extra=["admin mute 127.0.0.1:%d" % hang.getsockname()[1]])
+        for _ in range(3):
+            m = MapServer(tb, ctl)
+            wait_until(lambda: [d["up"] for d in m.view()["daemons"]
+                                if d["name"] == "tsp-a"] == [True], timeout=60,
+                       what="tsp-a up on the map")
+            d = [x for x in m.view()["daemons"] if x["name"] == "mute"][0]
+            assert not d["up"], d
+            m.stop()
+    finally:
+        hang.close()
 
 
 def test_testbed_map_linger_and_picture():
