@@ -3,13 +3,16 @@
  * the configured VIN and store.  With `fleet N` vehicle i gets a VIN
  * derived from vehicle_id, the store STORE.i and a head start of
  * i * fleet_spacing along the route; all share the event loop, the
- * topology and the settings.  Each enrolls on its own timer, so a slow
- * filler or registrar only delays the vehicle waiting for it.
+ * topology and the settings.  Each enrolls on its own timer over the
+ * process's provisioning channels (enroll.h), which never block the loop:
+ * a slow or dead filler or registrar only delays the vehicles waiting for
+ * it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "enroll.h"
 #include "fleet.h"
 #include "ids.h"
 #include "log.h"
@@ -35,6 +38,7 @@ struct vfleet {
 	struct event_base	*f_base;
 	const struct vconf	*f_conf;
 	const struct topo	*f_topo;
+	struct venroll_svc	*f_enroll;
 	struct vfleet_vehicle	*f_v;
 	size_t			 f_n;
 	int			 f_stopping;
@@ -87,7 +91,7 @@ vfleet_vehicle(struct vfleet *f, size_t i)
 	if ((v->fv_db = chip_open(v->fv_conf.vc_common.cc_store)) == NULL)
 		fatalx("cannot open the store %s", v->fv_conf.vc_common.cc_store);
 	v->fv_vehicle = vehicle_new(f->f_base, &v->fv_conf, v->fv_db,
-	    f->f_topo, (uint64_t)i * conf->vc_fleet_spacing_ms);
+	    f->f_topo, (uint64_t)i * conf->vc_fleet_spacing_ms, f->f_enroll);
 	if ((v->fv_enroll = evtimer_new(f->f_base, vfleet_enroll,
 	    v)) == NULL)
 		fatalx("cannot create timers");
@@ -104,6 +108,7 @@ vfleet_new(struct event_base *base, const struct vconf *conf,
 	f->f_base = base;
 	f->f_conf = conf;
 	f->f_topo = topo;
+	f->f_enroll = venroll_svc_new(base, conf, topo);
 	f->f_n = conf->vc_fleet > 0 ? conf->vc_fleet : 1;
 	f->f_v = xcalloc(f->f_n, sizeof(*f->f_v));
 	for (i = 0; i < f->f_n; i++)
@@ -114,22 +119,6 @@ vfleet_new(struct event_base *base, const struct vconf *conf,
 		    f->f_v[f->f_n - 1].fv_conf.vc_vid,
 		    (unsigned long long)conf->vc_fleet_spacing_ms);
 	return f;
-}
-
-/* Provisioning parameters for one credential of the configuration. */
-static void
-vfleet_vprov(const struct vfleet *f, struct vprov *vp, const char *cert,
-    const char *key)
-{
-	const struct vconf	*conf = f->f_conf;
-
-	memset(vp, 0, sizeof(*vp));
-	vp->vp_topo = f->f_topo;
-	vp->vp_ca = conf->vc_common.cc_ca;
-	vp->vp_cert = cert;
-	vp->vp_key = key;
-	vp->vp_max_frame = conf->vc_common.cc_max_frame;
-	vp->vp_timeout_ms = (int)conf->vc_provision_ms;
 }
 
 /* Retry an enrolment later, backing off. */
@@ -147,29 +136,18 @@ vfleet_enroll_later(struct vfleet_vehicle *v)
 }
 
 /*
- * Fill and register when the store lacks either, then power on.  A filler
- * or registrar that is down or slow is retried with backoff; a refusal
- * leaves the vehicle powered on without service.
+ * The enrolment ended: power on.  A filler or registrar that is down or
+ * slow is retried with backoff; a refusal leaves the vehicle powered on
+ * without service.
  */
 static void
-vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
+vfleet_enrolled(void *arg, int rc)
 {
 	struct vfleet_vehicle	*v = arg;
-	struct vfleet		*f = v->fv_fleet;
-	const struct vconf	*conf = &v->fv_conf;
-	struct vprov		 factory, oper;
-	int			 rc;
 
-	(void)fd;
-	(void)ev;
-	if (f->f_stopping)
+	if (v->fv_fleet->f_stopping)
 		return;
 	client_log_enter(&v->fv_vehicle->v_client);
-	vfleet_vprov(f, &factory, conf->vc_common.cc_cert,
-	    conf->vc_common.cc_key);
-	vfleet_vprov(f, &oper, conf->vc_operator_cert, conf->vc_operator_key);
-	rc = vprov_enroll(&factory, conf->vc_operator_cert ? &oper : NULL,
-	    v->fv_db, conf->vc_vid, conf->vc_fill_m);
 	if (rc != QROAM__STATUS_CODE__OK && vprov_transient(rc)) {
 		log_warnx("enrollment: %s; retrying in %d ms",
 		    vprov_result_name(rc), v->fv_enroll_ms);
@@ -182,6 +160,20 @@ vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
 		v->fv_vehicle->v_client.vc_stats.vs_errors++;
 	}
 	vehicle_power_on(v->fv_vehicle);
+}
+
+/* Fill and register when the store lacks either (enroll.h). */
+static void
+vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
+{
+	struct vfleet_vehicle	*v = arg;
+
+	(void)fd;
+	(void)ev;
+	if (v->fv_fleet->f_stopping)
+		return;
+	venroll_start(&v->fv_vehicle->v_enroll, VENROLL_START, vfleet_enrolled,
+	    v);
 }
 
 void
@@ -201,9 +193,11 @@ vfleet_power_off(struct vfleet *f, const char *reason)
 	f->f_stopping = 1;
 	for (i = 0; i < f->f_n; i++) {
 		evtimer_del(f->f_v[i].fv_enroll);
+		venroll_cancel(&f->f_v[i].fv_vehicle->v_enroll);
 		client_log_enter(&f->f_v[i].fv_vehicle->v_client);
 		vehicle_power_off(f->f_v[i].fv_vehicle, reason);
 	}
+	venroll_svc_close(f->f_enroll);
 }
 
 void
@@ -372,6 +366,7 @@ vfleet_free(struct vfleet *f)
 		chip_close(v->fv_db);
 		free(v->fv_store);
 	}
+	venroll_svc_free(f->f_enroll);
 	free(f->f_v);
 	free(f);
 }
@@ -403,4 +398,5 @@ vfleet_reload(struct vfleet *f, const struct vconf *next)
 		vconf_take_runtime(&f->f_v[i].fv_conf, next);
 		vehicle_retune(f->f_v[i].fv_vehicle);
 	}
+	venroll_svc_retune(f->f_enroll, next);
 }

@@ -67,7 +67,7 @@ vehicle_arm_cycle(struct vehicle *v)
 
 struct vehicle *
 vehicle_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
-    const struct topo *topo, uint64_t offset_ms)
+    const struct topo *topo, uint64_t offset_ms, struct venroll_svc *es)
 {
 	struct vehicle	*v;
 	struct route	*route;
@@ -79,6 +79,8 @@ vehicle_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
 	client_init(&v->v_client, base, conf, db, topo, route, offset_ms,
 	    &vehicle_client_cb, v);
 	vho_init(&v->v_ho, &v->v_client);
+	venroll_init(&v->v_enroll, es, db, conf->vc_vid, conf->vc_draw,
+	    v->v_client.vc_logname);
 	if ((v->v_tick = event_new(base, -1, EV_PERSIST, vehicle_tick_cb,
 	    v)) == NULL)
 		fatalx("cannot create timers");
@@ -108,6 +110,7 @@ vehicle_free(struct vehicle *v)
 	if (v->v_cycle != NULL)
 		event_free(v->v_cycle);
 	vho_free(&v->v_ho);
+	venroll_clear(&v->v_enroll);
 	client_clear(&v->v_client);
 	free(v);
 }
@@ -276,6 +279,7 @@ vehicle_power_off(struct vehicle *v, const char *reason)
 	if (c->vc_state == VC_OFF)
 		return;
 	client_leave(c, reason, 1);
+	venroll_cancel(&v->v_enroll);
 	vho_reset(&v->v_ho, reason);
 	client_set_state(c, VC_OFF);
 	c->vc_authed = 0;
@@ -333,26 +337,17 @@ vehicle_exhausted(void *arg)
 	client_set_state(c, VC_IDLE);
 }
 
-/* F9 refill with the operator credential; a failure is retried later. */
+/* The refill ended: authenticate again, or retry a failure later. */
 static void
-vehicle_refill(void *arg)
+vehicle_refilled(void *arg, int rc)
 {
 	struct vehicle		*v = arg;
 	struct vclient		*c = &v->v_client;
 	const struct vconf	*conf = c->vc_conf;
-	struct vprov		 op;
-	int			 rc;
 
-	client_set_state(c, VC_REFILL);
-	memset(&op, 0, sizeof(op));
-	op.vp_topo = c->vc_topo;
-	op.vp_ca = conf->vc_common.cc_ca;
-	op.vp_cert = conf->vc_operator_cert;
-	op.vp_key = conf->vc_operator_key;
-	op.vp_max_frame = conf->vc_common.cc_max_frame;
-	op.vp_timeout_ms = (int)conf->vc_provision_ms;
-	rc = vprov_refill(&op, c->vc_db, conf->vc_vid, conf->vc_fill_m,
-	    conf->vc_draw);
+	client_log_enter(c);
+	if (c->vc_state != VC_REFILL)
+		return;
 	if (rc == 0 && vehicle_load_registration(c) == -1)
 		rc = VPROV_ERROR;
 	if (rc != 0) {
@@ -370,4 +365,20 @@ vehicle_refill(void *arg)
 	c->vc_authed = 0;
 	client_set_state(c, VC_IDLE);
 	vehicle_serve(c);
+}
+
+/*
+ * F9 refill with the operator credential, on the loop (enroll.h); the
+ * vehicle stays in VC_REFILL until it ends, and a failure is retried.
+ */
+static void
+vehicle_refill(void *arg)
+{
+	struct vehicle	*v = arg;
+	struct vclient	*c = &v->v_client;
+
+	client_set_state(c, VC_REFILL);
+	if (venroll_busy(&v->v_enroll))
+		return;
+	venroll_start(&v->v_enroll, VENROLL_REFILL, vehicle_refilled, v);
 }

@@ -13,22 +13,26 @@
 
 #include "client.h"
 #include "config.h"
+#include "enroll.h"
 #include "handover.h"
 #include "topo.h"
 
 struct vehicle {
 	struct vclient	 v_client;
 	struct vho	 v_ho;
+	struct venroll	 v_enroll;	/* start-up enrolment and F9 */
 	struct event	*v_tick;	/* position and telemetry */
 	struct event	*v_cycle;	/* power_cycle_at */
 };
 
 /*
  * A powered-off vehicle with conf's VIN and store db, offset_ms of
- * simulated time along its route ahead of the trip clock.
+ * simulated time along its route ahead of the trip clock, enrolling
+ * through es.
  */
 struct vehicle *vehicle_new(struct event_base *, const struct vconf *,
-	    sqlite3 *, const struct topo *, uint64_t offset_ms);
+	    sqlite3 *, const struct topo *, uint64_t offset_ms,
+	    struct venroll_svc *es);
 void	vehicle_free(struct vehicle *);
 void	vehicle_power_on(struct vehicle *);
 void	vehicle_power_off(struct vehicle *, const char *reason);
