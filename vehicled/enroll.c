@@ -22,6 +22,7 @@ enum {
 	VE_FILL,	/* FillRequest in flight */
 	VE_REGISTER,	/* RegisterRequest in flight */
 	VE_REBIND,	/* RegisterRequest with rebind in flight */
+	VE_STORE,	/* the chip stores a fill or a registration */
 	VE_DONE,	/* completion deferred to ve_ev */
 };
 
@@ -159,12 +160,12 @@ venroll_ev_cb(evutil_socket_t fd, short ev, void *arg)
 }
 
 void
-venroll_init(struct venroll *e, struct venroll_svc *es, sqlite3 *db,
+venroll_init(struct venroll *e, struct venroll_svc *es, struct vchip *chip,
     const char *vid, enum chip_mode mode, const char *logname)
 {
 	memset(e, 0, sizeof(*e));
 	e->ve_svc = es;
-	e->ve_db = db;
+	e->ve_chip = chip;
 	e->ve_vid = vid;
 	e->ve_mode = mode;
 	e->ve_logname = logname;
@@ -243,6 +244,28 @@ venroll_register(struct venroll *e, int cred, int rebind)
 }
 
 /*
+ * 1 if the stored registration names the chip's chip_id, 0 if a
+ * registration is due (*registered: of another chip), -1 on error.
+ */
+static int
+venroll_reg_current(struct venroll *e, const struct chip_info *ci,
+    int *registered)
+{
+	struct chip_reg	cr;
+	int		r, same;
+
+	*registered = 0;
+	if ((r = vchip_reg(e->ve_chip, &cr)) == -1)
+		return -1;
+	if (r == 0)
+		return 0;
+	*registered = 1;
+	same = strcmp(cr.cr_chip_id, ci->ci_chip_id) == 0;
+	chip_reg_clear(&cr);
+	return same;
+}
+
+/*
  * The step after the chip is known to hold a fill: nothing, or the
  * registration the stored one lacks.
  */
@@ -252,7 +275,7 @@ venroll_after_fill(struct venroll *e, const struct chip_info *ci)
 	int	rc, registered, refill = e->ve_kind == VENROLL_REFILL;
 
 	memcpy(e->ve_chip_id, ci->ci_chip_id, sizeof(e->ve_chip_id));
-	if ((rc = vprov_reg_current(e->ve_db, ci, &registered)) != 0) {
+	if ((rc = venroll_reg_current(e, ci, &registered)) != 0) {
 		venroll_finish(e, rc == 1 ? QROAM__STATUS_CODE__OK :
 		    VPROV_ERROR);
 		return;
@@ -283,9 +306,9 @@ venroll_next(struct venroll *e)
 	int64_t			left = 1;
 	int			rc;
 
-	if ((rc = chip_get(e->ve_db, &ci)) == -1 ||
+	if ((rc = vchip_get(e->ve_chip, &ci)) == -1 ||
 	    (e->ve_kind == VENROLL_REFILL &&
-	    (left = chip_unused(e->ve_db, e->ve_mode)) < 0)) {
+	    (left = vchip_unused(e->ve_chip, e->ve_mode)) < 0)) {
 		venroll_finish(e, VPROV_ERROR);
 		return;
 	}
@@ -306,6 +329,11 @@ venroll_start(struct venroll *e, enum venroll_kind kind,
 	e->ve_kind = kind;
 	e->ve_done = done;
 	e->ve_arg = arg;
+	/* A store step cannot be stopped: this one starts once it ends. */
+	if (e->ve_storing) {
+		e->ve_again = 1;
+		return;
+	}
 	log_setname(e->ve_logname);
 	venroll_next(e);
 }
@@ -319,13 +347,76 @@ venroll_cancel(struct venroll *e)
 	if (e->ve_ev != NULL)
 		event_del(e->ve_ev);
 	e->ve_step = VE_IDLE;
+	e->ve_again = 0;
 	e->ve_chan = NULL;
 }
 
 int
 venroll_busy(const struct venroll *e)
 {
-	return e->ve_step != VE_IDLE;
+	return e->ve_step != VE_IDLE || e->ve_again;
+}
+
+/*
+ * A store step ended: 1 if the enrolment goes on, 0 if it was cancelled
+ * (or started anew) meanwhile.
+ */
+static int
+venroll_stored(struct venroll *e)
+{
+	e->ve_storing = 0;
+	log_setname(e->ve_logname);
+	if (e->ve_again) {
+		e->ve_again = 0;
+		e->ve_step = VE_IDLE;
+		venroll_next(e);
+		return 0;
+	}
+	if (e->ve_step != VE_STORE)
+		return 0;
+	e->ve_step = VE_IDLE;
+	return 1;
+}
+
+/* The chip stored the fill. */
+static void
+venroll_fill_stored(void *arg, int rc)
+{
+	struct venroll		*e = arg;
+	struct chip_info	 ci;
+
+	if (!venroll_stored(e))
+		return;
+	if (rc != 0 || vchip_get(e->ve_chip, &ci) != 1) {
+		log_warnx("%s: fill failed: the chip cannot store it", e->ve_vid);
+		venroll_finish(e, VPROV_ERROR);
+		return;
+	}
+	log_info("chip filled: chip_id %s, %u keys (k=%u, n=%u)", ci.ci_chip_id,
+	    ci.ci_m, ci.ci_k, ci.ci_n);
+	vchip_event(e->ve_chip, "fill", NULL, "chip_id=%s m=%u", ci.ci_chip_id,
+	    ci.ci_m);
+	venroll_after_fill(e, &ci);
+}
+
+/* The chip stored the registration of M1. */
+static void
+venroll_reg_stored(void *arg, int rc)
+{
+	struct venroll	*e = arg;
+
+	if (!venroll_stored(e))
+		return;
+	if (rc != 0) {
+		log_warnx("registration of %s failed: the chip cannot store it",
+		    e->ve_vid);
+		venroll_finish(e, VPROV_ERROR);
+		return;
+	}
+	log_info("registered %s with chip %s", e->ve_vid, e->ve_chip_id);
+	vchip_event(e->ve_chip, e->ve_rebind ? "reregister" : "register", NULL,
+	    "vehicle_id=%s chip_id=%s", e->ve_vid, e->ve_chip_id);
+	venroll_finish(e, QROAM__STATUS_CODE__OK);
 }
 
 /* The filler's reply: store the fill, then register. */
@@ -333,21 +424,19 @@ static void
 venroll_filled(struct venroll *e, const struct frame *f)
 {
 	Qroam__FillRecord	*rec;
-	struct chip_info	 ci;
 	int			 rc;
 
 	rc = vprov_fill_reply(f, e->ve_svc->es_conf->vc_fill_m, &rec);
-	if (rc == QROAM__STATUS_CODE__OK) {
-		rc = vprov_fill_store(e->ve_db, rec, &ci);
-		vprov_fill_free(rec);
-	}
 	if (rc != QROAM__STATUS_CODE__OK) {
 		log_warnx("%s: fill failed: %s", e->ve_vid,
 		    vprov_result_name(rc));
 		venroll_finish(e, rc);
 		return;
 	}
-	venroll_after_fill(e, &ci);
+	e->ve_step = VE_STORE;
+	e->ve_storing = 1;
+	vchip_fill(e->ve_chip, rec, venroll_fill_stored, e);
+	vprov_fill_free(rec);
 }
 
 /* The registrar's reply: store M1. */
@@ -358,15 +447,18 @@ venroll_registered(struct venroll *e, const struct frame *f, int rebind)
 	int		 rc;
 
 	rc = vprov_register_reply(f, rebind, &m1);
-	if (rc == QROAM__STATUS_CODE__OK) {
-		rc = vprov_m1_store(e->ve_db, m1, e->ve_vid, e->ve_chip_id,
-		    rebind);
-		qroam__m1__free_unpacked(m1, NULL);
-	}
-	if (rc != QROAM__STATUS_CODE__OK)
+	if (rc != QROAM__STATUS_CODE__OK) {
 		log_warnx("registration of %s failed: %s", e->ve_vid,
 		    vprov_result_name(rc));
-	venroll_finish(e, rc);
+		venroll_finish(e, rc);
+		return;
+	}
+	e->ve_step = VE_STORE;
+	e->ve_storing = 1;
+	e->ve_rebind = rebind;
+	vchip_reg_save(e->ve_chip, e->ve_vid, e->ve_chip_id, m1,
+	    venroll_reg_stored, e);
+	qroam__m1__free_unpacked(m1, NULL);
 }
 
 /* A channel's answer to the request in flight. */

@@ -11,13 +11,13 @@
 #ifndef VEHICLED_ENROLL_H
 #define VEHICLED_ENROLL_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 #include <event2/event.h>
 
 #include "config.h"
 #include "provchan.h"
 #include "topo.h"
+#include "vchip.h"
 
 struct venroll_svc;
 
@@ -29,7 +29,7 @@ enum venroll_kind {
 /* One vehicle's enrolment; embedded in the vehicle's struct. */
 struct venroll {
 	struct venroll_svc	*ve_svc;
-	sqlite3			*ve_db;
+	struct vchip		*ve_chip;
 	const char		*ve_vid;
 	const char		*ve_logname;	/* log_setname on each step */
 	enum chip_mode		 ve_mode;
@@ -41,6 +41,9 @@ struct venroll {
 	struct event		*ve_ev;		/* a completion without a request */
 	enum venroll_kind	 ve_kind;
 	int			 ve_step;
+	int			 ve_storing;	/* a store step runs (uncancellable) */
+	int			 ve_again;	/* start anew when it ends */
+	int			 ve_rebind;	/* the registration is a rebind */
 	int			 ve_rc;
 	char			 ve_chip_id[65];
 };
@@ -65,10 +68,10 @@ void	venroll_svc_close(struct venroll_svc *);
 size_t	venroll_svc_pending(const struct venroll_svc *);
 
 /*
- * Set up e for the vehicle vid with its store db, drawing keys in mode,
- * its log lines under logname (nothing runs yet); the strings outlive e.
+ * Set up e for the vehicle vid with its chip, drawing keys in mode, its
+ * log lines under logname (nothing runs yet); the strings outlive e.
  */
-void	venroll_init(struct venroll *, struct venroll_svc *, sqlite3 *db,
+void	venroll_init(struct venroll *, struct venroll_svc *, struct vchip *,
 	    const char *vid, enum chip_mode, const char *logname);
 void	venroll_clear(struct venroll *);
 /*
