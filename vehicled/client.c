@@ -83,7 +83,9 @@ client_init(struct vclient *c, struct event_base *base,
 	c->vc_owner = owner;
 	c->vc_owner_arg = arg;
 	vrecq_init(&c->vc_recs, conf->vc_unstored_max);
-	vrecid_init(&c->vc_recid, (uint64_t)vchip_counter(chip,
+	/* Ids go on above the last run's; the stored mark may be higher. */
+	vrecid_init(&c->vc_recid, (uint64_t)vchip_record_floor(chip));
+	vrecid_raised(&c->vc_recid, (uint64_t)vchip_counter(chip,
 	    "record_id_mark"));
 }
 

@@ -189,6 +189,7 @@ venroll_clear(struct venroll *e)
 static void
 venroll_finish(struct venroll *e, int rc)
 {
+	e->ve_recover = 0;
 	e->ve_rc = rc;
 	e->ve_step = VE_DONE;
 	event_active(e->ve_ev, EV_TIMEOUT, 0);
@@ -280,8 +281,8 @@ venroll_after_fill(struct venroll *e, const struct chip_info *ci)
 		    VPROV_ERROR);
 		return;
 	}
-	if (refill) {
-		venroll_register(e, 1, registered);
+	if (refill || e->ve_recover) {
+		venroll_register(e, 1, registered || e->ve_recover);
 		return;
 	}
 	if (!registered) {
@@ -447,9 +448,27 @@ venroll_registered(struct venroll *e, const struct frame *f, int rebind)
 	int		 rc;
 
 	rc = vprov_register_reply(f, rebind, &m1);
+	/*
+	 * Registered already, yet nothing is stored here: the answer to an
+	 * earlier request was lost (its connection closed while the key pair
+	 * was made).  The operator rebinds the vehicle to a fresh chip.
+	 */
+	if (rc == QROAM__STATUS_CODE__DUPLICATE_REGISTRATION && !rebind &&
+	    e->ve_kind == VENROLL_START && e->ve_svc->es_has_oper &&
+	    !e->ve_recover) {
+		log_warnx("%s: registered already without an answer here: a new"
+		    " chip and a rebind with the operator credential", e->ve_vid);
+		e->ve_recover = 1;
+		venroll_fill(e, 1);
+		return;
+	}
 	if (rc != QROAM__STATUS_CODE__OK) {
 		log_warnx("registration of %s failed: %s", e->ve_vid,
 		    vprov_result_name(rc));
+		/* The lost one may still be under way there: try later. */
+		if (rc == QROAM__STATUS_CODE__DUPLICATE_REGISTRATION &&
+		    e->ve_recover)
+			rc = QROAM__STATUS_CODE__UNAVAILABLE;
 		venroll_finish(e, rc);
 		return;
 	}

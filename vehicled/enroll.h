@@ -44,6 +44,7 @@ struct venroll {
 	int			 ve_storing;	/* a store step runs (uncancellable) */
 	int			 ve_again;	/* start anew when it ends */
 	int			 ve_rebind;	/* the registration is a rebind */
+	int			 ve_recover;	/* a lost registration: new chip, rebind */
 	int			 ve_rc;
 	char			 ve_chip_id[65];
 };

@@ -142,9 +142,9 @@ vfleet_new(struct event_base *base, const struct vconf *conf,
 	for (i = 0; i < f->f_n; i++)
 		vfleet_chip(f, i);
 	/* Every record id from now on lies below the marks stored. */
-	if (f->f_store != NULL && (vchipdb_raise_all(f->f_store,
-	    "record_id_mark", (int64_t)(store_now_ms() * 1000 +
-	    VREC_MARK_AHEAD_US)) == -1 || vchipdb_start(f->f_store) == -1))
+	if (f->f_store != NULL && (vchipdb_raise_marks(f->f_store,
+	    (int64_t)store_now_ms() * 1000, (int64_t)VREC_MARK_AHEAD_US) == -1 ||
+	    vchipdb_start(f->f_store) == -1))
 		fatalx("cannot start the fleet store %s",
 		    conf->vc_common.cc_store);
 	for (i = 0; i < f->f_n; i++)

@@ -268,6 +268,14 @@ vchip_counter(struct vchip *ch, const char *name)
 	return 0;
 }
 
+int64_t
+vchip_record_floor(struct vchip *ch)
+{
+	if (ch->ch_kind == VCHIP_FILE)
+		return chip_counter(ch->ch_db, "record_id_mark");
+	return ch->ch_mark_floor;
+}
+
 void
 vchip_event(struct vchip *ch, const char *kind, const char *tsp_id,
     const char *fmt, ...)

@@ -48,11 +48,12 @@ struct vchipdb	*vchipdb_open(struct event_base *, const char *path);
 /* The chip of vid in the fleet store (a new, empty slot if unknown). */
 struct vchip	*vchipdb_chip(struct vchipdb *, const char *vid);
 /*
- * Before the start: raise counter name of every vehicle in the file to at
- * least value, durably (the record id marks); 0 or -1.
+ * Before the start: raise the record id mark of every vehicle to ahead_us
+ * past the later of now_us and its mark found in the file, durably, so
+ * that the first records of the run need no raise of their own; 0 or -1.
  */
-int		 vchipdb_raise_all(struct vchipdb *, const char *name,
-		    int64_t value);
+int		 vchipdb_raise_marks(struct vchipdb *, int64_t now_us,
+		    int64_t ahead_us);
 /* Start writing; chips may be used from now on. */
 int		 vchipdb_start(struct vchipdb *);
 /*
@@ -84,6 +85,11 @@ const struct topo *vchip_tsps(struct vchip *);
 int64_t	vchip_unused(struct vchip *, enum chip_mode);
 /* A counter of the journal (0 if never counted). */
 int64_t	vchip_counter(struct vchip *, const char *name);
+/*
+ * The record id mark as found when the store was opened: every id handed
+ * out before is at most this (vchip_counter gives the mark now).
+ */
+int64_t	vchip_record_floor(struct vchip *);
 
 /* The journal; detail is printf-formatted (never key material). */
 void	vchip_event(struct vchip *, const char *kind, const char *tsp_id,

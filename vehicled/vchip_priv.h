@@ -86,6 +86,7 @@ struct vchip {
 	size_t			 ch_pbvlen;
 	uint64_t		 ch_reg_ms;
 	int64_t			 ch_mark;	/* record_id_mark */
+	int64_t			 ch_mark_floor;	/* the mark found at open */
 	int32_t			 ch_counts[VCHIP_NCOUNT];
 	int			 ch_dirty;	/* on the fleet's dirty list */
 	struct vchip		*ch_next_dirty;

@@ -471,24 +471,25 @@ vchipdb_tsps(const char *digest, const uint8_t *buf, size_t len)
 }
 
 int
-vchipdb_raise_all(struct vchipdb *fd, const char *name, int64_t value)
+vchipdb_raise_marks(struct vchipdb *fd, int64_t now_us, int64_t ahead_us)
 {
 	sqlite3_stmt	*st;
 	struct vchip	*ch;
 	size_t		 i;
-	int		 rc = 0, mark = strcmp(name, "record_id_mark") == 0;
+	int		 rc = 0;
 
 	if (fd->fd_started || store_begin(fd->fd_db) == -1)
 		return -1;
 	st = store_prepare(fd->fd_db, "INSERT INTO counters(vehicle_id, name,"
-	    " value) VALUES(?, ?, ?) ON CONFLICT(vehicle_id, name) DO UPDATE"
-	    " SET value = max(value, excluded.value)");
+	    " value) VALUES(?, 'record_id_mark', ?) ON CONFLICT(vehicle_id,"
+	    " name) DO UPDATE SET value = max(value, excluded.value)");
 	for (i = 0; i < fd->fd_hsize && rc == 0; i++)
 		for (ch = fd->fd_hash[i]; ch != NULL && rc == 0;
 		    ch = ch->ch_hnext) {
+			ch->ch_mark = (ch->ch_mark_floor > now_us ?
+			    ch->ch_mark_floor : now_us) + ahead_us;
 			sqlite3_bind_text(st, 1, ch->ch_vid, -1, SQLITE_STATIC);
-			sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 3, value);
+			sqlite3_bind_int64(st, 2, ch->ch_mark);
 			rc = store_step_done(st, NULL);
 		}
 	sqlite3_finalize(st);
@@ -496,13 +497,7 @@ vchipdb_raise_all(struct vchipdb *fd, const char *name, int64_t value)
 		store_rollback(fd->fd_db);
 		return -1;
 	}
-	if (store_commit(fd->fd_db) == -1)
-		return -1;
-	for (i = 0; mark && i < fd->fd_hsize; i++)
-		for (ch = fd->fd_hash[i]; ch != NULL; ch = ch->ch_hnext)
-			if (ch->ch_mark < value)
-				ch->ch_mark = value;
-	return 0;
+	return store_commit(fd->fd_db);
 }
 
 /* Called by vchip_sql_load for every slot it reads. */

@@ -146,9 +146,11 @@ vchip_sql_load_keys(sqlite3 *db, struct vchipdb *fd)
 	st = store_prepare(db, "SELECT vehicle_id, value FROM counters WHERE"
 	    " name = 'record_id_mark'");
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		if ((vid = (const char *)sqlite3_column_text(st, 0)) != NULL)
-			vchipdb_loaded(fd, vid)->ch_mark =
+		if ((vid = (const char *)sqlite3_column_text(st, 0)) != NULL) {
+			ch = vchipdb_loaded(fd, vid);
+			ch->ch_mark = ch->ch_mark_floor =
 			    sqlite3_column_int64(st, 1);
+		}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
