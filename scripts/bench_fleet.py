@@ -181,7 +181,9 @@ def write_world():
         "qkd": [("link", "sched %s rate 4000000 pool 20000" % t) for t in TSPS],
         "sched": ho,
         "filler": [("m", FILL_M)],
-        "registrar": [],
+        # Multi-prime keys are three times quicker to generate: the
+        # enrolment of 100,000 takes hours less (BENCHMARKS.md, Scale).
+        "registrar": [("rsa_primes", os.environ.get("QROAM_FLEET_RSA_PRIMES", "3"))],
     }
     for t in TSPS:
         extra[t] = [("look_ahead", LOOK_AHEAD), ("ck2_lifetime", "60s")] + ho
@@ -527,6 +529,9 @@ def interrupted(signum, frame):
 
 
 def main():
+    if N <= 0:
+        say("QROAM_FLEET_N=%d: no fleet run" % N)
+        return 0
     signal.signal(signal.SIGTERM, interrupted)
     signal.signal(signal.SIGINT, interrupted)
     ports = write_world()
