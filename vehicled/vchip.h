@@ -15,8 +15,8 @@
  * the call that asked (both stores alike); a chip key reaches its caller
  * only once its destruction is durable.  The journal (events, counters)
  * never waits: the fleet store writes it with the next group (counters
- * gathered for a few seconds first), so a crash of the process may lose
- * its last seconds, never a key or an acknowledged step.
+ * gathered for a minute first), so a crash of the process may lose
+ * its last minute of them, never a key or an acknowledged step.
  */
 #ifndef VEHICLED_VCHIP_H
 #define VEHICLED_VCHIP_H

@@ -31,7 +31,7 @@
 #include "vchipdb_sql.h"
 
 #define VCHIPDB_JOURNAL_MS	200	/* a journal-only group waits this long */
-#define VCHIPDB_COUNT_FLUSH_S	5	/* gathered counters go out this often */
+#define VCHIPDB_COUNT_FLUSH_S	60	/* gathered counters go out this often */
 #define VCHIPDB_CHECKPOINT	256	/* groups between WAL checkpoints */
 
 struct vchipdb {
