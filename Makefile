@@ -48,7 +48,7 @@ daemon_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(filter-out $(2)/$(2).c,$(wildca
 # Libraries a daemon links between its own and libqroam.a.
 vehicled_LIBS := libvehicle.a
 
-.PHONY: all asan check run bench install clean deps
+.PHONY: all asan check run bench bench-fleet install clean deps
 .DEFAULT_GOAL := all
 
 all: $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(BUILD)/bin/qroamctl
@@ -152,6 +152,12 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bin/qbench
 	@$(PYTHON) scripts/bench.py
+	@$(PYTHON) scripts/bench_fleet.py
+
+# The fleet run of `make bench` alone (BENCHMARKS.md, "Scale").
+bench-fleet: deps
+	@$(MAKE) --no-print-directory all
+	@$(PYTHON) scripts/bench_fleet.py
 
 # Daemons in sbin, qroamctl in bin (when built), systemd units with the
 # sbin path filled in, man pages, and example configurations (with the

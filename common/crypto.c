@@ -293,10 +293,16 @@ crypto_aead_open_with(struct crypto_aead *ca,
 EVP_PKEY *
 crypto_rsa_generate(int bits)
 {
+	return crypto_rsa_generate_primes(bits, 2);
+}
+
+EVP_PKEY *
+crypto_rsa_generate_primes(int bits, int primes)
+{
 	EVP_PKEY_CTX	*ctx;
 	EVP_PKEY	*pkey = NULL;
 
-	if (bits != 2048 && bits != 3072)
+	if ((bits != 2048 && bits != 3072) || (primes != 2 && primes != 3))
 		return NULL;
 	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL) {
 		crypto_fail();
@@ -304,6 +310,7 @@ crypto_rsa_generate(int bits)
 	}
 	if (EVP_PKEY_keygen_init(ctx) != 1 ||
 	    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, bits) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_keygen_primes(ctx, primes) != 1 ||
 	    EVP_PKEY_generate(ctx, &pkey) != 1) {
 		EVP_PKEY_free(pkey);
 		pkey = NULL;

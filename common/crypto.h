@@ -58,6 +58,12 @@ int	crypto_aead_open_with(struct crypto_aead *,
 
 /* RSA key pairs; bits is 2048 or 3072.  NULL on failure. */
 EVP_PKEY *crypto_rsa_generate(int bits);
+/*
+ * The same with primes prime factors (2, or 3: multi-prime RSA of RFC
+ * 8017, the same public key and operations, quicker to generate); NULL on
+ * a bad argument or failure.
+ */
+EVP_PKEY *crypto_rsa_generate_primes(int bits, int primes);
 /* DER encodings; *der is malloc'd (private key buffers are wiped by caller). */
 int	crypto_pub_to_der(EVP_PKEY *, uint8_t **der, size_t *len);
 int	crypto_priv_to_der(EVP_PKEY *, uint8_t **der, size_t *len);

@@ -370,11 +370,9 @@ chip_reg_save_tsps(sqlite3 *db, const Qroam__M1 *m1)
 }
 
 int
-chip_reg_save(sqlite3 *db, const char *vid, const char *chip_id,
-    const Qroam__M1 *m1)
+chip_m1_check(const char *vid, const char *chip_id, const Qroam__M1 *m1)
 {
-	sqlite3_stmt	*st;
-	size_t		 i;
+	size_t	i;
 
 	if (!id_valid_vin(vid) || !id_valid_hex(chip_id, CHIP_ID_LEN) ||
 	    m1->n_tsps > TOPO_MAXTSP) {
@@ -388,6 +386,17 @@ chip_reg_save(sqlite3 *db, const char *vid, const char *chip_id,
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int
+chip_reg_save(sqlite3 *db, const char *vid, const char *chip_id,
+    const Qroam__M1 *m1)
+{
+	sqlite3_stmt	*st;
+
+	if (chip_m1_check(vid, chip_id, m1) == -1)
+		return -1;
 	if (store_begin(db) == -1)
 		return -1;
 	st = store_prepare(db, "INSERT OR REPLACE INTO registration(id,"

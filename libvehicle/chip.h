@@ -78,6 +78,8 @@ int	chip_destroy_key(sqlite3 *, uint32_t idx);
 int64_t	chip_unused(sqlite3 *, enum chip_mode);
 void	chip_key_wipe(struct chip_key *);
 
+/* 0 if vid, chip_id and the TSP list of M1 may be stored, else -1 (logged). */
+int	chip_m1_check(const char *vid, const char *chip_id, const Qroam__M1 *);
 /* Store the registration of M1 (Pbv and the TSP list) in one transaction. */
 int	chip_reg_save(sqlite3 *, const char *vid, const char *chip_id,
 	    const Qroam__M1 *);

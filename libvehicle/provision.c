@@ -1,80 +1,89 @@
 /*
- * F1 and F2 from the vehicle's side.  Each exchange opens one mutual-TLS
- * connection on a private event base (so it can run while the main loop
- * is inside a callback), sends one request, waits for one reply, checks
- * it completely and stores the result in one transaction.
+ * F1 and F2 from the vehicle's side: the requests, the complete check of
+ * each reply, and the store step that keeps its result (one transaction
+ * each).  The blocking exchanges run a provisioning channel (provchan.c)
+ * on a private event base until its one reply.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <event2/event.h>
 
-#include "conn.h"
 #include "crypto.h"
 #include "log.h"
 #include "msg.h"
+#include "provchan.h"
 #include "provision.h"
-#include "tls.h"
 
-#define VPROV_REQID		1
 #define VPROV_KEYBYTES		96	/* encoded size of one ChipKey, bound */
 #define VPROV_FRAME_LIMIT	(16 * 1024 * 1024)
 
-/* Send msg to ep over mTLS and wait for one reply frame; 0 or VPROV_*. */
-static int
-vprov_exchange(const struct vprov *vp, const struct endpoint *ep,
-    const char *role, size_t max_frame, uint32_t type,
-    const ProtobufCMessage *msg, struct frame *reply)
-{
-	struct event_base	*base;
-	struct conn_opts	 opts;
-	struct conn		*c;
-	SSL_CTX			*ctx;
-	char			 err[256];
-	int			 rc = VPROV_NO_REPLY;
+/* One blocking exchange: the reply frame, kept past the callback. */
+struct vprov_sync {
+	struct vprov_req	 vs_req;
+	struct event_base	*vs_base;
+	int			 vs_done;
+	int			 vs_rc;
+	struct frame		 vs_reply;
+};
 
-	if (ep->ep_port == 0) {
-		log_warnx("provision: no %s endpoint in the topology", role);
-		return VPROV_ERROR;
-	}
-	if (vp->vp_ca == NULL || vp->vp_cert == NULL || vp->vp_key == NULL) {
-		log_warnx("provision: no credential to reach the %s", role);
-		return VPROV_ERROR;
-	}
-	if ((ctx = tls_client_ctx(vp->vp_ca, vp->vp_cert, vp->vp_key)) == NULL) {
-		log_warnx("provision: cannot load the TLS credential %s",
-		    vp->vp_cert);
-		return VPROV_ERROR;
-	}
-	if ((base = event_base_new()) == NULL) {
-		SSL_CTX_free(ctx);
+/* The reply of a blocking exchange: keep a copy and stop the loop. */
+static void
+vprov_sync_done(struct vprov_req *r, int rc, const struct frame *f)
+{
+	struct vprov_sync	*vs = r->vr_arg;
+	uint8_t			*buf;
+	size_t			 len, used;
+
+	vs->vs_done = 1;
+	vs->vs_rc = rc;
+	event_base_loopbreak(vs->vs_base);
+	if (rc != 0)
+		return;
+	/* Re-encode to own the frame: the channel releases its own. */
+	vs->vs_rc = VPROV_ERROR;
+	if (frame_encode_payload(f->f_type, f->f_request_id, f->f_payload,
+	    f->f_payload_len, SIZE_MAX, &buf, &len) == -1)
+		return;
+	if (frame_decode(buf, len, SIZE_MAX, &vs->vs_reply, &used) == FRAME_OK)
+		vs->vs_rc = 0;
+	free(buf);
+}
+
+/* Send msg to role over mTLS and wait for one reply frame; 0 or VPROV_*. */
+static int
+vprov_exchange(const struct vprov *vp, enum vprov_role role, size_t max_frame,
+    uint32_t type, const ProtobufCMessage *msg, struct frame *reply)
+{
+	struct vprov_sync	 vs;
+	struct vprov_chan	*pc;
+
+	memset(&vs, 0, sizeof(vs));
+	if ((vs.vs_base = event_base_new()) == NULL) {
 		log_warnx("provision: cannot create an event base");
 		return VPROV_ERROR;
 	}
-	memset(&opts, 0, sizeof(opts));
-	opts.co_tls = ctx;
-	opts.co_max_frame = max_frame;
-	opts.co_connect_ms = vp->vp_timeout_ms;
-	opts.co_peer_role = role;
-	c = conn_open_sync(base, ep->ep_host, ep->ep_port, &opts,
-	    vp->vp_timeout_ms, err, sizeof(err));
-	if (c == NULL)
-		log_warnx("provision: %s %s:%u: %s", role, ep->ep_host,
-		    ep->ep_port, err);
-	else if (conn_send(c, type, VPROV_REQID, msg) == -1)
-		log_warnx("provision: cannot send %s to the %s",
-		    frame_type_name(type), role);
-	else if (conn_recv_sync(c, reply, vp->vp_timeout_ms) == -1)
-		log_warnx("provision: no reply from the %s %s:%u within %d ms",
-		    role, ep->ep_host, ep->ep_port, vp->vp_timeout_ms);
+	if ((pc = vprov_chan_new(vs.vs_base, vp, role, max_frame, 1)) == NULL) {
+		event_base_free(vs.vs_base);
+		return VPROV_ERROR;
+	}
+	vs.vs_req.vr_done = vprov_sync_done;
+	vs.vs_req.vr_arg = &vs;
+	if (vprov_chan_submit(pc, &vs.vs_req, type, msg) == -1)
+		vs.vs_rc = VPROV_ERROR;
 	else
-		rc = 0;
-	if (c != NULL)
-		conn_free_sync(c);
-	/* Let deferred bufferevent callbacks drop their references. */
-	event_base_loop(base, EVLOOP_NONBLOCK);
-	event_base_free(base);
-	SSL_CTX_free(ctx);
-	return rc;
+		while (!vs.vs_done &&
+		    event_base_dispatch(vs.vs_base) == 0)
+			;
+	if (!vs.vs_done)
+		vs.vs_rc = VPROV_ERROR;
+	vprov_chan_free(pc);
+	/* Let the closing connection run its course. */
+	event_base_dispatch(vs.vs_base);
+	event_base_free(vs.vs_base);
+	if (vs.vs_rc == 0)
+		*reply = vs.vs_reply;
+	return vs.vs_rc;
 }
 
 /* A reply that is not the expected message: a Status code, or an error. */
@@ -101,80 +110,131 @@ vprov_other_reply(const struct frame *f, const char *what)
 	return code == QROAM__STATUS_CODE__OK ? VPROV_ERROR : code;
 }
 
-int
-vprov_fill(const struct vprov *vp, sqlite3 *db, uint32_t m,
-    struct chip_info *out)
+size_t
+vprov_fill_max_frame(const struct vprov *vp, uint32_t m)
 {
-	Qroam__FillRequest	 req = QROAM__FILL_REQUEST__INIT;
-	Qroam__FillRecord	*rec;
-	struct frame		 f;
-	size_t			 max;
-	int			 rc;
+	size_t	max;
 
-	if (m != 0) {
-		req.has_m = 1;
-		req.m = m;
-	}
 	max = (size_t)(m ? m : 4096) * VPROV_KEYBYTES + 4096;
 	if (max < vp->vp_max_frame)
 		max = vp->vp_max_frame;
 	if (max > VPROV_FRAME_LIMIT)
 		max = VPROV_FRAME_LIMIT;
-	rc = vprov_exchange(vp, &vp->vp_topo->t_filler, "filler", max,
-	    QROAM__MSG_TYPE__MT_FILL_REQUEST, &req.base, &f);
-	if (rc != 0)
-		return rc;
-	if (f.f_type != QROAM__MSG_TYPE__MT_FILL_REPLY) {
-		rc = vprov_other_reply(&f, "fill");
-		frame_release(&f);
-		return rc;
+	return max;
+}
+
+void
+vprov_fill_request(Qroam__FillRequest *req, uint32_t m)
+{
+	qroam__fill_request__init(req);
+	if (m != 0) {
+		req->has_m = 1;
+		req->m = m;
 	}
-	rec = (Qroam__FillRecord *)frame_unpack(&f,
+}
+
+void
+vprov_fill_free(Qroam__FillRecord *rec)
+{
+	size_t	i;
+
+	if (rec == NULL)
+		return;
+	for (i = 0; i < rec->n_keys; i++)
+		crypto_wipe(rec->keys[i]->key.data, rec->keys[i]->key.len);
+	qroam__fill_record__free_unpacked(rec, NULL);
+}
+
+int
+vprov_fill_reply(const struct frame *f, uint32_t m, Qroam__FillRecord **out)
+{
+	Qroam__FillRecord	*rec;
+
+	*out = NULL;
+	if (f->f_type != QROAM__MSG_TYPE__MT_FILL_REPLY)
+		return vprov_other_reply(f, "fill");
+	rec = (Qroam__FillRecord *)frame_unpack(f,
 	    &qroam__fill_record__descriptor);
-	frame_release(&f);
 	if (rec == NULL) {
 		log_warnx("provision: fill: malformed FillReply");
 		return VPROV_ERROR;
 	}
 	if (m != 0 && rec->m != m)
 		log_warnx("provision: fill: asked for %u keys, got %u", m, rec->m);
-	rc = chip_fill(db, rec) == 0 ? QROAM__STATUS_CODE__OK : VPROV_ERROR;
-	qroam__fill_record__free_unpacked(rec, NULL);
-	if (rc != QROAM__STATUS_CODE__OK)
-		return rc;
-	if (chip_get(db, out) != 1)
+	*out = rec;
+	return QROAM__STATUS_CODE__OK;
+}
+
+int
+vprov_fill_store(sqlite3 *db, const Qroam__FillRecord *rec,
+    struct chip_info *out)
+{
+	if (chip_fill(db, rec) == -1 || chip_get(db, out) != 1)
 		return VPROV_ERROR;
 	log_info("chip filled: chip_id %s, %u keys (k=%u, n=%u)",
 	    out->ci_chip_id, out->ci_m, out->ci_k, out->ci_n);
 	chip_event(db, "fill", NULL, "chip_id=%s m=%u", out->ci_chip_id,
 	    out->ci_m);
+	return QROAM__STATUS_CODE__OK;
+}
+
+int
+vprov_fill(const struct vprov *vp, sqlite3 *db, uint32_t m,
+    struct chip_info *out)
+{
+	Qroam__FillRequest	 req;
+	Qroam__FillRecord	*rec;
+	struct frame		 f;
+	int			 rc;
+
+	vprov_fill_request(&req, m);
+	rc = vprov_exchange(vp, VPROV_FILLER, vprov_fill_max_frame(vp, m),
+	    QROAM__MSG_TYPE__MT_FILL_REQUEST, &req.base, &f);
+	if (rc != 0)
+		return rc;
+	rc = vprov_fill_reply(&f, m, &rec);
+	frame_release(&f);
+	if (rc != QROAM__STATUS_CODE__OK)
+		return rc;
+	rc = vprov_fill_store(db, rec, out);
+	vprov_fill_free(rec);
 	return rc;
 }
 
-/* Check and store M1 as the registration of vid with chip_id. */
-static int
-vprov_store_m1(sqlite3 *db, const struct frame *f, const char *vid,
-    const char *chip_id)
+int
+vprov_register_reply(const struct frame *f, int rebind, Qroam__M1 **out)
 {
 	Qroam__M1	*m1;
 	EVP_PKEY	*pbv;
-	int		 rc = VPROV_ERROR;
 
-	m1 = (Qroam__M1 *)frame_unpack(f, &qroam__m1__descriptor);
-	if (m1 == NULL) {
+	*out = NULL;
+	if (f->f_type != QROAM__MSG_TYPE__MT_M1)
+		return vprov_other_reply(f, rebind ? "re-register" : "register");
+	if ((m1 = (Qroam__M1 *)frame_unpack(f, &qroam__m1__descriptor)) == NULL) {
 		log_warnx("provision: register: malformed M1");
 		return VPROV_ERROR;
 	}
-	if ((pbv = crypto_pub_from_der(m1->pbv.data, m1->pbv.len)) == NULL)
+	if ((pbv = crypto_pub_from_der(m1->pbv.data, m1->pbv.len)) == NULL) {
 		log_warnx("provision: register: M1 carries no usable public key");
-	else if (chip_reg_save(db, vid, chip_id, m1) == 0)
-		rc = QROAM__STATUS_CODE__OK;
+		qroam__m1__free_unpacked(m1, NULL);
+		return VPROV_ERROR;
+	}
 	EVP_PKEY_free(pbv);
-	if (rc == QROAM__STATUS_CODE__OK)
-		log_info("registered %s with chip %s (%zu TSPs in M1)", vid,
-		    chip_id, m1->n_tsps);
-	qroam__m1__free_unpacked(m1, NULL);
-	return rc;
+	*out = m1;
+	return QROAM__STATUS_CODE__OK;
+}
+
+int
+vprov_m1_store(sqlite3 *db, const Qroam__M1 *m1, const char *vid,
+    const char *chip_id, int rebind)
+{
+	if (chip_reg_save(db, vid, chip_id, m1) == -1)
+		return VPROV_ERROR;
+	log_info("registered %s with chip %s (%zu TSPs in M1)", vid, chip_id,
+	    m1->n_tsps);
+	chip_event(db, rebind ? "reregister" : "register", NULL,
+	    "vehicle_id=%s chip_id=%s", vid, chip_id);
+	return QROAM__STATUS_CODE__OK;
 }
 
 int
@@ -183,6 +243,7 @@ vprov_register(const struct vprov *vp, sqlite3 *db, const char *vid,
 {
 	Qroam__RegisterRequest	 req = QROAM__REGISTER_REQUEST__INIT;
 	struct chip_info	 ci;
+	Qroam__M1		*m1;
 	struct frame		 f;
 	int			 rc;
 
@@ -196,19 +257,17 @@ vprov_register(const struct vprov *vp, sqlite3 *db, const char *vid,
 		req.has_rebind = 1;
 		req.rebind = 1;
 	}
-	rc = vprov_exchange(vp, &vp->vp_topo->t_registrar, "registrar",
+	rc = vprov_exchange(vp, VPROV_REGISTRAR,
 	    vp->vp_max_frame ? vp->vp_max_frame : FRAME_MAX_DEFAULT,
 	    QROAM__MSG_TYPE__MT_REGISTER, &req.base, &f);
 	if (rc != 0)
 		return rc;
-	if (f.f_type == QROAM__MSG_TYPE__MT_M1)
-		rc = vprov_store_m1(db, &f, vid, ci.ci_chip_id);
-	else
-		rc = vprov_other_reply(&f, rebind ? "re-register" : "register");
+	rc = vprov_register_reply(&f, rebind, &m1);
 	frame_release(&f);
-	if (rc == QROAM__STATUS_CODE__OK)
-		chip_event(db, rebind ? "reregister" : "register", NULL,
-		    "vehicle_id=%s chip_id=%s", vid, ci.ci_chip_id);
+	if (rc != QROAM__STATUS_CODE__OK)
+		return rc;
+	rc = vprov_m1_store(db, m1, vid, ci.ci_chip_id, rebind);
+	qroam__m1__free_unpacked(m1, NULL);
 	return rc;
 }
 
@@ -222,8 +281,7 @@ vprov_result_name(int rc)
 	return msg_status_name(rc);
 }
 
-/* 1 if the stored registration names the chip's current chip_id. */
-static int
+int
 vprov_reg_current(sqlite3 *db, const struct chip_info *ci, int *registered)
 {
 	struct chip_reg	cr;

@@ -1,9 +1,15 @@
 /*
  * Provisioning over the mutual-TLS factory channel: fill the chip from
- * fillerd (F1) and register the vehicle with registrard (F2).  Both are
- * blocking request/reply exchanges on a private event base, used by
- * vehicled at start-up and after a refill, by qroamctl, qbench and the
- * test tool.
+ * fillerd (F1) and register the vehicle with registrard (F2).
+ *
+ * The requests travel on provisioning channels (provchan.h) on an event
+ * loop.  vehicled submits them on its own loop and handles the replies
+ * with vprov_fill_reply / vprov_register_reply and the store steps below,
+ * so that no vehicle of a fleet waits for a server another one waits for.
+ * The blocking functions (vprov_fill, vprov_register, vprov_enroll,
+ * vprov_refill) run one channel on a private event base until the reply:
+ * for qroamctl, qbench and the test tool, which have nothing else to do
+ * meanwhile.
  */
 #ifndef LIBVEHICLE_PROVISION_H
 #define LIBVEHICLE_PROVISION_H
@@ -27,6 +33,39 @@ struct vprov {
 	size_t			 vp_max_frame;
 	int			 vp_timeout_ms;
 };
+
+struct frame;
+
+/* The largest frame a fill of m keys (0: the filler's default) takes. */
+size_t	vprov_fill_max_frame(const struct vprov *, uint32_t m);
+/* A FillRequest for m keys (0: the filler's default). */
+void	vprov_fill_request(Qroam__FillRequest *, uint32_t m);
+/*
+ * Check the reply to a FillRequest: OK and *rec (release with
+ * vprov_fill_free), the status the filler refused with, or VPROV_ERROR.
+ */
+int	vprov_fill_reply(const struct frame *, uint32_t m,
+	    Qroam__FillRecord **rec);
+void	vprov_fill_free(Qroam__FillRecord *);
+/* Write a fill to the chip (replacing any earlier one); OK or VPROV_ERROR. */
+int	vprov_fill_store(sqlite3 *db, const Qroam__FillRecord *,
+	    struct chip_info *out);
+/*
+ * Check the reply to a RegisterRequest: OK and *m1 (release with
+ * qroam__m1__free_unpacked) once its Pbv decodes, the refusal's status,
+ * or VPROV_ERROR.
+ */
+int	vprov_register_reply(const struct frame *, int rebind, Qroam__M1 **m1);
+/* Store M1 as the registration of vid with chip_id; OK or VPROV_ERROR. */
+int	vprov_m1_store(sqlite3 *db, const Qroam__M1 *, const char *vid,
+	    const char *chip_id, int rebind);
+/*
+ * What enrolment needs next for the chip in db: 1 if a registration with
+ * the chip's chip_id is stored (nothing), 0 if it needs registering
+ * (*registered: another chip is registered, a rebind), -1 on error.
+ */
+int	vprov_reg_current(sqlite3 *db, const struct chip_info *,
+	    int *registered);
 
 /*
  * F1: ask fillerd for a fill of m keys (0: its default) and write it to

@@ -18,6 +18,7 @@ struct route {
 	size_t			 r_npts;
 	double			 r_speed;
 	double			 r_factor;
+	unsigned		 r_refs;
 };
 
 struct route *
@@ -31,6 +32,7 @@ route_new(const struct geo_point *pts, size_t n, double speed,
 		return NULL;
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
+	r->r_refs = 1;
 	r->r_pts = calloc(n, sizeof(*r->r_pts));
 	r->r_cum = calloc(n, sizeof(*r->r_cum));
 	if (r->r_pts == NULL || r->r_cum == NULL) {
@@ -47,10 +49,17 @@ route_new(const struct geo_point *pts, size_t n, double speed,
 	return r;
 }
 
+struct route *
+route_ref(struct route *r)
+{
+	r->r_refs++;
+	return r;
+}
+
 void
 route_free(struct route *r)
 {
-	if (r == NULL)
+	if (r == NULL || --r->r_refs > 0)
 		return;
 	free(r->r_pts);
 	free(r->r_cum);

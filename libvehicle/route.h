@@ -23,6 +23,9 @@ struct route_pos {
 /* A route over a copy of pts (n >= 1); NULL on a bad argument. */
 struct route *route_new(const struct geo_point *pts, size_t n, double speed,
 	    double time_factor);
+/* Another holder of r (the vehicles of a fleet share one route); r. */
+struct route *route_ref(struct route *r);
+/* Let go of r; the last holder frees it. */
 void	route_free(struct route *);
 /* Simulated seconds after real_ms real milliseconds of driving. */
 double	route_sim_seconds(const struct route *, double real_ms);

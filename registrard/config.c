@@ -38,7 +38,7 @@ registrard_conf_count(const struct conf_line *cl, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* One directive: a common one, rsa_bits, workers or key_pool. */
+/* One directive: a common one, rsa_bits, rsa_primes, workers or key_pool. */
 static int
 registrard_conf_line(void *arg, const struct conf_line *cl)
 {
@@ -50,6 +50,15 @@ registrard_conf_line(void *arg, const struct conf_line *cl)
 		return r == 1 ? 0 : -1;
 	if (strcmp(cl->cl_argv[0], "rsa_bits") == 0)
 		return registrard_conf_bits(rc, cl);
+	if (strcmp(cl->cl_argv[0], "rsa_primes") == 0) {
+		if (cl->cl_argc != 2 || (strcmp(cl->cl_argv[1], "2") != 0 &&
+		    strcmp(cl->cl_argv[1], "3") != 0)) {
+			conf_error(cl, "rsa_primes must be 2 or 3");
+			return -1;
+		}
+		rc->rc_rsa_primes = cl->cl_argv[1][0] - '0';
+		return 0;
+	}
 	if (strcmp(cl->cl_argv[0], "workers") == 0) {
 		if (registrard_conf_count(cl, REGISTRARD_MAX_WORKERS, &v) == -1)
 			return -1;
@@ -72,6 +81,7 @@ registrard_conf_load(const char *path, struct registrard_conf *rc)
 	memset(rc, 0, sizeof(*rc));
 	cfg_common_init(&rc->rc_common);
 	rc->rc_rsa_bits = 2048;
+	rc->rc_rsa_primes = 2;
 	rc->rc_workers = REGISTRARD_WORKERS_AUTO;
 	rc->rc_key_pool = REGISTRARD_KEY_POOL;
 	if (conf_parse_file(path, registrard_conf_line, rc) != 0)

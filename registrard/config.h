@@ -1,6 +1,7 @@
 /*
  * registrard configuration: the common directives plus
  *   rsa_bits 2048|3072	  size of the vehicles' RSA keys (2048)
+ *   rsa_primes 2|3	  their prime factors (2; 3: multi-prime, quicker)
  *   workers N		  threads generating the key pairs; 0 = on the
  *			  event loop (one per online processor)
  *   key_pool N		  key pairs generated ahead and kept ready (4)
@@ -20,6 +21,7 @@
 struct registrard_conf {
 	struct cfg_common	rc_common;
 	int			rc_rsa_bits;	/* 2048 or 3072 */
+	int			rc_rsa_primes;	/* 2 or 3 */
 	int			rc_workers;	/* or REGISTRARD_WORKERS_AUTO */
 	size_t			rc_key_pool;
 };

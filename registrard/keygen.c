@@ -34,6 +34,7 @@ struct keygen_job {
 	struct keygen		*kj_kg;		/* (loop) */
 	struct keygen_wait	*kj_wait;	/* (loop) NULL: a spare job */
 	int			 kj_bits;
+	int			 kj_primes;
 	struct keypair		*kj_kp;		/* NULL if it failed */
 };
 
@@ -44,6 +45,7 @@ TAILQ_HEAD(keygen_job_list, keygen_job);
 struct keygen {
 	struct workq		*kg_wq;
 	int			 kg_bits;
+	int			 kg_primes;
 	size_t			 kg_pool;	/* pairs to keep ready */
 	int			 kg_stopping;
 	struct keypair_list	 kg_ready;
@@ -74,9 +76,9 @@ keypair_free(struct keypair *kp)
 	free(kp);
 }
 
-/* A fresh key pair of bits as DER, or NULL (any thread). */
+/* A fresh key pair of bits and primes as DER, or NULL (any thread). */
 static struct keypair *
-keypair_generate(int bits)
+keypair_generate(int bits, int primes)
 {
 	struct keypair	*kp;
 	EVP_PKEY	*pk;
@@ -85,7 +87,7 @@ keypair_generate(int bits)
 	if ((kp = calloc(1, sizeof(*kp))) == NULL)
 		return NULL;
 	kp->kp_bits = bits;
-	if ((pk = crypto_rsa_generate(bits)) != NULL) {
+	if ((pk = crypto_rsa_generate_primes(bits, primes)) != NULL) {
 		if (crypto_pub_to_der(pk, &kp->kp_pub, &kp->kp_publen) == 0 &&
 		    crypto_priv_to_der(pk, &kp->kp_priv, &kp->kp_privlen) == 0)
 			rc = 0;
@@ -142,6 +144,7 @@ keygen_start(struct keygen *kg, int bits, struct keygen_wait *w)
 	j->kj_task.wt_arg = j;
 	j->kj_kg = kg;
 	j->kj_bits = bits;
+	j->kj_primes = kg->kg_primes;
 	j->kj_wait = w;
 	if (w != NULL)
 		w->kw_job = j;
@@ -200,7 +203,7 @@ keygen_work(void *arg)
 {
 	struct keygen_job	*j = arg;
 
-	j->kj_kp = keypair_generate(j->kj_bits);
+	j->kj_kp = keypair_generate(j->kj_bits, j->kj_primes);
 }
 
 /* Keep kp ready if it fits the pool, else wipe it. */
@@ -283,8 +286,15 @@ keygen_new(struct event_base *base, unsigned nthreads, int bits, size_t pool)
 	    "Key pairs of registrations: ready at once (source pool) or "
 	    "waited for (source generated).", "source");
 	metrics_collector_add(keygen_collect, kg);
+	kg->kg_primes = 2;
 	keygen_configure(kg, bits, pool);
 	return kg;
+}
+
+void
+keygen_set_primes(struct keygen *kg, int primes)
+{
+	kg->kg_primes = primes == 3 ? 3 : 2;
 }
 
 void

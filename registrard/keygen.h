@@ -75,6 +75,13 @@ int		 keygen_get(struct keygen *, struct keygen_wait *w,
 /* w no longer waits; the pair generated for it is kept or wiped. */
 void		 keygen_cancel(struct keygen *, struct keygen_wait *w);
 
+/*
+ * Prime factors of the pairs generated from now on: 2, or 3 (multi-prime
+ * RSA, quicker to generate; the public key and its use are the same).
+ * Pairs kept ready are used whatever their number of primes.
+ */
+void		 keygen_set_primes(struct keygen *, int primes);
+
 /* Wipe the private half and free kp (NULL is fine). */
 void		 keypair_free(struct keypair *kp);
 

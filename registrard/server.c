@@ -416,6 +416,7 @@ registrar_start(struct registrar *r, struct event_base *base)
 		log_warnx("cannot start %d worker threads", n);
 		return -1;
 	}
+	keygen_set_primes(r->r_keygen, rc->rc_rsa_primes);
 	if (n > 0)
 		log_info("key generation on %d worker thread%s, %zu key pairs "
 		    "kept ready", n, n == 1 ? "" : "s", rc->rc_key_pool);
@@ -428,6 +429,7 @@ registrar_start(struct registrar *r, struct event_base *base)
 void
 registrar_reload(struct registrar *r)
 {
+	keygen_set_primes(r->r_keygen, r->r_conf->rc_rsa_primes);
 	keygen_configure(r->r_keygen, r->r_conf->rc_rsa_bits,
 	    r->r_conf->rc_key_pool);
 }

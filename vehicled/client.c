@@ -62,7 +62,7 @@ client_now_us(void)
 
 void
 client_init(struct vclient *c, struct event_base *base,
-    const struct vconf *conf, sqlite3 *db, const struct topo *topo,
+    const struct vconf *conf, struct vchip *chip, const struct topo *topo,
     struct route *route, uint64_t offset_ms,
     const struct vclient_owner_cb *owner, void *arg)
 {
@@ -72,7 +72,7 @@ client_init(struct vclient *c, struct event_base *base,
 	    conf->vc_vid);
 	c->vc_base = base;
 	c->vc_conf = conf;
-	c->vc_db = db;
+	c->vc_chip = chip;
 	c->vc_topo = topo;
 	c->vc_state = VC_OFF;
 	c->vc_backoff = 1;
@@ -83,7 +83,10 @@ client_init(struct vclient *c, struct event_base *base,
 	c->vc_owner = owner;
 	c->vc_owner_arg = arg;
 	vrecq_init(&c->vc_recs, conf->vc_unstored_max);
-	vrecid_init(&c->vc_recid, (uint64_t)chip_counter(db, "record_id_mark"));
+	/* Ids go on above the last run's; the stored mark may be higher. */
+	vrecid_init(&c->vc_recid, (uint64_t)vchip_record_floor(chip));
+	vrecid_raised(&c->vc_recid, (uint64_t)vchip_counter(chip,
+	    "record_id_mark"));
 }
 
 void
@@ -99,7 +102,6 @@ client_clear(struct vclient *c)
 {
 	event_free(c->vc_timer);
 	route_free(c->vc_route);
-	chip_reg_tsps_free(&c->vc_regtopo);
 	chip_reg_clear(&c->vc_reg);
 	EVP_PKEY_free(c->vc_pbv);
 	crypto_wipe(c->vc_k1, sizeof(c->vc_k1));
@@ -110,7 +112,8 @@ client_clear(struct vclient *c)
 const struct topo *
 client_tsps(const struct vclient *c)
 {
-	return c->vc_regtopo.t_ntsps > 0 ? &c->vc_regtopo : c->vc_topo;
+	return c->vc_regtopo != NULL && c->vc_regtopo->t_ntsps > 0 ?
+	    c->vc_regtopo : c->vc_topo;
 }
 
 const struct vstats *
@@ -174,7 +177,7 @@ client_error(struct vclient *c, const char *fmt, ...)
 	va_end(ap);
 	log_warnx("%s", buf);
 	c->vc_stats.vs_errors++;
-	chip_count(c->vc_db, "errors", 1);
+	vchip_count(c->vc_chip, "errors", 1);
 }
 
 void
@@ -340,7 +343,7 @@ client_auth_attempt(struct vclient *c)
 	c->vc_sent_ms = client_now_ms();
 	log_info("auth: M4 sent to %s (next retransmit in %llu ms)", c->vc_tsp,
 	    (unsigned long long)client_retry_ms(c));
-	chip_event(c->vc_db, "auth_sent", c->vc_tsp, "request %llu",
+	vchip_event(c->vc_chip, "auth_sent", c->vc_tsp, "request %llu",
 	    (unsigned long long)c->vc_reqid);
 	client_arm(c, client_retry_ms(c));
 }
@@ -356,66 +359,37 @@ client_start_auth(struct vclient *c)
 	client_auth_attempt(c);
 }
 
-/* Draw the chip key of the next M3 and destroy it durably; 0 or -1. */
-static int
-client_take_key(struct vclient *c, struct chip_key *ck)
-{
-	switch (chip_draw(c->vc_db, c->vc_conf->vc_draw, ck)) {
-	case CHIP_DRAW_OK:
-		break;
-	case CHIP_DRAW_NONE:
-	case CHIP_DRAW_DESTROYED:
-		c->vc_owner->oc_exhausted(c->vc_owner_arg);
-		return -1;
-	case CHIP_DRAW_ERROR:
-		client_error(c, "session: cannot read the chip");
-		client_arm(c, client_retry_ms(c));
-		return -1;
-	}
-	if (chip_destroy_key(c->vc_db, ck->ck_index) == -1) {
-		chip_key_wipe(ck);
-		client_error(c, "session: cannot destroy chip key %u; M3 not sent",
-		    ck->ck_index);
-		client_arm(c, client_retry_ms(c));
-		return -1;
-	}
-	return 0;
-}
-
-/* F4: draw K1 and a chip key (destroyed before sending), send M3. */
+/*
+ * F4: send M3 for the current TSP, with the chip key ck (destroyed
+ * durably already) or, when ck is NULL, the M3 a handover prepared.
+ */
 static void
-client_open_attempt(struct vclient *c)
+client_send_m3(struct vclient *c, struct chip_key *ck)
 {
 	Qroam__M3		 m3;
 	Qroam__Telemetry	 d1;
 	struct route_pos	 rp;
-	struct chip_key		 ck;
 	int			 rc;
 
-	if (!client_ready(c))
-		return;
 	/* An earlier M3's data was not answered: it is sent again later. */
 	telemetry_d1_unanswered(c);
 	client_position(c, &rp);
 	vmsg_telemetry(&d1, &rp, store_now_ms());
 	telemetry_record_id(c, &d1);
-	memset(&ck, 0, sizeof(ck));
-	/* A handover may have prepared this M3 (its key is gone already). */
-	if ((rc = c->vc_ho->hc_m3_take(c->vc_ho_arg, c->vc_tsp, &m3, &d1,
-	    c->vc_k1, &c->vc_key_index)) == 0) {
-		if (client_take_key(c, &ck) == -1)
-			return;
-		qrand_bytes(c->vc_k1, sizeof(c->vc_k1));
-		rc = vmsg_m3(&m3, c->vc_reg.cr_vid, c->vc_tsp, &ck,
-		    c->vc_conf->vc_draw, c->vc_k1, &d1);
-		c->vc_key_index = ck.ck_index;
-	} else
+	if (ck == NULL) {
+		rc = c->vc_ho->hc_m3_take(c->vc_ho_arg, c->vc_tsp, &m3, &d1,
+		    c->vc_k1, &c->vc_key_index);
 		rc = rc == 1 ? 0 : -1;
-	/* m3.code points into ck: wipe the key only once M3 is packed. */
+	} else {
+		qrand_bytes(c->vc_k1, sizeof(c->vc_k1));
+		rc = vmsg_m3(&m3, c->vc_reg.cr_vid, c->vc_tsp, ck,
+		    c->vc_conf->vc_draw, c->vc_k1, &d1);
+		c->vc_key_index = ck->ck_index;
+	}
+	/* m3.code points into ck: the caller wipes the key once M3 is packed. */
 	if (rc == 0)
 		rc = conn_send(c->vc_conn, QROAM__MSG_TYPE__MT_M3, ++c->vc_reqid,
 		    &m3.base);
-	chip_key_wipe(&ck);
 	msg_m3_clear(&m3);
 	c->vc_tx_seq = c->vc_rx_seq = c->vc_acked = c->vc_nsent = 0;
 	c->vc_ctl_seq = 0;
@@ -432,7 +406,64 @@ client_open_attempt(struct vclient *c)
 		c->vc_gap_m3 = 1;
 	log_info("session: M3 sent to %s with chip key %u (unused keys left:"
 	    " %lld)", c->vc_tsp, c->vc_key_index,
-	    (long long)chip_unused(c->vc_db, c->vc_conf->vc_draw));
+	    (long long)vchip_unused(c->vc_chip, c->vc_conf->vc_draw));
+}
+
+/*
+ * The chip key of the next M3, destroyed durably: send the M3 if it is
+ * still due, else the key is burned (the next M3 takes the next one).
+ */
+static void
+client_key_taken(void *arg, enum chip_draw r, struct chip_key *ck)
+{
+	struct vclient	*c = arg;
+
+	c->vc_keywait = 0;
+	client_log_enter(c);
+	switch (r) {
+	case CHIP_DRAW_OK:
+		break;
+	case CHIP_DRAW_NONE:
+	case CHIP_DRAW_DESTROYED:
+		if (c->vc_state == VC_OPEN)
+			c->vc_owner->oc_exhausted(c->vc_owner_arg);
+		return;
+	case CHIP_DRAW_ERROR:
+		client_error(c, "session: cannot take a chip key; M3 not sent");
+		if (c->vc_state == VC_OPEN)
+			client_arm(c, client_retry_ms(c));
+		return;
+	}
+	if (c->vc_state != VC_OPEN || c->vc_conn == NULL || !c->vc_connected) {
+		log_info("session: chip key %u taken for an M3 no longer due;"
+		    " it is burned", ck->ck_index);
+		chip_key_wipe(ck);
+		if (c->vc_state == VC_OPEN)
+			client_arm(c, 1);
+		return;
+	}
+	client_send_m3(c, ck);
+	chip_key_wipe(ck);
+}
+
+/* F4: draw K1 and a chip key (destroyed before sending), send M3. */
+static void
+client_open_attempt(struct vclient *c)
+{
+	if (!client_ready(c))
+		return;
+	if (c->vc_keywait) {
+		client_arm(c, client_retry_ms(c));
+		return;
+	}
+	/* A handover may have prepared this M3 (its key is gone already). */
+	if (c->vc_ho->hc_m3_ready(c->vc_ho_arg, c->vc_tsp)) {
+		client_send_m3(c, NULL);
+		return;
+	}
+	c->vc_keywait = 1;
+	client_arm(c, client_retry_ms(c));
+	vchip_take_key(c->vc_chip, c->vc_conf->vc_draw, client_key_taken, c);
 }
 
 void
@@ -464,7 +495,7 @@ client_timer_cb(evutil_socket_t fd, short ev, void *arg)
 			log_info("auth: no valid AuthResult from %s after %llu"
 			    " ms; retransmitting a new M4", c->vc_tsp,
 			    (unsigned long long)waited);
-			chip_event(c->vc_db, "auth_retransmit", c->vc_tsp,
+			vchip_event(c->vc_chip, "auth_retransmit", c->vc_tsp,
 			    "backoff x%d", c->vc_backoff);
 		} else
 			log_info("session: no reply to M3 from %s after %llu"
@@ -528,8 +559,8 @@ client_auth_reply(struct vclient *c, const struct frame *f)
 	c->vc_inflight = 0;
 	c->vc_authed = 1;
 	c->vc_stats.vs_auth_ok++;
-	chip_count(c->vc_db, "auth_ok", 1);
-	chip_event(c->vc_db, "auth_ok", c->vc_tsp, "after %llu ms",
+	vchip_count(c->vc_chip, "auth_ok", 1);
+	vchip_event(c->vc_chip, "auth_ok", c->vc_tsp, "after %llu ms",
 	    (unsigned long long)(client_now_ms() - c->vc_sent_ms));
 	log_info("auth: %s authenticated us (signature verified, %llu ms)",
 	    c->vc_tsp, (unsigned long long)(client_now_ms() - c->vc_sent_ms));
@@ -553,14 +584,14 @@ client_status(struct vclient *c, const struct frame *f)
 	}
 	if (code == QROAM__STATUS_CODE__AUTH_REQUIRED) {
 		log_info("%s requires authentication: running F3", c->vc_tsp);
-		chip_event(c->vc_db, "session_refused", c->vc_tsp,
+		vchip_event(c->vc_chip, "session_refused", c->vc_tsp,
 		    "AUTH_REQUIRED");
 		c->vc_ho->hc_auth_required(c->vc_ho_arg);
 		client_start_auth(c);
 		return;
 	}
 	if (c->vc_state == VC_OPEN) {
-		chip_event(c->vc_db, "session_refused", c->vc_tsp, "%s",
+		vchip_event(c->vc_chip, "session_refused", c->vc_tsp, "%s",
 		    msg_status_name(code));
 		client_error(c, "session: %s refused M3 with key %u: %s; next"
 		    " M3 in %llu ms", c->vc_tsp, c->vc_key_index,
@@ -587,13 +618,13 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 	c->vc_backoff = 1;
 	client_set_state(c, VC_SESSION);
 	c->vc_stats.vs_sessions++;
-	chip_count(c->vc_db, "sessions", 1);
+	vchip_count(c->vc_chip, "sessions", 1);
 	/* D1 is committed with the session: the answer covers it. */
 	if (c->vc_has_d1) {
 		c->vc_has_d1 = 0;
 		c->vc_stats.vs_stored++;
 		vmetrics_telemetry_stored(1);
-		chip_count(c->vc_db, "telemetry_stored", 1);
+		vchip_count(c->vc_chip, "telemetry_stored", 1);
 	}
 	/* What no stored_seq covered goes out again in this session. */
 	vrecq_session(&c->vc_recs);
@@ -601,7 +632,7 @@ client_session_open(struct vclient *c, const Qroam__ServiceResponse *sr)
 		snprintf(gap, sizeof(gap), ", %llu ms after entering the region",
 		    (unsigned long long)(now - c->vc_entered_ms));
 	c->vc_first = 0;
-	chip_event(c->vc_db, "session_open", c->vc_tsp, "key %u%s",
+	vchip_event(c->vc_chip, "session_open", c->vc_tsp, "key %u%s",
 	    c->vc_key_index, gap);
 	log_info("session: open with %s (key %u, region %s, reply after %llu"
 	    " ms%s)", c->vc_tsp, c->vc_key_index, sr->region ? sr->region : "-",

@@ -26,6 +26,7 @@
 #include "records.h"
 #include "route.h"
 #include "topo.h"
+#include "vchip.h"
 
 struct conn;
 struct frame;
@@ -87,6 +88,8 @@ struct vclient_ho_cb {
 	/* M5 and HandoverReady, received in the open session. */
 	void	(*hc_m5)(void *arg, const Qroam__M5 *);
 	void	(*hc_ready)(void *arg, const Qroam__HandoverReady *);
+	/* 1 if an M3 is prepared for tsp (hc_m3_take will give it). */
+	int	(*hc_m3_ready)(void *arg, const char *tsp);
 	/*
 	 * The M3 prepared for tsp, with d1 as its data: 1 and m3 built with
 	 * its K1 and key index returned (release with msg_m3_clear()), 0 if
@@ -117,9 +120,9 @@ struct vclient_owner_cb {
 struct vclient {
 	struct event_base	*vc_base;
 	const struct vconf	*vc_conf;
-	sqlite3			*vc_db;
+	struct vchip		*vc_chip;	/* the chip and journal */
 	const struct topo	*vc_topo;	/* the deployment's topology */
-	struct topo		 vc_regtopo;	/* the TSP list of M1 */
+	const struct topo	*vc_regtopo;	/* the TSP list of M1 (shared) */
 	struct route		*vc_route;
 	uint64_t		 vc_start_ms;	/* monotonic start of the trip */
 	uint64_t		 vc_offset_ms;	/* simulated head start on the route */
@@ -141,6 +144,7 @@ struct vclient {
 	int			 vc_connected;
 	int			 vc_connfails;
 	int			 vc_inflight;	/* a request awaits its reply */
+	int			 vc_keywait;	/* a chip key is being taken */
 	int			 vc_backoff;	/* retransmit after backoff × Δt1 */
 	uint64_t		 vc_reqid;
 	uint64_t		 vc_sent_ms;	/* when the request left */
@@ -159,6 +163,8 @@ struct vclient {
 	/* Telemetry kept until stored (F5); the data of the M3 in flight. */
 	struct vrecq		 vc_recs;
 	struct vrecid		 vc_recid;
+	int			 vc_mark_raising; /* a raise of the mark waits */
+	uint64_t		 vc_mark_want;
 	int			 vc_has_d1;
 	Qroam__Telemetry	 vc_d1;
 	uint64_t		 vc_drop_logged; /* drops at the last log line */
@@ -178,13 +184,13 @@ struct vclient {
 };
 
 /*
- * Set up a powered-off client for conf's VIN and store db, on route (freed
- * by client_clear()) with offset_ms of simulated time ahead of the trip
+ * Set up a powered-off client for conf's VIN and chip, on route (freed by
+ * client_clear()) with offset_ms of simulated time ahead of the trip
  * clock, which starts now.
  */
 void	client_init(struct vclient *, struct event_base *, const struct vconf *,
-	    sqlite3 *, const struct topo *, struct route *, uint64_t offset_ms,
-	    const struct vclient_owner_cb *, void *arg);
+	    struct vchip *, const struct topo *, struct route *,
+	    uint64_t offset_ms, const struct vclient_owner_cb *, void *arg);
 /* Plug the handover in; done once, before the first power-on. */
 void	client_set_handover(struct vclient *, const struct vclient_ho_cb *,
 	    void *arg);
@@ -232,7 +238,11 @@ void	client_served(struct vclient *, int by_m3);
 void	telemetry_tick(struct vclient *, const struct route_pos *);
 /* A ServiceResponse in the open session: its ack and stored_seq. */
 void	telemetry_response(struct vclient *, const Qroam__ServiceResponse *);
-/* Give t the next record id (raising the durable mark first if due). */
+/*
+ * Give t the next record id, raising the durable mark first if due (with
+ * the fleet store, ahead of time: the mark is raised while ids still lie
+ * below the one stored).
+ */
 void	telemetry_record_id(struct vclient *, Qroam__Telemetry *t);
 /*
  * Hold record t until a stored_seq covers it (again: it was sent before,
@@ -270,6 +280,8 @@ enum entry_adopt {
  * session, if any) the client's; the client has no connection then.
  */
 enum entry_adopt entry_adopt(struct vclient *);
+/* The M3 for the second connection's TSP is prepared: send it if due. */
+void	entry_m3_ready(struct vclient *);
 /* Events of the second connection, dispatched by the client. */
 void	entry_on_connected(struct vclient *);
 void	entry_on_frame(struct vclient *, const struct frame *);

@@ -188,12 +188,29 @@ vconf_value(struct vconf *vc, const struct conf_line *cl)
 		}
 		vc->vc_resend_burst = (uint32_t)v;
 	} else if (strcmp(d, "fleet") == 0) {
-		if (conf_uint(a, 1, VCONF_MAXFLEET, &v) == -1) {
-			conf_error(cl, "fleet must be 1..%d vehicles",
-			    VCONF_MAXFLEET);
+		if (conf_uint(a, 1, VCONF_MAXFLEET_STORE, &v) == -1) {
+			conf_error(cl, "fleet must be 1..%d vehicles (%d without"
+			    " fleet_store)", VCONF_MAXFLEET_STORE, VCONF_MAXFLEET);
 			return -1;
 		}
 		vc->vc_fleet = (uint32_t)v;
+	} else if (strcmp(d, "fleet_store") == 0) {
+		if (conf_bool(a, &vc->vc_fleet_store) == -1) {
+			conf_error(cl, "fleet_store must be yes or no");
+			return -1;
+		}
+	} else if (strcmp(d, "enroll_only") == 0) {
+		if (conf_bool(a, &vc->vc_enroll_only) == -1) {
+			conf_error(cl, "enroll_only must be yes or no");
+			return -1;
+		}
+	} else if (strcmp(d, "fleet_rate") == 0) {
+		if (conf_uint(a, 0, 1000000, &v) == -1) {
+			conf_error(cl, "fleet_rate must be 0..1000000 vehicles"
+			    " a second (0: all at once)");
+			return -1;
+		}
+		vc->vc_fleet_rate = (uint32_t)v;
 	} else if (strcmp(d, "time_factor") == 0) {
 		if (conf_double(a, 0.001, 100000, &vc->vc_time_factor) == -1) {
 			conf_error(cl, "time_factor must be 0.001..100000");
@@ -248,6 +265,8 @@ vconf_line(void *arg, const struct conf_line *cl)
 		return vconf_duration(cl, 1, &vc->vc_power_cycle_ms);
 	else if (strcmp(d, "fleet_spacing") == 0)
 		return vconf_duration(cl, 0, &vc->vc_fleet_spacing_ms);
+	else if (strcmp(d, "fleet_offset") == 0)
+		return vconf_duration(cl, 0, &vc->vc_fleet_offset_ms);
 	else {
 		conf_error(cl, "unknown directive \"%s\"", d);
 		return -1;
@@ -277,6 +296,15 @@ vconf_check(struct vconf *vc, const char *path)
 	}
 	if ((vc->vc_common.cc_cert == NULL) != (vc->vc_common.cc_key == NULL)) {
 		fprintf(stderr, "%s: \"cert\" and \"key\" go together\n", path);
+		errors++;
+	}
+	if (vc->vc_fleet > VCONF_MAXFLEET && !vc->vc_fleet_store) {
+		fprintf(stderr, "%s: a fleet of more than %d vehicles needs"
+		    " \"fleet_store\"\n", path, VCONF_MAXFLEET);
+		errors++;
+	}
+	if (vc->vc_fleet_store && vc->vc_fleet == 0) {
+		fprintf(stderr, "%s: \"fleet_store\" needs \"fleet\"\n", path);
 		errors++;
 	}
 	if (cfg_common_check(&vc->vc_common, path, 0) == -1)

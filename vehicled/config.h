@@ -50,9 +50,21 @@ struct vconf {
 	 */
 	uint32_t		 vc_fleet;
 	uint64_t		 vc_fleet_spacing_ms;
+	/*
+	 * fleet_store: the store file holds every vehicle of the fleet
+	 * (vchip.h) instead of STORE.i each; fleet_offset: the head start of
+	 * vehicle 0; fleet_rate: vehicles enrolled and powered on per second
+	 * at start (0: all at once).
+	 */
+	int			 vc_fleet_store;
+	int			 vc_enroll_only;	/* enroll, never power on */
+	uint64_t		 vc_fleet_offset_ms;
+	uint32_t		 vc_fleet_rate;
 };
 
-#define VCONF_MAXFLEET	1000
+/* A fleet in store files of their own, or in the fleet store. */
+#define VCONF_MAXFLEET		1000
+#define VCONF_MAXFLEET_STORE	200000
 
 /*
  * Parse path into a fresh configuration.  Errors are printed as

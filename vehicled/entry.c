@@ -153,6 +153,16 @@ entry_send_m3(struct vclient *c)
 	    p->vp_tsp, p->vp_key_index);
 }
 
+/* 1 if the prepared M3 is due on the second connection now. */
+static int
+entry_m3_due(const struct vclient *c)
+{
+	const struct vpre	*p = &c->vc_pre;
+
+	return p->vp_prepare && p->vp_state == VP_CONN && p->vp_connected &&
+	    !p->vp_auth_required;
+}
+
 void
 entry_on_connected(struct vclient *c)
 {
@@ -160,7 +170,19 @@ entry_on_connected(struct vclient *c)
 
 	p->vp_connected = 1;
 	log_debug("entry: connected to %s", p->vp_tsp);
-	if (p->vp_prepare && p->vp_state == VP_CONN && !p->vp_auth_required)
+	if (!entry_m3_due(c))
+		return;
+	if (c->vc_ho->hc_m3_ready(c->vc_ho_arg, p->vp_tsp))
+		entry_send_m3(c);
+	else
+		log_debug("entry: connected to %s before the prepared M3's key"
+		    " is destroyed; the M3 follows it", p->vp_tsp);
+}
+
+void
+entry_m3_ready(struct vclient *c)
+{
+	if (entry_m3_due(c))
 		entry_send_m3(c);
 }
 
@@ -176,13 +198,13 @@ entry_opened(struct vclient *c, const Qroam__ServiceResponse *sr)
 		p->vp_has_d1 = 0;
 		c->vc_stats.vs_stored++;
 		vmetrics_telemetry_stored(1);
-		chip_count(c->vc_db, "telemetry_stored", 1);
+		vchip_count(c->vc_chip, "telemetry_stored", 1);
 	}
 	c->vc_stats.vs_sessions++;
 	c->vc_stats.vs_prepared++;
-	chip_count(c->vc_db, "sessions", 1);
-	chip_count(c->vc_db, "prepared_entries", 1);
-	chip_event(c->vc_db, "session_open", p->vp_tsp,
+	vchip_count(c->vc_chip, "sessions", 1);
+	vchip_count(c->vc_chip, "prepared_entries", 1);
+	vchip_event(c->vc_chip, "session_open", p->vp_tsp,
 	    "key %u, prepared entry", p->vp_key_index);
 	log_info("entry: session with %s open ahead of the crossing (key %u,"
 	    " region %s, reply after %llu ms); still served by %s",
@@ -208,7 +230,7 @@ entry_status(struct vclient *c, const struct frame *f)
 		    p->vp_tsp, msg_status_name(code));
 		return;
 	}
-	chip_event(c->vc_db, "session_refused", p->vp_tsp, "%s, prepared entry",
+	vchip_event(c->vc_chip, "session_refused", p->vp_tsp, "%s, prepared entry",
 	    msg_status_name(code));
 	entry_forget_session(c);
 	if (code == QROAM__STATUS_CODE__AUTH_REQUIRED) {

@@ -1,19 +1,25 @@
 /*
  * The vehicles of one process.  Without `fleet` there is one vehicle with
  * the configured VIN and store.  With `fleet N` vehicle i gets a VIN
- * derived from vehicle_id, the store STORE.i and a head start of
- * i * fleet_spacing along the route; all share the event loop, the
- * topology and the settings.  Each enrolls on its own timer, so a slow
- * filler or registrar only delays the vehicle waiting for it.
+ * derived from vehicle_id, the store STORE.i (or, with fleet_store, a
+ * slot of the one fleet store, vchip.h) and a head start of fleet_offset
+ * + i * fleet_spacing along the route; all share the event loop, the
+ * topology, the route and the settings.  Each enrolls on its own timer
+ * (fleet_rate of them a second) over the process's provisioning channels
+ * (enroll.h), which never block the loop: a slow or dead filler or
+ * registrar only delays the vehicles waiting for it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "enroll.h"
 #include "fleet.h"
 #include "ids.h"
 #include "log.h"
 #include "provision.h"
+#include "records.h"
+#include "store.h"
 #include "vehicle.h"
 
 #define VFLEET_ENROLL_MIN_MS	1000
@@ -25,7 +31,7 @@ struct vfleet_vehicle {
 	struct vfleet		*fv_fleet;
 	struct vconf		 fv_conf;	/* own VIN and store, rest shared */
 	char			*fv_store;
-	sqlite3			*fv_db;
+	struct vchip		*fv_chip;
 	struct vehicle		*fv_vehicle;
 	struct event		*fv_enroll;
 	int			 fv_enroll_ms;
@@ -35,8 +41,13 @@ struct vfleet {
 	struct event_base	*f_base;
 	const struct vconf	*f_conf;
 	const struct topo	*f_topo;
+	struct venroll_svc	*f_enroll;
+	struct vchipdb		*f_store;	/* fleet_store, or NULL */
+	struct route		*f_route;
 	struct vfleet_vehicle	*f_v;
 	size_t			 f_n;
+	size_t			 f_enrolled;	/* enrolments that ended */
+	size_t			 f_enrolled_ok;	/* of them, enrolled */
 	int			 f_stopping;
 };
 
@@ -63,9 +74,9 @@ vfleet_vin(const char *base, uint32_t i, uint32_t n, char out[18])
 	return id_valid_vin(out) ? 0 : -1;
 }
 
-/* Set up vehicle i: its settings, store and client. */
+/* Set up vehicle i's settings and chip. */
 static void
-vfleet_vehicle(struct vfleet *f, size_t i)
+vfleet_chip(struct vfleet *f, size_t i)
 {
 	struct vfleet_vehicle	*v = &f->f_v[i];
 	const struct vconf	*conf = f->f_conf;
@@ -79,15 +90,32 @@ vfleet_vehicle(struct vfleet *f, size_t i)
 		    v->fv_conf.vc_vid) == -1)
 			fatalx("fleet: no valid VIN for vehicle %zu of %s", i,
 			    conf->vc_vid);
+	}
+	if (f->f_store != NULL) {
+		v->fv_chip = vchipdb_chip(f->f_store, v->fv_conf.vc_vid);
+		return;
+	}
+	if (conf->vc_fleet > 0) {
 		len = strlen(conf->vc_common.cc_store) + 16;
 		v->fv_store = xmalloc(len);
 		snprintf(v->fv_store, len, "%s.%zu", conf->vc_common.cc_store, i);
 		v->fv_conf.vc_common.cc_store = v->fv_store;
 	}
-	if ((v->fv_db = chip_open(v->fv_conf.vc_common.cc_store)) == NULL)
+	if ((v->fv_chip = vchip_open_file(f->f_base,
+	    v->fv_conf.vc_common.cc_store)) == NULL)
 		fatalx("cannot open the store %s", v->fv_conf.vc_common.cc_store);
-	v->fv_vehicle = vehicle_new(f->f_base, &v->fv_conf, v->fv_db,
-	    f->f_topo, (uint64_t)i * conf->vc_fleet_spacing_ms);
+}
+
+/* Set up vehicle i's client, on its chip. */
+static void
+vfleet_vehicle(struct vfleet *f, size_t i)
+{
+	struct vfleet_vehicle	*v = &f->f_v[i];
+	const struct vconf	*conf = f->f_conf;
+
+	v->fv_vehicle = vehicle_new(f->f_base, &v->fv_conf, v->fv_chip,
+	    f->f_topo, f->f_route, conf->vc_fleet_offset_ms +
+	    (uint64_t)i * conf->vc_fleet_spacing_ms, f->f_enroll);
 	if ((v->fv_enroll = evtimer_new(f->f_base, vfleet_enroll,
 	    v)) == NULL)
 		fatalx("cannot create timers");
@@ -104,8 +132,21 @@ vfleet_new(struct event_base *base, const struct vconf *conf,
 	f->f_base = base;
 	f->f_conf = conf;
 	f->f_topo = topo;
+	f->f_enroll = venroll_svc_new(base, conf, topo);
+	f->f_route = vehicle_route(conf, topo);
+	if (conf->vc_fleet_store && (f->f_store = vchipdb_open(base,
+	    conf->vc_common.cc_store)) == NULL)
+		fatalx("cannot open the fleet store %s", conf->vc_common.cc_store);
 	f->f_n = conf->vc_fleet > 0 ? conf->vc_fleet : 1;
 	f->f_v = xcalloc(f->f_n, sizeof(*f->f_v));
+	for (i = 0; i < f->f_n; i++)
+		vfleet_chip(f, i);
+	/* Every record id from now on lies below the marks stored. */
+	if (f->f_store != NULL && (vchipdb_raise_marks(f->f_store,
+	    (int64_t)store_now_ms() * 1000, (int64_t)VREC_MARK_AHEAD_US) == -1 ||
+	    vchipdb_start(f->f_store) == -1))
+		fatalx("cannot start the fleet store %s",
+		    conf->vc_common.cc_store);
 	for (i = 0; i < f->f_n; i++)
 		vfleet_vehicle(f, i);
 	if (conf->vc_fleet > 0)
@@ -114,22 +155,6 @@ vfleet_new(struct event_base *base, const struct vconf *conf,
 		    f->f_v[f->f_n - 1].fv_conf.vc_vid,
 		    (unsigned long long)conf->vc_fleet_spacing_ms);
 	return f;
-}
-
-/* Provisioning parameters for one credential of the configuration. */
-static void
-vfleet_vprov(const struct vfleet *f, struct vprov *vp, const char *cert,
-    const char *key)
-{
-	const struct vconf	*conf = f->f_conf;
-
-	memset(vp, 0, sizeof(*vp));
-	vp->vp_topo = f->f_topo;
-	vp->vp_ca = conf->vc_common.cc_ca;
-	vp->vp_cert = cert;
-	vp->vp_key = key;
-	vp->vp_max_frame = conf->vc_common.cc_max_frame;
-	vp->vp_timeout_ms = (int)conf->vc_provision_ms;
 }
 
 /* Retry an enrolment later, backing off. */
@@ -147,29 +172,18 @@ vfleet_enroll_later(struct vfleet_vehicle *v)
 }
 
 /*
- * Fill and register when the store lacks either, then power on.  A filler
- * or registrar that is down or slow is retried with backoff; a refusal
- * leaves the vehicle powered on without service.
+ * The enrolment ended: power on.  A filler or registrar that is down or
+ * slow is retried with backoff; a refusal leaves the vehicle powered on
+ * without service.
  */
 static void
-vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
+vfleet_enroll_done(void *arg, int rc)
 {
 	struct vfleet_vehicle	*v = arg;
-	struct vfleet		*f = v->fv_fleet;
-	const struct vconf	*conf = &v->fv_conf;
-	struct vprov		 factory, oper;
-	int			 rc;
 
-	(void)fd;
-	(void)ev;
-	if (f->f_stopping)
+	if (v->fv_fleet->f_stopping)
 		return;
 	client_log_enter(&v->fv_vehicle->v_client);
-	vfleet_vprov(f, &factory, conf->vc_common.cc_cert,
-	    conf->vc_common.cc_key);
-	vfleet_vprov(f, &oper, conf->vc_operator_cert, conf->vc_operator_key);
-	rc = vprov_enroll(&factory, conf->vc_operator_cert ? &oper : NULL,
-	    v->fv_db, conf->vc_vid, conf->vc_fill_m);
 	if (rc != QROAM__STATUS_CODE__OK && vprov_transient(rc)) {
 		log_warnx("enrollment: %s; retrying in %d ms",
 		    vprov_result_name(rc), v->fv_enroll_ms);
@@ -178,19 +192,48 @@ vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (rc != QROAM__STATUS_CODE__OK) {
 		log_warnx("enrollment failed: the vehicle runs without service");
-		chip_count(v->fv_db, "errors", 1);
+		vchip_count(v->fv_chip, "errors", 1);
 		v->fv_vehicle->v_client.vc_stats.vs_errors++;
 	}
-	vehicle_power_on(v->fv_vehicle);
+	v->fv_fleet->f_enrolled_ok += rc == QROAM__STATUS_CODE__OK;
+	if (++v->fv_fleet->f_enrolled == v->fv_fleet->f_n)
+		log_info("enrolment of the %zu vehicles ended", v->fv_fleet->f_n);
+	if (!v->fv_conf.vc_enroll_only)
+		vehicle_power_on(v->fv_vehicle);
+}
+
+/* Fill and register when the store lacks either (enroll.h). */
+static void
+vfleet_enroll(evutil_socket_t fd, short ev, void *arg)
+{
+	struct vfleet_vehicle	*v = arg;
+
+	(void)fd;
+	(void)ev;
+	if (v->fv_fleet->f_stopping)
+		return;
+	venroll_start(&v->fv_vehicle->v_enroll, VENROLL_START, vfleet_enroll_done,
+	    v);
 }
 
 void
 vfleet_start(struct vfleet *f)
 {
-	size_t	i;
+	struct timeval	tv;
+	uint32_t	rate = f->f_conf->vc_fleet_rate;
+	uint64_t	us;
+	size_t		i;
 
-	for (i = 0; i < f->f_n; i++)
-		event_active(f->f_v[i].fv_enroll, EV_TIMEOUT, 0);
+	for (i = 0; i < f->f_n; i++) {
+		if (rate == 0) {
+			event_active(f->f_v[i].fv_enroll, EV_TIMEOUT, 0);
+			continue;
+		}
+		us = (uint64_t)i * 1000000 / rate;
+		tv.tv_sec = (time_t)(us / 1000000);
+		tv.tv_usec = (suseconds_t)(us % 1000000);
+		evtimer_add(f->f_v[i].fv_enroll, &tv);
+	}
 }
 
 void
@@ -201,9 +244,11 @@ vfleet_power_off(struct vfleet *f, const char *reason)
 	f->f_stopping = 1;
 	for (i = 0; i < f->f_n; i++) {
 		evtimer_del(f->f_v[i].fv_enroll);
+		venroll_cancel(&f->f_v[i].fv_vehicle->v_enroll);
 		client_log_enter(&f->f_v[i].fv_vehicle->v_client);
 		vehicle_power_off(f->f_v[i].fv_vehicle, reason);
 	}
+	venroll_svc_close(f->f_enroll);
 }
 
 void
@@ -364,14 +409,19 @@ vfleet_free(struct vfleet *f)
 
 	if (f == NULL)
 		return;
+	/* The fleet store's answers do not come after their owners went. */
+	vchipdb_close(f->f_store);
 	for (i = 0; i < f->f_n; i++) {
 		v = &f->f_v[i];
 		client_log_enter(&v->fv_vehicle->v_client);
 		vehicle_free(v->fv_vehicle);
 		event_free(v->fv_enroll);
-		chip_close(v->fv_db);
+		vchip_close(v->fv_chip);
 		free(v->fv_store);
 	}
+	vchipdb_free(f->f_store);
+	route_free(f->f_route);
+	venroll_svc_free(f->f_enroll);
 	free(f->f_v);
 	free(f);
 }
@@ -380,6 +430,12 @@ size_t
 vfleet_size(const struct vfleet *f)
 {
 	return f->f_n;
+}
+
+size_t
+vfleet_enrolled(const struct vfleet *f)
+{
+	return f->f_enrolled_ok;
 }
 
 struct vclient *
@@ -403,4 +459,5 @@ vfleet_reload(struct vfleet *f, const struct vconf *next)
 		vconf_take_runtime(&f->f_v[i].fv_conf, next);
 		vehicle_retune(f->f_v[i].fv_vehicle);
 	}
+	venroll_svc_retune(f->f_enroll, next);
 }

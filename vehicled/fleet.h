@@ -36,6 +36,8 @@ void	vfleet_free(struct vfleet *);
 
 /* The number of vehicles, vehicle i's client, the shared configuration. */
 size_t	vfleet_size(const struct vfleet *);
+/* Vehicles whose enrolment at start ended enrolled. */
+size_t	vfleet_enrolled(const struct vfleet *);
 struct vclient *vfleet_client(const struct vfleet *, size_t i);
 const struct vconf *vfleet_conf(const struct vfleet *);
 /*

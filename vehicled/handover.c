@@ -219,12 +219,12 @@ vho_m5(void *arg, const Qroam__M5 *m5)
 	log_info("handover: M5 from %s, candidates %s (boundary near %.5f,"
 	    "%.5f)", c->vc_tsp, names, m5->projected->lat,
 	    m5->projected->lon);
-	chip_event(c->vc_db, "m5", c->vc_tsp, "candidates=%s", names);
+	vchip_event(c->vc_chip, "m5", c->vc_tsp, "candidates=%s", names);
 	if (vho_send_m6(c, cont, next) == -1) {
 		client_error(c, "handover: cannot send M6 to %s", c->vc_tsp);
 		return;
 	}
-	chip_event(c->vc_db, "m6", c->vc_tsp, "continue=%d next=%s", cont,
+	vchip_event(c->vc_chip, "m6", c->vc_tsp, "continue=%d next=%s", cont,
 	    cont ? next : "-");
 	if (cont) {
 		log_info("handover: M6 to %s: continue with %s (%s)",
@@ -253,35 +253,42 @@ vho_m3_discard(struct vho *ho, const char *reason)
 }
 
 /*
- * Prepare the M3 for the TSP holding our context: draw the next chip key,
- * destroy it durably and wrap a fresh K1 under it now, so that the
- * crossing costs no chip write.  Nothing is prepared when the chip has no
- * key left or fails; the crossing then draws as usual.
+ * The chip key for the M3 prepared for ho_m3_want, destroyed durably:
+ * wrap a fresh K1 under it and send the M3 at once if the second
+ * connection waits for it.  A key that comes when that TSP no longer
+ * holds our context is burned.
  */
 static void
-vho_m3_prepare(struct vho *ho, const char *tsp)
+vho_m3_key(void *arg, enum chip_draw r, struct chip_key *ck)
 {
+	struct vho	*ho = arg;
 	struct vclient	*c = ho->ho_client;
-	struct chip_key	 ck;
+	const char	*tsp = ho->ho_m3_want;
 	int		 rc;
 
-	if (chip_draw(c->vc_db, c->vc_conf->vc_draw, &ck) != CHIP_DRAW_OK) {
-		chip_key_wipe(&ck);
-		log_info("handover: no chip key to prepare the M3 for %s", tsp);
+	ho->ho_m3_pending = 0;
+	client_log_enter(c);
+	if (r != CHIP_DRAW_OK) {
+		if (r == CHIP_DRAW_ERROR)
+			client_error(c, "handover: cannot take a chip key; no M3"
+			    " prepared for %s", tsp);
+		else
+			log_info("handover: no chip key to prepare the M3 for"
+			    " %s", tsp);
 		return;
 	}
-	if (chip_destroy_key(c->vc_db, ck.ck_index) == -1) {
-		chip_key_wipe(&ck);
-		client_error(c, "handover: cannot destroy chip key %u; no M3"
-		    " prepared", ck.ck_index);
+	if (ho->ho_m3 || strcmp(ho->ho_ready, tsp) != 0) {
+		log_info("handover: chip key %u taken for an M3 for %s no"
+		    " longer due; it is burned", ck->ck_index, tsp);
+		chip_key_wipe(ck);
 		return;
 	}
 	qrand_bytes(ho->ho_m3_k1, sizeof(ho->ho_m3_k1));
-	rc = vmsg_m3_wrap(&ho->ho_m3_wrap, c->vc_reg.cr_vid, tsp, ck.ck_key,
+	rc = vmsg_m3_wrap(&ho->ho_m3_wrap, c->vc_reg.cr_vid, tsp, ck->ck_key,
 	    ho->ho_m3_k1);
-	ho->ho_m3_index = ck.ck_index;
-	memcpy(ho->ho_m3_code, ck.ck_code, sizeof(ho->ho_m3_code));
-	chip_key_wipe(&ck);
+	ho->ho_m3_index = ck->ck_index;
+	memcpy(ho->ho_m3_code, ck->ck_code, sizeof(ho->ho_m3_code));
+	chip_key_wipe(ck);
 	if (rc == -1) {
 		crypto_wipe(ho->ho_m3_k1, sizeof(ho->ho_m3_k1));
 		client_error(c, "handover: cannot wrap K1 for %s; chip key %u is"
@@ -292,6 +299,34 @@ vho_m3_prepare(struct vho *ho, const char *tsp)
 	snprintf(ho->ho_m3_tsp, sizeof(ho->ho_m3_tsp), "%s", tsp);
 	log_info("handover: M3 for %s prepared with chip key %u", tsp,
 	    ho->ho_m3_index);
+	entry_m3_ready(c);
+}
+
+/*
+ * Prepare the M3 for the TSP holding our context: take the next chip key
+ * (destroyed durably before it comes) and wrap a fresh K1 under it, so
+ * that the crossing costs no chip write.  Nothing is prepared when the
+ * chip has no key left or fails; the crossing then draws as usual.
+ */
+static void
+vho_m3_prepare(struct vho *ho, const char *tsp)
+{
+	struct vclient	*c = ho->ho_client;
+
+	snprintf(ho->ho_m3_want, sizeof(ho->ho_m3_want), "%s", tsp);
+	if (ho->ho_m3_pending)
+		return;
+	ho->ho_m3_pending = 1;
+	vchip_take_key(c->vc_chip, c->vc_conf->vc_draw, vho_m3_key, ho);
+}
+
+/* 1 if the M3 for tsp is prepared. */
+static int
+vho_m3_ready(void *arg, const char *tsp)
+{
+	struct vho	*ho = arg;
+
+	return ho->ho_m3 && strcmp(ho->ho_m3_tsp, tsp) == 0;
 }
 
 /* The client's F4, or prepared entry, asks for the M3 prepared for tsp. */
@@ -381,7 +416,7 @@ vho_ready(void *arg, const Qroam__HandoverReady *hr)
 	memset(&ep, 0, sizeof(ep));
 	snprintf(ep.ep_host, sizeof(ep.ep_host), "%s", hr->host);
 	ep.ep_port = (uint16_t)hr->port;
-	chip_event(c->vc_db, "handover_ready", hr->tsp_id, "from=%s",
+	vchip_event(c->vc_chip, "handover_ready", hr->tsp_id, "from=%s",
 	    c->vc_tsp);
 	log_info("handover: %s holds our context (HandoverReady from %s);"
 	    " connecting to %s:%u (%s)", ho->ho_ready, c->vc_tsp, ep.ep_host,
@@ -416,10 +451,10 @@ vho_follow(struct vho *ho, const struct route_pos *rp)
 	log_info("handover: turned away from the region of %s (%.0f m from it,"
 	    " %.0f m at the closest); ending the prepared session there,"
 	    " still served by %s", ho->ho_ready, d, ho->ho_near_m, c->vc_tsp);
-	chip_event(c->vc_db, "turned_back", ho->ho_ready,
+	vchip_event(c->vc_chip, "turned_back", ho->ho_ready,
 	    "closest_m=%.0f now_m=%.0f", ho->ho_near_m, d);
 	c->vc_stats.vs_turned_back++;
-	chip_count(c->vc_db, "turned_back", 1);
+	vchip_count(c->vc_chip, "turned_back", 1);
 	entry_drop(c, "turned back", 0);
 	vho_m3_discard(ho, "turned back");
 	ho->ho_ready[0] = ho->ho_next[0] = '\0';
@@ -524,12 +559,12 @@ vho_served(void *arg, uint64_t at_us, int by_m3)
 	vmetrics_gap(gap);
 	if (ho->ho_reauth) {
 		c->vc_stats.vs_reauth++;
-		chip_count(c->vc_db, "reauth_after_handover", 1);
+		vchip_count(c->vc_chip, "reauth_after_handover", 1);
 	} else {
 		c->vc_stats.vs_handovers++;
-		chip_count(c->vc_db, "handovers", 1);
+		vchip_count(c->vc_chip, "handovers", 1);
 	}
-	chip_event(c->vc_db, "crossing", ho->ho_to,
+	vchip_event(c->vc_chip, "crossing", ho->ho_to,
 	    "from=%s to=%s gap_ms=%.1f reauth=%d entry=%s", ho->ho_from,
 	    ho->ho_to, gap, ho->ho_reauth, ho->ho_prepared ? "prepared" :
 	    "on_crossing");
@@ -567,7 +602,8 @@ vho_prepared(const struct vho *ho)
 }
 
 static const struct vclient_ho_cb vho_client_cb = {
-	vho_m5, vho_ready, vho_m3_take, vho_served, vho_auth_required
+	vho_m5, vho_ready, vho_m3_ready, vho_m3_take, vho_served,
+	vho_auth_required
 };
 
 void

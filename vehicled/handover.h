@@ -33,6 +33,9 @@ struct vho {
 	char		 ho_ready[33];	/* holds our context (HandoverReady) */
 	double		 ho_near_m;	/* closest to its region since, m */
 
+	/* A key is being taken for the M3 of ho_m3_want. */
+	int		 ho_m3_pending;
+	char		 ho_m3_want[33];
 	/* The M3 for ho_m3_tsp, prepared on HandoverReady: key destroyed. */
 	int		 ho_m3;
 	char		 ho_m3_tsp[33];

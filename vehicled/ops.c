@@ -26,7 +26,7 @@ vops_keys_left(const struct vclient *c)
 {
 	if (c->vc_chip_id[0] == '\0')
 		return -1;
-	return chip_unused(c->vc_db, c->vc_conf->vc_draw);
+	return vchip_unused(c->vc_chip, c->vc_conf->vc_draw);
 }
 
 /* Scrape time: the keys left on every chip. */
@@ -206,6 +206,7 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 	const struct vstats	*vs;
 	json_int_t		 sent = 0, acked = 0, ho = 0, keys = 0;
 	json_int_t		 resent = 0, stored = 0, dropped = 0, held = 0;
+	json_int_t		 cross = 0, reauth = 0, insess = 0;
 	int64_t			 n;
 	int			 session = 0;
 	size_t			 i;
@@ -213,6 +214,9 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 	for (i = 0; i < vfleet_size(f); i++) {
 		c = vfleet_client(f, i);
 		vs = client_stats(c);
+		cross += (json_int_t)vs->vs_crossings;
+		reauth += (json_int_t)vs->vs_reauth;
+		insess += c->vc_state == VC_SESSION;
 		sent += (json_int_t)vs->vs_telemetry_sent;
 		acked += (json_int_t)vs->vs_telemetry_acked;
 		ho += (json_int_t)vs->vs_handovers;
@@ -239,6 +243,11 @@ vops_fleet(const struct vfleet *f, json_t *obj)
 	json_object_set_new(obj, "telemetry_stored", json_integer(stored));
 	json_object_set_new(obj, "telemetry_dropped", json_integer(dropped));
 	json_object_set_new(obj, "unstored", json_integer(held));
+	json_object_set_new(obj, "crossings", json_integer(cross));
+	json_object_set_new(obj, "reauth_after_handover", json_integer(reauth));
+	json_object_set_new(obj, "in_session", json_integer(insess));
+	json_object_set_new(obj, "enrolled",
+	    json_integer((json_int_t)vfleet_enrolled(f)));
 	return obj;
 }
 
@@ -300,7 +309,7 @@ vops_route_differs(const struct vconf *a, const struct vconf *b)
 int
 vops_restart_only(const struct vconf *run, const struct vconf *next)
 {
-	const char	*what[13];
+	const char	*what[16];
 	size_t		 n = 0, i;
 
 	if (strcmp(run->vc_vid, next->vc_vid) != 0)
@@ -308,6 +317,11 @@ vops_restart_only(const struct vconf *run, const struct vconf *next)
 	if (run->vc_fleet != next->vc_fleet ||
 	    run->vc_fleet_spacing_ms != next->vc_fleet_spacing_ms)
 		what[n++] = "fleet";
+	if (run->vc_fleet_store != next->vc_fleet_store ||
+	    run->vc_fleet_offset_ms != next->vc_fleet_offset_ms ||
+	    run->vc_fleet_rate != next->vc_fleet_rate ||
+	    run->vc_enroll_only != next->vc_enroll_only)
+		what[n++] = "fleet_store/fleet_offset/fleet_rate/enroll_only";
 	if (run->vc_draw != next->vc_draw)
 		what[n++] = "draw";
 	if (run->vc_fill_m != next->vc_fill_m)

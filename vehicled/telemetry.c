@@ -28,19 +28,49 @@ telemetry_unix_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
+/* The fleet store raised the record id mark. */
+static void
+telemetry_mark_raised(void *arg, int rc)
+{
+	struct vclient	*c = arg;
+
+	c->vc_mark_raising = 0;
+	client_log_enter(c);
+	if (rc == 0)
+		vrecid_raised(&c->vc_recid, c->vc_mark_want);
+	else
+		client_error(c, "cannot store the record id mark");
+}
+
 void
 telemetry_record_id(struct vclient *c, Qroam__Telemetry *t)
 {
 	uint64_t	raise;
+	int		ahead;
 
 	t->record_id = vrecid_next(&c->vc_recid, telemetry_unix_us(), &raise);
 	t->has_record_id = 1;
-	if (raise == 0)
+	/* The fleet store raises the mark while half its lead is left. */
+	ahead = vchip_async(c->vc_chip) && t->record_id +
+	    VREC_MARK_AHEAD_US / 2 > c->vc_recid.ri_mark;
+	if ((raise == 0 && !ahead) || c->vc_mark_raising)
 		return;
-	if (chip_counter_raise(c->vc_db, "record_id_mark", raise) == 0)
-		vrecid_raised(&c->vc_recid, raise);
-	else
+	c->vc_mark_want = raise ? raise : t->record_id + VREC_MARK_AHEAD_US;
+	switch (vchip_raise(c->vc_chip, "record_id_mark",
+	    (int64_t)c->vc_mark_want, telemetry_mark_raised, c)) {
+	case 0:
+		vrecid_raised(&c->vc_recid, c->vc_mark_want);
+		break;
+	case 1:
+		c->vc_mark_raising = 1;
+		if (raise != 0)
+			log_warnx("record id %llu used before its mark is"
+			    " stored", (unsigned long long)t->record_id);
+		break;
+	default:
 		client_error(c, "cannot store the record id mark");
+		break;
+	}
 }
 
 int
@@ -58,7 +88,7 @@ telemetry_keep(struct vclient *c, const Qroam__Telemetry *t, int again)
 		return 0;
 	c->vc_stats.vs_dropped++;
 	vmetrics_telemetry_dropped();
-	chip_count(c->vc_db, "telemetry_dropped", 1);
+	vchip_count(c->vc_chip, "telemetry_dropped", 1);
 	/* The first drop, then one line per thousand. */
 	if (c->vc_drop_logged == 0 ||
 	    c->vc_stats.vs_dropped - c->vc_drop_logged >= 1000) {
@@ -134,9 +164,9 @@ telemetry_tick(struct vclient *c, const struct route_pos *rp)
 		again += was != 0;
 	}
 	if (sent > 0)
-		chip_count(c->vc_db, "telemetry_sent", sent);
+		vchip_count(c->vc_chip, "telemetry_sent", sent);
 	if (again > 0)
-		chip_count(c->vc_db, "telemetry_resent", again);
+		vchip_count(c->vc_chip, "telemetry_resent", again);
 }
 
 /*
@@ -158,7 +188,7 @@ telemetry_stored(struct vclient *c, uint64_t stored)
 		return;
 	c->vc_stats.vs_stored += n;
 	vmetrics_telemetry_stored(n);
-	chip_count(c->vc_db, "telemetry_stored", (int64_t)n);
+	vchip_count(c->vc_chip, "telemetry_stored", (int64_t)n);
 	log_debug("stored_seq %llu from %s: %zu records stored, %zu held",
 	    (unsigned long long)stored, c->vc_tsp, n, vrecq_len(&c->vc_recs));
 }
@@ -182,7 +212,7 @@ telemetry_response(struct vclient *c, const Qroam__ServiceResponse *sr)
 		return;
 	c->vc_stats.vs_telemetry_acked++;
 	vmetrics_telemetry_acked();
-	chip_count(c->vc_db, "telemetry_acked", 1);
+	vchip_count(c->vc_chip, "telemetry_acked", 1);
 	log_debug("telemetry %llu acknowledged by %s",
 	    (unsigned long long)ack, c->vc_tsp);
 	if (c->vc_gap_wait && c->vc_gap_seq != 0 && ack >= c->vc_gap_seq)

@@ -24,20 +24,25 @@ static const struct vclient_owner_cb vehicle_client_cb = {
 	vehicle_exhausted, vehicle_refill
 };
 
-/* The route, or a standing vehicle in the middle of the first region. */
-static struct route *
+struct route *
 vehicle_route(const struct vconf *conf, const struct topo *t)
 {
-	struct geo_point	p = { 0, 0 };
+	struct geo_point	 p = { 0, 0 };
+	struct route		*r;
 
 	if (conf->vc_nroute > 0)
-		return route_new(conf->vc_route, conf->vc_nroute,
-		    conf->vc_speed, conf->vc_time_factor);
-	if (t->t_ntsps > 0)
-		route_region_centre(&t->t_tsps[0], &p);
-	log_info("no route configured: standing at %.5f,%.5f", p.gp_lat,
-	    p.gp_lon);
-	return route_new(&p, 1, 0, conf->vc_time_factor);
+		r = route_new(conf->vc_route, conf->vc_nroute, conf->vc_speed,
+		    conf->vc_time_factor);
+	else {
+		if (t->t_ntsps > 0)
+			route_region_centre(&t->t_tsps[0], &p);
+		log_info("no route configured: standing at %.5f,%.5f",
+		    p.gp_lat, p.gp_lon);
+		r = route_new(&p, 1, 0, conf->vc_time_factor);
+	}
+	if (r == NULL)
+		fatalx("cannot set up the route");
+	return r;
 }
 
 /* Set a timeval to ms of real time. */
@@ -66,19 +71,19 @@ vehicle_arm_cycle(struct vehicle *v)
 }
 
 struct vehicle *
-vehicle_new(struct event_base *base, const struct vconf *conf, sqlite3 *db,
-    const struct topo *topo, uint64_t offset_ms)
+vehicle_new(struct event_base *base, const struct vconf *conf,
+    struct vchip *chip, const struct topo *topo, struct route *route,
+    uint64_t offset_ms, struct venroll_svc *es)
 {
 	struct vehicle	*v;
-	struct route	*route;
 	struct timeval	 tv;
 
 	v = xcalloc(1, sizeof(*v));
-	if ((route = vehicle_route(conf, topo)) == NULL)
-		fatalx("cannot set up the route");
-	client_init(&v->v_client, base, conf, db, topo, route, offset_ms,
-	    &vehicle_client_cb, v);
+	client_init(&v->v_client, base, conf, chip, topo, route_ref(route),
+	    offset_ms, &vehicle_client_cb, v);
 	vho_init(&v->v_ho, &v->v_client);
+	venroll_init(&v->v_enroll, es, chip, conf->vc_vid, conf->vc_draw,
+	    v->v_client.vc_logname);
 	if ((v->v_tick = event_new(base, -1, EV_PERSIST, vehicle_tick_cb,
 	    v)) == NULL)
 		fatalx("cannot create timers");
@@ -108,25 +113,25 @@ vehicle_free(struct vehicle *v)
 	if (v->v_cycle != NULL)
 		event_free(v->v_cycle);
 	vho_free(&v->v_ho);
+	venroll_clear(&v->v_enroll);
 	client_clear(&v->v_client);
 	free(v);
 }
 
-/* (Re)load the registration and M1's TSP list from the store; 0 or -1. */
+/* (Re)load the registration and M1's TSP list from the chip; 0 or -1. */
 static int
 vehicle_load_registration(struct vclient *c)
 {
 	struct chip_info	ci;
-	int			r;
 
 	EVP_PKEY_free(c->vc_pbv);
 	c->vc_pbv = NULL;
 	chip_reg_clear(&c->vc_reg);
-	chip_reg_tsps_free(&c->vc_regtopo);
+	c->vc_regtopo = NULL;
 	c->vc_chip_id[0] = '\0';
-	if (chip_get(c->vc_db, &ci) == 1)
+	if (vchip_get(c->vc_chip, &ci) == 1)
 		memcpy(c->vc_chip_id, ci.ci_chip_id, sizeof(c->vc_chip_id));
-	if ((r = chip_reg_load(c->vc_db, &c->vc_reg)) != 1)
+	if (vchip_reg(c->vc_chip, &c->vc_reg) != 1)
 		return -1;
 	if (strcmp(c->vc_reg.cr_chip_id, c->vc_chip_id) != 0) {
 		log_warnx("the registration names chip %s, the chip holds %s",
@@ -139,8 +144,7 @@ vehicle_load_registration(struct vclient *c)
 		log_warnx("the stored Pbv does not decode");
 		return -1;
 	}
-	if (chip_reg_tsps(c->vc_db, &c->vc_regtopo) == -1)
-		return -1;
+	c->vc_regtopo = vchip_tsps(c->vc_chip);
 	return 0;
 }
 
@@ -248,12 +252,14 @@ vehicle_power_on(struct vehicle *v)
 
 	if (c->vc_state != VC_OFF)
 		return;
+	/* Ticks follow the power-on, so a fleet's spread out with it. */
+	vehicle_retune(v);
 	/* The chip and registration as they are now (enrolment, refill). */
 	vehicle_load_registration(c);
 	client_position(c, &rp);
 	log_info("power on at %.5f,%.5f (chip %s)", rp.rp_point.gp_lat,
 	    rp.rp_point.gp_lon, c->vc_chip_id[0] ? c->vc_chip_id : "empty");
-	chip_event(c->vc_db, "power_on", NULL, "%.6f,%.6f", rp.rp_point.gp_lat,
+	vchip_event(c->vc_chip, "power_on", NULL, "%.6f,%.6f", rp.rp_point.gp_lat,
 	    rp.rp_point.gp_lon);
 	client_set_state(c, VC_IDLE);
 	c->vc_authed = 0;
@@ -276,12 +282,13 @@ vehicle_power_off(struct vehicle *v, const char *reason)
 	if (c->vc_state == VC_OFF)
 		return;
 	client_leave(c, reason, 1);
+	venroll_cancel(&v->v_enroll);
 	vho_reset(&v->v_ho, reason);
 	client_set_state(c, VC_OFF);
 	c->vc_authed = 0;
 	c->vc_tsp[0] = '\0';
 	log_info("power off (%s)", reason);
-	chip_event(c->vc_db, "power_off", NULL, "%s", reason);
+	vchip_event(c->vc_chip, "power_off", NULL, "%s", reason);
 }
 
 /* power_cycle_at: the configured moment of the trip has come. */
@@ -318,9 +325,9 @@ vehicle_exhausted(void *arg)
 
 	log_warnx("KEY_EXHAUSTED: chip %s has no unused key left",
 	    c->vc_chip_id);
-	chip_event(c->vc_db, "key_exhausted", c->vc_tsp, "chip_id=%s",
+	vchip_event(c->vc_chip, "key_exhausted", c->vc_tsp, "chip_id=%s",
 	    c->vc_chip_id);
-	chip_count(c->vc_db, "key_exhausted", 1);
+	vchip_count(c->vc_chip, "key_exhausted", 1);
 	c->vc_stats.vs_key_exhausted++;
 	client_leave(c, "key exhausted", 0);
 	if (conf->vc_refill && conf->vc_operator_cert != NULL) {
@@ -333,26 +340,17 @@ vehicle_exhausted(void *arg)
 	client_set_state(c, VC_IDLE);
 }
 
-/* F9 refill with the operator credential; a failure is retried later. */
+/* The refill ended: authenticate again, or retry a failure later. */
 static void
-vehicle_refill(void *arg)
+vehicle_refilled(void *arg, int rc)
 {
 	struct vehicle		*v = arg;
 	struct vclient		*c = &v->v_client;
 	const struct vconf	*conf = c->vc_conf;
-	struct vprov		 op;
-	int			 rc;
 
-	client_set_state(c, VC_REFILL);
-	memset(&op, 0, sizeof(op));
-	op.vp_topo = c->vc_topo;
-	op.vp_ca = conf->vc_common.cc_ca;
-	op.vp_cert = conf->vc_operator_cert;
-	op.vp_key = conf->vc_operator_key;
-	op.vp_max_frame = conf->vc_common.cc_max_frame;
-	op.vp_timeout_ms = (int)conf->vc_provision_ms;
-	rc = vprov_refill(&op, c->vc_db, conf->vc_vid, conf->vc_fill_m,
-	    conf->vc_draw);
+	client_log_enter(c);
+	if (c->vc_state != VC_REFILL)
+		return;
 	if (rc == 0 && vehicle_load_registration(c) == -1)
 		rc = VPROV_ERROR;
 	if (rc != 0) {
@@ -366,8 +364,24 @@ vehicle_refill(void *arg)
 	}
 	log_info("refill: chip %s filled and registered; authenticating again",
 	    c->vc_chip_id);
-	chip_event(c->vc_db, "refill", c->vc_tsp, "chip_id=%s", c->vc_chip_id);
+	vchip_event(c->vc_chip, "refill", c->vc_tsp, "chip_id=%s", c->vc_chip_id);
 	c->vc_authed = 0;
 	client_set_state(c, VC_IDLE);
 	vehicle_serve(c);
+}
+
+/*
+ * F9 refill with the operator credential, on the loop (enroll.h); the
+ * vehicle stays in VC_REFILL until it ends, and a failure is retried.
+ */
+static void
+vehicle_refill(void *arg)
+{
+	struct vehicle	*v = arg;
+	struct vclient	*c = &v->v_client;
+
+	client_set_state(c, VC_REFILL);
+	if (venroll_busy(&v->v_enroll))
+		return;
+	venroll_start(&v->v_enroll, VENROLL_REFILL, vehicle_refilled, v);
 }

@@ -13,6 +13,7 @@
 #include "fleet.h"
 #include "log.h"
 #include "ops.h"
+#include "provchan.h"
 #include "topo.h"
 
 #define VEHICLED_DRAIN_POLL_MS	20
@@ -39,7 +40,8 @@ vehicled_drain(evutil_socket_t fd, short ev, void *arg)
 	(void)fd;
 	(void)ev;
 	vd->vd_waited_ms += VEHICLED_DRAIN_POLL_MS;
-	if (client_draining() == 0 || vd->vd_waited_ms >= VEHICLED_DRAIN_MAX_MS)
+	if ((client_draining() == 0 && vprov_chan_draining() == 0) ||
+	    vd->vd_waited_ms >= VEHICLED_DRAIN_MAX_MS)
 		event_base_loopbreak(vd->vd_base);
 }
 

@@ -2,8 +2,9 @@
  * Unit tests of vehicled's fleet mode and handover settings: the VINs of
  * a fleet's vehicles (vehicled/fleet.c), the gap median and maximum of
  * the FLEET line, and the configuration directives fleet, fleet_spacing,
- * power_cycle_at, decline_at_end, reauth_on_entry, entry, unstored_max
- * and resend_burst (vehicled/config.c), with what a reload takes.
+ * fleet_store, fleet_offset, fleet_rate, enroll_only, power_cycle_at,
+ * decline_at_end, reauth_on_entry, entry, unstored_max and resend_burst
+ * (vehicled/config.c), with what a reload takes.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -135,6 +136,54 @@ test_config_directives(void **state)
 	assert_int_equal(tu_tmpdir_free(dir), 0);
 }
 
+/* The fleet store's directives, and the size limits with and without it. */
+static void
+test_config_fleet_store(void **state)
+{
+	struct vconf	 vc;
+	char		 dir[64];
+	const char	*err;
+
+	(void)state;
+	assert_int_equal(tu_tmpdir_new(dir, sizeof(dir), "test_fleet"), 0);
+	assert_int_equal(load(dir, "", &vc), 0);
+	assert_int_equal(vc.vc_fleet_store, 0);
+	assert_int_equal(vc.vc_fleet_offset_ms, 0);
+	assert_int_equal(vc.vc_fleet_rate, 0);
+	assert_int_equal(vc.vc_enroll_only, 0);
+	vconf_free(&vc);
+
+	assert_int_equal(load(dir, "fleet 100000\nfleet_store yes\n"
+	    "fleet_offset 1h\nfleet_rate 400\nenroll_only yes\n", &vc), 0);
+	assert_int_equal(vc.vc_fleet, 100000);
+	assert_int_equal(vc.vc_fleet_store, 1);
+	assert_int_equal(vc.vc_fleet_offset_ms, 3600000);
+	assert_int_equal(vc.vc_fleet_rate, 400);
+	assert_int_equal(vc.vc_enroll_only, 1);
+	vconf_free(&vc);
+
+	/* Store files of their own stop at 1000; the fleet store needs fleet. */
+	tu_capture_begin();
+	assert_int_equal(load(dir, "fleet 1001\n", &vc), -1);
+	err = tu_capture_end();
+	assert_non_null(strstr(err, "more than 1000 vehicles needs"
+	    " \"fleet_store\""));
+	tu_capture_begin();
+	assert_int_equal(load(dir, "fleet_store yes\n", &vc), -1);
+	err = tu_capture_end();
+	assert_non_null(strstr(err, "\"fleet_store\" needs \"fleet\""));
+	tu_capture_begin();
+	assert_int_equal(load(dir, "fleet 200001\nfleet_store maybe\n"
+	    "fleet_rate -1\nenroll_only 2\n", &vc), -1);
+	err = tu_capture_end();
+	assert_non_null(strstr(err, "vehicled.conf:4: fleet must be"
+	    " 1..200000"));
+	assert_non_null(strstr(err, "vehicled.conf:5: fleet_store must be"));
+	assert_non_null(strstr(err, "vehicled.conf:6: fleet_rate must be"));
+	assert_non_null(strstr(err, "vehicled.conf:7: enroll_only must be"));
+	assert_int_equal(tu_tmpdir_free(dir), 0);
+}
+
 /* A reload takes entry and resend_burst; unstored_max waits a restart. */
 static void
 test_config_reload(void **state)
@@ -163,6 +212,7 @@ main(void)
 		cmocka_unit_test(test_fleet_vins),
 		cmocka_unit_test(test_gap_stats),
 		cmocka_unit_test(test_config_directives),
+		cmocka_unit_test(test_config_fleet_store),
 		cmocka_unit_test(test_config_reload),
 	};
 

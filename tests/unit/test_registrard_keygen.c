@@ -10,10 +10,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include <event2/event.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
 
 #include "crypto.h"
@@ -275,6 +277,50 @@ test_stop_while_generating(void **state)
 	event_base_free(base);
 }
 
+/* rsa_primes 3: pairs with three prime factors, usable as any other. */
+static void
+test_three_primes(void **state)
+{
+	struct event_base	*base;
+	struct keygen		*kg;
+	struct keypair		*kp = NULL;
+	struct waiter		 w;
+	EVP_PKEY		*pub, *prv;
+	BIGNUM			*r = NULL;
+	uint8_t			 pt[32], *ct = NULL, *out = NULL;
+	size_t			 ctlen = 0, outlen = 0;
+
+	(void)state;
+	waiter_init(&w);
+	assert_non_null(base = event_base_new());
+	assert_non_null(kg = keygen_new(base, 1, 2048, 0));
+	keygen_set_primes(kg, 3);
+	assert_int_equal(keygen_get(kg, &w.wt_wait, &kp), 0);
+	tu_wait_count(base, &w.wt_calls, 1, WAIT_MS);
+	assert_pair(w.wt_kp, 2048);
+	assert_non_null(pub = crypto_pub_from_der(w.wt_kp->kp_pub,
+	    w.wt_kp->kp_publen));
+	assert_non_null(prv = crypto_priv_from_der(w.wt_kp->kp_priv,
+	    w.wt_kp->kp_privlen));
+	assert_int_equal(EVP_PKEY_get_bn_param(prv, OSSL_PKEY_PARAM_RSA_FACTOR3,
+	    &r), 1);
+	BN_free(r);
+	/* The public half encrypts, the private half decrypts, as usual. */
+	memset(pt, 7, sizeof(pt));
+	assert_int_equal(crypto_oaep_encrypt(pub, pt, sizeof(pt), &ct, &ctlen),
+	    0);
+	assert_int_equal(crypto_oaep_decrypt(prv, ct, ctlen, &out, &outlen), 0);
+	assert_int_equal(outlen, sizeof(pt));
+	assert_memory_equal(out, pt, sizeof(pt));
+	free(ct);
+	free(out);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_free(prv);
+	keypair_free(w.wt_kp);
+	keygen_free(kg);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -284,6 +330,7 @@ main(void)
 		cmocka_unit_test_setup(test_new_key_size, setup),
 		cmocka_unit_test_setup(test_no_workers, setup),
 		cmocka_unit_test_setup(test_stop_while_generating, setup),
+		cmocka_unit_test_setup(test_three_primes, setup),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
