@@ -402,12 +402,6 @@ tspd_auth_m4(struct tspd *env, struct conn *c, const struct frame *f)
 	struct auth_task	*at;
 	Qroam__M4		*m4;
 
-	/* Shutting down (the drain of the last commits still reads). */
-	if (env->t_auth == NULL) {
-		conn_send_status(c, f->f_request_id,
-		    QROAM__STATUS_CODE__UNAVAILABLE, "shutting down");
-		return;
-	}
 	m4 = (Qroam__M4 *)frame_unpack(f, &qroam__m4__descriptor);
 	if (m4 == NULL || !id_valid_vin(m4->vehicle_id)) {
 		log_warnx("auth refused vehicle=(invalid) addr=%s reason=%s",
