@@ -48,7 +48,8 @@ daemon_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(filter-out $(2)/$(2).c,$(wildca
 # Libraries a daemon links between its own and libqroam.a.
 vehicled_LIBS := libvehicle.a
 
-.PHONY: all asan check run bench bench-fleet install clean deps
+.PHONY: all asan check run bench bench-fleet install clean deps fuzz fuzz-smoke \
+	fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(BUILD)/bin/qroamctl
@@ -134,11 +135,57 @@ $(BUILD)/asan/test/%: $(BUILD)/asan/tests/unit/%.o $(UNITLIB) $(foreach d,$(DAEM
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c, README.md "Fuzzing"): every
+# object again, built by clang with coverage and sanitizers.
+CLANG	?= /usr/bin/clang
+FUZZSAN	:= -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all \
+	   -fno-omit-frame-pointer
+FUZZ	:= $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_util.c,\
+	   $(wildcard tests/fuzz/fuzz_*.c)))
+FUZZBIN	:= $(addprefix $(BUILD)/fuzz/bin/fuzz_,$(FUZZ))
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE ?= 4
+$(BUILD)/fuzz/%: CC := $(CLANG)
+# clang's -Wformat=2 also flags vfprintf in helpers gcc accepts.
+$(eval $(call variant,fuzz,$(FUZZSAN) -Wno-format-nonliteral))
+
+$(FUZZBIN): $(BUILD)/fuzz/bin/%: $(BUILD)/fuzz/tests/fuzz/%.o \
+    $(BUILD)/fuzz/tests/fuzz/fuzz_util.o $(BUILD)/fuzz/tests/fuzz/stubs.o \
+    $(foreach d,$(DAEMONS),$(BUILD)/fuzz/lib$(d).a) \
+    $(BUILD)/fuzz/libvehicle.a $(BUILD)/fuzz/libqroam.a
+	@mkdir -p $(@D)
+	$(E) LD $@
+	$(Q)$(CLANG) $(CFLAGS) -fsanitize=fuzzer,address,undefined -o $@ $^ $(LDLIBS)
+
+# The seed corpora, written by the project's own encoders.
+$(BUILD)/asan/bin/fuzz-seeds: $(BUILD)/asan/tests/fuzz/seeds.o $(BUILD)/asan/tests/fuzz/fuzz_util.o \
+    $(foreach d,$(DAEMONS),$(BUILD)/asan/lib$(d).a) \
+    $(BUILD)/asan/libvehicle.a $(BUILD)/asan/libqroam.a
+	@mkdir -p $(@D)
+	$(E) LD $@
+	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/fuzzcorpus/.stamp: $(BUILD)/asan/bin/fuzz-seeds $(wildcard deploy/examples/*.conf) \
+    $(wildcard tests/fuzz/seeds/*)
+	$(E) SEEDS $(BUILD)/fuzzcorpus
+	$(Q)rm -rf $(BUILD)/fuzzcorpus && $(BUILD)/asan/bin/fuzz-seeds $(BUILD)/fuzzcorpus
+	$(Q)touch $@
+
+fuzz-build: $(FUZZBIN) $(BUILD)/fuzzcorpus/.stamp
+
+# make fuzz: each target for FUZZ_SECONDS; make fuzz-smoke (in make check):
+# each for FUZZ_SMOKE seconds, after replaying its seeds and every crash
+# ever found (tests/fuzz/regress/<target>/).
+fuzz fuzz-smoke: fuzz-build
+	@FUZZ_TIME=$(if $(filter fuzz,$@),$(FUZZ_SECONDS) FUZZ_KEEP=1,$(FUZZ_SMOKE)) \
+	    sh tests/fuzz/run.sh $(BUILD) $(FUZZ)
+
 deps:
 	@sh scripts/deps.sh
 
 check: deps
 	@$(MAKE) --no-print-directory all asan
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@rm -rf $(BUILD)/destdir
 	@$(MAKE) --no-print-directory -s install DESTDIR=$(BUILD)/destdir PREFIX=/usr
 	@sh scripts/check_units.sh $(BUILD)/destdir

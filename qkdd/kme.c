@@ -225,13 +225,8 @@ kme_key_container(struct kme_reply *rep, const struct qkd_key *keys, size_t n)
 	rep->kp_secret = 1;
 }
 
-struct kme_enc_params {
-	unsigned	ep_number;
-	unsigned	ep_size;	/* bits */
-};
-
 /* number and size from the query of GET enc_keys; 0 or -1 after a 400. */
-static int
+int
 kme_enc_query(const struct kme_request *req, struct kme_enc_params *ep,
     struct kme_reply *rep)
 {
@@ -296,7 +291,7 @@ kme_json_uint(const struct kme_request *req, json_t *body, const char *name,
 }
 
 /* The parameters of POST enc_keys; 0 or -1 after a 400. */
-static int
+int
 kme_enc_body(const struct kme_request *req, struct kme_enc_params *ep,
     struct kme_reply *rep)
 {
@@ -320,7 +315,7 @@ kme_enc_body(const struct kme_request *req, struct kme_enc_params *ep,
 }
 
 /* Range checks of number and size; 0 or -1 after a 400. */
-static int
+int
 kme_enc_check(struct kme *k, const struct kme_request *req,
     const struct kme_enc_params *ep, struct kme_reply *rep)
 {
@@ -394,7 +389,7 @@ kme_enc_keys(struct kme *k, const struct kme_request *req, const char *slave,
 }
 
 /* key_IDs of POST dec_keys into ids (pointers into *body); n or -1. */
-static int
+int
 kme_dec_body(struct kme *k, const struct kme_request *req, json_t **body,
     const char **ids, struct kme_reply *rep)
 {

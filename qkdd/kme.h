@@ -76,6 +76,31 @@ void	kme_json(struct kme_reply *, int status, json_t *v);
 /* The request body as a JSON object ({} when empty); NULL after a 400. */
 json_t	*kme_body_object(const struct kme_request *, struct kme_reply *);
 
+/*
+ * The request parsers of enc_keys and dec_keys, touching neither the key
+ * store nor a socket (so they are fuzzed alone): each returns -1 after
+ * setting a 400 reply.
+ */
+struct kme_enc_params {
+	unsigned	ep_number;
+	unsigned	ep_size;	/* bits */
+};
+/* number and size from the query of GET enc_keys; 0 or -1. */
+int	kme_enc_query(const struct kme_request *, struct kme_enc_params *,
+	    struct kme_reply *);
+/* number and size from the body of POST enc_keys; 0 or -1. */
+int	kme_enc_body(const struct kme_request *, struct kme_enc_params *,
+	    struct kme_reply *);
+/* Range checks of number and size against the configuration; 0 or -1. */
+int	kme_enc_check(struct kme *, const struct kme_request *,
+	    const struct kme_enc_params *, struct kme_reply *);
+/*
+ * key_IDs of POST dec_keys into ids (at most max_key_per_request, which
+ * is at most 1024; pointers into *body, json_decref it); n or -1.
+ */
+int	kme_dec_body(struct kme *, const struct kme_request *, json_t **body,
+	    const char **ids, struct kme_reply *);
+
 /* /admin/v1/links[/{a}/{b}]: seg holds the path segments after "links". */
 void	kme_admin(struct kme *, const struct kme_request *, char **seg,
 	    size_t nseg, struct kme_reply *);

@@ -63,6 +63,14 @@ int	tspd_m8ack_check(const uint8_t ck2[CRYPTO_KEYLEN],
  */
 char	*tspd_origins_encode(const struct tspdb_origin *, size_t n);
 int	tspd_origins_decode(const char *s, size_t n, struct tspdb_origin *);
+/*
+ * Check a decrypted RD1 against the registration's chip and the fill
+ * record's key count read from the store, filling origin[0..n_history-1]
+ * (one per history row; initiator when RD1 names no origins).  Pure: no
+ * store, no socket.  NULL if it may be applied, else the reason.
+ */
+const char *tspd_rd1_check(const Qroam__RD1 *rd1, const char *reg_chip_id,
+	    uint32_t fill_m, const char *initiator, struct tspdb_origin *origin);
 
 /* ---- cloud channels (handover_chan.c) ---- */
 

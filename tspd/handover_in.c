@@ -476,26 +476,19 @@ m8_refuse(struct m8_req *mq, int code, const char *why)
 	m8_req_free(mq);
 }
 
-/*
- * Check a decrypted RD1 against the registration and fill record read
- * from this store and fill origin (one per history row).  NULL if it may
- * be applied, else the reason.
- */
-static const char *
-rd1_check(const struct m8_req *mq)
+const char *
+tspd_rd1_check(const Qroam__RD1 *rd1, const char *reg_chip_id, uint32_t fill_m,
+    const char *initiator, struct tspdb_origin *origin)
 {
-	const Qroam__RD1	*rd1 = mq->mq_rd1;
-	const struct tspdb_fill	*fill = &mq->mq_fill;
-	struct tspdb_origin	*origin = mq->mq_origin;
-	const char		*why = NULL;
-	size_t			 i;
+	const char	*why = NULL;
+	size_t		 i;
 
-	if (strcmp(mq->mq_reg.r_chip_id, rd1->chip_id) != 0)
+	if (strcmp(reg_chip_id, rd1->chip_id) != 0)
 		return "chip does not match the registration";
-	if (rd1->next_index > fill->f_m || rd1->n_used > fill->f_m)
+	if (rd1->next_index > fill_m || rd1->n_used > fill_m)
 		return "key position out of range";
 	for (i = 0; i < rd1->n_used; i++)
-		if (rd1->used[i] >= fill->f_m)
+		if (rd1->used[i] >= fill_m)
 			return "used key out of range";
 	if (rd1->authed_ms > INT64_MAX)
 		return "bad authed_ms";
@@ -510,7 +503,7 @@ rd1_check(const struct m8_req *mq)
 		    origin) == -1 ? "bad origin list" : NULL;
 	for (i = 0; i < rd1->n_history; i++) {
 		snprintf(origin[i].o_tsp, sizeof(origin[i].o_tsp), "%s",
-		    mq->mq_m8->initiator);
+		    initiator);
 		origin[i].o_seq = 0;
 	}
 	return NULL;
@@ -560,7 +553,8 @@ m8_fill_read(struct tspdb_req *rq)
 		    "no fill record for the chip" : "store error");
 		return;
 	}
-	if ((why = rd1_check(mq)) != NULL) {
+	if ((why = tspd_rd1_check(mq->mq_rd1, mq->mq_reg.r_chip_id,
+	    mq->mq_fill.f_m, mq->mq_m8->initiator, mq->mq_origin)) != NULL) {
 		m8_refuse(mq, QROAM__STATUS_CODE__BAD_REQUEST, why);
 		return;
 	}

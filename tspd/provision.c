@@ -173,9 +173,8 @@ provision_fill(struct tspd *env, struct conn *c, const struct frame *f)
 	fill_wipe_free(fr);
 }
 
-/* Check the fields of an M2; NULL if fine, else the reason. */
-static const char *
-provision_m2_check(const Qroam__M2 *m2)
+const char *
+tspd_provision_m2_check(const Qroam__M2 *m2)
 {
 	EVP_PKEY	*pk;
 	const char	*why = NULL;
@@ -256,7 +255,7 @@ provision_m2(struct tspd *env, struct conn *c, const struct frame *f)
 		    "malformed M2");
 		return;
 	}
-	if ((why = provision_m2_check(m2)) != NULL) {
+	if ((why = tspd_provision_m2_check(m2)) != NULL) {
 		log_warnx("registration refused from %s vehicle=%s: %s",
 		    conn_peer_cn(c), id_valid_vin(m2->vehicle_id) ?
 		    m2->vehicle_id : "(invalid)", why);

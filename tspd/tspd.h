@@ -61,6 +61,8 @@ void	tspd_session_close(struct tspd *, struct conn *, uint64_t request_id,
 	    const char *vid, int power_off, const char *why);
 /* Check the values of a Telemetry; NULL if fine, else the reason. */
 const char *tspd_telemetry_check(const Qroam__Telemetry *);
+/* Check the fields of an M2 (provision.c); NULL if fine, else the reason. */
+const char *tspd_provision_m2_check(const Qroam__M2 *);
 
 /* The connection a vehicle last spoke on (vehicle.c); NULL if none. */
 void	tspd_vehicle_bind(struct tspd *, const char *vid, struct conn *);
