@@ -251,27 +251,14 @@ seeds_session(void)
 	free(sm.ct.data);
 }
 
-/* F6/F7: the scheduler's requests and the handover's messages. */
+/* A1/A2/A3, the scheduler's answer and a Status. */
 static void
-seeds_handover(void)
+seeds_sched(void)
 {
-	static const struct tspdb_origin origin[2] = {
-		{ FUZZ_TSP, 11 }, { FUZZ_PEER, 4 } };
 	Qroam__KeyRequest	 kq = QROAM__KEY_REQUEST__INIT;
 	Qroam__AccessRequest	 aq = QROAM__ACCESS_REQUEST__INIT;
 	Qroam__KeyReply		 kr = QROAM__KEY_REPLY__INIT;
-	Qroam__M7Inner		 mi = QROAM__M7_INNER__INIT;
-	Qroam__M7		 m7 = QROAM__M7__INIT;
-	Qroam__RD1		 rd1 = QROAM__RD1__INIT;
-	Qroam__M8		 m8 = QROAM__M8__INIT;
-	Qroam__M8Ack		 ack = QROAM__M8_ACK__INIT;
 	Qroam__Status		 st = QROAM__STATUS__INIT;
-	Qroam__Telemetry	 t[2] = { telemetry(1700000002000),
-				    telemetry(1700000003000) }, *th[2];
-	uint8_t			 ck1[32], ck2[32], *pt;
-	uint32_t		 used[2] = { 9, 12 };
-	char			 aad[MSG_AAD_MAX];
-	size_t			 len;
 
 	kq.type = 1;
 	kq.from = FUZZ_TSP;
@@ -292,6 +279,17 @@ seeds_handover(void)
 	st.code = QROAM__STATUS_CODE__KEY_EXHAUSTED;
 	st.detail = "no key";
 	seed_payload(QROAM__MSG_TYPE__MT_STATUS, &st.base);
+}
+
+/* F6: M7 under CK1, as schedd seals it. */
+static void
+seeds_m7(void)
+{
+	Qroam__M7Inner		 mi = QROAM__M7_INNER__INIT;
+	Qroam__M7		 m7 = QROAM__M7__INIT;
+	uint8_t			 ck1[32], ck2[32], *pt;
+	char			 aad[MSG_AAD_MAX];
+	size_t			 len;
 
 	fuzz_key(FUZZ_K_CK1, ck1);
 	fuzz_key(FUZZ_K_CK2, ck2);
@@ -319,7 +317,23 @@ seeds_handover(void)
 	free(pt);
 	free(m7.ct.data);
 	free(m7.nonce.data);
+}
 
+/* F7: RD1 in M8 and the M8Ack under CK2. */
+static void
+seeds_m8(void)
+{
+	static const struct tspdb_origin origin[2] = {
+		{ FUZZ_TSP, 11 }, { FUZZ_PEER, 4 } };
+	Qroam__RD1		 rd1 = QROAM__RD1__INIT;
+	Qroam__M8		 m8 = QROAM__M8__INIT;
+	Qroam__M8Ack		 ack = QROAM__M8_ACK__INIT;
+	Qroam__Telemetry	 t[2] = { telemetry(1700000002000),
+				    telemetry(1700000003000) }, *th[2];
+	uint8_t			 ck2[32];
+	uint32_t		 used[2] = { 9, 12 };
+
+	fuzz_key(FUZZ_K_CK2, ck2);
 	th[0] = &t[0];
 	th[1] = &t[1];
 	rd1.vehicle_id = FUZZ_VID;
@@ -421,7 +435,9 @@ main(int argc, char *argv[])
 	seeds_provision(prv);
 	seeds_auth(prv);
 	seeds_session();
-	seeds_handover();
+	seeds_sched();
+	seeds_m7();
+	seeds_m8();
 	seeds_conf();
 	seeds_etsi014();
 	EVP_PKEY_free(prv);
