@@ -165,8 +165,7 @@ $(BUILD)/asan/bin/fuzz-seeds: $(BUILD)/asan/tests/fuzz/seeds.o $(BUILD)/asan/tes
 	$(E) LD $@
 	$(Q)$(CC) $(CFLAGS) $(SAN) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/fuzzcorpus/.stamp: $(BUILD)/asan/bin/fuzz-seeds $(wildcard deploy/examples/*.conf) \
-    $(wildcard tests/fuzz/seeds/*)
+$(BUILD)/fuzzcorpus/.stamp: $(BUILD)/asan/bin/fuzz-seeds $(wildcard deploy/examples/*.conf)
 	$(E) SEEDS $(BUILD)/fuzzcorpus
 	$(Q)rm -rf $(BUILD)/fuzzcorpus && $(BUILD)/asan/bin/fuzz-seeds $(BUILD)/fuzzcorpus
 	$(Q)touch $@

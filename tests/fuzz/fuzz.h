@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <openssl/evp.h>
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 int	LLVMFuzzerInitialize(int *, char ***);
@@ -35,6 +36,8 @@ const char *fuzz_file(const uint8_t *data, size_t len);
 /* Key number which (FUZZ_K_*): 32 bytes of a fixed pattern. */
 enum { FUZZ_K_PFK = 1, FUZZ_K_K1, FUZZ_K_CK1, FUZZ_K_CK2 };
 void	fuzz_key(int which, uint8_t out[32]);
+/* A 2048-bit RSA key made on the first call (slow: call it at start-up). */
+EVP_PKEY *fuzz_rsa(void);
 
 /* The MsgTypes of fuzz_payload, picked by its first byte. */
 #define FUZZ_NTYPES	17

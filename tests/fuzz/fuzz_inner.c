@@ -27,8 +27,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if ((prv = crypto_rsa_generate(2048)) == NULL)
-		abort();
+	prv = fuzz_rsa();
 	return 0;
 }
 

@@ -30,8 +30,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	if ((pbv = crypto_rsa_generate(2048)) == NULL)
-		abort();
+	pbv = fuzz_rsa();
 	return 0;
 }
 

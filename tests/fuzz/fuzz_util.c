@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 
+#include "crypto.h"
 #include "fuzz.h"
 #include "qroam.pb-c.h"
 
@@ -70,4 +71,14 @@ fuzz_key(int which, uint8_t out[32])
 
 	for (i = 0; i < 32; i++)
 		out[i] = (uint8_t)(which * 37 + i);
+}
+
+EVP_PKEY *
+fuzz_rsa(void)
+{
+	static EVP_PKEY	*pk;
+
+	if (pk == NULL && (pk = crypto_rsa_generate(2048)) == NULL)
+		abort();
+	return pk;
 }

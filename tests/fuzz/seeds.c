@@ -430,8 +430,7 @@ main(int argc, char *argv[])
 	top = argv[1];
 	if (mkdir(top, 0755) == -1)
 		err(1, "%s", top);
-	if ((prv = crypto_rsa_generate(2048)) == NULL)
-		errx(1, "crypto_rsa_generate");
+	prv = fuzz_rsa();
 	seeds_provision(prv);
 	seeds_auth(prv);
 	seeds_session();
@@ -440,6 +439,5 @@ main(int argc, char *argv[])
 	seeds_m8();
 	seeds_conf();
 	seeds_etsi014();
-	EVP_PKEY_free(prv);
 	return 0;
 }
