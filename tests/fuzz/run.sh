@@ -14,12 +14,13 @@ for t in "$@"; do
 	# make fuzz keeps what it finds; the smoke run starts afresh.
 	if [ "${FUZZ_KEEP:-0}" = 1 ]; then
 		work=$build/fuzzwork/$t
+		log=$build/fuzzlog/$t.log
 	else
 		work=$build/fuzzsmoke/$t
+		log=$build/fuzzlog/$t.smoke.log
 		rm -rf "$work"
 	fi
 	crash=$build/fuzzcrash/$t
-	log=$build/fuzzlog/$t.log
 	mkdir -p "$work" "$crash" "$build/fuzzlog"
 	set -- "$work" "$build/fuzzcorpus/$t"
 	[ -d "tests/fuzz/regress/$t" ] && set -- "$@" "tests/fuzz/regress/$t"
@@ -30,8 +31,8 @@ for t in "$@"; do
 	    -max_len=65536 -print_final_stats=1 -artifact_prefix="$crash/" \
 	    "$@" >"$log" 2>&1
 	rc=$?
-	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
-	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")
+	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
 	cov=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -1)
 	printf '  FUZZ   %-8s %ss: %s execs, %s/s, %s\n' "$t" "$time" \
 	    "${execs:-?}" "${rate:-?}" "${cov:-?}"
