@@ -561,7 +561,10 @@ hout_m8_build(struct hout *h)
 	    hout_store(h, hout_rd1_loaded));
 }
 
-/* Tell the vehicle where to go next, if it has a session and a connection. */
+/*
+ * Tell the vehicle where to go next, if it has a session: on its
+ * connection here, or through the instance that holds it (cloud bus).
+ */
 static void
 hout_ready(struct hout *h, struct tspdb_ready *rr)
 {
@@ -576,8 +579,8 @@ hout_ready(struct hout *h, struct tspdb_ready *rr)
 		    h->ho_vid);
 		return;
 	}
-	if ((vc = tspd_vehicle_conn(env, h->ho_vid)) == NULL ||
-	    !conn_is_open(vc)) {
+	if (env->t_bus == NULL && ((vc = tspd_vehicle_conn(env,
+	    h->ho_vid)) == NULL || !conn_is_open(vc))) {
 		log_info("handover ready vehicle=%s: no open connection, not "
 		    "told", h->ho_vid);
 		return;
@@ -596,9 +599,7 @@ hout_ready(struct hout *h, struct tspdb_ready *rr)
 	}
 	sm.vehicle_id = h->ho_vid;
 	sm.seq = rr->rr_tx_seq;
-	if (conn_send(vc, QROAM__MSG_TYPE__MT_SESSION_MSG, 0, &sm.base) == -1)
-		log_warnx("handover ready vehicle=%s: sending failed",
-		    h->ho_vid);
+	tspd_vehicle_send_session(env, h->ho_vid, &sm, "handover ready");
 	free(sm.ct.data);
 }
 
