@@ -16,8 +16,9 @@
 #include <stdint.h>
 
 #include "ids.h"
+#include "keystream.h"
 
-#define CLOUDNOTE_ALL		"*"	/* the to of a note to every instance */
+#define CLOUDNOTE_ALL		KS_TO_ALL	/* the to of a note to all */
 #define CLOUDNOTE_TEXT_MAX	7999	/* NOTIFY's limit, without the NUL */
 /* The largest sealed note whose text fits. */
 #define CLOUDNOTE_SEALED_MAX	((CLOUDNOTE_TEXT_MAX - 2 * (NAME_MAXLEN + 1)) / 2)
