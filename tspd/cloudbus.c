@@ -33,6 +33,7 @@
 #define CB_CONNECT_WAIT_MS	10000	/* each step of connecting */
 #define CB_INFLIGHT_MAX		4096	/* notes handed to libpq, unanswered */
 #define CB_REFUSAL_MAX		48
+#define CB_APPNAME		"qroam-cloudbus"	/* pg_stat_activity */
 
 enum cb_state {
 	CB_WAIT,		/* not connected; the backoff timer runs */
@@ -233,12 +234,18 @@ cb_notice(void *arg, const char *message)
 	    message);
 }
 
-/* Start connecting, without blocking: PQconnectStart, then polls. */
+/*
+ * Start connecting, without blocking: PQconnectStartParams, then polls.
+ * The store's connection string, as the application "qroam-cloudbus".
+ */
 static void
 cb_connect(struct cloudbus *b)
 {
+	const char *const	 keys[] = { "dbname", "application_name", NULL };
+	const char		*vals[] = { b->cb_conninfo, CB_APPNAME, NULL };
+
 	cb_events_free(b);
-	if ((b->cb_conn = PQconnectStart(b->cb_conninfo)) == NULL) {
+	if ((b->cb_conn = PQconnectStartParams(keys, vals, 1)) == NULL) {
 		cb_drop(b, "no memory for a connection");
 		return;
 	}

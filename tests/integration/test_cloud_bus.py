@@ -9,7 +9,8 @@ stream, carried by PostgreSQL LISTEN/NOTIFY on the region's database.
 - Notes that do not come from an instance of the cloud: a NOTIFY with
   text that is no note, a note sealed under another K0, a note of a stale
   step and a replayed note are refused, each with its reason logged and
-  counted, and change nothing: the bus goes on working.
+  counted, and change nothing: the bus goes on working, and after the
+  server cuts its connections it connects again and goes on.
 
 The test seals its own notes (Python's AES-GCM, the stream computed from
 K0 as §14 defines it), which checks the format independently of
@@ -190,4 +191,18 @@ def test_forged_notes_refused(tb):
     # Nothing changed: the vehicle's session goes on.
     r = p.telemetry(A, 3)
     assert r.status == "OK" and r["acked"] == "3", r
+
+    # The bus's connections cut by the server: each instance connects
+    # again (a state, not an error) and opens notes as before.
+    marks = {n: tb.log_mark(n) for n in (A, A2)}
+    cut = tb.pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                     "WHERE application_name = 'qroam-cloudbus' AND datname = current_database()",
+                     db="tsp_a")
+    assert cut.strip() == "2", cut
+    for n in (A, A2):
+        tb.wait_log(n, r"cloud bus: .*; connecting again in \d+ms", since=marks[n])
+        tb.wait_log(n, r"cloud bus: listening on %s as " % CHANNEL, since=marks[n])
+    notify(seal(k0, t0, A, "peer", "*", pt))
+    for n in (A, A2):
+        wait_until(lambda n=n: notes(tb, n, "not_held") == 2, what="%s to open a note" % n)
     assert tb.secret_leaks() == []
