@@ -167,7 +167,8 @@ cb_subscribe(struct cloudbus *b)
 	char	 sql[96];
 	int	 fd = PQsocket(b->cb_conn);
 
-	cb_events_free(b);
+	if (b->cb_ev != NULL)	/* ours: not freed in its own callback */
+		event_del(b->cb_ev);
 	snprintf(sql, sizeof(sql), "LISTEN %s", b->cb_channel);
 	b->cb_listen_failed = 0;
 	if ((b->cb_rev = event_new(b->cb_base, fd, EV_READ | EV_PERSIST,
@@ -187,16 +188,27 @@ cb_subscribe(struct cloudbus *b)
 
 static void	cb_connect_cb(evutil_socket_t, short, void *);
 
-/* Wait for the socket as PQconnectPoll asked (it may change socket). */
+/*
+ * Wait for the socket as PQconnectPoll asked (it may change socket): the
+ * one event of connecting, made once and assigned again for each wait
+ * (it is not pending then, and is not freed in its own callback).
+ */
 static void
 cb_connect_wait(struct cloudbus *b, PostgresPollingStatusType st)
 {
 	struct timeval	 tv = { CB_CONNECT_WAIT_MS / 1000, 0 };
+	short		 what;
 
-	cb_events_free(b);
-	if ((b->cb_ev = event_new(b->cb_base, PQsocket(b->cb_conn),
-	    st == PGRES_POLLING_READING ? EV_READ : EV_WRITE, cb_connect_cb,
-	    b)) == NULL || event_add(b->cb_ev, &tv) == -1)
+	what = st == PGRES_POLLING_READING ? EV_READ : EV_WRITE;
+	if (b->cb_ev == NULL)
+		b->cb_ev = event_new(b->cb_base, PQsocket(b->cb_conn), what,
+		    cb_connect_cb, b);
+	else if (event_assign(b->cb_ev, b->cb_base, PQsocket(b->cb_conn),
+	    what, cb_connect_cb, b) == -1) {
+		cb_drop(b, "cannot watch the connection");
+		return;
+	}
+	if (b->cb_ev == NULL || event_add(b->cb_ev, &tv) == -1)
 		cb_drop(b, "cannot watch the connection");
 }
 
@@ -244,7 +256,7 @@ cb_connect(struct cloudbus *b)
 	const char *const	 keys[] = { "dbname", "application_name", NULL };
 	const char		*vals[] = { b->cb_conninfo, CB_APPNAME, NULL };
 
-	cb_events_free(b);
+	cb_events_free(b);	/* in the timer's callback, not theirs */
 	if ((b->cb_conn = PQconnectStartParams(keys, vals, 1)) == NULL) {
 		cb_drop(b, "no memory for a connection");
 		return;

@@ -572,17 +572,10 @@ hout_ready(struct hout *h, struct tspdb_ready *rr)
 	Qroam__SessionInner	 inner = QROAM__SESSION_INNER__INIT;
 	Qroam__HandoverReady	 ready = QROAM__HANDOVER_READY__INIT;
 	Qroam__SessionMsg	 sm;
-	struct conn		*vc;
 
 	if (!rr->rr_session) {
 		log_info("handover ready vehicle=%s: no session, not told",
 		    h->ho_vid);
-		return;
-	}
-	if (env->t_bus == NULL && ((vc = tspd_vehicle_conn(env,
-	    h->ho_vid)) == NULL || !conn_is_open(vc))) {
-		log_info("handover ready vehicle=%s: no open connection, not "
-		    "told", h->ho_vid);
 		return;
 	}
 	ready.tsp_id = (char *)h->ho_target->tt_id;
