@@ -8,7 +8,7 @@ stream, carried by PostgreSQL LISTEN/NOTIFY on the region's database.
   the vehicle enters region B without F3.
 - Notes that do not come from an instance of the cloud: a NOTIFY with
   text that is no note, a note sealed under another K0, a note of a stale
-  step and a replayed note are refused, each with its reason logged and
+  step, a note whose sender was changed and a replayed note are refused, each with its reason logged and
   counted, and change nothing: the bus goes on working, and after the
   server cuts its connections it connects again and goes on.
 
@@ -175,8 +175,14 @@ def test_forged_notes_refused(tb):
                        what="%s to refuse %r" % (n, why))
             tb.wait_log(n, r"cloud bus: note from \S+ refused: %s" % why, since=marks[n])
     # A note that opens, for a vehicle whose connection no instance holds;
-    # the same note again is a replay.
+    # the same note again is a replay.  Its sender changed, it opens
+    # nowhere (the AAD names the sender).
     good = seal(k0, t0, A, "peer", "*", pt)
+    notify("peer2" + good[len("peer"):])
+    for n in (A, A2):
+        wait_until(lambda n=n: refusals(tb, n, "cloud_does_not_open") == 2,
+                   what="%s to refuse the tampered note" % n)
+        tb.wait_log(n, r"cloud bus: note from peer2 refused: does not open", since=marks[n])
     notify(good)
     for n in (A, A2):
         wait_until(lambda n=n: notes(tb, n, "not_held") == 1, what="%s to open the note" % n)
@@ -187,7 +193,7 @@ def test_forged_notes_refused(tb):
         tb.wait_log(n, r"cloud bus: note from peer refused: replayed", since=marks[n])
         assert notes(tb, n, "delivered") == 0
         st = tb.status(n)["cloud_bus"]
-        assert st["state"] == "listening" and st["refused"] == 4 and st["opened"] == 1, st
+        assert st["state"] == "listening" and st["refused"] == 5 and st["opened"] == 1, st
     # Nothing changed: the vehicle's session goes on.
     r = p.telemetry(A, 3)
     assert r.status == "OK" and r["acked"] == "3", r
