@@ -2,7 +2,8 @@
  * tspd: the regional cloud (TSP) of qroam.  Its part of the daemon's life
  * (daemon.h): what its configuration needs, start-up, reload and
  * shutdown; the protocol lives in provision.c, auth.c, session.c,
- * vehicle.c and, for the handover, handover*.c and region.c.
+ * vehicle.c and, for the handover, handover*.c and region.c; what the
+ * instances of a region tell each other, in cloud.c and cloudbus.c.
  */
 #include <stdio.h>
 #include <string.h>

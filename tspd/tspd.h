@@ -2,7 +2,8 @@
  * tspd: the regional cloud (TSP).  State shared by its parts and their
  * entry points; each protocol step is implemented in the file named after
  * it (provision.c: F1/F2, auth.c: F3, session.c: F4/F5, vehicle.c: the
- * vehicle listener, handover*.c and region.c: F6).
+ * vehicle listener, handover*.c and region.c: F6, cloud.c: the cloud bus
+ * between the region's instances).
  */
 #ifndef TSPD_H
 #define TSPD_H
