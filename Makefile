@@ -48,8 +48,8 @@ daemon_objs = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(filter-out $(2)/$(2).c,$(wildca
 # Libraries a daemon links between its own and libqroam.a.
 vehicled_LIBS := libvehicle.a
 
-.PHONY: all asan check run bench bench-fleet install clean deps fuzz fuzz-smoke \
-	fuzz-build
+.PHONY: all asan check run bench bench-fleet soak install clean deps fuzz \
+	fuzz-smoke fuzz-build
 .DEFAULT_GOAL := all
 
 all: $(addprefix $(BUILD)/bin/,$(DAEMONS)) $(BUILD)/bin/qroamctl
@@ -204,6 +204,12 @@ bench: deps
 bench-fleet: deps
 	@$(MAKE) --no-print-directory all
 	@$(PYTHON) scripts/bench_fleet.py
+
+# The soak run: 10,000 vehicles for ten minutes, RSS sampled, the stores
+# checked (scripts/soak.py).
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@$(PYTHON) scripts/soak.py
 
 # Daemons in sbin, qroamctl in bin (when built), systemd units with the
 # sbin path filled in, man pages, and example configurations (with the

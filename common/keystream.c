@@ -319,7 +319,10 @@ keystream_set_replay_max(struct keystream *ks, size_t max)
 	return 0;
 }
 
-/* "qroam/1|CLOUD|<tsp_id>|<from>|<to>|<tc>"; -1 on a bad name. */
+/*
+ * "qroam/1|CLOUD|<tsp_id>|<from>|<to>|<tc>"; -1 on a bad name.  to may be
+ * KS_TO_ALL, a message to every instance of the cloud.
+ */
 static int
 ks_aad(const struct keystream *ks, const char *from, const char *to,
     int64_t tc, char aad[MSG_AAD_MAX])
@@ -327,7 +330,7 @@ ks_aad(const struct keystream *ks, const char *from, const char *to,
 	char	 tcs[24];
 
 	if (from == NULL || to == NULL || !id_valid_name(from) ||
-	    !id_valid_name(to))
+	    (!id_valid_name(to) && strcmp(to, KS_TO_ALL) != 0))
 		return -1;
 	snprintf(tcs, sizeof(tcs), "%" PRId64, tc);
 	return msg_aad(aad, MSG_AAD_MAX, "CLOUD", ks->ks_tsp, from, to, tcs,

@@ -46,7 +46,9 @@
  * traffic cannot fill a set.
  *
  * Names: tsp_id, from and to are names of PROTOCOL section 3
- * ([a-z0-9._-]{1,32}).  One stream serves one thread at a time.
+ * ([a-z0-9._-]{1,32}); to may also be KS_TO_ALL ("*"), a message to every
+ * instance of the cloud, which no name can be.  One stream serves one
+ * thread at a time.
  */
 #ifndef QROAM_KEYSTREAM_H
 #define QROAM_KEYSTREAM_H
@@ -57,6 +59,7 @@
 #define KS_KEYLEN	32
 #define KS_OVERHEAD	(8 + 12 + 16)	/* Tc (big-endian u64), nonce, GCM tag */
 #define KS_REPLAY_MAX	4096		/* default nonces remembered per step */
+#define KS_TO_ALL	"*"		/* the to of a message to every instance */
 
 struct keystream;
 

@@ -73,6 +73,7 @@ RATE = env_int("QROAM_FLEET_RATE", 400)
 WARMUP_S = env_float("QROAM_FLEET_WARMUP", 60)
 WINDOW_S = env_float("QROAM_FLEET_SECONDS", 600)
 FILL_M = env_int("QROAM_FLEET_FILL_M", 32)
+SAMPLE_S = env_float("QROAM_FLEET_SAMPLE", 10)
 LOOK_AHEAD = "120s"     # 3.6 km at 30 m/s: over two ticks of driving
 LAPS = 12
 WORLD = os.environ.get("QROAM_FLEET_WORLD", os.path.join(ROOT, "run", "fleet-%d" % N))
@@ -422,6 +423,28 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def sample_window(w0, everything, ports, fleet):
+    """Every SAMPLE_S of the window: each process's RSS (KiB) and CPU
+    seconds, and the fleet's crossings, handovers and telemetry so far;
+    a process that dies ends the window with an error."""
+    series = []
+    while True:
+        left = w0 + WINDOW_S - time.time()
+        if left <= 0:
+            return series
+        time.sleep(min(SAMPLE_S, left))
+        dead = [n for n, p in everything.items() if p.poll() is not None]
+        if dead:
+            raise RuntimeError("%s died during the window" % dead)
+        sample = sample_all(everything)
+        st = fleet_status(ports, fleet)
+        series.append({"t": round(time.time() - w0, 1),
+                       "rss_kib": {n: v[1] for n, v in sample.items()},
+                       "cpu_s": {n: round(v[0], 2) for n, v in sample.items()},
+                       "crossings": st.get("crossings", 0), "handovers": st.get("handovers", 0),
+                       "telemetry_acked": st.get("telemetry_acked", 0)})
+
+
 def drive(rundir, ports, clouds):
     fleet = start_fleet(rundir, ports, False, set(range(DRIVE_PROCS)))
     everything = dict(clouds, **fleet)
@@ -445,7 +468,7 @@ def drive(rundir, ports, clouds):
     s0, m0, st0, la0 = sample_all(everything), machine_cpu(), fleet_status(ports, fleet), \
         loadavg()
     w0 = time.time()
-    time.sleep(WINDOW_S)
+    series = sample_window(w0, everything, ports, fleet)
     s1, m1, st1, la1 = sample_all(everything), machine_cpu(), fleet_status(ports, fleet), \
         loadavg()
     w1 = time.time()
@@ -453,7 +476,7 @@ def drive(rundir, ports, clouds):
     stop(fleet)
     return {"ramp_s": round(ramp_s, 1), "window": (w0, w1), "s0": s0, "s1": s1,
             "machine": (m0, m1), "status": (st0, st1), "load": (la0, la1),
-            "gaps": gaps, "final": fleet_status_lines(rundir, fleet)}
+            "gaps": gaps, "series": series, "final": fleet_status_lines(rundir, fleet)}
 
 
 def fleet_status_lines(rundir, fleet):
@@ -528,7 +551,10 @@ def interrupted(signum, frame):
     raise Interrupted("signal %d" % signum)
 
 
-def main():
+def main(after=None):
+    """The run; after(rundir, drive, results), if given, runs once the
+    report is written, while the clouds still run, and gives the exit
+    status."""
     if N <= 0:
         say("QROAM_FLEET_N=%d: no fleet run" % N)
         return 0
@@ -547,8 +573,8 @@ def main():
         if os.environ.get("QROAM_FLEET_ENROL_ONLY"):
             return 0
         d = drive(rundir, ports, clouds)
-        report(rundir, enrolment, d)
-        return 0
+        res = report(rundir, enrolment, d)
+        return after(rundir, d, res) if after is not None else 0
     except (RuntimeError, OSError) as e:
         say("FAILED: %s" % e)
         return 1

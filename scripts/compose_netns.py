@@ -33,13 +33,18 @@ that no process died or reported an error.  With --crash SERVICE a tspd
 service is killed (SIGKILL) while vehicles are in and approaching its
 region; the run then also checks that the policy restarted it and it
 became healthy again, and allows a crossing into that region to fall back
-to F3 (see compose_scenario.check_crossings).  A last line `SUMMARY {json}`
+to F3 (see compose_scenario.check_crossings).  --loss, --delay and
+--partition put network faults on the services' links (compose_faults.py:
+netem where the kernel has it, nftables otherwise); then any crossing may
+fall back to F3, and every vehicle must still finish its route with every
+acknowledged message stored.  A last line `SUMMARY {json}`
 gives the figures; exit status 0 when the scenario passed, 1 otherwise.
 Everything is torn down at the end, after a failure or on Ctrl-C:
 processes, namespaces, veths, bridge, /etc/netns/<service>.  Runs as root.
 
 usage: scripts/compose_netns.py [-f COMPOSE] [--asan | --bin DIR] [-q]
-           [--crash SERVICE] [--prefix P] [--subnet CIDR] [--pki DIR]
+           [--crash SERVICE] [--loss PCT] [--delay MS[:JITTER]]
+           [--partition TSP:SERVICE:SECONDS] [--prefix P] [--subnet CIDR] [--pki DIR]
            [--timeout S] [--keep]
        scripts/compose_netns.py --clean [--prefix P]
 """
@@ -60,6 +65,7 @@ import tempfile
 import time
 import traceback
 
+import compose_faults
 import compose_scenario as scenario
 from compose_health import Health, admin_get
 from compose_image import as_user, image_facts, resolve_ids, restarts
@@ -715,11 +721,20 @@ def parse_args(argv):
     ap.add_argument("--crash", metavar="SERVICE",
                     help="SIGKILL this tspd service once the first vehicle entered its "
                     "region; the restart policy brings it back")
+    ap.add_argument("--loss", type=float, metavar="PCT",
+                    help="drop PCT %% of the packets each service sends (netem, else nftables)")
+    ap.add_argument("--delay", metavar="MS[:JITTER]",
+                    help="delay each service's packets (netem only)")
+    ap.add_argument("--partition", metavar="TSP:SERVICE:SECONDS",
+                    help="cut a tspd service and another apart for SECONDS once a vehicle "
+                    "entered the TSP's region")
     ap.add_argument("-q", "--quiet", action="store_true", help="do not echo the logs")
     ap.add_argument("--keep", action="store_true", help="keep the run directory")
     ap.add_argument("--clean", action="store_true",
                     help="only remove namespaces left by a run that was killed")
     args = ap.parse_args(argv)
+    args.delay = compose_faults.parse_delay(args.delay)
+    args.partition = compose_faults.parse_partition(args.partition)
     if args.asan:
         args.bin = os.path.join(ROOT, "build", "asan", "bin")
     args.bin = os.path.abspath(args.bin)
@@ -767,13 +782,17 @@ def main(argv):
         say("%d services in namespaces on %s (bridge in %s); programs from %s; run directory %s"
             % (len(run.order), args.subnet, run.net.bridge_ns, args.bin, run.dir))
         run.start()
+        faults = compose_faults.Faults(args.loss, args.delay)
+        faults.apply(run.order, say)
+        if faults.active():
+            summary["faults"] = faults.summary
         summary["healthy_after_s"] = run.timings
         summary["users"] = run.users
         summary["volumes"] = {v: "%d:%d %04o" % ids for v, ids in run.volume_ids.items()}
         summary["healthchecks"] = run.healthchecks
         summary["startup_s"] = round(time.monotonic() - t0, 2)
         drive = scenario.Drive(run, say, admin_get)
-        failure = drive.run(args.timeout, args.crash)
+        failure = drive.run(args.timeout, args.crash, args.partition)
         summary.update(drive.summary)
     except KeyboardInterrupt:
         failure = "interrupted"

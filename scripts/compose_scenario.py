@@ -22,6 +22,7 @@ import os
 import re
 import time
 
+import compose_faults
 from qroamlib import stores
 from qroamlib.stores import median, query
 
@@ -110,6 +111,7 @@ class Drive:
         self.summary = {}
         self.drive_s = 0.0
         self.crash = None
+        self.partition = None
         for s in run.order:
             path = conf_path(run, s)
             if path is None:
@@ -138,12 +140,32 @@ class Drive:
     def done(self):
         return all(len(crossings(v.store)) >= len(v.expect) - 1 for v in self.vehicles)
 
-    def run(self, timeout, crash=None):
+    def entered(self, tsp):
+        """Crossings into tsp's region so far."""
+        return sum(1 for v in self.vehicles for c in crossings(v.store) if c["to"] == tsp)
+
+    def offered_in(self, tsp):
+        """Vehicles that crossed into tsp's region and were offered a
+        handover (M5) there since: their handover out of it is under way."""
+        n = 0
+        for v in self.vehicles:
+            rows = query(v.store, "SELECT count(*) FROM events WHERE kind = 'm5' AND id > "
+                                  "(SELECT min(id) FROM events WHERE kind = 'crossing' "
+                                  "AND detail LIKE ?1)", ("%%to=%s %%" % tsp,))
+            n += bool(rows and rows[0][0])
+        return n
+
+    def crossings_so_far(self):
+        return sum(len(crossings(v.store)) for v in self.vehicles)
+
+    def run(self, timeout, crash=None, partition=None):
         """Wait for the drive; None when it ended, else what went wrong.
         With crash (a tspd service), that service's process is killed
         (SIGKILL) once the second vehicle has crossed into its region, while
         the vehicles behind are approaching it, and the drive goes on while
-        the runner restarts it by its restart policy."""
+        the runner restarts it by its restart policy.  With partition (a,
+        b, seconds), services a (a tspd) and b are cut apart for seconds
+        once a vehicle has crossed into a's region (compose_faults)."""
         if not self.vehicles:
             return "no vehicled service in the compose file"
         start = time.monotonic()
@@ -151,6 +173,11 @@ class Drive:
                  % (len(self.vehicles), self.drive_s))
         if crash is not None:
             self.crash = Crash(self, crash)
+        injected = [self.crash] if self.crash is not None else []
+        if partition is not None:
+            self.partition = compose_faults.Partition(self, *partition,
+                                                      trigger=self.offered_in)
+            injected.append(self.partition)
         failure = None
         last = -1
         while True:
@@ -162,22 +189,24 @@ class Drive:
                                     ["%s down by its restart policy" % ", ".join(down)] *
                                     bool(down))
                 break
-            if self.crash is not None:
-                failure = self.crash.step()
+            for inj in injected:
+                failure = inj.step()
                 if failure:
                     break
-            done = sum(len(crossings(v.store)) for v in self.vehicles)
+            if failure:
+                break
+            done = self.crossings_so_far()
             if done != last:
                 last = done
                 if done:
                     self.say("%d crossing(s) served so far" % done)
-            if self.done() and (self.crash is None or self.crash.over()):
+            if self.done() and all(inj.over() for inj in injected):
                 time.sleep(1.0)
                 break
             if time.monotonic() - start > timeout:
                 failure = "the drive did not end within %.0f s" % timeout
                 break
-            time.sleep(0.2 if self.crash is not None and not self.crash.over() else 0.5)
+            time.sleep(0.2 if not all(inj.over() for inj in injected) else 0.5)
         self.summary["drive_s"] = round(time.monotonic() - start, 2)
         self.summary["admin_status"] = self.admin_status()
         # How each TSP authenticated the vehicles it serves, read while they
@@ -187,6 +216,8 @@ class Drive:
             for tid, (_, store) in self.tsps.items()}
         if self.crash is not None:
             self.summary["crash"] = self.crash.summary
+        if self.partition is not None:
+            self.summary["partition"] = self.partition.summary
         return failure
 
     def admin_status(self):
@@ -221,20 +252,15 @@ class Crash:
         self.at = min(2, len(drive.vehicles))
         self.summary = {"service": service, "tsp": self.tsp}
 
-    def entered(self):
-        """Crossings into the crashed TSP's region so far."""
-        return sum(1 for v in self.drive.vehicles for c in crossings(v.store)
-                   if c["to"] == self.tsp)
-
     def step(self):
         """Kill once self.at vehicles crossed into the region; then wait for the
         restarted process to pass its healthcheck.  None or a failure."""
         bed, s = self.drive.bed, self.summary
         if self.t_kill is None:
-            if self.entered() < self.at:
+            if self.drive.entered(self.tsp) < self.at:
                 return None
-            s["crossings_before"] = sum(len(crossings(v.store)) for v in self.drive.vehicles)
-            s["vehicles_in_region"] = self.entered()
+            s["crossings_before"] = self.drive.crossings_so_far()
+            s["vehicles_in_region"] = self.drive.entered(self.tsp)
             self.pid = bed.procs[self.service].pid
             self.t_kill = time.monotonic()
             s["killed_at"] = time.time()
@@ -367,20 +393,20 @@ def check_run_as(run, summary):
     return failures
 
 
-def check_crossings(v, cs, auths, st, crash):
+def check_crossings(v, cs, auths, st, crash, faulted=False):
     """The crossings and authentications of one vehicle.  Without a
     crash: the route's regions in order, a handover at every crossing and
     one F3.  With a crash of TSP X, a crossing into X may fall back to F3
     (its handover context could have been lost with the process): then
     that vehicle authenticated once more, with X, and counts that
-    re-authentication; every other crossing is still a handover.
-    [failures]."""
+    re-authentication; every other crossing is still a handover.  Under
+    network faults (faulted) any crossing may so fall back.  [failures]."""
     failures = []
     path = [cs[0]["from"]] + [c["to"] for c in cs] if cs else []
     if path != v.expect:
         failures.append("%s crossed %s, its route goes %s" % (v.vin, path, v.expect))
     fallback = [c for c in cs if c["reauth"]]
-    allowed = [c for c in fallback if crash and c["to"] == crash["tsp"]]
+    allowed = [c for c in fallback if faulted or (crash and c["to"] == crash["tsp"])]
     if len(allowed) != len(fallback):
         failures.append("%s needed F3 again at a crossing" % v.vin)
     want = [v.expect[0]] + [c["to"] for c in allowed]
@@ -400,6 +426,7 @@ def verify(run, summary):
     summary.  None when the scenario passed, else the first failure."""
     drive = Drive(run, lambda text: None, lambda s, p: None)
     crash = summary.get("crash")
+    faulted = bool(summary.get("faults") or summary.get("partition"))
     stats = {}
     for p in run.all_procs():
         for line in p.lines:
@@ -416,7 +443,7 @@ def verify(run, summary):
                                             " F3 again" if c["reauth"] else "") for c in cs]
         gaps += [c["gap_ms"] for c in cs]
         auths = query(v.store, "SELECT tsp_id FROM events WHERE kind='auth_ok' ORDER BY id")
-        f, n = check_crossings(v, cs, auths, stats.get(v.vin), crash)
+        f, n = check_crossings(v, cs, auths, stats.get(v.vin), crash, faulted)
         failures += f
         fallbacks += n
     tsp = {}
@@ -435,7 +462,9 @@ def verify(run, summary):
         # A handover into the crashed TSP may have failed with it; the
         # vehicle's crossing then fell back to F3 (checked above).
         failed_ok = 0
-        if crash:
+        if faulted:
+            failed_ok = states.get("failed", 0)
+        elif crash:
             failed_ok = len(query(store, "SELECT 1 FROM handovers WHERE role='out' AND "
                                          "state='failed' AND peer = ?1", (crash["tsp"],)))
         if bad > min(failed_ok, fallbacks):

@@ -9,7 +9,7 @@ libsqlite3-dev sqlite3 libprotobuf-c-dev protobuf-c-compiler libcmocka-dev
 libjansson-dev libsystemd-dev python3 python3-cryptography python3-yaml procps
 iproute2 systemd mandoc docker-compose mosquitto mosquitto-clients
 postgresql libpq-dev haproxy chromium chromium-driver fonts-dejavu-core
-prometheus clang libclang-rt-14-dev"
+prometheus nftables clang libclang-rt-14-dev"
 
 missing=""
 for p in $PKGS; do

@@ -196,10 +196,12 @@ def region_instances(rundir, plan, ports, admins, tsps, pg, n):
             servers["vehicle"].append(lv)
             servers["provision"].append(lp)
             admins[inst] = admins.get(inst) or layout.free_port()
+            bus = layout.cloud_bus(os.path.join(rundir, name + "-cloud.key"))
             layout.write_file(os.path.join(rundir, inst + ".conf"), "\n".join(
                 base + ["store %s" % pg[name], "admin %d" % admins[inst],
                         "instance %s" % inst, "listen vehicle 127.0.0.1:%d" % lv,
-                        "listen provision 127.0.0.1:%d" % lp]) + "\n")
+                        "listen provision 127.0.0.1:%d" % lp] +
+                ["%s %s" % kv for kv in bus]) + "\n")
             new[inst] = ("tspd", [lv, lp, admins[inst]])
         front = {"vehicle": ports[name], "provision": ports[name + "/provision"]}
         layout.write_file(os.path.join(rundir, name + "-haproxy.conf"),

@@ -1,11 +1,14 @@
 /*
  * tspd configuration file parser.
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "crypto.h"
 #include "log.h"
 
 #include "config.h"
@@ -89,6 +92,93 @@ config_counts(struct tspd_config *conf, const struct conf_line *l)
 	return 1;
 }
 
+/*
+ * K0 from path: 32 bytes, or 64 hex digits and an optional newline (a
+ * systemd credential file either way).  0, or -1 with the error printed.
+ */
+static int
+config_cloud_k0(const struct conf_line *l, const char *path,
+    uint8_t k0[TSPD_CLOUD_KEYLEN])
+{
+	uint8_t		 buf[2 * TSPD_CLOUD_KEYLEN + 2];
+	FILE		*f;
+	size_t		 n;
+	int		 rc = -1;
+
+	if ((f = fopen(path, "rb")) == NULL) {
+		conf_error(l, "cloud_key: cannot read %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	n = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	if (n == 2 * TSPD_CLOUD_KEYLEN + 1 && buf[n - 1] == '\n')
+		n--;
+	if (n == TSPD_CLOUD_KEYLEN) {
+		memcpy(k0, buf, TSPD_CLOUD_KEYLEN);
+		rc = 0;
+	} else if (n == 2 * TSPD_CLOUD_KEYLEN) {
+		buf[n] = '\0';
+		rc = crypto_unhex((char *)buf, k0, TSPD_CLOUD_KEYLEN);
+	}
+	crypto_wipe(buf, sizeof(buf));
+	if (rc == -1)
+		conf_error(l, "cloud_key: %s holds neither 32 bytes nor 64 hex "
+		    "digits", path);
+	return rc;
+}
+
+/* The directives of the cloud bus: cloud_key, cloud_epoch, cloud_step. */
+static int
+config_cloud(struct tspd_config *conf, const struct conf_line *l)
+{
+	uint64_t	 v;
+
+	if (strcmp(l->cl_argv[0], "cloud_key") == 0) {
+		if (l->cl_argc != 2) {
+			conf_error(l, "cloud_key: expected a file");
+			return -1;
+		}
+		if (config_cloud_k0(l, l->cl_argv[1], conf->tc_cloud_k0) == -1)
+			return -1;
+		free(conf->tc_cloud_key);
+		conf->tc_cloud_key = xstrdup(l->cl_argv[1]);
+		return 0;
+	}
+	if (strcmp(l->cl_argv[0], "cloud_epoch") == 0) {
+		if (config_count(l, 0, TSPD_MAX_CLOUD_EPOCH, &v) == -1)
+			return -1;
+		conf->tc_cloud_epoch_ms = v * 1000;
+		conf->tc_cloud_epoch_set = 1;
+		return 0;
+	}
+	if (strcmp(l->cl_argv[0], "cloud_step") == 0)
+		return config_duration(l, TSPD_MIN_CLOUD_STEP_MS,
+		    TSPD_MAX_CLOUD_STEP_MS, &conf->tc_cloud_step_ms);
+	return 1;
+}
+
+/* The cloud bus needs K0, t0 and a store its instances share. */
+static int
+config_cloud_check(const struct tspd_config *conf, const char *path)
+{
+	const char	*why = NULL;
+
+	if (conf->tc_cloud_key == NULL && conf->tc_cloud_epoch_set)
+		why = "cloud_epoch: no cloud_key";
+	else if (conf->tc_cloud_key == NULL)
+		return 0;
+	else if (!conf->tc_cloud_epoch_set)
+		why = "cloud_key: no cloud_epoch (t0 of the key stream)";
+	else if (!tspdb_shared(conf->tc_common.cc_store))
+		why = "cloud_key: the cloud bus needs a store the instances "
+		    "share (PostgreSQL)";
+	if (why == NULL)
+		return 0;
+	fprintf(stderr, "%s: %s\n", path, why);
+	return -1;
+}
+
 /* One directive of the tspd configuration. */
 static int
 config_line(void *arg, const struct conf_line *l)
@@ -116,7 +206,8 @@ config_line(void *arg, const struct conf_line *l)
 	if (strcmp(l->cl_argv[0], "commit_delay") == 0)
 		return config_duration(l, 0, TSPD_MAX_COMMIT_DELAY_MS,
 		    &conf->tc_commit_delay_ms);
-	if ((r = config_counts(conf, l)) != 1)
+	if ((r = config_counts(conf, l)) != 1 ||
+	    (r = config_cloud(conf, l)) != 1)
 		return r;
 	if (strcmp(l->cl_argv[0], "listen") == 0) {
 		struct endpoint	*ep = NULL;
@@ -186,6 +277,7 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 	conf->tc_ck2_lifetime_ms = TSPD_CK2_LIFETIME_MS;
 	conf->tc_workers = TSPD_WORKERS_AUTO;
 	conf->tc_prv_cache = TSPD_PRV_CACHE;
+	conf->tc_cloud_step_ms = TSPD_CLOUD_STEP_MS;
 
 	errors = conf_parse_file(path, config_line, conf);
 	/* An unreadable file is the one error, not every directive in it. */
@@ -212,12 +304,19 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 		tspd_config_free(conf);
 		return -1;
 	}
+	if (config_cloud_check(conf, path) == -1) {
+		tspd_config_free(conf);
+		return -1;
+	}
 	return 0;
 }
 
 void
 tspd_config_free(struct tspd_config *conf)
 {
+	crypto_wipe(conf->tc_cloud_k0, sizeof(conf->tc_cloud_k0));
+	free(conf->tc_cloud_key);
+	conf->tc_cloud_key = NULL;
 	cfg_common_free(&conf->tc_common);
 }
 
@@ -240,6 +339,15 @@ tspd_config_restart_only(const struct tspd_config *cur,
 	if (next->tc_reuse_port != cur->tc_reuse_port) {
 		log_warnx("reload: reuse_port changed; it takes effect on "
 		    "restart");
+		n++;
+	}
+	if ((next->tc_cloud_key == NULL) != (cur->tc_cloud_key == NULL) ||
+	    (next->tc_cloud_key != NULL && (strcmp(next->tc_cloud_key,
+	    cur->tc_cloud_key) != 0 || next->tc_cloud_epoch_ms !=
+	    cur->tc_cloud_epoch_ms || next->tc_cloud_step_ms !=
+	    cur->tc_cloud_step_ms))) {
+		log_warnx("reload: cloud_key, cloud_epoch or cloud_step "
+		    "changed; it takes effect on restart");
 		n++;
 	}
 	if (next->tc_prv_cache != cur->tc_prv_cache) {

@@ -14,6 +14,12 @@
  *   prv_cache N	  decoded vehicle private keys kept in memory (65536)
  *   commit_delay DURATION  how long telemetry may wait to join a group
  *			  commit; 0 = the end of the event loop's pass (0)
+ *   cloud_key FILE	  K0 of the cloud bus between the region's instances
+ *			  (32 bytes, or 64 hex digits); PostgreSQL only
+ *   cloud_epoch SECONDS   t0 of the key stream, unix seconds (required
+ *			  with cloud_key)
+ *   cloud_step DURATION   the key stream's step dT, above the largest delay
+ *			  between instances (1s)
  */
 #ifndef TSPD_CONFIG_H
 #define TSPD_CONFIG_H
@@ -39,6 +45,11 @@
 #define TSPD_PRV_CACHE		65536
 #define TSPD_MAX_PRV_CACHE	16777216
 #define TSPD_MAX_COMMIT_DELAY_MS 10000
+#define TSPD_CLOUD_STEP_MS	1000
+#define TSPD_MIN_CLOUD_STEP_MS	100
+#define TSPD_MAX_CLOUD_STEP_MS	3600000		/* one hour */
+#define TSPD_MAX_CLOUD_EPOCH	4102444800ULL	/* 2100-01-01 */
+#define TSPD_CLOUD_KEYLEN	32
 
 struct tspd_config {
 	struct cfg_common	 tc_common;
@@ -56,6 +67,12 @@ struct tspd_config {
 	/* Where to listen instead of the topology's addresses (port 0: no). */
 	struct endpoint		 tc_listen_vehicle;
 	struct endpoint		 tc_listen_provision;
+	/* The cloud bus (cloudbus.h); tc_cloud_key NULL: none. */
+	char			*tc_cloud_key;	/* the file of K0 */
+	uint8_t			 tc_cloud_k0[TSPD_CLOUD_KEYLEN];	/* wiped */
+	uint64_t		 tc_cloud_epoch_ms;
+	uint64_t		 tc_cloud_step_ms;
+	int			 tc_cloud_epoch_set;
 };
 
 /*
@@ -63,6 +80,7 @@ struct tspd_config {
  * "file:line: message"; returns 0, or -1 with conf released.
  */
 int	tspd_config_load(const char *path, struct tspd_config *conf);
+/* Release conf, wiping K0. */
 void	tspd_config_free(struct tspd_config *conf);
 /*
  * Log the settings of next that only a restart applies (workers,

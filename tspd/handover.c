@@ -561,7 +561,10 @@ hout_m8_build(struct hout *h)
 	    hout_store(h, hout_rd1_loaded));
 }
 
-/* Tell the vehicle where to go next, if it has a session and a connection. */
+/*
+ * Tell the vehicle where to go next, if it has a session: on its
+ * connection here, or through the instance that holds it (cloud bus).
+ */
 static void
 hout_ready(struct hout *h, struct tspdb_ready *rr)
 {
@@ -569,17 +572,10 @@ hout_ready(struct hout *h, struct tspdb_ready *rr)
 	Qroam__SessionInner	 inner = QROAM__SESSION_INNER__INIT;
 	Qroam__HandoverReady	 ready = QROAM__HANDOVER_READY__INIT;
 	Qroam__SessionMsg	 sm;
-	struct conn		*vc;
 
 	if (!rr->rr_session) {
 		log_info("handover ready vehicle=%s: no session, not told",
 		    h->ho_vid);
-		return;
-	}
-	if ((vc = tspd_vehicle_conn(env, h->ho_vid)) == NULL ||
-	    !conn_is_open(vc)) {
-		log_info("handover ready vehicle=%s: no open connection, not "
-		    "told", h->ho_vid);
 		return;
 	}
 	ready.tsp_id = (char *)h->ho_target->tt_id;
@@ -596,9 +592,7 @@ hout_ready(struct hout *h, struct tspdb_ready *rr)
 	}
 	sm.vehicle_id = h->ho_vid;
 	sm.seq = rr->rr_tx_seq;
-	if (conn_send(vc, QROAM__MSG_TYPE__MT_SESSION_MSG, 0, &sm.base) == -1)
-		log_warnx("handover ready vehicle=%s: sending failed",
-		    h->ho_vid);
+	tspd_vehicle_send_session(env, h->ho_vid, &sm, "handover ready");
 	free(sm.ct.data);
 }
 

@@ -155,8 +155,12 @@ tspd_status(void *arg, const char *what, json_t *obj)
 {
 	json_t	*v;
 
-	if (what == NULL)
+	if (what == NULL) {
+		if (((struct tspd *)arg)->t_bus != NULL)
+			json_object_set_new(obj, "cloud_bus",
+			    tspd_cloud_json(arg));
 		return tspd_status_summary(obj);
+	}
 	if (strcmp(what, "handovers_ended") == 0)
 		return tspd_horing_json();
 	if (strcmp(what, "handovers_out") == 0)

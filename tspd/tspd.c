@@ -2,7 +2,8 @@
  * tspd: the regional cloud (TSP) of qroam.  Its part of the daemon's life
  * (daemon.h): what its configuration needs, start-up, reload and
  * shutdown; the protocol lives in provision.c, auth.c, session.c,
- * vehicle.c and, for the handover, handover*.c and region.c.
+ * vehicle.c and, for the handover, handover*.c and region.c; what the
+ * instances of a region tell each other, in cloud.c and cloudbus.c.
  */
 #include <stdio.h>
 #include <string.h>
@@ -152,6 +153,7 @@ tspd_open(struct tspd *env)
 	if (env->t_tls == NULL)
 		fatalx("cannot load the TLS credentials");
 	tspd_start_handover(env);
+	tspd_cloud_start(env);
 
 	memset(&vo, 0, sizeof(vo));
 	vo.co_max_frame = conf->tc_common.cc_max_frame;
@@ -292,6 +294,7 @@ tspd_shutdown(void *arg)
 	tspd_handover_shutdown(env);
 	tspd_handover_in_shutdown(env);
 	tspd_handover_chan_free(env);
+	tspd_cloud_free(env);
 	/* Let connections closed earlier finish their deferred teardown. */
 	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
 	/* What still waits for the store is answered while its owners live. */

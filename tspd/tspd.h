@@ -2,7 +2,8 @@
  * tspd: the regional cloud (TSP).  State shared by its parts and their
  * entry points; each protocol step is implemented in the file named after
  * it (provision.c: F1/F2, auth.c: F3, session.c: F4/F5, vehicle.c: the
- * vehicle listener, handover*.c and region.c: F6).
+ * vehicle listener, handover*.c and region.c: F6, cloud.c: the cloud bus
+ * between the region's instances).
  */
 #ifndef TSPD_H
 #define TSPD_H
@@ -39,6 +40,7 @@ struct tspd {
 	struct tspd_prvcache	*t_prv;		/* prvcache.c */
 	struct tspd_auth	*t_auth;	/* auth.c */
 	struct tspd_batch	*t_batch;	/* batch.c */
+	struct cloudbus		*t_bus;		/* cloud.c; NULL: none */
 	/* Answers wait for the commits they depend on (conn.h). */
 	struct conn_barrier	*t_barrier;
 };
@@ -69,6 +71,23 @@ void	tspd_vehicle_bind(struct tspd *, const char *vid, struct conn *);
 struct conn *tspd_vehicle_conn(struct tspd *, const char *vid);
 void	tspd_vehicle_init(struct tspd *);
 void	tspd_vehicle_free(struct tspd *);
+
+/*
+ * The cloud bus between the region's instances (cloud.c, cloudbus.h):
+ * started when the configuration has cloud_key.
+ */
+void	tspd_cloud_start(struct tspd *);
+void	tspd_cloud_free(struct tspd *);
+/* The bus for /status (null without one). */
+json_t	*tspd_cloud_json(const struct tspd *);
+/*
+ * Send sm to vehicle vid on its open connection here or, without one and
+ * with the cloud bus, to the instance that holds it (a VehicleSend to
+ * every instance).  what starts the log lines.  0 sent or handed to the
+ * bus, -1 (logged) not.
+ */
+int	tspd_vehicle_send_session(struct tspd *, const char *vid,
+	    const Qroam__SessionMsg *sm, const char *what);
 
 /*
  * Decoded Prv of the vehicles, at most max of them (0: none kept), by

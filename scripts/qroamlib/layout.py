@@ -140,6 +140,27 @@ def cloud_directives(ident, topology, store, pki, cert, admin=None):
             ("key", os.path.join(pki, cert + ".key")), ("admin", admin)]
 
 
+def cloud_bus(keyfile, step="5s"):
+    """The directives of a region's cloud bus (tspd cloud_key, cloud_epoch,
+    cloud_step), making its K0 file (64 hex digits, mode 0600) if keyfile
+    does not exist yet: every instance of the region gets the same ones.
+    t0 is the minute before the file's creation, so the instances hash
+    few steps at start-up and every step from the first has one before."""
+    if not os.path.exists(keyfile):
+        fd = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(os.urandom(32).hex() + "\n")
+    epoch = cloud_bus_k0(keyfile)[1]
+    return [("cloud_key", keyfile), ("cloud_epoch", epoch), ("cloud_step", step)]
+
+
+def cloud_bus_k0(keyfile):
+    """(K0, t0 in seconds) of a cloud bus made by cloud_bus (tests)."""
+    with open(keyfile) as f:
+        k0 = bytes.fromhex(f.read().strip())
+    return k0, int(os.stat(keyfile).st_mtime) // 60 * 60 - 60
+
+
 def admin_port_of(value):
     """The port of an `admin [HOST:]PORT` value, or None."""
     if value is None:

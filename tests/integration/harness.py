@@ -242,6 +242,10 @@ class Testbed:
     def key(self, name):
         return os.path.join(self.dir, "pki", name + ".key")
 
+    def cloud_key(self, tsp):
+        """The K0 file of tsp's region's cloud bus (a pg bed)."""
+        return self.path("pki", tsp + "-cloud.key")
+
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
 
@@ -314,6 +318,10 @@ class Testbed:
             tail = []
             if self.pg is not None:
                 opts.setdefault("reuse_port", "yes")
+        if self.pg is not None:
+            # The region's cloud bus: one K0 for all its instances.
+            for k, v in layout.cloud_bus(self.cloud_key(tsp)):
+                opts.setdefault(k, v)
         d = self._daemon(name, "tspd", ports)
         d.nofile = nofile
         self._write_conf(d, self._common(tsp, tsp, d), opts, tail)
@@ -682,6 +690,9 @@ class Testbed:
                                   lambda r, n=name: self.secrets.add(r[0], n + " chip key"))
                 elif not quick:
                     self._collect_generic(name, d.prog)
+            for t in self.tsps if not quick else ():
+                if os.path.exists(self.cloud_key(t)):
+                    self.secrets.add(layout.cloud_bus_k0(self.cloud_key(t))[0], t + " cloud K0")
             for p in list(self.probe_list):
                 v = p.vin
                 if not os.path.exists(p.store):

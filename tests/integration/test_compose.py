@@ -332,6 +332,39 @@ def test_compose_crash():
     assert all(t["telemetry"] > 0 for t in tsps.values()), tsps
 
 
+def test_compose_faults():
+    """Network faults on the compose services' links: 5 % loss and 50 ms
+    +- 20 ms delay on every link (delay only where the kernel has netem;
+    loss by nftables otherwise), and tsp-b cut from schedd for 10 s once
+    its first vehicle was offered the handover out of its region.  Every
+    vehicle still finishes its route; every handover either completes or
+    degrades to F3 at the next TSP; nothing acknowledged is lost."""
+    s = run_bed(["--loss", "5", "--delay", "50:20", "--partition", "tsp-b:schedd:10"])
+    f, p = s["faults"], s["partition"]
+    assert f["loss_pct"] == 5 and f["loss_applied"], f
+    assert f["delay_applied"] == f["netem"], f
+    assert p["between"] == ["tsp-b", "schedd"] and "cut_at" in p and "healed_at" in p, p
+    assert p["healed_at"] - p["cut_at"] >= 10, p
+    fallbacks = 0
+    for vin, legs in s["legs"].items():
+        assert [l.split()[0] for l in legs] == ["tsp-a->tsp-b", "tsp-b->tsp-c"], (vin, legs)
+        fallbacks += sum("F3 again" in l for l in legs)
+    assert s["fallbacks_to_f3"] == fallbacks, s
+    assert s["auth_ok"] == 4 + fallbacks, s
+    for t in ("tsp-a", "tsp-b"):
+        out = s["tsps"][t]["handovers_out"]
+        assert sum(out.values()) == 4 and set(out) <= {"done", "failed"}, (t, out)
+    failed = sum(s["tsps"][t]["handovers_out"].get("failed", 0) for t in ("tsp-a", "tsp-b"))
+    assert failed == fallbacks, (failed, fallbacks, s["tsps"])
+    assert s["telemetry_check"]["lost"] == 0 and s["telemetry_check"]["acked"] > 0, s
+    print("    faults: loss %s%% (%s), delay %s; partition %.1f s; %d crossings, %d handed "
+          "over, %d degraded to F3, %d telemetry acknowledged, 0 lost"
+          % (f["loss_pct"], "netem" if f["netem"] else "nftables",
+             "applied" if f["delay_applied"] else "not applied (no netem)",
+             p["healed_at"] - p["cut_at"], s["crossings"], s["crossings"] - fallbacks,
+             fallbacks, s["telemetry_check"]["acked"]))
+
+
 def test_compose_container_user():
     """The user, working directory and volume ownership the runner takes
     from the Dockerfile, and the restart policies it applies."""

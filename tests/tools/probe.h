@@ -65,6 +65,8 @@ struct probe {
 	double			 o_speed;
 	/* telemetry: answer M5 with this next TSP, or "decline". */
 	const char		*o_m6;
+	/* telemetry: wait for a HandoverReady without sending M6. */
+	int			 o_await_ready;
 };
 
 /* Usage on stderr and a USAGE result. */

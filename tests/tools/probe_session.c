@@ -281,12 +281,17 @@ probe_m5(struct probe_run *r, const Qroam__M5 *m5)
 	free(sm.ct.data);
 }
 
-/* 1 while the run waits: for acks, or for M5 and HandoverReady (--m6). */
+/*
+ * 1 while the run waits: for acks, or for M5 and HandoverReady (--m6),
+ * or for HandoverReady (--await-ready).
+ */
 static int
 probe_waiting(const struct probe_run *r, uint64_t high, uint64_t last)
 {
 	if (high < last)
 		return 1;
+	if (r->r_p->o_await_ready)
+		return r->r_ready[0] == '\0';
 	if (r->r_p->o_m6 == NULL)
 		return 0;
 	if (r->r_m5[0] == '\0')
@@ -379,7 +384,8 @@ probe_handover_kv(const struct probe_run *r, char *buf, size_t len)
 	if (r->r_m6 != 0 && n >= 0 && (size_t)n < len)
 		n += snprintf(buf + n, len - n, " m6=%s", r->r_m6 == 1 ?
 		    r->r_p->o_m6 : "decline");
-	if (r->r_m6 == 1 && n >= 0 && (size_t)n < len)
+	if ((r->r_m6 == 1 || r->r_p->o_await_ready) && n >= 0 &&
+	    (size_t)n < len)
 		snprintf(buf + n, len - n, " ready=%s%s%s", r->r_ready[0] ?
 		    r->r_ready : "none", r->r_ready[0] ? " ready_addr=" : "",
 		    r->r_ready_addr);

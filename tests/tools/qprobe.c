@@ -43,6 +43,7 @@ probe_usage(const char *why)
 	    " [--tamper cek|g1] [--keep-key] [--save FILE]\n"
 	    "  telemetry -T TSP -n COUNT [--replay-last] [--at LAT,LON"
 	    " [--heading DEG] [--speed M_S]] [--m6 TSP|decline]\n"
+	    "            [--await-ready]\n"
 	    "  send -T TSP FILE [--provision]\n", why);
 	return result_print(PROBE_LOCAL, "USAGE", "reason=%s", "bad-arguments");
 }
@@ -259,6 +260,7 @@ enum {
 	OPT_REBIND = 256, OPT_VID, OPT_CHIP_ID, OPT_AS_TSP, OPT_TIME_OFFSET,
 	OPT_SAVE, OPT_MODE, OPT_INDEX, OPT_CODE, OPT_TAMPER, OPT_KEEP_KEY,
 	OPT_REPLAY_LAST, OPT_PROVISION, OPT_AT, OPT_HEADING, OPT_SPEED, OPT_M6,
+	OPT_AWAIT_READY,
 };
 
 static const struct option probe_longopts[] = {
@@ -279,6 +281,7 @@ static const struct option probe_longopts[] = {
 	{ "heading", required_argument, NULL, OPT_HEADING },
 	{ "speed", required_argument, NULL, OPT_SPEED },
 	{ "m6", required_argument, NULL, OPT_M6 },
+	{ "await-ready", no_argument, NULL, OPT_AWAIT_READY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -405,6 +408,9 @@ probe_command_opts(struct probe *p, int argc, char **argv)
 			break;
 		case OPT_KEEP_KEY:
 			p->o_keep_key = 1;
+			break;
+		case OPT_AWAIT_READY:
+			p->o_await_ready = 1;
 			break;
 		case OPT_REPLAY_LAST:
 			p->o_replay_last = 1;

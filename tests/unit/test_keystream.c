@@ -223,6 +223,24 @@ test_bad_args(void **state)
 	/* Still opens: the refusals above remembered nothing. */
 	assert_opens(ks, at(3), out, len);
 	keystream_free(ks);
+
+	/* "*" (every instance) is a to, bound by the AAD like a name. */
+	ks = ks_vec();
+	assert_int_equal(keystream_seal(ks, at(3), A, KS_TO_ALL, pt_hello,
+	    sizeof(pt_hello), out, sizeof(out), &len), 0);
+	assert_refused_as(ks, at(3), A, B, out, len, "does not open");
+	{
+		uint8_t		 pt[256];
+		size_t		 ptlen = 0;
+		const char	*why = "unset";
+
+		assert_int_equal(keystream_open(ks, at(3), A, KS_TO_ALL, out,
+		    len, pt, sizeof(pt), &ptlen, &why), 0);
+		assert_memory_equal(pt, pt_hello, sizeof(pt_hello));
+	}
+	assert_int_equal(keystream_seal(ks, at(3), KS_TO_ALL, B, pt_hello,
+	    sizeof(pt_hello), out, sizeof(out), &len), -1);
+	keystream_free(ks);
 }
 
 /* An empty message is sealed and opened too. */
