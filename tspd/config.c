@@ -116,6 +116,9 @@ config_line(void *arg, const struct conf_line *l)
 	if (strcmp(l->cl_argv[0], "commit_delay") == 0)
 		return config_duration(l, 0, TSPD_MAX_COMMIT_DELAY_MS,
 		    &conf->tc_commit_delay_ms);
+	if (strcmp(l->cl_argv[0], "auth_idle") == 0)
+		return config_duration(l, 0, TSPD_MAX_AUTH_IDLE_MS,
+		    &conf->tc_auth_idle_ms);
 	if ((r = config_counts(conf, l)) != 1)
 		return r;
 	if (strcmp(l->cl_argv[0], "listen") == 0) {
@@ -186,6 +189,7 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 	conf->tc_ck2_lifetime_ms = TSPD_CK2_LIFETIME_MS;
 	conf->tc_workers = TSPD_WORKERS_AUTO;
 	conf->tc_prv_cache = TSPD_PRV_CACHE;
+	conf->tc_auth_idle_ms = TSPD_AUTH_IDLE_MS;
 
 	errors = conf_parse_file(path, config_line, conf);
 	/* An unreadable file is the one error, not every directive in it. */

@@ -14,6 +14,8 @@
  *   prv_cache N	  decoded vehicle private keys kept in memory (65536)
  *   commit_delay DURATION  how long telemetry may wait to join a group
  *			  commit; 0 = the end of the event loop's pass (0)
+ *   auth_idle DURATION	  a vehicle's authentication expires after this
+ *			  long without use (F8 without a Bye); 0 = never (10m)
  */
 #ifndef TSPD_CONFIG_H
 #define TSPD_CONFIG_H
@@ -39,6 +41,8 @@
 #define TSPD_PRV_CACHE		65536
 #define TSPD_MAX_PRV_CACHE	16777216
 #define TSPD_MAX_COMMIT_DELAY_MS 10000
+#define TSPD_AUTH_IDLE_MS	600000		/* ten minutes */
+#define TSPD_MAX_AUTH_IDLE_MS	604800000	/* one week */
 
 struct tspd_config {
 	struct cfg_common	 tc_common;
@@ -51,6 +55,7 @@ struct tspd_config {
 	int			 tc_workers;	/* or TSPD_WORKERS_AUTO */
 	size_t			 tc_prv_cache;
 	uint64_t		 tc_commit_delay_ms;
+	uint64_t		 tc_auth_idle_ms;	/* 0: never */
 	int			 tc_reuse_port;	/* several instances, one port */
 	char			 tc_instance[NAME_MAXLEN + 1];	/* in the region */
 	/* Where to listen instead of the topology's addresses (port 0: no). */

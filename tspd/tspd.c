@@ -147,6 +147,7 @@ tspd_open(struct tspd *env)
 	tspd_batch_init(env);
 	tspd_prv_init(env, conf->tc_prv_cache);
 	tspd_auth_init(env);
+	tspd_authidle_init(env);
 	env->t_tls = tls_server_ctx(conf->tc_common.cc_ca,
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
 	if (env->t_tls == NULL)
@@ -227,7 +228,8 @@ tspd_ready(void *arg, char *status, size_t len)
 
 /*
  * SIGHUP: log what only a restart changes and take over the rest
- * (auth_skew, auth_fail, look_ahead, handover_timeout, ck2_lifetime).
+ * (auth_skew, auth_fail, look_ahead, handover_timeout, ck2_lifetime,
+ * auth_idle).
  */
 static void
 tspd_reload(void *arg, const void *next, const struct topo *topo,
@@ -243,6 +245,7 @@ tspd_reload(void *arg, const void *next, const struct topo *topo,
 	env->t_conf.tc_handover_timeout_ms = conf->tc_handover_timeout_ms;
 	env->t_conf.tc_ck2_lifetime_ms = conf->tc_ck2_lifetime_ms;
 	env->t_conf.tc_commit_delay_ms = conf->tc_commit_delay_ms;
+	env->t_conf.tc_auth_idle_ms = conf->tc_auth_idle_ms;
 	log_info("reloaded: verbose %d, auth_skew %llums, auth_fail %s, "
 	    "look_ahead %llums, handover_timeout %llums, ck2_lifetime %llums%s",
 	    log_getverbose(), (unsigned long long)conf->tc_auth_skew_ms,
@@ -297,6 +300,7 @@ tspd_shutdown(void *arg)
 	/* What still waits for the store is answered while its owners live. */
 	tspd_batch_flush(env);
 	tspd_store_drain(env);
+	tspd_authidle_free(env);
 	if (env->t_keysrc != NULL)
 		keysrc_free(env->t_keysrc);
 	tspd_handover_free(env);

@@ -39,6 +39,7 @@ struct tspd {
 	struct tspd_prvcache	*t_prv;		/* prvcache.c */
 	struct tspd_auth	*t_auth;	/* auth.c */
 	struct tspd_batch	*t_batch;	/* batch.c */
+	struct tspd_authidle	*t_idle;	/* authidle.c */
 	/* Answers wait for the commits they depend on (conn.h). */
 	struct conn_barrier	*t_barrier;
 };
@@ -90,6 +91,13 @@ size_t	tspd_prv_count(const struct tspd *);
  * flight: those already worked are answered, the others dropped.
  */
 void	tspd_auth_init(struct tspd *);
+/*
+ * F8 auth_idle (authidle.c): the time before which an authentication's
+ * last use expires it at now_ms (0: never), and the periodic sweep.
+ */
+uint64_t tspd_auth_since(const struct tspd *, uint64_t now_ms);
+void	tspd_authidle_init(struct tspd *);
+void	tspd_authidle_free(struct tspd *);
 void	tspd_auth_free(struct tspd *);
 /* Connection c is closing: the answers of its M4s in flight are dropped. */
 void	tspd_auth_conn_closed(struct tspd *, struct conn *);

@@ -1,0 +1,68 @@
+"""F8 without a Bye (PROTOCOL §6): a vehicle that authenticated and went
+silent loses its authentication at the TSP after auth_idle; its next M3 is
+refused with AUTH_REQUIRED and it authenticates again.  A vehicle whose
+session keeps talking stays authenticated.  On both store backends."""
+
+import time
+
+from harness import Skip, enrolled_probe, start_provisioning, testbed, wait_until
+
+TSP = "tsp-a"
+IDLE_S = 3
+
+
+def auth_rows(tb, probe):
+    return tb.count(TSP, "auth", "vehicle_id=?", (probe.vin,))
+
+
+def expired_total(tb):
+    return sum(v for (name, _), v in tb.metrics(TSP).items()
+               if name == "qroam_auth_expired_total")
+
+
+def idle_expiry(tb):
+    start_provisioning(tb, [TSP], auth_idle="%ds" % IDLE_S)
+    silent = enrolled_probe(tb, [TSP], m=16)
+    talker = enrolled_probe(tb, [TSP], m=16)
+    assert expired_total(tb) == 0
+    # The silent one authenticates and its process ends: no Bye.
+    assert silent.auth(TSP).status == "OK"
+    assert auth_rows(tb, silent) == 1
+    assert talker.auth(TSP).status == "OK"
+    r = talker.m3(TSP, mode="seq")
+    assert r.status == "OK", r
+    # The talker's session sends a record at least every ~0.3 s until the
+    # silent one's row has been swept and twice auth_idle has passed.
+    last, gap, began = time.monotonic(), 0.0, time.monotonic()
+    while auth_rows(tb, silent) != 0 or time.monotonic() - began < 2 * IDLE_S:
+        assert time.monotonic() - began < 120, "the idle row was never swept"
+        r = talker.telemetry(TSP, 1)
+        assert r.status == "OK", r
+        now = time.monotonic()
+        gap, last = max(gap, now - last), now
+        time.sleep(0.3)
+    assert expired_total(tb) >= 1
+    tb.wait_log(TSP, "idle authentications expired")
+    # The silent vehicle must authenticate again.
+    r = silent.m3(TSP, mode="seq")
+    assert r.status == "AUTH_REQUIRED", r
+    assert silent.auth(TSP).status == "OK"
+    r = silent.m3(TSP, mode="seq")
+    assert r.status == "OK", r
+    # The talker never went idle for auth_idle: still authenticated.
+    if gap >= IDLE_S * 0.8:
+        raise Skip("the machine left %.1fs between two records" % gap)
+    assert auth_rows(tb, talker) == 1
+    r = talker.m3(TSP, mode="seq")
+    assert r.status == "OK", r
+    tb.assert_running(TSP)
+
+
+@testbed(tsps=[TSP])
+def test_auth_idle_sqlite(tb):
+    idle_expiry(tb)
+
+
+@testbed(tsps=[TSP], pg=True)
+def test_auth_idle_postgresql(tb):
+    idle_expiry(tb)
