@@ -116,6 +116,8 @@ config_line(void *arg, const struct conf_line *l)
 	if (strcmp(l->cl_argv[0], "commit_delay") == 0)
 		return config_duration(l, 0, TSPD_MAX_COMMIT_DELAY_MS,
 		    &conf->tc_commit_delay_ms);
+	if (strcmp(l->cl_argv[0], "kme_tls_min") == 0)
+		return conf_kme_tls_min(l, &conf->tc_kme_tls_min);
 	if (strcmp(l->cl_argv[0], "auth_idle") == 0)
 		return config_duration(l, 0, TSPD_MAX_AUTH_IDLE_MS,
 		    &conf->tc_auth_idle_ms);
@@ -190,6 +192,7 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 	conf->tc_workers = TSPD_WORKERS_AUTO;
 	conf->tc_prv_cache = TSPD_PRV_CACHE;
 	conf->tc_auth_idle_ms = TSPD_AUTH_IDLE_MS;
+	conf->tc_kme_tls_min = CONF_TLS_MIN_DEFAULT;
 
 	errors = conf_parse_file(path, config_line, conf);
 	/* An unreadable file is the one error, not every directive in it. */
@@ -243,6 +246,11 @@ tspd_config_restart_only(const struct tspd_config *cur,
 	}
 	if (next->tc_reuse_port != cur->tc_reuse_port) {
 		log_warnx("reload: reuse_port changed; it takes effect on "
+		    "restart");
+		n++;
+	}
+	if (next->tc_kme_tls_min != cur->tc_kme_tls_min) {
+		log_warnx("reload: kme_tls_min changed; it takes effect on "
 		    "restart");
 		n++;
 	}

@@ -14,6 +14,8 @@
  *   prv_cache N	  decoded vehicle private keys kept in memory (65536)
  *   commit_delay DURATION  how long telemetry may wait to join a group
  *			  commit; 0 = the end of the event loop's pass (0)
+ *   kme_tls_min 1.2|1.3	  the oldest TLS the key source speaks to the KME
+ *			  (1.3)
  *   auth_idle DURATION	  a vehicle's authentication expires after this
  *			  long without use (F8 without a Bye); 0 = never (10m)
  */
@@ -56,6 +58,7 @@ struct tspd_config {
 	size_t			 tc_prv_cache;
 	uint64_t		 tc_commit_delay_ms;
 	uint64_t		 tc_auth_idle_ms;	/* 0: never */
+	int			 tc_kme_tls_min;	/* TLS 1.x */
 	int			 tc_reuse_port;	/* several instances, one port */
 	char			 tc_instance[NAME_MAXLEN + 1];	/* in the region */
 	/* Where to listen instead of the topology's addresses (port 0: no). */

@@ -94,10 +94,13 @@ tspd_start_handover(struct tspd *env)
 	}
 	env->t_tls_client = tls_client_ctx(conf->tc_common.cc_ca,
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
-	if (env->t_tls_client == NULL)
+	env->t_tls_kme = tls_client_ctx_min(conf->tc_common.cc_ca,
+	    conf->tc_common.cc_cert, conf->tc_common.cc_key,
+	    conf->tc_kme_tls_min);
+	if (env->t_tls_client == NULL || env->t_tls_kme == NULL)
 		fatalx("cannot load the TLS client credentials");
 	env->t_keysrc = keysrc_new(KEYSRC_DEFAULT, env->t_base,
-	    t->t_qkd.ep_host, t->t_qkd.ep_port, env->t_tls_client,
+	    t->t_qkd.ep_host, t->t_qkd.ep_port, env->t_tls_kme,
 	    (int)conf->tc_handover_timeout_ms);
 	if (env->t_keysrc == NULL)
 		fatalx("cannot start the key source");
@@ -313,6 +316,7 @@ tspd_shutdown(void *arg)
 	conn_barrier_free(env->t_barrier);
 	SSL_CTX_free(env->t_tls);
 	SSL_CTX_free(env->t_tls_client);
+	SSL_CTX_free(env->t_tls_kme);
 }
 
 static const struct daemon_ops tspd_ops = {

@@ -27,7 +27,8 @@ struct tspd {
 	const char		*t_id;		/* tsp_id */
 	struct tspdb		*t_db;
 	SSL_CTX			*t_tls;
-	SSL_CTX			*t_tls_client;	/* schedd, TSPs, the KME */
+	SSL_CTX			*t_tls_client;	/* schedd, TSPs */
+	SSL_CTX			*t_tls_kme;	/* the KME: kme_tls_min */
 	struct keysrc		*t_keysrc;	/* NULL: handover disabled */
 	struct listener		*t_vehicle;
 	struct listener		*t_provision;
