@@ -84,13 +84,17 @@ registrard_conf_load(const char *path, struct registrard_conf *rc)
 	rc->rc_rsa_primes = 2;
 	rc->rc_workers = REGISTRARD_WORKERS_AUTO;
 	rc->rc_key_pool = REGISTRARD_KEY_POOL;
-	if (conf_parse_file(path, registrard_conf_line, rc) != 0)
+	if (conf_parse_file(path, registrard_conf_line, rc) != 0 ||
+	    cfg_common_check(&rc->rc_common, path, 1) == -1) {
+		registrard_conf_free(rc);	/* a failed load leaves nothing */
 		return -1;
-	return cfg_common_check(&rc->rc_common, path, 1);
+	}
+	return 0;
 }
 
 void
 registrard_conf_free(struct registrard_conf *rc)
 {
 	cfg_common_free(&rc->rc_common);
+	memset(rc, 0, sizeof(*rc));
 }

@@ -28,7 +28,8 @@ struct registrard_conf {
 
 /*
  * Parse path into *rc (defaults first).  Errors are printed as
- * "file:line: message"; 0 or -1.
+ * "file:line: message"; 0, or -1 with *rc released (as every daemon's
+ * loader).
  */
 int	registrard_conf_load(const char *path, struct registrard_conf *);
 void	registrard_conf_free(struct registrard_conf *);

@@ -85,4 +85,5 @@ void
 schedd_conf_free(struct schedd_conf *sc)
 {
 	cfg_common_free(&sc->sc_common);
+	memset(sc, 0, sizeof(*sc));
 }

@@ -34,7 +34,8 @@ struct schedd_conf {
 
 /*
  * Parse path into *sc (defaults first) and check it, with the topology it
- * names; errors go to stderr as "file:line: message".  0 or -1.
+ * names; errors go to stderr as "file:line: message".  0, or -1 with *sc
+ * released (as every daemon's loader).
  */
 int	schedd_conf_load(const char *path, struct schedd_conf *sc);
 void	schedd_conf_free(struct schedd_conf *sc);

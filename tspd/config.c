@@ -226,6 +226,7 @@ void
 tspd_config_free(struct tspd_config *conf)
 {
 	cfg_common_free(&conf->tc_common);
+	memset(conf, 0, sizeof(*conf));
 }
 
 int

@@ -31,6 +31,7 @@ tspd_conf_read(const char *path, void *conf)
 	if (!id_valid_name(tc->tc_common.cc_id)) {
 		fprintf(stderr, "%s: missing or bad \"id\" (the tsp_id)\n",
 		    path);
+		tspd_config_free(tc);
 		return -1;
 	}
 	return 0;
