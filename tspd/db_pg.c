@@ -1419,17 +1419,6 @@ pg_auth_get(struct tspdb *db, const char *vid, uint64_t since_ms,
 }
 
 static void
-row_auth_expired(struct pgb *b, struct pgq *q, int stmt, PGresult *r)
-{
-	(void)b;
-	(void)stmt;
-	if (PQntuples(r) != 1)
-		q->q_res = TSPDB_ERROR;
-	else
-		*(uint64_t *)q->q_out[0] = col_u64(r, 0, 0);
-}
-
-static void
 pg_auth_expire(struct tspdb *db, uint64_t since_ms, uint64_t *n,
     struct tspdb_req *rq)
 {
@@ -1438,9 +1427,8 @@ pg_auth_expire(struct tspdb *db, uint64_t since_ms, uint64_t *n,
 	struct pgq	*q;
 
 	pp_u64(&pp, since_ms);
-	q = pg_request(b, rq, P_AUTH_EXPIRE, &pp, row_auth_expired,
-	    done_failed, 1);
-	q->q_out[0] = n;
+	q = pg_request(b, rq, P_AUTH_EXPIRE, &pp, row_i64, done_failed, 1);
+	q->q_out[0] = n;	/* a count: row_i64's int64_t, as uint64_t */
 	pg_sync(b, q);
 }
 

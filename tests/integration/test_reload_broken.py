@@ -5,19 +5,11 @@ teardown check (ASan, LSan at exit) finds nothing: a failed load leaves no
 allocation behind, under one rule for every loader."""
 
 import re
-import signal
 
 from harness import testbed
+from test_ops_provision import reload as sighup
 
 TSP = "tsp-a"
-
-
-def sighup(tb, name, expect):
-    mark = tb.log_mark(name)
-    tb.signal(name, signal.SIGHUP)
-    tb.wait_log(name, expect, since=mark)
-    tb.assert_running(name)
-    return tb.log_since(name, mark)
 
 
 def broken_reloads(tb, name):
