@@ -9,7 +9,7 @@ from harness import Skip, enrolled_probe, start_provisioning, testbed
 from test_ops_cloud import reload, set_conf
 
 TSP = "tsp-a"
-IDLE_S = 3
+IDLE_S = 5
 
 
 def auth_rows(tb, probe):
