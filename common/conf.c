@@ -200,6 +200,21 @@ conf_bool(const char *s, int *out)
 	return 0;
 }
 
+int
+conf_kme_tls_min(const struct conf_line *cl, int *minor)
+{
+	if (cl->cl_argc == 2 && strcmp(cl->cl_argv[1], "1.2") == 0)
+		*minor = 2;
+	else if (cl->cl_argc == 2 && strcmp(cl->cl_argv[1], "1.3") == 0)
+		*minor = 3;
+	else {
+		conf_error(cl, "%s: expected 1.2 or 1.3 (nothing below TLS 1.2)",
+		    cl->cl_argv[0]);
+		return -1;
+	}
+	return 0;
+}
+
 void
 cfg_common_init(struct cfg_common *cc)
 {

@@ -36,6 +36,12 @@ int	conf_duration_ms(const char *s, uint64_t *out);
 /* "host:port" or "[v6]:port". host must hold at least 256 bytes. */
 int	conf_hostport(const char *s, char *host, size_t hostlen, uint16_t *port);
 int	conf_bool(const char *s, int *out);
+/*
+ * The directive kme_tls_min 1.2|1.3 (PROTOCOL §7: a KME may speak TLS 1.2,
+ * never lower): *minor is 2 or 3; 0, or -1 after conf_error.
+ */
+int	conf_kme_tls_min(const struct conf_line *, int *minor);
+#define CONF_TLS_MIN_DEFAULT	3	/* TLS 1.3 */
 
 /*
  * Directives every daemon shares:

@@ -95,7 +95,7 @@ daemon_load(const struct daemon *d, void *conf, struct topo *topo)
 
 	memset(topo, 0, sizeof(*topo));
 	if (ops->do_conf_load(d->d_path, conf) == -1)
-		goto fail;
+		return -1;		/* the loader released conf */
 	file = daemon_common(conf)->cc_topology;
 	if (topo_load(file, topo) == -1)
 		goto fail;

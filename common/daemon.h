@@ -33,8 +33,9 @@ struct daemon_ops {
 
 	/*
 	 * Parse the configuration file path into conf; errors on stderr as
-	 * file:line: message.  0 or -1; do_conf_free is called either way
-	 * once conf is no longer wanted.
+	 * file:line: message.  0, or -1 with conf released (freed and
+	 * zeroed: nothing left to free), as every loader does; after a 0,
+	 * do_conf_free is called once conf is no longer wanted.
 	 */
 	int	(*do_conf_load)(const char *path, void *conf);
 	void	(*do_conf_free)(void *conf);

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atrest.h"
 #include "conn.h"
+#include "crypto.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
@@ -45,6 +47,7 @@ struct ob_dest {
 };
 
 struct outbox {
+	const struct atrest	*ob_atrest;	/* NULL: payloads in plain */
 	struct event_base	*ob_base;
 	sqlite3			*ob_db;
 	struct conn_opts	 ob_opts;
@@ -92,12 +95,56 @@ ob_retry(struct ob_dest *od)
  * Send the oldest message for od on its open connection.  Returns 1 if one
  * was sent, 0 if the queue is empty, -1 on failure.
  */
+/* The row's identity a sealed payload is bound to. */
+static void
+ob_aad(char *aad, size_t len, const char *dest, uint32_t type, int64_t ms)
+{
+	snprintf(aad, len, "outbox|%s|%u|%lld", dest, type, (long long)ms);
+}
+
+/*
+ * Frame the head row of st: its payload opened if sealed; 0 or -1.
+ */
+static int
+ob_frame(struct ob_dest *od, sqlite3_stmt *st, uint8_t **buf, size_t *n)
+{
+	const uint8_t	*pl;
+	uint8_t		*open = NULL;
+	size_t		 len, olen = 0;
+	uint32_t	 type = (uint32_t)sqlite3_column_int(st, 1);
+	char		 aad[128];
+	int		 rc;
+
+	if ((pl = sqlite3_column_blob(st, 2)) == NULL)
+		pl = (const uint8_t *)"";	/* empty, yet present */
+	len = (size_t)sqlite3_column_bytes(st, 2);
+	if (od->od_ob->ob_atrest != NULL && atrest_is_sealed(pl, len)) {
+		ob_aad(aad, sizeof(aad), od->od_tsp->tt_id, type,
+		    sqlite3_column_int64(st, 3));
+		if (atrest_open(od->od_ob->ob_atrest, aad, pl, len, &open,
+		    &olen) == -1) {
+			log_warnx("outbox: message %lld for %s does not open "
+			    "under the store key", (long long)od->od_inflight,
+			    od->od_tsp->tt_id);
+			return -1;
+		}
+		pl = open;
+		len = olen;
+	}
+	rc = frame_encode_payload(type, (uint64_t)od->od_inflight, pl, len,
+	    SIZE_MAX, buf, n);
+	if (open != NULL) {
+		crypto_wipe(open, olen);
+		free(open);
+	}
+	return rc;
+}
+
 static int
 ob_send_head(struct ob_dest *od)
 {
 	struct outbox		*ob = od->od_ob;
 	sqlite3_stmt		*st = ob->ob_head;
-	const uint8_t		*pl;
 	uint8_t			*buf;
 	size_t			 n;
 	int			 rc, ret = 0;
@@ -105,15 +152,11 @@ ob_send_head(struct ob_dest *od)
 	sqlite3_bind_text(st, 1, od->od_tsp->tt_id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		od->od_inflight = sqlite3_column_int64(st, 0);
-		if ((pl = sqlite3_column_blob(st, 2)) == NULL)
-			pl = (const uint8_t *)"";	/* empty, yet present */
 		ret = -1;
-		if (frame_encode_payload((uint32_t)sqlite3_column_int(st, 1),
-		    (uint64_t)od->od_inflight, pl,
-		    (size_t)sqlite3_column_bytes(st, 2), SIZE_MAX, &buf,
-		    &n) == 0) {
+		if (ob_frame(od, st, &buf, &n) == 0) {
 			if (conn_send_raw(od->od_conn, buf, n) == 0)
 				ret = 1;
+			crypto_wipe(buf, n);
 			free(buf);
 		}
 	} else if (rc != SQLITE_DONE) {
@@ -287,8 +330,8 @@ outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
 	ob->ob_opts.co_barrier = barrier;
 	ob->ob_insert = store_prepare(db, "INSERT INTO outbox"
 	    " (dest, type, payload, created_ms) VALUES (?, ?, ?, ?)");
-	ob->ob_head = store_prepare(db, "SELECT id, type, payload FROM outbox"
-	    " WHERE dest = ? ORDER BY id LIMIT 1");
+	ob->ob_head = store_prepare(db, "SELECT id, type, payload, created_ms"
+	    " FROM outbox WHERE dest = ? ORDER BY id LIMIT 1");
 	ob->ob_delete = store_prepare(db, "DELETE FROM outbox WHERE id = ?");
 	ob->ob_attempt = store_prepare(db,
 	    "UPDATE outbox SET attempts = attempts + 1 WHERE id = ?");
@@ -333,20 +376,44 @@ outbox_free(struct outbox *ob)
 	free(ob);
 }
 
+void
+outbox_set_atrest(struct outbox *ob, const struct atrest *ar)
+{
+	ob->ob_atrest = ar;
+}
+
 int
 outbox_enqueue_all(struct outbox *ob, uint32_t type, const uint8_t *payload,
     size_t len)
 {
-	uint64_t	now = store_now_ms();
-	size_t		i;
+	uint64_t	 now = store_now_ms();
+	uint8_t		*sealed = NULL;
+	size_t		 i, slen = 0;
+	char		 aad[128];
+	int		 rc;
 
 	for (i = 0; i < ob->ob_ndests; i++) {
-		sqlite3_bind_text(ob->ob_insert, 1, ob->ob_dests[i].od_tsp->tt_id,
-		    -1, SQLITE_STATIC);
+		const char	*dest = ob->ob_dests[i].od_tsp->tt_id;
+
+		if (ob->ob_atrest != NULL) {
+			ob_aad(aad, sizeof(aad), dest, type, (int64_t)now);
+			if (atrest_seal(ob->ob_atrest, aad, payload, len,
+			    &sealed, &slen) == -1)
+				return -1;
+		}
+		sqlite3_bind_text(ob->ob_insert, 1, dest, -1, SQLITE_STATIC);
 		sqlite3_bind_int(ob->ob_insert, 2, (int)type);
-		sqlite3_bind_blob(ob->ob_insert, 3, payload, (int)len, SQLITE_STATIC);
+		if (sealed != NULL)
+			sqlite3_bind_blob(ob->ob_insert, 3, sealed, (int)slen,
+			    SQLITE_STATIC);
+		else
+			sqlite3_bind_blob(ob->ob_insert, 3, payload, (int)len,
+			    SQLITE_STATIC);
 		sqlite3_bind_int64(ob->ob_insert, 4, (sqlite3_int64)now);
-		if (store_step_done(ob->ob_insert, NULL) == -1)
+		rc = store_step_done(ob->ob_insert, NULL);
+		free(sealed);
+		sealed = NULL;
+		if (rc == -1)
 			return -1;
 	}
 	return 0;

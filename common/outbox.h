@@ -21,6 +21,7 @@
 extern const char outbox_schema[];
 
 struct outbox;
+struct atrest;
 
 /*
  * With barrier (conn.h), a message leaves for a TSP only once the commit
@@ -29,6 +30,12 @@ struct outbox;
 struct outbox *outbox_new(struct event_base *, sqlite3 *, const struct topo *,
 	    SSL_CTX *client_tls, size_t max_frame, struct conn_barrier *barrier);
 void	outbox_free(struct outbox *);
+/*
+ * Seal the payloads queued from now on under ar's store key (atrest.h),
+ * bound to their row (destination, type, time); sealed rows are opened
+ * to be sent.  ar must outlive the outbox.
+ */
+void	outbox_set_atrest(struct outbox *, const struct atrest *ar);
 /* Queue payload for every TSP; run inside the caller's transaction. */
 int	outbox_enqueue_all(struct outbox *, uint32_t type, const uint8_t *payload,
 	    size_t len);

@@ -22,10 +22,10 @@ tls_log_errors(const char *what, const char *path)
 	}
 }
 
-/* The parts both sides share: TLS 1.3, our CA, our certificate. */
+/* The parts both sides share: TLS 1.3 (or min), our CA, our certificate. */
 static SSL_CTX *
 tls_ctx(const SSL_METHOD *method, const char *ca, const char *cert,
-    const char *key)
+    const char *key, int min)
 {
 	SSL_CTX	*ctx;
 
@@ -33,7 +33,7 @@ tls_ctx(const SSL_METHOD *method, const char *ca, const char *cert,
 		tls_log_errors("SSL_CTX_new", "");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+	SSL_CTX_set_min_proto_version(ctx, min);
 	SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	    SSL_MODE_ENABLE_PARTIAL_WRITE);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
@@ -64,7 +64,8 @@ tls_server_ctx(const char *ca, const char *cert, const char *key)
 {
 	SSL_CTX	*ctx;
 
-	if ((ctx = tls_ctx(TLS_server_method(), ca, cert, key)) == NULL)
+	if ((ctx = tls_ctx(TLS_server_method(), ca, cert, key,
+	    TLS1_3_VERSION)) == NULL)
 		return NULL;
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	return ctx;
@@ -73,7 +74,17 @@ tls_server_ctx(const char *ca, const char *cert, const char *key)
 SSL_CTX *
 tls_client_ctx(const char *ca, const char *cert, const char *key)
 {
-	return tls_ctx(TLS_client_method(), ca, cert, key);
+	return tls_ctx(TLS_client_method(), ca, cert, key, TLS1_3_VERSION);
+}
+
+SSL_CTX *
+tls_client_ctx_min(const char *ca, const char *cert, const char *key,
+    int minor)
+{
+	if (minor != 2 && minor != 3)
+		return NULL;
+	return tls_ctx(TLS_client_method(), ca, cert, key,
+	    minor == 2 ? TLS1_2_VERSION : TLS1_3_VERSION);
 }
 
 /* Copy the first entry nid of name into buf; "" if absent. */

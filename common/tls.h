@@ -14,6 +14,12 @@
 SSL_CTX	*tls_server_ctx(const char *ca, const char *cert, const char *key);
 /* Client side: TLS 1.3 only, presents cert/key, verifies the server. */
 SSL_CTX	*tls_client_ctx(const char *ca, const char *cert, const char *key);
+/*
+ * Client side towards a KME (the key source): as tls_client_ctx, but
+ * TLS 1.minor (2 or 3) at least.
+ */
+SSL_CTX	*tls_client_ctx_min(const char *ca, const char *cert, const char *key,
+	    int minor);
 
 /*
  * Identity of the verified peer of ssl: CN into cn, OU into role.  Returns

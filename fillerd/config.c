@@ -76,24 +76,30 @@ fillerd_conf_load(const char *path, struct fillerd_conf *fc)
 	fc->fc_k = 10;
 	fc->fc_n = 6;
 	if (conf_parse_file(path, fillerd_conf_line, fc) != 0)
-		return -1;
+		goto fail;
 	if (fc->fc_n > fc->fc_k) {
 		fillerd_conf_error(path, fc->fc_kn_line, "n (%u) must not "
 		    "exceed k (%u)", fc->fc_n, fc->fc_k);
-		return -1;
+		goto fail;
 	}
 	/* Collisions redraw chars n..k: they must offer at least m codes. */
 	if (fc->fc_k - fc->fc_n + 1 < 8 &&
 	    (1u << 4 * (fc->fc_k - fc->fc_n + 1)) < fc->fc_m) {
 		fillerd_conf_error(path, fc->fc_kn_line, "k=%u n=%u leave too "
 		    "few codes for m=%u keys", fc->fc_k, fc->fc_n, fc->fc_m);
-		return -1;
+		goto fail;
 	}
-	return cfg_common_check(&fc->fc_common, path, 1);
+	if (cfg_common_check(&fc->fc_common, path, 1) == -1)
+		goto fail;
+	return 0;
+ fail:
+	fillerd_conf_free(fc);		/* a failed load leaves nothing */
+	return -1;
 }
 
 void
 fillerd_conf_free(struct fillerd_conf *fc)
 {
 	cfg_common_free(&fc->fc_common);
+	memset(fc, 0, sizeof(*fc));
 }

@@ -12,7 +12,10 @@ struct fillerd_conf {
 	int			fc_kn_line; /* last line setting m, k or n */
 };
 
-/* Parse path completely; errors go to stderr as file:line: message. */
+/*
+ * Parse path completely; errors go to stderr as file:line: message.
+ * 0, or -1 with *fc released (as every daemon's loader).
+ */
 int	fillerd_conf_load(const char *path, struct fillerd_conf *);
 void	fillerd_conf_free(struct fillerd_conf *);
 

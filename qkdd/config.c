@@ -156,13 +156,17 @@ qkdd_conf_load(const char *path, struct qkdd_conf *qc)
 	cfg_common_init(&qc->qc_common);
 	qc->qc_key_size = 256;
 	qc->qc_max_per_request = 128;
-	if (conf_parse_file(path, qkdd_conf_line, qc) != 0)
+	if (conf_parse_file(path, qkdd_conf_line, qc) != 0 ||
+	    cfg_common_check(&qc->qc_common, path, 1) == -1) {
+		qkdd_conf_free(qc);	/* a failed load leaves nothing */
 		return -1;
-	return cfg_common_check(&qc->qc_common, path, 1);
+	}
+	return 0;
 }
 
 void
 qkdd_conf_free(struct qkdd_conf *qc)
 {
 	cfg_common_free(&qc->qc_common);
+	memset(qc, 0, sizeof(*qc));
 }

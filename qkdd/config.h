@@ -36,7 +36,10 @@ struct qkdd_conf {
 	size_t			 qc_nlinks;
 };
 
-/* Parse path completely; errors go to stderr as file:line: message. */
+/*
+ * Parse path completely; errors go to stderr as file:line: message.
+ * 0, or -1 with *qc released (as every daemon's loader).
+ */
 int	qkdd_conf_load(const char *path, struct qkdd_conf *);
 void	qkdd_conf_free(struct qkdd_conf *);
 

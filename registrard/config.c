@@ -1,4 +1,5 @@
 /* registrard configuration file. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
@@ -65,6 +66,22 @@ registrard_conf_line(void *arg, const struct conf_line *cl)
 		rc->rc_workers = (int)v;
 		return 0;
 	}
+	if (strcmp(cl->cl_argv[0], "store_key") == 0 ||
+	    strcmp(cl->cl_argv[0], "store_key_old") == 0) {
+		char	**p = cl->cl_argv[0][9] == '\0' ? &rc->rc_store_key :
+			    &rc->rc_store_key_old;
+
+		if (cl->cl_argc != 2) {
+			conf_error(cl, "%s: expected a file", cl->cl_argv[0]);
+			return -1;
+		}
+		free(*p);
+		if ((*p = strdup(cl->cl_argv[1])) == NULL) {
+			conf_error(cl, "%s: out of memory", cl->cl_argv[0]);
+			return -1;
+		}
+		return 0;
+	}
 	if (strcmp(cl->cl_argv[0], "key_pool") == 0) {
 		if (registrard_conf_count(cl, REGISTRARD_MAX_KEY_POOL, &v) == -1)
 			return -1;
@@ -84,13 +101,19 @@ registrard_conf_load(const char *path, struct registrard_conf *rc)
 	rc->rc_rsa_primes = 2;
 	rc->rc_workers = REGISTRARD_WORKERS_AUTO;
 	rc->rc_key_pool = REGISTRARD_KEY_POOL;
-	if (conf_parse_file(path, registrard_conf_line, rc) != 0)
+	if (conf_parse_file(path, registrard_conf_line, rc) != 0 ||
+	    cfg_common_check(&rc->rc_common, path, 1) == -1) {
+		registrard_conf_free(rc);	/* a failed load leaves nothing */
 		return -1;
-	return cfg_common_check(&rc->rc_common, path, 1);
+	}
+	return 0;
 }
 
 void
 registrard_conf_free(struct registrard_conf *rc)
 {
 	cfg_common_free(&rc->rc_common);
+	free(rc->rc_store_key);
+	free(rc->rc_store_key_old);
+	memset(rc, 0, sizeof(*rc));
 }

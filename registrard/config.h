@@ -5,6 +5,9 @@
  *   workers N		  threads generating the key pairs; 0 = on the
  *			  event loop (one per online processor)
  *   key_pool N		  key pairs generated ahead and kept ready (4)
+ *   store_key FILE	  the store key sealing Prv at rest (atrest.h);
+ *			  default the systemd credential store_key, if any
+ *   store_key_old FILE	  the previous store key, during a rotation
  */
 #ifndef REGISTRARD_CONFIG_H
 #define REGISTRARD_CONFIG_H
@@ -24,11 +27,14 @@ struct registrard_conf {
 	int			rc_rsa_primes;	/* 2 or 3 */
 	int			rc_workers;	/* or REGISTRARD_WORKERS_AUTO */
 	size_t			rc_key_pool;
+	char			*rc_store_key;	/* NULL: the credential */
+	char			*rc_store_key_old;	/* rotation */
 };
 
 /*
  * Parse path into *rc (defaults first).  Errors are printed as
- * "file:line: message"; 0 or -1.
+ * "file:line: message"; 0, or -1 with *rc released (as every daemon's
+ * loader).
  */
 int	registrard_conf_load(const char *path, struct registrard_conf *);
 void	registrard_conf_free(struct registrard_conf *);

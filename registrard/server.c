@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atrest.h"
 #include "conn.h"
 #include "crypto.h"
 #include "ids.h"
@@ -60,6 +61,7 @@ struct registrar {
 	sqlite3_stmt		*r_put_chip;
 	struct metric		*r_registrations;
 	struct keygen		*r_keygen;
+	struct atrest		*r_atrest;	/* NULL: Prv in plain */
 	struct reg_pending_list	 r_pending;
 };
 
@@ -109,6 +111,39 @@ registrar_chip_known(struct registrar *r, const char *chip)
 	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* The row a sealed Prv is bound to. */
+static void
+registrar_prv_aad(char *aad, size_t len, const char *vid, const char *chip,
+    int64_t epoch)
+{
+	snprintf(aad, len, "registrations.prv|%s|%s|%lld", vid, chip,
+	    (long long)epoch);
+}
+
+/* Bind Prv, sealed under the store key if there is one; 0 or -1. */
+static int
+registrar_bind_prv(struct registrar *r, const Qroam__RegisterRequest *req,
+    const struct keypair *k, int64_t epoch)
+{
+	uint8_t		*sealed;
+	size_t		 len;
+	char		 aad[160];
+
+	if (r->r_atrest == NULL) {
+		sqlite3_bind_blob(r->r_put_reg, 4, k->kp_priv,
+		    (int)k->kp_privlen, SQLITE_STATIC);
+		return 0;
+	}
+	registrar_prv_aad(aad, sizeof(aad), req->vehicle_id, req->chip_id,
+	    epoch);
+	if (atrest_seal(r->r_atrest, aad, k->kp_priv, k->kp_privlen, &sealed,
+	    &len) == -1)
+		return -1;
+	sqlite3_bind_blob(r->r_put_reg, 4, sealed, (int)len, SQLITE_TRANSIENT);
+	free(sealed);
+	return 0;
+}
+
 /* Store the binding and queue M2, atomically. */
 static int
 registrar_store(struct registrar *r, const Qroam__RegisterRequest *req,
@@ -134,8 +169,10 @@ registrar_store(struct registrar *r, const Qroam__RegisterRequest *req,
 	sqlite3_bind_text(r->r_put_reg, 1, req->vehicle_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(r->r_put_reg, 2, req->chip_id, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(r->r_put_reg, 3, k->kp_pub, (int)k->kp_publen, SQLITE_STATIC);
-	sqlite3_bind_blob(r->r_put_reg, 4, k->kp_priv, (int)k->kp_privlen,
-	    SQLITE_STATIC);
+	if (registrar_bind_prv(r, req, k, epoch) == -1) {
+		store_rollback(r->r_db);
+		goto out;
+	}
 	sqlite3_bind_int64(r->r_put_reg, 5, epoch);
 	sqlite3_bind_int64(r->r_put_reg, 6, (sqlite3_int64)now);
 	sqlite3_bind_text(r->r_put_reg, 7, who, -1, SQLITE_STATIC);
@@ -451,6 +488,97 @@ registrar_stop(struct registrar *r)
 	}
 	keygen_free(r->r_keygen);
 	r->r_keygen = NULL;
+	outbox_set_atrest(r->r_ob, NULL);
+	atrest_free(r->r_atrest);
+	r->r_atrest = NULL;
+}
+
+/*
+ * Seal again under the current store key every Prv sealed under the
+ * previous one, or stored in plain before there was a key; their number,
+ * or -1.  One transaction, at start.
+ */
+static int
+registrar_reseal(struct registrar *r)
+{
+	sqlite3_stmt	*sel, *upd;
+	const uint8_t	*v;
+	uint8_t		*pt, *ct;
+	size_t		 ptlen, ctlen, len;
+	char		 aad[160];
+	int		 n = 0, rc;
+
+	sel = store_prepare(r->r_db, "SELECT vehicle_id, chip_id, epoch, prv"
+	    " FROM registrations");
+	upd = store_prepare(r->r_db, "UPDATE registrations SET prv = ?"
+	    " WHERE vehicle_id = ?");
+	if (store_begin(r->r_db) == -1)
+		n = -1;
+	while (n >= 0 && sqlite3_step(sel) == SQLITE_ROW) {
+		v = sqlite3_column_blob(sel, 3);
+		len = (size_t)sqlite3_column_bytes(sel, 3);
+		registrar_prv_aad(aad, sizeof(aad),
+		    (const char *)sqlite3_column_text(sel, 0),
+		    (const char *)sqlite3_column_text(sel, 1),
+		    sqlite3_column_int64(sel, 2));
+		if (!atrest_is_sealed(v, len)) {
+			pt = NULL;
+			rc = atrest_seal(r->r_atrest, aad, v, len, &ct, &ctlen);
+		} else if ((rc = atrest_open(r->r_atrest, aad, v, len, &pt,
+		    &ptlen)) == 1) {
+			rc = atrest_seal(r->r_atrest, aad, pt, ptlen, &ct,
+			    &ctlen);
+			crypto_wipe(pt, ptlen);
+			free(pt);
+		} else {
+			if (rc == 0) {
+				crypto_wipe(pt, ptlen);
+				free(pt);
+			} else
+				log_warnx("store: the Prv of %s does not open "
+				    "under the store key",
+				    sqlite3_column_text(sel, 0));
+			continue;
+		}
+		if (rc == -1) {
+			n = -1;
+			break;
+		}
+		sqlite3_bind_blob(upd, 1, ct, (int)ctlen, SQLITE_TRANSIENT);
+		free(ct);
+		sqlite3_bind_text(upd, 2, (const char *)sqlite3_column_text(sel,
+		    0), -1, SQLITE_TRANSIENT);
+		n = store_step_done(upd, NULL) == -1 ? -1 : n + 1;
+	}
+	sqlite3_finalize(sel);
+	sqlite3_finalize(upd);
+	if (n == -1 || store_commit(r->r_db) == -1) {
+		store_rollback(r->r_db);
+		return -1;
+	}
+	return n;
+}
+
+/* The store key, and the rows that need it; fatal if it is unusable. */
+static void
+registrar_atrest(struct registrar *r, const struct registrard_conf *rc)
+{
+	int	 n;
+
+	if (atrest_load(rc->rc_store_key, rc->rc_store_key_old,
+	    &r->r_atrest) == -1)
+		fatalx("cannot load the store key");
+	if (r->r_atrest == NULL) {
+		log_warnx("no store key (store_key, or the credential %s): "
+		    "private keys are stored in plain", ATREST_CREDENTIAL);
+		return;
+	}
+	if ((n = registrar_reseal(r)) == -1)
+		fatalx("store: cannot seal the private keys again");
+	if (n > 0)
+		log_info("store: %d private keys sealed under the current "
+		    "store key", n);
+	outbox_set_atrest(r->r_ob, r->r_atrest);
 }
 
 /* The registration statements on the outbox service's store. */
@@ -477,6 +605,7 @@ registrar_open(void *arg, const void *conf, const struct topo *topo,
 	    " VALUES (?,?,?,?,?,?,?)");
 	r->r_put_chip = store_prepare(db,
 	    "INSERT INTO chips (chip_id, vehicle_id, bound_ms) VALUES (?,?,?)");
+	registrar_atrest(r, conf);
 }
 
 const struct outboxd_proto registrar_proto = {

@@ -22,8 +22,8 @@ schedd_conf_duration(const struct conf_line *cl, uint64_t min, uint64_t max,
 }
 
 /*
- * One directive: a common one, handover_timeout, ck2_lifetime or
- * key_reserve.
+ * One directive: a common one, handover_timeout, ck2_lifetime,
+ * key_reserve or kme_tls_min.
  */
 static int
 schedd_conf_line(void *arg, const struct conf_line *cl)
@@ -34,6 +34,8 @@ schedd_conf_line(void *arg, const struct conf_line *cl)
 
 	if ((rc = cfg_common_line(&sc->sc_common, cl)) != 0)
 		return rc == 1 ? 0 : -1;
+	if (strcmp(d, "kme_tls_min") == 0)
+		return conf_kme_tls_min(cl, &sc->sc_kme_tls_min);
 	if (strcmp(d, "handover_timeout") != 0 &&
 	    strcmp(d, "ck2_lifetime") != 0 && strcmp(d, "key_reserve") != 0) {
 		conf_error(cl, "unknown directive \"%s\"", d);
@@ -67,6 +69,7 @@ schedd_conf_load(const char *path, struct schedd_conf *sc)
 	sc->sc_handover_timeout_ms = SCHEDD_HANDOVER_TIMEOUT_MS;
 	sc->sc_ck2_lifetime_ms = SCHEDD_CK2_LIFETIME_MS;
 	sc->sc_key_reserve = SCHEDD_KEY_RESERVE;
+	sc->sc_kme_tls_min = CONF_TLS_MIN_DEFAULT;
 	if (conf_parse_file(path, schedd_conf_line, sc) != 0 ||
 	    cfg_common_check(&sc->sc_common, path, 1) == -1) {
 		schedd_conf_free(sc);
@@ -82,4 +85,5 @@ void
 schedd_conf_free(struct schedd_conf *sc)
 {
 	cfg_common_free(&sc->sc_common);
+	memset(sc, 0, sizeof(*sc));
 }

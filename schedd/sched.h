@@ -34,6 +34,7 @@ struct sched {
 	const struct topo	*s_topo;
 	struct event_base	*s_base;
 	SSL_CTX			*s_client_tls;
+	SSL_CTX			*s_kme_tls;	/* the key source's */
 	struct sched_db		*s_db;
 	struct keysrc		*s_keys;
 	/* keys.c: the keys held for each TSP, by its index in s_topo. */

@@ -73,6 +73,11 @@ schedd_reload(void *env, const void *next, const struct topo *nt,
 	const struct schedd_conf	*conf = next;
 
 	restart += topo_reload_restart_only(&sd->sd_topo, nt);
+	if (conf->sc_kme_tls_min != sd->sd_conf.sc_kme_tls_min) {
+		log_warnx("reload: kme_tls_min changed; it takes effect on "
+		    "restart");
+		restart++;
+	}
 	sd->sd_conf.sc_handover_timeout_ms = conf->sc_handover_timeout_ms;
 	sd->sd_conf.sc_ck2_lifetime_ms = conf->sc_ck2_lifetime_ms;
 	sd->sd_conf.sc_key_reserve = conf->sc_key_reserve;

@@ -14,6 +14,7 @@
 #include "msg.h"
 #include "sched.h"
 #include "store.h"
+#include "tls.h"
 
 #define SCHED_IDLE_MS	300000		/* TSP connections without input */
 
@@ -194,8 +195,15 @@ sched_new(struct event_base *base, const struct schedd_conf *conf,
 	TAILQ_INIT(&s->s_handovers);
 	if (sched_open_store(s) == -1)
 		goto fail;
+	s->s_kme_tls = tls_client_ctx_min(conf->sc_common.cc_ca,
+	    conf->sc_common.cc_cert, conf->sc_common.cc_key,
+	    conf->sc_kme_tls_min);
+	if (s->s_kme_tls == NULL) {
+		log_warnx("cannot set up the TLS context of the key source");
+		goto fail;
+	}
 	s->s_keys = keysrc_new(KEYSRC_DEFAULT, base, topo->t_qkd.ep_host,
-	    topo->t_qkd.ep_port, client_tls,
+	    topo->t_qkd.ep_port, s->s_kme_tls,
 	    (int)conf->sc_handover_timeout_ms);
 	if (s->s_keys == NULL) {
 		log_warnx("cannot set up the key source");
@@ -234,5 +242,6 @@ sched_free(struct sched *s)
 		keysrc_free(s->s_keys);
 	listener_free(s->s_lis);
 	sched_db_close(s->s_db);
+	SSL_CTX_free(s->s_kme_tls);
 	free(s);
 }

@@ -206,6 +206,11 @@ config_line(void *arg, const struct conf_line *l)
 	if (strcmp(l->cl_argv[0], "commit_delay") == 0)
 		return config_duration(l, 0, TSPD_MAX_COMMIT_DELAY_MS,
 		    &conf->tc_commit_delay_ms);
+	if (strcmp(l->cl_argv[0], "kme_tls_min") == 0)
+		return conf_kme_tls_min(l, &conf->tc_kme_tls_min);
+	if (strcmp(l->cl_argv[0], "auth_idle") == 0)
+		return config_duration(l, 0, TSPD_MAX_AUTH_IDLE_MS,
+		    &conf->tc_auth_idle_ms);
 	if ((r = config_counts(conf, l)) != 1 ||
 	    (r = config_cloud(conf, l)) != 1)
 		return r;
@@ -278,6 +283,8 @@ tspd_config_load(const char *path, struct tspd_config *conf)
 	conf->tc_workers = TSPD_WORKERS_AUTO;
 	conf->tc_prv_cache = TSPD_PRV_CACHE;
 	conf->tc_cloud_step_ms = TSPD_CLOUD_STEP_MS;
+	conf->tc_auth_idle_ms = TSPD_AUTH_IDLE_MS;
+	conf->tc_kme_tls_min = CONF_TLS_MIN_DEFAULT;
 
 	errors = conf_parse_file(path, config_line, conf);
 	/* An unreadable file is the one error, not every directive in it. */
@@ -318,6 +325,7 @@ tspd_config_free(struct tspd_config *conf)
 	free(conf->tc_cloud_key);
 	conf->tc_cloud_key = NULL;
 	cfg_common_free(&conf->tc_common);
+	memset(conf, 0, sizeof(*conf));
 }
 
 int
@@ -348,6 +356,11 @@ tspd_config_restart_only(const struct tspd_config *cur,
 	    cur->tc_cloud_step_ms))) {
 		log_warnx("reload: cloud_key, cloud_epoch or cloud_step "
 		    "changed; it takes effect on restart");
+		n++;
+	}
+	if (next->tc_kme_tls_min != cur->tc_kme_tls_min) {
+		log_warnx("reload: kme_tls_min changed; it takes effect on "
+		    "restart");
 		n++;
 	}
 	if (next->tc_prv_cache != cur->tc_prv_cache) {

@@ -20,6 +20,10 @@
  *			  with cloud_key)
  *   cloud_step DURATION   the key stream's step dT, above the largest delay
  *			  between instances (1s)
+ *   kme_tls_min 1.2|1.3	  the oldest TLS the key source speaks to the KME
+ *			  (1.3)
+ *   auth_idle DURATION	  a vehicle's authentication expires after this
+ *			  long without use (F8 without a Bye); 0 = never (10m)
  */
 #ifndef TSPD_CONFIG_H
 #define TSPD_CONFIG_H
@@ -50,6 +54,8 @@
 #define TSPD_MAX_CLOUD_STEP_MS	3600000		/* one hour */
 #define TSPD_MAX_CLOUD_EPOCH	4102444800ULL	/* 2100-01-01 */
 #define TSPD_CLOUD_KEYLEN	32
+#define TSPD_AUTH_IDLE_MS	600000		/* ten minutes */
+#define TSPD_MAX_AUTH_IDLE_MS	604800000	/* one week */
 
 struct tspd_config {
 	struct cfg_common	 tc_common;
@@ -62,6 +68,8 @@ struct tspd_config {
 	int			 tc_workers;	/* or TSPD_WORKERS_AUTO */
 	size_t			 tc_prv_cache;
 	uint64_t		 tc_commit_delay_ms;
+	uint64_t		 tc_auth_idle_ms;	/* 0: never */
+	int			 tc_kme_tls_min;	/* TLS 1.x */
 	int			 tc_reuse_port;	/* several instances, one port */
 	char			 tc_instance[NAME_MAXLEN + 1];	/* in the region */
 	/* Where to listen instead of the topology's addresses (port 0: no). */

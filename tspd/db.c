@@ -10,6 +10,8 @@
 #include "log.h"
 #include "store.h"
 
+#include "db_backend.h"
+
 #include "db_priv.h"
 
 /* Schema versions, applied in order by store_open(). */
@@ -101,7 +103,8 @@ static const char *const tspdb_sql[S_COUNT] = {
 	    " WHERE vehicle_id = ?1",
 	[S_REG_PUT] = "INSERT OR REPLACE INTO registrations(vehicle_id,"
 	    " chip_id, prv, epoch) VALUES(?1, ?2, ?3, ?4)",
-	[S_AUTH_GET] = "SELECT chip_id FROM auth WHERE vehicle_id = ?1",
+	[S_AUTH_GET] = "SELECT chip_id FROM auth WHERE vehicle_id = ?1 AND "
+	    TSPDB_AUTH_LIVE("?2"),
 	[S_AUTH_PUT] = "INSERT OR REPLACE INTO auth(vehicle_id, chip_id,"
 	    " authed_ms, via) VALUES(?1, ?2, ?3, ?4)",
 	[S_AUTH_DEL] = "DELETE FROM auth WHERE vehicle_id = ?1",
@@ -541,13 +544,15 @@ sqlt_auth_commit(struct sqlt *db, const char *vid, const char *chip_id,
 }
 
 int
-sqlt_auth_get(struct sqlt *db, const char *vid, char chip_id[CHIP_ID_LEN + 1])
+sqlt_auth_get(struct sqlt *db, const char *vid, uint64_t since_ms,
+    char chip_id[CHIP_ID_LEN + 1])
 {
 	sqlite3_stmt	*st;
 	int		 r;
 
 	st = stmt(db, S_AUTH_GET);
 	tspdb_bind_text(st, 1, vid);
+	tspdb_bind_u64(st, 2, since_ms);
 	if ((r = tspdb_step_row(db, st)) != 1)
 		return r;
 	r = tspdb_column_text(st, 0, chip_id, CHIP_ID_LEN) == -1 ? -1 : 1;

@@ -202,9 +202,15 @@ void	tspdb_reg_clear(struct tspdb_reg *r);
 void	tspdb_auth_commit(struct tspdb *, const char *vid, const char *chip_id,
 	    const uint8_t *nonce, size_t noncelen, uint64_t now_ms,
 	    uint64_t expires_ms, const char *via, struct tspdb_req *);
-/* TSPDB_OK and chip_id of the authentication filled, or UNKNOWN. */
-void	tspdb_auth_get(struct tspdb *, const char *vid,
+/*
+ * TSPDB_OK and chip_id of the authentication filled, or UNKNOWN, also for
+ * one last used before since_ms (F8 auth_idle; 0: no limit).
+ */
+void	tspdb_auth_get(struct tspdb *, const char *vid, uint64_t since_ms,
 	    char chip_id[CHIP_ID_LEN + 1], struct tspdb_req *);
+/* Delete the authentications last used before since_ms; *n of them. */
+void	tspdb_auth_expire(struct tspdb *, uint64_t since_ms, uint64_t *n,
+	    struct tspdb_req *);
 
 /* ---- F4 ---- */
 

@@ -11,6 +11,21 @@
 
 #include "db.h"
 
+/*
+ * SQL, for both backends: the authentication in the row auth is still in
+ * use at since_ms, the parameter p (0: no limit).  Its last use is the
+ * latest of its M4 or handover (authed_ms), the opening of its session
+ * and its last telemetry at this TSP: rows the session steps write anyway.
+ */
+#define TSPDB_AUTH_LIVE(p)						\
+	"(CAST(" p " AS bigint) = 0 OR auth.authed_ms >= CAST(" p " AS bigint)"	\
+	" OR EXISTS(SELECT 1 FROM sessions s WHERE"			\
+	" s.vehicle_id = auth.vehicle_id AND"				\
+	" s.opened_ms >= CAST(" p " AS bigint))"			\
+	" OR coalesce((SELECT t.received_ms FROM telemetry t"		\
+	" WHERE t.vehicle_id = auth.vehicle_id ORDER BY t.id DESC LIMIT 1),"	\
+	" 0) >= CAST(" p " AS bigint))"
+
 struct tspdb_backend {
 	const char	*be_name;
 	int		 be_shared;	/* several instances on one store */
@@ -38,7 +53,10 @@ struct tspdb_backend {
 		    uint64_t now_ms, uint64_t expires_ms, const char *via,
 		    struct tspdb_req *);
 	void	(*be_auth_get)(struct tspdb *, const char *vid,
-		    char chip_id[CHIP_ID_LEN + 1], struct tspdb_req *);
+		    uint64_t since_ms, char chip_id[CHIP_ID_LEN + 1],
+		    struct tspdb_req *);
+	void	(*be_auth_expire)(struct tspdb *, uint64_t since_ms,
+		    uint64_t *n, struct tspdb_req *);
 	void	(*be_key_select)(struct tspdb *, const char *chip_id,
 		    uint32_t index, const char *code, struct tspdb_key *key,
 		    struct tspdb_req *);

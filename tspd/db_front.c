@@ -242,11 +242,19 @@ tspdb_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
 }
 
 void
-tspdb_auth_get(struct tspdb *db, const char *vid, char chip_id[CHIP_ID_LEN + 1],
+tspdb_auth_get(struct tspdb *db, const char *vid, uint64_t since_ms,
+    char chip_id[CHIP_ID_LEN + 1], struct tspdb_req *rq)
+{
+	db->db_pending++;
+	db->db_be->be_auth_get(db, vid, since_ms, chip_id, rq);
+}
+
+void
+tspdb_auth_expire(struct tspdb *db, uint64_t since_ms, uint64_t *n,
     struct tspdb_req *rq)
 {
 	db->db_pending++;
-	db->db_be->be_auth_get(db, vid, chip_id, rq);
+	db->db_be->be_auth_expire(db, since_ms, n, rq);
 }
 
 void

@@ -50,6 +50,7 @@ enum pg_stmt {
 	P_REG_GET,
 	P_AUTH_COMMIT,
 	P_AUTH_GET,
+	P_AUTH_EXPIRE,
 	P_KEY_SELECT,
 	P_SESSION_OPEN,
 	P_SESSION_GET,
@@ -99,7 +100,10 @@ static const struct {
 	[P_AUTH_COMMIT] = { "auth_commit",
 	    "SELECT qroam_auth_commit($1, $2, $3, $4, $5, $6)" },
 	[P_AUTH_GET] = { "auth_get",
-	    "SELECT chip_id FROM auth WHERE vehicle_id = $1" },
+	    "SELECT chip_id FROM auth WHERE vehicle_id = $1 AND "
+	    TSPDB_AUTH_LIVE("$2") },
+	[P_AUTH_EXPIRE] = { "auth_expire", "WITH d AS (DELETE FROM auth WHERE"
+	    " NOT " TSPDB_AUTH_LIVE("$1") " RETURNING 1) SELECT count(*) FROM d" },
 	[P_KEY_SELECT] = { "key_select",
 	    "SELECT res, k_index, k_key FROM qroam_key_select($1, $2, $3)" },
 	[P_SESSION_OPEN] = { "session_open", "SELECT qroam_session_open($1,"
@@ -1400,16 +1404,31 @@ pg_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
 }
 
 static void
-pg_auth_get(struct tspdb *db, const char *vid, char chip_id[CHIP_ID_LEN + 1],
-    struct tspdb_req *rq)
+pg_auth_get(struct tspdb *db, const char *vid, uint64_t since_ms,
+    char chip_id[CHIP_ID_LEN + 1], struct tspdb_req *rq)
 {
 	struct pgb	*b = pb(db);
 	struct pgparams	 pp = { 0 };
 	struct pgq	*q;
 
 	pp_text(&pp, vid);
+	pp_u64(&pp, since_ms);
 	q = pg_request(b, rq, P_AUTH_GET, &pp, row_auth, done_failed, 0);
 	q->q_out[0] = chip_id;
+	pg_sync(b, q);
+}
+
+static void
+pg_auth_expire(struct tspdb *db, uint64_t since_ms, uint64_t *n,
+    struct tspdb_req *rq)
+{
+	struct pgb	*b = pb(db);
+	struct pgparams	 pp = { 0 };
+	struct pgq	*q;
+
+	pp_u64(&pp, since_ms);
+	q = pg_request(b, rq, P_AUTH_EXPIRE, &pp, row_i64, done_failed, 1);
+	q->q_out[0] = n;	/* a count: row_i64's int64_t, as uint64_t */
 	pg_sync(b, q);
 }
 
@@ -2123,6 +2142,7 @@ const struct tspdb_backend tspdb_postgresql = {
 	.be_reg_get = pg_reg_get,
 	.be_auth_commit = pg_auth_commit,
 	.be_auth_get = pg_auth_get,
+	.be_auth_expire = pg_auth_expire,
 	.be_key_select = pg_key_select,
 	.be_session_open = pg_session_open,
 	.be_session_get = pg_session_get,

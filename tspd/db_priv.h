@@ -184,9 +184,14 @@ void	tspdb_reg_clear(struct tspdb_reg *r);
 enum tspdb_result sqlt_auth_commit(struct sqlt *, const char *vid,
 	    const char *chip_id, const uint8_t *nonce, size_t noncelen,
 	    uint64_t now_ms, uint64_t expires_ms, const char *via);
-/* 1 and chip_id of the authentication filled, 0 if none, -1 on error. */
-int	sqlt_auth_get(struct sqlt *, const char *vid,
+/*
+ * 1 and chip_id of the authentication filled, 0 if none or last used
+ * before since_ms, -1 on error.
+ */
+int	sqlt_auth_get(struct sqlt *, const char *vid, uint64_t since_ms,
 	    char chip_id[CHIP_ID_LEN + 1]);
+/* Delete the authentications last used before since_ms: their number, -1. */
+int64_t	sqlt_auth_expire(struct sqlt *, uint64_t since_ms);
 
 /* ---- F4 ---- */
 

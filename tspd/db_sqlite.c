@@ -144,10 +144,22 @@ sqlite_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
 }
 
 static void
-sqlite_auth_get(struct tspdb *db, const char *vid,
+sqlite_auth_get(struct tspdb *db, const char *vid, uint64_t since_ms,
     char chip_id[CHIP_ID_LEN + 1], struct tspdb_req *rq)
 {
-	tspdb_answer(db, rq, get_result(sqlt_auth_get(sq(db), vid, chip_id)));
+	tspdb_answer(db, rq, get_result(sqlt_auth_get(sq(db), vid, since_ms,
+	    chip_id)));
+}
+
+static void
+sqlite_auth_expire(struct tspdb *db, uint64_t since_ms, uint64_t *n,
+    struct tspdb_req *rq)
+{
+	int64_t	 r;
+
+	if ((r = sqlt_auth_expire(sq(db), since_ms)) >= 0)
+		*n = (uint64_t)r;
+	tspdb_answer(db, rq, r >= 0 ? TSPDB_OK : TSPDB_ERROR);
 }
 
 static void
@@ -407,6 +419,7 @@ const struct tspdb_backend tspdb_sqlite = {
 	.be_reg_get = sqlite_reg_get,
 	.be_auth_commit = sqlite_auth_commit,
 	.be_auth_get = sqlite_auth_get,
+	.be_auth_expire = sqlite_auth_expire,
 	.be_key_select = sqlite_key_select,
 	.be_session_open = sqlite_session_open,
 	.be_session_get = sqlite_session_get,

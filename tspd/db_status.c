@@ -3,12 +3,14 @@
  * endpoint and the gauges of /metrics): counts and sorted, capped lists
  * read with prepared statements.  No statement here selects a key column
  * (fill_keys.key, registrations.prv, sessions.k1, ck2_bindings.ck2).
+ * And the housekeeping of F8: the sweep of idle authentications.
  */
 #include <string.h>
 
 #include "log.h"
 #include "store.h"
 
+#include "db_backend.h"
 #include "db_priv.h"
 
 /*
@@ -26,6 +28,7 @@ enum tspdb_sstmt {
 	T_SESSIONS,
 	T_VEHICLES,
 	T_HANDOVERS,
+	T_AUTH_EXPIRE,
 	T_COUNT
 };
 
@@ -49,6 +52,7 @@ static const char *const tspdb_ssql[T_COUNT] = {
 	[T_HANDOVERS] = "SELECT handover_id, vehicle_id, role, peer, state,"
 	    " created_ms FROM handovers WHERE " INFLIGHT
 	    " ORDER BY handover_id LIMIT ?2",
+	[T_AUTH_EXPIRE] = "DELETE FROM auth WHERE NOT " TSPDB_AUTH_LIVE("?1"),
 };
 
 void
@@ -94,6 +98,24 @@ sqlt_counts(struct sqlt *db, uint64_t now_ms, struct tspdb_counts *c)
 	c->c_ck2_bindings = v[4];
 	c->c_fills = v[5];
 	return 0;
+}
+
+int64_t
+sqlt_auth_expire(struct sqlt *db, uint64_t since_ms)
+{
+	sqlite3_stmt	*st = sstmt(db, T_AUTH_EXPIRE);
+	int		 n;
+
+	if (since_ms == 0)
+		return 0;
+	if (tspdb_begin(db) == -1)
+		return -1;
+	tspdb_bind_u64(st, 1, since_ms);
+	if (store_step_done(st, &n) == -1) {
+		tspdb_abort_tx(db, TSPDB_ERROR);
+		return -1;
+	}
+	return tspdb_commit_tx(db, TSPDB_OK) == TSPDB_OK ? n : -1;
 }
 
 /* Text column col as a JSON string, or JSON null when it is NULL. */

@@ -477,8 +477,8 @@ tspd_session_m3(struct tspd *env, struct conn *c, const struct frame *f)
 	qroam__session_msg__init(&mr->mr_reply);
 	memcpy(mr->mr_sess.s_vid, m3->vehicle_id, VIN_LEN + 1);
 	tspdb_req_init(&mr->mr_rq, m3_auth_read, mr);
-	tspdb_auth_get(env->t_db, m3->vehicle_id, mr->mr_authchip,
-	    &mr->mr_rq);
+	tspdb_auth_get(env->t_db, m3->vehicle_id,
+	    tspd_auth_since(env, store_now_ms()), mr->mr_authchip, &mr->mr_rq);
 }
 
 /*

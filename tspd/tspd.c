@@ -32,6 +32,7 @@ tspd_conf_read(const char *path, void *conf)
 	if (!id_valid_name(tc->tc_common.cc_id)) {
 		fprintf(stderr, "%s: missing or bad \"id\" (the tsp_id)\n",
 		    path);
+		tspd_config_free(tc);
 		return -1;
 	}
 	return 0;
@@ -95,10 +96,13 @@ tspd_start_handover(struct tspd *env)
 	}
 	env->t_tls_client = tls_client_ctx(conf->tc_common.cc_ca,
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
-	if (env->t_tls_client == NULL)
+	env->t_tls_kme = tls_client_ctx_min(conf->tc_common.cc_ca,
+	    conf->tc_common.cc_cert, conf->tc_common.cc_key,
+	    conf->tc_kme_tls_min);
+	if (env->t_tls_client == NULL || env->t_tls_kme == NULL)
 		fatalx("cannot load the TLS client credentials");
 	env->t_keysrc = keysrc_new(KEYSRC_DEFAULT, env->t_base,
-	    t->t_qkd.ep_host, t->t_qkd.ep_port, env->t_tls_client,
+	    t->t_qkd.ep_host, t->t_qkd.ep_port, env->t_tls_kme,
 	    (int)conf->tc_handover_timeout_ms);
 	if (env->t_keysrc == NULL)
 		fatalx("cannot start the key source");
@@ -148,6 +152,7 @@ tspd_open(struct tspd *env)
 	tspd_batch_init(env);
 	tspd_prv_init(env, conf->tc_prv_cache);
 	tspd_auth_init(env);
+	tspd_authidle_init(env);
 	env->t_tls = tls_server_ctx(conf->tc_common.cc_ca,
 	    conf->tc_common.cc_cert, conf->tc_common.cc_key);
 	if (env->t_tls == NULL)
@@ -229,7 +234,8 @@ tspd_ready(void *arg, char *status, size_t len)
 
 /*
  * SIGHUP: log what only a restart changes and take over the rest
- * (auth_skew, auth_fail, look_ahead, handover_timeout, ck2_lifetime).
+ * (auth_skew, auth_fail, look_ahead, handover_timeout, ck2_lifetime,
+ * auth_idle).
  */
 static void
 tspd_reload(void *arg, const void *next, const struct topo *topo,
@@ -245,6 +251,7 @@ tspd_reload(void *arg, const void *next, const struct topo *topo,
 	env->t_conf.tc_handover_timeout_ms = conf->tc_handover_timeout_ms;
 	env->t_conf.tc_ck2_lifetime_ms = conf->tc_ck2_lifetime_ms;
 	env->t_conf.tc_commit_delay_ms = conf->tc_commit_delay_ms;
+	env->t_conf.tc_auth_idle_ms = conf->tc_auth_idle_ms;
 	log_info("reloaded: verbose %d, auth_skew %llums, auth_fail %s, "
 	    "look_ahead %llums, handover_timeout %llums, ck2_lifetime %llums%s",
 	    log_getverbose(), (unsigned long long)conf->tc_auth_skew_ms,
@@ -300,6 +307,7 @@ tspd_shutdown(void *arg)
 	/* What still waits for the store is answered while its owners live. */
 	tspd_batch_flush(env);
 	tspd_store_drain(env);
+	tspd_authidle_free(env);
 	if (env->t_keysrc != NULL)
 		keysrc_free(env->t_keysrc);
 	tspd_handover_free(env);
@@ -312,6 +320,7 @@ tspd_shutdown(void *arg)
 	conn_barrier_free(env->t_barrier);
 	SSL_CTX_free(env->t_tls);
 	SSL_CTX_free(env->t_tls_client);
+	SSL_CTX_free(env->t_tls_kme);
 }
 
 static const struct daemon_ops tspd_ops = {

@@ -28,7 +28,8 @@ struct tspd {
 	const char		*t_id;		/* tsp_id */
 	struct tspdb		*t_db;
 	SSL_CTX			*t_tls;
-	SSL_CTX			*t_tls_client;	/* schedd, TSPs, the KME */
+	SSL_CTX			*t_tls_client;	/* schedd, TSPs */
+	SSL_CTX			*t_tls_kme;	/* the KME: kme_tls_min */
 	struct keysrc		*t_keysrc;	/* NULL: handover disabled */
 	struct listener		*t_vehicle;
 	struct listener		*t_provision;
@@ -41,6 +42,7 @@ struct tspd {
 	struct tspd_auth	*t_auth;	/* auth.c */
 	struct tspd_batch	*t_batch;	/* batch.c */
 	struct cloudbus		*t_bus;		/* cloud.c; NULL: none */
+	struct tspd_authidle	*t_idle;	/* authidle.c */
 	/* Answers wait for the commits they depend on (conn.h). */
 	struct conn_barrier	*t_barrier;
 };
@@ -111,6 +113,13 @@ size_t	tspd_prv_count(const struct tspd *);
  * flight: those already worked are answered, the others dropped.
  */
 void	tspd_auth_init(struct tspd *);
+/*
+ * F8 auth_idle (authidle.c): the time before which an authentication's
+ * last use expires it at now_ms (0: never), and the periodic sweep.
+ */
+uint64_t tspd_auth_since(const struct tspd *, uint64_t now_ms);
+void	tspd_authidle_init(struct tspd *);
+void	tspd_authidle_free(struct tspd *);
 void	tspd_auth_free(struct tspd *);
 /* Connection c is closing: the answers of its M4s in flight are dropped. */
 void	tspd_auth_conn_closed(struct tspd *, struct conn *);

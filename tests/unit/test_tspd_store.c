@@ -312,6 +312,49 @@ test_auth_nonce_once(void **state)
 	    nonce, sizeof(nonce), 2000, 62000, "f3"), TSPDB_OK);
 }
 
+/*
+ * F8 auth_idle: an authentication last used (M4 at 1000, the session's
+ * opening at 3000, its telemetry at 6000) before the limit is refused and
+ * swept; one used since is kept.
+ */
+static void
+test_auth_idle(void **state)
+{
+	struct fixture		*fx = *state;
+	struct tspdb		*db = fx->fx_a.st_db;
+	struct tspdb_session	 s;
+	struct m3_wait		 mw;
+	Qroam__Telemetry	 t;
+	char			 chip[CHIP_ID_LEN + 1];
+	int			 now;
+
+	vehicle_ready(fx, db, 0x31);
+	assert_int_equal(S_auth_get_since(db, VIN_A, 1000, chip), 1);
+	assert_int_equal(S_auth_get_since(db, VIN_A, 1001, chip), 0);
+	assert_int_equal(S_auth_expire(db, 1000), 0);
+
+	telemetry(&t, 2500);
+	session_of(fx, &s, 2);
+	batch_m3(db, &s, &t, &mw);		/* opened at 3000 */
+	assert_int_equal(S_batch_commit(db), TSPDB_OK);
+	settle(fx, db);
+	assert_int_equal(mw.mw_rq.rq_result, TSPDB_OK);
+	assert_int_equal(S_auth_get_since(db, VIN_A, 3000, chip), 1);
+	assert_string_equal(chip, fx->fx_fill.tf_chip_id);
+	assert_int_equal(S_auth_get_since(db, VIN_A, 3001, chip), 0);
+
+	telemetry(&t, 5000);
+	assert_int_equal(tspdb_batch_telemetry(db, VIN_A, 1, 2, &t, TSPA,
+	    6000, &now), TSPDB_OK);
+	assert_int_equal(S_batch_commit(db), TSPDB_OK);
+	assert_int_equal(S_auth_get_since(db, VIN_A, 6000, chip), 1);
+	assert_int_equal(S_auth_expire(db, 6000), 0);
+	assert_int_equal(S_auth_get_since(db, VIN_A, 6001, chip), 0);
+	assert_int_equal(S_auth_expire(db, 6001), 1);
+	assert_int_equal(S_auth_get(db, VIN_A, chip), 0);
+	assert_int_equal(S_auth_expire(db, 6001), 0);
+}
+
 static void
 test_m3_group_and_telemetry(void **state)
 {
@@ -578,6 +621,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		BOTH(test_fill_and_registration),
 		BOTH(test_auth_nonce_once),
+		BOTH(test_auth_idle),
 		BOTH(test_m3_group_and_telemetry),
 		BOTH(test_handover_context),
 		BOTH(test_counts_and_views),

@@ -121,15 +121,34 @@ S_auth_commit(struct tspdb *db, const char *vid, const char *chip_id,
 }
 
 static inline int
-S_auth_get(struct tspdb *db, const char *vid, char chip_id[CHIP_ID_LEN + 1])
+S_auth_get_since(struct tspdb *db, const char *vid, uint64_t since_ms,
+    char chip_id[CHIP_ID_LEN + 1])
 {
 	struct tspdb_req	 rq;
 
 	sync_begin(&rq);
-	tspdb_auth_get(db, vid, chip_id, &rq);
+	tspdb_auth_get(db, vid, since_ms, chip_id, &rq);
 	sync_wait(db, &rq);
 	return rq.rq_result == TSPDB_OK ? 1 :
 	    rq.rq_result == TSPDB_UNKNOWN ? 0 : -1;
+}
+
+static inline int
+S_auth_get(struct tspdb *db, const char *vid, char chip_id[CHIP_ID_LEN + 1])
+{
+	return S_auth_get_since(db, vid, 0, chip_id);
+}
+
+static inline int64_t
+S_auth_expire(struct tspdb *db, uint64_t since_ms)
+{
+	struct tspdb_req	 rq;
+	uint64_t		 n = 0;
+
+	sync_begin(&rq);
+	tspdb_auth_expire(db, since_ms, &n, &rq);
+	sync_wait(db, &rq);
+	return rq.rq_result == TSPDB_OK ? (int64_t)n : -1;
 }
 
 static inline enum tspdb_result
