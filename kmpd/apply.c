@@ -28,7 +28,7 @@ struct kmp_apply {
 	struct kmp		*ka_kmp;
 	struct conn		*ka_conn;
 	uint64_t		 ka_reqid;
-	char			 ka_identity[NAME_MAXLEN + 1];
+	char			 ka_identity[KMP_IDENTITY_MAX + 1];
 	char			 ka_session[NAME_MAXLEN + 1];
 	const char		*ka_kind;
 	uint8_t			 ka_ik[32];
@@ -180,7 +180,7 @@ kmp_check_apply(struct kmp *k, const Qroam__KmpApply *a, struct kmp_apply *ka,
 	uint64_t		 now, skew;
 	int			 rc;
 
-	if (!id_valid_name(a->identity) || !id_valid_name(a->session_id)) {
+	if (!kmp_valid_identity(a->identity) || !id_valid_name(a->session_id)) {
 		kmp_why(w, "kmp_malformed", QROAM__STATUS_CODE__BAD_REQUEST,
 		    "identity or session_id is not a valid name");
 		return -1;

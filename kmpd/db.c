@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "commit.h"
 #include "crypto.h"
 #include "db.h"
@@ -177,6 +179,22 @@ kmp_db_audit(struct kmp_db *kd, uint64_t ms, const char *event,
 	return store_step_done(st, NULL);
 }
 
+/* An identity exists: 2 if with this kind and key, 1 if not, -1. */
+static int
+kmp_db_same_identity(struct kmp_db *kd, const char *identity,
+    const char *kind, const uint8_t ik[32])
+{
+	struct kmp_identity	ki;
+	int			rc;
+
+	if ((rc = kmp_db_identity(kd, identity, &ki)) != 1)
+		return -1;
+	rc = strcmp(ki.ki_kind, kind) == 0 &&
+	    CRYPTO_memcmp(ki.ki_ik, ik, 32) == 0 ? 2 : 1;
+	crypto_wipe(&ki, sizeof(ki));
+	return rc;
+}
+
 int
 kmp_db_add_identity(struct kmp_db *kd, const char *identity,
     const char *kind, const uint8_t ik[32], uint64_t now_ms, const char *by)
@@ -200,7 +218,7 @@ kmp_db_add_identity(struct kmp_db *kd, const char *identity,
 	}
 	if (n == 0) {
 		store_rollback(kd->kd_db);
-		return 1;
+		return kmp_db_same_identity(kd, identity, kind, ik);
 	}
 	return store_commit(kd->kd_db) == -1 ? -1 : 0;
 }

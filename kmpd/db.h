@@ -49,7 +49,11 @@ uint64_t	 kmp_db_written(struct kmp_db *);
 /* 1 and *ki filled (wipe it after use), 0 unknown, -1 error. */
 int	kmp_db_identity(struct kmp_db *, const char *identity,
 	    struct kmp_identity *ki);
-/* Add an identity with its initial key: 0, 1 if it exists already, -1. */
+/*
+ * Add an identity with its initial key: 0; 2 if it exists with this kind
+ * and key (a delivery repeated; nothing written); 1 if it exists
+ * otherwise; -1.
+ */
 int	kmp_db_add_identity(struct kmp_db *, const char *identity,
 	    const char *kind, const uint8_t ik[32], uint64_t now_ms,
 	    const char *by);

@@ -23,6 +23,7 @@
 #include "topo.h"
 
 #define KMP_MAX_PENDING	1024	/* applications waiting for a key at once */
+#define KMP_IDENTITY_MAX	64	/* a chip_id: 64 lowercase hex chars */
 
 struct kmp_apply;
 TAILQ_HEAD(kmp_applies, kmp_apply);
@@ -39,6 +40,9 @@ struct kmp {
 	struct kmp_applies	 k_pending;	/* waiting for the key source */
 	size_t			 k_npending;
 };
+
+/* An identity: a name of PROTOCOL section 3, or a chip_id. */
+int	kmp_valid_identity(const char *);
 
 /* server.c: open the store, the key source and both listeners. */
 struct kmp	*kmp_new(struct event_base *, const struct kmpd_conf *,

@@ -3,7 +3,9 @@
  * from an operator (qroamctl kmp add-encryptor), a vehicle's IK_v from an
  * operator or from fillerd, which wrote it into the chip at fill time.
  * Both come over mutual TLS; an identity is added once and never changed
- * here, so a second KmpIdentity for it is refused with nothing written.
+ * here: a second KmpIdentity for it is refused with nothing written,
+ * unless it repeats the first (an outbox delivering again), which is
+ * answered OK.
  */
 #include <string.h>
 
@@ -27,8 +29,8 @@ kmp_provision(struct kmp *k, struct conn *c, const struct frame *f)
 		    QROAM__STATUS_CODE__BAD_REQUEST, "malformed KmpIdentity");
 		return;
 	}
-	if (!id_valid_name(m->identity))
-		bad = "identity is not a valid name";
+	if (!kmp_valid_identity(m->identity))
+		bad = "identity is neither a name nor a chip_id";
 	else if (strcmp(m->kind, KMP_KIND_VEHICLE) != 0 &&
 	    strcmp(m->kind, KMP_KIND_ENCRYPTOR) != 0)
 		bad = "kind is neither vehicle nor encryptor";
@@ -45,6 +47,11 @@ kmp_provision(struct kmp *k, struct conn *c, const struct frame *f)
 		kmp_refuse(c, f->f_request_id, "KmpIdentity", "kmp_duplicate",
 		    QROAM__STATUS_CODE__DUPLICATE_REGISTRATION,
 		    "identity exists already");
+	} else if (rc == 2) {
+		log_info("identity %s (%s) from %s %s: known already with that "
+		    "key", m->identity, m->kind, by, conn_peer_cn(c));
+		conn_send_status(c, f->f_request_id, QROAM__STATUS_CODE__OK,
+		    NULL);
 	} else if (rc == -1) {
 		kmp_refuse(c, f->f_request_id, "KmpIdentity", "kmp_store",
 		    QROAM__STATUS_CODE__INTERNAL, "store error");

@@ -9,12 +9,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ids.h"
 #include "kmp.h"
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
 
 #define KMP_IDLE_MS	60000		/* connections without input */
+
+int
+kmp_valid_identity(const char *s)
+{
+	return id_valid_name(s) || id_valid_hex(s, KMP_IDENTITY_MAX);
+}
 
 void
 kmp_refuse(struct conn *c, uint64_t reqid, const char *what,
