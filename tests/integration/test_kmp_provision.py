@@ -5,6 +5,8 @@ the provisioning channel, never to a TSP; the chip then applies to kmpd
 under it.  A KmpIdentity delivered again (an outbox retry) is answered OK
 and changes nothing; one with another key is refused."""
 
+import os
+
 from harness import wait_until
 from kmp_client import Party
 
@@ -52,3 +54,34 @@ def test_no_kmp_no_ik(tb):
     p = tb.probe()
     p.fill(m=16)
     assert tb.scalar(p.store, "SELECT ik FROM chip") is None
+
+
+def test_operator_adds_an_encryptor(tb):
+    """qroamctl kmp add-encryptor: IK_c drawn by qroamctl, taken by kmpd,
+    written to a 0600 file and never printed; the encryptor then applies
+    under it.  A second add of the same ID is refused, the file not
+    written."""
+    from test_qroamctl import Ctl
+    tb.start_kmp(key_source="random")
+    ctl = Ctl(tb)
+    path = tb.path("conf", "enc-tsp-a.ik")
+    rc, out, err = ctl.run("kmp", "add-encryptor", "enc-tsp-a", "-o", path)
+    assert "enc-tsp-a added" in out, out
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    with open(path) as f:
+        ik = bytes.fromhex(f.read().strip())
+    tb.secrets.add(ik, "IK_c of enc-tsp-a")
+    assert ik.hex() not in out + err
+    assert tb.query("kmp", "SELECT kind, ik, added_by FROM identities WHERE "
+                    "identity = 'enc-tsp-a'") == [("encryptor", ik, "operator")]
+    c = Party(tb, "enc-tsp-a", "encryptor", ik=ik)
+    v = Party(tb, "chip-0001", "vehicle")
+    assert v.provision() == "OK"
+    k = c.apply("s-0001")
+    assert isinstance(k, bytes) and v.apply("s-0001") == k
+    before = tb.dump("kmp")
+    again = tb.path("conf", "again.ik")
+    rc, out, err = ctl.run("kmp", "add-encryptor", "enc-tsp-a", "-o", again, expect=1)
+    assert "DUPLICATE_REGISTRATION" in err and not os.path.exists(again), err
+    tb.assert_same_dump(before, tb.dump("kmp"), "kmpd's store")
+    ctl.run("kmp", "add-encryptor", "Bad/Name", "-o", again, expect=2)
