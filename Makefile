@@ -29,7 +29,7 @@ E	:= @printf '  %-6s %s\n'
 endif
 
 # Every daemon folder with its main in <d>/<d>.c.
-DAEMONS	:= $(foreach d,fillerd registrard tspd vehicled schedd qkdd,$(if $(wildcard $(d)/$(d).c),$(d)))
+DAEMONS	:= $(foreach d,fillerd registrard tspd vehicled schedd qkdd kmpd,$(if $(wildcard $(d)/$(d).c),$(d)))
 PROTO_C	:= $(BUILD)/proto/qroam.pb-c.c
 PROTO_H	:= $(BUILD)/proto/qroam.pb-c.h
 COMMON	:= $(wildcard common/*.c)

@@ -18,6 +18,7 @@ struct keysrc {
 
 static const struct keysrc_backend *const keysrc_backends[] = {
 	&keysrc_etsi014,
+	&keysrc_random,
 };
 
 struct keysrc *

@@ -120,5 +120,7 @@ struct keysrc_backend {
 
 /* The backends built in. */
 extern const struct keysrc_backend keysrc_etsi014;
+/* Keys from this host's random source (rand.h), for kmpd without a KME. */
+extern const struct keysrc_backend keysrc_random;
 
 #endif

@@ -390,3 +390,166 @@ msg_session_open(const uint8_t k1[32], const char *tsp_id, uint32_t dir,
 	}
 	return in;
 }
+
+/* ---- KMP (PROTOCOL 11.1) ---- */
+
+/*
+ * Seal msg under ik with a fresh 12-byte IV and the AAD
+ * "qroam/1|label|identity|session_id"; *iv and *ct are malloc'd.
+ */
+static int
+msg_kmp_seal(const uint8_t ik[32], const char *label, const char *identity,
+    const char *session_id, const ProtobufCMessage *msg,
+    ProtobufCBinaryData *iv, ProtobufCBinaryData *ct)
+{
+	char	 aad[MSG_AAD_MAX];
+	uint8_t	*pt;
+	size_t	 ptlen;
+
+	iv->data = ct->data = NULL;
+	if (msg_aad(aad, sizeof(aad), label, identity, session_id,
+	    (char *)NULL) == -1 || (pt = msg_pack(msg, &ptlen)) == NULL)
+		return -1;
+	iv->data = malloc(CRYPTO_NONCELEN);
+	ct->data = malloc(ptlen + CRYPTO_TAGLEN);
+	if (iv->data != NULL && ct->data != NULL) {
+		qrand_bytes(iv->data, CRYPTO_NONCELEN);
+		if (crypto_aead_seal(ik, iv->data, aad, pt, ptlen,
+		    ct->data) == 0) {
+			msg_free_secret(pt, ptlen);
+			iv->len = CRYPTO_NONCELEN;
+			ct->len = ptlen + CRYPTO_TAGLEN;
+			return 0;
+		}
+	}
+	msg_free_secret(pt, ptlen);
+	free(iv->data);
+	free(ct->data);
+	iv->data = ct->data = NULL;
+	return -1;
+}
+
+/* Open (iv, ct) under ik and the AAD of msg_kmp_seal; the plaintext or NULL. */
+static uint8_t *
+msg_kmp_open(const uint8_t ik[32], const char *label, const char *identity,
+    const char *session_id, const ProtobufCBinaryData *iv,
+    const ProtobufCBinaryData *ct, size_t *ptlen)
+{
+	char	 aad[MSG_AAD_MAX];
+	uint8_t	*pt;
+
+	if (identity == NULL || session_id == NULL ||
+	    iv->len != CRYPTO_NONCELEN || ct->len < CRYPTO_TAGLEN ||
+	    msg_aad(aad, sizeof(aad), label, identity, session_id,
+	    (char *)NULL) == -1)
+		return NULL;
+	*ptlen = ct->len - CRYPTO_TAGLEN;
+	if ((pt = malloc(*ptlen > 0 ? *ptlen : 1)) == NULL)
+		return NULL;
+	if (crypto_aead_open(ik, iv->data, aad, ct->data, ct->len, pt) == -1) {
+		free(pt);
+		return NULL;
+	}
+	return pt;
+}
+
+int
+msg_kmp_apply_seal(const uint8_t ik[32], const char *identity,
+    const char *session_id, const uint8_t nonce[MSG_KMP_NONCELEN],
+    uint64_t time_ms, Qroam__KmpApply *out)
+{
+	Qroam__KmpApplyInner	in = QROAM__KMP_APPLY_INNER__INIT;
+
+	if (ik == NULL || identity == NULL || session_id == NULL ||
+	    nonce == NULL || out == NULL)
+		return -1;
+	in.identity = (char *)identity;
+	in.session_id = (char *)session_id;
+	in.nonce.data = (uint8_t *)nonce;
+	in.nonce.len = MSG_KMP_NONCELEN;
+	in.time_ms = time_ms;
+	out->identity = (char *)identity;
+	out->session_id = (char *)session_id;
+	return msg_kmp_seal(ik, "KMP-APPLY", identity, session_id, &in.base,
+	    &out->iv, &out->ct);
+}
+
+Qroam__KmpApplyInner *
+msg_kmp_apply_open(const uint8_t ik[32], const Qroam__KmpApply *a)
+{
+	Qroam__KmpApplyInner	*in;
+	uint8_t			*pt;
+	size_t			 ptlen;
+
+	if (ik == NULL || a == NULL || (pt = msg_kmp_open(ik, "KMP-APPLY",
+	    a->identity, a->session_id, &a->iv, &a->ct, &ptlen)) == NULL)
+		return NULL;
+	in = qroam__kmp_apply_inner__unpack(NULL, ptlen, pt);
+	msg_free_secret(pt, ptlen);
+	if (in != NULL && (in->base.n_unknown_fields > 0 ||
+	    in->nonce.len != MSG_KMP_NONCELEN ||
+	    strcmp(in->identity, a->identity) != 0 ||
+	    strcmp(in->session_id, a->session_id) != 0)) {
+		qroam__kmp_apply_inner__free_unpacked(in, NULL);
+		in = NULL;
+	}
+	return in;
+}
+
+int
+msg_kmp_key_seal(const uint8_t ik[32], const char *identity,
+    const char *session_id, const uint8_t key[32],
+    const uint8_t nonce[MSG_KMP_NONCELEN], Qroam__KmpKey *out)
+{
+	Qroam__KmpKeyInner	in = QROAM__KMP_KEY_INNER__INIT;
+
+	if (ik == NULL || identity == NULL || session_id == NULL ||
+	    key == NULL || nonce == NULL || out == NULL)
+		return -1;
+	in.key.data = (uint8_t *)key;
+	in.key.len = CRYPTO_KEYLEN;
+	in.nonce.data = (uint8_t *)nonce;
+	in.nonce.len = MSG_KMP_NONCELEN;
+	out->identity = (char *)identity;
+	out->session_id = (char *)session_id;
+	return msg_kmp_seal(ik, "KMP-KEY", identity, session_id, &in.base,
+	    &out->iv, &out->ct);
+}
+
+int
+msg_kmp_key_open(const uint8_t ik[32], const Qroam__KmpKey *k,
+    const uint8_t nonce[MSG_KMP_NONCELEN], uint8_t key[32])
+{
+	Qroam__KmpKeyInner	*in;
+	uint8_t			*pt;
+	size_t			 ptlen;
+	int			 rc = -1;
+
+	if (ik == NULL || k == NULL || nonce == NULL || (pt = msg_kmp_open(ik,
+	    "KMP-KEY", k->identity, k->session_id, &k->iv, &k->ct,
+	    &ptlen)) == NULL)
+		return -1;
+	in = qroam__kmp_key_inner__unpack(NULL, ptlen, pt);
+	msg_free_secret(pt, ptlen);
+	if (in != NULL && in->base.n_unknown_fields == 0 &&
+	    in->key.len == CRYPTO_KEYLEN &&
+	    in->nonce.len == MSG_KMP_NONCELEN &&
+	    memcmp(in->nonce.data, nonce, MSG_KMP_NONCELEN) == 0) {
+		memcpy(key, in->key.data, CRYPTO_KEYLEN);
+		rc = 0;
+	}
+	if (in != NULL) {
+		crypto_wipe(in->key.data, in->key.len);
+		qroam__kmp_key_inner__free_unpacked(in, NULL);
+	}
+	return rc;
+}
+
+void
+msg_kmp_clear(ProtobufCBinaryData *iv, ProtobufCBinaryData *ct)
+{
+	free(iv->data);
+	free(ct->data);
+	iv->data = ct->data = NULL;
+	iv->len = ct->len = 0;
+}

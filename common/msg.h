@@ -1,6 +1,7 @@
 /*
  * Protocol codecs of PROTOCOL sections 4 and 6: AAD strings, the M4
- * authentication blob, M3 wrapping and session traffic.  Pure functions:
+ * authentication blob, M3 wrapping, session traffic and the applications
+ * to the key management platform (PROTOCOL 11.1).  Pure functions:
  * no sockets, no storage, no logging of secrets; unit-tested on their own.
  */
 #ifndef QROAM_MSG_H
@@ -73,5 +74,41 @@ int	msg_session_seal(const uint8_t k1[32], const char *vid, const char *tsp_id,
  * qroam__session_inner__free_unpacked. */
 Qroam__SessionInner *msg_session_open(const uint8_t k1[32], const char *tsp_id,
 	    uint32_t dir, const Qroam__SessionMsg *m);
+
+/* ---- KMP (PROTOCOL 11.1) ---- */
+
+#define MSG_KMP_NONCELEN	16
+
+/*
+ * Applicant: fill out (qroam__kmp_apply__init'ed) with identity,
+ * session_id and iv, ct = AEAD_ik(KmpApplyInner{identity, session_id,
+ * nonce, time_ms}) under AAD qroam/1|KMP-APPLY|identity|session_id.  iv
+ * and ct are malloc'd (msg_kmp_clear); the strings are borrowed.
+ */
+int	msg_kmp_apply_seal(const uint8_t ik[32], const char *identity,
+	    const char *session_id, const uint8_t nonce[MSG_KMP_NONCELEN],
+	    uint64_t time_ms, Qroam__KmpApply *out);
+/*
+ * kmpd: the inner application, or NULL when it does not open under ik,
+ * does not decode, or names another identity or session_id than a.  Free
+ * with qroam__kmp_apply_inner__free_unpacked.
+ */
+Qroam__KmpApplyInner *msg_kmp_apply_open(const uint8_t ik[32],
+	    const Qroam__KmpApply *a);
+/*
+ * kmpd: the answer, ct = AEAD_ik(KmpKeyInner{key, nonce}) under AAD
+ * qroam/1|KMP-KEY|identity|session_id; as msg_kmp_apply_seal.
+ */
+int	msg_kmp_key_seal(const uint8_t ik[32], const char *identity,
+	    const char *session_id, const uint8_t key[32],
+	    const uint8_t nonce[MSG_KMP_NONCELEN], Qroam__KmpKey *out);
+/*
+ * Applicant: the session key into key, 0; -1 when k does not open under
+ * ik or does not answer the application of nonce.
+ */
+int	msg_kmp_key_open(const uint8_t ik[32], const Qroam__KmpKey *k,
+	    const uint8_t nonce[MSG_KMP_NONCELEN], uint8_t key[32]);
+/* Free the iv and ct a seal filled in. */
+void	msg_kmp_clear(ProtobufCBinaryData *iv, ProtobufCBinaryData *ct);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * Durable outbox to every TSP.  One delivery loop per destination: connect
+ * Durable outbox to every TSP (and to one more party, such as kmpd).  One delivery loop per destination: connect
  * over mutual TLS (the server must be that TSP), send the oldest message,
  * wait for Status OK, delete it, send the next.  Any failure closes the
  * connection and retries after an exponential backoff.
@@ -38,7 +38,11 @@ enum ob_state {
 
 struct ob_dest {
 	struct outbox		*od_ob;
-	const struct topo_tsp	*od_tsp;
+	const char		*od_id;		/* a TSP ID, or the platform's name */
+	const struct endpoint	*od_ep;		/* its provisioning address */
+	const char		*od_cn;		/* its certificate's CN, or NULL */
+	const char		*od_role;	/* and role */
+	int			 od_all;	/* a TSP: outbox_enqueue_all's */
 	enum ob_state		 od_state;
 	struct conn		*od_conn;
 	struct event		*od_timer;
@@ -52,7 +56,7 @@ struct outbox {
 	sqlite3			*ob_db;
 	struct conn_opts	 ob_opts;
 	struct ob_dest		*ob_dests;
-	size_t			 ob_ndests;
+	size_t			 ob_ndests, ob_room;
 	sqlite3_stmt		*ob_insert;
 	sqlite3_stmt		*ob_head;
 	sqlite3_stmt		*ob_delete;
@@ -119,13 +123,13 @@ ob_frame(struct ob_dest *od, sqlite3_stmt *st, uint8_t **buf, size_t *n)
 		pl = (const uint8_t *)"";	/* empty, yet present */
 	len = (size_t)sqlite3_column_bytes(st, 2);
 	if (od->od_ob->ob_atrest != NULL && atrest_is_sealed(pl, len)) {
-		ob_aad(aad, sizeof(aad), od->od_tsp->tt_id, type,
+		ob_aad(aad, sizeof(aad), od->od_id, type,
 		    sqlite3_column_int64(st, 3));
 		if (atrest_open(od->od_ob->ob_atrest, aad, pl, len, &open,
 		    &olen) == -1) {
 			log_warnx("outbox: message %lld for %s does not open "
 			    "under the store key", (long long)od->od_inflight,
-			    od->od_tsp->tt_id);
+			    od->od_id);
 			return -1;
 		}
 		pl = open;
@@ -149,7 +153,7 @@ ob_send_head(struct ob_dest *od)
 	size_t			 n;
 	int			 rc, ret = 0;
 
-	sqlite3_bind_text(st, 1, od->od_tsp->tt_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, od->od_id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		od->od_inflight = sqlite3_column_int64(st, 0);
 		ret = -1;
@@ -189,7 +193,7 @@ ob_on_connected(struct conn *c, void *arg)
 	struct ob_dest	*od = arg;
 
 	(void)c;
-	log_debug("outbox: connected to %s", od->od_tsp->tt_id);
+	log_debug("outbox: connected to %s", od->od_id);
 	ob_next(od);
 }
 
@@ -209,7 +213,7 @@ ob_on_frame(struct conn *c, const struct frame *f, void *arg)
 	}
 	if (st->code != QROAM__STATUS_CODE__OK) {
 		log_warnx("outbox: %s refused message %lld: %s %s",
-		    od->od_tsp->tt_id, (long long)od->od_inflight,
+		    od->od_id, (long long)od->od_inflight,
 		    msg_status_name(st->code), st->detail ? st->detail : "");
 		sqlite3_bind_int64(ob->ob_attempt, 1, od->od_inflight);
 		store_step_done(ob->ob_attempt, NULL);
@@ -224,7 +228,7 @@ ob_on_frame(struct conn *c, const struct frame *f, void *arg)
 		return;
 	}
 	log_info("outbox: delivered message %lld to %s", (long long)od->od_inflight,
-	    od->od_tsp->tt_id);
+	    od->od_id);
 	od->od_inflight = 0;
 	od->od_backoff_ms = OB_BACKOFF_MIN_MS;
 	ob_next(od);
@@ -244,7 +248,7 @@ ob_on_close(struct conn *c, const char *reason, void *arg)
 		return;
 	}
 	log_warnx("outbox: delivery to %s interrupted: %s (retry in %d ms)",
-	    od->od_tsp->tt_id, reason, od->od_backoff_ms);
+	    od->od_id, reason, od->od_backoff_ms);
 	od->od_inflight = 0;
 	ob_retry(od);
 }
@@ -262,7 +266,7 @@ ob_pending(struct ob_dest *od)
 	sqlite3_stmt	*st = od->od_ob->ob_head;
 	int		 rc;
 
-	sqlite3_bind_text(st, 1, od->od_tsp->tt_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, od->od_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	store_reset(st);
 	return rc == SQLITE_ROW;
@@ -277,11 +281,11 @@ ob_start(struct ob_dest *od)
 
 	if (od->od_state != OB_IDLE || !ob_pending(od))
 		return;
-	o.co_peer_cn = od->od_tsp->tt_id;
-	o.co_peer_role = "tsp";
+	o.co_peer_cn = od->od_cn;
+	o.co_peer_role = od->od_role;
 	od->od_state = OB_BUSY;
-	od->od_conn = conn_connect(ob->ob_base, od->od_tsp->tt_provision.ep_host,
-	    od->od_tsp->tt_provision.ep_port, &o, &ob_cb, od);
+	od->od_conn = conn_connect(ob->ob_base, od->od_ep->ep_host,
+	    od->od_ep->ep_port, &o, &ob_cb, od);
 	if (od->od_conn == NULL)
 		ob_retry(od);
 }
@@ -299,8 +303,8 @@ outbox_collect(void *arg)
 	size_t		 i;
 
 	for (i = 0; i < ob->ob_ndests; i++) {
-		metric_set(ob->ob_gauge, ob->ob_dests[i].od_tsp->tt_id, 0);
-		metric_set(ob->ob_age, ob->ob_dests[i].od_tsp->tt_id, 0);
+		metric_set(ob->ob_gauge, ob->ob_dests[i].od_id, 0);
+		metric_set(ob->ob_age, ob->ob_dests[i].od_id, 0);
 	}
 	while (sqlite3_step(ob->ob_bydest) == SQLITE_ROW) {
 		dest = (const char *)sqlite3_column_text(ob->ob_bydest, 0);
@@ -311,6 +315,26 @@ outbox_collect(void *arg)
 		    (double)(now - created) / 1000.0 : 0.0);
 	}
 	store_reset(ob->ob_bydest);
+}
+
+/* The next destination: delivery state, timer and metrics. */
+static void
+ob_dest_init(struct outbox *ob, const char *id, const struct endpoint *ep,
+    const char *cn, const char *role, int all)
+{
+	struct ob_dest	*od = &ob->ob_dests[ob->ob_ndests++];
+
+	od->od_ob = ob;
+	od->od_id = id;
+	od->od_ep = ep;
+	od->od_cn = cn;
+	od->od_role = role;
+	od->od_all = all;
+	od->od_backoff_ms = OB_BACKOFF_MIN_MS;
+	if ((od->od_timer = evtimer_new(ob->ob_base, ob_timer_cb, od)) == NULL)
+		fatalx("evtimer_new");
+	metric_set(ob->ob_gauge, id, 0);
+	metric_set(ob->ob_age, id, 0);
 }
 
 struct outbox *
@@ -343,20 +367,57 @@ outbox_new(struct event_base *base, sqlite3 *db, const struct topo *topo,
 	ob->ob_age = metric_gauge("qroam_outbox_oldest_seconds",
 	    "Age of the oldest message not yet acknowledged, by TSP "
 	    "(0 when none waits).", "dest");
-	ob->ob_ndests = topo->t_ntsps;
-	ob->ob_dests = xcalloc(topo->t_ntsps, sizeof(*ob->ob_dests));
-	for (i = 0; i < topo->t_ntsps; i++) {
-		ob->ob_dests[i].od_ob = ob;
-		ob->ob_dests[i].od_tsp = &topo->t_tsps[i];
-		ob->ob_dests[i].od_backoff_ms = OB_BACKOFF_MIN_MS;
-		if ((ob->ob_dests[i].od_timer = evtimer_new(base, ob_timer_cb,
-		    &ob->ob_dests[i])) == NULL)
-			fatalx("evtimer_new");
-		metric_set(ob->ob_gauge, ob->ob_dests[i].od_tsp->tt_id, 0);
-		metric_set(ob->ob_age, ob->ob_dests[i].od_tsp->tt_id, 0);
-	}
+	/* Every TSP, and room for one more (outbox_add_dest). */
+	ob->ob_dests = xcalloc(topo->t_ntsps + 1, sizeof(*ob->ob_dests));
+	for (i = 0; i < topo->t_ntsps; i++)
+		ob_dest_init(ob, topo->t_tsps[i].tt_id,
+		    &topo->t_tsps[i].tt_provision, topo->t_tsps[i].tt_id, "tsp",
+		    1);
+	ob->ob_room = topo->t_ntsps + 1;
 	metrics_collector_add(outbox_collect, ob);
 	return ob;
+}
+
+int
+outbox_add_dest(struct outbox *ob, const char *id, const struct endpoint *ep,
+    const char *role)
+{
+	size_t	i;
+
+	for (i = 0; i < ob->ob_ndests; i++)
+		if (strcmp(ob->ob_dests[i].od_id, id) == 0)
+			return -1;
+	if (ob->ob_ndests == ob->ob_room)
+		return -1;
+	ob_dest_init(ob, id, ep, NULL, role, 0);
+	return 0;
+}
+
+int
+outbox_enqueue(struct outbox *ob, const char *dest, uint32_t type,
+    const uint8_t *payload, size_t len)
+{
+	uint64_t	 now = store_now_ms();
+	uint8_t		*sealed = NULL;
+	size_t		 slen = 0;
+	char		 aad[128];
+	int		 rc;
+
+	if (ob->ob_atrest != NULL) {
+		ob_aad(aad, sizeof(aad), dest, type, (int64_t)now);
+		if (atrest_seal(ob->ob_atrest, aad, payload, len, &sealed,
+		    &slen) == -1)
+			return -1;
+		payload = sealed;
+		len = slen;
+	}
+	sqlite3_bind_text(ob->ob_insert, 1, dest, -1, SQLITE_STATIC);
+	sqlite3_bind_int(ob->ob_insert, 2, (int)type);
+	sqlite3_bind_blob(ob->ob_insert, 3, payload, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(ob->ob_insert, 4, (sqlite3_int64)now);
+	rc = store_step_done(ob->ob_insert, NULL);
+	free(sealed);
+	return rc;
 }
 
 void
@@ -386,36 +447,12 @@ int
 outbox_enqueue_all(struct outbox *ob, uint32_t type, const uint8_t *payload,
     size_t len)
 {
-	uint64_t	 now = store_now_ms();
-	uint8_t		*sealed = NULL;
-	size_t		 i, slen = 0;
-	char		 aad[128];
-	int		 rc;
+	size_t	i;
 
-	for (i = 0; i < ob->ob_ndests; i++) {
-		const char	*dest = ob->ob_dests[i].od_tsp->tt_id;
-
-		if (ob->ob_atrest != NULL) {
-			ob_aad(aad, sizeof(aad), dest, type, (int64_t)now);
-			if (atrest_seal(ob->ob_atrest, aad, payload, len,
-			    &sealed, &slen) == -1)
-				return -1;
-		}
-		sqlite3_bind_text(ob->ob_insert, 1, dest, -1, SQLITE_STATIC);
-		sqlite3_bind_int(ob->ob_insert, 2, (int)type);
-		if (sealed != NULL)
-			sqlite3_bind_blob(ob->ob_insert, 3, sealed, (int)slen,
-			    SQLITE_STATIC);
-		else
-			sqlite3_bind_blob(ob->ob_insert, 3, payload, (int)len,
-			    SQLITE_STATIC);
-		sqlite3_bind_int64(ob->ob_insert, 4, (sqlite3_int64)now);
-		rc = store_step_done(ob->ob_insert, NULL);
-		free(sealed);
-		sealed = NULL;
-		if (rc == -1)
+	for (i = 0; i < ob->ob_ndests; i++)
+		if (ob->ob_dests[i].od_all && outbox_enqueue(ob,
+		    ob->ob_dests[i].od_id, type, payload, len) == -1)
 			return -1;
-	}
 	return 0;
 }
 
@@ -450,7 +487,7 @@ outbox_json(struct outbox *ob)
 		return NULL;
 	for (i = 0; i < ob->ob_ndests; i++) {
 		o = json_pack("{s:s, s:I, s:I, s:n}", "dest",
-		    ob->ob_dests[i].od_tsp->tt_id, "pending", (json_int_t)0,
+		    ob->ob_dests[i].od_id, "pending", (json_int_t)0,
 		    "attempts", (json_int_t)0, "oldest_ms");
 		if (o == NULL || json_array_append_new(a, o) == -1)
 			goto fail;
@@ -459,7 +496,7 @@ outbox_json(struct outbox *ob)
 		dest = (const char *)sqlite3_column_text(ob->ob_bydest, 0);
 		for (i = 0; i < ob->ob_ndests; i++)
 			if (dest != NULL &&
-			    strcmp(ob->ob_dests[i].od_tsp->tt_id, dest) == 0)
+			    strcmp(ob->ob_dests[i].od_id, dest) == 0)
 				break;
 		if (i == ob->ob_ndests)
 			continue;

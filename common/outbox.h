@@ -39,6 +39,17 @@ void	outbox_set_atrest(struct outbox *, const struct atrest *ar);
 /* Queue payload for every TSP; run inside the caller's transaction. */
 int	outbox_enqueue_all(struct outbox *, uint32_t type, const uint8_t *payload,
 	    size_t len);
+/*
+ * One more destination beside the TSPs, such as the key management
+ * platform: id names it in the store and the metrics, ep is its mutual-TLS
+ * address and its certificate must have role.  Messages reach it only
+ * through outbox_enqueue.  0, or -1 (a second one, or id taken).
+ */
+int	outbox_add_dest(struct outbox *, const char *id,
+	    const struct endpoint *ep, const char *role);
+/* Queue payload for dest alone; run inside the caller's transaction. */
+int	outbox_enqueue(struct outbox *, const char *dest, uint32_t type,
+	    const uint8_t *payload, size_t len);
 /* Start delivery of what was queued (call after the commit). */
 void	outbox_kick(struct outbox *);
 /* Messages not yet acknowledged, all TSPs together. */

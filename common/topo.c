@@ -154,7 +154,10 @@ topo_line_region(struct topo_parse *tp, const struct conf_line *cl)
 	return -1;
 }
 
-/* The endpoint of t named filler, registrar, sched or qkd, else NULL. */
+/*
+ * The endpoint of t named filler, registrar, sched, qkd, kmp or kmp_tls,
+ * else NULL.
+ */
 static struct endpoint *
 topo_role(struct topo *t, const char *role)
 {
@@ -166,6 +169,10 @@ topo_role(struct topo *t, const char *role)
 		return &t->t_sched;
 	if (strcmp(role, "qkd") == 0)
 		return &t->t_qkd;
+	if (strcmp(role, "kmp") == 0)
+		return &t->t_kmp;
+	if (strcmp(role, "kmp_tls") == 0)
+		return &t->t_kmp_tls;
 	return NULL;
 }
 
@@ -293,6 +300,8 @@ topo_differs(const struct topo *a, const struct topo *b, char *buf,
 		{ "registrar", &a->t_registrar, &b->t_registrar },
 		{ "sched", &a->t_sched, &b->t_sched },
 		{ "qkd", &a->t_qkd, &b->t_qkd },
+		{ "kmp", &a->t_kmp, &b->t_kmp },
+		{ "kmp_tls", &a->t_kmp_tls, &b->t_kmp_tls },
 	};
 	const char	*what;
 	size_t		 i;

@@ -5,6 +5,8 @@
  *   registrar HOST:PORT
  *   sched     HOST:PORT
  *   qkd       HOST:PORT
+ *   kmp       HOST:PORT
+ *   kmp_tls   HOST:PORT
  *   tsp ID vehicle HOST:PORT provision HOST:PORT
  *   region ID LAT,LON LAT,LON LAT,LON ...
  */
@@ -36,6 +38,8 @@ struct topo {
 	struct endpoint	 t_registrar;
 	struct endpoint	 t_sched;
 	struct endpoint	 t_qkd;
+	struct endpoint	 t_kmp;		/* kmpd: vehicles, plain TCP */
+	struct endpoint	 t_kmp_tls;	/* kmpd: cloud encryptors, mutual TLS */
 	struct topo_tsp	 t_tsps[TOPO_MAXTSP];
 	size_t		 t_ntsps;
 };
@@ -44,8 +48,8 @@ struct topo {
 int	topo_load(const char *path, struct topo *t);
 void	topo_free(struct topo *t);
 /*
- * 0 if t gives the address of role (filler, registrar, sched or qkd), else
- * -1 after "path: no ROLE endpoint" on stderr.
+ * 0 if t gives the address of role (filler, registrar, sched, qkd, kmp or
+ * kmp_tls), else -1 after "path: no ROLE endpoint" on stderr.
  */
 int	topo_need(const struct topo *t, const char *path, const char *role);
 const struct topo_tsp *topo_tsp(const struct topo *, const char *id);

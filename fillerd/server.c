@@ -1,7 +1,10 @@
 /*
  * F1 on the filler side: a factory asks over the authenticated channel,
  * the filler draws and orders the keys, stores the fill record and queues
- * it for every TSP in one transaction, then answers the factory.
+ * it for every TSP in one transaction, then answers the factory.  With a
+ * key management platform in the topology (PROTOCOL 11.1), the chip also
+ * gets an initial key IK_v, in the reply alone, and the same transaction
+ * queues it with the chip_id for kmpd, never for a TSP.
  */
 #include <stdlib.h>
 
@@ -11,7 +14,9 @@
 #include "log.h"
 #include "metrics.h"
 #include "msg.h"
+#include "outbox.h"
 #include "outboxd.h"
+#include "rand.h"
 #include "server.h"
 #include "store.h"
 
@@ -22,7 +27,10 @@ struct filler {
 	sqlite3_stmt		*f_ins_fill;
 	sqlite3_stmt		*f_ins_key;
 	struct metric		*f_fills;
+	int			 f_kmp;	/* the topology has a KMP: IK_v for it */
 };
+
+#define FILLER_KMP_DEST	"kmp"	/* the outbox destination of kmpd */
 
 static const char *const filler_schema[] = {
 	"CREATE TABLE fills ("
@@ -37,9 +45,40 @@ static const char *const filler_schema[] = {
 	outbox_schema,
 };
 
-/* Store rec and queue it for every TSP, atomically.  0 or -1. */
+/*
+ * Queue the chip's identity and IK_v for the key management platform alone
+ * (KmpIdentity), inside filler_store's transaction.  0 or -1.
+ */
 static int
-filler_store(struct filler *f, const Qroam__FillRecord *rec, const char *who)
+filler_queue_ik(struct filler *f, const char *chip_id, const uint8_t ik[32])
+{
+	Qroam__KmpIdentity	 m = QROAM__KMP_IDENTITY__INIT;
+	uint8_t			*buf;
+	size_t			 len;
+	int			 rc;
+
+	m.identity = (char *)chip_id;
+	m.kind = "vehicle";
+	m.ik.data = (uint8_t *)ik;
+	m.ik.len = 32;
+	len = qroam__kmp_identity__get_packed_size(&m);
+	if ((buf = malloc(len)) == NULL)
+		return -1;
+	qroam__kmp_identity__pack(&m, buf);
+	rc = outbox_enqueue(f->f_ob, FILLER_KMP_DEST,
+	    QROAM__MSG_TYPE__MT_KMP_IDENTITY, buf, len);
+	crypto_wipe(buf, len);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Store rec and queue it for every TSP, and ik (if not NULL) for the KMP,
+ * atomically.  0 or -1.
+ */
+static int
+filler_store(struct filler *f, const Qroam__FillRecord *rec, const char *who,
+    const uint8_t *ik)
 {
 	uint8_t		*buf;
 	size_t		 len, i;
@@ -70,7 +109,8 @@ filler_store(struct filler *f, const Qroam__FillRecord *rec, const char *who)
 			goto fail;
 	}
 	if (outbox_enqueue_all(f->f_ob, QROAM__MSG_TYPE__MT_FILL_RECORD, buf,
-	    len) == -1)
+	    len) == -1 || (ik != NULL && filler_queue_ik(f, rec->chip_id,
+	    ik) == -1))
 		goto fail;
 	rc = store_commit(f->f_db);
 	goto out;
@@ -90,6 +130,7 @@ filler_fill(void *arg, struct conn *c, const struct frame *fr)
 	Qroam__FillRequest	*req;
 	Qroam__FillRecord	*rec = NULL;
 	const char		*why = NULL;
+	uint8_t			 ik[32];
 	unsigned		 m;
 
 	req = (Qroam__FillRequest *)frame_unpack(fr, &qroam__fill_request__descriptor);
@@ -115,17 +156,30 @@ filler_fill(void *arg, struct conn *c, const struct frame *fr)
 		    why);
 		return;
 	}
-	if (filler_store(f, rec, conn_peer_cn(c)) == -1) {
+	if (f->f_kmp)
+		qrand_bytes(ik, sizeof(ik));
+	if (filler_store(f, rec, conn_peer_cn(c), f->f_kmp ? ik : NULL) == -1) {
 		log_warnx("fill for %s not stored", conn_peer_cn(c));
 		conn_send_status(c, fr->f_request_id, QROAM__STATUS_CODE__INTERNAL,
 		    "store failed");
 		fill_record_free(rec);
+		crypto_wipe(ik, sizeof(ik));
 		return;
 	}
 	metric_inc(f->f_fills, NULL);
 	log_info("fill chip=%.16s m=%u k=%u n=%u for %s", rec->chip_id, rec->m,
 	    rec->k, rec->n, conn_peer_cn(c));
+	/* IK_v goes into the chip with the reply, and nowhere else. */
+	if (f->f_kmp) {
+		rec->has_ik = 1;
+		rec->ik.data = ik;
+		rec->ik.len = sizeof(ik);
+	}
 	conn_send(c, QROAM__MSG_TYPE__MT_FILL_REPLY, fr->f_request_id, &rec->base);
+	rec->has_ik = 0;
+	rec->ik.data = NULL;
+	rec->ik.len = 0;
+	crypto_wipe(ik, sizeof(ik));
 	fill_record_free(rec);
 	outbox_kick(f->f_ob);
 }
@@ -137,10 +191,12 @@ filler_open(void *arg, const void *conf, const struct topo *topo,
 {
 	struct filler	*f = arg;
 
-	(void)topo;
 	f->f_conf = conf;
 	f->f_db = db;
 	f->f_ob = ob;
+	/* With a KMP in the topology, each chip gets an IK_v for it. */
+	f->f_kmp = topo->t_kmp_tls.ep_port != 0 && outbox_add_dest(ob,
+	    FILLER_KMP_DEST, &topo->t_kmp_tls, "kmp") == 0;
 	f->f_fills = metric_counter("qroam_fills_total",
 	    "Chips filled (fill records stored and answered).", NULL);
 	f->f_ins_fill = store_prepare(db, "INSERT INTO fills"

@@ -38,6 +38,8 @@ static const char *const chip_migrations[] = {
 	"CREATE TABLE events(id INTEGER PRIMARY KEY, ms INT, kind TEXT,"
 	"  tsp_id TEXT, detail TEXT);"
 	"CREATE TABLE counters(name TEXT PRIMARY KEY, value INT);",
+	/* 2: IK_v, the initial key towards the KMP (PROTOCOL 11.1). */
+	"ALTER TABLE chip ADD COLUMN ik BLOB;",
 };
 
 sqlite3 *
@@ -102,13 +104,16 @@ chip_fill(sqlite3 *db, const Qroam__FillRecord *rec)
 		return -1;
 	if (store_exec(db, "DELETE FROM chip_keys; DELETE FROM chip") == -1)
 		goto fail;
-	st = store_prepare(db, "INSERT INTO chip(id, chip_id, m, k, n, filled_ms)"
-	    " VALUES(1, ?, ?, ?, ?, ?)");
+	st = store_prepare(db, "INSERT INTO chip(id, chip_id, m, k, n, filled_ms,"
+	    " ik) VALUES(1, ?, ?, ?, ?, ?, ?)");
 	sqlite3_bind_text(st, 1, rec->chip_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, rec->m);
 	sqlite3_bind_int64(st, 3, rec->k);
 	sqlite3_bind_int64(st, 4, rec->n);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)store_now_ms());
+	if (rec->has_ik && rec->ik.len == CHIP_KEYLEN)
+		sqlite3_bind_blob(st, 6, rec->ik.data, (int)rec->ik.len,
+		    SQLITE_STATIC);
 	if (store_step_done(st, NULL) == -1) {
 		sqlite3_finalize(st);
 		goto fail;
@@ -124,6 +129,20 @@ chip_fill(sqlite3 *db, const Qroam__FillRecord *rec)
  fail:
 	store_rollback(db);
 	return -1;
+}
+
+int
+chip_initial_key(sqlite3 *db, uint8_t ik[CHIP_KEYLEN])
+{
+	sqlite3_stmt	*st;
+	int		 rc;
+
+	st = store_prepare(db, "SELECT ik FROM chip WHERE id = 1 AND"
+	    " length(ik) = 32");
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		memcpy(ik, sqlite3_column_blob(st, 0), CHIP_KEYLEN);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 int

@@ -60,6 +60,12 @@ void	 chip_close(sqlite3 *);
  * in one transaction.  The record is validated first.  0 or -1 (logged).
  */
 int	chip_fill(sqlite3 *, const Qroam__FillRecord *);
+/*
+ * The chip's initial key IK_v towards the key management platform, written
+ * at fill time when the topology has one (PROTOCOL 11.1): 1 and ik filled
+ * (wipe it after use), 0 if the chip has none, -1 on error.
+ */
+int	chip_initial_key(sqlite3 *, uint8_t ik[CHIP_KEYLEN]);
 /* 1 and *ci filled if the chip holds a fill, 0 if empty, -1 on error. */
 int	chip_get(sqlite3 *, struct chip_info *);
 

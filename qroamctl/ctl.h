@@ -135,11 +135,15 @@ int	ctl_pools(struct ctl *, int argc, char **argv);
 /* ctl_ops.c */
 /* The topology and operator credential of the actions; 0, or -1 + why. */
 int	ctl_need_operator(const struct ctl *);
+/* Print a JSON result of an action and release it. */
+void	ctl_json_result(json_t *);
 int	ctl_health(struct ctl *, int argc, char **argv);
 int	ctl_metrics(struct ctl *, int argc, char **argv);
 int	ctl_fill(struct ctl *, int argc, char **argv);
 int	ctl_register(struct ctl *, int argc, char **argv);
 int	ctl_eavesdrop(struct ctl *, int argc, char **argv);
+/* ctl_kmp.c: kmp add-encryptor ID -o FILE. */
+int	ctl_kmp(struct ctl *, int argc, char **argv);
 
 /* ctl_map.c: serve the live map until SIGINT or SIGTERM. */
 int	ctl_map(struct ctl *, int argc, char **argv);

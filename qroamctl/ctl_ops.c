@@ -202,8 +202,7 @@ ctl_metrics(struct ctl *c, int argc, char **argv)
 	return rc;
 }
 
-/* Print a JSON result and release it. */
-static void
+void
 ctl_json_result(json_t *j)
 {
 	ctl_json_print(j);

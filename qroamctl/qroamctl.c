@@ -2,7 +2,8 @@
  * qroamctl: the control CLI of a qroam deployment.  Shows the state of
  * the daemons from their admin endpoints (tables for people, JSON with
  * --json) and runs the operator actions: fill a chip, register or
- * re-register a vehicle, switch the eavesdropper of a QKD link.
+ * re-register a vehicle, switch the eavesdropper of a QKD link, add a
+ * cloud encryptor to the key management platform.
  *
  *   qroamctl [-f CONF] [-a [HOST:]PORT] [-j|--json] [-w TIMEOUT_MS] [-v]
  *	      COMMAND [ARGS]
@@ -40,6 +41,7 @@ static const char ctl_usage_text[] =
     "  fill -s CHIPSTORE [-m N]\n"
     "  register -s CHIPSTORE -V VIN [--rebind]\n"
     "  eavesdrop LINK on|off\n"
+    "  kmp add-encryptor ID -o FILE  provision a cloud encryptor at kmpd\n"
     "  map [-l ADDR:PORT] [-d DIR]  serve the live map (default "
     "127.0.0.1:8470)\n";
 
@@ -93,6 +95,7 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "fill", ctl_fill, 1, 1 },
 	{ "register", ctl_register, 1, 1 },
 	{ "eavesdrop", ctl_eavesdrop, 0, 1 },
+	{ "kmp", ctl_kmp, 1, 1 },
 	{ "map", ctl_map, 1, 0 },
 	{ NULL, NULL, 0, 0 },
 };

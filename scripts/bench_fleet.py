@@ -114,7 +114,8 @@ def world_ports():
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
-    keys = list(layout.ROLES) + [t + s for t in TSPS for s in ("", "/provision")]
+    keys = [r for r in layout.ROLES if not r.startswith("kmp")] + \
+        [t + s for t in TSPS for s in ("", "/provision")]
     keys += ["%s/admin" % n for n in ["qkd", "sched", "filler", "registrar"] + TSPS]
     keys += ["vehicled-%d/admin" % p for p, _, _ in procs()]
     ports = dict(zip(keys, layout.free_ports(len(keys))))

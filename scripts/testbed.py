@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """The qroam testbed on loopback (`make run`).
 
-Starts qkdd, fillerd, registrard, schedd and three tspd whose regions tile
+Starts qkdd, schedd, kmpd (the key management platform of PROTOCOL
+§11.1, keys from qkdd; every chip the filler fills gets its initial key
+there), fillerd, registrard and three tspd whose regions tile
 a route, then six vehicles that drive A -> B -> C on an accelerated clock:
 a fleet of three in one vehicled process, one vehicle that powers off and
 on in the middle of region B, one that declines service at the end of its
@@ -211,27 +213,31 @@ def region_instances(rundir, plan, ports, admins, tsps, pg, n):
     plan.update(new)
 
 
-def write_clouds(rundir, tsps, regions, extra, admin=True):
+def write_clouds(rundir, tsps, regions, extra, admin=True, kmp=False):
     """The PKI (the clouds, `factory` and `operator`), the topology and
     one configuration per cloud daemon in rundir: the common directives,
-    an admin endpoint on a port of its own if admin, then extra[name].
+    an admin endpoint on a port of its own if admin, then extra[name];
+    with kmp, kmpd and its two topology lines too.
     Returns ({name: (program, ports it listens on)} in start order, the
     topology's ports {role or tsp or tsp/provision: port}, {name: admin
     port})."""
     os.makedirs(rundir, exist_ok=True)
     pki = os.path.join(rundir, "pki")
-    order = [("qkd", "qkdd"), ("sched", "schedd")] + [(t, "tspd") for t in tsps] + \
+    order = [("qkd", "qkdd"), ("sched", "schedd")] + ([("kmp", "kmpd")] if kmp else []) + \
+        [(t, "tspd") for t in tsps] + \
         [("filler", "fillerd"), ("registrar", "registrard")]
     layout.mkpki(pki, ["%s:%s" % (n, "tsp" if p == "tspd" else n) for n, p in order] +
                  ["factory:factory", "operator:operator"])
-    keys = list(layout.ROLES) + [t + s for t in tsps for s in ("", "/provision")]
+    keys = [r for r in layout.ROLES if kmp or not r.startswith("kmp")] + \
+        [t + s for t in tsps for s in ("", "/provision")]
     ports = dict(zip(keys, layout.free_ports(len(keys))))
     topo = os.path.join(rundir, "topo.conf")
     layout.write_file(topo, layout.topology_text(
         ports, tsps, regions, "qroam testbed: %d regions" % len(tsps)))
     plan, admins = {}, {}
     for name, prog in order:
-        listen = [ports[name]] + ([ports[name + "/provision"]] if prog == "tspd" else [])
+        listen = [ports[name]] + ([ports[name + "/provision"]] if prog == "tspd" else []) + \
+            ([ports["kmp_tls"]] if prog == "kmpd" else [])
         if admin:
             admins[name] = layout.free_port()
             listen.append(admins[name])
@@ -274,11 +280,13 @@ def setup(rundir):
     """PKI, topology and one configuration per daemon; returns
     {name: (program, ports it listens on)} in start order."""
     links = [("link", "sched %s rate 1000000 pool 1000" % t) for t in TSPS]
+    links.append(("link", "kmp kmp-peer rate 1000000 pool 1000"))
     ho = [("handover_timeout", "5s")]
-    extra = {"qkd": links, "sched": ho, "filler": [("m", 64)]}
+    extra = {"qkd": links, "sched": ho, "filler": [("m", 64)],
+             "kmp": [("key_source", "etsi014 kmp-peer")]}
     for t in TSPS:
         extra[t] = [("look_ahead", LOOK_AHEAD)] + ho + [("ck2_lifetime", "30s")]
-    plan, ports, admin = write_clouds(rundir, TSPS, REGIONS, extra)
+    plan, ports, admin = write_clouds(rundir, TSPS, REGIONS, extra, kmp=True)
     if INSTANCES > 1:
         region_instances(rundir, plan, ports, admin, TSPS, PG_STORES, INSTANCES)
     for name, opts, route, _, _ in VEHICLES:
@@ -437,6 +445,25 @@ def count(path, sql, args=()):
     return rows[0][0] if rows else 0
 
 
+def kmp_counts(path):
+    """What kmpd's store counts: identities by kind, sessions (and those
+    still keeping a key for a party), keys issued."""
+    if not os.path.exists(path):
+        return None
+    k = {"identities_vehicle": count(path, "SELECT count(*) FROM identities "
+                                           "WHERE kind = 'vehicle'"),
+         "identities_encryptor": count(path, "SELECT count(*) FROM identities "
+                                             "WHERE kind = 'encryptor'"),
+         "sessions": count(path, "SELECT count(*) FROM sessions"),
+         "sessions_open": count(path, "SELECT count(*) FROM sessions "
+                                      "WHERE key IS NOT NULL"),
+         "keys_issued": count(path, "SELECT count(*) FROM issued")}
+    say("kmpd: %d vehicle and %d encryptor identities, %d sessions (%d waiting for a "
+        "party), %d keys issued" % (k["identities_vehicle"], k["identities_encryptor"],
+                                    k["sessions"], k["sessions_open"], k["keys_issued"]))
+    return k
+
+
 def summarize(rundir, vehicles, daemons, expect):
     paths = vehicle_stores(rundir)
     stats = vehicle_stats(vehicles)
@@ -489,6 +516,7 @@ def summarize(rundir, vehicles, daemons, expect):
         s["prep_ms_max"] = max(prep)
     s["stored_telemetry"] = stored
     s["history_received"] = moved
+    s["kmp"] = kmp_counts(os.path.join(rundir, "kmp.db"))
     problems = []
     for d in daemons + vehicles:
         problems += d.problems

@@ -12,7 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MKPKI = os.path.join(ROOT, "scripts", "mkpki.sh")
 HOST = "127.0.0.1"
 # The endpoints of the clouds other than the TSPs, in topology order.
-ROLES = ("filler", "registrar", "sched", "qkd")
+ROLES = ("filler", "registrar", "sched", "qkd", "kmp", "kmp_tls")
 
 _used_ports = set()
 # Ports are claimed against the other processes that pick theirs here (the

@@ -12,7 +12,7 @@ from . import layout
 PROMETHEUS = "/usr/bin/prometheus"
 RULES = os.path.join(layout.ROOT, "deploy", "prometheus", "rules.yml")
 # The programs with an admin endpoint, in the order of the jobs.
-PROGRAMS = ("qkdd", "schedd", "tspd", "fillerd", "registrard", "vehicled")
+PROGRAMS = ("qkdd", "schedd", "kmpd", "tspd", "fillerd", "registrard", "vehicled")
 
 
 def _q(s):

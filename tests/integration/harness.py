@@ -401,6 +401,25 @@ class Testbed:
         self._write_conf(d, self._common("sched", "sched", d), opts)
         return self.start("sched")
 
+    def start_kmp(self, **opts):
+        """kmpd (id and certificate `kmp`) on two new loopback ports,
+        announced by `kmp` (vehicles, plain TCP) and `kmp_tls` (encryptors,
+        operators and the filler, mutual TLS) lines in the topology; the
+        bed also gets an `encryptor` certificate.  Options become
+        directives (key_source, max_skew, ...); with key_source etsi014 the
+        topology gets a `qkd` line too (start_qkd with a link
+        "kmp kmp-peer")."""
+        self._need("kmpd")
+        roles = ["kmp", "kmp_tls"]
+        if str(opts.get("key_source", "etsi014")).startswith("etsi014"):
+            roles.append("qkd")
+        self.add_endpoints(*roles)
+        if not os.path.exists(self.cert("kmp")):
+            layout.mkpki(self.path("pki"), ["kmp:kmp", "encryptor:encryptor"])
+        d = self._daemon("kmp", "kmpd", [self.port["kmp"], self.port["kmp_tls"]])
+        self._write_conf(d, self._common("kmp", "kmp", d), opts)
+        return self.start("kmp")
+
     def start(self, name, wait=True):
         """(Re)start a configured daemon; with wait, return once it listens
         on every port it is configured with (its listeners and its admin
@@ -717,9 +736,9 @@ class Testbed:
             fn(r)
 
     def _collect_generic(self, name, prog):
-        """Other stores: in fillerd's 32-byte blobs are chip keys and in
-        qkdd's they are quantum keys (CK1/CK2); anything that parses as an
-        RSA private key is a Prv."""
+        """Other stores: in fillerd's 32-byte blobs are chip keys, in
+        qkdd's quantum keys (CK1/CK2) and in kmpd's initial and session
+        keys; anything that parses as an RSA private key is a Prv."""
         try:
             tables = self.tables(name)
         except sqlite3.Error:
@@ -731,7 +750,7 @@ class Testbed:
                 continue
             for r in rows:
                 for v in r:
-                    if isinstance(v, bytes) and len(v) == 32 and prog in ("fillerd", "qkdd"):
+                    if isinstance(v, bytes) and len(v) == 32 and prog in ("fillerd", "qkdd", "kmpd"):
                         self.secrets.add(v, "%s %s key" % (name, t))
                     elif isinstance(v, bytes) and len(v) > 600:
                         self.secrets.add_private_key(v, "%s %s Prv" % (name, t))

@@ -21,7 +21,7 @@ import subprocess
 import harness
 
 GOLDEN = os.path.join(harness.ROOT, "tests", "golden")
-DAEMONS = ("fillerd", "registrard", "tspd", "schedd", "qkdd", "vehicled")
+DAEMONS = ("fillerd", "registrard", "tspd", "schedd", "qkdd", "vehicled", "kmpd")
 TIMESTAMP_RX = re.compile(r"^\d\d:\d\d:\d\d\.\d\d\d ", re.M)
 # A diagnostic names its file: "file:line: message" or "file: message".
 DIAG_RX = re.compile(r"^[^\s:]+:(\d+:)? \S")
@@ -120,3 +120,7 @@ def test_golden_cases_complete():
     for d in DAEMONS:
         missing = want - set(cases(d))
         assert not missing, (d, sorted(missing))
+
+
+def test_kmpd_config_check():
+    check_daemon("kmpd")
