@@ -167,7 +167,12 @@ def test_quantum_keys_from_qkdd_and_a_crash(tb):
     tb.start_kmp(key_source="etsi014 kmp-peer", key_timeout="10m")
     tb.start_qkd(links=["kmp kmp-peer"])
     v, c = pair(tb)
-    kv = v.apply("s-0001")
+    # qkdd's pool fills from its start: until it holds a key, kmpd refuses
+    # with UNAVAILABLE and changes nothing, and the vehicle applies again.
+    got = []
+    wait_until(lambda: got.append(v.apply("s-0001")) or got[-1] != "UNAVAILABLE",
+               timeout=60, interval=0.2, what="a key from qkdd's pool")
+    kv = got[-1]
     assert isinstance(kv, bytes) and c.apply("s-0001") == kv
     key_id = tb.scalar("kmp", "SELECT key_id FROM sessions WHERE session_id = 's-0001'")
     assert key_id and not key_id.startswith("rand-"), key_id
