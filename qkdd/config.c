@@ -37,6 +37,13 @@ qkdd_link_option(const struct conf_line *cl, const char *name,
 		if (conf_uint(val, 0, 1000000, &v) == -1)
 			goto bad;
 		lc->lc_pool = (unsigned)v;
+	} else if (strcmp(name, "sample") == 0) {
+		if (conf_uint(val, QKDD_MIN_SAMPLE, QKDD_MAX_SAMPLE, &v) == -1)
+			goto bad;
+		lc->lc_sample = (unsigned)v;
+	} else if (strcmp(name, "fec") == 0) {
+		if (conf_double(val, 1.0, QKDD_MAX_FEC, &lc->lc_fec) == -1)
+			goto bad;
 	} else {
 		conf_error(cl, "unknown link option \"%s\"", name);
 		return -1;
@@ -45,7 +52,8 @@ qkdd_link_option(const struct conf_line *cl, const char *name,
  bad:
 	conf_error(cl, "bad link %s \"%s\" (rate 0..1e10 bits/s, fibre 0..1000 "
 	    "km, loss 0..10 dB/km, qber 0..0.5, eavesdropper 0..1, "
-	    "pool 0..1000000)", name, val);
+	    "pool 0..1000000, sample %d..%d bits, fec 1..%g)", name, val,
+	    QKDD_MIN_SAMPLE, QKDD_MAX_SAMPLE, QKDD_MAX_FEC);
 	return -1;
 }
 
@@ -82,6 +90,8 @@ qkdd_link_line(struct qkdd_conf *qc, const struct conf_line *cl)
 	lc.lc_qber = DEFAULT_QBER;
 	lc.lc_loss = DEFAULT_LOSS;
 	lc.lc_pool = DEFAULT_POOL;
+	lc.lc_sample = QKDD_DEFAULT_SAMPLE;
+	lc.lc_fec = QKDD_DEFAULT_FEC;
 	for (i = 3; i + 1 < (size_t)cl->cl_argc; i += 2) {
 		if (strcmp(cl->cl_argv[i], "rate") == 0)
 			have_rate = 1;
