@@ -25,11 +25,31 @@
 #include "kme.h"
 #include "log.h"
 
+/* A fibre link's model, or null. */
+static json_t *
+kme_admin_fibre_json(const struct qkd_link *l)
+{
+	const struct qkd_fibre	*f = &l->l_fib;
+	struct qkd_fibre_gain	 g;
+
+	if (!l->l_fibre)
+		return json_null();
+	qkd_fibre_gain(f, &g);
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+	    "s:f}", "km", f->fb_km, "loss", f->fb_loss, "detector",
+	    f->fb_eta_bob, "dark", f->fb_dark, "mu", f->fb_mu, "decoy",
+	    f->fb_nu, "pulses", f->fb_pulses, "gain", g.fg_qmu,
+	    "qber_signal", g.fg_emu, "gain_single", g.fg_q1,
+	    "qber_single", g.fg_e1);
+}
+
 /* One link as JSON; NULL when out of memory. */
 static json_t *
 kme_admin_link_json(struct kme *k, const struct qkd_link *l)
 {
-	return json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:f, s:o, s:o, "
+	json_t	*js;
+
+	js = json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:I, s:f, s:o, s:o, "
 	    "s:o, s:o, s:s, s:b, s:f, s:I, s:I, s:I, s:I, s:I, s:I}",
 	    "sae_a", l->l_a,
 	    "sae_b", l->l_b,
@@ -56,6 +76,12 @@ kme_admin_link_json(struct kme *k, const struct qkd_link *l)
 	    "blocks", (json_int_t)l->l_blocks,
 	    "aborts", (json_int_t)l->l_aborts,
 	    "block_sampled", (json_int_t)l->l_blk.bb_sampled);
+	if (js != NULL) {
+		json_object_set_new(js, "fibre", kme_admin_fibre_json(l));
+		json_object_set_new(js, "rate_asymptotic", l->l_fibre ?
+		    json_real(l->l_rate_asym) : json_null());
+	}
+	return js;
 }
 
 /* GET /admin/v1/links */

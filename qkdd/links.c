@@ -36,11 +36,6 @@
 #define STATS_EVERY	10	/* ticks between link statistics rows */
 #define RATE_SMOOTHING	0.2	/* weight of the newest tick in l_secret_bps */
 
-/* Fibre link model: pulses/s, mean photons per pulse, detector efficiency. */
-#define FIBRE_PULSES	1e9
-#define FIBRE_MU	0.1
-#define FIBRE_DETECTOR	0.1
-
 struct qkd_links {
 	struct event		*ls_tick;
 	struct qkd_pool		*ls_pool;
@@ -53,14 +48,6 @@ struct qkd_links {
 	int			 ls_txn_failed;
 	struct metric		*ls_aborts;
 };
-
-/* Detected qubits/s of a weak-pulse source over lossy fibre. */
-double
-qkd_fibre_qubit_rate(double km, double loss)
-{
-	return FIBRE_PULSES * FIBRE_MU * FIBRE_DETECTOR *
-	    pow(10.0, -loss * km / 10.0);
-}
 
 /*
  * The yield per qubit reaching Bob: sifting, the disclosed sample and the
@@ -102,6 +89,31 @@ qkd_link_block_reset(struct qkd_link *l)
 }
 
 /*
+ * The rates of a fibre link from its model, with the base QBER as the
+ * detector error: the signals detected are the qubits sent to Bob, at the
+ * model's QBER; the secret rate is their yield at the bound a sample
+ * gives on average, the asymptotic one the GLLP formula's.
+ */
+static void
+qkd_link_fibre(struct qkd_link *l)
+{
+	struct qkd_fibre_gain	g;
+	double			u;
+
+	l->l_fib.fb_edet = l->l_qber;
+	qkd_fibre_gain(&l->l_fib, &g);
+	l->l_qubit_rate = l->l_fib.fb_pulses * g.fg_qmu;
+	l->l_chan_qber = g.fg_emu;
+	u = bb84_expected_bound(g.fg_emu, l->l_sample_bits);
+	l->l_rate = l->l_qubit_rate * 0.5 * (1.0 - QKD_SAMPLE_FRACTION) *
+	    qkd_fibre_fraction(&l->l_fib, l->l_fec, u);
+	l->l_rate_asym = l->l_fib.fb_pulses *
+	    qkd_fibre_rate_per_pulse(&l->l_fib, l->l_fec);
+	if (l->l_rate_asym < 0.0)
+		l->l_rate_asym = 0.0;
+}
+
+/*
  * Apply a change, from the operator or the configuration, with one meaning
  * whichever path it takes: `rate` is the secret rate at the base QBER, so a
  * new base QBER, sample size or f_EC re-derives the qubit rate of a
@@ -126,12 +138,14 @@ qkd_link_set(struct qkd_link *l, const struct qkd_link_change *x)
 	if (x->lx_eve >= 0.0 || x->lx_qber >= 0.0 || x->lx_rate >= 0.0 ||
 	    x->lx_sample >= 0.0)
 		qkd_link_block_reset(l);
+	l->l_chan_qber = l->l_qber;
 	if (l->l_fibre)
-		l->l_rate = l->l_qubit_rate * qkd_qubit_yield(l->l_qber,
-		    l->l_sample_bits, l->l_fec);
-	else
+		qkd_link_fibre(l);
+	else {
+		l->l_rate_asym = 0.0;
 		l->l_qubit_rate = qkd_qubit_rate(l->l_rate, l->l_qber,
 		    l->l_sample_bits, l->l_fec);
+	}
 }
 
 const char *
@@ -295,6 +309,9 @@ qkd_link_block_end(struct qkd_links *ls, struct qkd_link *l)
 	double			 bits;
 
 	bb84_decide(blk, l->l_fec);
+	if (l->l_fibre && !blk->bb_aborted)
+		blk->bb_fraction = qkd_fibre_fraction(&l->l_fib, l->l_fec,
+		    blk->bb_bound);
 	qkd_link_estimate(ls, l, blk);
 	bits = blk->bb_aborted ? 0.0 : floor(blk->bb_fraction * l->l_blk_kept);
 	l->l_secret_bps = (1.0 - RATE_SMOOTHING) * l->l_secret_bps +
@@ -326,7 +343,7 @@ qkd_link_tick(struct qkd_links *ls, struct qkd_link *l, double dt)
 	/* A full pool takes nothing: a small block keeps the estimate fresh. */
 	if (qkd_pool_available(ls->ls_pool, l->l_a, l->l_b) >= l->l_pool)
 		nsim = QKD_MONITOR_BLOCK;
-	bp.bp_qber = l->l_qber;
+	bp.bp_qber = l->l_chan_qber;
 	bp.bp_eve = l->l_eve;
 	bp.bp_sample = QKD_SAMPLE_FRACTION;
 	kept = l->l_blk.bb_kept;
@@ -415,6 +432,8 @@ qkd_link_run(struct qkd_links *ls, struct qkd_link *l, unsigned ticks,
 		qkd_link_tick(ls, l, QKD_TICK_MS / 1000.0);
 		qkd_links_settle(ls);
 	}
+	/* The run was the link's time: the timer does not make it up. */
+	clock_gettime(CLOCK_MONOTONIC, &ls->ls_last);
 	out->r_blocks = l->l_blocks - blocks;
 	out->r_aborts = l->l_aborts - aborts;
 	out->r_keys = l->l_keys_made - keys;
@@ -429,8 +448,7 @@ qkd_link_rate(struct qkd_link *l, const struct qkdd_link_conf *lc)
 	qkd_link_change_init(&x);
 	if (lc->lc_fibre) {
 		l->l_fibre = 1;
-		l->l_qubit_rate = qkd_fibre_qubit_rate(lc->lc_fibre_km,
-		    lc->lc_loss);
+		l->l_fib = lc->lc_fib;
 	} else
 		x.lx_rate = lc->lc_rate;
 	qkd_link_set(l, &x);
@@ -526,8 +544,7 @@ qkd_link_reconfigure(struct qkd_link *l, const struct qkdd_link_conf *was,
 		changed = 1;
 	}
 	if (now->lc_fibre != was->lc_fibre || now->lc_rate != was->lc_rate ||
-	    now->lc_fibre_km != was->lc_fibre_km ||
-	    now->lc_loss != was->lc_loss) {
+	    memcmp(&now->lc_fib, &was->lc_fib, sizeof(now->lc_fib)) != 0) {
 		qkd_link_rate(l, now);
 		changed = 1;
 	}

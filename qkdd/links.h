@@ -13,6 +13,7 @@
 
 #include "bb84.h"
 #include "config.h"
+#include "fibre.h"
 #include "pool.h"
 
 #define QKD_TICK_MS		100
@@ -37,7 +38,10 @@ struct qkd_link {
 	unsigned	 l_sample_bits;		/* sample of a block */
 	double		 l_fec;			/* error correction f_EC */
 	double		 l_qubit_rate;		/* qubits/s reaching Bob */
-	int		 l_fibre;		/* qubit rate from a fibre */
+	int		 l_fibre;		/* rates from a fibre model */
+	struct qkd_fibre l_fib;			/* its fb_edet is l_qber */
+	double		 l_chan_qber;		/* QBER of the qubits sent */
+	double		 l_rate_asym;		/* a fibre's GLLP rate, bits/s */
 	double		 l_qubit_carry;		/* fractional qubits */
 	double		 l_bit_credit;		/* fractional secret bits */
 	uint8_t		 l_pending[QKD_KEYMAX];	/* secret bytes not yet a key */
@@ -116,7 +120,8 @@ void	qkd_link_set(struct qkd_link *, const struct qkd_link_change *);
 /*
  * Run ticks ticks of QKD_TICK_MS each on one link at once (the operator's
  * and the tests' way to drive many blocks without waiting), committing
- * each tick's keys as the timer does; what happened into *out.
+ * each tick's keys as the timer does; what happened into *out.  The wall
+ * time the run took is not made up by the timer's next tick, on any link.
  */
 void	qkd_link_run(struct qkd_links *, struct qkd_link *, unsigned ticks,
 	    struct qkd_run *out);
@@ -126,9 +131,6 @@ const char *qkd_link_state(const struct qkd_link *);
 
 /* Keys of the link that enc_keys may hand out now: none while aborting. */
 size_t	qkd_link_deliverable(struct qkd_links *, const struct qkd_link *);
-
-/* Qubits/s reaching Bob over km of fibre at loss dB/km. */
-double	qkd_fibre_qubit_rate(double km, double loss);
 
 /*
  * Qubits/s that yield rate secret bits/s at the given QBER, with the
