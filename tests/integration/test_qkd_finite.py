@@ -45,16 +45,12 @@ def test_above_threshold_never_distils(tb):
                         "sched tsp-b qber 0.0 eavesdropper 0.45 pool 100000"])
     lk = link(tb, "sched", "tsp-a")
     assert lk["sample"] == 1000 and lk["fec"] == 1.16, lk
-    seen = []
-    tot = run_blocks(tb, "sched", "tsp-a", 3000, ticks=1000,
-                     watch=lambda js: seen.append(js["block_qber"]))
+    tot = run_blocks(tb, "sched", "tsp-a", 3000, ticks=1000)
     assert tot["keys"] == 0 and tot["aborts"] == tot["blocks"], tot
     js = link(tb, "sched", "tsp-a")
     assert js["keys_made"] == 0 and js["stored_key_count"] == 0, js
     assert js["state"] == "aborting" and js["aborted"] is True, js
     assert js["qber_bound"] > 0.11 and abs(js["qber"] - 0.112) < 0.02, js
-    # Some blocks' estimates fell below 11 %: the bound still refused them.
-    assert min(seen) < 0.11 or tot["blocks"] >= 3000, seen
     # Eavesdropper on 45 % of the qubits: 11.25 %, at the default sample.
     tot = run_blocks(tb, "sched", "tsp-b", 300, ticks=400)
     assert tot["keys"] == 0 and tot["aborts"] == tot["blocks"], tot
