@@ -7,10 +7,15 @@
  *
  * Error correction is modelled, not run: after reconciliation Bob holds
  * Alice's bits, so the reconciled block is Alice's kept bits.  The bits a
- * real protocol leaks while correcting (h(Q) per bit at the Shannon limit)
- * are accounted for in the secret fraction 1 - 2h(Q), whose other h(Q)
- * bounds what the eavesdropper learnt.  Privacy amplification then
- * compresses the block with SHA-256 to the secret length.
+ * real protocol leaks while correcting (f_EC h(Q) per bit, f_EC >= 1 the
+ * inefficiency of the code against the Shannon limit) and what the
+ * eavesdropper may have learnt (h(Q) per bit, the phase error rate being
+ * the bit error rate in BB84) are taken off with the bound Q_U in place
+ * of Q: the secret fraction is 1 - f_EC h(Q_U) - h(Q_U).  Every sifted
+ * bit of the emulator errs independently with the channel's probability,
+ * so the sample's errors are binomial and Chernoff's bound holds for the
+ * kept bits' rate too.  Privacy amplification then compresses the block
+ * with SHA-256 to the secret length.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -44,15 +49,56 @@ bb84_entropy(double p)
 	return -p * log2(p) - (1.0 - p) * log2(1.0 - p);
 }
 
-/* Secret bits per reconciled bit under the BB84 bound; none above 11 %. */
+/* Binary Kullback-Leibler divergence D(p || q) in nats, 0 < q < 1. */
+static double
+bb84_divergence(double p, double q)
+{
+	double	d = 0.0;
+
+	if (p > 0.0)
+		d += p * log(p / q);
+	if (p < 1.0)
+		d += (1.0 - p) * log((1.0 - p) / (1.0 - q));
+	return d;
+}
+
+/* Bisection for the largest q with n D(p || q) <= ln(1/eps). */
 double
-bb84_secret_fraction(double qber)
+bb84_qber_bound(size_t errors, size_t n, double eps)
+{
+	double	p, lo, hi, mid, lim = log(1.0 / eps);
+	int	i;
+
+	if (n == 0 || errors >= n)
+		return 1.0;
+	p = (double)errors / (double)n;
+	lo = p;
+	hi = 1.0;
+	for (i = 0; i < 60; i++) {
+		mid = (lo + hi) / 2.0;
+		if ((double)n * bb84_divergence(p, mid) <= lim)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+double
+bb84_expected_bound(double q, size_t n)
+{
+	return bb84_qber_bound((size_t)llround(q * (double)n), n, BB84_EPS);
+}
+
+/* Secret bits per reconciled bit at a QBER bound; none above 11 %. */
+double
+bb84_secret_fraction(double qber, double fec)
 {
 	double	f;
 
 	if (qber < 0.0 || qber > BB84_QBER_MAX)
 		return 0.0;
-	f = 1.0 - 2.0 * bb84_entropy(qber);
+	f = 1.0 - (fec + 1.0) * bb84_entropy(qber);
 	return f > 0.0 ? f : 0.0;
 }
 
@@ -123,23 +169,54 @@ bb84_qubit(const uint8_t *d, const struct bb84_thresholds *t,
 	blk->bb_kept++;
 }
 
-/* The estimate, the abort decision and the secret fraction of blk. */
-static void
-bb84_estimate(struct bb84_block *blk)
+/*
+ * The estimate, the bound, the abort decision and the secret fraction of
+ * blk: it aborts without a sample or with Q_U above the threshold.
+ */
+void
+bb84_decide(struct bb84_block *blk, double fec)
 {
 	if (blk->bb_sampled == 0) {
 		blk->bb_qber = 0.0;
+		blk->bb_bound = 1.0;
 		blk->bb_aborted = 1;
 	} else {
 		blk->bb_qber = (double)blk->bb_sample_errors /
 		    (double)blk->bb_sampled;
-		blk->bb_aborted = blk->bb_qber > BB84_QBER_MAX;
+		blk->bb_bound = bb84_qber_bound(blk->bb_sample_errors,
+		    blk->bb_sampled, BB84_EPS);
+		blk->bb_aborted = blk->bb_bound > BB84_QBER_MAX;
 	}
 	blk->bb_fraction = blk->bb_aborted ? 0.0 :
-	    bb84_secret_fraction(blk->bb_qber);
+	    bb84_secret_fraction(blk->bb_bound, fec);
 }
 
-/* Simulate a block: draw randomness in chunks, trace every qubit, estimate. */
+/*
+ * Room in blk's bits for nqubits more kept bits; key material, so the old
+ * buffer is wiped rather than realloc'd.  0 or -1.
+ */
+static int
+bb84_grow(struct bb84_block *blk, size_t nqubits)
+{
+	uint8_t	*nb;
+	size_t	 need = (blk->bb_kept + nqubits + 7) / 8 + 1, cap;
+
+	if (blk->bb_bits != NULL && need <= blk->bb_bitcap)
+		return 0;
+	cap = blk->bb_bitcap * 2 > need ? blk->bb_bitcap * 2 : need;
+	if ((nb = calloc(cap, 1)) == NULL)
+		return -1;
+	if (blk->bb_bits != NULL) {
+		memcpy(nb, blk->bb_bits, blk->bb_bitcap);
+		crypto_wipe(blk->bb_bits, blk->bb_bitcap);
+		free(blk->bb_bits);
+	}
+	blk->bb_bits = nb;
+	blk->bb_bitcap = cap;
+	return 0;
+}
+
+/* Simulate more of a block: draw randomness in chunks, trace every qubit. */
 int
 bb84_run(const struct bb84_params *bp, size_t nqubits, struct bb84_block *blk)
 {
@@ -147,18 +224,13 @@ bb84_run(const struct bb84_params *bp, size_t nqubits, struct bb84_block *blk)
 	uint8_t			*draw;
 	size_t			 done, n, i;
 
-	memset(blk, 0, sizeof(*blk));
 	if (bp->bp_qber < 0.0 || bp->bp_qber > 0.5 || bp->bp_eve < 0.0 ||
 	    bp->bp_eve > 1.0 || bp->bp_sample < 0.0 || bp->bp_sample > 1.0)
 		return -1;
-	blk->bb_bitslen = (nqubits + 7) / 8;
-	if ((blk->bb_bits = calloc(blk->bb_bitslen ? blk->bb_bitslen : 1,
-	    1)) == NULL)
+	if (bb84_grow(blk, nqubits) == -1)
 		return -1;
-	if ((draw = malloc(DRAW_CHUNK * DRAW_LEN)) == NULL) {
-		bb84_block_free(blk);
+	if ((draw = malloc(DRAW_CHUNK * DRAW_LEN)) == NULL)
 		return -1;
-	}
 	t.t_eve = bb84_threshold(bp->bp_eve);
 	t.t_noise = bb84_threshold(bp->bp_qber);
 	t.t_sample = bb84_threshold(bp->bp_sample);
@@ -170,9 +242,8 @@ bb84_run(const struct bb84_params *bp, size_t nqubits, struct bb84_block *blk)
 	}
 	crypto_wipe(draw, DRAW_CHUNK * DRAW_LEN);
 	free(draw);
-	blk->bb_qubits = nqubits;
+	blk->bb_qubits += nqubits;
 	blk->bb_bitslen = (blk->bb_kept + 7) / 8;
-	bb84_estimate(blk);
 	return 0;
 }
 
@@ -237,9 +308,8 @@ void
 bb84_block_free(struct bb84_block *blk)
 {
 	if (blk->bb_bits != NULL) {
-		crypto_wipe(blk->bb_bits, blk->bb_bitslen);
+		crypto_wipe(blk->bb_bits, blk->bb_bitcap);
 		free(blk->bb_bits);
 	}
-	blk->bb_bits = NULL;
-	blk->bb_bitslen = 0;
+	memset(blk, 0, sizeof(*blk));
 }

@@ -4,28 +4,36 @@
  *
  *   key_size BITS			(256)
  *   max_key_per_request N		(128)
- *   link SAE_A SAE_B [rate BPS | fibre KM [loss DB_PER_KM]] [qber Q]
- *	[pool KEYS] [eavesdropper FRACTION]
+ *   link SAE_A SAE_B [rate BPS | fibre KM [loss DB_PER_KM]
+ *	[detector ETA] [dark Y0] [mu MU] [decoy NU] [pulses HZ]] [qber Q]
+ *	[pool KEYS] [eavesdropper FRACTION] [sample BITS] [fec F]
  */
 #ifndef QKDD_CONFIG_H
 #define QKDD_CONFIG_H
 
 #include "conf.h"
+#include "fibre.h"
 
 #define QKDD_MAXLINKS		256
 #define QKDD_MAX_KEYSIZE	4096	/* bits */
 #define QKDD_MIN_KEYSIZE	64	/* bits */
+#define QKDD_DEFAULT_SAMPLE	25000	/* parameter-estimation sample, bits */
+#define QKDD_MIN_SAMPLE		1000
+#define QKDD_MAX_SAMPLE		10000000
+#define QKDD_DEFAULT_FEC	1.16	/* error-correction inefficiency */
+#define QKDD_MAX_FEC		2.0
 
 struct qkdd_link_conf {
 	char		lc_a[33];	/* the pair, lc_a < lc_b */
 	char		lc_b[33];
 	double		lc_rate;	/* secret bits/s at the base QBER */
-	int		lc_fibre;	/* rate from fibre length instead */
-	double		lc_fibre_km;
-	double		lc_loss;	/* dB per km */
-	double		lc_qber;	/* base QBER of the channel */
+	int		lc_fibre;	/* rate from a fibre model instead */
+	struct qkd_fibre lc_fib;	/* its parameters but fb_edet */
+	double		lc_qber;	/* base QBER (a fibre's e_det) */
 	double		lc_eve;		/* intercepted fraction of qubits */
 	unsigned	lc_pool;	/* keys the pool holds at most */
+	unsigned	lc_sample;	/* sampled bits a block needs */
+	double		lc_fec;		/* error-correction inefficiency */
 };
 
 struct qkdd_conf {

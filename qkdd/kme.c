@@ -177,19 +177,20 @@ kme_status(struct kme *k, const struct kme_request *req, const char *slave,
 	if ((l = kme_link(k, req, req->kr_cn, slave, rep)) == NULL)
 		return;
 	kme_json(rep, 200, json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, "
-	    "s:I, s:I, s:I}",
+	    "s:I, s:I, s:I, s:s}",
 	    "source_KME_ID", qc->qc_common.cc_id,
 	    "target_KME_ID", qc->qc_common.cc_id,
 	    "master_SAE_ID", req->kr_cn,
 	    "slave_SAE_ID", slave,
 	    "key_size", (json_int_t)qc->qc_key_size,
 	    "stored_key_count",
-	    (json_int_t)qkd_pool_available(k->k_pool, l->l_a, l->l_b),
+	    (json_int_t)qkd_link_deliverable(k->k_links, l),
 	    "max_key_count", (json_int_t)l->l_pool,
 	    "max_key_per_request", (json_int_t)qc->qc_max_per_request,
 	    "max_key_size", (json_int_t)qc->qc_key_size,
 	    "min_key_size", (json_int_t)QKDD_MIN_KEYSIZE,
-	    "max_SAE_ID_count", (json_int_t)0));
+	    "max_SAE_ID_count", (json_int_t)0,
+	    "qroam_link_state", qkd_link_state(l)));
 }
 
 /*
@@ -357,8 +358,9 @@ kme_enc_keys(struct kme *k, const struct kme_request *req, const char *slave,
 	    (l = kme_link(k, req, req->kr_cn, slave, rep)) == NULL)
 		return;
 	if (l->l_aborting) {
-		kme_error(rep, req, 503, "QBER %.1f %% above %.0f %% on the "
-		    "link between %s and %s: no key", 100.0 * l->l_est_qber,
+		kme_error(rep, req, 503, "QBER %.1f %% (bound %.1f %%) above "
+		    "%.0f %% on the link between %s and %s: no key",
+		    100.0 * l->l_est_qber, 100.0 * l->l_est_bound,
 		    100.0 * BB84_QBER_MAX, l->l_a, l->l_b);
 		return;
 	}

@@ -1,18 +1,25 @@
 /*
- * Simulated QKD links.  Every tick each link runs one BB84 block of the
- * qubits that reached Bob since the last tick (at least QKD_MIN_BLOCK and
- * at most QKD_MAX_BLOCK are simulated; the yield is scaled by the ratio
- * of qubits received to qubits simulated, so slow links still get a
- * stable QBER estimate and fast links cost bounded CPU).  A block whose
- * estimate exceeds 11 % aborts: the link yields nothing and enc_keys for
- * its pair answers 503 until a block passes again.  The secret bits of a
- * passing block are privacy-amplified into the link's pending bytes and
- * cut into keys of key_size bits, stored in the pool up to its size; a
- * full pool discards the link's output and is watched with smaller blocks
+ * Simulated QKD links.  Every tick each link simulates the qubits that
+ * reached Bob since the last tick (at least QKD_MIN_BLOCK and at most
+ * QKD_MAX_BLOCK are simulated; the yield is scaled by the ratio of qubits
+ * received to qubits simulated, so fast links cost bounded CPU) into the
+ * block it is gathering.  A block spans as many ticks as its disclosed
+ * sample needs to reach the link's sample size; then it is judged on the
+ * upper bound Q_U of its QBER (bb84.h): above 11 % it aborts and yields
+ * nothing, else its secret bits, 1 - f_EC h(Q_U) - h(Q_U) of its kept
+ * bits, are privacy-amplified into the link's pending bytes and cut into
+ * keys of key_size bits, stored in the pool up to its size.  A full pool
+ * discards the link's output and is watched with smaller ticks
  * (QKD_MONITOR_BLOCK) so that an eavesdropper is still noticed.  When the
  * scale exceeds 1 the amplification stretches the simulated block to the
  * configured rate, which an emulator may do and a real link would not
  * need to.
+ *
+ * The link's state is judged apart from any one block, on the samples of
+ * its last QKD_WINDOW blocks together: it turns "aborting" when their
+ * bound exceeds 11 % and "up" again once it is QKD_HYSTERESIS below.
+ * While aborting, enc_keys answers 503 and status counts no keys, even
+ * those the pool holds from before.
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,11 +36,6 @@
 #define STATS_EVERY	10	/* ticks between link statistics rows */
 #define RATE_SMOOTHING	0.2	/* weight of the newest tick in l_secret_bps */
 
-/* Fibre link model: pulses/s, mean photons per pulse, detector efficiency. */
-#define FIBRE_PULSES	1e9
-#define FIBRE_MU	0.1
-#define FIBRE_DETECTOR	0.1
-
 struct qkd_links {
 	struct event		*ls_tick;
 	struct qkd_pool		*ls_pool;
@@ -47,50 +49,117 @@ struct qkd_links {
 	struct metric		*ls_aborts;
 };
 
-/* Detected qubits/s of a weak-pulse source over lossy fibre. */
+/*
+ * The yield per qubit reaching Bob: sifting, the disclosed sample and the
+ * secret fraction at the bound a block's sample gives on average.
+ */
 double
-qkd_fibre_qubit_rate(double km, double loss)
+qkd_qubit_yield(double qber, unsigned sample, double fec)
 {
-	return FIBRE_PULSES * FIBRE_MU * FIBRE_DETECTOR *
-	    pow(10.0, -loss * km / 10.0);
+	return 0.5 * (1.0 - QKD_SAMPLE_FRACTION) * bb84_secret_fraction(
+	    bb84_expected_bound(qber, sample), fec);
 }
 
-/* Invert the yield: sifting, the disclosed sample and 1 - 2h(Q). */
+/* Invert the yield. */
 double
-qkd_qubit_rate(double rate, double qber)
+qkd_qubit_rate(double rate, double qber, unsigned sample, double fec)
 {
-	double	f = bb84_secret_fraction(qber);
+	double	y = qkd_qubit_yield(qber, sample, fec);
 
-	/* A link too noisy for key still sends qubits at the nominal rate. */
-	if (f <= 0.0)
-		f = 1.0;
-	return rate / (0.5 * (1.0 - QKD_SAMPLE_FRACTION) * f);
+	/* A link too noisy for key sends qubits at the noiseless yield's. */
+	if (y <= 0.0)
+		y = 0.5 * (1.0 - QKD_SAMPLE_FRACTION);
+	return rate / y;
+}
+
+void
+qkd_link_change_init(struct qkd_link_change *x)
+{
+	x->lx_eve = x->lx_qber = x->lx_rate = -1.0;
+	x->lx_sample = x->lx_fec = -1.0;
+}
+
+/* Wipe the block being gathered and start another. */
+static void
+qkd_link_block_reset(struct qkd_link *l)
+{
+	bb84_block_free(&l->l_blk);
+	l->l_blk_kept = 0.0;
+	l->l_blk_dt = 0.0;
+}
+
+/*
+ * The rates of a fibre link from its model, with the base QBER as the
+ * detector error: the signals detected are the qubits sent to Bob, at the
+ * model's QBER; the secret rate is their yield at the bound a sample
+ * gives on average, the asymptotic one the GLLP formula's.
+ */
+static void
+qkd_link_fibre(struct qkd_link *l)
+{
+	struct qkd_fibre_gain	g;
+	double			u;
+
+	l->l_fib.fb_edet = l->l_qber;
+	qkd_fibre_gain(&l->l_fib, &g);
+	l->l_qubit_rate = l->l_fib.fb_pulses * g.fg_qmu;
+	l->l_chan_qber = g.fg_emu;
+	u = bb84_expected_bound(g.fg_emu, l->l_sample_bits);
+	l->l_rate = l->l_qubit_rate * 0.5 * (1.0 - QKD_SAMPLE_FRACTION) *
+	    qkd_fibre_fraction(&l->l_fib, l->l_fec, u);
+	l->l_rate_asym = l->l_fib.fb_pulses *
+	    qkd_fibre_rate_per_pulse(&l->l_fib, l->l_fec);
+	if (l->l_rate_asym < 0.0)
+		l->l_rate_asym = 0.0;
 }
 
 /*
  * Apply a change, from the operator or the configuration, with one meaning
  * whichever path it takes: `rate` is the secret rate at the base QBER, so a
- * new base QBER re-derives the qubit rate of a fixed-rate link and the
- * secret rate of a fibre link, whose qubit rate the fibre fixes.  A rate
- * given makes the link a fixed-rate one.
+ * new base QBER, sample size or f_EC re-derives the qubit rate of a
+ * fixed-rate link and the secret rate of a fibre link, whose qubit rate
+ * the fibre fixes.  A rate given makes the link a fixed-rate one.
  */
 void
-qkd_link_set(struct qkd_link *l, double eve, double qber, double rate)
+qkd_link_set(struct qkd_link *l, const struct qkd_link_change *x)
 {
-	if (eve >= 0.0)
-		l->l_eve = eve;
-	if (qber >= 0.0)
-		l->l_qber = qber;
-	if (rate >= 0.0) {
+	if (x->lx_eve >= 0.0)
+		l->l_eve = x->lx_eve;
+	if (x->lx_qber >= 0.0)
+		l->l_qber = x->lx_qber;
+	if (x->lx_sample >= 0.0)
+		l->l_sample_bits = (unsigned)x->lx_sample;
+	if (x->lx_fec >= 0.0)
+		l->l_fec = x->lx_fec;
+	if (x->lx_rate >= 0.0) {
 		l->l_fibre = 0;
-		l->l_rate = rate;
+		l->l_rate = x->lx_rate;
 	}
+	if (x->lx_eve >= 0.0 || x->lx_qber >= 0.0 || x->lx_rate >= 0.0 ||
+	    x->lx_sample >= 0.0)
+		qkd_link_block_reset(l);
+	l->l_chan_qber = l->l_qber;
 	if (l->l_fibre)
-		l->l_rate = l->l_qubit_rate * 0.5 *
-		    (1.0 - QKD_SAMPLE_FRACTION) *
-		    bb84_secret_fraction(l->l_qber);
-	else if (rate >= 0.0 || qber >= 0.0)
-		l->l_qubit_rate = qkd_qubit_rate(l->l_rate, l->l_qber);
+		qkd_link_fibre(l);
+	else {
+		l->l_rate_asym = 0.0;
+		l->l_qubit_rate = qkd_qubit_rate(l->l_rate, l->l_qber,
+		    l->l_sample_bits, l->l_fec);
+	}
+}
+
+const char *
+qkd_link_state(const struct qkd_link *l)
+{
+	return l->l_aborting ? "aborting" : "up";
+}
+
+size_t
+qkd_link_deliverable(struct qkd_links *ls, const struct qkd_link *l)
+{
+	if (l->l_aborting)
+		return 0;
+	return qkd_pool_available(ls->ls_pool, l->l_a, l->l_b);
 }
 
 /* Open the tick's transaction on first use; 0 or -1. */
@@ -109,33 +178,60 @@ qkd_links_txn(struct qkd_links *ls)
 	return 0;
 }
 
-/* Record a block's estimate; log when the link starts or stops aborting. */
+/* The window's estimate and bound, with the block just decided in it. */
+static void
+qkd_link_window(struct qkd_link *l, const struct bb84_block *blk)
+{
+	size_t	errors = 0, sampled = 0, i;
+
+	l->l_win_errors[l->l_win_next] = blk->bb_sample_errors;
+	l->l_win_sampled[l->l_win_next] = blk->bb_sampled;
+	l->l_win_next = (l->l_win_next + 1) % QKD_WINDOW;
+	if (l->l_win_len < QKD_WINDOW)
+		l->l_win_len++;
+	for (i = 0; i < l->l_win_len; i++) {
+		errors += l->l_win_errors[i];
+		sampled += l->l_win_sampled[i];
+	}
+	l->l_has_estimate = sampled > 0;
+	l->l_est_qber = sampled > 0 ? (double)errors / (double)sampled : 0.0;
+	l->l_est_bound = bb84_qber_bound(errors, sampled, BB84_EPS);
+}
+
+/*
+ * Count a decided block, move the window and the link state; log when the
+ * link starts or stops aborting.
+ */
 static void
 qkd_link_estimate(struct qkd_links *ls, struct qkd_link *l,
     const struct bb84_block *blk)
 {
-	l->l_has_estimate = blk->bb_sampled > 0;
-	l->l_est_qber = blk->bb_qber;
+	l->l_blocks++;
+	l->l_blk_qber = blk->bb_qber;
+	l->l_blk_bound = blk->bb_bound;
+	qkd_link_window(l, blk);
 	if (blk->bb_aborted) {
 		l->l_aborts++;
-		metric_inc(ls->ls_aborts, l->l_label);
 		l->l_abort_run++;
-		log_debug("link %s-%s: block of %zu qubits aborted, "
-		    "QBER %.2f %%", l->l_a, l->l_b, blk->bb_qubits,
-		    100.0 * blk->bb_qber);
-		if (!l->l_aborting)
-			log_warnx("link %s-%s: QBER %.2f %% above the %.0f %% "
-			    "threshold: BB84 aborted, no key", l->l_a, l->l_b,
-			    100.0 * blk->bb_qber, 100.0 * BB84_QBER_MAX);
+		metric_inc(ls->ls_aborts, l->l_label);
+		log_debug("link %s-%s: block of %zu qubits aborted, QBER %.2f "
+		    "%% (bound %.2f %%)", l->l_a, l->l_b, blk->bb_qubits,
+		    100.0 * blk->bb_qber, 100.0 * blk->bb_bound);
+	} else
+		l->l_abort_run = 0;
+	if (!l->l_aborting && l->l_est_bound > BB84_QBER_MAX) {
 		l->l_aborting = 1;
-		return;
+		log_warnx("link %s-%s: QBER %.2f %% (bound %.2f %%) above the "
+		    "%.0f %% threshold: BB84 aborted, no key", l->l_a, l->l_b,
+		    100.0 * l->l_est_qber, 100.0 * l->l_est_bound,
+		    100.0 * BB84_QBER_MAX);
+	} else if (l->l_aborting &&
+	    l->l_est_bound <= BB84_QBER_MAX - QKD_HYSTERESIS) {
+		l->l_aborting = 0;
+		log_info("link %s-%s: QBER %.2f %% (bound %.2f %%): link up, "
+		    "key distillation resumed", l->l_a, l->l_b,
+		    100.0 * l->l_est_qber, 100.0 * l->l_est_bound);
 	}
-	if (l->l_aborting)
-		log_info("link %s-%s: QBER %.2f %%: key distillation resumed "
-		    "after %llu aborted blocks", l->l_a, l->l_b,
-		    100.0 * blk->bb_qber, (unsigned long long)l->l_abort_run);
-	l->l_aborting = 0;
-	l->l_abort_run = 0;
 }
 
 /*
@@ -205,18 +301,40 @@ qkd_link_output(struct qkd_links *ls, struct qkd_link *l,
 		    l->l_a, l->l_b, nbytes);
 }
 
+/* Judge the gathered block, distil what it yields and start another. */
+static void
+qkd_link_block_end(struct qkd_links *ls, struct qkd_link *l)
+{
+	struct bb84_block	*blk = &l->l_blk;
+	double			 bits;
+
+	bb84_decide(blk, l->l_fec);
+	if (l->l_fibre && !blk->bb_aborted)
+		blk->bb_fraction = qkd_fibre_fraction(&l->l_fib, l->l_fec,
+		    blk->bb_bound);
+	qkd_link_estimate(ls, l, blk);
+	bits = blk->bb_aborted ? 0.0 : floor(blk->bb_fraction * l->l_blk_kept);
+	l->l_secret_bps = (1.0 - RATE_SMOOTHING) * l->l_secret_bps +
+	    RATE_SMOOTHING * (l->l_blk_dt > 0.0 ? bits / l->l_blk_dt : 0.0);
+	if (bits > 0.0)
+		qkd_link_output(ls, l, blk, bits);
+	qkd_link_block_reset(l);
+}
+
 /* One tick of one link covering dt seconds. */
 static void
 qkd_link_tick(struct qkd_links *ls, struct qkd_link *l, double dt)
 {
 	struct bb84_params	bp;
-	struct bb84_block	blk;
-	double			nraw, nsim, bits;
+	double			nraw, nsim;
+	size_t			kept;
 
 	if (l->l_qubit_rate <= 0.0 || dt <= 0.0) {
 		l->l_has_estimate = 0;
 		l->l_aborting = 0;
+		l->l_win_len = 0;
 		l->l_secret_bps *= 1.0 - RATE_SMOOTHING;
+		qkd_link_block_reset(l);
 		return;
 	}
 	nraw = l->l_qubit_rate * dt;
@@ -225,20 +343,19 @@ qkd_link_tick(struct qkd_links *ls, struct qkd_link *l, double dt)
 	/* A full pool takes nothing: a small block keeps the estimate fresh. */
 	if (qkd_pool_available(ls->ls_pool, l->l_a, l->l_b) >= l->l_pool)
 		nsim = QKD_MONITOR_BLOCK;
-	bp.bp_qber = l->l_qber;
+	bp.bp_qber = l->l_chan_qber;
 	bp.bp_eve = l->l_eve;
 	bp.bp_sample = QKD_SAMPLE_FRACTION;
-	if (bb84_run(&bp, (size_t)nsim, &blk) == -1) {
+	kept = l->l_blk.bb_kept;
+	if (bb84_run(&bp, (size_t)nsim, &l->l_blk) == -1) {
 		log_warnx("link %s-%s: simulation failed", l->l_a, l->l_b);
+		qkd_link_block_reset(l);
 		return;
 	}
-	qkd_link_estimate(ls, l, &blk);
-	bits = (double)bb84_secret_bits(&blk) * (nraw / nsim);
-	l->l_secret_bps = (1.0 - RATE_SMOOTHING) * l->l_secret_bps +
-	    RATE_SMOOTHING * bits / dt;
-	if (!blk.bb_aborted)
-		qkd_link_output(ls, l, &blk, bits);
-	bb84_block_free(&blk);
+	l->l_blk_kept += (double)(l->l_blk.bb_kept - kept) * (nraw / nsim);
+	l->l_blk_dt += dt;
+	if (l->l_blk.bb_sampled >= l->l_sample_bits)
+		qkd_link_block_end(ls, l);
 }
 
 /* Seconds since the previous tick, capped at one. */
@@ -254,6 +371,22 @@ qkd_links_elapsed(struct qkd_links *ls)
 	ls->ls_last = now;
 	/* A stalled loop does not make up for lost time at once. */
 	return dt > 1.0 ? 1.0 : dt;
+}
+
+/* Commit the tick's transaction, if it opened one. */
+static void
+qkd_links_settle(struct qkd_links *ls)
+{
+	if (!ls->ls_txn)
+		return;
+	if (ls->ls_txn_failed) {
+		qkd_pool_rollback(ls->ls_pool);
+		log_warnx("link tick: store failure, this tick's keys "
+		    "dropped");
+	} else if (qkd_pool_commit(ls->ls_pool) == -1)
+		log_warnx("link tick: commit failed, this tick's keys "
+		    "dropped");
+	ls->ls_txn = ls->ls_txn_failed = 0;
 }
 
 /*
@@ -283,28 +416,42 @@ qkd_links_tick(evutil_socket_t fd, short ev, void *arg)
 		    l->l_secret_bps, l->l_keys_made, l->l_aborts) == -1))
 			ls->ls_txn_failed = 1;
 	}
-	if (!ls->ls_txn)
-		return;
-	if (ls->ls_txn_failed) {
-		qkd_pool_rollback(ls->ls_pool);
-		log_warnx("link tick: store failure, this tick's keys "
-		    "dropped");
-	} else if (qkd_pool_commit(ls->ls_pool) == -1)
-		log_warnx("link tick: commit failed, this tick's keys "
-		    "dropped");
+	qkd_links_settle(ls);
+}
+
+void
+qkd_link_run(struct qkd_links *ls, struct qkd_link *l, unsigned ticks,
+    struct qkd_run *out)
+{
+	uint64_t	blocks = l->l_blocks, aborts = l->l_aborts;
+	uint64_t	keys = l->l_keys_made;
+	unsigned	i;
+
+	for (i = 0; i < ticks && i < QKD_RUN_MAX; i++) {
+		ls->ls_txn = ls->ls_txn_failed = 0;
+		qkd_link_tick(ls, l, QKD_TICK_MS / 1000.0);
+		qkd_links_settle(ls);
+	}
+	/* The run was the link's time: the timer does not make it up. */
+	clock_gettime(CLOCK_MONOTONIC, &ls->ls_last);
+	out->r_blocks = l->l_blocks - blocks;
+	out->r_aborts = l->l_aborts - aborts;
+	out->r_keys = l->l_keys_made - keys;
 }
 
 /* The qubit and secret rates of a link from its rate or fibre settings. */
 static void
 qkd_link_rate(struct qkd_link *l, const struct qkdd_link_conf *lc)
 {
+	struct qkd_link_change	x;
+
+	qkd_link_change_init(&x);
 	if (lc->lc_fibre) {
 		l->l_fibre = 1;
-		l->l_qubit_rate = qkd_fibre_qubit_rate(lc->lc_fibre_km,
-		    lc->lc_loss);
-		qkd_link_set(l, -1.0, -1.0, -1.0);
+		l->l_fib = lc->lc_fib;
 	} else
-		qkd_link_set(l, -1.0, -1.0, lc->lc_rate);
+		x.lx_rate = lc->lc_rate;
+	qkd_link_set(l, &x);
 }
 
 /* Links from the configuration and the tick timer that drives them. */
@@ -339,6 +486,8 @@ qkd_links_new(struct event_base *base, const struct qkdd_conf *qc,
 		l->l_qber = lc->lc_qber;
 		l->l_eve = lc->lc_eve;
 		l->l_pool = lc->lc_pool;
+		l->l_sample_bits = lc->lc_sample;
+		l->l_fec = lc->lc_fec;
 		qkd_link_rate(l, lc);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &ls->ls_last);
@@ -373,22 +522,29 @@ static int
 qkd_link_reconfigure(struct qkd_link *l, const struct qkdd_link_conf *was,
     const struct qkdd_link_conf *now)
 {
-	int	changed = 0;
+	struct qkd_link_change	x;
+	int			changed = 0;
 
+	qkd_link_change_init(&x);
 	if (now->lc_qber != was->lc_qber)
-		l->l_qber = now->lc_qber;
-	if (now->lc_eve != was->lc_eve) {
-		l->l_eve = now->lc_eve;
+		x.lx_qber = now->lc_qber;
+	if (now->lc_sample != was->lc_sample)
+		x.lx_sample = now->lc_sample;
+	if (now->lc_fec != was->lc_fec)
+		x.lx_fec = now->lc_fec;
+	if (now->lc_eve != was->lc_eve)
+		x.lx_eve = now->lc_eve;
+	if (x.lx_qber >= 0.0 || x.lx_sample >= 0.0 || x.lx_fec >= 0.0 ||
+	    x.lx_eve >= 0.0) {
+		qkd_link_set(l, &x);
 		changed = 1;
 	}
 	if (now->lc_pool != was->lc_pool) {
 		l->l_pool = now->lc_pool;
 		changed = 1;
 	}
-	if (now->lc_qber != was->lc_qber || now->lc_fibre != was->lc_fibre ||
-	    now->lc_rate != was->lc_rate ||
-	    now->lc_fibre_km != was->lc_fibre_km ||
-	    now->lc_loss != was->lc_loss) {
+	if (now->lc_fibre != was->lc_fibre || now->lc_rate != was->lc_rate ||
+	    memcmp(&now->lc_fib, &was->lc_fib, sizeof(now->lc_fib)) != 0) {
 		qkd_link_rate(l, now);
 		changed = 1;
 	}
@@ -422,8 +578,9 @@ qkd_links_reconfigure(struct qkd_links *ls, struct qkdd_conf *was,
 			continue;
 		was->qc_links[k] = now->qc_links[j];
 		log_info("reload: link %s: rate %.0f bits/s, base QBER %.4f, "
-		    "eavesdropper %.2f, pool %u keys", l->l_label, l->l_rate,
-		    l->l_qber, l->l_eve, l->l_pool);
+		    "eavesdropper %.2f, pool %u keys, sample %u bits, f_EC "
+		    "%.3f", l->l_label, l->l_rate, l->l_qber, l->l_eve,
+		    l->l_pool, l->l_sample_bits, l->l_fec);
 		n++;
 	}
 	return n;
@@ -433,10 +590,14 @@ qkd_links_reconfigure(struct qkd_links *ls, struct qkdd_conf *was,
 void
 qkd_links_free(struct qkd_links *ls)
 {
+	size_t	i;
+
 	if (ls == NULL)
 		return;
 	if (ls->ls_tick != NULL)
 		event_free(ls->ls_tick);
+	for (i = 0; i < ls->ls_nlinks; i++)
+		bb84_block_free(&ls->ls_links[i].l_blk);
 	crypto_wipe(ls->ls_links, ls->ls_nlinks * sizeof(*ls->ls_links));
 	free(ls->ls_links);
 	free(ls);

@@ -1,8 +1,8 @@
 /*
  * Operations view of qkdd: /status and /status/pools on the admin
  * endpoint, and the metrics of the KME (requests by endpoint and code,
- * keys delivered, the key store's commits) and of its links (pool levels and capacity, QBER
- * estimate, aborted blocks).  Pool levels are the pool's counts in
+ * keys delivered, the key store's commits) and of its links (pool levels
+ * and capacity, QBER estimate and bound, state, aborted blocks).  Pool levels are the pool's counts in
  * memory: neither a scrape nor /status reads the store.  Nothing here
  * reads a key.
  */
@@ -19,6 +19,8 @@
 static struct metric	*ops_pool_keys;
 static struct metric	*ops_pool_capacity;
 static struct metric	*ops_qber;
+static struct metric	*ops_bound;
+static struct metric	*ops_up;
 static struct metric	*ops_delivered;
 static struct metric	*ops_requests;
 static struct metric	*ops_responses;
@@ -45,8 +47,11 @@ qkd_ops_collect(void *arg)
 		metric_set(ops_pool_keys, l->l_label,
 		    (double)qkd_ops_level(k, l));
 		metric_set(ops_pool_capacity, l->l_label, (double)l->l_pool);
-		if (l->l_has_estimate)
+		if (l->l_has_estimate) {
 			metric_set(ops_qber, l->l_label, l->l_est_qber);
+			metric_set(ops_bound, l->l_label, l->l_est_bound);
+		}
+		metric_set(ops_up, l->l_label, l->l_aborting ? 0.0 : 1.0);
 	}
 }
 
@@ -59,7 +64,15 @@ qkd_ops_init(struct kme *k)
 	ops_pool_capacity = metric_gauge("qroam_key_pool_capacity",
 	    "Keys the pool of a QKD link holds at most.", "link");
 	ops_qber = metric_gauge("qroam_qkd_qber",
-	    "QBER estimate of the last BB84 block of a link.", "link");
+	    "QBER estimate of a link over the samples of its last blocks.",
+	    "link");
+	ops_bound = metric_gauge("qroam_qkd_qber_bound",
+	    "Upper confidence bound (failure probability 1e-10) of the QBER "
+	    "of a link over the samples of its last blocks; the link aborts "
+	    "above 0.11.", "link");
+	ops_up = metric_gauge("qroam_qkd_link_up",
+	    "1 while a QKD link is up, 0 while it is aborting (enc_keys "
+	    "answers 503).", "link");
 	ops_delivered = metric_counter("qroam_keys_delivered_total",
 	    "Keys handed to their slave SAE by dec_keys, after which the "
 	    "KME forgets them.", "link");
@@ -85,8 +98,8 @@ qkd_ops_free(struct kme *k)
 static json_t *
 qkd_ops_pool_json(struct kme *k, const struct qkd_link *l)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:f, s:b,"
-	    " s:f, s:I}",
+	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:b, s:o, s:o, s:s, "
+	    "s:f, s:b, s:f, s:I}",
 	    "link", l->l_label,
 	    "sae_a", l->l_a,
 	    "sae_b", l->l_b,
@@ -96,6 +109,9 @@ qkd_ops_pool_json(struct kme *k, const struct qkd_link *l)
 	    "eavesdropper", l->l_eve > 0.0,
 	    "qber", l->l_has_estimate ? json_real(l->l_est_qber) :
 	    json_real(l->l_qber),
+	    "qber_bound", l->l_has_estimate ? json_real(l->l_est_bound) :
+	    json_null(),
+	    "state", qkd_link_state(l),
 	    "key_rate_bps", l->l_secret_bps,
 	    "aborting", l->l_aborting != 0,
 	    "qber_max", BB84_QBER_MAX,

@@ -146,11 +146,15 @@ map_handovers(const struct map *m)
 	return json_pack("{s:o, s:o}", "in_flight", fly, "ended", ended);
 }
 
-/* The QKD links of every qkdd that is up; red when past the threshold. */
+/*
+ * The QKD links of every qkdd that is up, with their QBER, its bound and
+ * state; red when aborting or when the bound (or, from a qkdd without
+ * one, the estimate) is past the threshold.
+ */
 static json_t *
 map_links(const struct map *m)
 {
-	const json_t	*ps, *p;
+	const json_t	*ps, *p, *st;
 	json_t		*a = json_array(), *c;
 	double		 q, qmax;
 	size_t		 i, j;
@@ -160,11 +164,16 @@ map_links(const struct map *m)
 			continue;
 		json_array_foreach(ps, j, p) {
 			c = json_deep_copy(p);
-			q = json_number_value(json_object_get(p, "qber"));
+			q = json_number_value(json_object_get(p,
+			    json_is_number(json_object_get(p, "qber_bound")) ?
+			    "qber_bound" : "qber"));
 			qmax = json_number_value(json_object_get(p,
 			    "qber_max"));
+			st = json_object_get(p, "state");
 			json_object_set_new(c, "alarm", json_boolean(
 			    json_is_true(json_object_get(p, "aborting")) ||
+			    (json_is_string(st) &&
+			    strcmp(json_string_value(st), "aborting") == 0) ||
 			    (qmax > 0.0 && q > qmax)));
 			json_array_append_new(a, c);
 		}

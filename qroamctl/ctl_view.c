@@ -68,6 +68,8 @@ static const struct ctl_col ctl_pool_cols[] = {
 	{ "BITS", "key_bits", CTL_TEXT },
 	{ "EAVESDROPPER", "eavesdropper", CTL_TEXT },
 	{ "QBER", "qber", CTL_TEXT },
+	{ "BOUND", "qber_bound", CTL_TEXT },
+	{ "STATE", "state", CTL_TEXT },
 	{ NULL, NULL, CTL_TEXT },
 };
 

@@ -81,17 +81,21 @@ function drawLinks(doc, where) {
     const cls = "link" + (l.alarm ? " alarm" : "");
     const ln = el("line", {x1: a[0], y1: a[1], x2: b[0], y2: b[1], "class": cls,
       "data-link": l.link}, g);
-    const text = l.link + ": pool " + l.keys + "/" + l.capacity + ", " +
-      Math.round(l.key_rate_bps) + " bit/s, QBER " + (100 * l.qber).toFixed(1) + " %" +
+    const q = (100 * l.qber).toFixed(1) + " %";
+    const bound = l.qber_bound == null ? "–" : (100 * l.qber_bound).toFixed(1) + " %";
+    const state = l.state || (l.aborting ? "aborting" : "up");
+    ln.dataset.state = state;
+    const text = l.link + ": " + state + ", pool " + l.keys + "/" + l.capacity + ", " +
+      Math.round(l.key_rate_bps) + " bit/s, QBER " + q + " (bound " + bound + ")" +
       (l.eavesdropper ? ", eavesdropper on" : "") + (l.alarm ? " (above the abort threshold)" : "");
     title(ln, text);
     const m = [(a[0] * 2 + b[0]) / 3, (a[1] * 2 + b[1]) / 3];
     el("text", {x: m[0] + 6, y: m[1], "class": "link-label" + (l.alarm ? " alarm" : "")}, g,
-      l.keys + "/" + l.capacity + " · Q " + (100 * l.qber).toFixed(1) + "%");
+      l.keys + "/" + l.capacity + " · Q " + q + " ≤ " + bound + " · " + state);
     const tr = document.createElement("tr");
     if (l.alarm) tr.className = "alarm";
     for (const v of [l.link, l.keys + "/" + l.capacity, Math.round(l.key_rate_bps) + " b/s",
-                     (100 * l.qber).toFixed(1) + " %"]) {
+                     q, bound, state]) {
       const td = document.createElement("td"); td.textContent = v; tr.appendChild(td);
     }
     body.appendChild(tr);

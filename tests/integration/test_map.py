@@ -86,6 +86,8 @@ def page_state(br):
         arrows: q('line.handover').map(e => [e.dataset.from, e.dataset.to, e.dataset.state]),
         arrow_titles: q('line.handover').map(e => e.textContent),
         links: q('line.link').map(e => [e.dataset.link, e.classList.contains('alarm')]),
+        link_states: q('line.link').map(e => [e.dataset.link, e.dataset.state]),
+        link_rows: q('#linktable tbody tr').map(r => Array.from(r.cells).map(c => c.textContent)),
         crossings: q('rect.crossing').length};""")
 
 
@@ -131,8 +133,16 @@ def test_map_in_browser(tb):
         ctl.run("eavesdrop", "sched/tsp-b", "on")
         wait_until(lambda: ["sched/tsp-b", True] in page_state(br)["links"],
                    timeout=120, interval=0.2, what="link sched/tsp-b red")
+        wait_until(lambda: ["sched/tsp-b", "aborting"] in page_state(br)["link_states"],
+                   timeout=120, interval=0.2, what="link sched/tsp-b aborting")
         st = page_state(br)
         assert ["sched/tsp-a", False] in st["links"], st
+        assert ["sched/tsp-a", "up"] in st["link_states"], st
+        # The table shows each link's QBER, its bound and its state.
+        rows = {r[0]: r for r in st["link_rows"]}
+        assert rows["sched/tsp-b"][5] == "aborting", rows
+        assert rows["sched/tsp-a"][5] == "up" and rows["sched/tsp-a"][4].endswith(" %"), rows
+        assert float(rows["sched/tsp-b"][4].split()[0]) > 11.0, rows
         os.makedirs(SHOTS, exist_ok=True)
         shot = br.screenshot(tb.path("logs", "map.png"))
         shutil.copy(shot, os.path.join(SHOTS, "map.png"))

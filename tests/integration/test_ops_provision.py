@@ -223,9 +223,11 @@ def test_qkd_reload_status_and_metrics(tb):
     assert pl[0] == {"link": "sched/tsp-a", "sae_a": "sched", "sae_b": "tsp-a",
                      "keys": 20, "capacity": 20, "key_bits": 256,
                      "eavesdropper": False, "qber": pl[0]["qber"],
+                     "qber_bound": pl[0]["qber_bound"], "state": "up",
                      "key_rate_bps": pl[0]["key_rate_bps"], "aborting": False,
                      "qber_max": 0.11, "aborts": 0}, pl
     assert 0.0 <= pl[0]["qber"] < 0.05, pl
+    assert pl[0]["qber"] < pl[0]["qber_bound"] < 0.05, pl
     assert pl[0]["key_rate_bps"] >= 0.0, pl
 
     # Reload: stop sched/tsp-a's production, put Eve on sched/tsp-b, allow
@@ -236,7 +238,9 @@ def test_qkd_reload_status_and_metrics(tb):
     assert "link sched/tsp-a: rate 0 bits/s" in text, text
     link_a = call(tb, "operator", "GET", "/admin/v1/links/sched/tsp-a")[1]
     assert link_a["rate"] == 0 and link_a["stored_key_count"] == 20, link_a
-    wait_until(lambda: take(tb, "sched", "tsp-b") == 503, what="Eve noticed")
+    wait_until(lambda: call(tb, "operator", "GET", "/admin/v1/links/sched/tsp-b")[1]
+               ["state"] == "aborting", what="Eve noticed")
+    assert take(tb, "sched", "tsp-b") == 503
     assert pools(tb)["sched/tsp-b"]["eavesdropper"] is True
     error(*enc(tb, "sched", "tsp-a", number=5), 400, "max_key_per_request")
 
@@ -311,11 +315,12 @@ def test_qkd_reload_status_and_metrics(tb):
 def test_qkd_settings_mean_the_same_by_admin_and_reload(tb):
     """A link's settings set through the admin API and through the
     configuration and SIGHUP give the same link: the rate is the secret
-    rate at the base QBER on both paths, and a fibre link's qubit rate is
-    the fibre's whichever path changes its base QBER."""
+    rate at the base QBER on both paths (with the sample size's bound and
+    f_EC in the yield), and a fibre link's qubit rate is the fibre's
+    whichever path changes its base QBER."""
     tb.start_qkd(links=["sched tsp-a pool 10", "tsp-b sched pool 10",
                         "tsp-c sched pool 10 fibre 25"])
-    fields = ("rate", "qubit_rate", "qber_base", "eavesdropper")
+    fields = ("rate", "qubit_rate", "qber_base", "eavesdropper", "sample", "fec")
 
     def view(a, b):
         st, js = call(tb, "operator", "GET", "/admin/v1/links/%s/%s" % (a, b))
@@ -324,13 +329,14 @@ def test_qkd_settings_mean_the_same_by_admin_and_reload(tb):
 
     fibre_before = view("sched", "tsp-c")
     for change in ({"qber": 0.05}, {"rate": 30000}, {"eavesdropper": 0.2},
-                   {"qber": 0.02, "rate": 80000}):
+                   {"qber": 0.02, "rate": 80000}, {"sample": 5000},
+                   {"fec": 1.3}, {"sample": 40000, "fec": 1.05, "qber": 0.03}):
         st, js = call(tb, "operator", "POST", "/admin/v1/links/sched/tsp-a", change)
         assert st == 200, (st, js)
         # The same settings by configuration and reload on the twin link.
         a = view("sched", "tsp-a")
-        conf = "tsp-b sched pool 10 rate %g qber %g eavesdropper %g" % (
-            a["rate"], a["qber_base"], a["eavesdropper"])
+        conf = "tsp-b sched pool 10 rate %r qber %r eavesdropper %r sample %d fec %r" % (
+            a["rate"], a["qber_base"], a["eavesdropper"], a["sample"], a["fec"])
         set_conf(tb, "qkd", link=["sched tsp-a pool 10", conf,
                                   "tsp-c sched pool 10 fibre 25"])
         reload(tb, "qkd")

@@ -1,14 +1,16 @@
 /*
- * Unit tests of the BB84 simulation of qkdd: binary entropy and the secret
- * fraction 1 - 2h(Q), the QBER without and with an intercept-resend
- * eavesdropper, the 11 % abort, privacy amplification output, and single
- * qubits traced through scripted random draws.
+ * Unit tests of the BB84 simulation of qkdd: binary entropy, the QBER
+ * bound and the secret fraction 1 - f_EC h(Q) - h(Q), the QBER without
+ * and with an intercept-resend eavesdropper, the 11 % abort on the bound,
+ * blocks gathered over several runs, privacy amplification output, and
+ * single qubits traced through scripted random draws.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -94,7 +96,9 @@ run(double qber, double eve, size_t n, struct bb84_block *b)
 {
 	struct bb84_params	p = { qber, eve, 0.1 };
 
+	memset(b, 0, sizeof(*b));
 	assert_int_equal(bb84_run(&p, n, b), 0);
+	bb84_decide(b, 1.0);
 	assert_int_equal(b->bb_qubits, n);
 	assert_int_equal(b->bb_sifted, b->bb_sampled + b->bb_kept);
 }
@@ -115,17 +119,73 @@ static void
 test_secret_fraction(void **state)
 {
 	(void)state;
-	assert_float_equal(bb84_secret_fraction(0.0), 1.0, 1e-12);
-	assert_float_equal(bb84_secret_fraction(0.01), 0.838414, 1e-5);
-	assert_float_equal(bb84_secret_fraction(0.05), 0.427206, 1e-5);
-	assert_float_equal(bb84_secret_fraction(0.10), 0.062009, 1e-5);
+	assert_float_equal(bb84_secret_fraction(0.0, 1.0), 1.0, 1e-12);
+	assert_float_equal(bb84_secret_fraction(0.01, 1.0), 0.838414, 1e-5);
+	assert_float_equal(bb84_secret_fraction(0.05, 1.0), 0.427206, 1e-5);
+	assert_float_equal(bb84_secret_fraction(0.10, 1.0), 0.062009, 1e-5);
 	/* At 11 % it just touches zero; above, nothing is secret. */
-	assert_true(bb84_secret_fraction(0.11) >= 0.0);
-	assert_true(bb84_secret_fraction(0.11) < 0.001);
-	assert_true(bb84_secret_fraction(0.111) == 0.0);
-	assert_true(bb84_secret_fraction(0.25) == 0.0);
-	assert_true(bb84_secret_fraction(0.5) == 0.0);
-	assert_true(bb84_secret_fraction(-0.01) == 0.0);
+	assert_true(bb84_secret_fraction(0.11, 1.0) >= 0.0);
+	assert_true(bb84_secret_fraction(0.11, 1.0) < 0.001);
+	assert_true(bb84_secret_fraction(0.111, 1.0) == 0.0);
+	assert_true(bb84_secret_fraction(0.25, 1.0) == 0.0);
+	assert_true(bb84_secret_fraction(0.5, 1.0) == 0.0);
+	assert_true(bb84_secret_fraction(-0.01, 1.0) == 0.0);
+	/* f_EC 1.16: 1 - 2.16 h(Q), zero from about 9.8 %. */
+	assert_float_equal(bb84_secret_fraction(0.01, 1.16), 0.825487, 1e-5);
+	assert_true(bb84_secret_fraction(0.099, 1.16) == 0.0);
+	assert_true(bb84_secret_fraction(0.097, 1.16) > 0.0);
+}
+
+static void
+test_qber_bound(void **state)
+{
+	size_t	n;
+
+	(void)state;
+	assert_true(bb84_qber_bound(0, 0, BB84_EPS) == 1.0);
+	/* Above the estimate, closer to it the larger the sample. */
+	assert_true(bb84_qber_bound(80, 1000, BB84_EPS) > 0.08);
+	for (n = 1000; n <= 1000000; n *= 10)
+		assert_true(bb84_qber_bound(8 * n / 100, n, BB84_EPS) >
+		    bb84_qber_bound(8 * n / 10, n * 10, BB84_EPS));
+	/* The numbers qkdd(8) gives for 25,000 bits. */
+	assert_float_equal(bb84_expected_bound(0.01, 25000), 0.0149, 1e-4);
+	assert_float_equal(bb84_expected_bound(0.08, 25000), 0.0922, 1e-4);
+	/* n D(p || Q_U) = ln(1/eps) at the bound. */
+	assert_float_equal(bb84_qber_bound(0, 25000, BB84_EPS),
+	    1.0 - exp(-log(1e10) / 25000.0), 1e-9);
+	/* Looser with a smaller failure probability. */
+	assert_true(bb84_qber_bound(50, 1000, 1e-20) >
+	    bb84_qber_bound(50, 1000, 1e-10));
+}
+
+/* A block gathered over runs is one block: counts add, bits append. */
+static void
+test_gathered_block(void **state)
+{
+	struct bb84_params	p = { 0.02, 0.0, 0.1 };
+	struct bb84_block	b;
+	size_t			i;
+
+	(void)state;
+	memset(&b, 0, sizeof(b));
+	for (i = 0; i < 20; i++)
+		assert_int_equal(bb84_run(&p, 25000, &b), 0);
+	assert_int_equal(b.bb_qubits, 500000);
+	assert_int_equal(b.bb_sifted, b.bb_sampled + b.bb_kept);
+	assert_int_equal(b.bb_bitslen, (b.bb_kept + 7) / 8);
+	assert_true(b.bb_bitcap >= b.bb_bitslen);
+	assert_true(b.bb_sampled > 24000);
+	bb84_decide(&b, 1.16);
+	assert_false(b.bb_aborted);
+	assert_true(b.bb_bound > b.bb_qber && b.bb_bound < 0.03);
+	assert_float_equal(b.bb_fraction,
+	    bb84_secret_fraction(b.bb_bound, 1.16), 1e-12);
+	assert_true(bb84_secret_bits(&b) < (size_t)((1.0 - 2.16 *
+	    bb84_entropy(b.bb_qber)) * (double)b.bb_kept));
+	bb84_block_free(&b);
+	assert_null(b.bb_bits);
+	assert_int_equal(b.bb_kept, 0);
 }
 
 static void
@@ -142,19 +202,22 @@ test_no_eavesdropper(void **state)
 	assert_false(b.bb_aborted);
 	assert_true(b.bb_qber >= 0.0 && b.bb_qber <= 0.02);
 	assert_true(true_qber(&b) > 0.007 && true_qber(&b) < 0.013);
-	assert_float_equal(b.bb_fraction, bb84_secret_fraction(b.bb_qber),
+	assert_true(b.bb_bound > b.bb_qber);
+	assert_float_equal(b.bb_fraction, bb84_secret_fraction(b.bb_bound, 1.0),
 	    1e-12);
 	assert_int_equal(bb84_secret_bits(&b),
 	    (size_t)(b.bb_fraction * (double)b.bb_kept));
-	assert_true(bb84_secret_bits(&b) > b.bb_kept * 3 / 4);
+	/* 1 - 2h(Q_U), Q_U about 1.8 % for 10,000 sampled bits. */
+	assert_true(bb84_secret_bits(&b) > b.bb_kept * 7 / 10);
 	bb84_block_free(&b);
 
 	run(0.0, 0.0, NQUBITS, &b);
 	assert_int_equal(b.bb_sample_errors, 0);
 	assert_int_equal(b.bb_kept_errors, 0);
 	assert_true(b.bb_qber == 0.0);
-	assert_true(b.bb_fraction == 1.0);
-	assert_int_equal(bb84_secret_bits(&b), b.bb_kept);
+	/* Even without errors the bound leaves a margin. */
+	assert_true(b.bb_bound > 0.0 && b.bb_bound < 0.003);
+	assert_true(b.bb_fraction < 1.0 && b.bb_fraction > 0.95);
 	bb84_block_free(&b);
 }
 
@@ -277,7 +340,9 @@ test_scripted_qubits(void **state)
 	s.s_len = sizeof(d);
 	s.s_off = 0;
 	qrand_set_source(script_source, &s);
+	memset(&b, 0, sizeof(b));
 	assert_int_equal(bb84_run(&p, 4, &b), 0);
+	bb84_decide(&b, 1.0);
 	assert_int_equal(s.s_off, sizeof(d));
 	assert_int_equal(b.bb_sifted, 3);
 	assert_int_equal(b.bb_sampled, 1);
@@ -303,6 +368,7 @@ test_bad_params(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(p) / sizeof(p[0]); i++) {
+		memset(&b, 0, sizeof(b));
 		assert_int_equal(bb84_run(&p[i], 100, &b), -1);
 		assert_null(b.bb_bits);
 	}
@@ -314,6 +380,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_entropy),
 		cmocka_unit_test(test_secret_fraction),
+		cmocka_unit_test(test_qber_bound),
+		cmocka_unit_test(test_gathered_block),
 		cmocka_unit_test(test_no_eavesdropper),
 		cmocka_unit_test(test_eavesdropper),
 		cmocka_unit_test(test_abort),
