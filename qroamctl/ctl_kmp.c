@@ -72,8 +72,11 @@ ctl_kmp_send(struct ctl *c, const Qroam__KmpIdentity *m, char *why,
 	if (conn != NULL)
 		conn_free_sync(conn);
 	SSL_CTX_free(o.co_tls);
-	if (base != NULL)
+	if (base != NULL) {
+		/* One pass runs whatever the teardown left active. */
+		event_base_loop(base, EVLOOP_NONBLOCK);
 		event_base_free(base);
+	}
 	topo_free(&topo);
 	return code;
 }
