@@ -150,7 +150,7 @@ $(BUILD)/fuzz/%: CC := $(CLANG)
 $(eval $(call variant,fuzz,$(FUZZSAN) -Wno-format-nonliteral))
 
 $(FUZZBIN): $(BUILD)/fuzz/bin/%: $(BUILD)/fuzz/tests/fuzz/%.o \
-    $(BUILD)/fuzz/tests/fuzz/fuzz_util.o $(BUILD)/fuzz/tests/fuzz/stubs.o \
+    $(BUILD)/fuzz/tests/fuzz/fuzz_util.o \
     $(foreach d,$(DAEMONS),$(BUILD)/fuzz/lib$(d).a) \
     $(BUILD)/fuzz/libvehicle.a $(BUILD)/fuzz/libqroam.a
 	@mkdir -p $(@D)

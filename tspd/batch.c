@@ -495,3 +495,13 @@ tspd_batch_telemetry(struct tspd *env, struct conn *c, uint64_t request_id,
 	}
 	return res;
 }
+
+/* Run the loop until the store has answered every request; 2 s at most. */
+void
+tspd_store_drain(struct tspd *env)
+{
+	uint64_t	 deadline = store_now_ms() + 2000;
+
+	while (tspdb_pending(env->t_db) > 0 && store_now_ms() < deadline)
+		event_base_loop(env->t_base, EVLOOP_ONCE);
+}

@@ -277,15 +277,6 @@ tspd_drain_commits(struct tspd *env)
 	event_base_loop(env->t_base, EVLOOP_NONBLOCK);
 }
 
-void
-tspd_store_drain(struct tspd *env)
-{
-	uint64_t	 deadline = store_now_ms() + 2000;
-
-	while (tspdb_pending(env->t_db) > 0 && store_now_ms() < deadline)
-		event_base_loop(env->t_base, EVLOOP_ONCE);
-}
-
 /* Close every connection and free what start-up allocated. */
 static void
 tspd_shutdown(void *arg)
