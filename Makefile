@@ -145,6 +145,7 @@ FUZZ	:= $(patsubst tests/fuzz/fuzz_%.c,%,$(filter-out tests/fuzz/fuzz_util.c,\
 FUZZBIN	:= $(addprefix $(BUILD)/fuzz/bin/fuzz_,$(FUZZ))
 FUZZ_SECONDS ?= 300
 FUZZ_SMOKE ?= 4
+FUZZ_RUNS ?=
 $(BUILD)/fuzz/%: CC := $(CLANG)
 # clang's -Wformat=2 also flags vfprintf in helpers gcc accepts.
 $(eval $(call variant,fuzz,$(FUZZSAN) -Wno-format-nonliteral))
@@ -176,7 +177,7 @@ fuzz-build: $(FUZZBIN) $(BUILD)/fuzzcorpus/.stamp
 # each for FUZZ_SMOKE seconds, after replaying its seeds and every crash
 # ever found (tests/fuzz/regress/<target>/).
 fuzz fuzz-smoke: fuzz-build
-	@FUZZ_TIME=$(if $(filter fuzz,$@),$(FUZZ_SECONDS) FUZZ_KEEP=1,$(FUZZ_SMOKE)) \
+	@FUZZ_TIME=$(if $(filter fuzz,$@),$(FUZZ_SECONDS) FUZZ_KEEP=1 FUZZ_RUNS=$(FUZZ_RUNS),$(FUZZ_SMOKE)) \
 	    sh tests/fuzz/run.sh $(BUILD) $(FUZZ)
 
 deps:

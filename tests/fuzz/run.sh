@@ -4,7 +4,9 @@
 # replayed first) and what earlier runs of `make fuzz` found
 # (BUILD/fuzzwork/T, with FUZZ_KEEP=1).  Usage: run.sh BUILD TARGET...
 # A crash leaves its input in BUILD/fuzzcrash/T/ and fails the run; copy
-# it into tests/fuzz/regress/T/ with the fix.
+# it into tests/fuzz/regress/T/ with the fix.  FUZZ_RUNS=N also ends a
+# target after N executions (make fuzz FUZZ_RUNS=10000000), whichever of
+# the two limits comes first.
 set -u
 build=$1
 shift
@@ -27,7 +29,7 @@ for t in "$@"; do
 	# Seeds and reproducers are short; a fuzzed input may not grow past
 	# a frame's default maximum.
 	nice -n "${FUZZ_NICE:-0}" "$build/fuzz/bin/fuzz_$t" \
-	    -max_total_time="$time" -timeout=20 -rss_limit_mb=2048 \
+	    -max_total_time="$time" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=20 -rss_limit_mb=2048 \
 	    -max_len=65536 -print_final_stats=1 -artifact_prefix="$crash/" \
 	    "$@" >"$log" 2>&1
 	rc=$?
